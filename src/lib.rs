@@ -1,0 +1,26 @@
+//! ballast: a reconciling controller for ECS services behind an internal
+//! NLB, their CPU alarms and the Auto Scaling group they run on.
+//!
+//! # Layout
+//!
+//! - [`desired`]: the desired-state YAML format: loading a directory,
+//!   validation with located errors, the JSON Schema.
+//! - [`observed`]: what the cloud looks like now, in ballast's own types.
+//! - [`plan`]: the pure planning core, `(desired, observed, memory, now)
+//!   -> changes`, with traffic safety, budgets, conflicts and scaling.
+//! - [`cloud`]: the [`cloud::Cloud`] trait and its two implementations,
+//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]).
+//! - [`controller`]: the level-triggered loop, hot reload, backoff and
+//!   per-resource status.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/status`.
+//! - [`metrics`]: the Prometheus metric families.
+//! - [`cli`]: the command line; `main.rs` only calls it.
+
+pub mod cli;
+pub mod cloud;
+pub mod controller;
+pub mod desired;
+pub mod http;
+pub mod metrics;
+pub mod observed;
+pub mod plan;

@@ -1,0 +1,178 @@
+//! The planner's output: changes to make in the cloud, each with its reason.
+
+use crate::desired::{GroupId, ServiceId};
+use crate::observed::{AlarmDefinition, Target};
+
+/// One write to the cloud. Changes carry everything the cloud needs to
+/// apply them, so applying never re-reads desired state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Change {
+    /// ECS UpdateService(desiredCount).
+    SetDesiredCount {
+        service: ServiceId,
+        from: u32,
+        to: u32,
+    },
+    /// ELBv2 RegisterTargets.
+    RegisterTargets {
+        region: String,
+        target_group_arn: String,
+        targets: Vec<Target>,
+    },
+    /// ELBv2 DeregisterTargets, always with ports.
+    DeregisterTargets {
+        region: String,
+        target_group_arn: String,
+        targets: Vec<Target>,
+    },
+    /// CloudWatch PutMetricAlarm, tagged as ballast's.
+    PutAlarm {
+        region: String,
+        alarm: AlarmDefinition,
+        create: bool,
+    },
+    /// Auto Scaling SetDesiredCapacity.
+    SetDesiredCapacity { group: GroupId, from: u32, to: u32 },
+    /// Auto Scaling TerminateInstanceInAutoScalingGroup, decrementing the
+    /// desired capacity: scale-in of an instance known to be empty.
+    TerminateInstance { group: GroupId, instance_id: String },
+    /// Auto Scaling UpdateAutoScalingGroup(VPCZoneIdentifier).
+    SetGroupSubnets {
+        group: GroupId,
+        from: Vec<String>,
+        to: Vec<String>,
+    },
+}
+
+/// What kind of change, as a stable metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    DesiredCount,
+    RegisterTargets,
+    DeregisterTargets,
+    Alarm,
+    Capacity,
+    Subnets,
+}
+
+impl ChangeKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangeKind::DesiredCount => "desired_count",
+            ChangeKind::RegisterTargets => "register_targets",
+            ChangeKind::DeregisterTargets => "deregister_targets",
+            ChangeKind::Alarm => "alarm",
+            ChangeKind::Capacity => "capacity",
+            ChangeKind::Subnets => "subnets",
+        }
+    }
+}
+
+impl Change {
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Change::SetDesiredCount { .. } => ChangeKind::DesiredCount,
+            Change::RegisterTargets { .. } => ChangeKind::RegisterTargets,
+            Change::DeregisterTargets { .. } => ChangeKind::DeregisterTargets,
+            Change::PutAlarm { .. } => ChangeKind::Alarm,
+            Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => {
+                ChangeKind::Capacity
+            }
+            Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn list(targets: &[Target]) -> String {
+            targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        match self {
+            Change::SetDesiredCount { service, from, to } => {
+                write!(f, "service {service}: desired count {from} -> {to}")
+            }
+            Change::RegisterTargets {
+                target_group_arn,
+                targets,
+                ..
+            } => {
+                write!(
+                    f,
+                    "target group {}: register {}",
+                    short_arn(target_group_arn),
+                    list(targets)
+                )
+            }
+            Change::DeregisterTargets {
+                target_group_arn,
+                targets,
+                ..
+            } => {
+                write!(
+                    f,
+                    "target group {}: deregister {}",
+                    short_arn(target_group_arn),
+                    list(targets)
+                )
+            }
+            Change::PutAlarm { alarm, create, .. } => {
+                let verb = if *create { "create" } else { "update" };
+                write!(
+                    f,
+                    "alarm {}: {verb} ({} {} {} for {} of {} x {}s)",
+                    alarm.name,
+                    alarm.metric_name,
+                    comparison_symbol(&alarm.comparison),
+                    alarm.threshold,
+                    alarm.datapoints_to_alarm,
+                    alarm.evaluation_periods,
+                    alarm.period_secs
+                )
+            }
+            Change::SetDesiredCapacity { group, from, to } => {
+                write!(
+                    f,
+                    "auto scaling group {group}: desired capacity {from} -> {to}"
+                )
+            }
+            Change::TerminateInstance { group, instance_id } => {
+                write!(
+                    f,
+                    "auto scaling group {group}: terminate empty instance {instance_id}"
+                )
+            }
+            Change::SetGroupSubnets { group, from, to } => {
+                write!(
+                    f,
+                    "auto scaling group {group}: subnets [{}] -> [{}]",
+                    from.join(", "),
+                    to.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// `targetgroup/NAME/ID` of an ARN, or the whole string.
+pub fn short_arn(arn: &str) -> &str {
+    arn.split_once(":targetgroup/")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .unwrap_or(arn)
+}
+
+fn comparison_symbol(op: &str) -> &str {
+    match op {
+        "GreaterThanOrEqualToThreshold" => ">=",
+        "GreaterThanThreshold" => ">",
+        "LessThanThreshold" => "<",
+        "LessThanOrEqualToThreshold" => "<=",
+        other => other,
+    }
+}
