@@ -1,6 +1,7 @@
 //! The CPU alarms a scaling policy keeps in CloudWatch.
 
-use crate::desired::ServiceId;
+use crate::desired::{AlarmRule, Service, ServiceId};
+use crate::observed::AlarmDefinition;
 
 /// Names of the scale-out and scale-in alarms of a service.
 pub fn alarm_names(id: &ServiceId) -> [String; 2] {
@@ -8,4 +9,100 @@ pub fn alarm_names(id: &ServiceId) -> [String; 2] {
         format!("ballast-{}-{}-cpu-high", id.cluster, id.service),
         format!("ballast-{}-{}-cpu-low", id.cluster, id.service),
     ]
+}
+
+/// The two alarm definitions a service's policy declares, high first.
+pub fn desired_alarms(service: &Service) -> Option<[AlarmDefinition; 2]> {
+    let scaling = service.scaling.as_ref()?;
+    let [high, low] = alarm_names(&service.id);
+    let def = |name: String, rule: &AlarmRule, comparison: &str, what: &str| AlarmDefinition {
+        name,
+        namespace: "AWS/ECS".into(),
+        metric_name: "CPUUtilization".into(),
+        statistic: "Average".into(),
+        dimensions: vec![
+            ("ClusterName".into(), service.id.cluster.clone()),
+            ("ServiceName".into(), service.id.service.clone()),
+        ],
+        period_secs: rule.period.as_secs() as u32,
+        evaluation_periods: rule.evaluation_periods,
+        datapoints_to_alarm: rule.datapoints_to_alarm,
+        threshold: rule.threshold,
+        comparison: comparison.into(),
+        missing_data: scaling.missing_data,
+        description: format!(
+            "Managed by ballast ({}): {what} of {}",
+            service.name, service.id
+        ),
+    };
+    Some([
+        def(
+            high,
+            &scaling.scale_out,
+            "GreaterThanThreshold",
+            "scale-out alarm",
+        ),
+        def(
+            low,
+            &scaling.scale_in,
+            "LessThanThreshold",
+            "scale-in alarm",
+        ),
+    ])
+}
+
+/// Which managed fields of `observed` differ from `desired`, for reasons.
+pub fn differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut check = |name: &str, d: String, o: String| {
+        if d != o {
+            diffs.push(format!("{name} {o} -> {d}"));
+        }
+    };
+    check(
+        "threshold",
+        desired.threshold.to_string(),
+        observed.threshold.to_string(),
+    );
+    check(
+        "comparison",
+        desired.comparison.clone(),
+        observed.comparison.clone(),
+    );
+    check(
+        "period",
+        format!("{}s", desired.period_secs),
+        format!("{}s", observed.period_secs),
+    );
+    check(
+        "evaluationPeriods",
+        desired.evaluation_periods.to_string(),
+        observed.evaluation_periods.to_string(),
+    );
+    check(
+        "datapointsToAlarm",
+        desired.datapoints_to_alarm.to_string(),
+        observed.datapoints_to_alarm.to_string(),
+    );
+    check(
+        "missingData",
+        desired.missing_data.as_aws().into(),
+        observed.missing_data.as_aws().into(),
+    );
+    check(
+        "metric",
+        format!("{}/{}", desired.namespace, desired.metric_name),
+        format!("{}/{}", observed.namespace, observed.metric_name),
+    );
+    check(
+        "statistic",
+        desired.statistic.clone(),
+        observed.statistic.clone(),
+    );
+    check(
+        "dimensions",
+        format!("{:?}", desired.dimensions),
+        format!("{:?}", observed.dimensions),
+    );
+    diffs
 }

@@ -1,0 +1,249 @@
+//! CPU-alarm scaling decisions: how many tasks a service should run.
+//!
+//! A pure function of the policy, the alarms' states, the CPU average,
+//! the service and the scaling history. Scale-out reacts as soon as the
+//! high alarm fires (one CloudWatch evaluation), proportionally when a
+//! target CPU is declared; scale-in is gradual, waits for its cooldown and
+//! takes the highest recommendation of the stabilisation window, like the
+//! Kubernetes HPA.
+
+use std::time::SystemTime;
+
+use crate::desired::CpuScaling;
+use crate::observed::{AlarmState, MetricSample};
+
+use super::memory::ScalingMemory;
+
+/// Everything a decision is made from, kept for /status.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecisionInputs {
+    pub current: u32,
+    pub min: u32,
+    pub max: u32,
+    pub high_alarm: Option<AlarmState>,
+    pub low_alarm: Option<AlarmState>,
+    pub cpu: Option<f64>,
+    pub deploying: bool,
+    /// Recommendations in the stabilisation window, oldest first.
+    pub window: Vec<u32>,
+}
+
+/// Why the decision came out as it did; a stable metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionReason {
+    ScaleOut,
+    ScaleIn,
+    /// Nothing asks for a change.
+    Steady,
+    /// Within the tolerance band around the target CPU.
+    WithinTolerance,
+    OutCooldown,
+    InCooldown,
+    /// A higher recommendation is still inside the stabilisation window.
+    Stabilizing,
+    /// No scale-in while a deployment rolls out.
+    Deploying,
+    /// Alarms missing, in INSUFFICIENT_DATA, or the metric is stale.
+    NoData,
+    AtMax,
+    AtMin,
+    /// The observed count was outside the bounds and is brought back in.
+    Bounds,
+}
+
+impl DecisionReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecisionReason::ScaleOut => "scale_out",
+            DecisionReason::ScaleIn => "scale_in",
+            DecisionReason::Steady => "steady",
+            DecisionReason::WithinTolerance => "within_tolerance",
+            DecisionReason::OutCooldown => "out_cooldown",
+            DecisionReason::InCooldown => "in_cooldown",
+            DecisionReason::Stabilizing => "stabilizing",
+            DecisionReason::Deploying => "deploying",
+            DecisionReason::NoData => "no_data",
+            DecisionReason::AtMax => "at_max",
+            DecisionReason::AtMin => "at_min",
+            DecisionReason::Bounds => "bounds",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Decision {
+    pub desired: u32,
+    pub reason: DecisionReason,
+    pub message: String,
+    pub inputs: DecisionInputs,
+}
+
+/// What the decision sees of the world this pass.
+#[derive(Debug, Clone, Copy)]
+pub struct ScalingView {
+    pub current: u32,
+    pub min: u32,
+    pub max: u32,
+    pub deploying: bool,
+    pub high_alarm: Option<AlarmState>,
+    pub low_alarm: Option<AlarmState>,
+    pub cpu: Option<MetricSample>,
+}
+
+/// Decide the task count, and record this pass's recommendation in
+/// `memory` (the stabilisation window). Cooldown timestamps are updated
+/// by the caller only once a change is actually applied.
+pub fn decide(
+    policy: &CpuScaling,
+    view: ScalingView,
+    memory: &mut ScalingMemory,
+    now: SystemTime,
+) -> Decision {
+    let current = view.current;
+    let clamped = current.clamp(view.min, view.max);
+    let cpu = view
+        .cpu
+        .filter(|s| now.duration_since(s.at).unwrap_or_default() <= policy.max_data_age)
+        .map(|s| s.value);
+
+    let age = |t: Option<SystemTime>| t.map(|t| now.duration_since(t).unwrap_or_default());
+    let since_out = age(memory.last_scale_out);
+    let since_any = match (memory.last_scale_out, memory.last_scale_in) {
+        (Some(a), Some(b)) => age(Some(a.max(b))),
+        (a, b) => age(a.or(b)),
+    };
+
+    // The raw recommendation of this pass, before the window.
+    let (mut recommendation, mut reason, mut message) = (
+        clamped,
+        DecisionReason::Steady,
+        String::from("no alarm is firing"),
+    );
+    let no_data = view.high_alarm.is_none()
+        || view.low_alarm.is_none()
+        || view.high_alarm == Some(AlarmState::InsufficientData)
+            && view.low_alarm == Some(AlarmState::InsufficientData)
+        || (policy.target_cpu.is_some() && cpu.is_none());
+    if no_data {
+        reason = DecisionReason::NoData;
+        message =
+            "alarms have insufficient data or the CPU metric is missing or stale; holding".into();
+    } else if view.high_alarm == Some(AlarmState::Alarm) {
+        let step_target = clamped.saturating_add(policy.scale_out.step.tasks_from(clamped));
+        let (target, how) = match (policy.target_cpu, cpu) {
+            (Some(t), Some(c)) => {
+                let ratio = c / t;
+                if (ratio - 1.0).abs() <= policy.tolerance {
+                    (clamped, "within tolerance")
+                } else {
+                    let proportional = (f64::from(clamped.max(1)) * ratio).ceil() as u32;
+                    (proportional.max(clamped + 1), "proportional")
+                }
+            }
+            _ => (step_target, "step"),
+        };
+        if target <= clamped {
+            reason = DecisionReason::WithinTolerance;
+            message = format!(
+                "CPU {:.1}% is within {:.0}% of the target",
+                cpu.unwrap_or_default(),
+                policy.tolerance * 100.0
+            );
+        } else if since_out.is_some_and(|d| d < policy.scale_out.cooldown) {
+            reason = DecisionReason::OutCooldown;
+            message = format!(
+                "scale-out cooldown of {:?} not over",
+                policy.scale_out.cooldown
+            );
+        } else {
+            recommendation = target;
+            reason = DecisionReason::ScaleOut;
+            message = format!("high CPU alarm firing; {how} scale-out {clamped} -> {target}");
+        }
+    } else if view.low_alarm == Some(AlarmState::Alarm) {
+        let step_target = clamped.saturating_sub(policy.scale_in.step.tasks_from(clamped));
+        let target = match (policy.target_cpu, cpu) {
+            (Some(t), Some(c)) => step_target.max((f64::from(clamped) * c / t).ceil() as u32),
+            _ => step_target,
+        };
+        if view.deploying {
+            reason = DecisionReason::Deploying;
+            message = "no scale-in while a deployment is in progress".into();
+        } else if since_any.is_some_and(|d| d < policy.scale_in.cooldown) {
+            reason = DecisionReason::InCooldown;
+            message = format!(
+                "scale-in cooldown of {:?} not over",
+                policy.scale_in.cooldown
+            );
+        } else if target < clamped {
+            recommendation = target;
+            reason = DecisionReason::ScaleIn;
+            message = format!("low CPU alarm firing; scale-in {clamped} -> {target}");
+        }
+    }
+
+    // Stabilisation: remember this pass, and scale in no lower than the
+    // highest recommendation still inside the window.
+    memory.recommendations.push_back((now, recommendation));
+    while memory.recommendations.front().is_some_and(|(t, _)| {
+        now.duration_since(*t).unwrap_or_default() > policy.stabilization_window
+    }) {
+        memory.recommendations.pop_front();
+    }
+    let window: Vec<u32> = memory.recommendations.iter().map(|(_, r)| *r).collect();
+    let mut desired = recommendation;
+    if recommendation < clamped {
+        let highest = window.iter().copied().max().unwrap_or(recommendation);
+        if highest > recommendation {
+            desired = highest.min(clamped);
+            if desired == clamped {
+                reason = DecisionReason::Stabilizing;
+                message = format!(
+                    "scale-in to {recommendation} waits: {highest} was recommended within the last {:?}",
+                    policy.stabilization_window
+                );
+            }
+        }
+    }
+
+    if desired > view.max {
+        desired = view.max;
+        reason = DecisionReason::AtMax;
+        message = format!("{message}; limited by max {}", view.max);
+    } else if desired < view.min {
+        desired = view.min;
+        reason = DecisionReason::AtMin;
+        message = format!("{message}; limited by min {}", view.min);
+    }
+    if desired == current && matches!(reason, DecisionReason::ScaleOut | DecisionReason::ScaleIn) {
+        reason = if current >= view.max {
+            DecisionReason::AtMax
+        } else {
+            DecisionReason::AtMin
+        };
+    }
+    if desired != current && clamped != current && desired == clamped {
+        reason = DecisionReason::Bounds;
+        message = format!(
+            "observed count {current} is outside [{}, {}]",
+            view.min, view.max
+        );
+    }
+
+    Decision {
+        desired,
+        reason,
+        message,
+        inputs: DecisionInputs {
+            current,
+            min: view.min,
+            max: view.max,
+            high_alarm: view.high_alarm,
+            low_alarm: view.low_alarm,
+            cpu,
+            deploying: view.deploying,
+            window,
+        },
+    }
+}

@@ -1,0 +1,141 @@
+//! Traffic-safe target registration for one target-group binding.
+//!
+//! Rules, in the order they apply:
+//! 1. Register first: every serving task's target that is missing (or
+//!    draining) is registered in this pass.
+//! 2. Only deregister what can be attributed to the bound service: a task
+//!    of the service (running or recently stopped) or a target ballast
+//!    itself registered, unless the binding owns the group exclusively.
+//!    Foreign targets are left alone and reported.
+//! 3. Never deregister below the floor of healthy targets: the declared
+//!    `minHealthy`, or by default the number of targets the service should
+//!    have (capped by how many are healthy now), and never to zero while
+//!    any target is healthy. Targets that are not healthy can always go.
+//! 4. Targets already draining are left alone.
+//! 5. At most the budget's deregistrations per pass; the rest waits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::desired::{Ownership, TargetGroupBinding, TargetType};
+use crate::observed::{ObservedService, ObservedTargetGroup, Target, TargetHealth};
+
+/// The outcome for one binding.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetPlan {
+    pub register: Vec<Target>,
+    pub deregister: Vec<Target>,
+    /// Stale targets kept this pass, with why.
+    pub held: Vec<(Target, String)>,
+    /// Targets that are not the service's and stay.
+    pub foreign: Vec<Target>,
+    /// Serving tasks that have no usable address (e.g. no host port).
+    pub unaddressable: Vec<String>,
+    pub expected: BTreeSet<Target>,
+    pub healthy: u32,
+    pub floor: u32,
+}
+
+/// The target a task provides for a binding, if it has one.
+fn task_target(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
+    match b.target_type {
+        TargetType::Instance => Some(Target {
+            id: task.instance_id.clone()?,
+            port: task.host_port(&b.container_name, b.container_port)?,
+        }),
+        TargetType::Ip => Some(Target {
+            id: task.private_ip.clone()?,
+            port: b.container_port,
+        }),
+    }
+}
+
+pub fn plan_targets(
+    binding: &TargetGroupBinding,
+    service: &ObservedService,
+    group: &ObservedTargetGroup,
+    registered_by_us: Option<&BTreeSet<Target>>,
+    max_deregistrations: u32,
+) -> TargetPlan {
+    let mut out = TargetPlan::default();
+    let mut attributable = BTreeSet::new();
+    for task in &service.tasks {
+        let target = task_target(task, binding);
+        if task.is_serving() {
+            match target.clone() {
+                Some(t) => {
+                    out.expected.insert(t);
+                }
+                None => out.unaddressable.push(task.arn.clone()),
+            }
+        }
+        if let Some(t) = target {
+            attributable.insert(t);
+        }
+    }
+
+    let present: BTreeMap<&Target, TargetHealth> = group
+        .targets
+        .iter()
+        .map(|t| (&t.target, t.health))
+        .collect();
+    for t in &out.expected {
+        match present.get(t) {
+            None | Some(TargetHealth::Draining) => out.register.push(t.clone()),
+            Some(_) => {}
+        }
+    }
+
+    out.healthy = present
+        .values()
+        .filter(|h| **h == TargetHealth::Healthy)
+        .count() as u32;
+    let expected_n = out.expected.len() as u32;
+    out.floor = binding.min_healthy.unwrap_or(expected_n.min(out.healthy));
+    if out.healthy > 0 {
+        out.floor = out.floor.max(1);
+    }
+
+    // Stale candidates, cheapest first: those not carrying traffic.
+    let mut stale: Vec<(&Target, TargetHealth)> = Vec::new();
+    for (t, health) in &present {
+        if out.expected.contains(*t) || *health == TargetHealth::Draining {
+            continue;
+        }
+        let ours = binding.ownership == Ownership::Exclusive
+            || attributable.contains(*t)
+            || registered_by_us.is_some_and(|r| r.contains(*t));
+        if ours {
+            stale.push((t, *health));
+        } else {
+            out.foreign.push((*t).clone());
+        }
+    }
+    stale.sort_by_key(|(t, h)| (*h == TargetHealth::Healthy, (*t).clone()));
+
+    let mut healthy_after = out.healthy;
+    for (t, health) in stale {
+        if out.deregister.len() as u32 >= max_deregistrations {
+            out.held.push((
+                t.clone(),
+                format!("deregistration budget of {max_deregistrations} per pass used"),
+            ));
+            continue;
+        }
+        if health == TargetHealth::Healthy {
+            if healthy_after <= out.floor {
+                out.held.push((
+                    t.clone(),
+                    format!(
+                        "still healthy; removing it would leave {} healthy target(s), below the floor of {}",
+                        healthy_after - 1,
+                        out.floor
+                    ),
+                ));
+                continue;
+            }
+            healthy_after -= 1;
+        }
+        out.deregister.push(t.clone());
+    }
+    out
+}
