@@ -135,7 +135,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("ballast");
         let m = Metrics {
             passes: Family::default(),
-            pass_duration: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            pass_duration: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             drift: Family::default(),
             changes: Family::default(),
             held: Family::default(),
@@ -154,27 +156,91 @@ impl Metrics {
             seen: Mutex::default(),
             registry: Registry::default(),
         };
-        registry.register("reconcile_passes", "Reconcile passes by result (success, partial, error)", m.passes.clone());
-        registry.register("reconcile_pass_duration_seconds", "Time one reconcile pass takes", m.pass_duration.clone());
-        registry.register("drift_detected", "Differences between desired and observed state found, by change kind", m.drift.clone());
-        registry.register("changes_applied", "Changes applied to the cloud, by kind and result", m.changes.clone());
-        registry.register("changes_held", "Changes held back in the last pass, by why", m.held.clone());
-        registry.register("cloud_api_calls", "Cloud API calls (each attempt) by service, operation and result", m.api_calls.clone());
-        registry.register("service_desired_tasks", "Task count ballast wants for the service", m.desired_tasks.clone());
-        registry.register("service_observed_desired_tasks", "The service's desired count as observed in ECS", m.observed_tasks.clone());
-        registry.register("target_group_registered_targets", "Targets registered in the target group (any state)", m.registered_targets.clone());
-        registry.register("target_group_healthy_targets", "Healthy targets in the target group", m.healthy_targets.clone());
-        registry.register("auto_scaling_group_desired_capacity", "Observed desired capacity of the Auto Scaling group", m.group_capacity.clone());
-        registry.register("scaling_decisions", "Scaling decisions by service and reason", m.decisions.clone());
-        registry.register("contested_fields", "1 while ballast has stopped correcting a field another actor keeps reverting", m.contested.clone());
-        registry.register("config_reloads", "Desired-state reloads by result (success, invalid)", m.reloads.clone());
-        registry.register("config_valid", "1 when the desired state on disk is valid, 0 while an invalid version is ignored", m.config_valid.clone());
+        registry.register(
+            "reconcile_passes",
+            "Reconcile passes by result (success, partial, error)",
+            m.passes.clone(),
+        );
+        registry.register(
+            "reconcile_pass_duration_seconds",
+            "Time one reconcile pass takes",
+            m.pass_duration.clone(),
+        );
+        registry.register(
+            "drift_detected",
+            "Differences between desired and observed state found, by change kind",
+            m.drift.clone(),
+        );
+        registry.register(
+            "changes_applied",
+            "Changes applied to the cloud, by kind and result",
+            m.changes.clone(),
+        );
+        registry.register(
+            "changes_held",
+            "Changes held back in the last pass, by why",
+            m.held.clone(),
+        );
+        registry.register(
+            "cloud_api_calls",
+            "Cloud API calls (each attempt) by service, operation and result",
+            m.api_calls.clone(),
+        );
+        registry.register(
+            "service_desired_tasks",
+            "Task count ballast wants for the service",
+            m.desired_tasks.clone(),
+        );
+        registry.register(
+            "service_observed_desired_tasks",
+            "The service's desired count as observed in ECS",
+            m.observed_tasks.clone(),
+        );
+        registry.register(
+            "target_group_registered_targets",
+            "Targets registered in the target group (any state)",
+            m.registered_targets.clone(),
+        );
+        registry.register(
+            "target_group_healthy_targets",
+            "Healthy targets in the target group",
+            m.healthy_targets.clone(),
+        );
+        registry.register(
+            "auto_scaling_group_desired_capacity",
+            "Observed desired capacity of the Auto Scaling group",
+            m.group_capacity.clone(),
+        );
+        registry.register(
+            "scaling_decisions",
+            "Scaling decisions by service and reason",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "contested_fields",
+            "1 while ballast has stopped correcting a field another actor keeps reverting",
+            m.contested.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Desired-state reloads by result (success, invalid)",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "config_valid",
+            "1 when the desired state on disk is valid, 0 while an invalid version is ignored",
+            m.config_valid.clone(),
+        );
         registry.register(
             "last_successful_pass_timestamp_seconds",
             "Unix time of the last pass that observed and applied without error",
             m.last_success.clone(),
         );
-        registry.register("cloud_reachable", "1 when the last pass could reach the cloud", m.cloud_up.clone());
+        registry.register(
+            "cloud_reachable",
+            "1 when the last pass could reach the cloud",
+            m.cloud_up.clone(),
+        );
         registry.register(
             "build",
             "Build information",
@@ -185,7 +251,13 @@ impl Metrics {
 
     /// Count one cloud API call (each attempt, including retries).
     pub fn api_call(&self, service: &'static str, operation: &'static str, result: CallResult) {
-        self.api_calls.get_or_create(&ApiCallLabels { service, operation, result: result.as_str() }).inc();
+        self.api_calls
+            .get_or_create(&ApiCallLabels {
+                service,
+                operation,
+                result: result.as_str(),
+            })
+            .inc();
     }
 
     pub fn pass(&self, result: &'static str, seconds: f64) {
@@ -206,7 +278,9 @@ impl Metrics {
     }
 
     pub fn change(&self, kind: &'static str, result: &'static str) {
-        self.changes.get_or_create(&KindResultLabels { kind, result }).inc();
+        self.changes
+            .get_or_create(&KindResultLabels { kind, result })
+            .inc();
     }
 
     /// Replace the held-changes gauges with this pass's counts.
@@ -218,11 +292,21 @@ impl Metrics {
     }
 
     pub fn decision(&self, cluster: &str, service: &str, reason: &'static str) {
-        self.decisions.get_or_create(&DecisionLabels { cluster: cluster.into(), service: service.into(), reason }).inc();
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                cluster: cluster.into(),
+                service: service.into(),
+                reason,
+            })
+            .inc();
     }
 
     pub fn reload(&self, ok: bool) {
-        self.reloads.get_or_create(&ResultLabel { result: if ok { "success" } else { "invalid" } }).inc();
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: if ok { "success" } else { "invalid" },
+            })
+            .inc();
         self.config_valid.set(i64::from(ok));
     }
 
@@ -233,41 +317,71 @@ impl Metrics {
     /// Per-resource gauges for one pass; resources no longer present are dropped.
     pub fn resources(&self, snapshot: &ResourceGauges) {
         let mut seen = self.seen.lock().unwrap();
-        let services: Vec<ServiceLabels> =
-            snapshot.services.iter().map(|(c, s, _, _)| ServiceLabels { cluster: c.clone(), service: s.clone() }).collect();
+        let services: Vec<ServiceLabels> = snapshot
+            .services
+            .iter()
+            .map(|(c, s, _, _)| ServiceLabels {
+                cluster: c.clone(),
+                service: s.clone(),
+            })
+            .collect();
         for old in seen.services.iter().filter(|l| !services.contains(l)) {
             self.desired_tasks.remove(old);
             self.observed_tasks.remove(old);
         }
         for ((_, _, desired, observed), labels) in snapshot.services.iter().zip(&services) {
-            self.desired_tasks.get_or_create(labels).set(i64::from(*desired));
-            self.observed_tasks.get_or_create(labels).set(i64::from(*observed));
+            self.desired_tasks
+                .get_or_create(labels)
+                .set(i64::from(*desired));
+            self.observed_tasks
+                .get_or_create(labels)
+                .set(i64::from(*observed));
         }
         seen.services = services;
 
-        let tgs: Vec<TargetGroupLabels> =
-            snapshot.target_groups.iter().map(|(n, _, _)| TargetGroupLabels { target_group: n.clone() }).collect();
+        let tgs: Vec<TargetGroupLabels> = snapshot
+            .target_groups
+            .iter()
+            .map(|(n, _, _)| TargetGroupLabels {
+                target_group: n.clone(),
+            })
+            .collect();
         for old in seen.target_groups.iter().filter(|l| !tgs.contains(l)) {
             self.registered_targets.remove(old);
             self.healthy_targets.remove(old);
         }
         for ((_, registered, healthy), labels) in snapshot.target_groups.iter().zip(&tgs) {
-            self.registered_targets.get_or_create(labels).set(i64::from(*registered));
-            self.healthy_targets.get_or_create(labels).set(i64::from(*healthy));
+            self.registered_targets
+                .get_or_create(labels)
+                .set(i64::from(*registered));
+            self.healthy_targets
+                .get_or_create(labels)
+                .set(i64::from(*healthy));
         }
         seen.target_groups = tgs;
 
-        let groups: Vec<GroupLabels> =
-            snapshot.groups.iter().map(|(n, _)| GroupLabels { auto_scaling_group: n.clone() }).collect();
+        let groups: Vec<GroupLabels> = snapshot
+            .groups
+            .iter()
+            .map(|(n, _)| GroupLabels {
+                auto_scaling_group: n.clone(),
+            })
+            .collect();
         for old in seen.groups.iter().filter(|l| !groups.contains(l)) {
             self.group_capacity.remove(old);
         }
         for ((_, cap), labels) in snapshot.groups.iter().zip(&groups) {
-            self.group_capacity.get_or_create(labels).set(i64::from(*cap));
+            self.group_capacity
+                .get_or_create(labels)
+                .set(i64::from(*cap));
         }
         seen.groups = groups;
 
-        let contested: Vec<FieldLabels> = snapshot.contested.iter().map(|f| FieldLabels { field: f.clone() }).collect();
+        let contested: Vec<FieldLabels> = snapshot
+            .contested
+            .iter()
+            .map(|f| FieldLabels { field: f.clone() })
+            .collect();
         for old in seen.contested.iter().filter(|l| !contested.contains(l)) {
             self.contested.remove(old);
         }
@@ -280,7 +394,8 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

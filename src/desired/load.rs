@@ -22,3 +22,9 @@ pub struct Diagnostic {
 pub fn load_dir(_dir: &Path, _default_region: &str) -> Result<DesiredState, LoadError> {
     todo!()
 }
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error: {}: {}", self.file.display(), self.message)
+    }
+}

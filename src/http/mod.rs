@@ -1,1 +1,104 @@
-//! HTTP server.
+//! The HTTP server: `/healthz`, `/readyz`, `/metrics` and `/status`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::cloud::Clock;
+use crate::controller::SharedStatus;
+use crate::metrics::Metrics;
+
+/// Consecutive unreachable passes after which /healthz fails.
+pub const UNREACHABLE_PASSES: u32 = 3;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub status: SharedStatus,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// The loop's interval: no pass for three of them means it is stuck.
+    pub interval: Duration,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    let st = s.status.read().unwrap();
+    let now = s.clock.now();
+    let last = st.last_pass.finished_at.or(st.started_at);
+    let since = last
+        .and_then(|t| now.duration_since(t).ok())
+        .unwrap_or_default();
+    let config = json!({ "valid": st.config.valid, "errors": st.config.errors });
+    if since > s.interval * 3 {
+        let body = json!({ "status": "unhealthy", "reason": format!("no reconcile pass finished for {}s (interval {}s)", since.as_secs(), s.interval.as_secs()), "config": config });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    if st.cloud.consecutive_failures >= UNREACHABLE_PASSES {
+        let body = json!({
+            "status": "unhealthy",
+            "reason": format!("the cloud was unreachable for the last {} passes: {}", st.cloud.consecutive_failures, st.cloud.last_error.clone().unwrap_or_default()),
+            "config": config,
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    (
+        StatusCode::OK,
+        Json(json!({ "status": "ok", "passes": st.passes, "config": config })),
+    )
+        .into_response()
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let st = s.status.read().unwrap();
+    if st.last_success_at.is_some() || (st.passes > 0 && st.cloud.reachable) {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": "no complete pass yet" })),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    let st = s.status.read().unwrap().clone();
+    Json(st).into_response()
+}
