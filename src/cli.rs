@@ -1,1 +1,414 @@
-//! CLI.
+//! The command line. `main.rs` parses nothing itself; everything a user
+//! can type is declared here.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cloud::aws::{AwsCloud, AwsOptions};
+use crate::cloud::sim::{SimCloud, SimConfig};
+use crate::cloud::{Cloud, Clock, Scope, TokioClock};
+use crate::controller::{Controller, Options};
+use crate::desired::DesiredState;
+use crate::metrics::Metrics;
+use crate::plan::{Change, Memory, Plan};
+
+/// ballast keeps ECS services, their NLB target registrations, their CPU
+/// alarms and the Auto Scaling group they run on as declared in YAML.
+///
+/// Every command that reads desired state takes the directory as an
+/// optional argument (default ./desired-state). Durations are written like
+/// 500ms, 15s, 2m.
+#[derive(Debug, Parser)]
+#[command(name = "ballast", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format: human-readable text or one JSON object per line. The
+    /// level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a desired-state directory; report every problem with its
+    /// file, line and column. Exit 0 when valid, 1 when not.
+    Validate {
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[command(flatten)]
+        region: RegionArg,
+    },
+    /// Show the changes one pass would make, desired vs observed.
+    /// Exit 0 when converged, 2 when changes are pending, 1 on error.
+    Plan {
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[command(flatten)]
+        cloud: CloudArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Plan and apply one pass, then exit. Exit 0 when every change was
+    /// applied (or none was needed), 1 otherwise.
+    Apply {
+        /// Apply one pass and exit (the daemon is `ballast run`).
+        #[arg(long, required = true)]
+        once: bool,
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[command(flatten)]
+        cloud: CloudArgs,
+        /// Plan and print, but change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run the controller: reconcile every interval and whenever the
+    /// desired state changes; serve /healthz, /readyz, /metrics, /status.
+    Run {
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[command(flatten)]
+        cloud: CloudArgs,
+        /// Time between passes.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Address of the HTTP server. Listening on all interfaces must be
+        /// asked for explicitly (e.g. 0.0.0.0:9090).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Plan and report every pass, but change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long a SIGTERM or Ctrl-C waits for the change in flight.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        shutdown_timeout: Duration,
+        /// Quiet time that ends a burst of file events before reloading.
+        #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+        debounce: Duration,
+    },
+    /// Print the JSON Schema of the desired-state format (for editors).
+    Schema,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RegionArg {
+    /// Region for documents that name none.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-2")]
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CloudArgs {
+    /// Which cloud: `sim`, the built-in simulated cloud (starts from the
+    /// desired state with some drift), or `aws`, real AWS through the
+    /// standard credential chain (AWS_PROFILE, AWS_REGION,
+    /// AWS_ENDPOINT_URL …).
+    #[arg(long, value_enum, default_value_t = CloudKind::Sim)]
+    pub cloud: CloudKind,
+    #[command(flatten)]
+    pub region: RegionArg,
+    /// Seed of the simulated cloud (same seed, same run).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests per second of simulated load on every service, so that the
+    /// simulated CPU alarms have something to react to.
+    #[arg(long, default_value_t = 0.0)]
+    pub sim_load: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CloudKind {
+    Sim,
+    Aws,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}: write a number with a unit, like 500ms, 15s or 2m"))
+}
+
+/// Parse the command line and run it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate { dir, region } => Ok(match load(&dir, &region.region) {
+            Some(d) => {
+                println!("{}: valid ({} service(s), {} capacity document(s))", dir.display(), d.services.len(), d.capacities.len());
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        }),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&crate::desired::schema::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { dir, cloud, output } => {
+            let Some(desired) = load(&dir, &cloud.region.region) else { return Ok(ExitCode::FAILURE) };
+            with_cloud(&cloud, &desired, async |c, clock| plan_once(c, clock, &desired, output).await).await
+        }
+        Command::Apply { dir, cloud, dry_run, .. } => {
+            let Some(desired) = load(&dir, &cloud.region.region) else { return Ok(ExitCode::FAILURE) };
+            with_cloud(&cloud, &desired, async |c, clock| apply_once(c, clock, &desired, dry_run).await).await
+        }
+        Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce } => {
+            let Some(desired) = load(&dir, &cloud.region.region) else { return Ok(ExitCode::FAILURE) };
+            let options = Options { dir: dir.clone(), default_region: cloud.region.region.clone(), interval, dry_run };
+            let daemon = Daemon { options, listen, shutdown_timeout, debounce };
+            with_cloud(&cloud, &desired, async |c, clock| daemon.run(c, clock, desired.clone()).await).await
+        }
+    }
+}
+
+/// Load and validate, printing every problem. `None` when invalid.
+fn load(dir: &Path, region: &str) -> Option<DesiredState> {
+    match crate::desired::load_dir(dir, region) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            for d in &e.diagnostics {
+                eprintln!("{d}");
+            }
+            eprintln!("{}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+/// Build the chosen cloud and hand it to `f`.
+async fn with_cloud<F>(args: &CloudArgs, desired: &DesiredState, f: F) -> anyhow::Result<ExitCode>
+where
+    F: AsyncFnOnce(CloudHandle, Arc<dyn Clock>) -> anyhow::Result<ExitCode>,
+{
+    let metrics = Arc::new(Metrics::new());
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    match args.cloud {
+        CloudKind::Sim => {
+            let sim = SimCloud::from_desired(desired, true, clock.clone(), args.seed, metrics.clone(), SimConfig::default());
+            if args.sim_load > 0.0 {
+                for s in &desired.services {
+                    sim.set_load(&s.id, args.sim_load);
+                }
+            }
+            f(CloudHandle { sim: Some(sim), aws: None, metrics }, clock).await
+        }
+        CloudKind::Aws => {
+            let aws = AwsCloud::from_env(metrics.clone(), AwsOptions::default()).await.context("cannot set up the AWS clients")?;
+            f(CloudHandle { sim: None, aws: Some(aws), metrics }, clock).await
+        }
+    }
+}
+
+/// One of the two clouds, chosen at run time.
+pub struct CloudHandle {
+    sim: Option<SimCloud>,
+    aws: Option<AwsCloud>,
+    metrics: Arc<Metrics>,
+}
+
+impl Cloud for CloudHandle {
+    async fn observe(&self, scope: &Scope) -> Result<crate::observed::Observed, crate::cloud::CloudError> {
+        match (&self.sim, &self.aws) {
+            (Some(s), _) => s.observe(scope).await,
+            (_, Some(a)) => a.observe(scope).await,
+            _ => unreachable!("a CloudHandle always holds one cloud"),
+        }
+    }
+
+    async fn apply(&self, change: &Change) -> Result<(), crate::cloud::CloudError> {
+        match (&self.sim, &self.aws) {
+            (Some(s), _) => s.apply(change).await,
+            (_, Some(a)) => a.apply(change).await,
+            _ => unreachable!("a CloudHandle always holds one cloud"),
+        }
+    }
+}
+
+async fn observe_and_plan(cloud: &CloudHandle, clock: &Arc<dyn Clock>, desired: &DesiredState) -> anyhow::Result<Plan> {
+    let observed = cloud.observe(&Scope::of(desired)).await.context("cannot observe the cloud")?;
+    Ok(crate::plan::plan(desired, &observed, &Memory::default(), clock.now()))
+}
+
+async fn plan_once(cloud: CloudHandle, clock: Arc<dyn Clock>, desired: &DesiredState, output: Output) -> anyhow::Result<ExitCode> {
+    let plan = observe_and_plan(&cloud, &clock, desired).await?;
+    match output {
+        Output::Text => print!("{}", render_plan(&plan)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?),
+    }
+    Ok(if plan.is_converged() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+async fn apply_once(cloud: CloudHandle, clock: Arc<dyn Clock>, desired: &DesiredState, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let plan = observe_and_plan(&cloud, &clock, desired).await?;
+    print!("{}", render_plan(&plan));
+    if dry_run || plan.is_converged() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    let mut failed = 0;
+    for pc in &plan.changes {
+        match cloud.apply(&pc.change).await {
+            Ok(()) => println!("applied: {}", pc.change),
+            Err(e) => {
+                failed += 1;
+                println!("FAILED:  {}: {e}", pc.change);
+            }
+        }
+    }
+    println!("\n{} applied, {failed} failed", plan.changes.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The plan as a person reads it: resources with their changes and why,
+/// then what was held back.
+pub fn render_plan(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if plan.changes.is_empty() {
+        let _ = writeln!(out, "No changes: the observed state matches the desired state ({} resources).", plan.reports.len());
+    } else {
+        let _ = writeln!(out, "{} change(s) over {} resource(s):", plan.changes.len(), plan.reports.len());
+        let mut last = None;
+        for pc in &plan.changes {
+            if last != Some(&pc.resource) {
+                let doc = plan.reports.iter().find(|r| r.resource == pc.resource).map(|r| r.document.as_str()).unwrap_or("?");
+                let _ = writeln!(out, "\n{} (document {doc})", pc.resource);
+                last = Some(&pc.resource);
+            }
+            let sign = match &pc.change {
+                Change::RegisterTargets { .. } => "+",
+                Change::DeregisterTargets { .. } | Change::TerminateInstance { .. } => "-",
+                Change::PutAlarm { create: true, .. } => "+",
+                _ => "~",
+            };
+            let _ = writeln!(out, "  {sign} {}", pc.change);
+            let _ = writeln!(out, "      why: {}", pc.reason);
+        }
+    }
+    if !plan.holds.is_empty() {
+        let _ = writeln!(out, "\nHeld back:");
+        for h in &plan.holds {
+            let _ = writeln!(out, "  ! {} [{}]: {}", h.resource, h.kind.as_str(), h.message);
+        }
+    }
+    out
+}
+
+fn plan_json(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "converged": plan.is_converged(),
+        "changes": plan.changes,
+        "holds": plan.holds,
+        "resources": plan.reports,
+    })
+}
+
+struct Daemon {
+    options: Options,
+    listen: SocketAddr,
+    shutdown_timeout: Duration,
+    debounce: Duration,
+}
+
+impl Daemon {
+    async fn run(self, cloud: CloudHandle, clock: Arc<dyn Clock>, desired: DesiredState) -> anyhow::Result<ExitCode> {
+        let listener = tokio::net::TcpListener::bind(self.listen).await.with_context(|| format!("cannot listen on {}", self.listen))?;
+        let metrics = cloud.metrics.clone();
+        let controller = Controller::new(cloud, clock.clone(), metrics.clone(), self.options.clone(), desired);
+        let (_watcher, reloads) = crate::controller::watch::watch(&self.options.dir, self.debounce, Duration::from_secs(1))
+            .with_context(|| format!("cannot watch {}", self.options.dir.display()))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let state = crate::http::AppState { status: controller.status(), metrics, clock, interval: self.options.interval };
+        let mut http_stop = stop_rx.clone();
+        let http = tokio::spawn(crate::http::serve(listener, state, async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        }));
+        tracing::info!(
+            listen = %self.listen,
+            dir = %self.options.dir.display(),
+            interval = ?self.options.interval,
+            dry_run = self.options.dry_run,
+            "ballast running"
+        );
+        let mut ctrl = tokio::spawn(controller.run(reloads, stop_rx));
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = &mut ctrl => anyhow::bail!("the controller loop ended unexpectedly"),
+        }
+        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing the change in flight");
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(self.shutdown_timeout, ctrl).await.is_err() {
+            tracing::warn!("the change in flight did not finish within the shutdown timeout");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
