@@ -1,1 +1,868 @@
+//! Table-driven and property tests of the planner.
 
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::desired::*;
+use crate::observed::*;
+
+const REGION: &str = "us-east-2";
+const FRONT_ARN: &str =
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/frontendTargetGroup/abc";
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn service_id() -> ServiceId {
+    ServiceId {
+        region: REGION.into(),
+        cluster: "appCluster".into(),
+        service: "appService".into(),
+    }
+}
+
+fn tg_id() -> TargetGroupId {
+    TargetGroupId {
+        region: REGION.into(),
+        target_group: TargetGroupRef::Name("frontendTargetGroup".into()),
+    }
+}
+
+fn service(tasks: TaskCount) -> Service {
+    Service {
+        name: "app".into(),
+        origin: Origin {
+            file: PathBuf::from("app.yaml"),
+            line: 1,
+        },
+        id: service_id(),
+        suspend: false,
+        tasks,
+        target_groups: vec![TargetGroupBinding {
+            target_group: tg_id(),
+            container_name: "appContainer".into(),
+            container_port: 80,
+            target_type: TargetType::Instance,
+            ownership: Ownership::Shared,
+            min_healthy: None,
+        }],
+        scaling: None,
+        budget: ServiceBudget::default(),
+        take_over: ServiceTakeOver::default(),
+    }
+}
+
+fn task(n: u32, status: TaskStatus) -> ObservedTask {
+    ObservedTask {
+        arn: format!("arn:aws:ecs:us-east-2:123456789012:task/appCluster/t{n}"),
+        last_status: status,
+        desired_status: if status == TaskStatus::Stopped {
+            TaskStatus::Stopped
+        } else {
+            TaskStatus::Running
+        },
+        instance_id: Some(format!("i-{n}")),
+        private_ip: None,
+        bindings: vec![PortBinding {
+            container_name: "appContainer".into(),
+            container_port: 80,
+            host_port: 80,
+        }],
+        started_at: Some(t0()),
+    }
+}
+
+fn target(n: u32, health: TargetHealth) -> ObservedTarget {
+    ObservedTarget {
+        target: Target {
+            id: format!("i-{n}"),
+            port: 80,
+        },
+        health,
+    }
+}
+
+/// A world with `count` running tasks, each registered and healthy.
+fn world(desired: &DesiredState, count: u32) -> Observed {
+    let mut o = Observed::default();
+    o.services.insert(
+        service_id(),
+        Ok(ObservedService {
+            arn: "arn:aws:ecs:us-east-2:123456789012:service/appCluster/appService".into(),
+            status: "ACTIVE".into(),
+            desired_count: count,
+            running_count: count,
+            pending_count: 0,
+            deploying: false,
+            task_definition: "appTaskDefinition:1".into(),
+            task_size: None,
+            load_balancer_target_groups: vec![],
+            scalable_target: false,
+            tasks: (1..=count).map(|n| task(n, TaskStatus::Running)).collect(),
+        }),
+    );
+    o.target_groups.insert(
+        tg_id(),
+        Ok(ObservedTargetGroup {
+            arn: FRONT_ARN.into(),
+            name: "frontendTargetGroup".into(),
+            target_type: "instance".into(),
+            port: Some(80),
+            targets: (1..=count)
+                .map(|n| target(n, TargetHealth::Healthy))
+                .collect(),
+        }),
+    );
+    for svc in &desired.services {
+        if let Some(defs) = alarms::desired_alarms(svc) {
+            for d in defs {
+                o.alarms.insert(
+                    (REGION.into(), d.name.clone()),
+                    Ok(ObservedAlarm {
+                        definition: d,
+                        state: AlarmState::Ok,
+                        state_updated: t0(),
+                    }),
+                );
+            }
+        }
+    }
+    o
+}
+
+fn svc_mut(o: &mut Observed) -> &mut ObservedService {
+    o.services.get_mut(&service_id()).unwrap().as_mut().unwrap()
+}
+
+fn tg_mut(o: &mut Observed) -> &mut ObservedTargetGroup {
+    o.target_groups.get_mut(&tg_id()).unwrap().as_mut().unwrap()
+}
+
+fn desired_with(s: Service) -> DesiredState {
+    DesiredState {
+        services: vec![s],
+        capacities: vec![],
+    }
+}
+
+fn kinds(p: &Plan) -> Vec<ChangeKind> {
+    p.changes.iter().map(|c| c.change.kind()).collect()
+}
+
+#[test]
+fn converged_state_plans_nothing() {
+    let d = desired_with(service(TaskCount::Fixed(2)));
+    let p = plan(&d, &world(&d, 2), &Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+    assert!(p.holds.is_empty(), "{:?}", p.holds);
+}
+
+#[test]
+fn desired_count_cases() {
+    // (declared, observed desired count, expected change to, expected hold kind)
+    let cases: &[(TaskCount, u32, Option<u32>, Option<HoldKind>)] = &[
+        (TaskCount::Fixed(3), 2, Some(3), None),
+        (TaskCount::Fixed(1), 2, Some(1), None),
+        (TaskCount::Fixed(10), 1, Some(5), Some(HoldKind::Budget)),
+        (TaskCount::Range { min: 2, max: 4 }, 1, Some(2), None),
+        (TaskCount::Range { min: 2, max: 4 }, 6, Some(4), None),
+        (TaskCount::Range { min: 2, max: 4 }, 3, None, None),
+        (TaskCount::Fixed(0), 2, Some(0), None),
+    ];
+    for (tasks, observed, want, hold) in cases {
+        let d = desired_with(service(*tasks));
+        let mut o = world(&d, *observed);
+        svc_mut(&mut o).desired_count = *observed;
+        let p = plan(&d, &o, &Memory::default(), t0());
+        let got = p.changes.iter().find_map(|c| match c.change {
+            Change::SetDesiredCount { from, to, .. } => {
+                assert_eq!(from, *observed);
+                Some(to)
+            }
+            _ => None,
+        });
+        assert_eq!(got, *want, "{tasks:?} observed {observed}");
+        assert_eq!(
+            p.holds
+                .iter()
+                .find(|h| h.kind == HoldKind::Budget)
+                .map(|h| h.kind),
+            *hold,
+            "{tasks:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_target_is_registered_before_stale_ones_are_deregistered() {
+    let d = desired_with(service(TaskCount::Fixed(2)));
+    let mut o = world(&d, 2);
+    // Task 2 was replaced by task 3: task 2 stopped, its target unhealthy; 3 not registered.
+    let s = svc_mut(&mut o);
+    s.tasks[1] = task(2, TaskStatus::Stopped);
+    s.tasks.push(task(3, TaskStatus::Running));
+    tg_mut(&mut o).targets[1].health = TargetHealth::Unhealthy;
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert_eq!(
+        kinds(&p),
+        vec![ChangeKind::RegisterTargets, ChangeKind::DeregisterTargets]
+    );
+    match (&p.changes[0].change, &p.changes[1].change) {
+        (
+            Change::RegisterTargets { targets: r, .. },
+            Change::DeregisterTargets { targets: d, .. },
+        ) => {
+            assert_eq!(
+                r,
+                &vec![Target {
+                    id: "i-3".into(),
+                    port: 80
+                }]
+            );
+            assert_eq!(
+                d,
+                &vec![Target {
+                    id: "i-2".into(),
+                    port: 80
+                }],
+                "deregistration names the port"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn healthy_stale_target_waits_until_its_replacement_is_healthy() {
+    let d = desired_with(service(TaskCount::Fixed(1)));
+    let mut o = world(&d, 1);
+    // Task 1 is going away (desired STOPPED) but its target is still healthy;
+    // task 2 replaces it and its target is still initial.
+    svc_mut(&mut o).tasks[0].desired_status = TaskStatus::Stopped;
+    svc_mut(&mut o).tasks.push(task(2, TaskStatus::Running));
+    tg_mut(&mut o)
+        .targets
+        .push(target(2, TargetHealth::Initial));
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(
+        p.changes.is_empty(),
+        "nothing to do until the new target is healthy: {:?}",
+        p.changes
+    );
+    assert!(
+        p.holds
+            .iter()
+            .any(|h| h.kind == HoldKind::Safety && h.message.contains("i-1:80")),
+        "{:?}",
+        p.holds
+    );
+
+    tg_mut(&mut o).targets[1].health = TargetHealth::Healthy;
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets]);
+}
+
+#[test]
+fn never_deregisters_the_last_healthy_target_nor_below_min_healthy() {
+    let mut s = service(TaskCount::Fixed(0));
+    s.target_groups[0].min_healthy = Some(2);
+    let d = desired_with(s);
+    let mut o = world(&d, 3);
+    svc_mut(&mut o).desired_count = 0;
+    for t in &mut svc_mut(&mut o).tasks {
+        t.desired_status = TaskStatus::Stopped;
+    }
+    let mut m = Memory::default();
+    let mut healthy = 3;
+    for _ in 0..5 {
+        let p = plan(&d, &o, &m, t0());
+        m = p.memory.clone();
+        for c in &p.changes {
+            if let Change::DeregisterTargets { targets, .. } = &c.change {
+                tg_mut(&mut o)
+                    .targets
+                    .retain(|t| !targets.contains(&t.target));
+                healthy -= targets.len();
+            }
+        }
+    }
+    assert_eq!(healthy, 2, "declared minHealthy of 2 is kept");
+}
+
+#[test]
+fn foreign_targets_are_left_alone_unless_the_group_is_exclusive() {
+    let d = desired_with(service(TaskCount::Fixed(2)));
+    let mut o = world(&d, 2);
+    tg_mut(&mut o).targets.push(ObservedTarget {
+        target: Target {
+            id: "i-foreign".into(),
+            port: 80,
+        },
+        health: TargetHealth::Unhealthy,
+    });
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+
+    let mut s = service(TaskCount::Fixed(2));
+    s.target_groups[0].ownership = Ownership::Exclusive;
+    let d = desired_with(s);
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets]);
+}
+
+#[test]
+fn a_target_ballast_registered_is_attributable_after_its_task_is_gone() {
+    let d = desired_with(service(TaskCount::Fixed(1)));
+    let mut o = world(&d, 1);
+    tg_mut(&mut o)
+        .targets
+        .push(target(9, TargetHealth::Unhealthy));
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(p.changes.is_empty(), "unknown target left alone");
+    let mut m = Memory::default();
+    m.record_applied(
+        &Change::RegisterTargets {
+            region: REGION.into(),
+            target_group_arn: FRONT_ARN.into(),
+            targets: vec![Target {
+                id: "i-9".into(),
+                port: 80,
+            }],
+        },
+        t0(),
+    );
+    let p = plan(&d, &o, &m, t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets]);
+}
+
+#[test]
+fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
+    let mut s = service(TaskCount::Fixed(0));
+    s.budget.max_deregistrations_per_pass = 2;
+    let d = desired_with(s);
+    let mut o = world(&d, 5);
+    svc_mut(&mut o).desired_count = 0;
+    for t in &mut svc_mut(&mut o).tasks {
+        t.last_status = TaskStatus::Stopped;
+        t.desired_status = TaskStatus::Stopped;
+    }
+    for t in &mut tg_mut(&mut o).targets {
+        t.health = TargetHealth::Unhealthy;
+    }
+    tg_mut(&mut o).targets[0].health = TargetHealth::Draining;
+    let p = plan(&d, &o, &Memory::default(), t0());
+    let deregistered: Vec<&Target> = p
+        .changes
+        .iter()
+        .flat_map(|c| match &c.change {
+            Change::DeregisterTargets { targets, .. } => targets.iter().collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(deregistered.len(), 2);
+    assert!(
+        !deregistered.iter().any(|t| t.id == "i-1"),
+        "draining target untouched"
+    );
+    assert_eq!(
+        p.holds
+            .iter()
+            .filter(|h| h.kind == HoldKind::Budget)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn other_actors_are_reported_not_fought() {
+    // The ECS service registers targets in this group itself.
+    let d = desired_with(service(TaskCount::Fixed(2)));
+    let mut o = world(&d, 2);
+    tg_mut(&mut o).targets.pop();
+    svc_mut(&mut o).load_balancer_target_groups = vec![FRONT_ARN.into()];
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(p.changes.is_empty());
+    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Conflict));
+    let mut s = service(TaskCount::Fixed(2));
+    s.take_over.load_balancers = true;
+    let p = plan(&desired_with(s), &o, &Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::RegisterTargets]);
+
+    // Application Auto Scaling owns the desired count.
+    let d = desired_with(service(TaskCount::Fixed(3)));
+    let mut o = world(&d, 2);
+    svc_mut(&mut o).scalable_target = true;
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(p.changes.is_empty());
+    assert!(
+        p.holds
+            .iter()
+            .any(|h| h.kind == HoldKind::Conflict && h.message.contains("takeOver.desiredCount"))
+    );
+}
+
+#[test]
+fn suspended_documents_are_observed_but_not_changed() {
+    let mut s = service(TaskCount::Fixed(3));
+    s.suspend = true;
+    let d = desired_with(s);
+    let mut o = world(&d, 2);
+    tg_mut(&mut o).targets.pop();
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(p.changes.is_empty());
+    assert!(
+        p.holds
+            .iter()
+            .filter(|h| h.kind == HoldKind::Suspended)
+            .count()
+            >= 2
+    );
+    assert!(!p.reports.is_empty(), "still reported");
+}
+
+#[test]
+fn a_field_reverted_again_and_again_becomes_contested_then_resumes() {
+    let d = desired_with(service(TaskCount::Fixed(3)));
+    let mut o = world(&d, 2);
+    let mut m = Memory::default();
+    let mut writes = 0;
+    let mut now = t0();
+    for _ in 0..10 {
+        let p = plan(&d, &o, &m, now);
+        m = p.memory.clone();
+        for c in &p.changes {
+            if matches!(c.change, Change::SetDesiredCount { .. }) {
+                writes += 1;
+                m.record_applied(&c.change, now);
+                // …and another actor sets it back to 2 before the next pass.
+            }
+        }
+        svc_mut(&mut o).desired_count = 2;
+        now += Duration::from_secs(15);
+    }
+    assert_eq!(
+        writes,
+        FightPolicy::default().max_reverts,
+        "stops after N reverts"
+    );
+    let p = plan(&d, &o, &m, now);
+    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Contested));
+    // Once the reverts are older than the window, ballast tries again.
+    let later = now + FightPolicy::default().window + Duration::from_secs(1);
+    let p = plan(&d, &o, &p.memory, later);
+    assert_eq!(kinds(&p), vec![ChangeKind::DesiredCount]);
+}
+
+fn scaling_policy() -> CpuScaling {
+    let rule = |threshold, cooldown| AlarmRule {
+        threshold,
+        period: Duration::from_secs(60),
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        step: Step::Tasks(1),
+        cooldown: Duration::from_secs(cooldown),
+    };
+    CpuScaling {
+        scale_out: rule(70.0, 60),
+        scale_in: rule(30.0, 300),
+        missing_data: MissingData::Missing,
+        target_cpu: None,
+        stabilization_window: Duration::from_secs(300),
+        tolerance: 0.1,
+        max_data_age: Duration::from_secs(180),
+    }
+}
+
+#[test]
+fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let mut o = world(&d, 2);
+    assert!(
+        plan(&d, &o, &Memory::default(), t0()).changes.is_empty(),
+        "equal alarms are not re-put"
+    );
+
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    o.alarms.remove(&(REGION.to_string(), high.clone()));
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert!(matches!(
+        &p.changes[..],
+        [PlannedChange {
+            change: Change::PutAlarm { create: true, .. },
+            ..
+        }]
+    ));
+
+    let mut o = world(&d, 2);
+    if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high)) {
+        a.definition.threshold = 95.0;
+    }
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert_eq!(p.changes.len(), 1);
+    assert!(
+        p.changes[0].reason.contains("threshold 95 -> 70"),
+        "{}",
+        p.changes[0].reason
+    );
+}
+
+#[test]
+fn high_alarm_scales_out_and_capacity_comes_first() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let cap = Capacity {
+        name: "cap".into(),
+        origin: Origin {
+            file: PathBuf::from("c.yaml"),
+            line: 1,
+        },
+        group: GroupId {
+            region: REGION.into(),
+            name: "ecsAutoScalingGroup".into(),
+        },
+        cluster: "appCluster".into(),
+        suspend: false,
+        min_instances: 1,
+        max_instances: 10,
+        tasks_per_instance: TasksPerInstance::Fixed(1),
+        headroom: 0,
+        scale_in_cooldown: Duration::from_secs(300),
+        zones: vec![
+            Zone {
+                subnet: "subnet-a".into(),
+                zone: Some("us-east-2a".into()),
+                mode: ZoneMode::AlwaysOn,
+            },
+            Zone {
+                subnet: "subnet-b".into(),
+                zone: Some("us-east-2b".into()),
+                mode: ZoneMode::OnDemand { above: 2 },
+            },
+        ],
+        max_change_per_pass: 2,
+        take_over_managed_scaling: false,
+    };
+    let d = DesiredState {
+        services: vec![s],
+        capacities: vec![cap.clone()],
+    };
+    let mut o = world(&d, 2);
+    o.groups.insert(
+        cap.group.clone(),
+        Ok(ObservedGroup {
+            arn: "arn:asg".into(),
+            min_size: 0,
+            max_size: 10,
+            desired_capacity: 2,
+            subnets: vec!["subnet-a".into()],
+            instances: (1..=2)
+                .map(|n| ObservedInstance {
+                    id: format!("i-{n}"),
+                    zone: "us-east-2a".into(),
+                    lifecycle_state: "InService".into(),
+                    healthy: true,
+                    tasks: Some(1),
+                })
+                .collect(),
+            managed_scaling: false,
+        }),
+    );
+    if let Some(Ok(a)) = o.alarms.get_mut(&(
+        REGION.to_string(),
+        alarms::alarm_names(&service_id())[0].clone(),
+    )) {
+        a.state = AlarmState::Alarm;
+    }
+    let p = plan(&d, &o, &Memory::default(), t0());
+    assert_eq!(
+        kinds(&p),
+        vec![
+            ChangeKind::Subnets,
+            ChangeKind::Capacity,
+            ChangeKind::DesiredCount
+        ],
+        "{:#?}",
+        p.changes
+    );
+    assert!(matches!(
+        p.changes[1].change,
+        Change::SetDesiredCapacity { from: 2, to: 3, .. }
+    ));
+    assert!(matches!(
+        p.changes[2].change,
+        Change::SetDesiredCount { from: 2, to: 3, .. }
+    ));
+    assert_eq!(
+        p.decisions[&service_id()].reason,
+        scaling::DecisionReason::ScaleOut
+    );
+}
+
+#[test]
+fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
+    let cap = Capacity {
+        name: "cap".into(),
+        origin: Origin {
+            file: PathBuf::from("c.yaml"),
+            line: 1,
+        },
+        group: GroupId {
+            region: REGION.into(),
+            name: "asg".into(),
+        },
+        cluster: "appCluster".into(),
+        suspend: false,
+        min_instances: 1,
+        max_instances: 10,
+        tasks_per_instance: TasksPerInstance::Fixed(1),
+        headroom: 0,
+        scale_in_cooldown: Duration::from_secs(300),
+        zones: vec![Zone {
+            subnet: "subnet-a".into(),
+            zone: None,
+            mode: ZoneMode::AlwaysOn,
+        }],
+        max_change_per_pass: 5,
+        take_over_managed_scaling: false,
+    };
+    let group = ObservedGroup {
+        arn: "arn".into(),
+        min_size: 0,
+        max_size: 10,
+        desired_capacity: 4,
+        subnets: vec!["subnet-a".into()],
+        instances: [(1, 1), (2, 0), (3, 1), (4, 0)]
+            .iter()
+            .map(|(n, tasks)| ObservedInstance {
+                id: format!("i-{n}"),
+                zone: "a".into(),
+                lifecycle_state: "InService".into(),
+                healthy: true,
+                tasks: Some(*tasks),
+            })
+            .collect(),
+        managed_scaling: false,
+    };
+    let mut mem = memory::CapacityMemory {
+        last_change: Some(t0()),
+        ..Default::default()
+    };
+    let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
+    assert!(d.terminate.is_empty(), "cooldown holds scale-in");
+    let d = capacity::decide(
+        &cap,
+        &group,
+        1,
+        1,
+        &mut mem,
+        t0() + Duration::from_secs(301),
+    );
+    assert_eq!(
+        d.terminate,
+        vec!["i-2".to_string(), "i-4".to_string()],
+        "only the empty instances go"
+    );
+    assert!(d.held.iter().any(|h| h.contains("wait for their tasks")));
+}
+
+#[test]
+fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
+    let p = scaling_policy();
+    let view = |current, high, low| scaling::ScalingView {
+        current,
+        min: 2,
+        max: 5,
+        deploying: false,
+        high_alarm: Some(high),
+        low_alarm: Some(low),
+        cpu: None,
+    };
+    let mut m = memory::ScalingMemory::default();
+    // Out: one step, capped at max.
+    assert_eq!(
+        scaling::decide(&p, view(3, AlarmState::Alarm, AlarmState::Ok), &mut m, t0()).desired,
+        4
+    );
+    let d = scaling::decide(&p, view(5, AlarmState::Alarm, AlarmState::Ok), &mut m, t0());
+    assert_eq!((d.desired, d.reason), (5, scaling::DecisionReason::AtMax));
+    // No data: hold.
+    let mut m = memory::ScalingMemory::default();
+    let d = scaling::decide(
+        &p,
+        view(
+            3,
+            AlarmState::InsufficientData,
+            AlarmState::InsufficientData,
+        ),
+        &mut m,
+        t0(),
+    );
+    assert_eq!((d.desired, d.reason), (3, scaling::DecisionReason::NoData));
+    // In: waits for the stabilisation window after a higher recommendation.
+    let mut m = memory::ScalingMemory::default();
+    scaling::decide(&p, view(4, AlarmState::Ok, AlarmState::Ok), &mut m, t0());
+    let d = scaling::decide(
+        &p,
+        view(4, AlarmState::Ok, AlarmState::Alarm),
+        &mut m,
+        t0() + Duration::from_secs(60),
+    );
+    assert_eq!(
+        (d.desired, d.reason),
+        (4, scaling::DecisionReason::Stabilizing)
+    );
+    let d = scaling::decide(
+        &p,
+        view(4, AlarmState::Ok, AlarmState::Alarm),
+        &mut m,
+        t0() + Duration::from_secs(400),
+    );
+    assert_eq!((d.desired, d.reason), (3, scaling::DecisionReason::ScaleIn));
+    // In: never while deploying, never inside the cooldown, never below min.
+    let mut m = memory::ScalingMemory::default();
+    let mut v = view(4, AlarmState::Ok, AlarmState::Alarm);
+    v.deploying = true;
+    assert_eq!(
+        scaling::decide(&p, v, &mut m, t0()).reason,
+        scaling::DecisionReason::Deploying
+    );
+    let mut m = memory::ScalingMemory {
+        last_scale_out: Some(t0()),
+        ..Default::default()
+    };
+    assert_eq!(
+        scaling::decide(
+            &p,
+            view(4, AlarmState::Ok, AlarmState::Alarm),
+            &mut m,
+            t0() + Duration::from_secs(100)
+        )
+        .reason,
+        scaling::DecisionReason::InCooldown
+    );
+    let mut m = memory::ScalingMemory::default();
+    assert_eq!(
+        scaling::decide(&p, view(2, AlarmState::Ok, AlarmState::Alarm), &mut m, t0()).desired,
+        2
+    );
+    // Proportional with a target: 4 tasks at 90% for a 60% target -> 6; stale CPU -> no data.
+    let mut prop = scaling_policy();
+    prop.target_cpu = Some(60.0);
+    let mut m = memory::ScalingMemory::default();
+    let mut v = scaling::ScalingView {
+        current: 4,
+        min: 1,
+        max: 20,
+        deploying: false,
+        high_alarm: Some(AlarmState::Alarm),
+        low_alarm: Some(AlarmState::Ok),
+        cpu: Some(MetricSample {
+            value: 90.0,
+            at: t0(),
+        }),
+    };
+    assert_eq!(scaling::decide(&prop, v, &mut m, t0()).desired, 6);
+    v.cpu = Some(MetricSample {
+        value: 90.0,
+        at: t0() - Duration::from_secs(600),
+    });
+    assert_eq!(
+        scaling::decide(&prop, v, &mut m, t0()).reason,
+        scaling::DecisionReason::NoData
+    );
+}
+
+/// Apply a change to the model the way the cloud would, with registered
+/// targets turning healthy at once and deregistered ones gone.
+fn apply_to_model(o: &mut Observed, change: &Change) {
+    match change {
+        Change::SetDesiredCount { to, .. } => {
+            let s = svc_mut(o);
+            s.desired_count = *to;
+            s.tasks.retain(|t| t.is_serving());
+            while (s.tasks.len() as u32) < *to {
+                let n = 100 + s.tasks.len() as u32;
+                s.tasks.push(task(n, TaskStatus::Running));
+            }
+            s.tasks.truncate(*to as usize);
+        }
+        Change::RegisterTargets { targets, .. } => {
+            for t in targets {
+                tg_mut(o).targets.push(ObservedTarget {
+                    target: t.clone(),
+                    health: TargetHealth::Healthy,
+                });
+            }
+        }
+        Change::DeregisterTargets { targets, .. } => {
+            tg_mut(o).targets.retain(|t| !targets.contains(&t.target))
+        }
+        Change::PutAlarm { region, alarm, .. } => {
+            o.alarms.insert(
+                (region.clone(), alarm.name.clone()),
+                Ok(ObservedAlarm {
+                    definition: alarm.clone(),
+                    state: AlarmState::Ok,
+                    state_updated: t0(),
+                }),
+            );
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    /// From any mix of tasks and targets, applying plans converges to a
+    /// state that plans nothing; along the way no foreign target is
+    /// deregistered and healthy targets never hit zero while one is wanted.
+    #[test]
+    fn plans_converge_and_stay_safe(
+        declared in 0u32..6,
+        tasks in proptest::collection::vec((1u32..12, 0u8..3), 0..8),
+        targets in proptest::collection::vec((1u32..16, 0u8..4), 0..10),
+    ) {
+        let d = desired_with(service(TaskCount::Fixed(declared)));
+        let mut o = world(&d, 0);
+        {
+            let s = svc_mut(&mut o);
+            for (n, st) in &tasks {
+                let mut t = task(*n, if *st == 0 { TaskStatus::Stopped } else { TaskStatus::Running });
+                if *st == 2 { t.instance_id = Some(format!("i-{n}")); }
+                if !s.tasks.iter().any(|x| x.arn == t.arn) { s.tasks.push(t); }
+            }
+            s.desired_count = s.tasks.iter().filter(|t| t.is_serving()).count() as u32;
+        }
+        for (n, h) in &targets {
+            let health = [TargetHealth::Healthy, TargetHealth::Unhealthy, TargetHealth::Initial, TargetHealth::Draining][*h as usize];
+            let t = target(*n, health);
+            if !tg_mut(&mut o).targets.iter().any(|x| x.target == t.target) { tg_mut(&mut o).targets.push(t); }
+        }
+        let known: std::collections::BTreeSet<String> = svc_mut(&mut o).tasks.iter().filter_map(|t| t.instance_id.clone()).collect();
+        let mut m = Memory::default();
+        let mut converged = false;
+        for _ in 0..30 {
+            let p = plan(&d, &o, &m, t0());
+            m = p.memory.clone();
+            if p.changes.is_empty() { converged = true; break; }
+            let healthy_before = tg_mut(&mut o).targets.iter().filter(|t| t.health == TargetHealth::Healthy).count();
+            for c in &p.changes {
+                if let Change::DeregisterTargets { targets, .. } = &c.change {
+                    for t in targets {
+                        prop_assert!(known.contains(&t.id) || m.registered.values().any(|r| r.contains(t)), "foreign target {t} deregistered");
+                    }
+                }
+                apply_to_model(&mut o, &c.change);
+                m.record_applied(&c.change, t0());
+            }
+            let healthy_after = tg_mut(&mut o).targets.iter().filter(|t| t.health == TargetHealth::Healthy).count();
+            prop_assert!(!(healthy_before > 0 && healthy_after == 0), "healthy targets dropped to zero");
+        }
+        prop_assert!(converged, "did not converge in 30 passes");
+    }
+}
