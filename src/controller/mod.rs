@@ -182,8 +182,13 @@ impl<C: Cloud> Controller<C> {
         };
         self.metrics.cloud_reachable(true);
 
-        let plan = plan::plan(&self.desired, &observed, &self.memory, now);
-        self.memory = plan.memory.clone();
+        let mut plan = plan::plan(
+            &self.desired,
+            &observed,
+            std::mem::take(&mut self.memory),
+            now,
+        );
+        self.memory = std::mem::take(&mut plan.memory);
         outcome.planned = plan.changes.len();
         for c in &plan.changes {
             self.metrics.drift(c.change.kind().as_str());
@@ -280,11 +285,12 @@ impl<C: Cloud> Controller<C> {
         if outcome.failed == 0 {
             st.last_success_at = Some(now);
         }
+        let reports = plan::reports(&self.desired, observed, plan, &self.memory);
         let keep: std::collections::BTreeSet<ResourceKey> =
-            plan.reports.iter().map(|r| r.resource.clone()).collect();
+            reports.iter().map(|r| r.resource.clone()).collect();
         st.retain(|k| keep.contains(k));
         let next = now + self.options.interval;
-        for report in &plan.reports {
+        for report in &reports {
             let r = st.resource_mut(&report.resource, &report.document);
             r.desired = report.desired.clone();
             r.observed = report.observed.clone();

@@ -39,11 +39,24 @@ impl std::fmt::Display for Field {
     }
 }
 
+/// A field's value, in the form compared for reverts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    Count(u32),
+    Text(String),
+}
+
+impl From<u32> for FieldValue {
+    fn from(n: u32) -> Self {
+        FieldValue::Count(n)
+    }
+}
+
 /// Revert tracking for one field.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldMemory {
     /// The value ballast last wrote, until the next observation.
-    pub written: Option<String>,
+    pub written: Option<FieldValue>,
     /// When someone else changed the field away from what ballast wrote.
     pub reverts: VecDeque<SystemTime>,
     /// Set while ballast has stopped correcting the field.
@@ -99,7 +112,7 @@ impl Memory {
     pub fn record_applied(&mut self, change: &Change, now: SystemTime) {
         match change {
             Change::SetDesiredCount { service, from, to } => {
-                self.written(Field::DesiredCount(service.clone()), to.to_string());
+                self.written(Field::DesiredCount(service.clone()), FieldValue::Count(*to));
                 let s = self.scaling.entry(service.clone()).or_default();
                 if to > from {
                     s.last_scale_out = Some(now);
@@ -131,11 +144,11 @@ impl Memory {
             Change::PutAlarm { region, alarm, .. } => {
                 self.written(
                     Field::Alarm(region.clone(), alarm.name.clone()),
-                    alarm_fingerprint(alarm),
+                    FieldValue::Text(alarm_fingerprint(alarm)),
                 );
             }
             Change::SetDesiredCapacity { group, to, .. } => {
-                self.written(Field::Capacity(group.clone()), to.to_string());
+                self.written(Field::Capacity(group.clone()), FieldValue::Count(*to));
                 self.capacity.entry(group.clone()).or_default().last_change = Some(now);
             }
             Change::TerminateInstance { group, .. } => {
@@ -147,30 +160,44 @@ impl Memory {
                 self.capacity.entry(group.clone()).or_default().last_change = Some(now);
             }
             Change::SetGroupSubnets { group, to, .. } => {
-                self.written(Field::Subnets(group.clone()), subnets_fingerprint(to));
+                self.written(
+                    Field::Subnets(group.clone()),
+                    FieldValue::Text(subnets_fingerprint(to)),
+                );
             }
         }
     }
 
-    fn written(&mut self, field: Field, value: String) {
+    fn written(&mut self, field: Field, value: FieldValue) {
         self.fields.entry(field).or_default().written = Some(value);
     }
 
-    /// Compare a field's observed value with what ballast last wrote. A
+    /// Compare a field's observed value with what ballast last wrote; a
     /// difference is a revert by someone else. Returns whether the field is
     /// contested (ballast should leave it alone) at `now`.
-    pub fn observe_field(
+    ///
+    /// Only fields ballast wrote or saw reverted have an entry, and entries
+    /// with nothing left to remember are dropped, so a converged pass
+    /// neither builds keys (`key` is called only when the map is not empty)
+    /// nor allocates here.
+    pub fn observe_field_with(
         &mut self,
-        field: &Field,
-        observed: &str,
+        key: impl FnOnce() -> Field,
+        observed: FieldValue,
         now: SystemTime,
         policy: FightPolicy,
     ) -> bool {
-        let m = self.fields.entry(field.clone()).or_default();
-        if let Some(written) = m.written.take()
-            && written != observed
-        {
-            m.reverts.push_back(now);
+        if self.fields.is_empty() {
+            return false;
+        }
+        let key = key();
+        let Some(m) = self.fields.get_mut(&key) else {
+            return false;
+        };
+        if let Some(written) = m.written.take() {
+            if written != observed {
+                m.reverts.push_back(now);
+            }
         }
         while m
             .reverts
@@ -185,7 +212,11 @@ impl Memory {
             // Quiet for a whole window: the field stayed put; resume.
             m.contested_since = None;
         }
-        m.contested_since.is_some()
+        let contested = m.contested_since.is_some();
+        if *m == FieldMemory::default() {
+            self.fields.remove(&key);
+        }
+        contested
     }
 }
 

@@ -13,20 +13,20 @@ pub mod alarms;
 pub mod capacity;
 mod change;
 pub mod memory;
+mod report;
 pub mod scaling;
 pub mod targets;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use serde_json::json;
-
 pub use change::{Change, ChangeKind, short_arn};
 pub use memory::{FightPolicy, Memory};
+pub use report::{ResourceReport, reports};
 
-use crate::desired::{DesiredState, Service, TaskCount};
+use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
 use crate::observed::{Observed, TaskSize};
-use memory::Field;
+use memory::{Field, FieldValue};
 
 /// A managed resource, as status and backoff know it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -114,26 +114,14 @@ pub struct Hold {
     pub message: String,
 }
 
-/// Per-resource summary for /status: what is wanted and what is there.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ResourceReport {
-    pub resource: ResourceKey,
-    /// `metadata.name` of the document that declares it.
-    pub document: String,
-    pub desired: serde_json::Value,
-    pub observed: serde_json::Value,
-    /// Set when the resource could not be read.
-    pub error: Option<String>,
-}
-
 /// One pass's plan.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub changes: Vec<PlannedChange>,
     pub holds: Vec<Hold>,
-    pub reports: Vec<ResourceReport>,
-    pub decisions: BTreeMap<crate::desired::ServiceId, scaling::Decision>,
-    pub capacity: BTreeMap<crate::desired::GroupId, capacity::CapacityDecision>,
+    /// Scaling decisions, by service.
+    pub decisions: BTreeMap<ServiceId, scaling::Decision>,
+    pub capacity: BTreeMap<GroupId, capacity::CapacityDecision>,
     /// The memory to keep for the next pass (scaling window, reverts).
     pub memory: Memory,
 }
@@ -144,26 +132,17 @@ impl Plan {
     }
 }
 
-/// Plan one pass. Pure: same inputs, same plan.
-pub fn plan(desired: &DesiredState, observed: &Observed, memory: &Memory, now: SystemTime) -> Plan {
-    Planner {
-        desired,
-        observed,
-        now,
-        fight: FightPolicy::default(),
-        out: Plan {
-            memory: memory.clone(),
-            ..Plan::default()
-        },
-    }
-    .run()
+/// Plan one pass. Pure: the same inputs give the same plan. `memory` is
+/// moved in and comes back, updated, in [`Plan::memory`].
+pub fn plan(desired: &DesiredState, observed: &Observed, memory: Memory, now: SystemTime) -> Plan {
+    plan_with(desired, observed, memory, now, FightPolicy::default())
 }
 
 /// Like [`plan`], with a non-default fight policy.
 pub fn plan_with(
     desired: &DesiredState,
     observed: &Observed,
-    memory: &Memory,
+    memory: Memory,
     now: SystemTime,
     fight: FightPolicy,
 ) -> Plan {
@@ -173,7 +152,7 @@ pub fn plan_with(
         now,
         fight,
         out: Plan {
-            memory: memory.clone(),
+            memory,
             ..Plan::default()
         },
     }
@@ -188,30 +167,44 @@ struct Planner<'a> {
     out: Plan,
 }
 
-fn service_key(s: &Service) -> ResourceKey {
+pub(crate) fn service_key(id: &ServiceId) -> ResourceKey {
     ResourceKey::Service {
-        region: s.id.region.clone(),
-        cluster: s.id.cluster.clone(),
-        service: s.id.service.clone(),
+        region: id.region.clone(),
+        cluster: id.cluster.clone(),
+        service: id.service.clone(),
+    }
+}
+
+pub(crate) fn group_key(id: &GroupId) -> ResourceKey {
+    ResourceKey::Group {
+        region: id.region.clone(),
+        name: id.name.clone(),
+    }
+}
+
+pub(crate) fn target_group_key(id: &TargetGroupId) -> ResourceKey {
+    ResourceKey::TargetGroup {
+        region: id.region.clone(),
+        name: id.target_group.name().to_string(),
     }
 }
 
 impl Planner<'_> {
     fn run(mut self) -> Plan {
-        // Desired counts first (capacity needs them), but emitted after capacity.
+        // Counts are decided first (capacity follows them) but emitted after
+        // capacity changes, so instances exist before tasks need them.
         let mut count_changes = Vec::new();
-        let mut planned_counts: BTreeMap<crate::desired::ServiceId, u32> = BTreeMap::new();
+        let mut planned: Vec<Option<u32>> = Vec::with_capacity(self.desired.services.len());
         for svc in &self.desired.services {
-            if let Some((target, change)) = self.plan_count(svc) {
-                planned_counts.insert(svc.id.clone(), target);
-                count_changes.extend(change);
-            }
+            let (target, change) = self.plan_count(svc).unzip();
+            planned.push(target);
+            count_changes.extend(change.flatten());
         }
-        self.plan_capacities(&planned_counts);
+        self.plan_capacities(&planned);
         self.out.changes.extend(count_changes);
         let mut deregistrations = Vec::new();
         for svc in &self.desired.services {
-            deregistrations.extend(self.plan_service_targets(svc));
+            self.plan_service_targets(svc, &mut deregistrations);
         }
         self.out.changes.extend(deregistrations);
         for svc in &self.desired.services {
@@ -220,38 +213,35 @@ impl Planner<'_> {
         self.out
     }
 
-    fn hold(&mut self, resource: &ResourceKey, kind: HoldKind, message: impl Into<String>) {
+    fn hold(&mut self, resource: ResourceKey, kind: HoldKind, message: impl Into<String>) {
         self.out.holds.push(Hold {
-            resource: resource.clone(),
+            resource,
             kind,
             message: message.into(),
         });
     }
 
-    /// Returns the count the service should end at (for capacity) and the change for this pass.
+    /// The count the service should end at (capacity plans for it) and the
+    /// change for this pass; `None` when the service was not observed.
     fn plan_count(&mut self, svc: &Service) -> Option<(u32, Option<PlannedChange>)> {
-        let key = service_key(svc);
         let observed = match self.observed.services.get(&svc.id) {
             Some(Ok(o)) => o,
             Some(Err(e)) => {
-                self.report(
-                    &key,
-                    svc,
-                    json!({ "tasks": task_count_json(svc.tasks) }),
-                    json!(null),
-                    Some(e.to_string()),
-                );
-                self.hold(&key, HoldKind::Unobserved, e.to_string());
+                self.hold(service_key(&svc.id), HoldKind::Unobserved, e.to_string());
                 return None;
             }
             None => {
-                self.hold(&key, HoldKind::Unobserved, "not observed this pass");
+                self.hold(
+                    service_key(&svc.id),
+                    HoldKind::Unobserved,
+                    "not observed this pass",
+                );
                 return None;
             }
         };
         let current = observed.desired_count;
-        let (target, reason) = match (svc.tasks, &svc.scaling) {
-            (TaskCount::Fixed(n), _) => (n, format!("declared count is {n}")),
+        let target = match (svc.tasks, &svc.scaling) {
+            (TaskCount::Fixed(n), _) => n,
             (TaskCount::Range { min, max }, Some(policy)) => {
                 let [high, low] = alarms::alarm_names(&svc.id);
                 let state =
@@ -270,52 +260,38 @@ impl Planner<'_> {
                 };
                 let mem = self.out.memory.scaling.entry(svc.id.clone()).or_default();
                 let decision = scaling::decide(policy, view, mem, self.now);
-                let out = (decision.desired, decision.message.clone());
-                if decision.desired == current
+                let target = decision.desired;
+                if target == current
                     && !matches!(
                         decision.reason,
                         scaling::DecisionReason::Steady | scaling::DecisionReason::NoData
                     )
                 {
-                    self.hold(&key, HoldKind::Scaling, decision.message.clone());
+                    self.hold(
+                        service_key(&svc.id),
+                        HoldKind::Scaling,
+                        decision.message.clone(),
+                    );
                 }
                 self.out.decisions.insert(svc.id.clone(), decision);
-                out
+                target
             }
-            (TaskCount::Range { min, max }, None) => {
-                let t = current.clamp(min, max);
-                (
-                    t,
-                    format!("observed count {current} is outside [{min}, {max}]"),
-                )
-            }
+            (TaskCount::Range { min, max }, None) => current.clamp(min, max),
         };
-        let running = observed.tasks.iter().filter(|t| t.is_serving()).count();
-        self.report(
-            &key,
-            svc,
-            json!({ "tasks": task_count_json(svc.tasks), "desiredCount": target }),
-            json!({
-                "desiredCount": current,
-                "runningCount": observed.running_count,
-                "pendingCount": observed.pending_count,
-                "servingTasks": running,
-                "deploying": observed.deploying,
-            }),
-            None,
-        );
 
-        let field = Field::DesiredCount(svc.id.clone());
-        let contested =
-            self.out
-                .memory
-                .observe_field(&field, &current.to_string(), self.now, self.fight);
+        let contested = self.out.memory.observe_field_with(
+            || Field::DesiredCount(svc.id.clone()),
+            current.into(),
+            self.now,
+            self.fight,
+        );
         if target == current {
             return Some((target, None));
         }
+        let key = service_key(&svc.id);
         if observed.scalable_target && !svc.take_over.desired_count {
             self.hold(
-                &key,
+                key,
                 HoldKind::Conflict,
                 "Application Auto Scaling has a scalable target on this service's desired count; \
                  set takeOver.desiredCount to let ballast manage it",
@@ -324,83 +300,85 @@ impl Planner<'_> {
         }
         if contested {
             self.hold(
-                &key,
+                key,
                 HoldKind::Contested,
-                format!("{field} was changed back by someone else {} times recently; not correcting it until it stays put", self.fight.max_reverts),
+                format!(
+                    "the desired count of {} was changed back by someone else {} times recently; \
+                     not correcting it until it stays put",
+                    svc.id, self.fight.max_reverts
+                ),
             );
             return Some((current, None));
         }
         if svc.suspend {
             self.hold(
-                &key,
+                key,
                 HoldKind::Suspended,
                 format!("would set desired count {current} -> {target}; document is suspended"),
             );
             return Some((target, None));
         }
+        let mut reason = match (svc.tasks, self.out.decisions.get(&svc.id)) {
+            (TaskCount::Fixed(n), _) => format!("declared count is {n}"),
+            (_, Some(d)) => d.message.clone(),
+            (TaskCount::Range { min, max }, None) => {
+                format!("observed count {current} is outside [{min}, {max}]")
+            }
+        };
         let budget = svc.budget.max_count_change_per_pass;
         let to = if target > current {
             target.min(current.saturating_add(budget))
         } else {
             target.max(current.saturating_sub(budget))
         };
-        let mut reason = reason;
         if to != target {
-            self.hold(&key, HoldKind::Budget, format!("desired count moves by at most {budget} per pass: {current} -> {to} now, {target} later"));
+            self.hold(key.clone(), HoldKind::Budget, format!("desired count moves by at most {budget} per pass: {current} -> {to} now, {target} later"));
             reason = format!("{reason} (stepping by the budget of {budget})");
         }
+        let change = Change::SetDesiredCount {
+            service: svc.id.clone(),
+            from: current,
+            to,
+        };
         Some((
             target,
             Some(PlannedChange {
                 resource: key,
-                change: Change::SetDesiredCount {
-                    service: svc.id.clone(),
-                    from: current,
-                    to,
-                },
+                change,
                 reason,
             }),
         ))
     }
 
-    fn plan_capacities(&mut self, planned_counts: &BTreeMap<crate::desired::ServiceId, u32>) {
+    fn plan_capacities(&mut self, planned: &[Option<u32>]) {
         for cap in &self.desired.capacities {
-            let key = ResourceKey::Group {
-                region: cap.group.region.clone(),
-                name: cap.group.name.clone(),
-            };
+            let key = group_key(&cap.group);
             let group = match self.observed.groups.get(&cap.group) {
                 Some(Ok(g)) => g,
                 Some(Err(e)) => {
-                    let msg = e.to_string();
-                    self.out.reports.push(ResourceReport {
-                        resource: key.clone(),
-                        document: cap.name.clone(),
-                        desired: json!(null),
-                        observed: json!(null),
-                        error: Some(msg.clone()),
-                    });
-                    self.hold(&key, HoldKind::Unobserved, msg);
+                    self.hold(key, HoldKind::Unobserved, e.to_string());
                     continue;
                 }
                 None => continue,
             };
-            // Tasks of the cluster: ballast's planned counts where it manages
-            // the service, otherwise what ECS is asked to run now.
+            // Tasks of the cluster: what ballast plans for the services it
+            // manages, or what ECS runs now for those it could not decide.
             let mut tasks = 0u32;
             let mut sizes: Vec<TaskSize> = Vec::new();
-            for (id, svc) in &self.observed.services {
-                if id.region != cap.group.region || id.cluster != cap.cluster {
+            for (svc, planned) in self.desired.services.iter().zip(planned) {
+                if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
                     continue;
                 }
-                let Ok(svc) = svc else { continue };
-                tasks += planned_counts.get(id).copied().unwrap_or(svc.desired_count);
-                sizes.extend(svc.task_size);
+                let Some(Ok(o)) = self.observed.services.get(&svc.id) else {
+                    continue;
+                };
+                tasks += planned.unwrap_or(o.desired_count);
+                sizes.extend(o.task_size);
             }
             let per_instance = match capacity::per_instance(cap, &sizes) {
                 Ok(n) => n,
                 Err(msg) => {
-                    self.hold(&key, HoldKind::Unobserved, msg);
+                    self.hold(key, HoldKind::Unobserved, msg);
                     continue;
                 }
             };
@@ -411,79 +389,72 @@ impl Planner<'_> {
                 .entry(cap.group.clone())
                 .or_default();
             let d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
-            let active = group.instances.iter().filter(|i| i.is_active()).count();
-            self.out.reports.push(ResourceReport {
-                resource: key.clone(),
-                document: cap.name.clone(),
-                desired: json!({ "desiredCapacity": d.needed, "tasks": tasks, "tasksPerInstance": per_instance, "subnets": d.subnets.clone().unwrap_or_else(|| group.subnets.clone()) }),
-                observed: json!({ "desiredCapacity": group.desired_capacity, "minSize": group.min_size, "maxSize": group.max_size, "activeInstances": active, "subnets": group.subnets }),
-                error: None,
-            });
             for h in &d.held {
-                self.hold(&key, HoldKind::Scaling, h.clone());
+                self.hold(key.clone(), HoldKind::Scaling, h.clone());
             }
             let mut changes = Vec::new();
             if let Some(to) = &d.subnets {
+                let change = Change::SetGroupSubnets {
+                    group: cap.group.clone(),
+                    from: group.subnets.clone(),
+                    to: to.clone(),
+                };
                 changes.push((
-                    Field::Subnets(cap.group.clone()),
-                    memory::subnets_fingerprint(&group.subnets),
-                    Change::SetGroupSubnets {
-                        group: cap.group.clone(),
-                        from: group.subnets.clone(),
-                        to: to.clone(),
-                    },
+                    true,
+                    change,
                     format!("zones needed for {} instance(s)", d.needed),
                 ));
             }
             if let Some(to) = d.set_capacity {
-                changes.push((
-                    Field::Capacity(cap.group.clone()),
-                    group.desired_capacity.to_string(),
-                    Change::SetDesiredCapacity {
-                        group: cap.group.clone(),
-                        from: group.desired_capacity,
-                        to,
-                    },
-                    d.message.clone(),
-                ));
+                let change = Change::SetDesiredCapacity {
+                    group: cap.group.clone(),
+                    from: group.desired_capacity,
+                    to,
+                };
+                changes.push((false, change, d.message.clone()));
             }
             for id in &d.terminate {
+                let change = Change::TerminateInstance {
+                    group: cap.group.clone(),
+                    instance_id: id.clone(),
+                };
                 changes.push((
-                    Field::Capacity(cap.group.clone()),
-                    group.desired_capacity.to_string(),
-                    Change::TerminateInstance {
-                        group: cap.group.clone(),
-                        instance_id: id.clone(),
-                    },
+                    false,
+                    change,
                     format!("{}; instance {id} has no tasks", d.message),
                 ));
             }
             let subnets_now = memory::subnets_fingerprint(&group.subnets);
-            let contested_subnets = self.out.memory.observe_field(
-                &Field::Subnets(cap.group.clone()),
-                &subnets_now,
+            let contested_subnets = self.out.memory.observe_field_with(
+                || Field::Subnets(cap.group.clone()),
+                FieldValue::Text(subnets_now),
                 self.now,
                 self.fight,
             );
-            let contested_capacity = self.out.memory.observe_field(
-                &Field::Capacity(cap.group.clone()),
-                &group.desired_capacity.to_string(),
+            let contested_capacity = self.out.memory.observe_field_with(
+                || Field::Capacity(cap.group.clone()),
+                group.desired_capacity.into(),
                 self.now,
                 self.fight,
             );
             self.out.capacity.insert(cap.group.clone(), d);
-            for (field, _, change, reason) in changes {
-                let contested = match field {
-                    Field::Subnets(_) => contested_subnets,
-                    _ => contested_capacity,
+            for (is_subnets, change, reason) in changes {
+                let contested = if is_subnets {
+                    contested_subnets
+                } else {
+                    contested_capacity
                 };
                 if group.managed_scaling && !cap.take_over_managed_scaling {
-                    self.hold(&key, HoldKind::Conflict, format!("ECS managed scaling drives this group (AmazonECSManaged tag); would {change}; set takeOver.managedScaling to let ballast manage it"));
+                    self.hold(
+                        key.clone(),
+                        HoldKind::Conflict,
+                        format!("ECS managed scaling drives this group (AmazonECSManaged tag); would {change}; set takeOver.managedScaling to let ballast manage it"),
+                    );
                 } else if contested {
-                    self.hold(&key, HoldKind::Contested, format!("{field} keeps being changed by someone else; not correcting it until it stays put"));
+                    self.hold(key.clone(), HoldKind::Contested, format!("{} keeps being changed by someone else; not correcting it until it stays put", if is_subnets { "the subnets" } else { "the capacity" }));
                 } else if cap.suspend {
                     self.hold(
-                        &key,
+                        key.clone(),
                         HoldKind::Suspended,
                         format!("would {change}; document is suspended"),
                     );
@@ -498,27 +469,30 @@ impl Planner<'_> {
         }
     }
 
-    /// Plans registrations into `self.out.changes`; returns deregistrations (emitted after every registration).
-    fn plan_service_targets(&mut self, svc: &Service) -> Vec<PlannedChange> {
-        let mut deregs = Vec::new();
+    /// Registrations go straight into the plan; deregistrations into
+    /// `deregs`, emitted after every registration of the pass.
+    fn plan_service_targets(&mut self, svc: &Service, deregs: &mut Vec<PlannedChange>) {
         let Some(Ok(observed_svc)) = self.observed.services.get(&svc.id) else {
-            return deregs;
+            return;
         };
         let mut budget_left = svc.budget.max_deregistrations_per_pass;
         for b in &svc.target_groups {
-            let key = ResourceKey::TargetGroup {
-                region: b.target_group.region.clone(),
-                name: b.target_group.target_group.name().to_string(),
-            };
             let group = match self.observed.target_groups.get(&b.target_group) {
                 Some(Ok(g)) => g,
                 Some(Err(e)) => {
-                    self.report(&key, svc, json!(null), json!(null), Some(e.to_string()));
-                    self.hold(&key, HoldKind::Unobserved, e.to_string());
+                    self.hold(
+                        target_group_key(&b.target_group),
+                        HoldKind::Unobserved,
+                        e.to_string(),
+                    );
                     continue;
                 }
                 None => continue,
             };
+            if targets::is_converged(b, observed_svc, group) {
+                continue;
+            }
+            let key = target_group_key(&b.target_group);
             let tp = targets::plan_targets(
                 b,
                 observed_svc,
@@ -527,23 +501,9 @@ impl Planner<'_> {
                 budget_left,
             );
             budget_left -= (tp.deregister.len() as u32).min(budget_left);
-            let health = |h| group.targets.iter().filter(|t| t.health == h).count();
-            self.report(
-                &key,
-                svc,
-                json!({ "targets": tp.expected.iter().map(ToString::to_string).collect::<Vec<_>>(), "minHealthy": tp.floor }),
-                json!({
-                    "targets": group.targets.iter().map(|t| format!("{} ({:?})", t.target, t.health)).collect::<Vec<_>>(),
-                    "healthy": health(crate::observed::TargetHealth::Healthy),
-                    "initial": health(crate::observed::TargetHealth::Initial),
-                    "draining": health(crate::observed::TargetHealth::Draining),
-                    "foreign": tp.foreign.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                }),
-                None,
-            );
             for task in &tp.unaddressable {
                 self.hold(
-                    &key,
+                    key.clone(),
                     HoldKind::Safety,
                     format!(
                         "task {task} has no address for {}:{}",
@@ -557,7 +517,11 @@ impl Planner<'_> {
                 } else {
                     HoldKind::Safety
                 };
-                self.hold(&key, kind, format!("keeping stale target {t}: {why}"));
+                self.hold(
+                    key.clone(),
+                    kind,
+                    format!("keeping stale target {t}: {why}"),
+                );
             }
             if tp.register.is_empty() && tp.deregister.is_empty() {
                 continue;
@@ -567,21 +531,23 @@ impl Planner<'_> {
                 .contains(&group.arn)
                 && !svc.take_over.load_balancers
             {
-                self.hold(&key, HoldKind::Conflict, "the ECS service registers targets in this group itself (its loadBalancers); set takeOver.loadBalancers to let ballast manage them");
-                continue;
-            }
-            if svc.suspend {
                 self.hold(
-                    &key,
-                    HoldKind::Suspended,
-                    format!(
-                        "would register {} and deregister {} target(s); document is suspended",
-                        tp.register.len(),
-                        tp.deregister.len()
-                    ),
+                    key,
+                    HoldKind::Conflict,
+                    "the ECS service registers targets in this group itself (its loadBalancers); set takeOver.loadBalancers to let ballast manage them",
                 );
                 continue;
             }
+            if svc.suspend {
+                let msg = format!(
+                    "would register {} and deregister {} target(s); document is suspended",
+                    tp.register.len(),
+                    tp.deregister.len()
+                );
+                self.hold(key, HoldKind::Suspended, msg);
+                continue;
+            }
+            let region = b.target_group.region.clone();
             if !tp.register.is_empty() {
                 self.out.changes.push(PlannedChange {
                     resource: key.clone(),
@@ -591,36 +557,27 @@ impl Planner<'_> {
                         svc.id
                     ),
                     change: Change::RegisterTargets {
-                        region: b.target_group.region.clone(),
+                        region: region.clone(),
                         target_group_arn: group.arn.clone(),
-                        targets: tp.register.clone(),
+                        targets: tp.register,
                     },
                 });
             }
             if !tp.deregister.is_empty() {
                 deregs.push(PlannedChange {
-                    resource: key.clone(),
+                    resource: key,
                     reason: format!(
-                        "no serving task of {} behind {} target(s); {} healthy remain, floor {}",
-                        svc.id,
-                        tp.deregister.len(),
-                        tp.healthy
-                            - tp.deregister
-                                .iter()
-                                .filter(|t| group.targets.iter().any(|o| &o.target == *t
-                                    && o.health == crate::observed::TargetHealth::Healthy))
-                                .count() as u32,
-                        tp.floor
+                        "no serving task of {} behind these target(s); {} healthy remain, floor {}",
+                        svc.id, tp.healthy_after, tp.floor
                     ),
                     change: Change::DeregisterTargets {
-                        region: b.target_group.region.clone(),
+                        region,
                         target_group_arn: group.arn.clone(),
-                        targets: tp.deregister.clone(),
+                        targets: tp.deregister,
                     },
                 });
             }
         }
-        deregs
     }
 
     fn plan_alarms(&mut self, svc: &Service) {
@@ -628,36 +585,28 @@ impl Planner<'_> {
             return;
         };
         for def in defs {
-            let key = ResourceKey::Alarm {
-                region: svc.id.region.clone(),
-                name: def.name.clone(),
-            };
             let observed = self
                 .observed
                 .alarms
                 .get(&(svc.id.region.clone(), def.name.clone()));
             let (create, reason) = match observed {
                 Some(Err(e)) => {
-                    self.report(&key, svc, json!(def), json!(null), Some(e.to_string()));
-                    self.hold(&key, HoldKind::Unobserved, e.to_string());
+                    self.hold(
+                        ResourceKey::Alarm {
+                            region: svc.id.region.clone(),
+                            name: def.name.clone(),
+                        },
+                        HoldKind::Unobserved,
+                        e.to_string(),
+                    );
                     continue;
                 }
-                None => {
-                    self.report(&key, svc, json!(def), json!(null), None);
-                    (true, "alarm does not exist".to_string())
-                }
+                None => (true, "alarm does not exist".to_string()),
                 Some(Ok(o)) => {
-                    self.report(
-                        &key,
-                        svc,
-                        json!(def),
-                        json!({ "definition": o.definition, "state": o.state }),
-                        None,
-                    );
-                    let field = Field::Alarm(svc.id.region.clone(), def.name.clone());
-                    let contested = self.out.memory.observe_field(
-                        &field,
-                        &memory::alarm_fingerprint(&o.definition),
+                    let fingerprint = memory::alarm_fingerprint(&o.definition);
+                    let contested = self.out.memory.observe_field_with(
+                        || Field::Alarm(svc.id.region.clone(), def.name.clone()),
+                        FieldValue::Text(fingerprint),
                         self.now,
                         self.fight,
                     );
@@ -666,7 +615,18 @@ impl Planner<'_> {
                         continue;
                     }
                     if contested {
-                        self.hold(&key, HoldKind::Contested, format!("{field} keeps being edited by someone else; not correcting it until it stays put"));
+                        let msg = format!(
+                            "alarm {} keeps being edited by someone else; not correcting it until it stays put",
+                            def.name
+                        );
+                        self.hold(
+                            ResourceKey::Alarm {
+                                region: svc.id.region.clone(),
+                                name: def.name.clone(),
+                            },
+                            HoldKind::Contested,
+                            msg,
+                        );
                         continue;
                     }
                     (
@@ -675,15 +635,16 @@ impl Planner<'_> {
                     )
                 }
             };
+            let key = ResourceKey::Alarm {
+                region: svc.id.region.clone(),
+                name: def.name.clone(),
+            };
             if svc.suspend {
+                let verb = if create { "create" } else { "update" };
                 self.hold(
-                    &key,
+                    key,
                     HoldKind::Suspended,
-                    format!(
-                        "would {} alarm {}; document is suspended",
-                        if create { "create" } else { "update" },
-                        def.name
-                    ),
+                    format!("would {verb} alarm {}; document is suspended", def.name),
                 );
                 continue;
             }
@@ -697,30 +658,6 @@ impl Planner<'_> {
                 reason,
             });
         }
-    }
-
-    fn report(
-        &mut self,
-        key: &ResourceKey,
-        svc: &Service,
-        desired: serde_json::Value,
-        observed: serde_json::Value,
-        error: Option<String>,
-    ) {
-        self.out.reports.push(ResourceReport {
-            resource: key.clone(),
-            document: svc.name.clone(),
-            desired,
-            observed,
-            error,
-        });
-    }
-}
-
-fn task_count_json(t: TaskCount) -> serde_json::Value {
-    match t {
-        TaskCount::Fixed(n) => json!({ "count": n }),
-        TaskCount::Range { min, max } => json!({ "min": min, "max": max }),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct TargetPlan {
     pub unaddressable: Vec<String>,
     pub expected: BTreeSet<Target>,
     pub healthy: u32,
+    /// Healthy targets left once the planned deregistrations are done.
+    pub healthy_after: u32,
     pub floor: u32,
 }
 
@@ -137,5 +139,44 @@ pub fn plan_targets(
         }
         out.deregister.push(t.clone());
     }
+    out.healthy_after = healthy_after;
     out
+}
+
+/// Whether the group already holds exactly the serving tasks' targets, none
+/// of them draining, and nothing else the service could own. Allocates
+/// nothing: this is the path every converged pass takes.
+pub fn is_converged(
+    binding: &TargetGroupBinding,
+    service: &ObservedService,
+    group: &ObservedTargetGroup,
+) -> bool {
+    fn address<'t>(
+        task: &'t crate::observed::ObservedTask,
+        b: &TargetGroupBinding,
+    ) -> Option<(&'t str, u16)> {
+        match b.target_type {
+            TargetType::Instance => Some((
+                task.instance_id.as_deref()?,
+                task.host_port(&b.container_name, b.container_port)?,
+            )),
+            TargetType::Ip => Some((task.private_ip.as_deref()?, b.container_port)),
+        }
+    }
+    let mut serving = 0usize;
+    for task in service.tasks.iter().filter(|t| t.is_serving()) {
+        let Some((id, port)) = address(task, binding) else {
+            return false;
+        };
+        let present = group.targets.iter().any(|t| {
+            t.target.port == port && t.target.id == id && t.health != TargetHealth::Draining
+        });
+        if !present {
+            return false;
+        }
+        serving += 1;
+    }
+    // Every target present is a serving task's (targets are unique by id
+    // and port, so equal counts mean equal sets).
+    serving == group.targets.len()
 }
