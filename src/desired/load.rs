@@ -577,7 +577,7 @@ fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> Option<Diagnost
         Some(p) => (
             format!("`{p}`: {message}"),
             schema::describe(kind, p)
-                .map(|d| format!("`{}` is: {d}", p.rsplit('.').next().unwrap_or(p))),
+                .map(|d| format!("`{}`: {d}", p.rsplit('.').next().unwrap_or(p))),
         ),
         None => (message, None),
     };
@@ -1528,7 +1528,7 @@ spec:
             d.help
                 .as_ref()
                 .unwrap()
-                .contains("containerPort` is: The container port"),
+                .contains("`containerPort`: The container port"),
             "{d}"
         );
 

@@ -138,9 +138,9 @@ pub struct RawTargetGroupBinding {
     /// itself (ip targets) is registered.
     #[schemars(required, range(min = 1, max = 65535))]
     pub container_port: Option<i64>,
-    #[schemars(with = "TargetTypeSchema", extend("default" = "instance"))]
+    #[schemars(with = "Option<TargetTypeSchema>", extend("default" = "instance"))]
     pub target_type: Option<String>,
-    #[schemars(with = "OwnershipSchema", extend("default" = "shared"))]
+    #[schemars(with = "Option<OwnershipSchema>", extend("default" = "shared"))]
     pub ownership: Option<String>,
     /// Never deregister below this many healthy targets. Unset: never below
     /// the number healthy before the change, and never to zero while any
@@ -208,7 +208,7 @@ pub struct RawCpuScaling {
     pub max_data_age: Option<DurationText>,
     /// How the alarms treat missing data points (CloudWatch
     /// `TreatMissingData`).
-    #[schemars(with = "MissingDataSchema", extend("default" = "missing"))]
+    #[schemars(with = "Option<MissingDataSchema>", extend("default" = "missing"))]
     pub missing_data: Option<String>,
     /// The alarm that adds tasks.
     #[schemars(required)]
@@ -376,7 +376,7 @@ pub struct RawZone {
     pub subnet: Option<String>,
     /// The subnet's availability zone, e.g. `us-east-2a`; for messages only.
     pub zone: Option<String>,
-    #[schemars(with = "ZoneModeSchema", extend("default" = "alwaysOn"))]
+    #[schemars(with = "Option<ZoneModeSchema>", extend("default" = "alwaysOn"))]
     pub mode: Option<String>,
     /// `onDemand` only: the zone is added when more instances than this are
     /// needed, and removed after `scaleInCooldown` once they fall back.

@@ -275,14 +275,25 @@ mod tests {
             "{port}"
         );
         assert_eq!(binding["properties"]["targetType"]["default"], "instance");
-        let target_type = resolve(&s, at(&s, "Service", "spec.targetGroups[0].targetType"));
-        let values: Vec<_> = target_type["oneOf"]
-            .as_array()
+        let target_type = at(&s, "Service", "spec.targetGroups[0].targetType");
+        let values: Vec<_> = find(&s, target_type, &|n| n.get("oneOf"))
+            .and_then(Value::as_array)
             .expect("enum as oneOf of consts with descriptions")
             .iter()
+            .filter(|v| v.get("const").is_some())
             .map(|v| v["const"].clone())
             .collect();
         assert_eq!(values, ["instance", "ip"]);
+        let mode = at(&s, "Capacity", "spec.zones[0].mode");
+        assert_eq!(mode["default"], "alwaysOn");
+        let modes = find(&s, mode, &|n| n.get("oneOf")).unwrap();
+        assert_eq!(modes[1]["const"], "onDemand");
+        assert!(
+            modes[1]["description"]
+                .as_str()
+                .unwrap()
+                .contains("whenInstancesAbove")
+        );
 
         let rule = resolve(&s, at(&s, "Service", "spec.scaling.cpu.scaleIn"));
         assert_eq!(
@@ -316,6 +327,60 @@ mod tests {
             if def.get("properties").is_some() {
                 assert_eq!(def["additionalProperties"], false, "$defs/{name}");
             }
+        }
+    }
+
+    /// An editor must not demand what the loader has a default for: the
+    /// `required` lists are exactly the fields without a default.
+    #[test]
+    fn required_fields_are_exactly_those_without_a_default() {
+        let s = json_schema();
+        // (kind, path, required keys)
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("Service", "", &["apiVersion", "kind", "metadata", "spec"]),
+            ("Service", "metadata", &["name"]),
+            ("Service", "spec", &["cluster", "service", "tasks"]),
+            ("Service", "spec.tasks", &[]),
+            (
+                "Service",
+                "spec.targetGroups[0]",
+                &["targetGroup", "containerName", "containerPort"],
+            ),
+            ("Service", "spec.scaling", &["cpu"]),
+            ("Service", "spec.scaling.cpu", &["scaleOut", "scaleIn"]),
+            ("Service", "spec.scaling.cpu.scaleOut", &["threshold"]),
+            ("Service", "spec.budget", &[]),
+            ("Service", "spec.takeOver", &[]),
+            ("Capacity", "", &["apiVersion", "kind", "metadata", "spec"]),
+            (
+                "Capacity",
+                "spec",
+                &[
+                    "cluster",
+                    "autoScalingGroup",
+                    "minInstances",
+                    "maxInstances",
+                    "zones",
+                ],
+            ),
+            ("Capacity", "spec.instanceResources", &["cpu", "memory"]),
+            ("Capacity", "spec.zones[0]", &["subnet"]),
+            ("Capacity", "spec.takeOver", &[]),
+        ];
+        for (kind, path, expected) in cases {
+            let node = resolve(&s, at(&s, kind, path));
+            let node = find(&s, node, &|n| n.get("properties").map(|_| n)).unwrap();
+            let mut required: Vec<&str> = node
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let mut expected = expected.to_vec();
+            required.sort();
+            expected.sort();
+            assert_eq!(required, expected, "{kind} {path:?}");
         }
     }
 

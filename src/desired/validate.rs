@@ -420,10 +420,11 @@ fn ecs_name(
     what: &str,
     example: &str,
 ) -> Option<String> {
+    let key = path.rsplit('.').next().unwrap_or(path);
     let v = ctx.required(
         raw,
         path,
-        &format!("add the {what}'s name, e.g. `{example}`"),
+        &format!("add the {what}'s name, e.g. `{key}: {example}`"),
     )?;
     if let Some(rest) = v.strip_prefix("arn:") {
         let name = rest.rsplit('/').next().unwrap_or(example);
