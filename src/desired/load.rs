@@ -260,6 +260,9 @@ impl<'r> Run<'r> {
     }
 
     fn file(&mut self, file: &Path, text: &str, diags: &mut Vec<Diagnostic>) {
+        // libyaml (under serde_yaml) refuses a byte order mark that editors
+        // on Windows add and that no one can see.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let index = match positions::index_str(text) {
             Ok(index) => index,
             Err(e) => {
@@ -339,8 +342,15 @@ impl<'r> Run<'r> {
                     .map(|(raw, mut ctx)| validate::capacity(&mut ctx, &raw, self.default_region)),
             };
             match checked {
-                Some(c) => self.checked.push(c),
-                None => self.complete = false,
+                Ok(c) => self.checked.push(c),
+                Err(Unread::Document) => self.complete = false,
+                Err(Unread::Stream) => {
+                    // serde_yaml's parser gave up where yaml-rust2's did
+                    // not: the documents after this one cannot be matched
+                    // to the index any more.
+                    self.complete = false;
+                    break;
+                }
             }
         }
     }
@@ -371,6 +381,11 @@ impl<'r> Run<'r> {
             return None;
         }
         let (message, help, pos) = match found {
+            None if doc.get("kind").is_some_and(|e| !e.kind.is_null()) => (
+                "`kind` is not a plain word: expected `Service` or `Capacity`".to_string(),
+                "write `kind: Service` or `kind: Capacity`".to_string(),
+                doc.value_pos("kind"),
+            ),
             None => (
                 "missing required field `kind`".to_string(),
                 "add `kind: Service` or `kind: Capacity`".to_string(),
@@ -420,7 +435,7 @@ impl<'r> Run<'r> {
         doc: &'a DocIndex,
         prior: usize,
         diags: &'a mut Vec<Diagnostic>,
-    ) -> Option<(T, DocCtx<'a>)> {
+    ) -> Result<(T, DocCtx<'a>), Unread> {
         let mut unknown = Vec::new();
         let result: Result<T, _> =
             serde_ignored::deserialize(de, |path| unknown.push(ignored_path(&path)));
@@ -432,7 +447,7 @@ impl<'r> Run<'r> {
             suggested.extend(suggestion);
         }
         match result {
-            Ok(raw) => Some((
+            Ok(raw) => Ok((
                 raw,
                 DocCtx {
                     file,
@@ -443,13 +458,24 @@ impl<'r> Run<'r> {
                 },
             )),
             Err(e) => {
-                if let Some(d) = type_error(file, kind, &e) {
-                    diags.push(d);
-                }
-                None
+                let (d, stream) = type_error(file, kind, &e);
+                diags.extend(d);
+                Err(if stream {
+                    Unread::Stream
+                } else {
+                    Unread::Document
+                })
             }
         }
     }
+}
+
+/// Why serde could not read a document.
+enum Unread {
+    /// A mistake inside the document (reported); the next ones are fine.
+    Document,
+    /// The YAML stream itself broke: stop reading the file.
+    Stream,
 }
 
 impl Run<'_> {
@@ -540,7 +566,7 @@ fn unknown_key(
         format!("did you mean `{s}`? {expected}")
     } else if !elsewhere.is_empty() {
         format!(
-            "`{key}` belongs in {}: check its indentation",
+            "`{key}` belongs in {}: check its indentation; {expected}",
             elsewhere.join(" or ")
         )
     } else {
@@ -556,9 +582,10 @@ fn unknown_key(
 }
 
 /// A serde error as a diagnostic at serde_yaml's position, in words a
-/// person uses. Duplicate fields are left out: the position index already
-/// reported them.
-fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> Option<Diagnostic> {
+/// person uses, and whether it broke the YAML stream (a parser error
+/// rather than a value of the wrong type). Duplicate fields are left out:
+/// the position index already reported them.
+fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> (Option<Diagnostic>, bool) {
     let full = e.to_string();
     // serde_yaml writes "PATH: MESSAGE at line L column C".
     let without_pos = match full.rfind(" at line ") {
@@ -570,8 +597,10 @@ fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> Option<Diagnost
         _ => (None, without_pos),
     };
     if message.starts_with("duplicate field") {
-        return None;
+        return (None, false);
     }
+    // Errors about a value carry its path; a parser error has none.
+    let stream = path.is_none();
     let message = humanize(message);
     let (message, help) = match path {
         Some(p) => (
@@ -585,13 +614,14 @@ fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> Option<Diagnost
         line: l.line(),
         column: l.column(),
     });
-    Some(Diagnostic {
+    let d = Diagnostic {
         file: file.to_path_buf(),
         line: pos.map(|p| p.line),
         column: pos.map(|p| p.column),
         message,
         help: help.or_else(|| Some("see docs/desired-state.md for the type of each field".into())),
-    })
+    };
+    (Some(d), stream)
 }
 
 /// Rewrites serde's type vocabulary (`i64`, `struct RawTasks`) in the
@@ -1751,6 +1781,41 @@ spec:
         )
         .unwrap();
         assert_eq!(ok.services[0].id.region, "us-gov-west-1");
+    }
+
+    #[test]
+    fn byte_order_marks_crlf_and_tabs() {
+        let bom = format!("\u{feff}{}", both());
+        load_str("t.yaml", &bom, REGION).unwrap_or_else(|e| panic!("BOM: {e}"));
+        let crlf = both().replace('\n', "\r\n");
+        load_str("t.yaml", &crlf, REGION).unwrap_or_else(|e| panic!("CRLF: {e}"));
+        // Positions still count lines right with CRLF.
+        let bad = crlf.replacen("containerPort: 80", "containerPort: 0", 1);
+        let d = &errors(&bad)[0];
+        assert_eq!((d.line, d.column), (Some(14), Some(22)), "{d}");
+        // Tabs cannot indent YAML: a syntax error, located.
+        let tabs = SERVICE.replace("    min: 2", "\tmin: 2");
+        let d = &errors(&tabs)[0];
+        assert!(d.message.starts_with("YAML syntax error"), "{d}");
+        assert_eq!(d.line, Some(9), "{d}");
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_followed() {
+        let text = both()
+            .replace("    max: 10\n", "    max: &max 10\n")
+            .replace(
+                "      containerPort: 80\n",
+                "      containerPort: 80\n      minHealthy: *max\n",
+            );
+        let state = load_str("t.yaml", &text, REGION).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state.services[0].target_groups[0].min_healthy, Some(10));
+        // Anchors do not reach into the next document (YAML's rule).
+        let text = both()
+            .replace("    max: 10\n", "    max: &max 10\n")
+            .replace("  maxInstances: 10\n", "  maxInstances: *max\n");
+        let d = &errors(&text)[0];
+        assert!(d.message.contains("unknown anchor"), "{d}");
     }
 
     #[test]

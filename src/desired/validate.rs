@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Where something was declared: for messages that point at the other
 /// half of a conflict.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loc {
+pub(crate) struct Loc {
     pub file: PathBuf,
     pub pos: Pos,
 }
@@ -36,7 +36,7 @@ impl std::fmt::Display for Loc {
 
 /// What a `Service` document declares, as far as it could be read.
 #[derive(Debug, Clone, Default)]
-pub struct ServiceClaims {
+pub(crate) struct ServiceClaims {
     pub name: Option<(String, Loc)>,
     /// Known when region, cluster and service are all valid.
     pub id: Option<(ServiceId, Loc)>,
@@ -50,7 +50,7 @@ pub struct ServiceClaims {
 
 /// What a `Capacity` document declares, as far as it could be read.
 #[derive(Debug, Clone, Default)]
-pub struct CapacityClaims {
+pub(crate) struct CapacityClaims {
     pub name: Option<(String, Loc)>,
     pub group: Option<(GroupId, Loc)>,
     /// (region, cluster, where).
@@ -61,14 +61,14 @@ pub struct CapacityClaims {
 
 /// One checked document.
 #[derive(Debug, Clone)]
-pub enum Checked {
+pub(crate) enum Checked {
     /// The validated service is `None` when the document has mistakes.
     Service(ServiceClaims, Option<Service>),
     Capacity(CapacityClaims, Option<Capacity>),
 }
 
 /// The context of one document: where to report, and how to locate paths.
-pub struct DocCtx<'a> {
+pub(crate) struct DocCtx<'a> {
     pub file: &'a Path,
     pub index: &'a DocIndex,
     pub diags: &'a mut Vec<Diagnostic>,
@@ -451,7 +451,7 @@ fn bool_or(v: Option<bool>, default: bool) -> bool {
 }
 
 /// Checks a `Service` document.
-pub fn service(ctx: &mut DocCtx, doc: &RawServiceDocument, default_region: &str) -> Checked {
+pub(crate) fn service(ctx: &mut DocCtx, doc: &RawServiceDocument, default_region: &str) -> Checked {
     let errors_before = ctx.diags.len();
     let mut claims = ServiceClaims::default();
     let name = header(ctx, &doc.api_version, &doc.metadata, "Service");
@@ -1052,7 +1052,11 @@ fn step(ctx: &mut DocCtx, raw: &RawStep, path: &str) -> Option<Step> {
 }
 
 /// Checks a `Capacity` document.
-pub fn capacity(ctx: &mut DocCtx, doc: &RawCapacityDocument, default_region: &str) -> Checked {
+pub(crate) fn capacity(
+    ctx: &mut DocCtx,
+    doc: &RawCapacityDocument,
+    default_region: &str,
+) -> Checked {
     let errors_before = ctx.diags.len();
     let mut claims = CapacityClaims::default();
     let name = header(ctx, &doc.api_version, &doc.metadata, "Capacity");
@@ -1385,7 +1389,7 @@ fn diag(loc: &Loc, message: String, help: String) -> Diagnostic {
 /// lead somewhere. `complete` is false when some document could not be
 /// read at all: then "nothing refers to this" is not reported, because
 /// the missing reference may be in the unreadable document.
-pub fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diagnostic>) {
     let services: Vec<&ServiceClaims> = docs
         .iter()
         .filter_map(|d| match d {
