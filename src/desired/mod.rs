@@ -15,7 +15,8 @@ pub mod validate;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{LoadError, load_dir};
+pub use load::{Diagnostic, LoadError, load_dir, load_str};
+pub use schema::json_schema;
 
 /// The `apiVersion` every document must carry.
 pub const API_VERSION: &str = "ballast.dev/v1alpha1";
