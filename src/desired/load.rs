@@ -1956,9 +1956,3 @@ spec:
         );
     }
 }
-
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "error: {}: {}", self.file.display(), self.message)
-    }
-}
