@@ -116,7 +116,8 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
         let mut tasks = Vec::new();
         for n in 0..declared {
             let fits = |w: &World| w.place(&svc.id, &ports, task_cpu, task_memory).is_some();
-            if !fits(w) && !(add_instance(w, desired, svc) && fits(w)) {
+            let room = fits(w) || (add_instance(w, desired, svc) && fits(w));
+            if !room {
                 break;
             }
             if n < live

@@ -110,7 +110,7 @@ impl World {
                 continue;
             };
             let period = self.alarm_period(&alarm.definition);
-            if since_epoch % period.as_secs() != 0 {
+            if !since_epoch.is_multiple_of(period.as_secs()) {
                 continue;
             }
             let datapoints = &self.services[&id].datapoints;

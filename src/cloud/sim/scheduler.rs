@@ -75,7 +75,7 @@ impl World {
             // Rolling replacement with minimumHealthyPercent 100 and one
             // extra task at a time: start a new task, and stop an old one
             // only once its replacement runs.
-            if new.len() >= desired {
+            if new.len() - new_pending >= desired {
                 for arn in &old {
                     self.stop_task(arn);
                 }

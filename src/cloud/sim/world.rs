@@ -441,7 +441,11 @@ impl World {
         }
         if self.api.throttle_every > 0 {
             self.api.throttle_counter += 1;
-            if self.api.throttle_counter % self.api.throttle_every == 0 {
+            if self
+                .api
+                .throttle_counter
+                .is_multiple_of(self.api.throttle_every)
+            {
                 return Some(CloudError::Throttled {
                     service,
                     operation,
