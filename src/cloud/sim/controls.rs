@@ -19,8 +19,10 @@ use crate::observed::{
 /// An ECS service to create in a hand-built world.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
+    /// Region, cluster (created if missing) and service name.
     pub id: ServiceId,
     pub desired_count: u32,
+    /// The task definition's containers.
     pub containers: Vec<ContainerSpec>,
     /// awsvpc network mode: each task gets its own address and no host port.
     pub awsvpc: bool,
@@ -33,6 +35,7 @@ pub struct ServiceSpec {
 /// A container of a [`ServiceSpec`]'s task definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSpec {
+    /// The container name target group bindings refer to.
     pub name: String,
     /// Container ports, each bound to the same static host port.
     pub ports: Vec<u16>,
@@ -41,12 +44,15 @@ pub struct ContainerSpec {
 /// An Auto Scaling group to create in a hand-built world.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSpec {
+    /// Region and group name.
     pub id: GroupId,
     /// The ECS cluster its instances join.
     pub cluster: Option<String>,
     pub min: u32,
     pub max: u32,
+    /// Clamped to [min, max].
     pub desired: u32,
+    /// VPCZoneIdentifier: instances spread over these.
     pub subnets: Vec<String>,
     /// CPU units and MiB each instance offers ECS.
     pub instance_cpu: u32,
@@ -471,6 +477,7 @@ impl SimCloud {
         world.group_view(id, cluster.as_deref())
     }
 
+    /// The alarm as `observe` would show it.
     pub fn alarm(&self, region: &str, name: &str) -> Option<ObservedAlarm> {
         let world = self.world();
         let alarm = world.alarms.get(&(region.to_string(), name.to_string()))?;

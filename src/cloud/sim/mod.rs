@@ -14,7 +14,8 @@
 //!   [`SimConfig::task_stop_delay`], then STOPPED, observable for an hour),
 //!   and rolls deployments one task at a time (start new, then stop old).
 //!   A task of a static-port service needs its host ports free on the
-//!   instance, and every task needs its CPU and memory.
+//!   instance, and every task needs its CPU and memory. awsvpc tasks take
+//!   an address from 10.0.2.0/24, so at most 251 of them run at once.
 //! - **Auto Scaling**: desired capacity within [min, max]; instances are
 //!   Pending for [`SimConfig::instance_launch_delay`], spread over the
 //!   group's subnets; scale-in terminates the newest first.

@@ -1670,3 +1670,105 @@ async fn the_same_seed_and_calls_give_the_same_observations() {
     let (c, _) = scripted_run(43).await;
     assert_ne!(a, c, "identifiers come from the seed");
 }
+
+// ---- time and scale -------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn latency_per_call_passes_in_tokio_time_only() {
+    let desired = app(2);
+    let config = SimConfig {
+        latency_per_call: Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let f = Fixture::new(&desired, false, config);
+    let started = tokio::time::Instant::now();
+    f.sim.observe(&Scope::of(&desired)).await.unwrap();
+    let calls = f.sim.calls().len() as u32;
+    assert_eq!(started.elapsed(), Duration::from_millis(100) * calls);
+    f.apply(Change::SetDesiredCount {
+        service: sid("appService"),
+        from: 2,
+        to: 2,
+    })
+    .await
+    .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(100) * (calls + 1));
+}
+
+#[test]
+fn a_cluster_without_capacity_gets_standalone_container_instances() {
+    let desired = DesiredState {
+        services: vec![service(
+            "web",
+            3,
+            vec![binding("webTargetGroup", 80, TargetType::Instance)],
+        )],
+        capacities: vec![],
+    };
+    let f = Fixture::new(&desired, false, SimConfig::default());
+    let live = f.live_tasks("web");
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|t| t.is_serving()));
+    assert_eq!(
+        f.sim
+            .target_group(&tg("webTargetGroup"))
+            .unwrap()
+            .targets
+            .len(),
+        3
+    );
+    assert!(f.sim.group(&gid()).is_none());
+}
+
+#[tokio::test]
+async fn a_day_of_a_large_world_runs_in_virtual_time() {
+    let desired = DesiredState {
+        services: (0..250)
+            .map(|i| service(&format!("svc{i:03}"), 2, vec![]))
+            .collect(),
+        capacities: vec![capacity(
+            1,
+            1000,
+            TasksPerInstance::Resources {
+                cpu: 4096,
+                memory: 8192,
+            },
+        )],
+    };
+    let f = Fixture::new(&desired, false, SimConfig::default());
+    assert_eq!(
+        f.sim.group(&gid()).unwrap().instances.len(),
+        32,
+        "500 tasks, 16 per instance"
+    );
+
+    // Listing pages through 100 tasks or instances at a time.
+    f.sim.observe(&Scope::of(&desired)).await.unwrap();
+    assert_eq!(
+        f.sim.call_count("ListTasks"),
+        5 + 1,
+        "5 pages of RUNNING, 1 of STOPPED"
+    );
+    assert_eq!(f.sim.call_count("DescribeTasks"), 5);
+    assert_eq!(f.sim.call_count("ListContainerInstances"), 1);
+    assert_eq!(f.sim.call_count("DescribeContainerInstances"), 1);
+    assert_eq!(
+        f.sim.call_count("DescribeTaskDefinition"),
+        250,
+        "one per task definition"
+    );
+
+    for i in (0..250).step_by(10) {
+        f.sim.set_load(&sid(&format!("svc{i:03}")), 100.0).unwrap();
+    }
+    let started = std::time::Instant::now();
+    f.advance(secs(24 * 3600));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a virtual day took {:?}",
+        started.elapsed()
+    );
+    let sample = f.sim.cpu(&sid("svc010")).unwrap();
+    assert_eq!(sample.value, 50.0);
+    assert_eq!(sample.at, f.sim.now() - secs(60));
+}
