@@ -873,7 +873,6 @@ async fn alarms_evaluate_m_of_n_and_reset_on_put() {
 fn set_alarm_state_holds_until_the_next_evaluation() {
     let f = Fixture::new(&app(2), false, SimConfig::default());
     f.sim.set_load(&sid("appService"), 20.0).unwrap();
-    f.clock.advance(secs(0));
     {
         let mut world = f.sim.world();
         world.put_alarm(REGION, cpu_alarm("high", 70.0, 1, 1, MissingData::Missing));
