@@ -1,1 +1,275 @@
-//! The simulated cloud.
+//! The simulated cloud: an in-memory [`Cloud`] that behaves like AWS where
+//! it matters to a controller.
+//!
+//! [`SimCloud`] is ballast's embedded default and the cloud every test
+//! drives. It is deterministic from a seed and runs on a [`Clock`] the
+//! caller controls, so a test that advances a
+//! [`ManualClock`](crate::cloud::ManualClock) by an hour finishes at once.
+//!
+//! # What is modelled
+//!
+//! - **ECS**: a scheduler per service that starts tasks (PENDING for
+//!   [`SimConfig::task_start_delay`], then RUNNING) on container instances
+//!   with room, stops the newest when there are too many (STOPPING for
+//!   [`SimConfig::task_stop_delay`], then STOPPED, observable for an hour),
+//!   and rolls deployments one task at a time (start new, then stop old).
+//!   A task of a static-port service needs its host ports free on the
+//!   instance, and every task needs its CPU and memory. awsvpc tasks take
+//!   an address from 10.0.2.0/24, so at most 251 of them run at once.
+//! - **Auto Scaling**: desired capacity within [min, max]; instances are
+//!   Pending for [`SimConfig::instance_launch_delay`], spread over the
+//!   group's subnets; scale-in terminates the newest first.
+//! - **ELBv2**: targets keyed by (id, port), `initial` until health checks
+//!   pass, `healthy` only while a RUNNING task serves the target, `draining`
+//!   for the deregistration delay after deregistration.
+//! - **CloudWatch**: a CPU datapoint per service per metric period from the
+//!   load set with [`SimCloud::set_load`], and M-of-N alarm evaluation with
+//!   the four missing-data treatments.
+//!
+//! # Choices where AWS gives latitude
+//!
+//! - Changing a group's subnets terminates the instances in removed subnets
+//!   at once; the group then launches replacements in the remaining
+//!   subnets (like AZ rebalancing, but without launching first).
+//! - A terminated instance stays observable as `Terminating` for
+//!   [`SimConfig::instance_terminate_delay`]; its tasks start stopping at
+//!   once.
+//! - Alarms are evaluated at the end of each alarm period (periods are
+//!   rounded up to a multiple of the metric period). With `missing` and
+//!   `ignore`, missing datapoints are left out: ALARM when at least M of the
+//!   present datapoints breach, OK otherwise, and when none is present
+//!   `missing` gives INSUFFICIENT_DATA while `ignore` keeps the state.
+//! - Observing a service in a cluster that does not exist costs its
+//!   DescribeServices calls; the cluster's tasks and container instances
+//!   are then not listed. A cluster named only by a group costs one failing
+//!   ListContainerInstances call.
+//! - A read that fails with anything but `Unreachable` marks the resources
+//!   it covers `Unavailable` (CPU reads simply leave their services out of
+//!   [`Observed::cpu`]); `Unreachable` fails the whole observation.
+//!
+//! # Recording
+//!
+//! Every call ballast asks of the simulation is recorded as a [`Call`] and
+//! counted in [`Metrics`], following the table of reads in
+//! [`crate::cloud`]; test controls that play other actors are not recorded.
+
+mod apply;
+mod build;
+mod controls;
+mod events;
+mod load;
+mod observe;
+mod scheduler;
+mod world;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::cloud::{Clock, Cloud, CloudError, Scope};
+use crate::metrics::Metrics;
+use crate::observed::Observed;
+use crate::plan::Change;
+
+pub use controls::{ContainerSpec, GroupSpec, ServiceSpec};
+
+use world::World;
+
+/// The AWS account every simulated ARN carries.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// Timings and sizes of the simulated cloud. The defaults follow AWS's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// PENDING to RUNNING.
+    pub task_start_delay: Duration,
+    /// STOPPING to STOPPED.
+    pub task_stop_delay: Duration,
+    /// Auto Scaling `Pending` to `InService`.
+    pub instance_launch_delay: Duration,
+    /// Auto Scaling `Terminating` until the instance is gone.
+    pub instance_terminate_delay: Duration,
+    /// Target group health check interval.
+    pub health_check_interval: Duration,
+    /// Consecutive checks that flip a target's health (NLBs use the same
+    /// count for healthy and unhealthy).
+    pub healthy_threshold: u32,
+    /// How long a deregistered target drains (AWS's default is 300 s).
+    pub deregistration_delay: Duration,
+    /// CPU percent one task spends per request per second it serves.
+    pub cpu_per_rps: f64,
+    /// CloudWatch metric period of the service CPU metric.
+    pub metric_period: Duration,
+    /// CPU units of the task definitions [`SimCloud::from_desired`] registers.
+    pub task_cpu: u32,
+    /// MiB of the task definitions [`SimCloud::from_desired`] registers.
+    pub task_memory: u32,
+    /// CPU units of an instance when the desired state does not say (t2.micro).
+    pub instance_cpu: u32,
+    /// MiB an instance offers ECS when the desired state does not say
+    /// (a t2.micro registers about 982 MiB).
+    pub instance_memory: u32,
+    /// PutMetricAlarm on an existing alarm resets its state to
+    /// INSUFFICIENT_DATA (what moto does and what ballast assumes; AWS's API
+    /// reference says an update leaves the state unchanged).
+    pub reset_alarm_state_on_put: bool,
+    /// Virtual time each API call takes, slept on tokio's clock after the
+    /// call is made. Zero: no sleeping at all.
+    pub latency_per_call: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            task_start_delay: Duration::from_secs(15),
+            task_stop_delay: Duration::from_secs(10),
+            instance_launch_delay: Duration::from_secs(60),
+            instance_terminate_delay: Duration::from_secs(30),
+            health_check_interval: Duration::from_secs(10),
+            healthy_threshold: 2,
+            deregistration_delay: Duration::from_secs(300),
+            cpu_per_rps: 1.0,
+            metric_period: Duration::from_secs(60),
+            task_cpu: 256,
+            task_memory: 512,
+            instance_cpu: 1024,
+            instance_memory: 982,
+            reset_alarm_state_on_put: true,
+            latency_per_call: Duration::ZERO,
+        }
+    }
+}
+
+impl SimConfig {
+    /// How long checks take to flip a target's health.
+    pub fn health_check_time(&self) -> Duration {
+        self.health_check_interval * self.healthy_threshold
+    }
+}
+
+/// One API call the simulation was asked to make (failed attempts included).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Call {
+    /// The AWS service's signing name, e.g. `ecs`, `elasticloadbalancing`.
+    pub service: &'static str,
+    /// AWS's operation name, e.g. `DescribeServices`.
+    pub operation: &'static str,
+    /// The call changes something.
+    pub write: bool,
+}
+
+/// The simulated cloud. Cheap to clone; clones share one world.
+#[derive(Clone)]
+pub struct SimCloud {
+    /// One lock over the whole world: calls are short and never await
+    /// while holding it.
+    world: Arc<Mutex<World>>,
+    /// Every call first brings the world up to this clock's time.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SimCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCloud").finish_non_exhaustive()
+    }
+}
+
+impl SimCloud {
+    /// An empty world (no cluster, group, target group or alarm) at the
+    /// clock's current time.
+    pub fn new(clock: Arc<dyn Clock>, seed: u64, metrics: Arc<Metrics>, config: SimConfig) -> Self {
+        let world = World::new(clock.now(), seed, metrics, config);
+        SimCloud {
+            world: Arc::new(Mutex::new(world)),
+            clock,
+        }
+    }
+
+    /// Locks the world after bringing it up to the clock's time.
+    fn world(&self) -> MutexGuard<'_, World> {
+        // A panic while holding the lock leaves a world that is still
+        // consistent enough for other tests' assertions to read.
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        world.advance_to(self.clock.now());
+        world
+    }
+
+    /// Process everything due up to the clock's time.
+    pub fn tick(&self) {
+        drop(self.world());
+    }
+
+    /// Every call made since creation or the last [`reset_calls`](Self::reset_calls).
+    pub fn calls(&self) -> Vec<Call> {
+        self.world
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .api
+            .calls
+            .clone()
+    }
+
+    /// How many recorded calls had this operation name.
+    pub fn call_count(&self, operation: &str) -> usize {
+        self.world
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .api
+            .calls
+            .iter()
+            .filter(|c| c.operation == operation)
+            .count()
+    }
+
+    /// Forget the recorded calls (not the caches: those live as long as
+    /// the process would).
+    pub fn reset_calls(&self) {
+        self.world
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .api
+            .calls
+            .clear();
+    }
+
+    async fn simulate_latency(&self, calls: usize) {
+        let latency = self
+            .world
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .config
+            .latency_per_call;
+        if !latency.is_zero() && calls > 0 {
+            tokio::time::sleep(latency * calls as u32).await;
+        }
+    }
+}
+
+impl Cloud for SimCloud {
+    fn observe(&self, scope: &Scope) -> impl Future<Output = Result<Observed, CloudError>> + Send {
+        let this = self.clone();
+        let scope = scope.clone();
+        async move {
+            let (result, calls) = {
+                let mut world = this.world();
+                let before = world.api.calls.len();
+                let result = observe::observe(&mut world, &scope);
+                (result, world.api.calls.len() - before)
+            };
+            this.simulate_latency(calls).await;
+            result
+        }
+    }
+
+    fn apply(&self, change: &Change) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let this = self.clone();
+        let change = change.clone();
+        async move {
+            let result = apply::apply(&mut this.world(), &change);
+            this.simulate_latency(1).await;
+            result
+        }
+    }
+}
