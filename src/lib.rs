@@ -16,7 +16,7 @@
 //! - [`metrics`]: the Prometheus metric families.
 //! - [`cli`]: the command line; `main.rs` only calls it.
 
-// pub mod cli; (enabled once the simulated cloud and the AWS adapter land)
+pub mod cli;
 pub mod cloud;
 pub mod controller;
 pub mod desired;
