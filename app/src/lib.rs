@@ -12,6 +12,8 @@
 //! The binary (`main.rs`) only parses the command line and calls
 //! [`server::serve`] with the process's SIGTERM/Ctrl-C future.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod frontend;
 pub mod server;

@@ -20,13 +20,18 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 pub enum ServeError {
     /// A port could not be bound (in use, or below 1024 without privilege).
     Bind {
+        /// "frontend" or "backend".
         server: &'static str,
+        /// The address asked for.
         addr: SocketAddr,
+        /// What the OS said.
         source: io::Error,
     },
     /// A server failed while running.
     Serve {
+        /// Which one ("frontend", "backend").
         server: &'static str,
+        /// The underlying failure.
         source: io::Error,
     },
 }
@@ -55,7 +60,9 @@ impl std::error::Error for ServeError {
 /// The two listeners, bound before anything is served so that a port
 /// conflict is reported before either server starts.
 pub struct Listeners {
+    /// Serves the page.
     pub frontend: TcpListener,
+    /// Serves the JSON API; its port is the one the page is told.
     pub backend: TcpListener,
 }
 
