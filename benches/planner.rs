@@ -35,11 +35,8 @@ fn build(n: usize) -> (DesiredState, Observed) {
     let mut desired = DesiredState::default();
     let mut observed = Observed::default();
     for i in 0..n {
-        let id = ServiceId {
-            region: REGION.into(),
-            cluster: format!("cluster{}", i / 1000),
-            service: format!("svc{i}"),
-        };
+        let id =
+            ServiceId { region: REGION.into(), cluster: format!("cluster{}", i / 1000), service: format!("svc{i}") };
         let mut bindings = Vec::new();
         let tasks: Vec<ObservedTask> = (0..4)
             .map(|t| ObservedTask {
@@ -49,25 +46,15 @@ fn build(n: usize) -> (DesiredState, Observed) {
                 instance_id: Some(format!("i-{i}-{t}")),
                 private_ip: None,
                 bindings: vec![
-                    PortBinding {
-                        container_name: "app".into(),
-                        container_port: 80,
-                        host_port: 80,
-                    },
-                    PortBinding {
-                        container_name: "app".into(),
-                        container_port: 8000,
-                        host_port: 8000,
-                    },
+                    PortBinding { container_name: "app".into(), container_port: 80, host_port: 80 },
+                    PortBinding { container_name: "app".into(), container_port: 8000, host_port: 8000 },
                 ],
                 started_at: None,
             })
             .collect();
         for port in [80u16, 8000] {
-            let tg = TargetGroupId {
-                region: REGION.into(),
-                target_group: TargetGroupRef::Name(format!("tg-{i}-{port}")),
-            };
+            let tg =
+                TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name(format!("tg-{i}-{port}")) };
             bindings.push(TargetGroupBinding {
                 target_group: tg.clone(),
                 container_name: "app".into(),
@@ -79,18 +66,13 @@ fn build(n: usize) -> (DesiredState, Observed) {
             observed.target_groups.insert(
                 tg,
                 Ok(ObservedTargetGroup {
-                    arn: format!(
-                        "arn:aws:elasticloadbalancing:{REGION}:1:targetgroup/tg-{i}-{port}/x"
-                    ),
+                    arn: format!("arn:aws:elasticloadbalancing:{REGION}:1:targetgroup/tg-{i}-{port}/x"),
                     name: format!("tg-{i}-{port}"),
                     target_type: "instance".into(),
                     port: Some(port),
                     targets: (0..4)
                         .map(|t| ObservedTarget {
-                            target: Target {
-                                id: format!("i-{i}-{t}"),
-                                port,
-                            },
+                            target: Target { id: format!("i-{i}-{t}"), port },
                             health: TargetHealth::Healthy,
                         })
                         .collect(),
@@ -115,10 +97,7 @@ fn build(n: usize) -> (DesiredState, Observed) {
         );
         desired.services.push(Service {
             name: format!("svc{i}"),
-            origin: Origin {
-                file: PathBuf::from("bench.yaml"),
-                line: 1,
-            },
+            origin: Origin { file: PathBuf::from("bench.yaml"), line: 1 },
             id,
             suspend: false,
             tasks: TaskCount::Fixed(4),
@@ -149,10 +128,7 @@ fn main() {
     let memory = Memory::default();
     // Warm up: the first pass fills the memory's per-field entries.
     let p = plan(&desired, &observed, memory, now);
-    assert!(
-        p.changes.is_empty(),
-        "the benchmark state must be converged"
-    );
+    assert!(p.changes.is_empty(), "the benchmark state must be converged");
     let mut memory = p.memory;
 
     let mut times = Vec::new();

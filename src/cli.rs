@@ -143,18 +143,14 @@ pub enum Output {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e}: write a number with a unit, like 500ms, 15s or 2m"))
+    humantime::parse_duration(s).map_err(|e| format!("{e}: write a number with a unit, like 500ms, 15s or 2m"))
 }
 
 /// Parse the command line and run it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -173,9 +169,7 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -197,63 +191,28 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             None => ExitCode::FAILURE,
         }),
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::desired::schema::json_schema())?
-            );
+            println!("{}", serde_json::to_string_pretty(&crate::desired::schema::json_schema())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { dir, cloud, output } => {
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
-            with_cloud(&cloud, &desired, async |c, clock| {
-                plan_once(c, clock, &desired, output).await
-            })
-            .await
+            with_cloud(&cloud, &desired, async |c, clock| plan_once(c, clock, &desired, output).await).await
         }
-        Command::Apply {
-            dir,
-            cloud,
-            dry_run,
-            ..
-        } => {
+        Command::Apply { dir, cloud, dry_run, .. } => {
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
-            with_cloud(&cloud, &desired, async |c, clock| {
-                apply_once(c, clock, &desired, dry_run).await
-            })
-            .await
+            with_cloud(&cloud, &desired, async |c, clock| apply_once(c, clock, &desired, dry_run).await).await
         }
-        Command::Run {
-            dir,
-            cloud,
-            interval,
-            listen,
-            dry_run,
-            shutdown_timeout,
-            debounce,
-        } => {
+        Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce } => {
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
-            let options = Options {
-                dir: dir.clone(),
-                default_region: cloud.region.region.clone(),
-                interval,
-                dry_run,
-            };
-            let daemon = Daemon {
-                options,
-                listen,
-                shutdown_timeout,
-                debounce,
-            };
-            with_cloud(&cloud, &desired, async |c, clock| {
-                daemon.run(c, clock, desired.clone()).await
-            })
-            .await
+            let options = Options { dir: dir.clone(), default_region: cloud.region.region.clone(), interval, dry_run };
+            let daemon = Daemon { options, listen, shutdown_timeout, debounce };
+            with_cloud(&cloud, &desired, async |c, clock| daemon.run(c, clock, desired.clone()).await).await
         }
     }
 }
@@ -281,43 +240,20 @@ where
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     match args.cloud {
         CloudKind::Sim => {
-            let sim = SimCloud::from_desired(
-                desired,
-                true,
-                clock.clone(),
-                args.seed,
-                metrics.clone(),
-                SimConfig::default(),
-            );
+            let sim =
+                SimCloud::from_desired(desired, true, clock.clone(), args.seed, metrics.clone(), SimConfig::default());
             if args.sim_load > 0.0 {
                 for s in &desired.services {
-                    sim.set_load(&s.id, args.sim_load)
-                        .context("cannot set the simulated load")?;
+                    sim.set_load(&s.id, args.sim_load).context("cannot set the simulated load")?;
                 }
             }
-            f(
-                CloudHandle {
-                    sim: Some(sim),
-                    aws: None,
-                    metrics,
-                },
-                clock,
-            )
-            .await
+            f(CloudHandle { sim: Some(sim), aws: None, metrics }, clock).await
         }
         CloudKind::Aws => {
             let aws = AwsCloud::from_env(metrics.clone(), AwsOptions::default())
                 .await
                 .context("cannot set up the AWS clients")?;
-            f(
-                CloudHandle {
-                    sim: None,
-                    aws: Some(aws),
-                    metrics,
-                },
-                clock,
-            )
-            .await
+            f(CloudHandle { sim: None, aws: Some(aws), metrics }, clock).await
         }
     }
 }
@@ -330,10 +266,7 @@ pub struct CloudHandle {
 }
 
 impl Cloud for CloudHandle {
-    async fn observe(
-        &self,
-        scope: &Scope,
-    ) -> Result<crate::observed::Observed, crate::cloud::CloudError> {
+    async fn observe(&self, scope: &Scope) -> Result<crate::observed::Observed, crate::cloud::CloudError> {
         match (&self.sim, &self.aws) {
             (Some(s), _) => s.observe(scope).await,
             (_, Some(a)) => a.observe(scope).await,
@@ -355,10 +288,7 @@ async fn observe_and_plan(
     clock: &Arc<dyn Clock>,
     desired: &DesiredState,
 ) -> anyhow::Result<(Plan, Vec<ResourceReport>)> {
-    let observed = cloud
-        .observe(&Scope::of(desired))
-        .await
-        .context("cannot observe the cloud")?;
+    let observed = cloud.observe(&Scope::of(desired)).await.context("cannot observe the cloud")?;
     let plan = crate::plan::plan(desired, &observed, Memory::default(), clock.now());
     let reports = crate::plan::reports(desired, &observed, &plan, &plan.memory);
     Ok((plan, reports))
@@ -373,16 +303,9 @@ async fn plan_once(
     let (plan, reports) = observe_and_plan(&cloud, &clock, desired).await?;
     match output {
         Output::Text => print!("{}", render_plan(&plan, &reports)),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&plan_json(&plan, &reports))?
-        ),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan, &reports))?),
     }
-    Ok(if plan.is_converged() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if plan.is_converged() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 async fn apply_once(
@@ -408,11 +331,7 @@ async fn apply_once(
         }
     }
     println!("\n{} applied, {failed} failed", plan.changes.len() - failed);
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// The plan as a person reads it: resources with their changes and why,
@@ -421,26 +340,15 @@ pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if plan.changes.is_empty() {
-        let _ = writeln!(
-            out,
-            "No changes: the observed state matches the desired state ({} resources).",
-            reports.len()
-        );
+        let _ =
+            writeln!(out, "No changes: the observed state matches the desired state ({} resources).", reports.len());
     } else {
-        let _ = writeln!(
-            out,
-            "{} change(s) over {} resource(s):",
-            plan.changes.len(),
-            reports.len()
-        );
+        let _ = writeln!(out, "{} change(s) over {} resource(s):", plan.changes.len(), reports.len());
         let mut last = None;
         for pc in &plan.changes {
             if last != Some(&pc.resource) {
-                let doc = reports
-                    .iter()
-                    .find(|r| r.resource == pc.resource)
-                    .map(|r| r.document.as_str())
-                    .unwrap_or("?");
+                let doc =
+                    reports.iter().find(|r| r.resource == pc.resource).map(|r| r.document.as_str()).unwrap_or("?");
                 let _ = writeln!(out, "\n{} (document {doc})", pc.resource);
                 last = Some(&pc.resource);
             }
@@ -457,13 +365,7 @@ pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
     if !plan.holds.is_empty() {
         let _ = writeln!(out, "\nHeld back:");
         for h in &plan.holds {
-            let _ = writeln!(
-                out,
-                "  ! {} [{}]: {}",
-                h.resource,
-                h.kind.as_str(),
-                h.message
-            );
+            let _ = writeln!(out, "  ! {} [{}]: {}", h.resource, h.kind.as_str(), h.message);
         }
     }
     out
@@ -486,36 +388,18 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn run(
-        self,
-        cloud: CloudHandle,
-        clock: Arc<dyn Clock>,
-        desired: DesiredState,
-    ) -> anyhow::Result<ExitCode> {
+    async fn run(self, cloud: CloudHandle, clock: Arc<dyn Clock>, desired: DesiredState) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         let metrics = cloud.metrics.clone();
-        let controller = Controller::new(
-            cloud,
-            clock.clone(),
-            metrics.clone(),
-            self.options.clone(),
-            desired,
-        );
-        let (_watcher, reloads) = crate::controller::watch::watch(
-            &self.options.dir,
-            self.debounce,
-            Duration::from_secs(1),
-        )
-        .with_context(|| format!("cannot watch {}", self.options.dir.display()))?;
+        let controller = Controller::new(cloud, clock.clone(), metrics.clone(), self.options.clone(), desired);
+        let (_watcher, reloads) =
+            crate::controller::watch::watch(&self.options.dir, self.debounce, Duration::from_secs(1))
+                .with_context(|| format!("cannot watch {}", self.options.dir.display()))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let state = crate::http::AppState {
-            status: controller.status(),
-            metrics,
-            clock,
-            interval: self.options.interval,
-        };
+        let state =
+            crate::http::AppState { status: controller.status(), metrics, clock, interval: self.options.interval };
         let mut http_stop = stop_rx.clone();
         let http = tokio::spawn(crate::http::serve(listener, state, async move {
             let _ = http_stop.wait_for(|s| *s).await;
@@ -534,10 +418,7 @@ impl Daemon {
         }
         tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing the change in flight");
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(self.shutdown_timeout, ctrl)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(self.shutdown_timeout, ctrl).await.is_err() {
             tracing::warn!("the change in flight did not finish within the shutdown timeout");
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), http).await;

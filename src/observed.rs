@@ -258,9 +258,6 @@ pub struct ObservedInstance {
 impl ObservedInstance {
     /// Counts toward capacity: launching or in service.
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.lifecycle_state.as_str(),
-            "Pending" | "Pending:Wait" | "Pending:Proceed" | "InService"
-        )
+        matches!(self.lifecycle_state.as_str(), "Pending" | "Pending:Wait" | "Pending:Proceed" | "InService")
     }
 }

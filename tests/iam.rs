@@ -103,10 +103,7 @@ fn blank_comments(src: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'/' if b.get(i + 1) == Some(&b'/') => {
-                let end = b[i..]
-                    .iter()
-                    .position(|&c| c == b'\n')
-                    .map_or(b.len(), |p| i + p);
+                let end = b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p);
                 blank(&mut out, i, end);
                 i = end;
             }
@@ -137,9 +134,7 @@ fn blank_comments(src: &str) -> String {
                     i += 1;
                     continue;
                 }
-                let close: Vec<u8> = std::iter::once(b'"')
-                    .chain(std::iter::repeat_n(b'#', hashes))
-                    .collect();
+                let close: Vec<u8> = std::iter::once(b'"').chain(std::iter::repeat_n(b'#', hashes)).collect();
                 let end = b[open + 1..]
                     .windows(close.len())
                     .position(|w| w == close.as_slice())
@@ -210,10 +205,7 @@ fn blank_test_items(src: &str) -> (String, Vec<String>) {
             (None, None) => src.len(),
         };
         let item = &src[body..end];
-        let words: Vec<&str> = item
-            .split(|c: char| c.is_whitespace() || c == ';')
-            .filter(|w| !w.is_empty())
-            .collect();
+        let words: Vec<&str> = item.split(|c: char| c.is_whitespace() || c == ';').filter(|w| !w.is_empty()).collect();
         if let [.., "mod", name] = words.as_slice() {
             test_modules.push(name.to_string());
         }
@@ -228,14 +220,8 @@ fn blank_test_items(src: &str) -> (String, Vec<String>) {
 }
 
 fn ident_at(b: &[u8], i: usize) -> (usize, &str) {
-    let len = b[i..]
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-        .count();
-    (
-        i + len,
-        std::str::from_utf8(&b[i..i + len]).expect("identifier bytes are ASCII"),
-    )
+    let len = b[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+    (i + len, std::str::from_utf8(&b[i..i + len]).expect("identifier bytes are ASCII"))
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -318,16 +304,9 @@ fn scan_dir(dir: &Path) -> BTreeMap<String, Vec<Site>> {
         if test_only.iter().any(|t| file.starts_with(t)) {
             continue;
         }
-        let shown = file
-            .strip_prefix(repo())
-            .unwrap_or(&file)
-            .display()
-            .to_string();
+        let shown = file.strip_prefix(repo()).unwrap_or(&file).display().to_string();
         for (action, line) in scan_source(&text) {
-            calls.entry(action).or_default().push(Site {
-                file: shown.clone(),
-                line,
-            });
+            calls.entry(action).or_default().push(Site { file: shown.clone(), line });
         }
     }
     calls
@@ -389,11 +368,7 @@ fn statements_of(doc: &Value, origin: &str) -> Vec<Statement> {
             assert!(!actions.is_empty(), "{origin} statement {sid}: no Action");
             let resources = &s["Resource"];
             let any_resource = strings(resources).iter().any(|r| r == "*");
-            Statement {
-                sid,
-                actions,
-                any_resource,
-            }
+            Statement { sid, actions, any_resource }
         })
         .collect()
 }
@@ -414,9 +389,7 @@ fn role_statements(template: &str) -> Vec<Statement> {
     // as tagged values, so the template parses without knowing them.
     let t: Value = serde_yaml::from_str(template).expect("template is YAML");
     let resources = t["Resources"].as_mapping().expect("Resources mapping");
-    let role = resources
-        .get(ROLE)
-        .unwrap_or_else(|| panic!("no resource {ROLE} in the template"));
+    let role = resources.get(ROLE).unwrap_or_else(|| panic!("no resource {ROLE} in the template"));
     assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{ROLE} type");
     let props = &role["Properties"];
     assert!(
@@ -427,18 +400,12 @@ fn role_statements(template: &str) -> Vec<Statement> {
     if let Some(policies) = props["Policies"].as_sequence() {
         for p in policies {
             let name = p["PolicyName"].as_str().unwrap_or("?");
-            out.extend(statements_of(
-                &p["PolicyDocument"],
-                &format!("{ROLE} policy {name}"),
-            ));
+            out.extend(statements_of(&p["PolicyDocument"], &format!("{ROLE} policy {name}")));
         }
     }
     for (id, res) in resources {
         let kind = res["Type"].as_str().unwrap_or("");
-        if !matches!(
-            kind,
-            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::RolePolicy"
-        ) {
+        if !matches!(kind, "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::RolePolicy") {
             continue;
         }
         let rp = &res["Properties"];
@@ -448,20 +415,14 @@ fn role_statements(template: &str) -> Vec<Statement> {
         } || refers_to_role(&rp["RoleName"]);
         if attached {
             let id = id.as_str().unwrap_or("?");
-            out.extend(statements_of(
-                &rp["PolicyDocument"],
-                &format!("{kind} {id}"),
-            ));
+            out.extend(statements_of(&rp["PolicyDocument"], &format!("{kind} {id}")));
         }
     }
     out
 }
 
 fn allowed_actions(statements: &[Statement]) -> BTreeSet<String> {
-    statements
-        .iter()
-        .flat_map(|s| s.actions.iter().cloned())
-        .collect()
+    statements.iter().flat_map(|s| s.actions.iter().cloned()).collect()
 }
 
 /// Statements that grant an action with resource-level permissions on
@@ -471,10 +432,7 @@ fn needless_wildcards(statements: &[Statement]) -> Vec<(String, String)> {
         .iter()
         .filter(|s| s.any_resource)
         .flat_map(|s| {
-            s.actions
-                .iter()
-                .filter(|a| !NO_RESOURCE_LEVEL.contains(&a.as_str()))
-                .map(|a| (s.sid.clone(), a.clone()))
+            s.actions.iter().filter(|a| !NO_RESOURCE_LEVEL.contains(&a.as_str())).map(|a| (s.sid.clone(), a.clone()))
         })
         .collect()
 }
@@ -502,33 +460,19 @@ fn task_role_allows_exactly_what_the_aws_adapter_calls() {
     let needed = needed_actions(&calls);
     let allowed = allowed_actions(&role_statements(&template()));
 
-    let missing: Vec<String> = needed
-        .iter()
-        .filter(|(a, _)| !allowed.contains(*a))
-        .map(|(a, why)| format!("  {a} ({why})"))
-        .collect();
-    let unused: Vec<&String> = allowed
-        .iter()
-        .filter(|a| !needed.contains_key(*a))
-        .collect();
+    let missing: Vec<String> =
+        needed.iter().filter(|(a, _)| !allowed.contains(*a)).map(|(a, why)| format!("  {a} ({why})")).collect();
+    let unused: Vec<&String> = allowed.iter().filter(|a| !needed.contains_key(*a)).collect();
     assert!(
         missing.is_empty() && unused.is_empty(),
         "{ROLE} in deploy/cloudformation.yaml does not match the AWS adapter.\n\
          Called but not allowed (AccessDenied in production):\n{}\n\
          Allowed but never called (remove them):\n{}",
-        if missing.is_empty() {
-            "  (none)".into()
-        } else {
-            missing.join("\n")
-        },
+        if missing.is_empty() { "  (none)".into() } else { missing.join("\n") },
         if unused.is_empty() {
             "  (none)".into()
         } else {
-            unused
-                .iter()
-                .map(|a| format!("  {a}"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            unused.iter().map(|a| format!("  {a}")).collect::<Vec<_>>().join("\n")
         },
     );
 }
@@ -545,11 +489,7 @@ fn task_role_uses_resource_star_only_where_aws_allows_nothing_narrower() {
     );
     for s in &statements {
         for a in &s.actions {
-            assert!(
-                !a.contains('*'),
-                "statement {}: wildcard action {a} grants calls ballast never makes",
-                s.sid
-            );
+            assert!(!a.contains('*'), "statement {}: wildcard action {a} grants calls ballast never makes", s.sid);
         }
     }
 }
@@ -561,10 +501,7 @@ fn task_role_uses_resource_star_only_where_aws_allows_nothing_narrower() {
 #[test]
 fn pascal_case_matches_iam_action_names() {
     assert_eq!(pascal("describe_services"), "DescribeServices");
-    assert_eq!(
-        pascal("terminate_instance_in_auto_scaling_group"),
-        "TerminateInstanceInAutoScalingGroup"
-    );
+    assert_eq!(pascal("terminate_instance_in_auto_scaling_group"), "TerminateInstanceInAutoScalingGroup");
     assert_eq!(pascal("get_metric_data"), "GetMetricData");
 }
 
@@ -618,11 +555,7 @@ fn scanner_finds_calls_across_lines_and_ignores_comments_tests_and_non_operation
     .into();
     assert_eq!(actions, want);
     // The multi-line chain is reported at the line of `.elbv2`.
-    let line = found
-        .iter()
-        .find(|(a, _)| a == "elasticloadbalancing:DescribeTargetGroups")
-        .unwrap()
-        .1;
+    let line = found.iter().find(|(a, _)| a == "elasticloadbalancing:DescribeTargetGroups").unwrap().1;
     assert_eq!(SAMPLE.lines().nth(line - 1).unwrap().trim(), ".elbv2");
 }
 
@@ -631,21 +564,10 @@ fn test_only_module_files_are_left_out_of_the_scan() {
     let dir = tempfile::tempdir().unwrap();
     let aws = dir.path().join("aws");
     std::fs::create_dir_all(aws.join("fixtures")).unwrap();
-    std::fs::write(
-        aws.join("mod.rs"),
-        "mod observe;\n#[cfg(test)]\nmod fixtures;\nfn f() { c.ecs.list_tasks(); }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        aws.join("observe.rs"),
-        "fn g() { c.cloudwatch.get_metric_data(); }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        aws.join("fixtures/mod.rs"),
-        "fn s() { c.ecs.create_cluster(); }\n",
-    )
-    .unwrap();
+    std::fs::write(aws.join("mod.rs"), "mod observe;\n#[cfg(test)]\nmod fixtures;\nfn f() { c.ecs.list_tasks(); }\n")
+        .unwrap();
+    std::fs::write(aws.join("observe.rs"), "fn g() { c.cloudwatch.get_metric_data(); }\n").unwrap();
+    std::fs::write(aws.join("fixtures/mod.rs"), "fn s() { c.ecs.create_cluster(); }\n").unwrap();
     let calls = scan_dir(&aws);
     let actions: Vec<&str> = calls.keys().map(String::as_str).collect();
     assert_eq!(actions, ["cloudwatch:GetMetricData", "ecs:ListTasks"]);
@@ -655,13 +577,7 @@ fn test_only_module_files_are_left_out_of_the_scan() {
 #[test]
 fn extra_actions_follow_the_operation_that_needs_them() {
     let mut calls = BTreeMap::new();
-    calls.insert(
-        "cloudwatch:PutMetricAlarm".to_string(),
-        vec![Site {
-            file: "a.rs".into(),
-            line: 1,
-        }],
-    );
+    calls.insert("cloudwatch:PutMetricAlarm".to_string(), vec![Site { file: "a.rs".into(), line: 1 }]);
     let needed = needed_actions(&calls);
     assert!(needed["cloudwatch:TagResource"].contains("PutMetricAlarm"));
     assert!(needed_actions(&BTreeMap::new()).is_empty());
@@ -735,16 +651,10 @@ fn policy_reader_handles_short_tags_and_attached_policies() {
     .iter()
     .map(ToString::to_string)
     .collect();
-    assert_eq!(
-        allowed, want,
-        "Deny statements and other roles' policies grant nothing"
-    );
+    assert_eq!(allowed, want, "Deny statements and other roles' policies grant nothing");
     assert_eq!(
         needless_wildcards(&statements),
-        [(
-            "TooWide".to_string(),
-            "elasticloadbalancing:RegisterTargets".to_string()
-        )]
+        [("TooWide".to_string(), "elasticloadbalancing:RegisterTargets".to_string())]
     );
 }
 

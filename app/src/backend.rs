@@ -16,15 +16,8 @@ use tower_http::cors::{Any, CorsLayer};
 /// another host. Credentials are not allowed: a wildcard origin with
 /// credentials is rejected by browsers anyway, and the API uses none.
 pub fn router() -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET])
-        .allow_headers(Any);
-    Router::new()
-        .route("/status", get(status))
-        .route("/items/{item_id}", get(item))
-        .fallback(not_found)
-        .layer(cors)
+    let cors = CorsLayer::new().allow_origin(Any).allow_methods([Method::GET]).allow_headers(Any);
+    Router::new().route("/status", get(status)).route("/items/{item_id}", get(item)).fallback(not_found).layer(cors)
 }
 
 async fn status() -> Json<serde_json::Value> {
@@ -42,11 +35,7 @@ async fn item(Path(item_id): Path<String>, Query(query): Query<Vec<(String, Stri
         Err(e) => return invalid_item_id(&item_id, &e),
     };
     // A repeated `q` keeps the last value, as FastAPI does for a scalar.
-    let q = query
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == "q")
-        .map(|(_, v)| v);
+    let q = query.into_iter().rev().find(|(k, _)| k == "q").map(|(_, v)| v);
     Json(json!({ "item_id": id, "q": q })).into_response()
 }
 
@@ -70,9 +59,5 @@ fn invalid_item_id(input: &str, e: &std::num::ParseIntError) -> Response {
 }
 
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "detail": "Not Found" })),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, Json(json!({ "detail": "Not Found" }))).into_response()
 }

@@ -32,10 +32,7 @@ pub fn router(backend_port: u16) -> Router {
             )
         }
     };
-    Router::new()
-        .route("/", get(serve.clone()))
-        .route("/index.html", get(serve))
-        .fallback(not_found)
+    Router::new().route("/", get(serve.clone())).route("/index.html", get(serve)).fallback(not_found)
 }
 
 async fn not_found() -> Response {

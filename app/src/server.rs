@@ -39,11 +39,9 @@ pub enum ServeError {
 impl std::fmt::Display for ServeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ServeError::Bind {
-                server,
-                addr,
-                source,
-            } => write!(f, "cannot listen for the {server} on {addr}: {source}"),
+            ServeError::Bind { server, addr, source } => {
+                write!(f, "cannot listen for the {server} on {addr}: {source}")
+            }
             ServeError::Serve { server, source } => write!(f, "the {server} failed: {source}"),
         }
     }
@@ -68,19 +66,9 @@ pub struct Listeners {
 
 impl Listeners {
     /// Bind both ports on `ip`. Port 0 picks a free port (tests).
-    pub async fn bind(
-        ip: IpAddr,
-        frontend_port: u16,
-        backend_port: u16,
-    ) -> Result<Self, ServeError> {
+    pub async fn bind(ip: IpAddr, frontend_port: u16, backend_port: u16) -> Result<Self, ServeError> {
         async fn one(server: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    server,
-                    addr,
-                    source,
-                })
+            TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { server, addr, source })
         }
         Ok(Listeners {
             frontend: one("frontend", SocketAddr::new(ip, frontend_port)).await?,
@@ -100,10 +88,7 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let local = |l: &TcpListener, server| {
-        l.local_addr()
-            .map_err(|source| ServeError::Serve { server, source })
-    };
+    let local = |l: &TcpListener, server| l.local_addr().map_err(|source| ServeError::Serve { server, source });
     let frontend_addr = local(&listeners.frontend, "frontend")?;
     let backend_addr = local(&listeners.backend, "backend")?;
 
@@ -119,25 +104,18 @@ pub async fn serve(
     };
 
     let mut frontend = tokio::spawn(
-        axum::serve(listeners.frontend, frontend_app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
+        axum::serve(listeners.frontend, frontend_app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
     );
     println!("frontend listening on http://{frontend_addr}/");
     let mut backend = tokio::spawn(
-        axum::serve(listeners.backend, backend_app)
-            .with_graceful_shutdown(stopped(stop_rx))
-            .into_future(),
+        axum::serve(listeners.backend, backend_app).with_graceful_shutdown(stopped(stop_rx)).into_future(),
     );
     println!("backend listening on http://{backend_addr}/");
 
     let join = |server: &'static str, r: Result<io::Result<()>, tokio::task::JoinError>| match r {
         Ok(Ok(())) => Ok(()),
         Ok(Err(source)) => Err(ServeError::Serve { server, source }),
-        Err(e) => Err(ServeError::Serve {
-            server,
-            source: io::Error::other(e),
-        }),
+        Err(e) => Err(ServeError::Serve { server, source: io::Error::other(e) }),
     };
 
     // Whichever comes first: the signal, or a server ending on its own.
@@ -151,35 +129,21 @@ pub async fn serve(
 
     if let Some((server, result, other)) = early {
         // Stop the survivor too; its outcome no longer matters.
-        if tokio::time::timeout(DRAIN_DEADLINE, &mut *other)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(DRAIN_DEADLINE, &mut *other).await.is_err() {
             other.abort();
         }
         join(server, result)?;
         // Ending "cleanly" without being asked to is still a failure.
-        return Err(ServeError::Serve {
-            server,
-            source: io::Error::other("stopped without a shutdown signal"),
-        });
+        return Err(ServeError::Serve { server, source: io::Error::other("stopped without a shutdown signal") });
     }
 
-    let drain = async {
-        (
-            join("frontend", frontend.await),
-            join("backend", backend.await),
-        )
-    };
+    let drain = async { (join("frontend", frontend.await), join("backend", backend.await)) };
     let (f, b) = match tokio::time::timeout(DRAIN_DEADLINE, drain).await {
         Ok(results) => results,
         Err(_) => {
             // The handles were moved into `drain`; dropping it detaches the
             // tasks, and returning from main ends the process.
-            println!(
-                "drain deadline of {}s passed; closing the remaining connections",
-                DRAIN_DEADLINE.as_secs()
-            );
+            println!("drain deadline of {}s passed; closing the remaining connections", DRAIN_DEADLINE.as_secs());
             (Ok(()), Ok(()))
         }
     };

@@ -75,18 +75,12 @@ async fn render(url: &str) -> Rendered {
     );
     let (class, status) = element(&dom, "status");
     let (_, backend_url) = element(&dom, "backend-url");
-    Rendered {
-        status,
-        class,
-        backend_url,
-    }
+    Rendered { status, class, backend_url }
 }
 
 /// (class attribute, text) of the element with `id`, from serialized DOM.
 fn element(dom: &str, id: &str) -> (String, String) {
-    let at = dom
-        .find(&format!(r#"id="{id}""#))
-        .unwrap_or_else(|| panic!("no #{id} in DOM:\n{dom}"));
+    let at = dom.find(&format!(r#"id="{id}""#)).unwrap_or_else(|| panic!("no #{id} in DOM:\n{dom}"));
     let rest = &dom[at..];
     let open_end = rest.find('>').unwrap();
     let class = rest[..open_end]
@@ -104,10 +98,7 @@ async fn opened_directly_the_page_shows_the_backend_up() {
     let page = render(&app.frontend("/")).await;
     assert_eq!(page.status, "API STATUS: UP");
     assert_eq!(page.class, "up");
-    assert_eq!(
-        page.backend_url,
-        format!("http://127.0.0.1:{}/status", app.backend_port)
-    );
+    assert_eq!(page.backend_url, format!("http://127.0.0.1:{}/status", app.backend_port));
 }
 
 /// A stand-in for the REST API's stage: `/prod` and `/prod/frontend`
@@ -175,11 +166,7 @@ async fn frontend(State(up): State<Upstreams>) -> Response {
     forward(&up.client, &up.frontend).await
 }
 
-async fn backend(
-    State(up): State<Upstreams>,
-    UrlPath(proxy): UrlPath<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn backend(State(up): State<Upstreams>, UrlPath(proxy): UrlPath<String>, RawQuery(query): RawQuery) -> Response {
     let mut url = format!("{}/{proxy}", up.backend);
     if let Some(q) = query {
         url = format!("{url}?{q}");
@@ -190,10 +177,7 @@ async fn backend(
 async fn forward(client: &reqwest::Client, url: &str) -> Response {
     let resp = client.get(url).send().await.unwrap();
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-    let ctype = resp.headers()[reqwest::header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let ctype = resp.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_string();
     let body = resp.bytes().await.unwrap();
     (status, [(header::CONTENT_TYPE, ctype)], body.to_vec()).into_response()
 }
@@ -208,18 +192,11 @@ async fn behind_the_gateway_the_page_calls_the_backend_through_the_stage() {
         gw.seen.lock().unwrap().clear();
         let page = render(&format!("{base}{page_path}")).await;
         assert_eq!(page.status, "API STATUS: UP", "{page_path}");
-        assert_eq!(
-            page.backend_url,
-            format!("{base}/prod/backend/status"),
-            "{page_path}"
-        );
+        assert_eq!(page.backend_url, format!("{base}/prod/backend/status"), "{page_path}");
         // The status came through the gateway, not straight from the
         // backend port the page also knows about.
         let seen = gw.seen.lock().unwrap().clone();
-        assert!(
-            seen.contains(&"/prod/backend/status".to_string()),
-            "{page_path}: gateway saw {seen:?}"
-        );
+        assert!(seen.contains(&"/prod/backend/status".to_string()), "{page_path}: gateway saw {seen:?}");
     }
 }
 

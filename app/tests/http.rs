@@ -14,22 +14,10 @@ use support::App;
 async fn get(url: &str) -> (u16, String, Value) {
     let resp = reqwest::get(url).await.expect(url);
     let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let body = resp.text().await.unwrap();
     let json = serde_json::from_str(&body).unwrap_or(Value::Null);
-    (
-        status,
-        ctype,
-        if json.is_null() {
-            Value::String(body)
-        } else {
-            json
-        },
-    )
+    (status, ctype, if json.is_null() { Value::String(body) } else { json })
 }
 
 #[tokio::test]
@@ -46,17 +34,11 @@ async fn items_echo_an_integer_id_and_the_optional_q() {
     let app = App::start();
     let cases = [
         ("/items/42", json!({"item_id": 42, "q": null})),
-        (
-            "/items/-7?q=hello%20world",
-            json!({"item_id": -7, "q": "hello world"}),
-        ),
+        ("/items/-7?q=hello%20world", json!({"item_id": -7, "q": "hello world"})),
         ("/items/0?q=", json!({"item_id": 0, "q": ""})),
         // A repeated q keeps the last, as the FastAPI original did.
         ("/items/5?q=a&q=b", json!({"item_id": 5, "q": "b"})),
-        (
-            "/items/9223372036854775807?other=1",
-            json!({"item_id": i64::MAX, "q": null}),
-        ),
+        ("/items/9223372036854775807?other=1", json!({"item_id": i64::MAX, "q": null})),
     ];
     for (path, want) in cases {
         let (status, _, body) = get(&app.backend(path)).await;
@@ -67,21 +49,14 @@ async fn items_echo_an_integer_id_and_the_optional_q() {
 #[tokio::test]
 async fn a_non_integer_item_id_is_422_with_a_message_naming_the_field() {
     let app = App::start();
-    for (id, msg_part) in [
-        ("abc", "valid integer"),
-        ("1.5", "valid integer"),
-        ("99999999999999999999", "between"),
-    ] {
+    for (id, msg_part) in [("abc", "valid integer"), ("1.5", "valid integer"), ("99999999999999999999", "between")] {
         let (status, ctype, body) = get(&app.backend(&format!("/items/{id}"))).await;
         assert_eq!(status, 422, "{id}: {body}");
         assert_eq!(ctype, "application/json");
         let detail = &body["detail"][0];
         assert_eq!(detail["loc"], json!(["path", "item_id"]), "{body}");
         assert_eq!(detail["input"], json!(id), "{body}");
-        assert!(
-            detail["msg"].as_str().unwrap().contains(msg_part),
-            "{id}: {body}"
-        );
+        assert!(detail["msg"].as_str().unwrap().contains(msg_part), "{id}: {body}");
     }
 }
 
@@ -140,10 +115,7 @@ async fn the_page_is_served_and_names_the_real_backend_port() {
         assert_eq!(status, 200, "{path}");
         assert!(ctype.starts_with("text/html"), "{ctype}");
         let html = body.as_str().unwrap();
-        let meta = format!(
-            r#"<meta name="backend-port" content="{}">"#,
-            app.backend_port
-        );
+        let meta = format!(r#"<meta name="backend-port" content="{}">"#, app.backend_port);
         assert!(html.contains(&meta), "{path}: no {meta} in page");
         assert!(html.contains("API STATUS"), "{path}");
     }
@@ -177,8 +149,7 @@ fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
     // A client (like the NLB or a browser) that keeps its connection open
     // after a response must not keep the process alive past SIGTERM.
     let mut conn = TcpStream::connect(("127.0.0.1", app.backend_port)).unwrap();
-    conn.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    conn.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 512];
     let n = conn.read(&mut buf).unwrap();
@@ -194,24 +165,12 @@ fn a_port_in_use_is_a_clear_error_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_app"))
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--frontend-port",
-            "0",
-            "--backend-port",
-            &port,
-        ])
+        .args(["--bind", "127.0.0.1", "--frontend-port", "0", "--backend-port", &port])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "cannot listen for the backend on 127.0.0.1:{port}"
-        )),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("cannot listen for the backend on 127.0.0.1:{port}")), "{stderr}");
 }
 
 #[test]
@@ -236,25 +195,14 @@ fn ports_come_from_the_environment_when_no_flags_are_given() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        lines.contains(&format!("frontend listening on http://127.0.0.1:{fp}/")),
-        "{lines}"
-    );
-    assert!(
-        lines.contains(&format!("backend listening on http://127.0.0.1:{bp}/")),
-        "{lines}"
-    );
+    assert!(lines.contains(&format!("frontend listening on http://127.0.0.1:{fp}/")), "{lines}");
+    assert!(lines.contains(&format!("backend listening on http://127.0.0.1:{bp}/")), "{lines}");
 }
 
 #[test]
 fn httpcheck_passes_on_2xx_and_fails_otherwise() {
     let app = App::start();
-    let check = |url: &str| {
-        Command::new(env!("CARGO_BIN_EXE_httpcheck"))
-            .arg(url)
-            .output()
-            .unwrap()
-    };
+    let check = |url: &str| Command::new(env!("CARGO_BIN_EXE_httpcheck")).arg(url).output().unwrap();
     let ok = check(&app.backend("/status"));
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
 

@@ -72,14 +72,9 @@ impl Scope {
         }
         for cap in &desired.capacities {
             scope.groups.push((cap.group.clone(), cap.cluster.clone()));
-            if matches!(
-                cap.tasks_per_instance,
-                crate::desired::TasksPerInstance::Resources { .. }
-            ) {
-                let in_cluster = desired
-                    .services
-                    .iter()
-                    .filter(|s| s.id.region == cap.group.region && s.id.cluster == cap.cluster);
+            if matches!(cap.tasks_per_instance, crate::desired::TasksPerInstance::Resources { .. }) {
+                let in_cluster =
+                    desired.services.iter().filter(|s| s.id.region == cap.group.region && s.id.cluster == cap.cluster);
                 scope.task_sizes.extend(in_cluster.map(|s| s.id.clone()));
             }
         }
@@ -104,41 +99,22 @@ impl Scope {
 pub enum CloudError {
     /// The endpoint could not be reached at all (network, DNS, timeout).
     #[error("{service} is unreachable: {message}")]
-    Unreachable {
-        service: &'static str,
-        message: String,
-    },
+    Unreachable { service: &'static str, message: String },
     /// Still throttled after the client's retries.
     #[error("{service} {operation} was throttled: {message}")]
-    Throttled {
-        service: &'static str,
-        operation: &'static str,
-        message: String,
-    },
+    Throttled { service: &'static str, operation: &'static str, message: String },
     /// A resource quota (e.g. ECS LimitExceededException); retrying will not help soon.
     #[error("{service} {operation} hit a quota: {message}")]
-    Quota {
-        service: &'static str,
-        operation: &'static str,
-        message: String,
-    },
+    Quota { service: &'static str, operation: &'static str, message: String },
     /// The resource the change names does not exist.
     #[error("not found: {0}")]
     NotFound(String),
     /// The credentials lack a permission.
     #[error("{service} {operation} was denied: {message}")]
-    AccessDenied {
-        service: &'static str,
-        operation: &'static str,
-        message: String,
-    },
+    AccessDenied { service: &'static str, operation: &'static str, message: String },
     /// Anything else AWS (or the simulation) rejected.
     #[error("{service} {operation} failed: {message}")]
-    Rejected {
-        service: &'static str,
-        operation: &'static str,
-        message: String,
-    },
+    Rejected { service: &'static str, operation: &'static str, message: String },
 }
 
 impl CloudError {
@@ -186,10 +162,7 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn new() -> Self {
-        TokioClock {
-            start_wall: SystemTime::now(),
-            start: tokio::time::Instant::now(),
-        }
+        TokioClock { start_wall: SystemTime::now(), start: tokio::time::Instant::now() }
     }
 }
 
@@ -215,9 +188,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// Starts at a fixed instant so runs are reproducible.
     pub fn new() -> Self {
-        ManualClock {
-            now: std::sync::Mutex::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
-        }
+        ManualClock { now: std::sync::Mutex::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)) }
     }
 
     pub fn advance(&self, by: Duration) {

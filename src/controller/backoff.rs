@@ -48,10 +48,7 @@ mod tests {
         let bases = [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0, 30.0, 30.0];
         for (d, base) in delays.iter().zip(bases) {
             let s = d.as_secs_f64();
-            assert!(
-                s >= base * 0.8 - 1e-9 && s <= (base * 1.2).min(30.0) + 1e-9,
-                "{s} not within jitter of {base}"
-            );
+            assert!(s >= base * 0.8 - 1e-9 && s <= (base * 1.2).min(30.0) + 1e-9, "{s} not within jitter of {base}");
         }
         b.reset();
         assert!(b.next_delay(&mut rng) <= Duration::from_millis(960));

@@ -182,12 +182,7 @@ impl<C: Cloud> Controller<C> {
         };
         self.metrics.cloud_reachable(true);
 
-        let mut plan = plan::plan(
-            &self.desired,
-            &observed,
-            std::mem::take(&mut self.memory),
-            now,
-        );
+        let mut plan = plan::plan(&self.desired, &observed, std::mem::take(&mut self.memory), now);
         self.memory = std::mem::take(&mut plan.memory);
         outcome.planned = plan.changes.len();
         for c in &plan.changes {
@@ -221,40 +216,22 @@ impl<C: Cloud> Controller<C> {
                     records.push((pc.resource.clone(), record(now, pc, "applied".into()), None));
                 }
                 Err(e) => {
-                    let entry = self
-                        .backoffs
-                        .entry(pc.resource.clone())
-                        .or_insert((Backoff::default(), now));
+                    let entry = self.backoffs.entry(pc.resource.clone()).or_insert((Backoff::default(), now));
                     let delay = entry.0.next_delay(&mut self.rng);
                     entry.1 = now + delay;
                     warn!(resource = %pc.resource, change = %pc.change, error = %e, retry_in = ?delay, "change failed");
                     self.metrics.change(pc.change.kind().as_str(), e.label());
                     outcome.failed += 1;
-                    records.push((
-                        pc.resource.clone(),
-                        record(now, pc, format!("failed: {e}")),
-                        Some(e.to_string()),
-                    ));
+                    records.push((pc.resource.clone(), record(now, pc, format!("failed: {e}")), Some(e.to_string())));
                 }
             }
         }
         let now = self.clock.now();
-        outcome.retry_in = self
-            .backoffs
-            .values()
-            .map(|(_, due)| due.duration_since(now).unwrap_or_default())
-            .min();
-        let result = if outcome.failed == 0 {
-            "success"
-        } else {
-            "partial"
-        };
+        outcome.retry_in = self.backoffs.values().map(|(_, due)| due.duration_since(now).unwrap_or_default()).min();
+        let result = if outcome.failed == 0 { "success" } else { "partial" };
         self.metrics.pass(result, started.elapsed().as_secs_f64());
         if outcome.failed == 0 {
-            let unix = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
+            let unix = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
             self.metrics.pass_succeeded_at(unix);
         }
         self.update_status(&plan, &observed, records, now, &outcome);
@@ -274,11 +251,7 @@ impl<C: Cloud> Controller<C> {
         st.cloud.consecutive_failures = 0;
         st.passes += 1;
         st.last_pass.finished_at = Some(now);
-        st.last_pass.result = if outcome.failed == 0 {
-            "success".into()
-        } else {
-            "partial".into()
-        };
+        st.last_pass.result = if outcome.failed == 0 { "success".into() } else { "partial".into() };
         st.last_pass.changes_planned = outcome.planned;
         st.last_pass.changes_applied = outcome.applied;
         st.last_pass.dry_run = self.options.dry_run;
@@ -286,26 +259,15 @@ impl<C: Cloud> Controller<C> {
             st.last_success_at = Some(now);
         }
         let reports = plan::reports(&self.desired, observed, plan, &self.memory);
-        let keep: std::collections::BTreeSet<ResourceKey> =
-            reports.iter().map(|r| r.resource.clone()).collect();
+        let keep: std::collections::BTreeSet<ResourceKey> = reports.iter().map(|r| r.resource.clone()).collect();
         st.retain(|k| keep.contains(k));
         let next = now + self.options.interval;
         for report in &reports {
             let r = st.resource_mut(&report.resource, &report.document);
             r.desired = report.desired.clone();
             r.observed = report.observed.clone();
-            r.held = plan
-                .holds
-                .iter()
-                .filter(|h| h.resource == report.resource)
-                .cloned()
-                .collect();
-            r.next_check_at = Some(
-                self.backoffs
-                    .get(&report.resource)
-                    .map(|(_, due)| *due)
-                    .unwrap_or(next),
-            );
+            r.held = plan.holds.iter().filter(|h| h.resource == report.resource).cloned().collect();
+            r.next_check_at = Some(self.backoffs.get(&report.resource).map(|(_, due)| *due).unwrap_or(next));
             if let Some(e) = &report.error {
                 r.last_error = Some(e.clone());
                 r.last_error_at = Some(now);
@@ -321,8 +283,7 @@ impl<C: Cloud> Controller<C> {
             }
         }
         for (id, d) in &plan.decisions {
-            self.metrics
-                .decision(&id.cluster, &id.service, d.reason.as_str());
+            self.metrics.decision(&id.cluster, &id.service, d.reason.as_str());
             let key = ResourceKey::Service {
                 region: id.region.clone(),
                 cluster: id.cluster.clone(),
@@ -333,25 +294,17 @@ impl<C: Cloud> Controller<C> {
             }
         }
         for (g, d) in &plan.capacity {
-            let key = ResourceKey::Group {
-                region: g.region.clone(),
-                name: g.name.clone(),
-            };
+            let key = ResourceKey::Group { region: g.region.clone(), name: g.name.clone() };
             if let Some(r) = st.resources.iter_mut().find(|r| r.resource == key) {
                 r.decision = serde_json::to_value(d).ok();
             }
         }
         // Conditions, derived from this pass.
-        let pending: std::collections::BTreeSet<&ResourceKey> =
-            plan.changes.iter().map(|c| &c.resource).collect();
+        let pending: std::collections::BTreeSet<&ResourceKey> = plan.changes.iter().map(|c| &c.resource).collect();
         for r in st.resources.iter_mut() {
             let mut conds = Vec::new();
-            let failed_now = r
-                .last_changes
-                .back()
-                .is_some_and(|c| c.at == now && c.result.starts_with("failed"));
-            let synced = !pending.contains(&r.resource)
-                && r.held.iter().all(|h| h.kind == plan::HoldKind::Scaling);
+            let failed_now = r.last_changes.back().is_some_and(|c| c.at == now && c.result.starts_with("failed"));
+            let synced = !pending.contains(&r.resource) && r.held.iter().all(|h| h.kind == plan::HoldKind::Scaling);
             conds.push(Condition {
                 kind: "Synced",
                 status: if synced { "True" } else { "False" },
@@ -367,10 +320,7 @@ impl<C: Cloud> Controller<C> {
                 message: if synced {
                     "observed state matches the desired state".into()
                 } else {
-                    r.held
-                        .first()
-                        .map(|h| h.message.clone())
-                        .unwrap_or_else(|| "changes were made this pass".into())
+                    r.held.first().map(|h| h.message.clone()).unwrap_or_else(|| "changes were made this pass".into())
                 },
             });
             for (kind, label) in [
@@ -399,36 +349,17 @@ impl<C: Cloud> Controller<C> {
         let mut gauges = ResourceGauges::default();
         for svc in &self.desired.services {
             if let Some(Ok(o)) = observed.services.get(&svc.id) {
-                let want =
-                    plan.decisions
-                        .get(&svc.id)
-                        .map(|d| d.desired)
-                        .unwrap_or(match svc.tasks {
-                            crate::desired::TaskCount::Fixed(n) => n,
-                            crate::desired::TaskCount::Range { min, max } => {
-                                o.desired_count.clamp(min, max)
-                            }
-                        });
-                gauges.services.push((
-                    svc.id.cluster.clone(),
-                    svc.id.service.clone(),
-                    want,
-                    o.desired_count,
-                ));
+                let want = plan.decisions.get(&svc.id).map(|d| d.desired).unwrap_or(match svc.tasks {
+                    crate::desired::TaskCount::Fixed(n) => n,
+                    crate::desired::TaskCount::Range { min, max } => o.desired_count.clamp(min, max),
+                });
+                gauges.services.push((svc.id.cluster.clone(), svc.id.service.clone(), want, o.desired_count));
             }
         }
         for (id, g) in &observed.target_groups {
             if let Ok(g) = g {
-                let healthy = g
-                    .targets
-                    .iter()
-                    .filter(|t| t.health == TargetHealth::Healthy)
-                    .count() as u32;
-                gauges.target_groups.push((
-                    id.target_group.name().to_string(),
-                    g.targets.len() as u32,
-                    healthy,
-                ));
+                let healthy = g.targets.iter().filter(|t| t.health == TargetHealth::Healthy).count() as u32;
+                gauges.target_groups.push((id.target_group.name().to_string(), g.targets.len() as u32, healthy));
             }
         }
         for (id, g) in &observed.groups {
@@ -453,19 +384,13 @@ impl<C: Cloud> Controller<C> {
 
     /// Run until `stop` turns true: a pass every interval, on reload
     /// signals, and when a backoff is due.
-    pub async fn run(
-        mut self,
-        mut reloads: mpsc::Receiver<()>,
-        mut stop: tokio_watch::Receiver<bool>,
-    ) {
+    pub async fn run(mut self, mut reloads: mpsc::Receiver<()>, mut stop: tokio_watch::Receiver<bool>) {
         loop {
             let outcome = self.pass(&stop).await;
             if *stop.borrow() {
                 break;
             }
-            let wait = outcome
-                .retry_in
-                .map_or(self.options.interval, |r| r.min(self.options.interval));
+            let wait = outcome.retry_in.map_or(self.options.interval, |r| r.min(self.options.interval));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 Some(()) = reloads.recv() => { let _ = self.reload(); }
@@ -480,10 +405,5 @@ impl<C: Cloud> Controller<C> {
 }
 
 fn record(at: SystemTime, pc: &plan::PlannedChange, result: String) -> ChangeRecord {
-    ChangeRecord {
-        at,
-        change: pc.change.to_string(),
-        reason: pc.reason.clone(),
-        result,
-    }
+    ChangeRecord { at, change: pc.change.to_string(), reason: pc.reason.clone(), result }
 }

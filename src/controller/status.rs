@@ -155,12 +155,7 @@ impl Status {
     /// Keep only resources the desired state still names.
     pub fn retain(&mut self, keep: impl Fn(&ResourceKey) -> bool) {
         self.resources.retain(|r| keep(&r.resource));
-        self.index = self
-            .resources
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.resource.clone(), i))
-            .collect();
+        self.index = self.resources.iter().enumerate().map(|(i, r)| (r.resource.clone(), i)).collect();
     }
 }
 

@@ -16,11 +16,7 @@ pub struct DirWatcher {
 /// Watch `dir` recursively. Each burst of events separated by less than
 /// `quiet` yields one `()` on the returned channel, at most `quiet` after
 /// the burst's last event (and no later than `max_wait` after its first).
-pub fn watch(
-    dir: &Path,
-    quiet: Duration,
-    max_wait: Duration,
-) -> notify::Result<(DirWatcher, mpsc::Receiver<()>)> {
+pub fn watch(dir: &Path, quiet: Duration, max_wait: Duration) -> notify::Result<(DirWatcher, mpsc::Receiver<()>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {

@@ -18,24 +18,16 @@ pub enum DurationError {
     Malformed { found: String },
     #[error("`{found}` is negative: durations are zero or more, e.g. `0s` or `15s`")]
     Negative { found: String },
-    #[error(
-        "`{found}` has a fraction: write whole numbers of a smaller unit instead, e.g. `1m30s` rather than `1.5m`"
-    )]
+    #[error("`{found}` has a fraction: write whole numbers of a smaller unit instead, e.g. `1m30s` rather than `1.5m`")]
     Fraction { found: String },
     #[error(
         "`{found}` has an unknown unit `{unit}`: expected ms, s, m or h, e.g. `15s`{}",
         suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
     )]
-    UnknownUnit {
-        found: String,
-        unit: String,
-        suggestion: Option<&'static str>,
-    },
+    UnknownUnit { found: String, unit: String, suggestion: Option<&'static str> },
     #[error("`{found}` has a number without a unit: expected ms, s, m or h after it, e.g. `15s`")]
     MissingUnit { found: String },
-    #[error(
-        "`{found}` repeats or reorders units: write the largest unit first, each at most once, e.g. `1h30m`"
-    )]
+    #[error("`{found}` repeats or reorders units: write the largest unit first, each at most once, e.g. `1h30m`")]
     UnitOrder { found: String },
     #[error("`{found}` is too long a duration")]
     Overflow { found: String },
@@ -91,9 +83,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if i == digits_start {
             return Err(DurationError::Malformed { found: found() });
         }
-        let number: u64 = s[digits_start..i]
-            .parse()
-            .map_err(|_| DurationError::Overflow { found: found() })?;
+        let number: u64 = s[digits_start..i].parse().map_err(|_| DurationError::Overflow { found: found() })?;
         if i < bytes.len() && (bytes[i] == b'.' || bytes[i] == b',') {
             return Err(DurationError::Fraction { found: found() });
         }
@@ -115,17 +105,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
                 .iter()
                 .map(|(name, _)| *name)
                 .find(|name| *name == lower)
-                .or_else(|| {
-                    UNIT_ALIASES
-                        .iter()
-                        .find(|(alias, _)| *alias == lower)
-                        .map(|(_, unit)| *unit)
-                });
-            return Err(DurationError::UnknownUnit {
-                found: found(),
-                unit: unit.to_string(),
-                suggestion,
-            });
+                .or_else(|| UNIT_ALIASES.iter().find(|(alias, _)| *alias == lower).map(|(_, unit)| *unit));
+            return Err(DurationError::UnknownUnit { found: found(), unit: unit.to_string(), suggestion });
         };
         if last_unit.is_some_and(|last| unit_index <= last) {
             return Err(DurationError::UnitOrder { found: found() });
@@ -177,11 +158,7 @@ mod tests {
             ("120s", 120_000),
         ];
         for (text, ms) in cases {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_millis(*ms)),
-                "parsing {text:?}"
-            );
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(*ms)), "parsing {text:?}");
         }
     }
 
@@ -192,18 +169,12 @@ mod tests {
             ("", "empty duration"),
             ("   ", "empty duration"),
             ("5", "`5` has a number without a unit"),
-            (
-                "fast",
-                "`fast` is not a duration: expected a number with a unit ms, s, m or h",
-            ),
+            ("fast", "`fast` is not a duration: expected a number with a unit ms, s, m or h"),
             ("m5", "`m5` is not a duration"),
             ("5 m", "`5 m` is not a duration"),
             ("-5s", "`-5s` is negative"),
             ("1.5m", "write whole numbers"),
-            (
-                "5sec",
-                "unknown unit `sec`: expected ms, s, m or h, e.g. `15s` (did you mean `s`?)",
-            ),
+            ("5sec", "unknown unit `sec`: expected ms, s, m or h, e.g. `15s` (did you mean `s`?)"),
             ("2minutes", "did you mean `m`?"),
             ("5S", "did you mean `s`?"),
             ("3d", "unknown unit `d`"),
@@ -215,10 +186,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = parse_duration(text).expect_err(text).to_string();
-            assert!(
-                err.contains(expected),
-                "parsing {text:?}: message {err:?} should contain {expected:?}"
-            );
+            assert!(err.contains(expected), "parsing {text:?}: message {err:?} should contain {expected:?}");
         }
     }
 
@@ -226,10 +194,7 @@ mod tests {
     fn every_message_shows_an_example_or_a_fix() {
         for text in ["", "5", "x", "-1s", "1.5s", "5q", "1s1h"] {
             let msg = parse_duration(text).unwrap_err().to_string();
-            assert!(
-                msg.contains("e.g.") || msg.contains("zero or more"),
-                "{msg}"
-            );
+            assert!(msg.contains("e.g.") || msg.contains("zero or more"), "{msg}");
         }
     }
 

@@ -32,11 +32,7 @@ impl fmt::Display for LoadError {
             writeln!(f, "{d}")?;
         }
         let n = self.diagnostics.len();
-        write!(
-            f,
-            "{n} problem{} in the desired state",
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "{n} problem{} in the desired state", if n == 1 { "" } else { "s" })
     }
 }
 
@@ -102,9 +98,7 @@ pub fn load_dir(dir: &Path, default_region: &str) -> Result<DesiredState, LoadEr
     let files = match list_files(dir) {
         Ok(files) => files,
         Err(d) => {
-            return Err(LoadError {
-                diagnostics: vec![d],
-            });
+            return Err(LoadError { diagnostics: vec![d] });
         }
     };
     let mut run = Run::new(default_region);
@@ -141,11 +135,7 @@ pub fn load_dir(dir: &Path, default_region: &str) -> Result<DesiredState, LoadEr
 
 /// Loads one file's text as if it were the only file of a directory; for
 /// tests and for checking a single file.
-pub fn load_str(
-    file_name: &str,
-    text: &str,
-    default_region: &str,
-) -> Result<DesiredState, LoadError> {
+pub fn load_str(file_name: &str, text: &str, default_region: &str) -> Result<DesiredState, LoadError> {
     let file = Path::new(file_name);
     let mut diags = Vec::new();
     let mut run = Run::new(default_region);
@@ -168,11 +158,7 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
         } else {
             format!("cannot read the desired-state directory: {e}")
         };
-        Diagnostic::whole(
-            dir,
-            message,
-            "check the path ballast was given for the desired state",
-        )
+        Diagnostic::whole(dir, message, "check the path ballast was given for the desired state")
     })?;
     if !meta.is_dir() {
         return Err(Diagnostic::whole(
@@ -188,11 +174,7 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     Ok(files)
 }
 
-fn walk(
-    dir: &Path,
-    files: &mut Vec<PathBuf>,
-    visited: &mut Vec<PathBuf>,
-) -> Result<(), Diagnostic> {
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, visited: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
     // Symlinked directories are followed (a Kubernetes ConfigMap volume is
     // all symlinks), so guard against loops.
     if let Ok(real) = std::fs::canonicalize(dir) {
@@ -201,21 +183,11 @@ fn walk(
         }
         visited.push(real);
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Diagnostic::whole(
-            dir,
-            format!("cannot list the directory: {e}"),
-            "check its permissions",
-        )
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::whole(dir, format!("cannot list the directory: {e}"), "check its permissions"))?;
     for entry in entries {
-        let entry = entry.map_err(|e| {
-            Diagnostic::whole(
-                dir,
-                format!("cannot list the directory: {e}"),
-                "check its permissions",
-            )
-        })?;
+        let entry = entry
+            .map_err(|e| Diagnostic::whole(dir, format!("cannot list the directory: {e}"), "check its permissions"))?;
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {
             continue;
@@ -228,10 +200,7 @@ fn walk(
         };
         if meta.is_dir() {
             walk(&path, files, visited)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
             files.push(path);
         }
     }
@@ -251,12 +220,7 @@ struct Run<'r> {
 
 impl<'r> Run<'r> {
     fn new(default_region: &'r str) -> Self {
-        Run {
-            default_region,
-            checked: Vec::new(),
-            documents: 0,
-            complete: true,
-        }
+        Run { default_region, checked: Vec::new(), documents: 0, complete: true }
     }
 
     fn file(&mut self, file: &Path, text: &str, diags: &mut Vec<Diagnostic>) {
@@ -285,13 +249,7 @@ impl<'r> Run<'r> {
         self.documents_of(file, text, &index, diags);
     }
 
-    fn documents_of(
-        &mut self,
-        file: &Path,
-        text: &str,
-        index: &FileIndex,
-        diags: &mut Vec<Diagnostic>,
-    ) {
+    fn documents_of(&mut self, file: &Path, text: &str, index: &FileIndex, diags: &mut Vec<Diagnostic>) {
         for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let Some(doc) = index.docs.get(i) else {
                 break;
@@ -357,12 +315,7 @@ impl<'r> Run<'r> {
 
     /// The document's kind, or a diagnostic (with the apiVersion's, since
     /// nothing else of the document will be checked).
-    fn kind(
-        &self,
-        file: &Path,
-        doc: &DocIndex,
-        diags: &mut Vec<Diagnostic>,
-    ) -> Option<&'static str> {
+    fn kind(&self, file: &Path, doc: &DocIndex, diags: &mut Vec<Diagnostic>) -> Option<&'static str> {
         let found = doc.scalar("kind");
         if let Some(k) = KINDS.iter().find(|k| Some(**k) == found) {
             return Some(k);
@@ -406,18 +359,14 @@ impl<'r> Run<'r> {
             Some(v) => diags.push(Diagnostic::at(
                 file,
                 doc.value_pos("apiVersion"),
-                format!(
-                    "unsupported apiVersion `{v}`: this version of ballast reads `{API_VERSION}`"
-                ),
+                format!("unsupported apiVersion `{v}`: this version of ballast reads `{API_VERSION}`"),
                 Some(format!("write `apiVersion: {API_VERSION}`")),
             )),
             None => diags.push(Diagnostic::at(
                 file,
                 doc.value_pos(""),
                 "missing required field `apiVersion`",
-                Some(format!(
-                    "add `apiVersion: {API_VERSION}` as the first line of the document"
-                )),
+                Some(format!("add `apiVersion: {API_VERSION}` as the first line of the document")),
             )),
         }
         None
@@ -437,8 +386,7 @@ impl<'r> Run<'r> {
         diags: &'a mut Vec<Diagnostic>,
     ) -> Result<(T, DocCtx<'a>), Unread> {
         let mut unknown = Vec::new();
-        let result: Result<T, _> =
-            serde_ignored::deserialize(de, |path| unknown.push(ignored_path(&path)));
+        let result: Result<T, _> = serde_ignored::deserialize(de, |path| unknown.push(ignored_path(&path)));
         let unknown_count = unknown.len();
         let mut suggested = Vec::new();
         for path in unknown {
@@ -447,24 +395,11 @@ impl<'r> Run<'r> {
             suggested.extend(suggestion);
         }
         match result {
-            Ok(raw) => Ok((
-                raw,
-                DocCtx {
-                    file,
-                    index: doc,
-                    diags,
-                    prior_errors: prior + unknown_count,
-                    suggested,
-                },
-            )),
+            Ok(raw) => Ok((raw, DocCtx { file, index: doc, diags, prior_errors: prior + unknown_count, suggested })),
             Err(e) => {
                 let (d, stream) = type_error(file, kind, &e);
                 diags.extend(d);
-                Err(if stream {
-                    Unread::Stream
-                } else {
-                    Unread::Document
-                })
+                Err(if stream { Unread::Stream } else { Unread::Document })
             }
         }
     }
@@ -499,9 +434,7 @@ impl Run<'_> {
                             file: PathBuf::new(),
                             line: None,
                             column: None,
-                            message:
-                                "internal error: a document failed validation without a message"
-                                    .into(),
+                            message: "internal error: a document failed validation without a message".into(),
                             help: Some("please report this as a ballast bug".into()),
                         }],
                     });
@@ -519,45 +452,22 @@ fn ignored_path(path: &serde_ignored::Path) -> String {
         P::Root => String::new(),
         P::Seq { parent, index } => join_index(&ignored_path(parent), *index),
         P::Map { parent, key } => join_key(&ignored_path(parent), key),
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 
 /// The diagnostic for an unknown key, and the path of the key it
 /// suggests instead (whose absence then needs no message of its own).
-fn unknown_key(
-    file: &Path,
-    doc: &DocIndex,
-    kind: &str,
-    path: &str,
-) -> (Diagnostic, Option<String>) {
+fn unknown_key(file: &Path, doc: &DocIndex, kind: &str, path: &str) -> (Diagnostic, Option<String>) {
     let parent = positions::parent_path(path);
     let key = path[parent.len()..].trim_start_matches('.');
     let known = schema::known_keys(kind, parent);
-    let place = if parent.is_empty() {
-        "at the top of the document".to_string()
-    } else {
-        format!("in `{parent}`")
-    };
-    let expected = format!(
-        "expected one of: {}",
-        known
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let place = if parent.is_empty() { "at the top of the document".to_string() } else { format!("in `{parent}`") };
+    let expected =
+        format!("expected one of: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "));
     let elsewhere: Vec<String> = schema::paths_with_key(kind, key)
         .into_iter()
-        .map(|p| {
-            if p.is_empty() {
-                "the top of the document".into()
-            } else {
-                format!("`{p}`")
-            }
-        })
+        .map(|p| if p.is_empty() { "the top of the document".into() } else { format!("`{p}`") })
         .collect();
     let suggestion = validate::did_you_mean(key, &known).map(|s| join_key(parent, s));
     let help = if key == "<<" {
@@ -565,19 +475,11 @@ fn unknown_key(
     } else if let Some(s) = validate::did_you_mean(key, &known) {
         format!("did you mean `{s}`? {expected}")
     } else if !elsewhere.is_empty() {
-        format!(
-            "`{key}` belongs in {}: check its indentation; {expected}",
-            elsewhere.join(" or ")
-        )
+        format!("`{key}` belongs in {}: check its indentation; {expected}", elsewhere.join(" or "))
     } else {
         format!("{expected}; remove it or check its spelling")
     };
-    let d = Diagnostic::at(
-        file,
-        doc.key_pos(path),
-        format!("unknown field `{key}` {place}"),
-        Some(help),
-    );
+    let d = Diagnostic::at(file, doc.key_pos(path), format!("unknown field `{key}` {place}"), Some(help));
     (d, suggestion)
 }
 
@@ -605,15 +507,11 @@ fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> (Option<Diagnos
     let (message, help) = match path {
         Some(p) => (
             format!("`{p}`: {message}"),
-            schema::describe(kind, p)
-                .map(|d| format!("`{}`: {d}", p.rsplit('.').next().unwrap_or(p))),
+            schema::describe(kind, p).map(|d| format!("`{}`: {d}", p.rsplit('.').next().unwrap_or(p))),
         ),
         None => (message, None),
     };
-    let pos = e.location().map(|l| Pos {
-        line: l.line(),
-        column: l.column(),
-    });
+    let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() });
     let d = Diagnostic {
         file: file.to_path_buf(),
         line: pos.map(|p| p.line),
@@ -655,9 +553,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<Diagnostic> {
-        load_str("t.yaml", text, REGION)
-            .expect_err("the document should be refused")
-            .diagnostics
+        load_str("t.yaml", text, REGION).expect_err("the document should be refused").diagnostics
     }
 
     fn write(dir: &Path, rel: &str, contents: impl AsRef<[u8]>) {
@@ -726,20 +622,13 @@ spec:
             // Each fixture is loaded as a one-file directory.
             let dir = tempfile::tempdir().unwrap();
             std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-            let err = load_dir(dir.path(), REGION)
-                .expect_err(&format!("{} should be refused", path.display()));
+            let err = load_dir(dir.path(), REGION).expect_err(&format!("{} should be refused", path.display()));
             let hit = err
                 .diagnostics
                 .iter()
                 .find(|d| d.message.contains(expect))
-                .unwrap_or_else(|| {
-                    panic!("{}: no message contains {expect:?}:\n{err}", path.display())
-                });
-            assert!(
-                hit.line.is_some() && hit.column.is_some(),
-                "{}: no line:col in {hit}",
-                path.display()
-            );
+                .unwrap_or_else(|| panic!("{}: no message contains {expect:?}:\n{err}", path.display()));
+            assert!(hit.line.is_some() && hit.column.is_some(), "{}: no line:col in {hit}", path.display());
             assert!(hit.help.is_some(), "{}: no help in {hit}", path.display());
             // One mistake per fixture: anything more is noise a user
             // would have to read through.
@@ -751,54 +640,29 @@ spec:
 
     #[test]
     fn the_example_desired_state_loads_clean_and_says_what_the_article_built() {
-        let state = load_dir(&manifest_dir().join("desired-state"), "eu-west-1")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let state = load_dir(&manifest_dir().join("desired-state"), "eu-west-1").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(state.services.len(), 1);
         assert_eq!(state.capacities.len(), 1);
         let s = &state.services[0];
         assert_eq!(
             s.id,
-            ServiceId {
-                region: "us-east-2".into(),
-                cluster: "appCluster".into(),
-                service: "appService".into()
-            }
+            ServiceId { region: "us-east-2".into(), cluster: "appCluster".into(), service: "appService".into() }
         );
         assert_eq!(s.tasks, TaskCount::Range { min: 2, max: 10 });
         let bound: Vec<(&str, &str, u16, TargetType)> = s
             .target_groups
             .iter()
-            .map(|b| {
-                (
-                    b.target_group.target_group.name(),
-                    b.container_name.as_str(),
-                    b.container_port,
-                    b.target_type,
-                )
-            })
+            .map(|b| (b.target_group.target_group.name(), b.container_name.as_str(), b.container_port, b.target_type))
             .collect();
         assert_eq!(
             bound,
             [
-                (
-                    "frontendTargetGroup",
-                    "appContainer",
-                    80,
-                    TargetType::Instance
-                ),
-                (
-                    "backendTargetGroup",
-                    "appContainer",
-                    8000,
-                    TargetType::Instance
-                )
+                ("frontendTargetGroup", "appContainer", 80, TargetType::Instance),
+                ("backendTargetGroup", "appContainer", 8000, TargetType::Instance)
             ]
         );
         let cpu = s.scaling.as_ref().unwrap();
-        assert_eq!(
-            (cpu.scale_out.threshold, cpu.scale_in.threshold),
-            (70.0, 30.0)
-        );
+        assert_eq!((cpu.scale_out.threshold, cpu.scale_in.threshold), (70.0, 30.0));
         assert!(cpu.scale_in.period >= Duration::from_secs(60));
         let c = &state.capacities[0];
         assert_eq!(c.group.name, "ecsAutoScalingGroup");
@@ -815,23 +679,11 @@ spec:
         let state = load_str("t.yaml", &both(), REGION).unwrap_or_else(|e| panic!("{e}"));
         let s = &state.services[0];
         assert_eq!(s.id.region, REGION, "region defaults to the argument");
-        assert_eq!(
-            s.origin,
-            Origin {
-                file: "t.yaml".into(),
-                line: 1
-            }
-        );
+        assert_eq!(s.origin, Origin { file: "t.yaml".into(), line: 1 });
         assert!(!s.suspend);
         let b = &s.target_groups[0];
-        assert_eq!(
-            b.target_group.target_group,
-            TargetGroupRef::Name("frontendTargetGroup".into())
-        );
-        assert_eq!(
-            (b.target_type, b.ownership, b.min_healthy),
-            (TargetType::Instance, Ownership::Shared, None)
-        );
+        assert_eq!(b.target_group.target_group, TargetGroupRef::Name("frontendTargetGroup".into()));
+        assert_eq!((b.target_type, b.ownership, b.min_healthy), (TargetType::Instance, Ownership::Shared, None));
         let cpu = s.scaling.as_ref().unwrap();
         assert_eq!(cpu.missing_data, MissingData::Missing);
         assert_eq!(cpu.target_cpu, None);
@@ -840,29 +692,11 @@ spec:
         assert_eq!(cpu.max_data_age, Duration::from_secs(180));
         let out = &cpu.scale_out;
         assert_eq!(
-            (
-                out.period,
-                out.evaluation_periods,
-                out.datapoints_to_alarm,
-                out.step,
-                out.cooldown
-            ),
-            (
-                Duration::from_secs(60),
-                1,
-                1,
-                Step::Tasks(1),
-                Duration::from_secs(60)
-            )
+            (out.period, out.evaluation_periods, out.datapoints_to_alarm, out.step, out.cooldown),
+            (Duration::from_secs(60), 1, 1, Step::Tasks(1), Duration::from_secs(60))
         );
         assert_eq!(cpu.scale_in.cooldown, Duration::from_secs(300));
-        assert_eq!(
-            s.budget,
-            ServiceBudget {
-                max_deregistrations_per_pass: 1,
-                max_count_change_per_pass: 4
-            }
-        );
+        assert_eq!(s.budget, ServiceBudget { max_deregistrations_per_pass: 1, max_count_change_per_pass: 4 });
         assert_eq!(s.take_over, ServiceTakeOver::default());
 
         let c = &state.capacities[0];
@@ -929,10 +763,7 @@ spec:
         assert_eq!(s.tasks, TaskCount::Range { min: 0, max: 4 });
         let b = &s.target_groups[0];
         assert_eq!(b.target_group.target_group.name(), "tg-1");
-        assert!(matches!(
-            b.target_group.target_group,
-            TargetGroupRef::Arn(_)
-        ));
+        assert!(matches!(b.target_group.target_group, TargetGroupRef::Arn(_)));
         assert_eq!(
             (b.container_port, b.target_type, b.ownership, b.min_healthy),
             (8080, TargetType::Ip, Ownership::Exclusive, Some(0))
@@ -940,10 +771,7 @@ spec:
         let cpu = s.scaling.as_ref().unwrap();
         assert_eq!(cpu.target_cpu, Some(60.0));
         assert_eq!(cpu.stabilization_window, Duration::from_secs(150));
-        assert_eq!(
-            (cpu.tolerance, cpu.max_data_age),
-            (0.2, Duration::from_secs(90))
-        );
+        assert_eq!((cpu.tolerance, cpu.max_data_age), (0.2, Duration::from_secs(90)));
         assert_eq!(cpu.missing_data, MissingData::NotBreaching);
         assert_eq!(
             cpu.scale_out,
@@ -956,49 +784,18 @@ spec:
                 cooldown: Duration::from_millis(500)
             }
         );
-        assert_eq!(
-            (cpu.scale_in.period, cpu.scale_in.step),
-            (Duration::from_secs(10), Step::Tasks(2))
-        );
+        assert_eq!((cpu.scale_in.period, cpu.scale_in.step), (Duration::from_secs(10), Step::Tasks(2)));
         assert_eq!(cpu.scale_in.cooldown, Duration::from_secs(3600));
-        assert_eq!(
-            s.budget,
-            ServiceBudget {
-                max_deregistrations_per_pass: 3,
-                max_count_change_per_pass: 1
-            }
-        );
-        assert_eq!(
-            s.take_over,
-            ServiceTakeOver {
-                desired_count: true,
-                load_balancers: true
-            }
-        );
+        assert_eq!(s.budget, ServiceBudget { max_deregistrations_per_pass: 3, max_count_change_per_pass: 1 });
+        assert_eq!(s.take_over, ServiceTakeOver { desired_count: true, load_balancers: true });
         let c = &state.capacities[0];
-        assert_eq!(
-            c.group,
-            GroupId {
-                region: "eu-west-1".into(),
-                name: "g".into()
-            }
-        );
-        assert_eq!(
-            c.tasks_per_instance,
-            TasksPerInstance::Resources {
-                cpu: 1024,
-                memory: 983
-            }
-        );
+        assert_eq!(c.group, GroupId { region: "eu-west-1".into(), name: "g".into() });
+        assert_eq!(c.tasks_per_instance, TasksPerInstance::Resources { cpu: 1024, memory: 983 });
         assert_eq!((c.headroom, c.max_change_per_pass), (1, 1));
         assert_eq!(c.scale_in_cooldown, Duration::from_secs(600));
         assert_eq!(
             c.zones[0],
-            Zone {
-                subnet: "subnet-0a1b2c3d".into(),
-                zone: Some("eu-west-1a".into()),
-                mode: ZoneMode::AlwaysOn
-            }
+            Zone { subnet: "subnet-0a1b2c3d".into(), zone: Some("eu-west-1a".into()), mode: ZoneMode::AlwaysOn }
         );
         assert!(c.suspend && c.take_over_managed_scaling);
     }
@@ -1009,55 +806,27 @@ spec:
     fn each_rule_reports_what_is_wrong_where() {
         let base = both();
         let line_of = |needle: &str| -> usize {
-            base.lines()
-                .position(|l| l.contains(needle))
-                .unwrap_or_else(|| panic!("{needle}"))
-                + 1
+            base.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}")) + 1
         };
         // (find, replace with, expected message part, line of `find` + offset)
         let cases: &[(&str, &str, &str, isize)] = &[
-            (
-                "    min: 2\n",
-                "    min: -1\n",
-                "`spec.tasks.min` is -1, a negative number, but must be at least 0",
-                0,
-            ),
-            (
-                "    max: 10\n",
-                "    max: 0\n",
-                "`spec.tasks.max` is 0, but must be at least 1",
-                0,
-            ),
-            (
-                "    max: 10\n",
-                "",
-                "missing required field `spec.tasks.max`",
-                -2,
-            ),
+            ("    min: 2\n", "    min: -1\n", "`spec.tasks.min` is -1, a negative number, but must be at least 0", 0),
+            ("    max: 10\n", "    max: 0\n", "`spec.tasks.max` is 0, but must be at least 1", 0),
+            ("    max: 10\n", "", "missing required field `spec.tasks.max`", -2),
             (
                 "    min: 2\n    max: 10\n",
                 "    count: 2\n    min: 2\n    max: 10\n",
                 "sets both `count` and `min`/`max`",
                 0,
             ),
-            (
-                "  tasks:\n    min: 2\n    max: 10\n",
-                "  tasks: {}\n",
-                "has neither `count` nor `min` and `max`",
-                0,
-            ),
+            ("  tasks:\n    min: 2\n    max: 10\n", "  tasks: {}\n", "has neither `count` nor `min` and `max`", 0),
             (
                 "containerPort: 80",
                 "containerPort: 70000",
                 "`spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535",
                 0,
             ),
-            (
-                "containerPort: 80",
-                "containerPort: 0",
-                "must be between 1 and 65535",
-                0,
-            ),
+            ("containerPort: 80", "containerPort: 0", "must be between 1 and 65535", 0),
             (
                 "      containerPort: 80\n",
                 "      containerPort: 80\n      minHealthy: 11\n",
@@ -1100,12 +869,7 @@ spec:
                 "`spec.scaling.cpu.scaleOut.threshold` is 170, but must be between 0 and 100",
                 0,
             ),
-            (
-                "        threshold: 30\n",
-                "        threshold: -5\n",
-                "must be between 0 and 100",
-                0,
-            ),
+            ("        threshold: 30\n", "        threshold: -5\n", "must be between 0 and 100", 0),
             (
                 "        threshold: 30\n",
                 "        threshold: 70\n",
@@ -1172,61 +936,21 @@ spec:
                 "`5` has a number without a unit",
                 1,
             ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        cooldown: 1.5m\n",
-                "write whole numbers",
-                1,
-            ),
+            ("        threshold: 70\n", "        threshold: 70\n        cooldown: 1.5m\n", "write whole numbers", 1),
             (
                 "    cpu:\n",
                 "    cpu:\n      targetCpu: 0\n",
                 "`spec.scaling.cpu.targetCpu` is 0, but must be above 0 and at most 100",
                 1,
             ),
-            (
-                "    cpu:\n",
-                "    cpu:\n      tolerance: 1\n",
-                "must be at least 0 and below 1",
-                1,
-            ),
-            (
-                "    cpu:\n",
-                "    cpu:\n      maxDataAge: 0s\n",
-                "`spec.scaling.cpu.maxDataAge` is zero",
-                1,
-            ),
-            (
-                "    cpu:\n",
-                "    cpu:\n      missingData: notbreaching\n",
-                "did you mean `notBreaching`?",
-                1,
-            ),
-            (
-                "      scaleIn:\n        threshold: 30\n",
-                "",
-                "missing required field `spec.scaling.cpu.scaleIn`",
-                -3,
-            ),
-            (
-                "  name: app\n",
-                "  name: App_1\n",
-                "`metadata.name` `App_1` is not a lowercase DNS label",
-                0,
-            ),
-            (
-                "  name: app\n",
-                "  name: app-\n",
-                "not a lowercase DNS label",
-                0,
-            ),
+            ("    cpu:\n", "    cpu:\n      tolerance: 1\n", "must be at least 0 and below 1", 1),
+            ("    cpu:\n", "    cpu:\n      maxDataAge: 0s\n", "`spec.scaling.cpu.maxDataAge` is zero", 1),
+            ("    cpu:\n", "    cpu:\n      missingData: notbreaching\n", "did you mean `notBreaching`?", 1),
+            ("      scaleIn:\n        threshold: 30\n", "", "missing required field `spec.scaling.cpu.scaleIn`", -3),
+            ("  name: app\n", "  name: App_1\n", "`metadata.name` `App_1` is not a lowercase DNS label", 0),
+            ("  name: app\n", "  name: app-\n", "not a lowercase DNS label", 0),
             ("  name: app\n", "", "`metadata` is empty", -1),
-            (
-                "  name: app\n",
-                "  nam: app\n",
-                "unknown field `nam` in `metadata`",
-                0,
-            ),
+            ("  name: app\n", "  nam: app\n", "unknown field `nam` in `metadata`", 0),
             (
                 "  cluster: appCluster\n  service",
                 "  cluster: arn:aws:ecs:us-east-2:123456789012:cluster/appCluster\n  service",
@@ -1263,30 +987,15 @@ spec:
                 "`spec.minInstances` (11) is greater than `spec.maxInstances` (10)",
                 0,
             ),
-            (
-                "  minInstances: 1\n",
-                "  minInstances: -1\n",
-                "`spec.minInstances` is -1, a negative number",
-                0,
-            ),
-            (
-                "  maxInstances: 10\n",
-                "",
-                "missing required field `spec.maxInstances`",
-                -4,
-            ),
+            ("  minInstances: 1\n", "  minInstances: -1\n", "`spec.minInstances` is -1, a negative number", 0),
+            ("  maxInstances: 10\n", "", "missing required field `spec.maxInstances`", -4),
             (
                 "  tasksPerInstance: 1\n",
                 "  tasksPerInstance: 0\n",
                 "`spec.tasksPerInstance` is 0, but must be at least 1",
                 0,
             ),
-            (
-                "  tasksPerInstance: 1\n",
-                "",
-                "has neither `tasksPerInstance` nor `instanceResources`",
-                -5,
-            ),
+            ("  tasksPerInstance: 1\n", "", "has neither `tasksPerInstance` nor `instanceResources`", -5),
             (
                 "  tasksPerInstance: 1\n",
                 "  tasksPerInstance: 1\n  instanceResources: {cpu: 1024, memory: 983}\n",
@@ -1299,12 +1008,7 @@ spec:
                 "missing required field `spec.instanceResources.memory`",
                 0,
             ),
-            (
-                "  tasksPerInstance: 1\n",
-                "  tasksPerInstance: 1\n  headroom: -1\n",
-                "`spec.headroom` is -1",
-                1,
-            ),
+            ("  tasksPerInstance: 1\n", "  tasksPerInstance: 1\n  headroom: -1\n", "`spec.headroom` is -1", 1),
             (
                 "  tasksPerInstance: 1\n",
                 "  tasksPerInstance: 1\n  scaleInCooldown: soon\n",
@@ -1317,36 +1021,21 @@ spec:
                 "`spec.maxChangePerPass` is 0",
                 1,
             ),
-            (
-                "subnet-0a1b2c3d4e5f60001\n",
-                "subnet-XYZ\n",
-                "`spec.zones[0].subnet` `subnet-XYZ` is not a subnet id",
-                0,
-            ),
+            ("subnet-0a1b2c3d4e5f60001\n", "subnet-XYZ\n", "`spec.zones[0].subnet` `subnet-XYZ` is not a subnet id", 0),
             (
                 "subnet-0a1b2c3d4e5f60002\n",
                 "subnet-0a1b2c3d4e5f60001\n",
                 "subnet `subnet-0a1b2c3d4e5f60001` is listed twice, first at `spec.zones[0]`",
                 0,
             ),
-            (
-                "      whenInstancesAbove: 2\n",
-                "",
-                "missing required field `spec.zones[1].whenInstancesAbove`",
-                -2,
-            ),
+            ("      whenInstancesAbove: 2\n", "", "missing required field `spec.zones[1].whenInstancesAbove`", -2),
             (
                 "      mode: onDemand\n",
                 "      mode: alwaysOn\n",
                 "`spec.zones[1].whenInstancesAbove` is set on an `alwaysOn` zone",
                 1,
             ),
-            (
-                "      mode: onDemand\n",
-                "      mode: ondemand\n",
-                "did you mean `onDemand`?",
-                0,
-            ),
+            ("      mode: onDemand\n", "      mode: ondemand\n", "did you mean `onDemand`?", 0),
             (
                 "    - subnet: subnet-0a1b2c3d4e5f60001\n",
                 "    - subnet: subnet-0a1b2c3d4e5f60001\n      mode: onDemand\n      whenInstancesAbove: 1\n",
@@ -1376,28 +1065,22 @@ spec:
                 continue;
             };
             let diags = err.diagnostics;
-            let Some(hit) = diags.iter().find(|d| {
-                d.message.contains(expected)
-                    || d.help.as_ref().is_some_and(|h| h.contains(expected))
-            }) else {
-                failures.push(format!(
-                    "{find:?} -> {replace:?}: expected {expected:?} in {diags:#?}"
-                ));
+            let Some(hit) = diags
+                .iter()
+                .find(|d| d.message.contains(expected) || d.help.as_ref().is_some_and(|h| h.contains(expected)))
+            else {
+                failures.push(format!("{find:?} -> {replace:?}: expected {expected:?} in {diags:#?}"));
                 continue;
             };
             let line = (line_of(find.lines().next().unwrap()) as isize + offset) as usize;
             if hit.line != Some(line) {
-                failures.push(format!(
-                    "{find:?} -> {replace:?}: expected line {line}: {hit}"
-                ));
+                failures.push(format!("{find:?} -> {replace:?}: expected line {line}: {hit}"));
             }
             if hit.help.as_ref().is_none_or(|h| h.is_empty()) {
                 failures.push(format!("no help: {hit}"));
             }
             if diags.len() != 1 {
-                failures.push(format!(
-                    "{find:?} -> {replace:?}: one mistake, one message: {diags:#?}"
-                ));
+                failures.push(format!("{find:?} -> {replace:?}: one mistake, one message: {diags:#?}"));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -1410,28 +1093,16 @@ spec:
         write(
             dir.path(),
             "a.yaml",
-            SERVICE
-                .replace("containerPort: 80", "containerPort: 99999")
-                .replace("threshold: 70", "threshold: 700"),
+            SERVICE.replace("containerPort: 80", "containerPort: 99999").replace("threshold: 70", "threshold: 700"),
         );
         // File b: one mistake.
-        write(
-            dir.path(),
-            "b.yaml",
-            CAPACITY.replace("minInstances: 1", "minInstances: 20"),
-        );
+        write(dir.path(), "b.yaml", CAPACITY.replace("minInstances: 1", "minInstances: 20"));
         let err = load_dir(dir.path(), REGION).unwrap_err();
         assert_eq!(err.diagnostics.len(), 3, "{err}");
-        let files: Vec<String> = err
-            .diagnostics
-            .iter()
-            .map(|d| d.file.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let files: Vec<String> =
+            err.diagnostics.iter().map(|d| d.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(files, ["a.yaml", "a.yaml", "b.yaml"]);
-        assert!(
-            err.diagnostics[0].line < err.diagnostics[1].line,
-            "sorted by position"
-        );
+        assert!(err.diagnostics[0].line < err.diagnostics[1].line, "sorted by position");
     }
 
     #[test]
@@ -1445,90 +1116,38 @@ spec:
         let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(diags.len(), 4, "{messages:#?}");
         assert!(messages[0].contains("unknown field `clutser` in `spec`"));
-        assert!(
-            diags[0]
-                .help
-                .as_ref()
-                .unwrap()
-                .starts_with("did you mean `cluster`?")
-        );
+        assert!(diags[0].help.as_ref().unwrap().starts_with("did you mean `cluster`?"));
         assert!(messages[1].contains("unknown field `maximum` in `spec.tasks`"));
-        assert!(
-            diags[1]
-                .help
-                .as_ref()
-                .unwrap()
-                .contains("expected one of: `count`, `max`, `min`"),
-            "{}",
-            diags[1]
-        );
+        assert!(diags[1].help.as_ref().unwrap().contains("expected one of: `count`, `max`, `min`"), "{}", diags[1]);
         assert!(messages[2].contains("unknown field `port` in `spec.targetGroups[0]`"));
         assert!(messages[3].contains("`scaleIn.threshold` (90) is not below"));
         // The misspelt `cluster` is not also reported as missing: the
         // unknown key already says what to do.
-        assert!(
-            !messages
-                .iter()
-                .any(|m| m.contains("missing required field"))
-        );
+        assert!(!messages.iter().any(|m| m.contains("missing required field")));
     }
 
     #[test]
     fn unknown_keys_get_did_you_mean_the_expected_keys_or_where_they_belong() {
         // (the key line added under `spec:`, message part, help part)
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "  targetgroups: []\n",
-                "unknown field `targetgroups` in `spec`",
-                "did you mean `targetGroups`?",
-            ),
-            (
-                "  target_groups: []\n",
-                "unknown field `target_groups`",
-                "did you mean `targetGroups`?",
-            ),
-            (
-                "  min: 1\n",
-                "unknown field `min` in `spec`",
-                "`min` belongs in `spec.tasks`: check its indentation",
-            ),
-            (
-                "  containerPort: 1\n",
-                "unknown field `containerPort`",
-                "belongs in `spec.targetGroups[]`",
-            ),
-            (
-                "  colour: blue\n",
-                "unknown field `colour` in `spec`",
-                "expected one of: `budget`, `cluster`",
-            ),
-            (
-                "  <<: {}\n",
-                "unknown field `<<`",
-                "merge keys are not supported",
-            ),
+            ("  targetgroups: []\n", "unknown field `targetgroups` in `spec`", "did you mean `targetGroups`?"),
+            ("  target_groups: []\n", "unknown field `target_groups`", "did you mean `targetGroups`?"),
+            ("  min: 1\n", "unknown field `min` in `spec`", "`min` belongs in `spec.tasks`: check its indentation"),
+            ("  containerPort: 1\n", "unknown field `containerPort`", "belongs in `spec.targetGroups[]`"),
+            ("  colour: blue\n", "unknown field `colour` in `spec`", "expected one of: `budget`, `cluster`"),
+            ("  <<: {}\n", "unknown field `<<`", "merge keys are not supported"),
         ];
         for (line, message, help) in cases {
             let text = SERVICE.replace("spec:\n", &format!("spec:\n{line}"));
             let diags = errors(&text);
-            let d = diags
-                .iter()
-                .find(|d| d.message.contains(message))
-                .unwrap_or_else(|| panic!("{line:?}: {diags:#?}"));
+            let d =
+                diags.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| panic!("{line:?}: {diags:#?}"));
             assert!(d.help.as_ref().unwrap().contains(help), "{line:?}: {d}");
-            assert_eq!(
-                (d.line, d.column),
-                (Some(6), Some(3)),
-                "{line:?}: points at the key"
-            );
+            assert_eq!((d.line, d.column), (Some(6), Some(3)), "{line:?}: points at the key");
         }
         let text = SERVICE.replacen("kind: Service\n", "kind: Service\nlabels: {}\n", 1);
         let d = &errors(&text)[0];
-        assert!(
-            d.message
-                .contains("unknown field `labels` at the top of the document"),
-            "{d}"
-        );
+        assert!(d.message.contains("unknown field `labels` at the top of the document"), "{d}");
     }
 
     #[test]
@@ -1554,22 +1173,13 @@ spec:
                 .contains("`spec.targetGroups[0].containerPort`: wrong type: found sequence, expected a whole number"),
             "{d}"
         );
-        assert!(
-            d.help
-                .as_ref()
-                .unwrap()
-                .contains("`containerPort`: The container port"),
-            "{d}"
-        );
+        assert!(d.help.as_ref().unwrap().contains("`containerPort`: The container port"), "{d}");
 
         // (value, message part)
         let cases: &[(&str, &str)] = &[
             ("suspend: yes", "expected `true` or `false`"),
             ("tasks: 3", "expected a mapping (`key: value` lines)"),
-            (
-                "targetGroups: frontendTargetGroup",
-                "expected a list (`- item` lines)",
-            ),
+            ("targetGroups: frontendTargetGroup", "expected a list (`- item` lines)"),
         ];
         for (line, message) in cases {
             let text = SERVICE
@@ -1578,10 +1188,7 @@ spec:
                 .replace("  scaling:\n    cpu:\n      scaleOut:\n        threshold: 70\n      scaleIn:\n        threshold: 30\n", "")
                 + &format!("  {line}\n");
             let diags = errors(&text);
-            let d = diags
-                .iter()
-                .find(|d| d.message.contains(message))
-                .unwrap_or_else(|| panic!("{line}: {diags:#?}"));
+            let d = diags.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| panic!("{line}: {diags:#?}"));
             assert_eq!(d.line, Some(text.lines().count()), "{line}: {d}");
         }
     }
@@ -1591,11 +1198,7 @@ spec:
         let text = SERVICE.replace("    max: 10\n", "    max: 10\n    max: 12\n");
         let diags = errors(&text);
         assert_eq!(diags.len(), 1, "{diags:#?}");
-        assert!(
-            diags[0]
-                .message
-                .contains("`spec.tasks.max` is written twice")
-        );
+        assert!(diags[0].message.contains("`spec.tasks.max` is written twice"));
         assert_eq!(diags[0].line, Some(11));
     }
 
@@ -1642,36 +1245,23 @@ spec:
             let text = docs.join("---\n");
             let diags = errors(&text);
             assert!(
-                diags
-                    .iter()
-                    .any(|d| d.message.contains(expected) && d.help.is_some()),
+                diags.iter().any(|d| d.message.contains(expected) && d.help.is_some()),
                 "expected {expected:?} in {diags:#?}"
             );
             assert_eq!(diags.len(), 1, "{expected}: {diags:#?}");
         }
         // The help says what to do.
         let d = &errors(&[SERVICE.to_string(), cap("c1", "appClustr", "g1")].join("---\n"))[0];
-        assert!(
-            d.help
-                .as_ref()
-                .unwrap()
-                .contains("did you mean `appCluster`?"),
-            "{d}"
-        );
+        assert!(d.help.as_ref().unwrap().contains("did you mean `appCluster`?"), "{d}");
         let d = &errors(
             &[
                 SERVICE.to_string(),
-                cap("c1", "appCluster", "g1").replace(
-                    "cluster: appCluster",
-                    "region: us-west-2\n  cluster: appCluster",
-                ),
+                cap("c1", "appCluster", "g1")
+                    .replace("cluster: appCluster", "region: us-west-2\n  cluster: appCluster"),
             ]
             .join("---\n"),
         )[0];
-        assert!(
-            d.help.as_ref().unwrap().contains("set the same `region`"),
-            "{d}"
-        );
+        assert!(d.help.as_ref().unwrap().contains("set the same `region`"), "{d}");
     }
 
     #[test]
@@ -1688,16 +1278,8 @@ spec:
         .join("---\n");
         let diags = errors(&text);
         assert_eq!(diags.len(), 2, "{diags:#?}");
-        assert!(
-            diags.iter().any(|d| d.message.contains("is already bound")),
-            "{diags:#?}"
-        );
-        assert!(
-            diags
-                .iter()
-                .any(|d| d.message.contains("containerPort` is -1")),
-            "{diags:#?}"
-        );
+        assert!(diags.iter().any(|d| d.message.contains("is already bound")), "{diags:#?}");
+        assert!(diags.iter().any(|d| d.message.contains("containerPort` is -1")), "{diags:#?}");
         // A Capacity whose Service may be in an unreadable document is not
         // called a reference to nothing.
         let dir = tempfile::tempdir().unwrap();
@@ -1717,11 +1299,7 @@ spec:
                 "unknown kind `service`",
                 "did you mean `Service`?",
             ),
-            (
-                "apiVersion: ballast.dev/v1alpha1\nkind: Capacty\n",
-                "unknown kind `Capacty`",
-                "did you mean `Capacity`?",
-            ),
+            ("apiVersion: ballast.dev/v1alpha1\nkind: Capacty\n", "unknown kind `Capacty`", "did you mean `Capacity`?"),
             (
                 "apiVersion: ballast.dev/v1alpha1\nkind: Deployment\n",
                 "unknown kind `Deployment`",
@@ -1732,11 +1310,7 @@ spec:
                 "missing required field `kind`",
                 "add `kind: Service`",
             ),
-            (
-                "kind: Pod\n",
-                "missing required field `apiVersion`",
-                "add `apiVersion: ballast.dev/v1alpha1`",
-            ),
+            ("kind: Pod\n", "missing required field `apiVersion`", "add `apiVersion: ballast.dev/v1alpha1`"),
             (
                 "apiVersion: apps/v1\nkind: Pod\n",
                 "unsupported apiVersion `apps/v1`",
@@ -1745,10 +1319,8 @@ spec:
         ];
         for (text, message, help) in cases {
             let diags = errors(text);
-            let d = diags
-                .iter()
-                .find(|d| d.message.contains(message))
-                .unwrap_or_else(|| panic!("{text:?}: {diags:#?}"));
+            let d =
+                diags.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| panic!("{text:?}: {diags:#?}"));
             assert!(d.help.as_ref().unwrap().contains(help), "{d}");
             assert!(d.line.is_some());
         }
@@ -1761,25 +1333,10 @@ spec:
     #[test]
     fn region_comes_from_the_document_or_the_default() {
         let err = load_str("t.yaml", SERVICE, "").unwrap_err();
-        assert!(
-            err.diagnostics[0]
-                .message
-                .contains("missing required field `spec.region`"),
-            "{err}"
-        );
+        assert!(err.diagnostics[0].message.contains("missing required field `spec.region`"), "{err}");
         let err = load_str("t.yaml", SERVICE, "mars").unwrap_err();
-        assert!(
-            err.diagnostics[0]
-                .message
-                .contains("the default region `mars`"),
-            "{err}"
-        );
-        let ok = load_str(
-            "t.yaml",
-            &SERVICE.replace("spec:\n", "spec:\n  region: us-gov-west-1\n"),
-            "",
-        )
-        .unwrap();
+        assert!(err.diagnostics[0].message.contains("the default region `mars`"), "{err}");
+        let ok = load_str("t.yaml", &SERVICE.replace("spec:\n", "spec:\n  region: us-gov-west-1\n"), "").unwrap();
         assert_eq!(ok.services[0].id.region, "us-gov-west-1");
     }
 
@@ -1804,10 +1361,7 @@ spec:
     fn anchors_and_aliases_are_followed() {
         let text = both()
             .replace("    max: 10\n", "    max: &max 10\n")
-            .replace(
-                "      containerPort: 80\n",
-                "      containerPort: 80\n      minHealthy: *max\n",
-            );
+            .replace("      containerPort: 80\n", "      containerPort: 80\n      minHealthy: *max\n");
         let state = load_str("t.yaml", &text, REGION).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(state.services[0].target_groups[0].min_healthy, Some(10));
         // Anchors do not reach into the next document (YAML's rule).
@@ -1836,11 +1390,7 @@ spec:
         write(d, "c.yaml", "kind: Service\nfoo: [");
         write(d, "0.yaml", "kind: Service\nfoo: [");
         let err = load_dir(d, REGION).unwrap_err();
-        let names: Vec<_> = err
-            .diagnostics
-            .iter()
-            .map(|x| x.file.file_name().unwrap().to_owned())
-            .collect();
+        let names: Vec<_> = err.diagnostics.iter().map(|x| x.file.file_name().unwrap().to_owned()).collect();
         assert_eq!(names, ["0.yaml", "c.yaml"]);
         assert_eq!(err.diagnostics[0].file, d.join("0.yaml"));
     }
@@ -1849,19 +1399,10 @@ spec:
     fn files_that_are_not_desired_state() {
         // (file contents, expected message part)
         let cases: &[(&[u8], &str)] = &[
-            (
-                b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe",
-                "the file is not UTF-8 text",
-            ),
-            (
-                b"# Desired state\n\nPut the YAML files here.\n",
-                "this document is plain text",
-            ),
+            (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "the file is not UTF-8 text"),
+            (b"# Desired state\n\nPut the YAML files here.\n", "this document is plain text"),
             (b"- a\n- b\n", "this document is a list"),
-            (
-                b"Usage: ballast run --desired-state DIR\n",
-                "this document has no `apiVersion` or `kind`",
-            ),
+            (b"Usage: ballast run --desired-state DIR\n", "this document has no `apiVersion` or `kind`"),
             (b"key: [unclosed\n", "YAML syntax error"),
         ];
         for (contents, message) in cases {
@@ -1869,10 +1410,7 @@ spec:
             write(dir.path(), "x.yaml", contents);
             let err = load_dir(dir.path(), REGION).unwrap_err();
             assert_eq!(err.diagnostics.len(), 1, "{err}");
-            assert!(
-                err.diagnostics[0].message.contains(message),
-                "{message}: {err}"
-            );
+            assert!(err.diagnostics[0].message.contains(message), "{message}: {err}");
         }
     }
 
@@ -1881,24 +1419,16 @@ spec:
         let dir = tempfile::tempdir().unwrap();
         let err = load_dir(dir.path(), REGION).unwrap_err();
         assert!(
-            err.diagnostics[0]
-                .message
-                .contains("no desired-state documents in this directory (0 YAML files read)"),
+            err.diagnostics[0].message.contains("no desired-state documents in this directory (0 YAML files read)"),
             "{err}"
         );
         write(dir.path(), "only-comments.yaml", "# todo\n---\n");
         let err = load_dir(dir.path(), REGION).unwrap_err();
-        assert!(
-            err.diagnostics[0].message.contains("(1 YAML file read)"),
-            "{err}"
-        );
+        assert!(err.diagnostics[0].message.contains("(1 YAML file read)"), "{err}");
 
         let missing = dir.path().join("nope");
         let err = load_dir(&missing, REGION).unwrap_err();
-        assert_eq!(
-            err.diagnostics[0].message,
-            "the desired-state directory does not exist"
-        );
+        assert_eq!(err.diagnostics[0].message, "the desired-state directory does not exist");
         assert_eq!(err.diagnostics[0].file, missing);
 
         let file = dir.path().join("only-comments.yaml");
@@ -1927,9 +1457,7 @@ spec:
             file: "desired-state/app.yaml".into(),
             line: Some(12),
             column: Some(22),
-            message:
-                "`spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535"
-                    .into(),
+            message: "`spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535".into(),
             help: Some("ports are 1 to 65535".into()),
         };
         assert_eq!(
@@ -1943,16 +1471,8 @@ spec:
             message: "the desired-state directory does not exist".into(),
             help: None,
         };
-        assert_eq!(
-            whole.to_string(),
-            "error: ds: the desired-state directory does not exist"
-        );
-        let err = LoadError {
-            diagnostics: vec![d.clone(), whole.clone()],
-        };
-        assert_eq!(
-            err.to_string(),
-            format!("{d}\n{whole}\n2 problems in the desired state")
-        );
+        assert_eq!(whole.to_string(), "error: ds: the desired-state directory does not exist");
+        let err = LoadError { diagnostics: vec![d.clone(), whole.clone()] };
+        assert_eq!(err.to_string(), format!("{d}\n{whole}\n2 problems in the desired state"));
     }
 }

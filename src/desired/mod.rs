@@ -79,11 +79,7 @@ pub enum TargetGroupRef {
 impl TargetGroupRef {
     /// ARNs start with `arn:`; anything else is a name.
     pub fn parse(s: &str) -> Self {
-        if s.starts_with("arn:") {
-            TargetGroupRef::Arn(s.to_string())
-        } else {
-            TargetGroupRef::Name(s.to_string())
-        }
+        if s.starts_with("arn:") { TargetGroupRef::Arn(s.to_string()) } else { TargetGroupRef::Name(s.to_string()) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,10 +93,9 @@ impl TargetGroupRef {
     pub fn name(&self) -> &str {
         match self {
             TargetGroupRef::Name(s) => s,
-            TargetGroupRef::Arn(arn) => arn
-                .split_once(":targetgroup/")
-                .and_then(|(_, rest)| rest.split('/').next())
-                .unwrap_or(arn),
+            TargetGroupRef::Arn(arn) => {
+                arn.split_once(":targetgroup/").and_then(|(_, rest)| rest.split('/').next()).unwrap_or(arn)
+            }
         }
     }
 }
@@ -279,10 +274,7 @@ pub struct ServiceBudget {
 
 impl Default for ServiceBudget {
     fn default() -> Self {
-        ServiceBudget {
-            max_deregistrations_per_pass: 1,
-            max_count_change_per_pass: 4,
-        }
+        ServiceBudget { max_deregistrations_per_pass: 1, max_count_change_per_pass: 4 }
     }
 }
 
@@ -353,8 +345,6 @@ pub enum ZoneMode {
 impl DesiredState {
     /// The capacity document that covers `cluster` in `region`, if any.
     pub fn capacity_for(&self, region: &str, cluster: &str) -> Option<&Capacity> {
-        self.capacities
-            .iter()
-            .find(|c| c.group.region == region && c.cluster == cluster)
+        self.capacities.iter().find(|c| c.group.region == region && c.cluster == cluster)
     }
 }

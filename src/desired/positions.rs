@@ -22,10 +22,7 @@ pub struct Pos {
 impl Pos {
     fn from_marker(m: Marker) -> Self {
         // yaml-rust2 counts lines from 1 but columns from 0.
-        Pos {
-            line: m.line(),
-            column: m.col() + 1,
-        }
+        Pos { line: m.line(), column: m.col() + 1 }
     }
 }
 
@@ -112,10 +109,7 @@ impl DocIndex {
     /// The text of the scalar at `path`, if it is a non-null scalar.
     pub fn scalar(&self, path: &str) -> Option<&str> {
         match self.entries.get(path) {
-            Some(Entry {
-                kind: kind @ NodeKind::Scalar(s),
-                ..
-            }) if !kind.is_null() => Some(s),
+            Some(Entry { kind: kind @ NodeKind::Scalar(s), .. }) if !kind.is_null() => Some(s),
             _ => None,
         }
     }
@@ -141,11 +135,7 @@ pub fn parent_path(path: &str) -> &str {
 
 /// Joins a map key onto a path.
 pub fn join_key(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
 /// Joins a sequence index onto a path.
@@ -172,10 +162,9 @@ pub struct FileIndex {
 pub fn index_str(text: &str) -> Result<FileIndex, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        pos: Pos::from_marker(*e.marker()),
-        message: e.info().to_string(),
-    })?;
+    parser
+        .load(&mut builder, true)
+        .map_err(|e| SyntaxError { pos: Pos::from_marker(*e.marker()), message: e.info().to_string() })?;
     Ok(FileIndex { docs: builder.docs })
 }
 
@@ -250,23 +239,13 @@ impl Builder {
         };
         // A repeated key keeps the first position: that is the value
         // serde_yaml would have kept had it not refused the duplicate.
-        doc.entries.entry(path.clone()).or_insert(Entry {
-            key,
-            value: pos,
-            kind,
-        });
+        doc.entries.entry(path.clone()).or_insert(Entry { key, value: pos, kind });
         Some(path)
     }
 
     /// True when the next node would be a key of the enclosing mapping.
     fn expecting_key(&self) -> bool {
-        matches!(
-            self.stack.last(),
-            Some(Frame::Mapping {
-                pending_key: None,
-                ..
-            })
-        )
+        matches!(self.stack.last(), Some(Frame::Mapping { pending_key: None, .. }))
     }
 }
 
@@ -309,22 +288,12 @@ impl MarkedEventReceiver for Builder {
                     self.stack.push(Frame::ComplexKey { depth: 1 });
                     return;
                 }
-                let kind = if is_map {
-                    NodeKind::Mapping
-                } else {
-                    NodeKind::Sequence
-                };
+                let kind = if is_map { NodeKind::Mapping } else { NodeKind::Sequence };
                 let path = self.place(pos, kind).unwrap_or_default();
                 self.stack.push(if is_map {
-                    Frame::Mapping {
-                        path,
-                        pending_key: None,
-                    }
+                    Frame::Mapping { path, pending_key: None }
                 } else {
-                    Frame::Sequence {
-                        path,
-                        next_index: 0,
-                    }
+                    Frame::Sequence { path, next_index: 0 }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -374,23 +343,14 @@ spec: {cluster: c, zones: [{subnet: s1}]}
             ("spec.tasks.min", Some(p(6, 5)), p(6, 10)),
             ("spec.targetGroups", Some(p(7, 3)), p(8, 5)),
             ("spec.targetGroups[0]", None, p(8, 7)),
-            (
-                "spec.targetGroups[1].containerPort",
-                Some(p(11, 7)),
-                p(11, 22),
-            ),
+            ("spec.targetGroups[1].containerPort", Some(p(11, 7)), p(11, 22)),
         ];
         for (path, key, value) in cases {
-            let e = d0
-                .get(path)
-                .unwrap_or_else(|| panic!("no entry for {path:?}"));
+            let e = d0.get(path).unwrap_or_else(|| panic!("no entry for {path:?}"));
             assert_eq!((e.key, e.value), (*key, *value), "{path}");
         }
         assert_eq!(d0.scalar("kind"), Some("Service"));
-        assert_eq!(
-            d0.scalar("spec.targetGroups[1].containerPort"),
-            Some("8000")
-        );
+        assert_eq!(d0.scalar("spec.targetGroups[1].containerPort"), Some("8000"));
     }
 
     #[test]
@@ -411,10 +371,7 @@ spec: {cluster: c, zones: [{subnet: s1}]}
         assert_eq!(d0.key_pos("spec.tasks.max"), p(5, 3));
         assert_eq!(d0.key_pos("spec.targetGroups[1].containerName"), p(10, 7));
         assert_eq!(d0.key_pos("metadata.name"), p(2, 1));
-        assert_eq!(
-            d0.keys("spec.targetGroups[0]"),
-            ["targetGroup", "containerPort"]
-        );
+        assert_eq!(d0.keys("spec.targetGroups[0]"), ["targetGroup", "containerPort"]);
     }
 
     #[test]
@@ -442,11 +399,7 @@ spec: {cluster: c, zones: [{subnet: s1}]}
             if *n > 0 {
                 assert_eq!(serde_docs.len(), *n, "serde_yaml disagrees on {text:?}");
                 for (doc, value) in index.docs.iter().zip(&serde_docs) {
-                    assert_eq!(
-                        doc.root().unwrap().kind.is_null(),
-                        value.is_null(),
-                        "{text:?}"
-                    );
+                    assert_eq!(doc.root().unwrap().kind.is_null(), value.is_null(), "{text:?}");
                 }
             }
         }
@@ -455,10 +408,7 @@ spec: {cluster: c, zones: [{subnet: s1}]}
     #[test]
     fn records_repeated_keys() {
         let index = index_str("a: 1\nb:\n  c: 1\n  c: 2\n").unwrap();
-        assert_eq!(
-            index.docs[0].duplicate_keys(),
-            [("b.c".to_string(), p(4, 3))]
-        );
+        assert_eq!(index.docs[0].duplicate_keys(), [("b.c".to_string(), p(4, 3))]);
         // The first value's position is kept.
         assert_eq!(index.docs[0].value_pos("b.c"), p(3, 6));
     }
@@ -472,12 +422,8 @@ spec: {cluster: c, zones: [{subnet: s1}]}
 
     #[test]
     fn reports_syntax_errors_with_their_position() {
-        let cases: &[(&str, usize)] = &[
-            ("a: 1\nb: [1, 2\n", 3),
-            ("a: 1\n  b: 2\n", 2),
-            ("a: \"unterminated\n", 1),
-            ("a: 1\nb: @x\n", 2),
-        ];
+        let cases: &[(&str, usize)] =
+            &[("a: 1\nb: [1, 2\n", 3), ("a: 1\n  b: 2\n", 2), ("a: \"unterminated\n", 1), ("a: 1\nb: @x\n", 2)];
         for (text, line) in cases {
             let err = index_str(text).expect_err(text);
             assert_eq!(err.pos.line, *line, "{text:?}: {err:?}");

@@ -63,11 +63,7 @@ pub struct RawCapacityDocument {
 pub struct RawMetadata {
     /// Unique among documents of the same kind; a lowercase DNS label
     /// (letters, digits and `-`, at most 63 characters), e.g. `app`.
-    #[schemars(
-        required,
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(required, length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: Option<String>,
 }
 

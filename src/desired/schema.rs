@@ -30,9 +30,7 @@ enum AnyDocument {
 pub const KINDS: [&str; 2] = ["Service", "Capacity"];
 
 fn generate<T: JsonSchema>() -> Value {
-    let schema = SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<T>();
+    let schema = SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
     schema.to_value()
 }
 
@@ -74,13 +72,8 @@ pub fn describe(kind: &str, path: &str) -> Option<String> {
     let root = kind_schema(kind)?;
     let parent = super::positions::parent_path(path);
     let key = path[parent.len()..].trim_start_matches('.');
-    let wrapper = find(root, node_at(root, parent)?, &|n| {
-        n.get("properties").and_then(|p| p.get(key))
-    })?;
-    let text = wrapper
-        .get("description")
-        .or_else(|| resolve(root, wrapper).get("description"))?
-        .as_str()?;
+    let wrapper = find(root, node_at(root, parent)?, &|n| n.get("properties").and_then(|p| p.get(key)))?;
+    let text = wrapper.get("description").or_else(|| resolve(root, wrapper).get("description"))?.as_str()?;
     Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
@@ -95,14 +88,7 @@ pub fn paths_with_key(kind: &str, key: &str) -> Vec<String> {
     out
 }
 
-fn walk_paths(
-    root: &Value,
-    node: &Value,
-    path: &str,
-    key: &str,
-    depth: usize,
-    out: &mut Vec<String>,
-) {
+fn walk_paths(root: &Value, node: &Value, path: &str, key: &str, depth: usize, out: &mut Vec<String>) {
     // The format is shallow; the bound only guards against a recursive
     // schema someone might add later.
     if depth > 8 {
@@ -134,9 +120,7 @@ fn node_at<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     let mut node = root;
     for segment in segments(path) {
         node = match segment {
-            Segment::Key(key) => find(root, node, &|n| {
-                n.get("properties").and_then(|p| p.get(key))
-            }),
+            Segment::Key(key) => find(root, node, &|n| n.get("properties").and_then(|p| p.get(key))),
             Segment::Index => find(root, node, &|n| n.get("items")),
         }?;
     }
@@ -166,21 +150,14 @@ fn segments(path: &str) -> Vec<Segment<'_>> {
 /// Follows a local `$ref` (`#/$defs/Name`).
 fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
     match node.get("$ref").and_then(Value::as_str) {
-        Some(r) => r
-            .strip_prefix('#')
-            .and_then(|pointer| root.pointer(pointer))
-            .unwrap_or(node),
+        Some(r) => r.strip_prefix('#').and_then(|pointer| root.pointer(pointer)).unwrap_or(node),
         None => node,
     }
 }
 
 /// Applies `pick` to the node and, failing that, to the branches of its
 /// `anyOf`/`oneOf`/`allOf` (an optional field is `anyOf: [T, null]`).
-fn find<'a>(
-    root: &'a Value,
-    node: &'a Value,
-    pick: &dyn Fn(&'a Value) -> Option<&'a Value>,
-) -> Option<&'a Value> {
+fn find<'a>(root: &'a Value, node: &'a Value, pick: &dyn Fn(&'a Value) -> Option<&'a Value>) -> Option<&'a Value> {
     let node = resolve(root, node);
     if let Some(found) = pick(node) {
         return Some(found);
@@ -224,9 +201,7 @@ mod tests {
         let mut node = branch;
         for segment in segments(path) {
             node = match segment {
-                Segment::Key(key) => find(schema, node, &|n| {
-                    n.get("properties").and_then(|p| p.get(key))
-                }),
+                Segment::Key(key) => find(schema, node, &|n| n.get("properties").and_then(|p| p.get(key))),
                 Segment::Index => find(schema, node, &|n| n.get("items")),
             }
             .unwrap_or_else(|| panic!("no {path} in {kind}"));
@@ -239,22 +214,13 @@ mod tests {
         let s = json_schema();
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
         let branches = s["anyOf"].as_array().expect("anyOf of the two kinds");
-        let kinds: Vec<_> = branches
-            .iter()
-            .map(|b| resolve(&s, b)["properties"]["kind"]["const"].clone())
-            .collect();
+        let kinds: Vec<_> = branches.iter().map(|b| resolve(&s, b)["properties"]["kind"]["const"].clone()).collect();
         assert_eq!(kinds, ["Service", "Capacity"]);
         for b in branches {
             let doc = resolve(&s, b);
-            assert_eq!(
-                doc["properties"]["apiVersion"]["const"],
-                "ballast.dev/v1alpha1"
-            );
+            assert_eq!(doc["properties"]["apiVersion"]["const"], "ballast.dev/v1alpha1");
             assert_eq!(doc["additionalProperties"], false);
-            assert_eq!(
-                doc["required"],
-                serde_json::json!(["apiVersion", "kind", "metadata", "spec"])
-            );
+            assert_eq!(doc["required"], serde_json::json!(["apiVersion", "kind", "metadata", "spec"]));
         }
     }
 
@@ -263,17 +229,8 @@ mod tests {
         let s = json_schema();
         let binding = resolve(&s, at(&s, "Service", "spec.targetGroups[0]"));
         let port = &binding["properties"]["containerPort"];
-        assert_eq!(
-            (port["minimum"].as_i64(), port["maximum"].as_i64()),
-            (Some(1), Some(65535))
-        );
-        assert!(
-            port["description"]
-                .as_str()
-                .unwrap()
-                .contains("container port"),
-            "{port}"
-        );
+        assert_eq!((port["minimum"].as_i64(), port["maximum"].as_i64()), (Some(1), Some(65535)));
+        assert!(port["description"].as_str().unwrap().contains("container port"), "{port}");
         assert_eq!(binding["properties"]["targetType"]["default"], "instance");
         let target_type = at(&s, "Service", "spec.targetGroups[0].targetType");
         let values: Vec<_> = find(&s, target_type, &|n| n.get("oneOf"))
@@ -288,30 +245,16 @@ mod tests {
         assert_eq!(mode["default"], "alwaysOn");
         let modes = find(&s, mode, &|n| n.get("oneOf")).unwrap();
         assert_eq!(modes[1]["const"], "onDemand");
-        assert!(
-            modes[1]["description"]
-                .as_str()
-                .unwrap()
-                .contains("whenInstancesAbove")
-        );
+        assert!(modes[1]["description"].as_str().unwrap().contains("whenInstancesAbove"));
 
         let rule = resolve(&s, at(&s, "Service", "spec.scaling.cpu.scaleIn"));
-        assert_eq!(
-            rule["properties"]["threshold"]["maximum"].as_f64(),
-            Some(100.0)
-        );
+        assert_eq!(rule["properties"]["threshold"]["maximum"].as_f64(), Some(100.0));
         assert_eq!(rule["properties"]["period"]["default"], "1m");
-        assert_eq!(
-            at(&s, "Service", "spec.scaling.cpu.tolerance")["exclusiveMaximum"].as_f64(),
-            Some(1.0)
-        );
+        assert_eq!(at(&s, "Service", "spec.scaling.cpu.tolerance")["exclusiveMaximum"].as_f64(), Some(1.0));
         assert_eq!(rule["required"], serde_json::json!(["threshold"]));
 
         let zone = resolve(&s, at(&s, "Capacity", "spec.zones[0]"));
-        assert_eq!(
-            zone["then"]["required"],
-            serde_json::json!(["whenInstancesAbove"])
-        );
+        assert_eq!(zone["then"]["required"], serde_json::json!(["whenInstancesAbove"]));
         let tasks = resolve(&s, at(&s, "Service", "spec.tasks"));
         assert_eq!(tasks["oneOf"].as_array().map(Vec::len), Some(2));
     }
@@ -341,28 +284,14 @@ mod tests {
             ("Service", "metadata", &["name"]),
             ("Service", "spec", &["cluster", "service", "tasks"]),
             ("Service", "spec.tasks", &[]),
-            (
-                "Service",
-                "spec.targetGroups[0]",
-                &["targetGroup", "containerName", "containerPort"],
-            ),
+            ("Service", "spec.targetGroups[0]", &["targetGroup", "containerName", "containerPort"]),
             ("Service", "spec.scaling", &["cpu"]),
             ("Service", "spec.scaling.cpu", &["scaleOut", "scaleIn"]),
             ("Service", "spec.scaling.cpu.scaleOut", &["threshold"]),
             ("Service", "spec.budget", &[]),
             ("Service", "spec.takeOver", &[]),
             ("Capacity", "", &["apiVersion", "kind", "metadata", "spec"]),
-            (
-                "Capacity",
-                "spec",
-                &[
-                    "cluster",
-                    "autoScalingGroup",
-                    "minInstances",
-                    "maxInstances",
-                    "zones",
-                ],
-            ),
+            ("Capacity", "spec", &["cluster", "autoScalingGroup", "minInstances", "maxInstances", "zones"]),
             ("Capacity", "spec.instanceResources", &["cpu", "memory"]),
             ("Capacity", "spec.zones[0]", &["subnet"]),
             ("Capacity", "spec.takeOver", &[]),
@@ -388,68 +317,27 @@ mod tests {
     fn known_keys_follow_paths_through_refs_options_and_lists() {
         // (kind, path, some expected keys, a key that must not be there)
         let cases: &[(&str, &str, &[&str], &str)] = &[
-            (
-                "Service",
-                "",
-                &["apiVersion", "kind", "metadata", "spec"],
-                "cluster",
-            ),
+            ("Service", "", &["apiVersion", "kind", "metadata", "spec"], "cluster"),
             ("Service", "metadata", &["name"], "spec"),
-            (
-                "Service",
-                "spec",
-                &["region", "cluster", "tasks", "targetGroups"],
-                "zones",
-            ),
+            ("Service", "spec", &["region", "cluster", "tasks", "targetGroups"], "zones"),
             ("Service", "spec.tasks", &["count", "min", "max"], "region"),
             (
                 "Service",
                 "spec.targetGroups[3]",
-                &[
-                    "targetGroup",
-                    "containerName",
-                    "containerPort",
-                    "minHealthy",
-                ],
+                &["targetGroup", "containerName", "containerPort", "minHealthy"],
                 "tasks",
             ),
-            (
-                "Service",
-                "spec.scaling.cpu.scaleIn",
-                &["threshold", "period", "step"],
-                "cpu",
-            ),
-            (
-                "Capacity",
-                "spec",
-                &["autoScalingGroup", "zones", "instanceResources"],
-                "tasks",
-            ),
-            (
-                "Capacity",
-                "spec.zones[0]",
-                &["subnet", "zone", "mode", "whenInstancesAbove"],
-                "cpu",
-            ),
-            (
-                "Capacity",
-                "spec.instanceResources",
-                &["cpu", "memory"],
-                "subnet",
-            ),
+            ("Service", "spec.scaling.cpu.scaleIn", &["threshold", "period", "step"], "cpu"),
+            ("Capacity", "spec", &["autoScalingGroup", "zones", "instanceResources"], "tasks"),
+            ("Capacity", "spec.zones[0]", &["subnet", "zone", "mode", "whenInstancesAbove"], "cpu"),
+            ("Capacity", "spec.instanceResources", &["cpu", "memory"], "subnet"),
         ];
         for (kind, path, expected, absent) in cases {
             let keys = known_keys(kind, path);
             for k in *expected {
-                assert!(
-                    keys.iter().any(|x| x == k),
-                    "{kind} {path}: {k} not in {keys:?}"
-                );
+                assert!(keys.iter().any(|x| x == k), "{kind} {path}: {k} not in {keys:?}");
             }
-            assert!(
-                !keys.iter().any(|x| x == absent),
-                "{kind} {path}: {absent} in {keys:?}"
-            );
+            assert!(!keys.iter().any(|x| x == absent), "{kind} {path}: {absent} in {keys:?}");
         }
         assert!(known_keys("Service", "spec.cluster").is_empty());
         assert!(known_keys("Service", "spec.nothing").is_empty());
@@ -462,21 +350,12 @@ mod tests {
         assert!(port.starts_with("The container port"), "{port}");
         assert!(!port.contains('\n'));
         let cooldown = describe("Capacity", "spec.scaleInCooldown").unwrap();
-        assert!(
-            cooldown.contains("before instances are removed"),
-            "{cooldown}"
-        );
+        assert!(cooldown.contains("before instances are removed"), "{cooldown}");
         assert_eq!(describe("Service", "spec.nothing"), None);
 
         assert_eq!(paths_with_key("Service", "min"), ["spec.tasks"]);
-        assert_eq!(
-            paths_with_key("Service", "containerPort"),
-            ["spec.targetGroups[]"]
-        );
-        assert_eq!(
-            paths_with_key("Service", "threshold"),
-            ["spec.scaling.cpu.scaleIn", "spec.scaling.cpu.scaleOut"]
-        );
+        assert_eq!(paths_with_key("Service", "containerPort"), ["spec.targetGroups[]"]);
+        assert_eq!(paths_with_key("Service", "threshold"), ["spec.scaling.cpu.scaleIn", "spec.scaling.cpu.scaleOut"]);
         assert_eq!(paths_with_key("Capacity", "mode"), ["spec.zones[]"]);
         assert!(paths_with_key("Capacity", "nothing").is_empty());
     }

@@ -24,13 +24,7 @@ pub(crate) struct Loc {
 
 impl std::fmt::Display for Loc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}",
-            self.file.display(),
-            self.pos.line,
-            self.pos.column
-        )
+        write!(f, "{}:{}:{}", self.file.display(), self.pos.line, self.pos.column)
     }
 }
 
@@ -82,10 +76,7 @@ pub(crate) struct DocCtx<'a> {
 
 impl DocCtx<'_> {
     fn loc(&self, pos: Pos) -> Loc {
-        Loc {
-            file: self.file.to_path_buf(),
-            pos,
-        }
+        Loc { file: self.file.to_path_buf(), pos }
     }
 
     fn report(&mut self, pos: Pos, message: String, help: Option<String>) {
@@ -139,46 +130,22 @@ impl DocCtx<'_> {
         if (lo..=hi).contains(&v) {
             return u32::try_from(v).ok();
         }
-        let expected = if hi == i64::from(u32::MAX) {
-            format!("at least {lo}")
-        } else {
-            format!("between {lo} and {hi}")
-        };
-        let found = if v < 0 && lo >= 0 {
-            format!("{v}, a negative number")
-        } else {
-            v.to_string()
-        };
-        self.at_value(
-            path,
-            format!("`{path}` is {found}, but must be {expected}"),
-            help,
-        );
+        let expected =
+            if hi == i64::from(u32::MAX) { format!("at least {lo}") } else { format!("between {lo} and {hi}") };
+        let found = if v < 0 && lo >= 0 { format!("{v}, a negative number") } else { v.to_string() };
+        self.at_value(path, format!("`{path}` is {found}, but must be {expected}"), help);
         None
     }
 
     /// An optional whole number within `lo..=hi`, with a default.
-    fn int_or(
-        &mut self,
-        v: Option<i64>,
-        path: &str,
-        lo: i64,
-        hi: i64,
-        default: u32,
-        help: &str,
-    ) -> Option<u32> {
+    fn int_or(&mut self, v: Option<i64>, path: &str, lo: i64, hi: i64, default: u32, help: &str) -> Option<u32> {
         match v {
             None => Some(default),
             Some(v) => self.int(v, path, lo, hi, help),
         }
     }
 
-    fn duration_or(
-        &mut self,
-        v: &Option<DurationText>,
-        path: &str,
-        default: Duration,
-    ) -> Option<Duration> {
+    fn duration_or(&mut self, v: &Option<DurationText>, path: &str, default: Duration) -> Option<Duration> {
         match v {
             None => Some(default),
             Some(DurationText(text)) => match parse_duration(text) {
@@ -208,11 +175,7 @@ impl DocCtx<'_> {
             Some(s) => format!("did you mean `{s}`? expected one of: {list}"),
             None => format!("expected one of: {list}"),
         };
-        self.at_value(
-            path,
-            format!("`{path}` is `{v}`, which is not one of {list}"),
-            help,
-        );
+        self.at_value(path, format!("`{path}` is `{v}`, which is not one of {list}"), help);
         None
     }
 }
@@ -231,20 +194,12 @@ fn quoted_list(items: &[&str]) -> String {
 /// case, `_` and `-` are ignored, then a small edit distance is allowed.
 pub fn did_you_mean<'c, S: AsRef<str>>(input: &str, candidates: &'c [S]) -> Option<&'c str> {
     fn norm(s: &str) -> String {
-        s.chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect()
+        s.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
     }
     let n = norm(input);
     let (best, distance) = candidates
         .iter()
-        .map(|c| {
-            (
-                c.as_ref(),
-                strsim::damerau_levenshtein(&n, &norm(c.as_ref())),
-            )
-        })
+        .map(|c| (c.as_ref(), strsim::damerau_levenshtein(&n, &norm(c.as_ref()))))
         .min_by_key(|(_, d)| *d)?;
     let allowed = match n.chars().count() {
         0..=2 => 0,
@@ -260,8 +215,7 @@ pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -269,26 +223,14 @@ pub fn is_dns_label(s: &str) -> bool {
 /// A DNS label close to `s`, to suggest: lowercased, other characters
 /// turned into `-`.
 fn to_dns_label(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
     let t = out.trim_matches('-');
     let t = if t.is_empty() { "app" } else { t };
-    t.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
+    t.chars().take(63).collect::<String>().trim_end_matches('-').to_string()
 }
 
 /// True for an AWS region code like `us-east-2` or `us-gov-west-1`.
@@ -296,9 +238,7 @@ pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_lowercase()))
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].bytes().all(|c| c.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
 }
@@ -306,10 +246,7 @@ pub fn is_region(s: &str) -> bool {
 /// ECS names (clusters, services, containers): up to 255 letters, digits,
 /// `_` and `-`.
 fn is_ecs_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// ELB target group names: up to 32 letters, digits and `-`, not at
@@ -325,10 +262,7 @@ fn is_target_group_name(s: &str) -> bool {
 
 fn is_subnet_id(s: &str) -> bool {
     s.strip_prefix("subnet-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17)
-            && hex
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     })
 }
 
@@ -341,10 +275,7 @@ fn header(
     kind: &str,
 ) -> Option<String> {
     match api_version {
-        None => ctx.missing(
-            "apiVersion",
-            format!("add `apiVersion: {API_VERSION}` as the first line of the document"),
-        ),
+        None => ctx.missing("apiVersion", format!("add `apiVersion: {API_VERSION}` as the first line of the document")),
         Some(v) if v != API_VERSION => ctx.at_value(
             "apiVersion",
             format!("unsupported apiVersion `{v}`: this version of ballast reads `{API_VERSION}`"),
@@ -352,11 +283,7 @@ fn header(
         ),
         Some(_) => {}
     }
-    let example = if kind == "Service" {
-        "app"
-    } else {
-        "app-capacity"
-    };
+    let example = if kind == "Service" { "app" } else { "app-capacity" };
     let metadata = ctx.required(
         metadata,
         "metadata",
@@ -394,16 +321,15 @@ fn region(ctx: &mut DocCtx, raw: &Option<String>, default_region: &str) -> Optio
             None
         }
         None if default_region.is_empty() => {
-            ctx.missing(
-                "spec.region",
-                "no default region is set: add `region: us-east-2` (your region) to spec",
-            );
+            ctx.missing("spec.region", "no default region is set: add `region: us-east-2` (your region) to spec");
             None
         }
         None if !is_region(default_region) => {
             ctx.at_key(
                 "spec",
-                format!("the default region `{default_region}` is not an AWS region code, and `spec.region` is not set"),
+                format!(
+                    "the default region `{default_region}` is not an AWS region code, and `spec.region` is not set"
+                ),
                 "add `region: us-east-2` (your region) to spec, or start ballast with a valid default region",
             );
             None
@@ -413,19 +339,9 @@ fn region(ctx: &mut DocCtx, raw: &Option<String>, default_region: &str) -> Optio
 }
 
 /// A required ECS name (cluster, service, container).
-fn ecs_name(
-    ctx: &mut DocCtx,
-    raw: &Option<String>,
-    path: &str,
-    what: &str,
-    example: &str,
-) -> Option<String> {
+fn ecs_name(ctx: &mut DocCtx, raw: &Option<String>, path: &str, what: &str, example: &str) -> Option<String> {
     let key = path.rsplit('.').next().unwrap_or(path);
-    let v = ctx.required(
-        raw,
-        path,
-        &format!("add the {what}'s name, e.g. `{key}: {example}`"),
-    )?;
+    let v = ctx.required(raw, path, &format!("add the {what}'s name, e.g. `{key}: {example}`"))?;
     if let Some(rest) = v.strip_prefix("arn:") {
         let name = rest.rsplit('/').next().unwrap_or(example);
         ctx.at_value(
@@ -458,43 +374,21 @@ pub(crate) fn service(ctx: &mut DocCtx, doc: &RawServiceDocument, default_region
     if let Some(n) = &name {
         claims.name = Some((n.clone(), ctx.loc(ctx.index.value_pos("metadata.name"))));
     }
-    let origin = Origin {
-        file: ctx.file.to_path_buf(),
-        line: ctx.index.value_pos("").line,
-    };
-    let Some(spec) = ctx.required(
-        &doc.spec,
-        "spec",
-        "add a `spec:` with at least `cluster`, `service` and `tasks`",
-    ) else {
+    let origin = Origin { file: ctx.file.to_path_buf(), line: ctx.index.value_pos("").line };
+    let Some(spec) = ctx.required(&doc.spec, "spec", "add a `spec:` with at least `cluster`, `service` and `tasks`")
+    else {
         return Checked::Service(claims, None);
     };
 
     let region = region(ctx, &spec.region, default_region);
-    let cluster = ecs_name(
-        ctx,
-        &spec.cluster,
-        "spec.cluster",
-        "ECS cluster",
-        "appCluster",
-    );
-    let service_name = ecs_name(
-        ctx,
-        &spec.service,
-        "spec.service",
-        "ECS service",
-        "appService",
-    );
+    let cluster = ecs_name(ctx, &spec.cluster, "spec.cluster", "ECS cluster", "appCluster");
+    let service_name = ecs_name(ctx, &spec.service, "spec.service", "ECS service", "appService");
     if let (Some(r), Some(c)) = (&region, &cluster) {
         claims.cluster = Some((r.clone(), c.clone()));
     }
     let id = match (&region, &cluster, &service_name) {
         (Some(region), Some(cluster), Some(service)) => {
-            let id = ServiceId {
-                region: region.clone(),
-                cluster: cluster.clone(),
-                service: service.clone(),
-            };
+            let id = ServiceId { region: region.clone(), cluster: cluster.clone(), service: service.clone() };
             claims.id = Some((id.clone(), ctx.loc(ctx.index.value_pos("spec.service"))));
             Some(id)
         }
@@ -550,14 +444,7 @@ pub(crate) fn service(ctx: &mut DocCtx, doc: &RawServiceDocument, default_region
     let take_over = spec.take_over.clone().unwrap_or_default();
 
     let clean = ctx.diags.len() == errors_before && ctx.prior_errors == 0;
-    let service = match (
-        name,
-        id,
-        tasks,
-        scaling,
-        max_deregistrations_per_pass,
-        max_count_change_per_pass,
-    ) {
+    let service = match (name, id, tasks, scaling, max_deregistrations_per_pass, max_count_change_per_pass) {
         (
             Some(name),
             Some(id),
@@ -573,10 +460,7 @@ pub(crate) fn service(ctx: &mut DocCtx, doc: &RawServiceDocument, default_region
             tasks,
             target_groups: bindings,
             scaling,
-            budget: ServiceBudget {
-                max_deregistrations_per_pass,
-                max_count_change_per_pass,
-            },
+            budget: ServiceBudget { max_deregistrations_per_pass, max_count_change_per_pass },
             take_over: ServiceTakeOver {
                 desired_count: bool_or(take_over.desired_count, false),
                 load_balancers: bool_or(take_over.load_balancers, false),
@@ -588,7 +472,8 @@ pub(crate) fn service(ctx: &mut DocCtx, doc: &RawServiceDocument, default_region
 }
 
 fn tasks(ctx: &mut DocCtx, raw: &Option<RawTasks>) -> Option<TaskCount> {
-    const HELP: &str = "write `tasks: {count: 3}` for a fixed number of tasks, or `tasks: {min: 2, max: 10}` for a range";
+    const HELP: &str =
+        "write `tasks: {count: 3}` for a fixed number of tasks, or `tasks: {min: 2, max: 10}` for a range";
     let t = ctx.required(raw, "spec.tasks", HELP)?;
     let count_help = "a task count is a whole number, 0 or more";
     match (t.count, t.min, t.max) {
@@ -601,28 +486,16 @@ fn tasks(ctx: &mut DocCtx, raw: &Option<RawTasks>) -> Option<TaskCount> {
             None
         }
         (None, None, None) => {
-            ctx.at_key(
-                "spec.tasks",
-                "`spec.tasks` has neither `count` nor `min` and `max`",
-                HELP,
-            );
+            ctx.at_key("spec.tasks", "`spec.tasks` has neither `count` nor `min` and `max`", HELP);
             None
         }
-        (Some(count), None, None) => ctx
-            .int(count, "spec.tasks.count", 0, i64::MAX, count_help)
-            .map(TaskCount::Fixed),
+        (Some(count), None, None) => ctx.int(count, "spec.tasks.count", 0, i64::MAX, count_help).map(TaskCount::Fixed),
         (None, Some(_), None) => {
-            ctx.missing(
-                "spec.tasks.max",
-                "a range needs both bounds: add `max:` (at least `min`)",
-            );
+            ctx.missing("spec.tasks.max", "a range needs both bounds: add `max:` (at least `min`)");
             None
         }
         (None, None, Some(_)) => {
-            ctx.missing(
-                "spec.tasks.min",
-                "a range needs both bounds: add `min:` (0 or more)",
-            );
+            ctx.missing("spec.tasks.min", "a range needs both bounds: add `min:` (0 or more)");
             None
         }
         (None, Some(min), Some(max)) => {
@@ -666,60 +539,29 @@ fn binding(
         .cloned()
         .and_then(|tg| target_group_ref(ctx, &tg, &tg_path, region));
     if let (Some(tg), Some(region)) = (&target_group, region) {
-        claims.target_groups.push((
-            region.to_string(),
-            tg.name().to_string(),
-            ctx.loc(ctx.index.value_pos(&tg_path)),
-        ));
+        claims.target_groups.push((region.to_string(), tg.name().to_string(), ctx.loc(ctx.index.value_pos(&tg_path))));
     }
-    let container_name = ecs_name(
-        ctx,
-        &raw.container_name,
-        &join_key(path, "containerName"),
-        "container",
-        "appContainer",
-    );
+    let container_name =
+        ecs_name(ctx, &raw.container_name, &join_key(path, "containerName"), "container", "appContainer");
     let port_path = join_key(path, "containerPort");
     let container_port = ctx
-        .required(
-            &raw.container_port,
-            &port_path,
-            "add the container port to register, e.g. `containerPort: 80`",
-        )
+        .required(&raw.container_port, &port_path, "add the container port to register, e.g. `containerPort: 80`")
         .copied()
         .and_then(|p| {
-            ctx.int(
-                p,
-                &port_path,
-                1,
-                65535,
-                "ports are 1 to 65535; use the container port from the task definition",
-            )
+            ctx.int(p, &port_path, 1, 65535, "ports are 1 to 65535; use the container port from the task definition")
         })
         .map(|p| p as u16);
     let target_type = match raw.target_type.as_deref() {
         None => Some(TargetType::Instance),
         Some(v) => ctx
             .one_of(v, &join_key(path, "targetType"), &["instance", "ip"])
-            .map(|v| {
-                if v == "ip" {
-                    TargetType::Ip
-                } else {
-                    TargetType::Instance
-                }
-            }),
+            .map(|v| if v == "ip" { TargetType::Ip } else { TargetType::Instance }),
     };
     let ownership = match raw.ownership.as_deref() {
         None => Some(Ownership::Shared),
         Some(v) => ctx
             .one_of(v, &join_key(path, "ownership"), &["shared", "exclusive"])
-            .map(|v| {
-                if v == "exclusive" {
-                    Ownership::Exclusive
-                } else {
-                    Ownership::Shared
-                }
-            }),
+            .map(|v| if v == "exclusive" { Ownership::Exclusive } else { Ownership::Shared }),
     };
     let min_healthy_path = join_key(path, "minHealthy");
     let min_healthy = match raw.min_healthy {
@@ -742,10 +584,7 @@ fn binding(
             }),
     };
     Some(TargetGroupBinding {
-        target_group: TargetGroupId {
-            region: region?.to_string(),
-            target_group: target_group?,
-        },
+        target_group: TargetGroupId { region: region?.to_string(), target_group: target_group? },
         container_name: container_name?,
         container_port: container_port?,
         target_type: target_type?,
@@ -755,12 +594,7 @@ fn binding(
 }
 
 /// A target group name, or an ARN whose region must be the document's.
-fn target_group_ref(
-    ctx: &mut DocCtx,
-    v: &str,
-    path: &str,
-    region: Option<&str>,
-) -> Option<TargetGroupRef> {
+fn target_group_ref(ctx: &mut DocCtx, v: &str, path: &str, region: Option<&str>) -> Option<TargetGroupRef> {
     let r = TargetGroupRef::parse(v);
     match &r {
         TargetGroupRef::Name(name) if !is_target_group_name(name) => {
@@ -774,10 +608,7 @@ fn target_group_ref(
         TargetGroupRef::Name(_) => Some(r),
         TargetGroupRef::Arn(arn) => {
             let parts: Vec<&str> = arn.splitn(6, ':').collect();
-            let resource: Vec<&str> = parts
-                .get(5)
-                .map(|r| r.split('/').collect())
-                .unwrap_or_default();
+            let resource: Vec<&str> = parts.get(5).map(|r| r.split('/').collect()).unwrap_or_default();
             let well_formed = parts.len() == 6
                 && parts[1].starts_with("aws")
                 && parts[2] == "elasticloadbalancing"
@@ -829,11 +660,8 @@ fn cpu_scaling(ctx: &mut DocCtx, raw: &RawScaling) -> Option<CpuScaling> {
             None
         }
     };
-    let stabilization_window = ctx.duration_or(
-        &cpu.stabilization_window,
-        "spec.scaling.cpu.stabilizationWindow",
-        Duration::from_secs(300),
-    );
+    let stabilization_window =
+        ctx.duration_or(&cpu.stabilization_window, "spec.scaling.cpu.stabilizationWindow", Duration::from_secs(300));
     let tolerance = match cpu.tolerance {
         None => Some(0.1),
         Some(t) if (0.0..1.0).contains(&t) => Some(t),
@@ -847,45 +675,31 @@ fn cpu_scaling(ctx: &mut DocCtx, raw: &RawScaling) -> Option<CpuScaling> {
         }
     };
     let max_data_age_path = "spec.scaling.cpu.maxDataAge";
-    let max_data_age = ctx
-        .duration_or(&cpu.max_data_age, max_data_age_path, Duration::from_secs(180))
-        .and_then(|d| {
-            if d.is_zero() {
-                ctx.at_value(
-                    max_data_age_path,
-                    "`spec.scaling.cpu.maxDataAge` is zero: every alarm state would be too old to act on",
-                    "use a duration longer than the alarm periods, e.g. `3m`",
-                );
-                None
-            } else {
-                Some(d)
-            }
-        });
+    let max_data_age = ctx.duration_or(&cpu.max_data_age, max_data_age_path, Duration::from_secs(180)).and_then(|d| {
+        if d.is_zero() {
+            ctx.at_value(
+                max_data_age_path,
+                "`spec.scaling.cpu.maxDataAge` is zero: every alarm state would be too old to act on",
+                "use a duration longer than the alarm periods, e.g. `3m`",
+            );
+            None
+        } else {
+            Some(d)
+        }
+    });
     let missing_data = match cpu.missing_data.as_deref() {
         None => Some(MissingData::Missing),
         Some(v) => ctx
-            .one_of(
-                v,
-                "spec.scaling.cpu.missingData",
-                &["missing", "ignore", "breaching", "notBreaching"],
-            )
+            .one_of(v, "spec.scaling.cpu.missingData", &["missing", "ignore", "breaching", "notBreaching"])
             .and_then(MissingData::from_aws),
     };
     let out_path = join_key(base, "scaleOut");
     let in_path = join_key(base, "scaleIn");
     let scale_out = ctx
-        .required(
-            &cpu.scale_out,
-            &out_path,
-            "add `scaleOut:` with at least a `threshold`, e.g. `threshold: 70`",
-        )
+        .required(&cpu.scale_out, &out_path, "add `scaleOut:` with at least a `threshold`, e.g. `threshold: 70`")
         .and_then(|r| alarm_rule(ctx, r, &out_path, Duration::from_secs(60)));
     let scale_in = ctx
-        .required(
-            &cpu.scale_in,
-            &in_path,
-            "add `scaleIn:` with at least a `threshold`, e.g. `threshold: 30`",
-        )
+        .required(&cpu.scale_in, &in_path, "add `scaleIn:` with at least a `threshold`, e.g. `threshold: 30`")
         .and_then(|r| alarm_rule(ctx, r, &in_path, Duration::from_secs(300)));
     if let (Some(o), Some(i)) = (&scale_out, &scale_in)
         && i.threshold >= o.threshold
@@ -914,19 +728,10 @@ fn cpu_scaling(ctx: &mut DocCtx, raw: &RawScaling) -> Option<CpuScaling> {
 /// CloudWatch's limit on evaluation periods × period for minute alarms.
 const MAX_EVALUATION_RANGE: Duration = Duration::from_secs(24 * 3600);
 
-fn alarm_rule(
-    ctx: &mut DocCtx,
-    raw: &RawAlarmRule,
-    path: &str,
-    default_cooldown: Duration,
-) -> Option<AlarmRule> {
+fn alarm_rule(ctx: &mut DocCtx, raw: &RawAlarmRule, path: &str, default_cooldown: Duration) -> Option<AlarmRule> {
     let threshold_path = join_key(path, "threshold");
     let threshold = ctx
-        .required(
-            &raw.threshold,
-            &threshold_path,
-            "add the CPU percent that triggers this alarm, e.g. `threshold: 70`",
-        )
+        .required(&raw.threshold, &threshold_path, "add the CPU percent that triggers this alarm, e.g. `threshold: 70`")
         .copied()
         .and_then(|t| {
             if (0.0..=100.0).contains(&t) {
@@ -948,7 +753,10 @@ fn alarm_rule(
         } else {
             ctx.at_value(
                 &period_path,
-                format!("`{period_path}` is {}, which CloudWatch does not accept as an alarm period", format_duration(p)),
+                format!(
+                    "`{period_path}` is {}, which CloudWatch does not accept as an alarm period",
+                    format_duration(p)
+                ),
                 "use `10s`, `30s` or a multiple of a minute (`1m`, `2m`, `5m`, ...)",
             );
             None
@@ -981,8 +789,7 @@ fn alarm_rule(
             }),
     };
     if let (Some(p), Some(e)) = (period, evaluation_periods)
-        && p.checked_mul(e)
-            .is_none_or(|range| range > MAX_EVALUATION_RANGE)
+        && p.checked_mul(e).is_none_or(|range| range > MAX_EVALUATION_RANGE)
     {
         ctx.at_value(
             &eval_path,
@@ -1011,8 +818,7 @@ fn alarm_rule(
 }
 
 fn step(ctx: &mut DocCtx, raw: &RawStep, path: &str) -> Option<Step> {
-    const HELP: &str =
-        "write a number of tasks like `2`, or a percent of the current count like `\"50%\"`";
+    const HELP: &str = "write a number of tasks like `2`, or a percent of the current count like `\"50%\"`";
     match raw {
         RawStep::Tasks(n) => ctx.int(*n, path, 1, i64::MAX, HELP).map(Step::Tasks),
         RawStep::Text(text) => {
@@ -1021,30 +827,18 @@ fn step(ctx: &mut DocCtx, raw: &RawStep, path: &str) -> Option<Step> {
                 match p.trim().parse::<i64>() {
                     Ok(p) if p >= 1 && p <= i64::from(u32::MAX) => Some(Step::Percent(p as u32)),
                     Ok(p) => {
-                        ctx.at_value(
-                            path,
-                            format!("`{path}` is {p}%, but a percent step must be at least 1%"),
-                            HELP,
-                        );
+                        ctx.at_value(path, format!("`{path}` is {p}%, but a percent step must be at least 1%"), HELP);
                         None
                     }
                     Err(_) => {
-                        ctx.at_value(
-                            path,
-                            format!("`{path}` `{text}` is not a whole percent"),
-                            HELP,
-                        );
+                        ctx.at_value(path, format!("`{path}` `{text}` is not a whole percent"), HELP);
                         None
                     }
                 }
             } else if let Ok(n) = t.parse::<i64>() {
                 ctx.int(n, path, 1, i64::MAX, HELP).map(Step::Tasks)
             } else {
-                ctx.at_value(
-                    path,
-                    format!("`{path}` `{text}` is neither a number of tasks nor a percent"),
-                    HELP,
-                );
+                ctx.at_value(path, format!("`{path}` `{text}` is neither a number of tasks nor a percent"), HELP);
                 None
             }
         }
@@ -1052,21 +846,14 @@ fn step(ctx: &mut DocCtx, raw: &RawStep, path: &str) -> Option<Step> {
 }
 
 /// Checks a `Capacity` document.
-pub(crate) fn capacity(
-    ctx: &mut DocCtx,
-    doc: &RawCapacityDocument,
-    default_region: &str,
-) -> Checked {
+pub(crate) fn capacity(ctx: &mut DocCtx, doc: &RawCapacityDocument, default_region: &str) -> Checked {
     let errors_before = ctx.diags.len();
     let mut claims = CapacityClaims::default();
     let name = header(ctx, &doc.api_version, &doc.metadata, "Capacity");
     if let Some(n) = &name {
         claims.name = Some((n.clone(), ctx.loc(ctx.index.value_pos("metadata.name"))));
     }
-    let origin = Origin {
-        file: ctx.file.to_path_buf(),
-        line: ctx.index.value_pos("").line,
-    };
+    let origin = Origin { file: ctx.file.to_path_buf(), line: ctx.index.value_pos("").line };
     let Some(spec) = ctx.required(
         &doc.spec,
         "spec",
@@ -1075,19 +862,9 @@ pub(crate) fn capacity(
         return Checked::Capacity(claims, None);
     };
     let region = region(ctx, &spec.region, default_region);
-    let cluster = ecs_name(
-        ctx,
-        &spec.cluster,
-        "spec.cluster",
-        "ECS cluster",
-        "appCluster",
-    );
+    let cluster = ecs_name(ctx, &spec.cluster, "spec.cluster", "ECS cluster", "appCluster");
     if let (Some(r), Some(c)) = (&region, &cluster) {
-        claims.cluster = Some((
-            r.clone(),
-            c.clone(),
-            ctx.loc(ctx.index.value_pos("spec.cluster")),
-        ));
+        claims.cluster = Some((r.clone(), c.clone(), ctx.loc(ctx.index.value_pos("spec.cluster"))));
     }
     let group_path = "spec.autoScalingGroup";
     let group = ctx
@@ -1099,10 +876,7 @@ pub(crate) fn capacity(
         .cloned()
         .and_then(|g| {
             if g.starts_with("arn:") {
-                let name = g
-                    .rsplit("autoScalingGroupName/")
-                    .next()
-                    .unwrap_or("ecsAutoScalingGroup");
+                let name = g.rsplit("autoScalingGroupName/").next().unwrap_or("ecsAutoScalingGroup");
                 ctx.at_value(
                     group_path,
                     format!("`{group_path}` is an ARN; ballast expects the group's name"),
@@ -1121,28 +895,17 @@ pub(crate) fn capacity(
             }
         });
     if let (Some(region), Some(name)) = (&region, &group) {
-        let id = GroupId {
-            region: region.clone(),
-            name: name.clone(),
-        };
+        let id = GroupId { region: region.clone(), name: name.clone() };
         claims.group = Some((id, ctx.loc(ctx.index.value_pos(group_path))));
     }
 
     let count_help = "a number of instances, 0 or more";
     let min_instances = ctx
-        .required(
-            &spec.min_instances,
-            "spec.minInstances",
-            "add the fewest instances to keep, e.g. `minInstances: 1`",
-        )
+        .required(&spec.min_instances, "spec.minInstances", "add the fewest instances to keep, e.g. `minInstances: 1`")
         .copied()
         .and_then(|v| ctx.int(v, "spec.minInstances", 0, i64::MAX, count_help));
     let max_instances = ctx
-        .required(
-            &spec.max_instances,
-            "spec.maxInstances",
-            "add the most instances allowed, e.g. `maxInstances: 10`",
-        )
+        .required(&spec.max_instances, "spec.maxInstances", "add the most instances allowed, e.g. `maxInstances: 10`")
         .copied()
         .and_then(|v| ctx.int(v, "spec.maxInstances", 0, i64::MAX, count_help));
     let bounds_ok = match (min_instances, max_instances) {
@@ -1178,13 +941,7 @@ pub(crate) fn capacity(
             None
         }
         (Some(n), None) => {
-            let n = ctx.int(
-                n,
-                "spec.tasksPerInstance",
-                1,
-                i64::MAX,
-                "at least one task must fit on an instance",
-            );
+            let n = ctx.int(n, "spec.tasksPerInstance", 1, i64::MAX, "at least one task must fit on an instance");
             claims.tasks_per_instance = n;
             n.map(TasksPerInstance::Fixed)
         }
@@ -1206,23 +963,11 @@ pub(crate) fn capacity(
                 )
                 .copied()
                 .and_then(|v| ctx.int(v, "spec.instanceResources.memory", 1, i64::MAX, help));
-            cpu.zip(memory)
-                .map(|(cpu, memory)| TasksPerInstance::Resources { cpu, memory })
+            cpu.zip(memory).map(|(cpu, memory)| TasksPerInstance::Resources { cpu, memory })
         }
     };
-    let headroom = ctx.int_or(
-        spec.headroom,
-        "spec.headroom",
-        0,
-        i64::MAX,
-        0,
-        "spare instances, 0 or more",
-    );
-    let scale_in_cooldown = ctx.duration_or(
-        &spec.scale_in_cooldown,
-        "spec.scaleInCooldown",
-        Duration::from_secs(300),
-    );
+    let headroom = ctx.int_or(spec.headroom, "spec.headroom", 0, i64::MAX, 0, "spare instances, 0 or more");
+    let scale_in_cooldown = ctx.duration_or(&spec.scale_in_cooldown, "spec.scaleInCooldown", Duration::from_secs(300));
     let max_change_per_pass = ctx.int_or(
         spec.max_change_per_pass,
         "spec.maxChangePerPass",
@@ -1258,11 +1003,7 @@ pub(crate) fn capacity(
     Checked::Capacity(claims, capacity)
 }
 
-fn zones(
-    ctx: &mut DocCtx,
-    raw: &Option<Vec<RawZone>>,
-    max_instances: Option<u32>,
-) -> Option<Vec<Zone>> {
+fn zones(ctx: &mut DocCtx, raw: &Option<Vec<RawZone>>, max_instances: Option<u32>) -> Option<Vec<Zone>> {
     let raw = ctx.required(
         raw,
         "spec.zones",
@@ -1410,8 +1151,7 @@ pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diag
         |name, first| {
             (
                 format!("a Service named `{name}` is already declared at {first}"),
-                "`metadata.name` must be unique among Service documents: rename one of them"
-                    .to_string(),
+                "`metadata.name` must be unique among Service documents: rename one of them".to_string(),
             )
         },
         diags,
@@ -1421,8 +1161,7 @@ pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diag
         |name, first| {
             (
                 format!("a Capacity named `{name}` is already declared at {first}"),
-                "`metadata.name` must be unique among Capacity documents: rename one of them"
-                    .to_string(),
+                "`metadata.name` must be unique among Capacity documents: rename one of them".to_string(),
             )
         },
         diags,
@@ -1459,12 +1198,8 @@ pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diag
         capacities.iter().filter_map(|c| c.group.as_ref()),
         |g: &GroupId, first| {
             (
-                format!(
-                    "Auto Scaling group `{}` ({}) is already managed by the Capacity at {first}",
-                    g.name, g.region
-                ),
-                "two documents sizing one group would fight over it: keep one Capacity for it"
-                    .to_string(),
+                format!("Auto Scaling group `{}` ({}) is already managed by the Capacity at {first}", g.name, g.region),
+                "two documents sizing one group would fight over it: keep one Capacity for it".to_string(),
             )
         },
         diags,
@@ -1479,7 +1214,8 @@ pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diag
         |(region, cluster), first| {
             (
                 format!("cluster `{cluster}` ({region}) already has a Capacity at {first}"),
-                "one Capacity per cluster: ballast sizes the cluster's instances from all its services' tasks".to_string(),
+                "one Capacity per cluster: ballast sizes the cluster's instances from all its services' tasks"
+                    .to_string(),
             )
         },
         diags,
@@ -1489,14 +1225,8 @@ pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diag
         let Some((region, cluster, loc)) = &cap.cluster else {
             continue;
         };
-        let in_cluster: Vec<&&ServiceClaims> = services
-            .iter()
-            .filter(|s| {
-                s.cluster
-                    .as_ref()
-                    .is_some_and(|(r, c)| r == region && c == cluster)
-            })
-            .collect();
+        let in_cluster: Vec<&&ServiceClaims> =
+            services.iter().filter(|s| s.cluster.as_ref().is_some_and(|(r, c)| r == region && c == cluster)).collect();
         if in_cluster.is_empty() {
             // A service whose region or cluster is itself wrong may be the
             // one meant; its own message comes first.
@@ -1509,22 +1239,14 @@ pub(crate) fn cross_check(docs: &[Checked], complete: bool, diags: &mut Vec<Diag
                 .filter(|(r, _)| r == region)
                 .map(|(_, c)| c.as_str())
                 .collect();
-            let other_region = services
-                .iter()
-                .filter_map(|s| s.cluster.as_ref())
-                .find(|(r, c)| c == cluster && r != region);
+            let other_region =
+                services.iter().filter_map(|s| s.cluster.as_ref()).find(|(r, c)| c == cluster && r != region);
             let help = if let Some(s) = did_you_mean(cluster, &known) {
-                format!(
-                    "did you mean `{s}`? a Capacity sizes the instances of a cluster that a Service document uses"
-                )
+                format!("did you mean `{s}`? a Capacity sizes the instances of a cluster that a Service document uses")
             } else if let Some((r, _)) = other_region {
-                format!(
-                    "a Service uses `{cluster}` in `{r}`: set the same `region` in both documents"
-                )
+                format!("a Service uses `{cluster}` in `{r}`: set the same `region` in both documents")
             } else {
-                format!(
-                    "add a Service document with `cluster: {cluster}` (region {region}), or fix the cluster name"
-                )
+                format!("add a Service document with `cluster: {cluster}` (region {region}), or fix the cluster name")
             };
             diags.push(diag(
                 loc,

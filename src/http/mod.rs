@@ -42,18 +42,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
     let st = s.status.read().unwrap();
     let now = s.clock.now();
     let last = st.last_pass.finished_at.or(st.started_at);
-    let since = last
-        .and_then(|t| now.duration_since(t).ok())
-        .unwrap_or_default();
+    let since = last.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
     let config = json!({ "valid": st.config.valid, "errors": st.config.errors });
     if since > s.interval * 3 {
         let body = json!({ "status": "unhealthy", "reason": format!("no reconcile pass finished for {}s (interval {}s)", since.as_secs(), s.interval.as_secs()), "config": config });
@@ -67,11 +63,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
         });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    (
-        StatusCode::OK,
-        Json(json!({ "status": "ok", "passes": st.passes, "config": config })),
-    )
-        .into_response()
+    (StatusCode::OK, Json(json!({ "status": "ok", "passes": st.passes, "config": config }))).into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -79,23 +71,26 @@ async fn readyz(State(s): State<AppState>) -> Response {
     if st.last_success_at.is_some() || (st.passes > 0 && st.cloud.reachable) {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": "no complete pass yet" })),
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "reason": "no complete pass yet" })))
             .into_response()
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
+/// OpenMetrics when the client accepts it (Prometheus does), otherwise
+/// the classic text format.
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let accepts_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if accepts_openmetrics {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render_prometheus_text())
+            .into_response()
+    }
 }
 
 async fn status(State(s): State<AppState>) -> Response {

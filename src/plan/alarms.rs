@@ -30,24 +30,11 @@ pub fn desired_alarms(service: &Service) -> Option<[AlarmDefinition; 2]> {
         threshold: rule.threshold,
         comparison: comparison.into(),
         missing_data: scaling.missing_data,
-        description: format!(
-            "Managed by ballast ({}): {what} of {}",
-            service.name, service.id
-        ),
+        description: format!("Managed by ballast ({}): {what} of {}", service.name, service.id),
     };
     Some([
-        def(
-            high,
-            &scaling.scale_out,
-            "GreaterThanThreshold",
-            "scale-out alarm",
-        ),
-        def(
-            low,
-            &scaling.scale_in,
-            "LessThanThreshold",
-            "scale-in alarm",
-        ),
+        def(high, &scaling.scale_out, "GreaterThanThreshold", "scale-out alarm"),
+        def(low, &scaling.scale_in, "LessThanThreshold", "scale-in alarm"),
     ])
 }
 
@@ -59,50 +46,18 @@ pub fn differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec
             diffs.push(format!("{name} {o} -> {d}"));
         }
     };
-    check(
-        "threshold",
-        desired.threshold.to_string(),
-        observed.threshold.to_string(),
-    );
-    check(
-        "comparison",
-        desired.comparison.clone(),
-        observed.comparison.clone(),
-    );
-    check(
-        "period",
-        format!("{}s", desired.period_secs),
-        format!("{}s", observed.period_secs),
-    );
-    check(
-        "evaluationPeriods",
-        desired.evaluation_periods.to_string(),
-        observed.evaluation_periods.to_string(),
-    );
-    check(
-        "datapointsToAlarm",
-        desired.datapoints_to_alarm.to_string(),
-        observed.datapoints_to_alarm.to_string(),
-    );
-    check(
-        "missingData",
-        desired.missing_data.as_aws().into(),
-        observed.missing_data.as_aws().into(),
-    );
+    check("threshold", desired.threshold.to_string(), observed.threshold.to_string());
+    check("comparison", desired.comparison.clone(), observed.comparison.clone());
+    check("period", format!("{}s", desired.period_secs), format!("{}s", observed.period_secs));
+    check("evaluationPeriods", desired.evaluation_periods.to_string(), observed.evaluation_periods.to_string());
+    check("datapointsToAlarm", desired.datapoints_to_alarm.to_string(), observed.datapoints_to_alarm.to_string());
+    check("missingData", desired.missing_data.as_aws().into(), observed.missing_data.as_aws().into());
     check(
         "metric",
         format!("{}/{}", desired.namespace, desired.metric_name),
         format!("{}/{}", observed.namespace, observed.metric_name),
     );
-    check(
-        "statistic",
-        desired.statistic.clone(),
-        observed.statistic.clone(),
-    );
-    check(
-        "dimensions",
-        format!("{:?}", desired.dimensions),
-        format!("{:?}", observed.dimensions),
-    );
+    check("statistic", desired.statistic.clone(), observed.statistic.clone());
+    check("dimensions", format!("{:?}", desired.dimensions), format!("{:?}", observed.dimensions));
     diffs
 }

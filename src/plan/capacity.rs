@@ -32,24 +32,13 @@ pub fn per_instance(cap: &Capacity, sizes: &[TaskSize]) -> Result<u32, String> {
         TasksPerInstance::Resources { cpu, memory } => {
             // Size instances for the largest task in the cluster: conservative.
             let largest = sizes.iter().fold(None, |acc: Option<TaskSize>, s| {
-                Some(acc.map_or(*s, |a| TaskSize {
-                    cpu: a.cpu.max(s.cpu),
-                    memory: a.memory.max(s.memory),
-                }))
+                Some(acc.map_or(*s, |a| TaskSize { cpu: a.cpu.max(s.cpu), memory: a.memory.max(s.memory) }))
             });
             let Some(size) = largest else {
                 return Err("the task definitions' CPU and memory are not known yet".into());
             };
-            let by_cpu = if size.cpu == 0 {
-                u32::MAX
-            } else {
-                cpu / size.cpu
-            };
-            let by_mem = if size.memory == 0 {
-                u32::MAX
-            } else {
-                memory / size.memory
-            };
+            let by_cpu = if size.cpu == 0 { u32::MAX } else { cpu / size.cpu };
+            let by_mem = if size.memory == 0 { u32::MAX } else { memory / size.memory };
             let n = by_cpu.min(by_mem);
             if n == 0 {
                 Err(format!(
@@ -82,21 +71,15 @@ pub fn decide(
         terminate: Vec::new(),
         subnets: None,
         held: Vec::new(),
-        message: format!(
-            "{tasks} task(s) at {per_instance} per instance need {needed} instance(s)"
-        ),
+        message: format!("{tasks} task(s) at {per_instance} per instance need {needed} instance(s)"),
     };
     if raw_needed > cap.max_instances {
-        d.held.push(format!(
-            "the tasks need {raw_needed} instances; maxInstances is {}",
-            cap.max_instances
-        ));
+        d.held.push(format!("the tasks need {raw_needed} instances; maxInstances is {}", cap.max_instances));
     }
 
     // Zones: always-on subnets, plus on-demand ones while needed or draining.
-    let cooled = |t: Option<&SystemTime>| {
-        t.is_none_or(|t| now.duration_since(*t).unwrap_or_default() >= cap.scale_in_cooldown)
-    };
+    let cooled =
+        |t: Option<&SystemTime>| t.is_none_or(|t| now.duration_since(*t).unwrap_or_default() >= cap.scale_in_cooldown);
     let mut want: Vec<String> = Vec::new();
     for z in &cap.zones {
         let keep = match z.mode {
@@ -106,22 +89,16 @@ pub fn decide(
                     memory.subnet_needed_at.insert(z.subnet.clone(), now);
                     true
                 } else if group.subnets.contains(&z.subnet) {
-                    let busy = z.zone.as_ref().is_none_or(|zone| {
-                        group
-                            .instances
-                            .iter()
-                            .any(|i| i.is_active() && &i.zone == zone)
-                    });
+                    let busy = z
+                        .zone
+                        .as_ref()
+                        .is_none_or(|zone| group.instances.iter().any(|i| i.is_active() && &i.zone == zone));
                     let recent = !cooled(memory.subnet_needed_at.get(&z.subnet));
                     if busy || recent {
                         d.held.push(format!(
                             "on-demand subnet {} stays until {}",
                             z.subnet,
-                            if busy {
-                                "its instances are gone"
-                            } else {
-                                "the scale-in cooldown passes"
-                            }
+                            if busy { "its instances are gone" } else { "the scale-in cooldown passes" }
                         ));
                     }
                     busy || recent
@@ -135,11 +112,7 @@ pub fn decide(
         }
     }
     let current: Vec<&String> = group.subnets.iter().collect();
-    let mut ordered: Vec<String> = current
-        .iter()
-        .filter(|s| want.contains(s))
-        .map(|s| (*s).clone())
-        .collect();
+    let mut ordered: Vec<String> = current.iter().filter(|s| want.contains(s)).map(|s| (*s).clone()).collect();
     ordered.extend(want.iter().filter(|s| !group.subnets.contains(s)).cloned());
     // Subnets not declared at all are left in place: removing them is not ours to decide.
     let declared: Vec<&String> = cap.zones.iter().map(|z| &z.subnet).collect();
@@ -148,34 +121,24 @@ pub fn decide(
             ordered.push(s.clone());
         }
     }
-    if super::memory::subnets_fingerprint(&ordered)
-        != super::memory::subnets_fingerprint(&group.subnets)
-    {
+    if super::memory::subnets_fingerprint(&ordered) != super::memory::subnets_fingerprint(&group.subnets) {
         d.subnets = Some(ordered);
     }
 
     let desired = group.desired_capacity;
     let ceiling = needed.min(group.max_size.max(cap.min_instances));
     if needed > group.max_size {
-        d.held.push(format!(
-            "the group's MaxSize {} is below the {needed} instances needed",
-            group.max_size
-        ));
+        d.held.push(format!("the group's MaxSize {} is below the {needed} instances needed", group.max_size));
     }
     if ceiling > desired {
         let to = ceiling.min(desired.saturating_add(cap.max_change_per_pass));
         if to < ceiling {
-            d.held.push(format!(
-                "capacity change budget: {desired} -> {to} this pass, {ceiling} wanted"
-            ));
+            d.held.push(format!("capacity change budget: {desired} -> {to} this pass, {ceiling} wanted"));
         }
         d.set_capacity = Some(to);
     } else if needed < desired {
         if !cooled(memory.last_change.as_ref()) {
-            d.held.push(format!(
-                "scale-in to {needed} waits for the cooldown of {:?}",
-                cap.scale_in_cooldown
-            ));
+            d.held.push(format!("scale-in to {needed} waits for the cooldown of {:?}", cap.scale_in_cooldown));
         } else {
             // Only instances with no tasks go, on-demand zones first.
             let on_demand_zones: Vec<&str> = cap
@@ -184,11 +147,8 @@ pub fn decide(
                 .filter(|z| matches!(z.mode, ZoneMode::OnDemand { .. }))
                 .filter_map(|z| z.zone.as_deref())
                 .collect();
-            let mut empty: Vec<_> = group
-                .instances
-                .iter()
-                .filter(|i| i.lifecycle_state == "InService" && i.tasks == Some(0))
-                .collect();
+            let mut empty: Vec<_> =
+                group.instances.iter().filter(|i| i.lifecycle_state == "InService" && i.tasks == Some(0)).collect();
             empty.sort_by_key(|i| (!on_demand_zones.contains(&i.zone.as_str()), i.id.clone()));
             let wanted = (desired - needed).min(cap.max_change_per_pass) as usize;
             d.terminate = empty.iter().take(wanted).map(|i| i.id.clone()).collect();

@@ -9,40 +9,20 @@ use crate::observed::{AlarmDefinition, Target};
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Change {
     /// ECS UpdateService(desiredCount).
-    SetDesiredCount {
-        service: ServiceId,
-        from: u32,
-        to: u32,
-    },
+    SetDesiredCount { service: ServiceId, from: u32, to: u32 },
     /// ELBv2 RegisterTargets.
-    RegisterTargets {
-        region: String,
-        target_group_arn: String,
-        targets: Vec<Target>,
-    },
+    RegisterTargets { region: String, target_group_arn: String, targets: Vec<Target> },
     /// ELBv2 DeregisterTargets, always with ports.
-    DeregisterTargets {
-        region: String,
-        target_group_arn: String,
-        targets: Vec<Target>,
-    },
+    DeregisterTargets { region: String, target_group_arn: String, targets: Vec<Target> },
     /// CloudWatch PutMetricAlarm, tagged as ballast's.
-    PutAlarm {
-        region: String,
-        alarm: AlarmDefinition,
-        create: bool,
-    },
+    PutAlarm { region: String, alarm: AlarmDefinition, create: bool },
     /// Auto Scaling SetDesiredCapacity.
     SetDesiredCapacity { group: GroupId, from: u32, to: u32 },
     /// Auto Scaling TerminateInstanceInAutoScalingGroup, decrementing the
     /// desired capacity: scale-in of an instance known to be empty.
     TerminateInstance { group: GroupId, instance_id: String },
     /// Auto Scaling UpdateAutoScalingGroup(VPCZoneIdentifier).
-    SetGroupSubnets {
-        group: GroupId,
-        from: Vec<String>,
-        to: Vec<String>,
-    },
+    SetGroupSubnets { group: GroupId, from: Vec<String>, to: Vec<String> },
 }
 
 /// What kind of change, as a stable metric label.
@@ -77,9 +57,7 @@ impl Change {
             Change::RegisterTargets { .. } => ChangeKind::RegisterTargets,
             Change::DeregisterTargets { .. } => ChangeKind::DeregisterTargets,
             Change::PutAlarm { .. } => ChangeKind::Alarm,
-            Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => {
-                ChangeKind::Capacity
-            }
+            Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => ChangeKind::Capacity,
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
         }
     }
@@ -88,39 +66,17 @@ impl Change {
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         fn list(targets: &[Target]) -> String {
-            targets
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         }
         match self {
             Change::SetDesiredCount { service, from, to } => {
                 write!(f, "service {service}: desired count {from} -> {to}")
             }
-            Change::RegisterTargets {
-                target_group_arn,
-                targets,
-                ..
-            } => {
-                write!(
-                    f,
-                    "target group {}: register {}",
-                    short_arn(target_group_arn),
-                    list(targets)
-                )
+            Change::RegisterTargets { target_group_arn, targets, .. } => {
+                write!(f, "target group {}: register {}", short_arn(target_group_arn), list(targets))
             }
-            Change::DeregisterTargets {
-                target_group_arn,
-                targets,
-                ..
-            } => {
-                write!(
-                    f,
-                    "target group {}: deregister {}",
-                    short_arn(target_group_arn),
-                    list(targets)
-                )
+            Change::DeregisterTargets { target_group_arn, targets, .. } => {
+                write!(f, "target group {}: deregister {}", short_arn(target_group_arn), list(targets))
             }
             Change::PutAlarm { alarm, create, .. } => {
                 let verb = if *create { "create" } else { "update" };
@@ -137,24 +93,13 @@ impl std::fmt::Display for Change {
                 )
             }
             Change::SetDesiredCapacity { group, from, to } => {
-                write!(
-                    f,
-                    "auto scaling group {group}: desired capacity {from} -> {to}"
-                )
+                write!(f, "auto scaling group {group}: desired capacity {from} -> {to}")
             }
             Change::TerminateInstance { group, instance_id } => {
-                write!(
-                    f,
-                    "auto scaling group {group}: terminate empty instance {instance_id}"
-                )
+                write!(f, "auto scaling group {group}: terminate empty instance {instance_id}")
             }
             Change::SetGroupSubnets { group, from, to } => {
-                write!(
-                    f,
-                    "auto scaling group {group}: subnets [{}] -> [{}]",
-                    from.join(", "),
-                    to.join(", ")
-                )
+                write!(f, "auto scaling group {group}: subnets [{}] -> [{}]", from.join(", "), to.join(", "))
             }
         }
     }
@@ -162,9 +107,7 @@ impl std::fmt::Display for Change {
 
 /// `targetgroup/NAME/ID` of an ARN, or the whole string.
 pub fn short_arn(arn: &str) -> &str {
-    arn.split_once(":targetgroup/")
-        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
-        .unwrap_or(arn)
+    arn.split_once(":targetgroup/").map(|(_, rest)| rest.split('/').next().unwrap_or(rest)).unwrap_or(arn)
 }
 
 fn comparison_symbol(op: &str) -> &str {

@@ -91,10 +91,7 @@ pub struct FightPolicy {
 
 impl Default for FightPolicy {
     fn default() -> Self {
-        FightPolicy {
-            max_reverts: 3,
-            window: Duration::from_secs(600),
-        }
+        FightPolicy { max_reverts: 3, window: Duration::from_secs(600) }
     }
 }
 
@@ -120,21 +117,10 @@ impl Memory {
                     s.last_scale_in = Some(now);
                 }
             }
-            Change::RegisterTargets {
-                target_group_arn,
-                targets,
-                ..
-            } => {
-                self.registered
-                    .entry(target_group_arn.clone())
-                    .or_default()
-                    .extend(targets.iter().cloned());
+            Change::RegisterTargets { target_group_arn, targets, .. } => {
+                self.registered.entry(target_group_arn.clone()).or_default().extend(targets.iter().cloned());
             }
-            Change::DeregisterTargets {
-                target_group_arn,
-                targets,
-                ..
-            } => {
+            Change::DeregisterTargets { target_group_arn, targets, .. } => {
                 if let Some(set) = self.registered.get_mut(target_group_arn) {
                     for t in targets {
                         set.remove(t);
@@ -153,17 +139,11 @@ impl Memory {
             }
             Change::TerminateInstance { group, .. } => {
                 // The new capacity is read back next pass; no value to compare.
-                self.fields
-                    .entry(Field::Capacity(group.clone()))
-                    .or_default()
-                    .written = None;
+                self.fields.entry(Field::Capacity(group.clone())).or_default().written = None;
                 self.capacity.entry(group.clone()).or_default().last_change = Some(now);
             }
             Change::SetGroupSubnets { group, to, .. } => {
-                self.written(
-                    Field::Subnets(group.clone()),
-                    FieldValue::Text(subnets_fingerprint(to)),
-                );
+                self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)));
             }
         }
     }
@@ -199,11 +179,7 @@ impl Memory {
                 m.reverts.push_back(now);
             }
         }
-        while m
-            .reverts
-            .front()
-            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() > policy.window)
-        {
+        while m.reverts.front().is_some_and(|t| now.duration_since(*t).unwrap_or_default() > policy.window) {
             m.reverts.pop_front();
         }
         if m.reverts.len() >= policy.max_reverts {

@@ -32,31 +32,16 @@ use memory::{Field, FieldValue};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ResourceKey {
-    Service {
-        region: String,
-        cluster: String,
-        service: String,
-    },
-    TargetGroup {
-        region: String,
-        name: String,
-    },
-    Alarm {
-        region: String,
-        name: String,
-    },
-    Group {
-        region: String,
-        name: String,
-    },
+    Service { region: String, cluster: String, service: String },
+    TargetGroup { region: String, name: String },
+    Alarm { region: String, name: String },
+    Group { region: String, name: String },
 }
 
 impl std::fmt::Display for ResourceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ResourceKey::Service {
-                cluster, service, ..
-            } => write!(f, "service/{cluster}/{service}"),
+            ResourceKey::Service { cluster, service, .. } => write!(f, "service/{cluster}/{service}"),
             ResourceKey::TargetGroup { name, .. } => write!(f, "targetgroup/{name}"),
             ResourceKey::Alarm { name, .. } => write!(f, "alarm/{name}"),
             ResourceKey::Group { name, .. } => write!(f, "autoscalinggroup/{name}"),
@@ -146,17 +131,7 @@ pub fn plan_with(
     now: SystemTime,
     fight: FightPolicy,
 ) -> Plan {
-    Planner {
-        desired,
-        observed,
-        now,
-        fight,
-        out: Plan {
-            memory,
-            ..Plan::default()
-        },
-    }
-    .run()
+    Planner { desired, observed, now, fight, out: Plan { memory, ..Plan::default() } }.run()
 }
 
 struct Planner<'a> {
@@ -168,25 +143,15 @@ struct Planner<'a> {
 }
 
 pub(crate) fn service_key(id: &ServiceId) -> ResourceKey {
-    ResourceKey::Service {
-        region: id.region.clone(),
-        cluster: id.cluster.clone(),
-        service: id.service.clone(),
-    }
+    ResourceKey::Service { region: id.region.clone(), cluster: id.cluster.clone(), service: id.service.clone() }
 }
 
 pub(crate) fn group_key(id: &GroupId) -> ResourceKey {
-    ResourceKey::Group {
-        region: id.region.clone(),
-        name: id.name.clone(),
-    }
+    ResourceKey::Group { region: id.region.clone(), name: id.name.clone() }
 }
 
 pub(crate) fn target_group_key(id: &TargetGroupId) -> ResourceKey {
-    ResourceKey::TargetGroup {
-        region: id.region.clone(),
-        name: id.target_group.name().to_string(),
-    }
+    ResourceKey::TargetGroup { region: id.region.clone(), name: id.target_group.name().to_string() }
 }
 
 impl Planner<'_> {
@@ -214,11 +179,7 @@ impl Planner<'_> {
     }
 
     fn hold(&mut self, resource: ResourceKey, kind: HoldKind, message: impl Into<String>) {
-        self.out.holds.push(Hold {
-            resource,
-            kind,
-            message: message.into(),
-        });
+        self.out.holds.push(Hold { resource, kind, message: message.into() });
     }
 
     /// The count the service should end at (capacity plans for it) and the
@@ -231,11 +192,7 @@ impl Planner<'_> {
                 return None;
             }
             None => {
-                self.hold(
-                    service_key(&svc.id),
-                    HoldKind::Unobserved,
-                    "not observed this pass",
-                );
+                self.hold(service_key(&svc.id), HoldKind::Unobserved, "not observed this pass");
                 return None;
             }
         };
@@ -244,11 +201,10 @@ impl Planner<'_> {
             (TaskCount::Fixed(n), _) => n,
             (TaskCount::Range { min, max }, Some(policy)) => {
                 let [high, low] = alarms::alarm_names(&svc.id);
-                let state =
-                    |name: String| match self.observed.alarms.get(&(svc.id.region.clone(), name)) {
-                        Some(Ok(a)) => Some(a.state),
-                        _ => None,
-                    };
+                let state = |name: String| match self.observed.alarms.get(&(svc.id.region.clone(), name)) {
+                    Some(Ok(a)) => Some(a.state),
+                    _ => None,
+                };
                 let view = scaling::ScalingView {
                     current,
                     min,
@@ -262,16 +218,9 @@ impl Planner<'_> {
                 let decision = scaling::decide(policy, view, mem, self.now);
                 let target = decision.desired;
                 if target == current
-                    && !matches!(
-                        decision.reason,
-                        scaling::DecisionReason::Steady | scaling::DecisionReason::NoData
-                    )
+                    && !matches!(decision.reason, scaling::DecisionReason::Steady | scaling::DecisionReason::NoData)
                 {
-                    self.hold(
-                        service_key(&svc.id),
-                        HoldKind::Scaling,
-                        decision.message.clone(),
-                    );
+                    self.hold(service_key(&svc.id), HoldKind::Scaling, decision.message.clone());
                 }
                 self.out.decisions.insert(svc.id.clone(), decision);
                 target
@@ -332,22 +281,15 @@ impl Planner<'_> {
             target.max(current.saturating_sub(budget))
         };
         if to != target {
-            self.hold(key.clone(), HoldKind::Budget, format!("desired count moves by at most {budget} per pass: {current} -> {to} now, {target} later"));
+            self.hold(
+                key.clone(),
+                HoldKind::Budget,
+                format!("desired count moves by at most {budget} per pass: {current} -> {to} now, {target} later"),
+            );
             reason = format!("{reason} (stepping by the budget of {budget})");
         }
-        let change = Change::SetDesiredCount {
-            service: svc.id.clone(),
-            from: current,
-            to,
-        };
-        Some((
-            target,
-            Some(PlannedChange {
-                resource: key,
-                change,
-                reason,
-            }),
-        ))
+        let change = Change::SetDesiredCount { service: svc.id.clone(), from: current, to };
+        Some((target, Some(PlannedChange { resource: key, change, reason })))
     }
 
     fn plan_capacities(&mut self, planned: &[Option<u32>]) {
@@ -382,47 +324,24 @@ impl Planner<'_> {
                     continue;
                 }
             };
-            let mem = self
-                .out
-                .memory
-                .capacity
-                .entry(cap.group.clone())
-                .or_default();
+            let mem = self.out.memory.capacity.entry(cap.group.clone()).or_default();
             let d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
             for h in &d.held {
                 self.hold(key.clone(), HoldKind::Scaling, h.clone());
             }
             let mut changes = Vec::new();
             if let Some(to) = &d.subnets {
-                let change = Change::SetGroupSubnets {
-                    group: cap.group.clone(),
-                    from: group.subnets.clone(),
-                    to: to.clone(),
-                };
-                changes.push((
-                    true,
-                    change,
-                    format!("zones needed for {} instance(s)", d.needed),
-                ));
+                let change =
+                    Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
+                changes.push((true, change, format!("zones needed for {} instance(s)", d.needed)));
             }
             if let Some(to) = d.set_capacity {
-                let change = Change::SetDesiredCapacity {
-                    group: cap.group.clone(),
-                    from: group.desired_capacity,
-                    to,
-                };
+                let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
                 changes.push((false, change, d.message.clone()));
             }
             for id in &d.terminate {
-                let change = Change::TerminateInstance {
-                    group: cap.group.clone(),
-                    instance_id: id.clone(),
-                };
-                changes.push((
-                    false,
-                    change,
-                    format!("{}; instance {id} has no tasks", d.message),
-                ));
+                let change = Change::TerminateInstance { group: cap.group.clone(), instance_id: id.clone() };
+                changes.push((false, change, format!("{}; instance {id} has no tasks", d.message)));
             }
             let subnets_now = memory::subnets_fingerprint(&group.subnets);
             let contested_subnets = self.out.memory.observe_field_with(
@@ -439,11 +358,7 @@ impl Planner<'_> {
             );
             self.out.capacity.insert(cap.group.clone(), d);
             for (is_subnets, change, reason) in changes {
-                let contested = if is_subnets {
-                    contested_subnets
-                } else {
-                    contested_capacity
-                };
+                let contested = if is_subnets { contested_subnets } else { contested_capacity };
                 if group.managed_scaling && !cap.take_over_managed_scaling {
                     self.hold(
                         key.clone(),
@@ -451,19 +366,18 @@ impl Planner<'_> {
                         format!("ECS managed scaling drives this group (AmazonECSManaged tag); would {change}; set takeOver.managedScaling to let ballast manage it"),
                     );
                 } else if contested {
-                    self.hold(key.clone(), HoldKind::Contested, format!("{} keeps being changed by someone else; not correcting it until it stays put", if is_subnets { "the subnets" } else { "the capacity" }));
-                } else if cap.suspend {
                     self.hold(
                         key.clone(),
-                        HoldKind::Suspended,
-                        format!("would {change}; document is suspended"),
+                        HoldKind::Contested,
+                        format!(
+                            "{} keeps being changed by someone else; not correcting it until it stays put",
+                            if is_subnets { "the subnets" } else { "the capacity" }
+                        ),
                     );
+                } else if cap.suspend {
+                    self.hold(key.clone(), HoldKind::Suspended, format!("would {change}; document is suspended"));
                 } else {
-                    self.out.changes.push(PlannedChange {
-                        resource: key.clone(),
-                        change,
-                        reason,
-                    });
+                    self.out.changes.push(PlannedChange { resource: key.clone(), change, reason });
                 }
             }
         }
@@ -480,11 +394,7 @@ impl Planner<'_> {
             let group = match self.observed.target_groups.get(&b.target_group) {
                 Some(Ok(g)) => g,
                 Some(Err(e)) => {
-                    self.hold(
-                        target_group_key(&b.target_group),
-                        HoldKind::Unobserved,
-                        e.to_string(),
-                    );
+                    self.hold(target_group_key(&b.target_group), HoldKind::Unobserved, e.to_string());
                     continue;
                 }
                 None => continue,
@@ -493,44 +403,24 @@ impl Planner<'_> {
                 continue;
             }
             let key = target_group_key(&b.target_group);
-            let tp = targets::plan_targets(
-                b,
-                observed_svc,
-                group,
-                self.out.memory.registered.get(&group.arn),
-                budget_left,
-            );
+            let tp =
+                targets::plan_targets(b, observed_svc, group, self.out.memory.registered.get(&group.arn), budget_left);
             budget_left -= (tp.deregister.len() as u32).min(budget_left);
             for task in &tp.unaddressable {
                 self.hold(
                     key.clone(),
                     HoldKind::Safety,
-                    format!(
-                        "task {task} has no address for {}:{}",
-                        b.container_name, b.container_port
-                    ),
+                    format!("task {task} has no address for {}:{}", b.container_name, b.container_port),
                 );
             }
             for (t, why) in &tp.held {
-                let kind = if why.contains("budget") {
-                    HoldKind::Budget
-                } else {
-                    HoldKind::Safety
-                };
-                self.hold(
-                    key.clone(),
-                    kind,
-                    format!("keeping stale target {t}: {why}"),
-                );
+                let kind = if why.contains("budget") { HoldKind::Budget } else { HoldKind::Safety };
+                self.hold(key.clone(), kind, format!("keeping stale target {t}: {why}"));
             }
             if tp.register.is_empty() && tp.deregister.is_empty() {
                 continue;
             }
-            if observed_svc
-                .load_balancer_target_groups
-                .contains(&group.arn)
-                && !svc.take_over.load_balancers
-            {
+            if observed_svc.load_balancer_target_groups.contains(&group.arn) && !svc.take_over.load_balancers {
                 self.hold(
                     key,
                     HoldKind::Conflict,
@@ -551,11 +441,7 @@ impl Planner<'_> {
             if !tp.register.is_empty() {
                 self.out.changes.push(PlannedChange {
                     resource: key.clone(),
-                    reason: format!(
-                        "{} serving task(s) of {} are not registered",
-                        tp.register.len(),
-                        svc.id
-                    ),
+                    reason: format!("{} serving task(s) of {} are not registered", tp.register.len(), svc.id),
                     change: Change::RegisterTargets {
                         region: region.clone(),
                         target_group_arn: group.arn.clone(),
@@ -585,17 +471,11 @@ impl Planner<'_> {
             return;
         };
         for def in defs {
-            let observed = self
-                .observed
-                .alarms
-                .get(&(svc.id.region.clone(), def.name.clone()));
+            let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
             let (create, reason) = match observed {
                 Some(Err(e)) => {
                     self.hold(
-                        ResourceKey::Alarm {
-                            region: svc.id.region.clone(),
-                            name: def.name.clone(),
-                        },
+                        ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
                         HoldKind::Unobserved,
                         e.to_string(),
                     );
@@ -620,41 +500,24 @@ impl Planner<'_> {
                             def.name
                         );
                         self.hold(
-                            ResourceKey::Alarm {
-                                region: svc.id.region.clone(),
-                                name: def.name.clone(),
-                            },
+                            ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
                             HoldKind::Contested,
                             msg,
                         );
                         continue;
                     }
-                    (
-                        false,
-                        format!("edited outside ballast: {}", diffs.join(", ")),
-                    )
+                    (false, format!("edited outside ballast: {}", diffs.join(", ")))
                 }
             };
-            let key = ResourceKey::Alarm {
-                region: svc.id.region.clone(),
-                name: def.name.clone(),
-            };
+            let key = ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() };
             if svc.suspend {
                 let verb = if create { "create" } else { "update" };
-                self.hold(
-                    key,
-                    HoldKind::Suspended,
-                    format!("would {verb} alarm {}; document is suspended", def.name),
-                );
+                self.hold(key, HoldKind::Suspended, format!("would {verb} alarm {}; document is suspended", def.name));
                 continue;
             }
             self.out.changes.push(PlannedChange {
                 resource: key,
-                change: Change::PutAlarm {
-                    region: svc.id.region.clone(),
-                    alarm: def,
-                    create,
-                },
+                change: Change::PutAlarm { region: svc.id.region.clone(), alarm: def, create },
                 reason,
             });
         }

@@ -29,12 +29,7 @@ fn task_count_json(t: TaskCount) -> serde_json::Value {
 }
 
 /// One report per resource the desired state names, in document order.
-pub fn reports(
-    desired: &DesiredState,
-    observed: &Observed,
-    plan: &Plan,
-    memory: &Memory,
-) -> Vec<ResourceReport> {
+pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory: &Memory) -> Vec<ResourceReport> {
     let mut out = Vec::new();
     for cap in &desired.capacities {
         let (obs, error) = match observed.groups.get(&cap.group) {
@@ -97,13 +92,9 @@ pub fn reports(
         });
 
         for b in &svc.target_groups {
-            let (desired_json, obs, error) = match (
-                observed.target_groups.get(&b.target_group),
-                observed_svc,
-            ) {
+            let (desired_json, obs, error) = match (observed.target_groups.get(&b.target_group), observed_svc) {
                 (Some(Ok(g)), Some(Ok(s))) => {
-                    let tp =
-                        targets::plan_targets(b, s, g, memory.registered.get(&g.arn), u32::MAX);
+                    let tp = targets::plan_targets(b, s, g, memory.registered.get(&g.arn), u32::MAX);
                     let count = |h| g.targets.iter().filter(|t| t.health == h).count();
                     (
                         json!({
@@ -136,22 +127,13 @@ pub fn reports(
 
         if let Some(defs) = alarms::desired_alarms(svc) {
             for def in defs {
-                let (obs, error) = match observed
-                    .alarms
-                    .get(&(svc.id.region.clone(), def.name.clone()))
-                {
-                    Some(Ok(a)) => (
-                        json!({ "definition": a.definition, "state": a.state }),
-                        None,
-                    ),
+                let (obs, error) = match observed.alarms.get(&(svc.id.region.clone(), def.name.clone())) {
+                    Some(Ok(a)) => (json!({ "definition": a.definition, "state": a.state }), None),
                     Some(Err(e)) => (json!(null), Some(e.to_string())),
                     None => (json!(null), None),
                 };
                 out.push(ResourceReport {
-                    resource: ResourceKey::Alarm {
-                        region: svc.id.region.clone(),
-                        name: def.name.clone(),
-                    },
+                    resource: ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
                     document: svc.name.clone(),
                     desired: json!(def),
                     observed: obs,

@@ -94,18 +94,10 @@ pub struct ScalingView {
 /// Decide the task count, and record this pass's recommendation in
 /// `memory` (the stabilisation window). Cooldown timestamps are updated
 /// by the caller only once a change is actually applied.
-pub fn decide(
-    policy: &CpuScaling,
-    view: ScalingView,
-    memory: &mut ScalingMemory,
-    now: SystemTime,
-) -> Decision {
+pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory, now: SystemTime) -> Decision {
     let current = view.current;
     let clamped = current.clamp(view.min, view.max);
-    let cpu = view
-        .cpu
-        .filter(|s| now.duration_since(s.at).unwrap_or_default() <= policy.max_data_age)
-        .map(|s| s.value);
+    let cpu = view.cpu.filter(|s| now.duration_since(s.at).unwrap_or_default() <= policy.max_data_age).map(|s| s.value);
 
     let age = |t: Option<SystemTime>| t.map(|t| now.duration_since(t).unwrap_or_default());
     let since_out = age(memory.last_scale_out);
@@ -115,11 +107,8 @@ pub fn decide(
     };
 
     // The raw recommendation of this pass, before the window.
-    let (mut recommendation, mut reason, mut message) = (
-        clamped,
-        DecisionReason::Steady,
-        String::from("no alarm is firing"),
-    );
+    let (mut recommendation, mut reason, mut message) =
+        (clamped, DecisionReason::Steady, String::from("no alarm is firing"));
     let no_data = view.high_alarm.is_none()
         || view.low_alarm.is_none()
         || view.high_alarm == Some(AlarmState::InsufficientData)
@@ -127,8 +116,7 @@ pub fn decide(
         || (policy.target_cpu.is_some() && cpu.is_none());
     if no_data {
         reason = DecisionReason::NoData;
-        message =
-            "alarms have insufficient data or the CPU metric is missing or stale; holding".into();
+        message = "alarms have insufficient data or the CPU metric is missing or stale; holding".into();
     } else if view.high_alarm == Some(AlarmState::Alarm) {
         let step_target = clamped.saturating_add(policy.scale_out.step.tasks_from(clamped));
         let (target, how) = match (policy.target_cpu, cpu) {
@@ -145,17 +133,11 @@ pub fn decide(
         };
         if target <= clamped {
             reason = DecisionReason::WithinTolerance;
-            message = format!(
-                "CPU {:.1}% is within {:.0}% of the target",
-                cpu.unwrap_or_default(),
-                policy.tolerance * 100.0
-            );
+            message =
+                format!("CPU {:.1}% is within {:.0}% of the target", cpu.unwrap_or_default(), policy.tolerance * 100.0);
         } else if since_out.is_some_and(|d| d < policy.scale_out.cooldown) {
             reason = DecisionReason::OutCooldown;
-            message = format!(
-                "scale-out cooldown of {:?} not over",
-                policy.scale_out.cooldown
-            );
+            message = format!("scale-out cooldown of {:?} not over", policy.scale_out.cooldown);
         } else {
             recommendation = target;
             reason = DecisionReason::ScaleOut;
@@ -172,10 +154,7 @@ pub fn decide(
             message = "no scale-in while a deployment is in progress".into();
         } else if since_any.is_some_and(|d| d < policy.scale_in.cooldown) {
             reason = DecisionReason::InCooldown;
-            message = format!(
-                "scale-in cooldown of {:?} not over",
-                policy.scale_in.cooldown
-            );
+            message = format!("scale-in cooldown of {:?} not over", policy.scale_in.cooldown);
         } else if target < clamped {
             recommendation = target;
             reason = DecisionReason::ScaleIn;
@@ -186,9 +165,11 @@ pub fn decide(
     // Stabilisation: remember this pass, and scale in no lower than the
     // highest recommendation still inside the window.
     memory.recommendations.push_back((now, recommendation));
-    while memory.recommendations.front().is_some_and(|(t, _)| {
-        now.duration_since(*t).unwrap_or_default() > policy.stabilization_window
-    }) {
+    while memory
+        .recommendations
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t).unwrap_or_default() > policy.stabilization_window)
+    {
         memory.recommendations.pop_front();
     }
     let window: Vec<u32> = memory.recommendations.iter().map(|(_, r)| *r).collect();
@@ -217,18 +198,11 @@ pub fn decide(
         message = format!("{message}; limited by min {}", view.min);
     }
     if desired == current && matches!(reason, DecisionReason::ScaleOut | DecisionReason::ScaleIn) {
-        reason = if current >= view.max {
-            DecisionReason::AtMax
-        } else {
-            DecisionReason::AtMin
-        };
+        reason = if current >= view.max { DecisionReason::AtMax } else { DecisionReason::AtMin };
     }
     if desired != current && clamped != current && desired == clamped {
         reason = DecisionReason::Bounds;
-        message = format!(
-            "observed count {current} is outside [{}, {}]",
-            view.min, view.max
-        );
+        message = format!("observed count {current} is outside [{}, {}]", view.min, view.max);
     }
 
     Decision {

@@ -40,14 +40,10 @@ pub struct TargetPlan {
 /// The target a task provides for a binding, if it has one.
 fn task_target(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
     match b.target_type {
-        TargetType::Instance => Some(Target {
-            id: task.instance_id.clone()?,
-            port: task.host_port(&b.container_name, b.container_port)?,
-        }),
-        TargetType::Ip => Some(Target {
-            id: task.private_ip.clone()?,
-            port: b.container_port,
-        }),
+        TargetType::Instance => {
+            Some(Target { id: task.instance_id.clone()?, port: task.host_port(&b.container_name, b.container_port)? })
+        }
+        TargetType::Ip => Some(Target { id: task.private_ip.clone()?, port: b.container_port }),
     }
 }
 
@@ -75,11 +71,7 @@ pub fn plan_targets(
         }
     }
 
-    let present: BTreeMap<&Target, TargetHealth> = group
-        .targets
-        .iter()
-        .map(|t| (&t.target, t.health))
-        .collect();
+    let present: BTreeMap<&Target, TargetHealth> = group.targets.iter().map(|t| (&t.target, t.health)).collect();
     for t in &out.expected {
         match present.get(t) {
             None | Some(TargetHealth::Draining) => out.register.push(t.clone()),
@@ -87,10 +79,7 @@ pub fn plan_targets(
         }
     }
 
-    out.healthy = present
-        .values()
-        .filter(|h| **h == TargetHealth::Healthy)
-        .count() as u32;
+    out.healthy = present.values().filter(|h| **h == TargetHealth::Healthy).count() as u32;
     let expected_n = out.expected.len() as u32;
     out.floor = binding.min_healthy.unwrap_or(expected_n.min(out.healthy));
     if out.healthy > 0 {
@@ -117,10 +106,7 @@ pub fn plan_targets(
     let mut healthy_after = out.healthy;
     for (t, health) in stale {
         if out.deregister.len() as u32 >= max_deregistrations {
-            out.held.push((
-                t.clone(),
-                format!("deregistration budget of {max_deregistrations} per pass used"),
-            ));
+            out.held.push((t.clone(), format!("deregistration budget of {max_deregistrations} per pass used")));
             continue;
         }
         if health == TargetHealth::Healthy {
@@ -146,20 +132,12 @@ pub fn plan_targets(
 /// Whether the group already holds exactly the serving tasks' targets, none
 /// of them draining, and nothing else the service could own. Allocates
 /// nothing: this is the path every converged pass takes.
-pub fn is_converged(
-    binding: &TargetGroupBinding,
-    service: &ObservedService,
-    group: &ObservedTargetGroup,
-) -> bool {
-    fn address<'t>(
-        task: &'t crate::observed::ObservedTask,
-        b: &TargetGroupBinding,
-    ) -> Option<(&'t str, u16)> {
+pub fn is_converged(binding: &TargetGroupBinding, service: &ObservedService, group: &ObservedTargetGroup) -> bool {
+    fn address<'t>(task: &'t crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<(&'t str, u16)> {
         match b.target_type {
-            TargetType::Instance => Some((
-                task.instance_id.as_deref()?,
-                task.host_port(&b.container_name, b.container_port)?,
-            )),
+            TargetType::Instance => {
+                Some((task.instance_id.as_deref()?, task.host_port(&b.container_name, b.container_port)?))
+            }
             TargetType::Ip => Some((task.private_ip.as_deref()?, b.container_port)),
         }
     }
@@ -168,9 +146,10 @@ pub fn is_converged(
         let Some((id, port)) = address(task, binding) else {
             return false;
         };
-        let present = group.targets.iter().any(|t| {
-            t.target.port == port && t.target.id == id && t.health != TargetHealth::Draining
-        });
+        let present = group
+            .targets
+            .iter()
+            .any(|t| t.target.port == port && t.target.id == id && t.health != TargetHealth::Draining);
         if !present {
             return false;
         }

@@ -10,35 +10,24 @@ use crate::desired::*;
 use crate::observed::*;
 
 const REGION: &str = "us-east-2";
-const FRONT_ARN: &str =
-    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/frontendTargetGroup/abc";
+const FRONT_ARN: &str = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/frontendTargetGroup/abc";
 
 fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
 fn service_id() -> ServiceId {
-    ServiceId {
-        region: REGION.into(),
-        cluster: "appCluster".into(),
-        service: "appService".into(),
-    }
+    ServiceId { region: REGION.into(), cluster: "appCluster".into(), service: "appService".into() }
 }
 
 fn tg_id() -> TargetGroupId {
-    TargetGroupId {
-        region: REGION.into(),
-        target_group: TargetGroupRef::Name("frontendTargetGroup".into()),
-    }
+    TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("frontendTargetGroup".into()) }
 }
 
 fn service(tasks: TaskCount) -> Service {
     Service {
         name: "app".into(),
-        origin: Origin {
-            file: PathBuf::from("app.yaml"),
-            line: 1,
-        },
+        origin: Origin { file: PathBuf::from("app.yaml"), line: 1 },
         id: service_id(),
         suspend: false,
         tasks,
@@ -60,30 +49,16 @@ fn task(n: u32, status: TaskStatus) -> ObservedTask {
     ObservedTask {
         arn: format!("arn:aws:ecs:us-east-2:123456789012:task/appCluster/t{n}"),
         last_status: status,
-        desired_status: if status == TaskStatus::Stopped {
-            TaskStatus::Stopped
-        } else {
-            TaskStatus::Running
-        },
+        desired_status: if status == TaskStatus::Stopped { TaskStatus::Stopped } else { TaskStatus::Running },
         instance_id: Some(format!("i-{n}")),
         private_ip: None,
-        bindings: vec![PortBinding {
-            container_name: "appContainer".into(),
-            container_port: 80,
-            host_port: 80,
-        }],
+        bindings: vec![PortBinding { container_name: "appContainer".into(), container_port: 80, host_port: 80 }],
         started_at: Some(t0()),
     }
 }
 
 fn target(n: u32, health: TargetHealth) -> ObservedTarget {
-    ObservedTarget {
-        target: Target {
-            id: format!("i-{n}"),
-            port: 80,
-        },
-        health,
-    }
+    ObservedTarget { target: Target { id: format!("i-{n}"), port: 80 }, health }
 }
 
 /// A world with `count` running tasks, each registered and healthy.
@@ -112,9 +87,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             name: "frontendTargetGroup".into(),
             target_type: "instance".into(),
             port: Some(80),
-            targets: (1..=count)
-                .map(|n| target(n, TargetHealth::Healthy))
-                .collect(),
+            targets: (1..=count).map(|n| target(n, TargetHealth::Healthy)).collect(),
         }),
     );
     for svc in &desired.services {
@@ -122,11 +95,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             for d in defs {
                 o.alarms.insert(
                     (REGION.into(), d.name.clone()),
-                    Ok(ObservedAlarm {
-                        definition: d,
-                        state: AlarmState::Ok,
-                        state_updated: t0(),
-                    }),
+                    Ok(ObservedAlarm { definition: d, state: AlarmState::Ok, state_updated: t0() }),
                 );
             }
         }
@@ -143,10 +112,7 @@ fn tg_mut(o: &mut Observed) -> &mut ObservedTargetGroup {
 }
 
 fn desired_with(s: Service) -> DesiredState {
-    DesiredState {
-        services: vec![s],
-        capacities: vec![],
-    }
+    DesiredState { services: vec![s], capacities: vec![] }
 }
 
 fn kinds(p: &Plan) -> Vec<ChangeKind> {
@@ -186,14 +152,7 @@ fn desired_count_cases() {
             _ => None,
         });
         assert_eq!(got, *want, "{tasks:?} observed {observed}");
-        assert_eq!(
-            p.holds
-                .iter()
-                .find(|h| h.kind == HoldKind::Budget)
-                .map(|h| h.kind),
-            *hold,
-            "{tasks:?}"
-        );
+        assert_eq!(p.holds.iter().find(|h| h.kind == HoldKind::Budget).map(|h| h.kind), *hold, "{tasks:?}");
     }
 }
 
@@ -207,30 +166,11 @@ fn missing_target_is_registered_before_stale_ones_are_deregistered() {
     s.tasks.push(task(3, TaskStatus::Running));
     tg_mut(&mut o).targets[1].health = TargetHealth::Unhealthy;
     let p = plan(&d, &o, Memory::default(), t0());
-    assert_eq!(
-        kinds(&p),
-        vec![ChangeKind::RegisterTargets, ChangeKind::DeregisterTargets]
-    );
+    assert_eq!(kinds(&p), vec![ChangeKind::RegisterTargets, ChangeKind::DeregisterTargets]);
     match (&p.changes[0].change, &p.changes[1].change) {
-        (
-            Change::RegisterTargets { targets: r, .. },
-            Change::DeregisterTargets { targets: d, .. },
-        ) => {
-            assert_eq!(
-                r,
-                &vec![Target {
-                    id: "i-3".into(),
-                    port: 80
-                }]
-            );
-            assert_eq!(
-                d,
-                &vec![Target {
-                    id: "i-2".into(),
-                    port: 80
-                }],
-                "deregistration names the port"
-            );
+        (Change::RegisterTargets { targets: r, .. }, Change::DeregisterTargets { targets: d, .. }) => {
+            assert_eq!(r, &vec![Target { id: "i-3".into(), port: 80 }]);
+            assert_eq!(d, &vec![Target { id: "i-2".into(), port: 80 }], "deregistration names the port");
         }
         other => panic!("{other:?}"),
     }
@@ -244,22 +184,10 @@ fn healthy_stale_target_waits_until_its_replacement_is_healthy() {
     // task 2 replaces it and its target is still initial.
     svc_mut(&mut o).tasks[0].desired_status = TaskStatus::Stopped;
     svc_mut(&mut o).tasks.push(task(2, TaskStatus::Running));
-    tg_mut(&mut o)
-        .targets
-        .push(target(2, TargetHealth::Initial));
+    tg_mut(&mut o).targets.push(target(2, TargetHealth::Initial));
     let p = plan(&d, &o, Memory::default(), t0());
-    assert!(
-        p.changes.is_empty(),
-        "nothing to do until the new target is healthy: {:?}",
-        p.changes
-    );
-    assert!(
-        p.holds
-            .iter()
-            .any(|h| h.kind == HoldKind::Safety && h.message.contains("i-1:80")),
-        "{:?}",
-        p.holds
-    );
+    assert!(p.changes.is_empty(), "nothing to do until the new target is healthy: {:?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Safety && h.message.contains("i-1:80")), "{:?}", p.holds);
 
     tg_mut(&mut o).targets[1].health = TargetHealth::Healthy;
     let p = plan(&d, &o, Memory::default(), t0());
@@ -283,9 +211,7 @@ fn never_deregisters_the_last_healthy_target_nor_below_min_healthy() {
         m = p.memory.clone();
         for c in &p.changes {
             if let Change::DeregisterTargets { targets, .. } = &c.change {
-                tg_mut(&mut o)
-                    .targets
-                    .retain(|t| !targets.contains(&t.target));
+                tg_mut(&mut o).targets.retain(|t| !targets.contains(&t.target));
                 healthy -= targets.len();
             }
         }
@@ -297,13 +223,9 @@ fn never_deregisters_the_last_healthy_target_nor_below_min_healthy() {
 fn foreign_targets_are_left_alone_unless_the_group_is_exclusive() {
     let d = desired_with(service(TaskCount::Fixed(2)));
     let mut o = world(&d, 2);
-    tg_mut(&mut o).targets.push(ObservedTarget {
-        target: Target {
-            id: "i-foreign".into(),
-            port: 80,
-        },
-        health: TargetHealth::Unhealthy,
-    });
+    tg_mut(&mut o)
+        .targets
+        .push(ObservedTarget { target: Target { id: "i-foreign".into(), port: 80 }, health: TargetHealth::Unhealthy });
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty(), "{:?}", p.changes);
 
@@ -318,9 +240,7 @@ fn foreign_targets_are_left_alone_unless_the_group_is_exclusive() {
 fn a_target_ballast_registered_is_attributable_after_its_task_is_gone() {
     let d = desired_with(service(TaskCount::Fixed(1)));
     let mut o = world(&d, 1);
-    tg_mut(&mut o)
-        .targets
-        .push(target(9, TargetHealth::Unhealthy));
+    tg_mut(&mut o).targets.push(target(9, TargetHealth::Unhealthy));
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty(), "unknown target left alone");
     let mut m = Memory::default();
@@ -328,10 +248,7 @@ fn a_target_ballast_registered_is_attributable_after_its_task_is_gone() {
         &Change::RegisterTargets {
             region: REGION.into(),
             target_group_arn: FRONT_ARN.into(),
-            targets: vec![Target {
-                id: "i-9".into(),
-                port: 80,
-            }],
+            targets: vec![Target { id: "i-9".into(), port: 80 }],
         },
         t0(),
     );
@@ -364,17 +281,8 @@ fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
         })
         .collect();
     assert_eq!(deregistered.len(), 2);
-    assert!(
-        !deregistered.iter().any(|t| t.id == "i-1"),
-        "draining target untouched"
-    );
-    assert_eq!(
-        p.holds
-            .iter()
-            .filter(|h| h.kind == HoldKind::Budget)
-            .count(),
-        2
-    );
+    assert!(!deregistered.iter().any(|t| t.id == "i-1"), "draining target untouched");
+    assert_eq!(p.holds.iter().filter(|h| h.kind == HoldKind::Budget).count(), 2);
 }
 
 #[test]
@@ -398,11 +306,7 @@ fn other_actors_are_reported_not_fought() {
     svc_mut(&mut o).scalable_target = true;
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty());
-    assert!(
-        p.holds
-            .iter()
-            .any(|h| h.kind == HoldKind::Conflict && h.message.contains("takeOver.desiredCount"))
-    );
+    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Conflict && h.message.contains("takeOver.desiredCount")));
 }
 
 #[test]
@@ -414,13 +318,7 @@ fn suspended_documents_are_observed_but_not_changed() {
     tg_mut(&mut o).targets.pop();
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty());
-    assert!(
-        p.holds
-            .iter()
-            .filter(|h| h.kind == HoldKind::Suspended)
-            .count()
-            >= 2
-    );
+    assert!(p.holds.iter().filter(|h| h.kind == HoldKind::Suspended).count() >= 2);
     assert!(!reports(&d, &o, &p, &p.memory).is_empty(), "still reported");
 }
 
@@ -444,11 +342,7 @@ fn a_field_reverted_again_and_again_becomes_contested_then_resumes() {
         svc_mut(&mut o).desired_count = 2;
         now += Duration::from_secs(15);
     }
-    assert_eq!(
-        writes,
-        FightPolicy::default().max_reverts,
-        "stops after N reverts"
-    );
+    assert_eq!(writes, FightPolicy::default().max_reverts, "stops after N reverts");
     let p = plan(&d, &o, m.clone(), now);
     assert!(p.holds.iter().any(|h| h.kind == HoldKind::Contested));
     // Once the reverts are older than the window, ballast tries again.
@@ -483,21 +377,12 @@ fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     s.scaling = Some(scaling_policy());
     let d = desired_with(s);
     let mut o = world(&d, 2);
-    assert!(
-        plan(&d, &o, Memory::default(), t0()).changes.is_empty(),
-        "equal alarms are not re-put"
-    );
+    assert!(plan(&d, &o, Memory::default(), t0()).changes.is_empty(), "equal alarms are not re-put");
 
     let high = alarms::alarm_names(&service_id())[0].clone();
     o.alarms.remove(&(REGION.to_string(), high.clone()));
     let p = plan(&d, &o, Memory::default(), t0());
-    assert!(matches!(
-        &p.changes[..],
-        [PlannedChange {
-            change: Change::PutAlarm { create: true, .. },
-            ..
-        }]
-    ));
+    assert!(matches!(&p.changes[..], [PlannedChange { change: Change::PutAlarm { create: true, .. }, .. }]));
 
     let mut o = world(&d, 2);
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high)) {
@@ -505,11 +390,7 @@ fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     }
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(p.changes.len(), 1);
-    assert!(
-        p.changes[0].reason.contains("threshold 95 -> 70"),
-        "{}",
-        p.changes[0].reason
-    );
+    assert!(p.changes[0].reason.contains("threshold 95 -> 70"), "{}", p.changes[0].reason);
 }
 
 #[test]
@@ -518,14 +399,8 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
     s.scaling = Some(scaling_policy());
     let cap = Capacity {
         name: "cap".into(),
-        origin: Origin {
-            file: PathBuf::from("c.yaml"),
-            line: 1,
-        },
-        group: GroupId {
-            region: REGION.into(),
-            name: "ecsAutoScalingGroup".into(),
-        },
+        origin: Origin { file: PathBuf::from("c.yaml"), line: 1 },
+        group: GroupId { region: REGION.into(), name: "ecsAutoScalingGroup".into() },
         cluster: "appCluster".into(),
         suspend: false,
         min_instances: 1,
@@ -534,24 +409,13 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
         headroom: 0,
         scale_in_cooldown: Duration::from_secs(300),
         zones: vec![
-            Zone {
-                subnet: "subnet-a".into(),
-                zone: Some("us-east-2a".into()),
-                mode: ZoneMode::AlwaysOn,
-            },
-            Zone {
-                subnet: "subnet-b".into(),
-                zone: Some("us-east-2b".into()),
-                mode: ZoneMode::OnDemand { above: 2 },
-            },
+            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
+            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above: 2 } },
         ],
         max_change_per_pass: 2,
         take_over_managed_scaling: false,
     };
-    let d = DesiredState {
-        services: vec![s],
-        capacities: vec![cap.clone()],
-    };
+    let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
     let mut o = world(&d, 2);
     o.groups.insert(
         cap.group.clone(),
@@ -573,49 +437,27 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
             managed_scaling: false,
         }),
     );
-    if let Some(Ok(a)) = o.alarms.get_mut(&(
-        REGION.to_string(),
-        alarms::alarm_names(&service_id())[0].clone(),
-    )) {
+    if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), alarms::alarm_names(&service_id())[0].clone())) {
         a.state = AlarmState::Alarm;
     }
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(
         kinds(&p),
-        vec![
-            ChangeKind::Subnets,
-            ChangeKind::Capacity,
-            ChangeKind::DesiredCount
-        ],
+        vec![ChangeKind::Subnets, ChangeKind::Capacity, ChangeKind::DesiredCount],
         "{:#?}",
         p.changes
     );
-    assert!(matches!(
-        p.changes[1].change,
-        Change::SetDesiredCapacity { from: 2, to: 3, .. }
-    ));
-    assert!(matches!(
-        p.changes[2].change,
-        Change::SetDesiredCount { from: 2, to: 3, .. }
-    ));
-    assert_eq!(
-        p.decisions[&service_id()].reason,
-        scaling::DecisionReason::ScaleOut
-    );
+    assert!(matches!(p.changes[1].change, Change::SetDesiredCapacity { from: 2, to: 3, .. }));
+    assert!(matches!(p.changes[2].change, Change::SetDesiredCount { from: 2, to: 3, .. }));
+    assert_eq!(p.decisions[&service_id()].reason, scaling::DecisionReason::ScaleOut);
 }
 
 #[test]
 fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
     let cap = Capacity {
         name: "cap".into(),
-        origin: Origin {
-            file: PathBuf::from("c.yaml"),
-            line: 1,
-        },
-        group: GroupId {
-            region: REGION.into(),
-            name: "asg".into(),
-        },
+        origin: Origin { file: PathBuf::from("c.yaml"), line: 1 },
+        group: GroupId { region: REGION.into(), name: "asg".into() },
         cluster: "appCluster".into(),
         suspend: false,
         min_instances: 1,
@@ -623,11 +465,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
         tasks_per_instance: TasksPerInstance::Fixed(1),
         headroom: 0,
         scale_in_cooldown: Duration::from_secs(300),
-        zones: vec![Zone {
-            subnet: "subnet-a".into(),
-            zone: None,
-            mode: ZoneMode::AlwaysOn,
-        }],
+        zones: vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
         max_change_per_pass: 5,
         take_over_managed_scaling: false,
     };
@@ -649,25 +487,11 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
             .collect(),
         managed_scaling: false,
     };
-    let mut mem = memory::CapacityMemory {
-        last_change: Some(t0()),
-        ..Default::default()
-    };
+    let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
     assert!(d.terminate.is_empty(), "cooldown holds scale-in");
-    let d = capacity::decide(
-        &cap,
-        &group,
-        1,
-        1,
-        &mut mem,
-        t0() + Duration::from_secs(301),
-    );
-    assert_eq!(
-        d.terminate,
-        vec!["i-2".to_string(), "i-4".to_string()],
-        "only the empty instances go"
-    );
+    let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(301));
+    assert_eq!(d.terminate, vec!["i-2".to_string(), "i-4".to_string()], "only the empty instances go");
     assert!(d.held.iter().any(|h| h.contains("wait for their tasks")));
 }
 
@@ -685,72 +509,32 @@ fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
     };
     let mut m = memory::ScalingMemory::default();
     // Out: one step, capped at max.
-    assert_eq!(
-        scaling::decide(&p, view(3, AlarmState::Alarm, AlarmState::Ok), &mut m, t0()).desired,
-        4
-    );
+    assert_eq!(scaling::decide(&p, view(3, AlarmState::Alarm, AlarmState::Ok), &mut m, t0()).desired, 4);
     let d = scaling::decide(&p, view(5, AlarmState::Alarm, AlarmState::Ok), &mut m, t0());
     assert_eq!((d.desired, d.reason), (5, scaling::DecisionReason::AtMax));
     // No data: hold.
     let mut m = memory::ScalingMemory::default();
-    let d = scaling::decide(
-        &p,
-        view(
-            3,
-            AlarmState::InsufficientData,
-            AlarmState::InsufficientData,
-        ),
-        &mut m,
-        t0(),
-    );
+    let d = scaling::decide(&p, view(3, AlarmState::InsufficientData, AlarmState::InsufficientData), &mut m, t0());
     assert_eq!((d.desired, d.reason), (3, scaling::DecisionReason::NoData));
     // In: waits for the stabilisation window after a higher recommendation.
     let mut m = memory::ScalingMemory::default();
     scaling::decide(&p, view(4, AlarmState::Ok, AlarmState::Ok), &mut m, t0());
-    let d = scaling::decide(
-        &p,
-        view(4, AlarmState::Ok, AlarmState::Alarm),
-        &mut m,
-        t0() + Duration::from_secs(60),
-    );
-    assert_eq!(
-        (d.desired, d.reason),
-        (4, scaling::DecisionReason::Stabilizing)
-    );
-    let d = scaling::decide(
-        &p,
-        view(4, AlarmState::Ok, AlarmState::Alarm),
-        &mut m,
-        t0() + Duration::from_secs(400),
-    );
+    let d = scaling::decide(&p, view(4, AlarmState::Ok, AlarmState::Alarm), &mut m, t0() + Duration::from_secs(60));
+    assert_eq!((d.desired, d.reason), (4, scaling::DecisionReason::Stabilizing));
+    let d = scaling::decide(&p, view(4, AlarmState::Ok, AlarmState::Alarm), &mut m, t0() + Duration::from_secs(400));
     assert_eq!((d.desired, d.reason), (3, scaling::DecisionReason::ScaleIn));
     // In: never while deploying, never inside the cooldown, never below min.
     let mut m = memory::ScalingMemory::default();
     let mut v = view(4, AlarmState::Ok, AlarmState::Alarm);
     v.deploying = true;
+    assert_eq!(scaling::decide(&p, v, &mut m, t0()).reason, scaling::DecisionReason::Deploying);
+    let mut m = memory::ScalingMemory { last_scale_out: Some(t0()), ..Default::default() };
     assert_eq!(
-        scaling::decide(&p, v, &mut m, t0()).reason,
-        scaling::DecisionReason::Deploying
-    );
-    let mut m = memory::ScalingMemory {
-        last_scale_out: Some(t0()),
-        ..Default::default()
-    };
-    assert_eq!(
-        scaling::decide(
-            &p,
-            view(4, AlarmState::Ok, AlarmState::Alarm),
-            &mut m,
-            t0() + Duration::from_secs(100)
-        )
-        .reason,
+        scaling::decide(&p, view(4, AlarmState::Ok, AlarmState::Alarm), &mut m, t0() + Duration::from_secs(100)).reason,
         scaling::DecisionReason::InCooldown
     );
     let mut m = memory::ScalingMemory::default();
-    assert_eq!(
-        scaling::decide(&p, view(2, AlarmState::Ok, AlarmState::Alarm), &mut m, t0()).desired,
-        2
-    );
+    assert_eq!(scaling::decide(&p, view(2, AlarmState::Ok, AlarmState::Alarm), &mut m, t0()).desired, 2);
     // Proportional with a target: 4 tasks at 90% for a 60% target -> 6; stale CPU -> no data.
     let mut prop = scaling_policy();
     prop.target_cpu = Some(60.0);
@@ -762,20 +546,11 @@ fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
         deploying: false,
         high_alarm: Some(AlarmState::Alarm),
         low_alarm: Some(AlarmState::Ok),
-        cpu: Some(MetricSample {
-            value: 90.0,
-            at: t0(),
-        }),
+        cpu: Some(MetricSample { value: 90.0, at: t0() }),
     };
     assert_eq!(scaling::decide(&prop, v, &mut m, t0()).desired, 6);
-    v.cpu = Some(MetricSample {
-        value: 90.0,
-        at: t0() - Duration::from_secs(600),
-    });
-    assert_eq!(
-        scaling::decide(&prop, v, &mut m, t0()).reason,
-        scaling::DecisionReason::NoData
-    );
+    v.cpu = Some(MetricSample { value: 90.0, at: t0() - Duration::from_secs(600) });
+    assert_eq!(scaling::decide(&prop, v, &mut m, t0()).reason, scaling::DecisionReason::NoData);
 }
 
 /// Apply a change to the model the way the cloud would, with registered
@@ -794,23 +569,14 @@ fn apply_to_model(o: &mut Observed, change: &Change) {
         }
         Change::RegisterTargets { targets, .. } => {
             for t in targets {
-                tg_mut(o).targets.push(ObservedTarget {
-                    target: t.clone(),
-                    health: TargetHealth::Healthy,
-                });
+                tg_mut(o).targets.push(ObservedTarget { target: t.clone(), health: TargetHealth::Healthy });
             }
         }
-        Change::DeregisterTargets { targets, .. } => {
-            tg_mut(o).targets.retain(|t| !targets.contains(&t.target))
-        }
+        Change::DeregisterTargets { targets, .. } => tg_mut(o).targets.retain(|t| !targets.contains(&t.target)),
         Change::PutAlarm { region, alarm, .. } => {
             o.alarms.insert(
                 (region.clone(), alarm.name.clone()),
-                Ok(ObservedAlarm {
-                    definition: alarm.clone(),
-                    state: AlarmState::Ok,
-                    state_updated: t0(),
-                }),
+                Ok(ObservedAlarm { definition: alarm.clone(), state: AlarmState::Ok, state_updated: t0() }),
             );
         }
         _ => {}

@@ -41,9 +41,7 @@ struct Target {
 }
 
 fn parse(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("only http:// URLs are supported, got {url:?}"))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("only http:// URLs are supported, got {url:?}"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -56,15 +54,8 @@ fn parse(url: &str) -> Result<Target, String> {
         Some(end) => authority[end..].contains(':'),
         None => authority.contains(':'),
     };
-    let authority = if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok(Target {
-        authority,
-        path: path.to_string(),
-    })
+    let authority = if has_port { authority.to_string() } else { format!("{authority}:80") };
+    Ok(Target { authority, path: path.to_string() })
 }
 
 /// The status code of the first line of an HTTP response.
@@ -72,9 +63,9 @@ fn status_code(head: &str) -> Result<u16, String> {
     let line = head.lines().next().unwrap_or("");
     let mut parts = line.split_whitespace();
     match (parts.next(), parts.next()) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/") => code
-            .parse()
-            .map_err(|_| format!("bad status line {line:?}")),
+        (Some(v), Some(code)) if v.starts_with("HTTP/") => {
+            code.parse().map_err(|_| format!("bad status line {line:?}"))
+        }
         _ => Err(format!("not an HTTP response: {line:?}")),
     }
 }
@@ -87,23 +78,16 @@ fn check(url: &str) -> Result<u16, String> {
         .map_err(|e| format!("cannot resolve {}: {e}", target.authority))?
         .next()
         .ok_or_else(|| format!("{} resolves to no address", target.authority))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
     // HTTP/1.0 with Connection: close: the server ends the response by
     // closing, so no chunked decoding or keep-alive is needed.
     let request = format!(
         "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: httpcheck\r\nConnection: close\r\n\r\n",
         target.path, target.authority
     );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
+    stream.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
     let mut head = [0u8; 512];
     let mut len = 0;
     // Only the status line matters; read until it is complete.
@@ -115,11 +99,7 @@ fn check(url: &str) -> Result<u16, String> {
         }
     }
     let status = status_code(&String::from_utf8_lossy(&head[..len]))?;
-    if (200..300).contains(&status) {
-        Ok(status)
-    } else {
-        Err(format!("HTTP {status}"))
-    }
+    if (200..300).contains(&status) { Ok(status) } else { Err(format!("HTTP {status}")) }
 }
 
 #[cfg(test)]
@@ -129,35 +109,20 @@ mod tests {
     #[test]
     fn parses_the_urls_healthchecks_use() {
         let cases = [
-            (
-                "http://127.0.0.1:9090/healthz",
-                "127.0.0.1:9090",
-                "/healthz",
-            ),
+            ("http://127.0.0.1:9090/healthz", "127.0.0.1:9090", "/healthz"),
             ("http://localhost:8000/status", "localhost:8000", "/status"),
             ("http://localhost", "localhost:80", "/"),
             ("http://[::1]:8000/status?x=1", "[::1]:8000", "/status?x=1"),
             ("http://[::1]/", "[::1]:80", "/"),
         ];
         for (url, authority, path) in cases {
-            assert_eq!(
-                parse(url),
-                Ok(Target {
-                    authority: authority.into(),
-                    path: path.into()
-                }),
-                "{url}"
-            );
+            assert_eq!(parse(url), Ok(Target { authority: authority.into(), path: path.into() }), "{url}");
         }
     }
 
     #[test]
     fn rejects_what_it_cannot_check() {
-        assert!(
-            parse("https://example.com/")
-                .unwrap_err()
-                .contains("only http://")
-        );
+        assert!(parse("https://example.com/").unwrap_err().contains("only http://"));
         assert!(parse("http:///x").unwrap_err().contains("no host"));
     }
 

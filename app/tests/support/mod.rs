@@ -53,10 +53,7 @@ impl App {
                 Ok(line) => line,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!(
-                        "app did not report both listening addresses within 10s; output: {:?}",
-                        log.lock().unwrap()
-                    );
+                    panic!("app did not report both listening addresses within 10s; output: {:?}", log.lock().unwrap());
                 }
             };
             if let Some(port) = port_of(&line, "frontend listening on ") {
@@ -66,12 +63,7 @@ impl App {
                 backend_port = Some(port);
             }
         }
-        App {
-            child,
-            frontend_port: frontend_port.unwrap(),
-            backend_port: backend_port.unwrap(),
-            log,
-        }
+        App { child, frontend_port: frontend_port.unwrap(), backend_port: backend_port.unwrap(), log }
     }
 
     pub fn frontend(&self, path: &str) -> String {
@@ -99,10 +91,7 @@ impl App {
             }
             if start.elapsed() > within {
                 let _ = self.child.kill();
-                panic!(
-                    "app still running {within:?} after signal {signal}; log: {:?}",
-                    self.log()
-                );
+                panic!("app still running {within:?} after signal {signal}; log: {:?}", self.log());
             }
             std::thread::sleep(Duration::from_millis(10));
         }

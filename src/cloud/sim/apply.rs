@@ -11,51 +11,35 @@ use crate::plan::Change;
 
 pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError> {
     let result = match change {
-        Change::SetDesiredCount { service, to, .. } => {
-            world.api("ecs", "UpdateService", true, |w| {
-                let svc = w
-                    .services
-                    .get_mut(service)
-                    .ok_or_else(|| CloudError::NotFound(format!("ECS service {service}")))?;
-                svc.desired_count = *to;
-                Ok(())
+        Change::SetDesiredCount { service, to, .. } => world.api("ecs", "UpdateService", true, |w| {
+            let svc =
+                w.services.get_mut(service).ok_or_else(|| CloudError::NotFound(format!("ECS service {service}")))?;
+            svc.desired_count = *to;
+            Ok(())
+        }),
+        Change::RegisterTargets { target_group_arn, targets, .. } => {
+            world
+                .api("elasticloadbalancing", "RegisterTargets", true, |w| w.register_targets(target_group_arn, targets))
+        }
+        Change::DeregisterTargets { target_group_arn, targets, .. } => {
+            world.api("elasticloadbalancing", "DeregisterTargets", true, |w| {
+                w.deregister_targets(target_group_arn, targets)
             })
         }
-        Change::RegisterTargets {
-            target_group_arn,
-            targets,
-            ..
-        } => world.api("elasticloadbalancing", "RegisterTargets", true, |w| {
-            w.register_targets(target_group_arn, targets)
+        Change::PutAlarm { region, alarm, .. } => world.api("cloudwatch", "PutMetricAlarm", true, |w| {
+            w.put_alarm(region, alarm.clone());
+            Ok(())
         }),
-        Change::DeregisterTargets {
-            target_group_arn,
-            targets,
-            ..
-        } => world.api("elasticloadbalancing", "DeregisterTargets", true, |w| {
-            w.deregister_targets(target_group_arn, targets)
-        }),
-        Change::PutAlarm { region, alarm, .. } => {
-            world.api("cloudwatch", "PutMetricAlarm", true, |w| {
-                w.put_alarm(region, alarm.clone());
-                Ok(())
-            })
-        }
         Change::SetDesiredCapacity { group, to, .. } => {
-            world.api("autoscaling", "SetDesiredCapacity", true, |w| {
-                w.set_desired_capacity(group, *to)
+            world.api("autoscaling", "SetDesiredCapacity", true, |w| w.set_desired_capacity(group, *to))
+        }
+        Change::TerminateInstance { group, instance_id } => {
+            world.api("autoscaling", "TerminateInstanceInAutoScalingGroup", true, |w| {
+                w.terminate_and_decrement(group, instance_id)
             })
         }
-        Change::TerminateInstance { group, instance_id } => world.api(
-            "autoscaling",
-            "TerminateInstanceInAutoScalingGroup",
-            true,
-            |w| w.terminate_and_decrement(group, instance_id),
-        ),
         Change::SetGroupSubnets { group, to, .. } => {
-            world.api("autoscaling", "UpdateAutoScalingGroup", true, |w| {
-                w.set_group_subnets(group, to)
-            })
+            world.api("autoscaling", "UpdateAutoScalingGroup", true, |w| w.set_group_subnets(group, to))
         }
     };
     // Let the actors react at once (a task starting, an instance launching).
@@ -64,59 +48,42 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
 }
 
 fn rejected(service: &'static str, operation: &'static str, message: String) -> CloudError {
-    CloudError::Rejected {
-        service,
-        operation,
-        message,
-    }
+    CloudError::Rejected { service, operation, message }
 }
 
 impl World {
     /// RegisterTargets with AWS's target validation.
     pub fn register_targets(&mut self, tg_arn: &str, targets: &[Target]) -> Result<(), CloudError> {
         let op = "RegisterTargets";
-        let tg = self
-            .target_groups
-            .get(tg_arn)
-            .ok_or_else(|| CloudError::NotFound(format!("target group {tg_arn}")))?;
+        let tg =
+            self.target_groups.get(tg_arn).ok_or_else(|| CloudError::NotFound(format!("target group {tg_arn}")))?;
         let (region, target_type) = (tg.region.clone(), tg.info.target_type);
         for target in targets {
             if target.port == 0 {
-                return Err(rejected(
-                    "elasticloadbalancing",
-                    op,
-                    format!("InvalidTarget: {target} has no port"),
-                ));
+                return Err(rejected("elasticloadbalancing", op, format!("InvalidTarget: {target} has no port")));
             }
             match target_type {
                 TargetType::Instance => {
-                    let running = self.instances.get(&target.id).is_some_and(|i| {
-                        i.region == region && i.lifecycle != Lifecycle::Terminating
-                    });
+                    let running = self
+                        .instances
+                        .get(&target.id)
+                        .is_some_and(|i| i.region == region && i.lifecycle != Lifecycle::Terminating);
                     if !running {
                         return Err(rejected(
                             "elasticloadbalancing",
                             op,
-                            format!(
-                                "InvalidTarget: the target {} is not a running instance",
-                                target.id
-                            ),
+                            format!("InvalidTarget: the target {} is not a running instance", target.id),
                         ));
                     }
                 }
                 TargetType::Ip => {
-                    let in_vpc = target
-                        .id
-                        .parse::<Ipv4Addr>()
-                        .is_ok_and(|ip| ip.octets()[0] == 10 && ip.octets()[1] == 0);
+                    let in_vpc =
+                        target.id.parse::<Ipv4Addr>().is_ok_and(|ip| ip.octets()[0] == 10 && ip.octets()[1] == 0);
                     if !in_vpc {
                         return Err(rejected(
                             "elasticloadbalancing",
                             op,
-                            format!(
-                                "InvalidTarget: {} is not an address in the VPC 10.0.0.0/16",
-                                target.id
-                            ),
+                            format!("InvalidTarget: {} is not an address in the VPC 10.0.0.0/16", target.id),
                         ));
                     }
                 }
@@ -128,11 +95,7 @@ impl World {
         Ok(())
     }
 
-    pub fn deregister_targets(
-        &mut self,
-        tg_arn: &str,
-        targets: &[Target],
-    ) -> Result<(), CloudError> {
+    pub fn deregister_targets(&mut self, tg_arn: &str, targets: &[Target]) -> Result<(), CloudError> {
         if !self.target_groups.contains_key(tg_arn) {
             return Err(CloudError::NotFound(format!("target group {tg_arn}")));
         }
@@ -144,10 +107,8 @@ impl World {
 
     /// SetDesiredCapacity: outside [min, max] is AWS's ValidationError.
     pub fn set_desired_capacity(&mut self, group: &GroupId, to: u32) -> Result<(), CloudError> {
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| CloudError::NotFound(format!("Auto Scaling group {group}")))?;
+        let g =
+            self.groups.get_mut(group).ok_or_else(|| CloudError::NotFound(format!("Auto Scaling group {group}")))?;
         if to > g.max {
             return Err(rejected(
                 "autoscaling",
@@ -174,23 +135,14 @@ impl World {
 
     /// TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity.
     /// Terminating an instance that is already terminating changes nothing.
-    fn terminate_and_decrement(
-        &mut self,
-        group: &GroupId,
-        instance_id: &str,
-    ) -> Result<(), CloudError> {
+    fn terminate_and_decrement(&mut self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
         let op = "TerminateInstanceInAutoScalingGroup";
-        let g = self
-            .groups
-            .get(group)
-            .ok_or_else(|| CloudError::NotFound(format!("Auto Scaling group {group}")))?;
+        let g = self.groups.get(group).ok_or_else(|| CloudError::NotFound(format!("Auto Scaling group {group}")))?;
         let instance = self
             .instances
             .get(instance_id)
             .filter(|i| i.group.as_ref() == Some(group))
-            .ok_or_else(|| {
-                CloudError::NotFound(format!("instance {instance_id} in group {group}"))
-            })?;
+            .ok_or_else(|| CloudError::NotFound(format!("instance {instance_id} in group {group}")))?;
         if instance.lifecycle == Lifecycle::Terminating {
             return Ok(());
         }
@@ -213,11 +165,7 @@ impl World {
 
     /// UpdateAutoScalingGroup(VPCZoneIdentifier): instances in removed
     /// subnets are terminated now and replaced in the remaining ones.
-    pub fn set_group_subnets(
-        &mut self,
-        group: &GroupId,
-        subnets: &[String],
-    ) -> Result<(), CloudError> {
+    pub fn set_group_subnets(&mut self, group: &GroupId, subnets: &[String]) -> Result<(), CloudError> {
         if subnets.is_empty() {
             return Err(rejected(
                 "autoscaling",
@@ -225,10 +173,8 @@ impl World {
                 "ValidationError: VPCZoneIdentifier must name at least one subnet".to_string(),
             ));
         }
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| CloudError::NotFound(format!("Auto Scaling group {group}")))?;
+        let g =
+            self.groups.get_mut(group).ok_or_else(|| CloudError::NotFound(format!("Auto Scaling group {group}")))?;
         g.subnets = subnets.to_vec();
         for subnet in subnets {
             self.zone_of(&group.region, subnet);
@@ -236,9 +182,7 @@ impl World {
         let stranded: Vec<String> = self
             .instances
             .values()
-            .filter(|i| {
-                i.group.as_ref() == Some(group) && i.is_active() && !subnets.contains(&i.subnet)
-            })
+            .filter(|i| i.group.as_ref() == Some(group) && i.is_active() && !subnets.contains(&i.subnet))
             .map(|i| i.id.clone())
             .collect();
         for id in stranded {

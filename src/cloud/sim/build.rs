@@ -6,9 +6,7 @@ use super::controls::{ContainerSpec, GroupSpec, ServiceSpec};
 use super::world::{Lifecycle, RegisteredTarget, World};
 use super::{SimCloud, SimConfig};
 use crate::cloud::Clock;
-use crate::desired::{
-    DesiredState, GroupId, Service, TargetGroupRef, TargetType, TasksPerInstance, ZoneMode,
-};
+use crate::desired::{DesiredState, GroupId, Service, TargetGroupRef, TargetType, TasksPerInstance, ZoneMode};
 use crate::metrics::Metrics;
 use crate::observed::{Target, TargetHealth, TaskStatus};
 
@@ -53,18 +51,11 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
     for cap in &desired.capacities {
         for zone in &cap.zones {
             if let Some(name) = &zone.zone {
-                w.subnets.insert(
-                    (cap.group.region.clone(), zone.subnet.clone()),
-                    name.clone(),
-                );
+                w.subnets.insert((cap.group.region.clone(), zone.subnet.clone()), name.clone());
             }
         }
-        let mut subnets: Vec<String> = cap
-            .zones
-            .iter()
-            .filter(|z| z.mode == ZoneMode::AlwaysOn)
-            .map(|z| z.subnet.clone())
-            .collect();
+        let mut subnets: Vec<String> =
+            cap.zones.iter().filter(|z| z.mode == ZoneMode::AlwaysOn).map(|z| z.subnet.clone()).collect();
         if subnets.is_empty() {
             subnets.extend(cap.zones.first().map(|z| z.subnet.clone()));
         }
@@ -88,14 +79,8 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
 
     for (index, svc) in desired.services.iter().enumerate() {
         let declared = svc.tasks.min();
-        let live = if drift && index == 0 {
-            declared.saturating_sub(1)
-        } else {
-            declared
-        };
-        if w.create_service(&service_spec(svc, live, task_cpu, task_memory))
-            .is_err()
-        {
+        let live = if drift && index == 0 { declared.saturating_sub(1) } else { declared };
+        if w.create_service(&service_spec(svc, live, task_cpu, task_memory)).is_err() {
             continue;
         }
         for binding in &svc.target_groups {
@@ -142,21 +127,16 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
                     continue;
                 }
                 let task = &w.tasks[task_arn];
-                let Some(binding) = task.bindings.iter().find(|p| {
-                    p.container_name == binding.container_name
-                        && p.container_port == binding.container_port
-                }) else {
+                let Some(binding) = task
+                    .bindings
+                    .iter()
+                    .find(|p| p.container_name == binding.container_name && p.container_port == binding.container_port)
+                else {
                     continue;
                 };
                 let target = match w.target_groups[&tg_arn].info.target_type {
-                    TargetType::Instance => task.instance_id.clone().map(|id| Target {
-                        id,
-                        port: binding.host_port,
-                    }),
-                    TargetType::Ip => task.private_ip.clone().map(|id| Target {
-                        id,
-                        port: binding.container_port,
-                    }),
+                    TargetType::Instance => task.instance_id.clone().map(|id| Target { id, port: binding.host_port }),
+                    TargetType::Ip => task.private_ip.clone().map(|id| Target { id, port: binding.container_port }),
                 };
                 let Some(target) = target else {
                     continue;
@@ -195,16 +175,10 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
 fn service_spec(svc: &Service, count: u32, cpu: u32, memory: u32) -> ServiceSpec {
     let mut containers: Vec<ContainerSpec> = Vec::new();
     for binding in &svc.target_groups {
-        let container = match containers
-            .iter_mut()
-            .find(|c| c.name == binding.container_name)
-        {
+        let container = match containers.iter_mut().find(|c| c.name == binding.container_name) {
             Some(c) => c,
             None => {
-                containers.push(ContainerSpec {
-                    name: binding.container_name.clone(),
-                    ports: Vec::new(),
-                });
+                containers.push(ContainerSpec { name: binding.container_name.clone(), ports: Vec::new() });
                 containers.last_mut().expect("just pushed")
             }
         };
@@ -213,37 +187,24 @@ fn service_spec(svc: &Service, count: u32, cpu: u32, memory: u32) -> ServiceSpec
         }
     }
     if containers.is_empty() {
-        containers.push(ContainerSpec {
-            name: "app".to_string(),
-            ports: Vec::new(),
-        });
+        containers.push(ContainerSpec { name: "app".to_string(), ports: Vec::new() });
     }
     ServiceSpec {
         id: svc.id.clone(),
         desired_count: count,
         containers,
-        awsvpc: svc
-            .target_groups
-            .iter()
-            .any(|b| b.target_type == TargetType::Ip),
+        awsvpc: svc.target_groups.iter().any(|b| b.target_type == TargetType::Ip),
         cpu,
         memory,
     }
 }
 
 fn host_ports(w: &World, svc: &Service) -> std::collections::BTreeSet<u16> {
-    w.services
-        .get(&svc.id)
-        .and_then(|s| w.task_defs.get(&s.task_def))
-        .map(|td| td.host_ports())
-        .unwrap_or_default()
+    w.services.get(&svc.id).and_then(|s| w.task_defs.get(&s.task_def)).map(|td| td.host_ports()).unwrap_or_default()
 }
 
 fn active_instances(w: &World, group: &GroupId) -> u32 {
-    w.instances
-        .values()
-        .filter(|i| i.group.as_ref() == Some(group) && i.is_active())
-        .count() as u32
+    w.instances.values().filter(|i| i.group.as_ref() == Some(group) && i.is_active()).count() as u32
 }
 
 /// One more in-service instance for the service's cluster: in its

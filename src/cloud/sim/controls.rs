@@ -12,8 +12,7 @@ use super::{ACCOUNT_ID, SimCloud};
 use crate::cloud::CloudError;
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
-    AlarmState, MetricSample, ObservedAlarm, ObservedGroup, ObservedService, ObservedTargetGroup,
-    Target, TaskStatus,
+    AlarmState, MetricSample, ObservedAlarm, ObservedGroup, ObservedService, ObservedTargetGroup, Target, TaskStatus,
 };
 
 /// An ECS service to create in a hand-built world.
@@ -73,16 +72,9 @@ impl World {
                 message: format!("InvalidParameterException: service {id} already exists"),
             });
         }
-        let revision = self
-            .task_defs
-            .keys()
-            .filter(|arn| arn.contains(&format!(":task-definition/{}:", id.service)))
-            .count()
-            + 1;
-        let td_arn = format!(
-            "arn:aws:ecs:{}:{ACCOUNT_ID}:task-definition/{}:{revision}",
-            id.region, id.service
-        );
+        let revision =
+            self.task_defs.keys().filter(|arn| arn.contains(&format!(":task-definition/{}:", id.service))).count() + 1;
+        let td_arn = format!("arn:aws:ecs:{}:{ACCOUNT_ID}:task-definition/{}:{revision}", id.region, id.service);
         self.task_defs.insert(
             td_arn.clone(),
             TaskDef {
@@ -91,21 +83,14 @@ impl World {
                 containers: spec
                     .containers
                     .iter()
-                    .map(|c| ContainerDef {
-                        name: c.name.clone(),
-                        ports: c.ports.iter().map(|&p| (p, p)).collect(),
-                    })
+                    .map(|c| ContainerDef { name: c.name.clone(), ports: c.ports.iter().map(|&p| (p, p)).collect() })
                     .collect(),
                 cpu: spec.cpu,
                 memory: spec.memory,
             },
         );
-        let arn = format!(
-            "arn:aws:ecs:{}:{ACCOUNT_ID}:service/{}/{}",
-            id.region, id.cluster, id.service
-        );
-        self.clusters
-            .insert((id.region.clone(), id.cluster.clone()));
+        let arn = format!("arn:aws:ecs:{}:{ACCOUNT_ID}:service/{}/{}", id.region, id.cluster, id.service);
+        self.clusters.insert((id.region.clone(), id.cluster.clone()));
         self.services.insert(
             id.clone(),
             Service {
@@ -137,8 +122,7 @@ impl World {
             self.zone_of(&spec.id.region, subnet);
         }
         if let Some(cluster) = &spec.cluster {
-            self.clusters
-                .insert((spec.id.region.clone(), cluster.clone()));
+            self.clusters.insert((spec.id.region.clone(), cluster.clone()));
         }
         let arn = self.new_group_arn(&spec.id);
         self.groups.insert(
@@ -178,12 +162,7 @@ impl World {
         self.target_groups.insert(
             arn.clone(),
             TargetGroup {
-                info: TargetGroupInfo {
-                    arn: arn.clone(),
-                    name: name.to_string(),
-                    target_type,
-                    port,
-                },
+                info: TargetGroupInfo { arn: arn.clone(), name: name.to_string(), target_type, port },
                 region: region.to_string(),
                 targets: Default::default(),
             },
@@ -194,17 +173,13 @@ impl World {
     /// The ARN of a target group named by a desired state.
     pub fn resolve_target_group(&self, id: &TargetGroupId) -> Option<String> {
         match &id.target_group {
-            TargetGroupRef::Name(name) => self
-                .target_group_by_name(&id.region, name)
-                .map(|tg| tg.info.arn.clone()),
+            TargetGroupRef::Name(name) => self.target_group_by_name(&id.region, name).map(|tg| tg.info.arn.clone()),
             TargetGroupRef::Arn(arn) => self.target_groups.contains_key(arn).then(|| arn.clone()),
         }
     }
 
     fn service_mut(&mut self, id: &ServiceId) -> Result<&mut Service, CloudError> {
-        self.services
-            .get_mut(id)
-            .ok_or_else(|| not_found(format!("ECS service {id}")))
+        self.services.get_mut(id).ok_or_else(|| not_found(format!("ECS service {id}")))
     }
 }
 
@@ -223,8 +198,7 @@ impl SimCloud {
     /// their own in order of first use).
     pub fn add_subnet(&self, region: &str, subnet: &str, zone: &str) {
         self.control(|w| {
-            w.subnets
-                .insert((region.to_string(), subnet.to_string()), zone.to_string());
+            w.subnets.insert((region.to_string(), subnet.to_string()), zone.to_string());
         });
     }
 
@@ -241,13 +215,7 @@ impl SimCloud {
     }
 
     /// Create a target group (or return the ARN of the one with that name).
-    pub fn create_target_group(
-        &self,
-        region: &str,
-        name: &str,
-        target_type: TargetType,
-        port: u16,
-    ) -> String {
+    pub fn create_target_group(&self, region: &str, name: &str, target_type: TargetType, port: u16) -> String {
         self.control(|w| w.create_target_group(region, name, None, target_type, port))
     }
 
@@ -269,9 +237,8 @@ impl SimCloud {
     /// Someone else's DeregisterTargets.
     pub fn deregister_target(&self, tg: &TargetGroupId, target: Target) -> Result<(), CloudError> {
         self.control(|w| {
-            let arn = w
-                .resolve_target_group(tg)
-                .ok_or_else(|| not_found(format!("target group {}", tg.target_group)))?;
+            let arn =
+                w.resolve_target_group(tg).ok_or_else(|| not_found(format!("target group {}", tg.target_group)))?;
             w.deregister_targets(&arn, &[target])
         })
     }
@@ -279,28 +246,18 @@ impl SimCloud {
     /// Someone else's RegisterTargets (a foreign target), with AWS's validation.
     pub fn register_target(&self, tg: &TargetGroupId, target: Target) -> Result<(), CloudError> {
         self.control(|w| {
-            let arn = w
-                .resolve_target_group(tg)
-                .ok_or_else(|| not_found(format!("target group {}", tg.target_group)))?;
+            let arn =
+                w.resolve_target_group(tg).ok_or_else(|| not_found(format!("target group {}", tg.target_group)))?;
             w.register_targets(&arn, &[target])
         })
     }
 
     /// Someone edits an alarm's threshold (a PutMetricAlarm of their own).
-    pub fn set_alarm_threshold(
-        &self,
-        region: &str,
-        name: &str,
-        threshold: f64,
-    ) -> Result<(), CloudError> {
+    pub fn set_alarm_threshold(&self, region: &str, name: &str, threshold: f64) -> Result<(), CloudError> {
         self.control(|w| {
             let key = (region.to_string(), name.to_string());
-            let mut definition = w
-                .alarms
-                .get(&key)
-                .ok_or_else(|| not_found(format!("alarm {name}")))?
-                .definition
-                .clone();
+            let mut definition =
+                w.alarms.get(&key).ok_or_else(|| not_found(format!("alarm {name}")))?.definition.clone();
             definition.threshold = threshold;
             w.put_alarm(region, definition);
             Ok(())
@@ -308,12 +265,7 @@ impl SimCloud {
     }
 
     /// SetAlarmState: holds until the alarm's next evaluation.
-    pub fn set_alarm_state(
-        &self,
-        region: &str,
-        name: &str,
-        state: AlarmState,
-    ) -> Result<(), CloudError> {
+    pub fn set_alarm_state(&self, region: &str, name: &str, state: AlarmState) -> Result<(), CloudError> {
         self.control(|w| {
             let now = w.now;
             let alarm = w
@@ -330,11 +282,7 @@ impl SimCloud {
 
     /// Give the service its own `loadBalancers` (target group ARNs): ECS
     /// then registers its running tasks there and deregisters stopping ones.
-    pub fn set_service_load_balancers(
-        &self,
-        id: &ServiceId,
-        target_group_arns: Vec<String>,
-    ) -> Result<(), CloudError> {
+    pub fn set_service_load_balancers(&self, id: &ServiceId, target_group_arns: Vec<String>) -> Result<(), CloudError> {
         self.control(|w| {
             for arn in &target_group_arns {
                 if !w.target_groups.contains_key(arn) {
@@ -372,10 +320,7 @@ impl SimCloud {
     /// Tag the group as driven by ECS managed scaling, or untag it.
     pub fn set_managed_scaling(&self, id: &GroupId, on: bool) -> Result<(), CloudError> {
         self.control(|w| {
-            w.groups
-                .get_mut(id)
-                .ok_or_else(|| not_found(format!("Auto Scaling group {id}")))?
-                .managed_scaling = on;
+            w.groups.get_mut(id).ok_or_else(|| not_found(format!("Auto Scaling group {id}")))?.managed_scaling = on;
             Ok(())
         })
     }
@@ -384,10 +329,8 @@ impl SimCloud {
     /// terminating, its tasks are lost, and its group replaces it.
     pub fn kill_instance(&self, instance_id: &str) -> Result<(), CloudError> {
         self.control(|w| {
-            let instance = w
-                .instances
-                .get_mut(instance_id)
-                .ok_or_else(|| not_found(format!("instance {instance_id}")))?;
+            let instance =
+                w.instances.get_mut(instance_id).ok_or_else(|| not_found(format!("instance {instance_id}")))?;
             instance.healthy = false;
             w.terminate_instance(instance_id);
             Ok(())
@@ -495,10 +438,6 @@ impl SimCloud {
 
     /// The service's ECS events, oldest first.
     pub fn service_events(&self, id: &ServiceId) -> Vec<String> {
-        self.world()
-            .services
-            .get(id)
-            .map(|s| s.events.iter().map(|(_, m)| m.clone()).collect())
-            .unwrap_or_default()
+        self.world().services.get(id).map(|s| s.events.iter().map(|(_, m)| m.clone()).collect()).unwrap_or_default()
     }
 }

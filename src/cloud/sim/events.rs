@@ -60,11 +60,7 @@ impl World {
     /// epoch, like CloudWatch's).
     fn next_period_end(&self) -> SystemTime {
         let period = self.config.metric_period.as_nanos().max(1);
-        let since = self
-            .now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
+        let since = self.now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let next = (since / period + 1) * period;
         SystemTime::UNIX_EPOCH + nanos(next)
     }
@@ -75,13 +71,11 @@ impl World {
         let tasks = self.tasks.values().filter_map(|t| t.due);
         let instances = self.instances.values().filter_map(|i| i.due);
         let targets = self.target_groups.values().flat_map(|tg| {
-            tg.targets
-                .values()
-                .filter_map(move |t| match t.drain_until {
-                    Some(until) => Some(until),
-                    None if t.health != t.verdict() => Some(t.verdict_at(check_time)),
-                    None => None,
-                })
+            tg.targets.values().filter_map(move |t| match t.drain_until {
+                Some(until) => Some(until),
+                None if t.health != t.verdict() => Some(t.verdict_at(check_time)),
+                None => None,
+            })
         });
         tasks.chain(instances).chain(targets).min()
     }
@@ -91,12 +85,8 @@ impl World {
         let now = self.now;
         let mut changed = false;
 
-        let due_tasks: Vec<String> = self
-            .tasks
-            .values()
-            .filter(|t| t.due.is_some_and(|d| d <= now))
-            .map(|t| t.arn.clone())
-            .collect();
+        let due_tasks: Vec<String> =
+            self.tasks.values().filter(|t| t.due.is_some_and(|d| d <= now)).map(|t| t.arn.clone()).collect();
         for arn in due_tasks {
             changed = true;
             let Some(task) = self.tasks.get_mut(&arn) else {
@@ -117,12 +107,8 @@ impl World {
             }
         }
 
-        let due_instances: Vec<String> = self
-            .instances
-            .values()
-            .filter(|i| i.due.is_some_and(|d| d <= now))
-            .map(|i| i.id.clone())
-            .collect();
+        let due_instances: Vec<String> =
+            self.instances.values().filter(|i| i.due.is_some_and(|d| d <= now)).map(|i| i.id.clone()).collect();
         for id in due_instances {
             changed = true;
             let Some(instance) = self.instances.get_mut(&id) else {
@@ -140,8 +126,7 @@ impl World {
 
         for tg in self.target_groups.values_mut() {
             let before = tg.targets.len();
-            tg.targets
-                .retain(|_, t| t.drain_until.is_none_or(|until| until > now));
+            tg.targets.retain(|_, t| t.drain_until.is_none_or(|until| until > now));
             changed |= tg.targets.len() != before;
         }
         changed
@@ -150,10 +135,7 @@ impl World {
     /// ECS forgets stopped tasks after about an hour.
     fn forget_old_tasks(&mut self) {
         let now = self.now;
-        self.tasks.retain(|_, t| {
-            t.stopped_at
-                .is_none_or(|at| at + STOPPED_TASK_RETENTION > now)
-        });
+        self.tasks.retain(|_, t| t.stopped_at.is_none_or(|at| at + STOPPED_TASK_RETENTION > now));
     }
 }
 

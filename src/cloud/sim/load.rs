@@ -78,17 +78,8 @@ impl World {
         if def.namespace != "AWS/ECS" || def.metric_name != "CPUUtilization" {
             return None;
         }
-        let dim = |name: &str| {
-            def.dimensions
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
-        let id = ServiceId {
-            region: region.to_string(),
-            cluster: dim("ClusterName")?,
-            service: dim("ServiceName")?,
-        };
+        let dim = |name: &str| def.dimensions.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let id = ServiceId { region: region.to_string(), cluster: dim("ClusterName")?, service: dim("ServiceName")? };
         self.services.contains_key(&id).then_some(id)
     }
 
@@ -100,10 +91,7 @@ impl World {
     }
 
     fn evaluate_alarms(&mut self, end: SystemTime) {
-        let since_epoch = end
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let since_epoch = end.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut updates = Vec::new();
         for ((region, name), alarm) in &self.alarms {
             let Some(id) = self.alarm_service(region, &alarm.definition) else {
@@ -153,14 +141,7 @@ impl World {
                 }
             }
             None => {
-                self.alarms.insert(
-                    key,
-                    Alarm {
-                        definition,
-                        state: AlarmState::InsufficientData,
-                        state_updated: now,
-                    },
-                );
+                self.alarms.insert(key, Alarm { definition, state: AlarmState::InsufficientData, state_updated: now });
             }
         }
     }
@@ -193,25 +174,15 @@ fn breaches(comparison: &str, value: f64, threshold: f64) -> bool {
 /// M of N over the last N windows (newest first), with the alarm's
 /// treatment of missing data. See the module docs of `sim` for how
 /// `missing` and `ignore` treat partial data.
-pub(super) fn evaluate(
-    def: &AlarmDefinition,
-    windows: &[Option<f64>],
-    current: AlarmState,
-) -> AlarmState {
+pub(super) fn evaluate(def: &AlarmDefinition, windows: &[Option<f64>], current: AlarmState) -> AlarmState {
     let m = def.datapoints_to_alarm.max(1) as usize;
     let breach = |v: f64| breaches(&def.comparison, v, def.threshold);
     let verdict = |breaching: usize| {
-        if breaching >= m {
-            AlarmState::Alarm
-        } else {
-            AlarmState::Ok
-        }
+        if breaching >= m { AlarmState::Alarm } else { AlarmState::Ok }
     };
     match def.missing_data {
         MissingData::Breaching => verdict(windows.iter().filter(|w| w.is_none_or(breach)).count()),
-        MissingData::NotBreaching => {
-            verdict(windows.iter().filter(|w| w.is_some_and(breach)).count())
-        }
+        MissingData::NotBreaching => verdict(windows.iter().filter(|w| w.is_some_and(breach)).count()),
         MissingData::Missing | MissingData::Ignore => {
             if windows.iter().all(Option::is_none) {
                 return match def.missing_data {

@@ -181,10 +181,7 @@ impl SimCloud {
     /// clock's current time.
     pub fn new(clock: Arc<dyn Clock>, seed: u64, metrics: Arc<Metrics>, config: SimConfig) -> Self {
         let world = World::new(clock.now(), seed, metrics, config);
-        SimCloud {
-            world: Arc::new(Mutex::new(world)),
-            clock,
-        }
+        SimCloud { world: Arc::new(Mutex::new(world)), clock }
     }
 
     /// Locks the world after bringing it up to the clock's time.
@@ -203,12 +200,7 @@ impl SimCloud {
 
     /// Every call made since creation or the last [`reset_calls`](Self::reset_calls).
     pub fn calls(&self) -> Vec<Call> {
-        self.world
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .api
-            .calls
-            .clone()
+        self.world.lock().unwrap_or_else(|e| e.into_inner()).api.calls.clone()
     }
 
     /// How many recorded calls had this operation name.
@@ -226,21 +218,11 @@ impl SimCloud {
     /// Forget the recorded calls (not the caches: those live as long as
     /// the process would).
     pub fn reset_calls(&self) {
-        self.world
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .api
-            .calls
-            .clear();
+        self.world.lock().unwrap_or_else(|e| e.into_inner()).api.calls.clear();
     }
 
     async fn simulate_latency(&self, calls: usize) {
-        let latency = self
-            .world
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .config
-            .latency_per_call;
+        let latency = self.world.lock().unwrap_or_else(|e| e.into_inner()).config.latency_per_call;
         if !latency.is_zero() && calls > 0 {
             tokio::time::sleep(latency * calls as u32).await;
         }

@@ -8,8 +8,8 @@ use super::world::{Lifecycle, TargetGroupInfo, World};
 use crate::cloud::{CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
-    Observed, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService, ObservedTarget,
-    ObservedTargetGroup, ObservedTask, ResourceError, TaskStatus,
+    Observed, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup,
+    ObservedTask, ResourceError, TaskStatus,
 };
 
 const DESCRIBE_SERVICES_BATCH: usize = 10;
@@ -36,12 +36,7 @@ fn per_resource(err: CloudError) -> Result<ResourceError, CloudError> {
 }
 
 /// Make `count` calls of one operation; the first failure ends them.
-fn calls(
-    world: &mut World,
-    service: &'static str,
-    operation: &'static str,
-    count: usize,
-) -> Result<(), CloudError> {
+fn calls(world: &mut World, service: &'static str, operation: &'static str, count: usize) -> Result<(), CloudError> {
     for _ in 0..count {
         world.api(service, operation, false, |_| Ok(()))?;
     }
@@ -78,21 +73,13 @@ pub(super) fn observe(world: &mut World, scope: &Scope) -> Result<Observed, Clou
     Ok(observed)
 }
 
-fn observe_region(
-    world: &mut World,
-    scope: &Scope,
-    region: &str,
-    out: &mut Observed,
-) -> Result<(), CloudError> {
+fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Observed) -> Result<(), CloudError> {
     let in_region = |id: &&ServiceId| id.region == region;
 
     // Services, per cluster, 10 per DescribeServices.
     let mut by_cluster: BTreeMap<String, Vec<ServiceId>> = BTreeMap::new();
     for id in scope.services.iter().filter(in_region) {
-        by_cluster
-            .entry(id.cluster.clone())
-            .or_default()
-            .push(id.clone());
+        by_cluster.entry(id.cluster.clone()).or_default().push(id.clone());
     }
     let mut services: BTreeMap<ServiceId, Result<ObservedService, ResourceError>> = BTreeMap::new();
     for ids in by_cluster.values() {
@@ -115,58 +102,33 @@ fn observe_region(
             }
         }
     }
-    let existing_clusters: BTreeSet<String> = by_cluster
-        .keys()
-        .filter(|c| world.clusters.contains(&(region.to_string(), (*c).clone())))
-        .cloned()
-        .collect();
+    let existing_clusters: BTreeSet<String> =
+        by_cluster.keys().filter(|c| world.clusters.contains(&(region.to_string(), (*c).clone()))).cloned().collect();
 
     // Tasks of every cluster with services in scope.
     for cluster in &existing_clusters {
         let (running, stopped) = world.task_counts(region, cluster);
         let result = calls(world, "ecs", "ListTasks", pages(running, LIST_PAGE))
             .and_then(|()| calls(world, "ecs", "ListTasks", pages(stopped, LIST_PAGE)))
-            .and_then(|()| {
-                calls(
-                    world,
-                    "ecs",
-                    "DescribeTasks",
-                    (running + stopped).div_ceil(DESCRIBE_BATCH),
-                )
-            });
+            .and_then(|()| calls(world, "ecs", "DescribeTasks", (running + stopped).div_ceil(DESCRIBE_BATCH)));
         if let Err(err) = result {
             spoil(&mut services, &by_cluster[cluster], &per_resource(err)?);
         }
     }
 
     // Container instances of the services' and the groups' clusters.
-    let group_clusters: BTreeSet<String> = scope
-        .groups
-        .iter()
-        .filter(|(g, _)| g.region == region)
-        .map(|(_, c)| c.clone())
-        .collect();
+    let group_clusters: BTreeSet<String> =
+        scope.groups.iter().filter(|(g, _)| g.region == region).map(|(_, c)| c.clone()).collect();
     let mut instance_reads: BTreeMap<String, Result<(), ResourceError>> = BTreeMap::new();
-    for cluster in existing_clusters
-        .iter()
-        .chain(group_clusters.difference(&existing_clusters))
-    {
+    for cluster in existing_clusters.iter().chain(group_clusters.difference(&existing_clusters)) {
         if instance_reads.contains_key(cluster) {
             continue;
         }
-        let exists = world
-            .clusters
-            .contains(&(region.to_string(), cluster.clone()));
+        let exists = world.clusters.contains(&(region.to_string(), cluster.clone()));
         let result = if exists {
             let n = world.container_instance_count(region, cluster);
-            calls(world, "ecs", "ListContainerInstances", pages(n, LIST_PAGE)).and_then(|()| {
-                calls(
-                    world,
-                    "ecs",
-                    "DescribeContainerInstances",
-                    n.div_ceil(DESCRIBE_BATCH),
-                )
-            })
+            calls(world, "ecs", "ListContainerInstances", pages(n, LIST_PAGE))
+                .and_then(|()| calls(world, "ecs", "DescribeContainerInstances", n.div_ceil(DESCRIBE_BATCH)))
         } else if by_cluster.contains_key(cluster) {
             // DescribeServices already said the cluster is missing.
             Ok(())
@@ -194,10 +156,7 @@ fn observe_region(
             let read = world.api("ecs", "DescribeTaskDefinition", false, |w| {
                 w.task_defs
                     .get(&arn)
-                    .map(|td| crate::observed::TaskSize {
-                        cpu: td.cpu,
-                        memory: td.memory,
-                    })
+                    .map(|td| crate::observed::TaskSize { cpu: td.cpu, memory: td.memory })
                     .ok_or_else(|| CloudError::NotFound(format!("task definition {arn}")))
             });
             match read {
@@ -218,12 +177,7 @@ fn observe_region(
     // Other scalers: Application Auto Scaling, 50 resource ids per call.
     let scoped: Vec<ServiceId> = scope.services.iter().filter(in_region).cloned().collect();
     for chunk in scoped.chunks(SCALABLE_TARGETS_BATCH) {
-        match world.api(
-            "application-autoscaling",
-            "DescribeScalableTargets",
-            false,
-            |_| Ok(()),
-        ) {
+        match world.api("application-autoscaling", "DescribeScalableTargets", false, |_| Ok(())) {
             Ok(()) => {
                 for id in chunk {
                     if let Some(Ok(service)) = services.get_mut(id) {
@@ -239,12 +193,7 @@ fn observe_region(
     observe_target_groups(world, scope, region, out)?;
 
     // Alarms, 100 names per DescribeAlarms; absent alarms are left out.
-    let names: Vec<String> = scope
-        .alarms
-        .iter()
-        .filter(|(r, _)| r == region)
-        .map(|(_, n)| n.clone())
-        .collect();
+    let names: Vec<String> = scope.alarms.iter().filter(|(r, _)| r == region).map(|(_, n)| n.clone()).collect();
     for chunk in names.chunks(ALARMS_BATCH) {
         match world.api("cloudwatch", "DescribeAlarms", false, |_| Ok(())) {
             Ok(()) => {
@@ -265,8 +214,7 @@ fn observe_region(
             Err(err) => {
                 let err = per_resource(err)?;
                 for name in chunk {
-                    out.alarms
-                        .insert((region.to_string(), name.clone()), Err(err.clone()));
+                    out.alarms.insert((region.to_string(), name.clone()), Err(err.clone()));
                 }
             }
         }
@@ -288,27 +236,17 @@ fn observe_region(
     }
 
     // Groups, 50 names per DescribeAutoScalingGroups.
-    let mut groups: Vec<(GroupId, String)> = scope
-        .groups
-        .iter()
-        .filter(|(g, _)| g.region == region)
-        .cloned()
-        .collect();
+    let mut groups: Vec<(GroupId, String)> = scope.groups.iter().filter(|(g, _)| g.region == region).cloned().collect();
     groups.dedup_by(|a, b| a.0 == b.0);
     for chunk in groups.chunks(GROUPS_BATCH) {
-        match world.api(
-            "autoscaling",
-            "DescribeAutoScalingGroups",
-            false,
-            |_| Ok(()),
-        ) {
+        match world.api("autoscaling", "DescribeAutoScalingGroups", false, |_| Ok(())) {
             Ok(()) => {
                 for (id, cluster) in chunk {
                     let result = match instance_reads.get(cluster) {
                         Some(Err(err)) => Err(err.clone()),
-                        _ => world.group_view(id, Some(cluster)).ok_or_else(|| {
-                            ResourceError::NotFound(format!("Auto Scaling group {id}"))
-                        }),
+                        _ => world
+                            .group_view(id, Some(cluster))
+                            .ok_or_else(|| ResourceError::NotFound(format!("Auto Scaling group {id}"))),
                     };
                     out.groups.insert(id.clone(), result);
                 }
@@ -326,26 +264,14 @@ fn observe_region(
 
 /// Target groups: names (and ARNs) resolved once by DescribeTargetGroups,
 /// 20 per call, then DescribeTargetHealth once per group.
-fn observe_target_groups(
-    world: &mut World,
-    scope: &Scope,
-    region: &str,
-    out: &mut Observed,
-) -> Result<(), CloudError> {
-    let ids: Vec<&TargetGroupId> = scope
-        .target_groups
-        .iter()
-        .filter(|t| t.region == region)
-        .collect();
+fn observe_target_groups(world: &mut World, scope: &Scope, region: &str, out: &mut Observed) -> Result<(), CloudError> {
+    let ids: Vec<&TargetGroupId> = scope.target_groups.iter().filter(|t| t.region == region).collect();
     let mut unresolved_names: Vec<String> = Vec::new();
     let mut unresolved_arns: Vec<String> = Vec::new();
     for id in &ids {
         match &id.target_group {
             TargetGroupRef::Name(name) => {
-                if !world
-                    .api
-                    .tg_by_name
-                    .contains_key(&(region.to_string(), name.clone()))
+                if !world.api.tg_by_name.contains_key(&(region.to_string(), name.clone()))
                     && !unresolved_names.contains(name)
                 {
                     unresolved_names.push(name.clone());
@@ -378,10 +304,7 @@ fn observe_target_groups(
             match read {
                 Ok(found) => {
                     for info in found {
-                        world
-                            .api
-                            .tg_by_name
-                            .insert((region.to_string(), info.name.clone()), info.arn.clone());
+                        world.api.tg_by_name.insert((region.to_string(), info.name.clone()), info.arn.clone());
                         world.api.tg_info.insert(info.arn.clone(), info);
                     }
                 }
@@ -403,42 +326,26 @@ fn observe_target_groups(
             continue;
         }
         let arn = match &id.target_group {
-            TargetGroupRef::Name(name) => world
-                .api
-                .tg_by_name
-                .get(&(region.to_string(), name.clone()))
-                .cloned(),
+            TargetGroupRef::Name(name) => world.api.tg_by_name.get(&(region.to_string(), name.clone())).cloned(),
             TargetGroupRef::Arn(arn) => world.api.tg_info.contains_key(arn).then(|| arn.clone()),
         };
         let Some(arn) = arn else {
-            out.target_groups.insert(
-                id.clone(),
-                Err(ResourceError::NotFound(format!(
-                    "target group {}",
-                    id.target_group
-                ))),
-            );
+            out.target_groups
+                .insert(id.clone(), Err(ResourceError::NotFound(format!("target group {}", id.target_group))));
             continue;
         };
         if !health.contains_key(&arn) {
-            let read = world.api("elasticloadbalancing", "DescribeTargetHealth", false, |w| {
-                Ok(w.target_group_view(&arn))
-            });
+            let read =
+                world.api("elasticloadbalancing", "DescribeTargetHealth", false, |w| Ok(w.target_group_view(&arn)));
             let result = match read {
                 Ok(Some(view)) => Ok(view),
                 Ok(None) => {
                     // Deleted since it was resolved: forget it, like a
                     // TargetGroupNotFound would make the adapter do.
                     if let Some(info) = world.api.tg_info.remove(&arn) {
-                        world
-                            .api
-                            .tg_by_name
-                            .remove(&(region.to_string(), info.name));
+                        world.api.tg_by_name.remove(&(region.to_string(), info.name));
                     }
-                    Err(ResourceError::NotFound(format!(
-                        "target group {}",
-                        id.target_group
-                    )))
+                    Err(ResourceError::NotFound(format!("target group {}", id.target_group)))
                 }
                 Err(err) => Err(per_resource(err)?),
             };
@@ -453,10 +360,7 @@ impl World {
     /// (desired RUNNING, desired STOPPED) tasks of a cluster, as ListTasks
     /// would count them.
     fn task_counts(&self, region: &str, cluster: &str) -> (usize, usize) {
-        let in_cluster = self
-            .tasks
-            .values()
-            .filter(|t| t.service.region == region && t.service.cluster == cluster);
+        let in_cluster = self.tasks.values().filter(|t| t.service.region == region && t.service.cluster == cluster);
         let (mut running, mut stopped) = (0, 0);
         for task in in_cluster {
             if task.is_live() {
@@ -471,11 +375,7 @@ impl World {
     fn container_instance_count(&self, region: &str, cluster: &str) -> usize {
         self.instances
             .values()
-            .filter(|i| {
-                i.region == region
-                    && i.cluster.as_deref() == Some(cluster)
-                    && i.container_instance.is_some()
-            })
+            .filter(|i| i.region == region && i.cluster.as_deref() == Some(cluster) && i.container_instance.is_some())
             .count()
     }
 
@@ -485,12 +385,7 @@ impl World {
         let service = self.services.get(id)?;
         let mut tasks: Vec<_> = self.tasks.values().filter(|t| &t.service == id).collect();
         tasks.sort_by_key(|t| t.seq);
-        let count = |status: TaskStatus| {
-            tasks
-                .iter()
-                .filter(|t| t.last_status == status && t.is_live())
-                .count() as u32
-        };
+        let count = |status: TaskStatus| tasks.iter().filter(|t| t.last_status == status && t.is_live()).count() as u32;
         Some(ObservedService {
             arn: service.arn.clone(),
             status: "ACTIVE".to_string(),
@@ -502,10 +397,7 @@ impl World {
             task_size: with_size
                 .then(|| self.task_defs.get(&service.task_def))
                 .flatten()
-                .map(|td| crate::observed::TaskSize {
-                    cpu: td.cpu,
-                    memory: td.memory,
-                }),
+                .map(|td| crate::observed::TaskSize { cpu: td.cpu, memory: td.memory }),
             load_balancer_target_groups: service.load_balancers.clone(),
             scalable_target: self.scalable_targets.contains(id),
             tasks: tasks
@@ -538,10 +430,7 @@ impl World {
             targets: tg
                 .targets
                 .iter()
-                .map(|(target, state)| ObservedTarget {
-                    target: target.clone(),
-                    health: state.health,
-                })
+                .map(|(target, state)| ObservedTarget { target: target.clone(), health: state.health })
                 .collect(),
         })
     }
@@ -550,11 +439,7 @@ impl World {
     /// instance's task count where it is a container instance of `cluster`.
     pub fn group_view(&self, id: &GroupId, cluster: Option<&str>) -> Option<ObservedGroup> {
         let group = self.groups.get(id)?;
-        let mut instances: Vec<_> = self
-            .instances
-            .values()
-            .filter(|i| i.group.as_ref() == Some(id))
-            .collect();
+        let mut instances: Vec<_> = self.instances.values().filter(|i| i.group.as_ref() == Some(id)).collect();
         instances.sort_by_key(|i| i.seq);
         Some(ObservedGroup {
             arn: group.arn.clone(),
@@ -578,10 +463,7 @@ impl World {
                         tasks: registered.then(|| {
                             self.tasks
                                 .values()
-                                .filter(|t| {
-                                    t.instance_id.as_deref() == Some(i.id.as_str())
-                                        && t.holds_resources()
-                                })
+                                .filter(|t| t.instance_id.as_deref() == Some(i.id.as_str()) && t.holds_resources())
                                 .count() as u32
                         }),
                     }

@@ -12,8 +12,7 @@ use crate::observed::{Target, TargetHealth, TaskStatus};
 const MAX_EVENTS: usize = 100;
 
 /// Why a task could not be placed, as ECS words it.
-const NO_ROOM: &str =
-    "was unable to place a task because no container instance met all of its requirements";
+const NO_ROOM: &str = "was unable to place a task because no container instance met all of its requirements";
 
 impl World {
     // ---- ECS ----------------------------------------------------------
@@ -23,9 +22,7 @@ impl World {
     pub fn reconcile_services(&mut self) -> bool {
         let mut live: BTreeMap<ServiceId, Vec<(u64, String)>> = BTreeMap::new();
         for task in self.tasks.values().filter(|t| t.is_live()) {
-            live.entry(task.service.clone())
-                .or_default()
-                .push((task.seq, task.arn.clone()));
+            live.entry(task.service.clone()).or_default().push((task.seq, task.arn.clone()));
         }
         let ids: Vec<ServiceId> = self.services.keys().cloned().collect();
         let mut changed = false;
@@ -44,14 +41,9 @@ impl World {
         };
         let desired = service.desired_count as usize;
         let deployment = service.deployment;
-        let (new, old): (Vec<&String>, Vec<&String>) = live
-            .iter()
-            .map(|(_, arn)| arn)
-            .partition(|arn| self.tasks[*arn].deployment == deployment);
-        let new_pending = new
-            .iter()
-            .filter(|arn| self.tasks[**arn].last_status != TaskStatus::Running)
-            .count();
+        let (new, old): (Vec<&String>, Vec<&String>) =
+            live.iter().map(|(_, arn)| arn).partition(|arn| self.tasks[*arn].deployment == deployment);
+        let new_pending = new.iter().filter(|arn| self.tasks[**arn].last_status != TaskStatus::Running).count();
         let new: Vec<String> = new.into_iter().cloned().collect();
         let old: Vec<String> = old.into_iter().cloned().collect();
         let mut changed = false;
@@ -105,10 +97,8 @@ impl World {
                 .filter(|t| &t.service == id && t.deployment == deployment && t.is_live())
                 .filter(|t| t.last_status == TaskStatus::Running)
                 .count();
-            let any_old = self
-                .tasks
-                .values()
-                .any(|t| &t.service == id && t.deployment != deployment && t.holds_resources());
+            let any_old =
+                self.tasks.values().any(|t| &t.service == id && t.deployment != deployment && t.holds_resources());
             if !any_old
                 && running_new == desired
                 && let Some(service) = self.services.get_mut(id)
@@ -137,7 +127,10 @@ impl World {
                 None => {
                     self.record_event(
                         id,
-                        &format!("(service {}) was unable to place a task: no free IP address in the subnet.", id.service),
+                        &format!(
+                            "(service {}) was unable to place a task: no free IP address in the subnet.",
+                            id.service
+                        ),
                     );
                     return None;
                 }
@@ -175,13 +168,7 @@ impl World {
     /// service's cluster with the host ports free and enough CPU and
     /// memory; spread over zones, then over instances (ECS's default
     /// spread placement).
-    pub fn place(
-        &self,
-        id: &ServiceId,
-        host_ports: &BTreeSet<u16>,
-        cpu: u32,
-        memory: u32,
-    ) -> Option<String> {
+    pub fn place(&self, id: &ServiceId, host_ports: &BTreeSet<u16>, cpu: u32, memory: u32) -> Option<String> {
         let mut used: BTreeMap<&str, (BTreeSet<u16>, u32, u32, usize)> = BTreeMap::new();
         let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
         for task in self.tasks.values().filter(|t| t.holds_resources()) {
@@ -210,17 +197,11 @@ impl World {
             })
             .filter(|i| {
                 let (ports, used_cpu, used_memory, _) = used.get(i.id.as_str()).unwrap_or(&empty);
-                ports.is_disjoint(host_ports)
-                    && used_cpu + cpu <= i.cpu
-                    && used_memory + memory <= i.memory
+                ports.is_disjoint(host_ports) && used_cpu + cpu <= i.cpu && used_memory + memory <= i.memory
             })
             .min_by_key(|i| {
                 let (_, _, _, mine) = used.get(i.id.as_str()).unwrap_or(&empty);
-                (
-                    per_zone.get(i.zone.as_str()).copied().unwrap_or(0),
-                    *mine,
-                    i.seq,
-                )
+                (per_zone.get(i.zone.as_str()).copied().unwrap_or(0), *mine, i.seq)
             })
             .map(|i| i.id.clone())
     }
@@ -266,19 +247,10 @@ impl World {
     fn task_target(&self, task_arn: &str, tg_arn: &str) -> Option<Target> {
         let task = self.tasks.get(task_arn)?;
         let tg = self.target_groups.get(tg_arn)?;
-        let binding = task
-            .bindings
-            .iter()
-            .find(|b| b.container_port == tg.info.port)?;
+        let binding = task.bindings.iter().find(|b| b.container_port == tg.info.port)?;
         match tg.info.target_type {
-            TargetType::Instance => Some(Target {
-                id: task.instance_id.clone()?,
-                port: binding.host_port,
-            }),
-            TargetType::Ip => Some(Target {
-                id: task.private_ip.clone()?,
-                port: binding.container_port,
-            }),
+            TargetType::Instance => Some(Target { id: task.instance_id.clone()?, port: binding.host_port }),
+            TargetType::Ip => Some(Target { id: task.private_ip.clone()?, port: binding.container_port }),
         }
     }
 

@@ -13,9 +13,7 @@ use super::{ACCOUNT_ID, Call, SimConfig};
 use crate::cloud::CloudError;
 use crate::desired::{GroupId, ServiceId, TargetType};
 use crate::metrics::{CallResult, Metrics};
-use crate::observed::{
-    AlarmDefinition, AlarmState, PortBinding, Target, TargetHealth, TaskSize, TaskStatus,
-};
+use crate::observed::{AlarmDefinition, AlarmState, PortBinding, Target, TargetHealth, TaskSize, TaskStatus};
 
 /// Everything in the simulated account, in every region.
 pub(super) struct World {
@@ -101,17 +99,11 @@ impl TaskDef {
         self.containers
             .iter()
             .flat_map(|c| {
-                c.ports
-                    .iter()
-                    .map(|&(container_port, host_port)| PortBinding {
-                        container_name: c.name.clone(),
-                        container_port,
-                        host_port: if self.awsvpc {
-                            container_port
-                        } else {
-                            host_port
-                        },
-                    })
+                c.ports.iter().map(|&(container_port, host_port)| PortBinding {
+                    container_name: c.name.clone(),
+                    container_port,
+                    host_port: if self.awsvpc { container_port } else { host_port },
+                })
             })
             .collect()
     }
@@ -121,10 +113,7 @@ impl TaskDef {
         if self.awsvpc {
             return BTreeSet::new();
         }
-        self.containers
-            .iter()
-            .flat_map(|c| c.ports.iter().map(|&(_, host)| host))
-            .collect()
+        self.containers.iter().flat_map(|c| c.ports.iter().map(|&(_, host)| host)).collect()
     }
 }
 
@@ -261,11 +250,7 @@ impl RegisteredTarget {
     }
 
     pub fn verdict(&self) -> TargetHealth {
-        if self.serving {
-            TargetHealth::Healthy
-        } else {
-            TargetHealth::Unhealthy
-        }
+        if self.serving { TargetHealth::Healthy } else { TargetHealth::Unhealthy }
     }
 }
 
@@ -304,9 +289,7 @@ impl World {
 
     /// `len` lowercase hex digits.
     pub fn hex(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from_digit(self.rng.random_range(0..16u32), 16).unwrap_or('0'))
-            .collect()
+        (0..len).map(|_| char::from_digit(self.rng.random_range(0..16u32), 16).unwrap_or('0')).collect()
     }
 
     pub fn new_instance_id(&mut self) -> String {
@@ -320,12 +303,7 @@ impl World {
 
     pub fn new_task_arn(&mut self, service: &ServiceId) -> String {
         loop {
-            let arn = format!(
-                "arn:aws:ecs:{}:{ACCOUNT_ID}:task/{}/{}",
-                service.region,
-                service.cluster,
-                self.hex(32)
-            );
+            let arn = format!("arn:aws:ecs:{}:{ACCOUNT_ID}:task/{}/{}", service.region, service.cluster, self.hex(32));
             if !self.tasks.contains_key(&arn) {
                 return arn;
             }
@@ -333,21 +311,11 @@ impl World {
     }
 
     pub fn new_target_group_arn(&mut self, region: &str, name: &str) -> String {
-        format!(
-            "arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:targetgroup/{name}/{}",
-            self.hex(16)
-        )
+        format!("arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:targetgroup/{name}/{}", self.hex(16))
     }
 
     pub fn new_group_arn(&mut self, group: &GroupId) -> String {
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            self.hex(8),
-            self.hex(4),
-            self.hex(4),
-            self.hex(4),
-            self.hex(12)
-        );
+        let uuid = format!("{}-{}-{}-{}-{}", self.hex(8), self.hex(4), self.hex(4), self.hex(4), self.hex(12));
         format!(
             "arn:aws:autoscaling:{}:{ACCOUNT_ID}:autoScalingGroup:{uuid}:autoScalingGroupName/{}",
             group.region, group.name
@@ -355,24 +323,15 @@ impl World {
     }
 
     pub fn new_container_instance_arn(&mut self, region: &str, cluster: &str) -> String {
-        format!(
-            "arn:aws:ecs:{region}:{ACCOUNT_ID}:container-instance/{cluster}/{}",
-            self.hex(32)
-        )
+        format!("arn:aws:ecs:{region}:{ACCOUNT_ID}:container-instance/{cluster}/{}", self.hex(32))
     }
 
     /// A free address for an awsvpc task in the private subnet
     /// 10.0.2.0/24 (AWS reserves .0–.3 and .255).
     pub fn new_task_ip(&mut self) -> Option<String> {
-        let used: BTreeSet<&str> = self
-            .tasks
-            .values()
-            .filter(|t| t.holds_resources())
-            .filter_map(|t| t.private_ip.as_deref())
-            .collect();
-        let free: Vec<u32> = (4..255)
-            .filter(|n| !used.contains(format!("10.0.2.{n}").as_str()))
-            .collect();
+        let used: BTreeSet<&str> =
+            self.tasks.values().filter(|t| t.holds_resources()).filter_map(|t| t.private_ip.as_deref()).collect();
+        let free: Vec<u32> = (4..255).filter(|n| !used.contains(format!("10.0.2.{n}").as_str())).collect();
         if free.is_empty() {
             return None;
         }
@@ -389,16 +348,13 @@ impl World {
         let known = self.subnets.keys().filter(|(r, _)| r == region).count();
         let letter = (b'a' + (known % 26) as u8) as char;
         let zone = format!("{region}{letter}");
-        self.subnets
-            .insert((region.to_string(), subnet.to_string()), zone.clone());
+        self.subnets.insert((region.to_string(), subnet.to_string()), zone.clone());
         zone
     }
 
     /// Resolve a target group by (region, name).
     pub fn target_group_by_name(&self, region: &str, name: &str) -> Option<&TargetGroup> {
-        self.target_groups
-            .values()
-            .find(|tg| tg.region == region && tg.info.name == name)
+        self.target_groups.values().find(|tg| tg.region == region && tg.info.name == name)
     }
 
     /// Run one API call: fault injection first, then `op`, then the
@@ -414,11 +370,7 @@ impl World {
             Some(err) => Err(err),
             None => op(self),
         };
-        self.api.calls.push(Call {
-            service,
-            operation,
-            write,
-        });
+        self.api.calls.push(Call { service, operation, write });
         let label = match &result {
             Ok(_) => CallResult::Success,
             Err(CloudError::Throttled { .. }) => CallResult::Throttled,
@@ -428,36 +380,17 @@ impl World {
         result
     }
 
-    fn injected_fault(
-        &mut self,
-        service: &'static str,
-        operation: &'static str,
-    ) -> Option<CloudError> {
+    fn injected_fault(&mut self, service: &'static str, operation: &'static str) -> Option<CloudError> {
         if self.api.unreachable {
-            return Some(CloudError::Unreachable {
-                service,
-                message: "simulated network failure".to_string(),
-            });
+            return Some(CloudError::Unreachable { service, message: "simulated network failure".to_string() });
         }
         if self.api.throttle_every > 0 {
             self.api.throttle_counter += 1;
-            if self
-                .api
-                .throttle_counter
-                .is_multiple_of(self.api.throttle_every)
-            {
-                return Some(CloudError::Throttled {
-                    service,
-                    operation,
-                    message: "Rate exceeded".to_string(),
-                });
+            if self.api.throttle_counter.is_multiple_of(self.api.throttle_every) {
+                return Some(CloudError::Throttled { service, operation, message: "Rate exceeded".to_string() });
             }
         }
-        let pos = self
-            .api
-            .fail_next
-            .iter()
-            .position(|(op, _)| op == operation)?;
+        let pos = self.api.fail_next.iter().position(|(op, _)| op == operation)?;
         Some(self.api.fail_next.remove(pos).1)
     }
 }
