@@ -196,11 +196,10 @@ impl<C: Cloud> Controller<C> {
                 break;
             }
             let now = self.clock.now();
-            if let Some((_, due)) = self.backoffs.get(&pc.resource) {
-                if *due > now {
+            if let Some((_, due)) = self.backoffs.get(&pc.resource)
+                && *due > now {
                     continue;
                 }
-            }
             if self.options.dry_run {
                 info!(resource = %pc.resource, change = %pc.change, reason = %pc.reason, "dry-run: would apply");
                 records.push((pc.resource.clone(), record(now, pc, "dry-run".into()), None));

@@ -37,8 +37,8 @@ pub fn per_instance(cap: &Capacity, sizes: &[TaskSize]) -> Result<u32, String> {
             let Some(size) = largest else {
                 return Err("the task definitions' CPU and memory are not known yet".into());
             };
-            let by_cpu = if size.cpu == 0 { u32::MAX } else { cpu / size.cpu };
-            let by_mem = if size.memory == 0 { u32::MAX } else { memory / size.memory };
+            let by_cpu = cpu.checked_div(size.cpu).unwrap_or(u32::MAX);
+            let by_mem = memory.checked_div(size.memory).unwrap_or(u32::MAX);
             let n = by_cpu.min(by_mem);
             if n == 0 {
                 Err(format!(

@@ -174,11 +174,10 @@ impl Memory {
         let Some(m) = self.fields.get_mut(&key) else {
             return false;
         };
-        if let Some(written) = m.written.take() {
-            if written != observed {
+        if let Some(written) = m.written.take()
+            && written != observed {
                 m.reverts.push_back(now);
             }
-        }
         while m.reverts.front().is_some_and(|t| now.duration_since(*t).unwrap_or_default() > policy.window) {
             m.reverts.pop_front();
         }
