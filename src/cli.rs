@@ -167,9 +167,13 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -250,9 +254,7 @@ where
             f(CloudHandle { sim: Some(sim), aws: None, metrics }, clock).await
         }
         CloudKind::Aws => {
-            let aws = AwsCloud::from_env(metrics.clone(), AwsOptions)
-                .await
-                .context("cannot set up the AWS clients")?;
+            let aws = AwsCloud::from_env(metrics.clone(), AwsOptions).await.context("cannot set up the AWS clients")?;
             f(CloudHandle { sim: None, aws: Some(aws), metrics }, clock).await
         }
     }
@@ -392,6 +394,7 @@ impl Daemon {
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let bound = listener.local_addr().context("cannot read the listening address")?;
         let metrics = cloud.metrics.clone();
         let controller = Controller::new(cloud, clock.clone(), metrics.clone(), self.options.clone(), desired);
         let (_watcher, reloads) =
@@ -405,7 +408,7 @@ impl Daemon {
             let _ = http_stop.wait_for(|s| *s).await;
         }));
         tracing::info!(
-            listen = %self.listen,
+            listen = %bound,
             dir = %self.options.dir.display(),
             interval = ?self.options.interval,
             dry_run = self.options.dry_run,

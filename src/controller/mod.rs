@@ -27,6 +27,10 @@ use crate::plan::{self, Memory, Plan, ResourceKey};
 use backoff::Backoff;
 use status::{ChangeRecord, Condition, Status};
 
+/// How soon a pass that made changes, or left steps for later, is
+/// followed by another (capped by the interval).
+pub const FOLLOW_UP: Duration = Duration::from_secs(2);
+
 /// How the loop runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -197,9 +201,10 @@ impl<C: Cloud> Controller<C> {
             }
             let now = self.clock.now();
             if let Some((_, due)) = self.backoffs.get(&pc.resource)
-                && *due > now {
-                    continue;
-                }
+                && *due > now
+            {
+                continue;
+            }
             if self.options.dry_run {
                 info!(resource = %pc.resource, change = %pc.change, reason = %pc.reason, "dry-run: would apply");
                 records.push((pc.resource.clone(), record(now, pc, "dry-run".into()), None));
@@ -227,6 +232,13 @@ impl<C: Cloud> Controller<C> {
         }
         let now = self.clock.now();
         outcome.retry_in = self.backoffs.values().map(|(_, due)| due.duration_since(now).unwrap_or_default()).min();
+        // Work in progress (changes just made, steps left by a budget or a
+        // safety rule) is looked at again soon rather than a whole interval later.
+        let in_progress = outcome.applied > 0
+            || plan.holds.iter().any(|h| matches!(h.kind, plan::HoldKind::Budget | plan::HoldKind::Safety));
+        if in_progress {
+            outcome.retry_in = Some(outcome.retry_in.map_or(FOLLOW_UP, |r| r.min(FOLLOW_UP)));
+        }
         let result = if outcome.failed == 0 { "success" } else { "partial" };
         self.metrics.pass(result, started.elapsed().as_secs_f64());
         if outcome.failed == 0 {

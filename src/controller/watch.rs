@@ -20,9 +20,10 @@ pub fn watch(dir: &Path, quiet: Duration, max_wait: Duration) -> notify::Result<
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res
-            && !matches!(ev.kind, notify::EventKind::Access(_)) {
-                let _ = raw_tx.send(());
-            }
+            && !matches!(ev.kind, notify::EventKind::Access(_))
+        {
+            let _ = raw_tx.send(());
+        }
     })?;
     watcher.watch(dir, RecursiveMode::Recursive)?;
     let (tx, rx) = mpsc::channel(1);

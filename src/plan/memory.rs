@@ -175,9 +175,10 @@ impl Memory {
             return false;
         };
         if let Some(written) = m.written.take()
-            && written != observed {
-                m.reverts.push_back(now);
-            }
+            && written != observed
+        {
+            m.reverts.push_back(now);
+        }
         while m.reverts.front().is_some_and(|t| now.duration_since(*t).unwrap_or_default() > policy.window) {
             m.reverts.pop_front();
         }

@@ -1,0 +1,409 @@
+//! The real `ballast` binary, as a user runs it: validate, plan, apply,
+//! schema, and the daemon with its HTTP endpoints, hot reload, signals and
+//! a real Prometheus server scraping it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ballast")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of the example desired state in a fresh temporary directory.
+fn example_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("desired-state")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).current_dir(repo()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn the_example_desired_state_is_valid() {
+    let (code, out, err) = run(&["validate", "desired-state"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn every_broken_fixture_fails_with_a_located_message() {
+    let fixtures = repo().join("tests/fixtures/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(expect) = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")) else { continue };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        let (code, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
+        assert_eq!(code, 1, "{} should fail validation", path.display());
+        assert!(err.contains(expect.trim()), "{}: expected {expect:?} in:\n{err}", path.display());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let located = err.lines().any(|l| {
+            l.split_once(name).is_some_and(|(_, rest)| {
+                let mut parts = rest.trim_start_matches(':').splitn(3, ':');
+                parts.next().is_some_and(|n| n.parse::<usize>().is_ok())
+                    && parts.next().is_some_and(|n| n.parse::<usize>().is_ok())
+            })
+        });
+        assert!(located, "{}: no file:line:column in:\n{err}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} fixtures checked");
+}
+
+#[test]
+fn all_errors_of_a_directory_are_reported_and_an_empty_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.to_lowercase().contains("no"), "{err}");
+
+    let dir = example_copy();
+    let app = dir.path().join("app.yaml");
+    let text = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(
+        &app,
+        text.replace("containerPort: 80\n", "containerPort: 80000\n").replace("threshold: 30", "threshold: 130"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: x}\nspec: {cluster: c, servce: s}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("80000"), "{err}");
+    assert!(err.contains("130"), "{err}");
+    assert!(err.contains("servce") && err.contains("service"), "did-you-mean expected: {err}");
+}
+
+#[test]
+fn plan_shows_the_simulated_drift_and_apply_corrects_it() {
+    let (code, out, err) = run(&["plan"]);
+    assert_eq!(code, 2, "changes pending: {out}{err}");
+    assert!(out.contains("desired count 1 -> 2"), "{out}");
+    assert!(out.contains("register"), "{out}");
+    assert!(out.contains("alarm ballast-appCluster-appService-cpu-high: create"), "{out}");
+
+    let (code, out, _) = run(&["plan", "--output", "json"]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["converged"], false);
+    assert!(v["changes"].as_array().unwrap().iter().any(|c| c["change"]["kind"] == "setDesiredCount"));
+
+    let (code, out, err) = run(&["apply", "--once"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied: service appCluster/appService: desired count 1 -> 2"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+
+    let (code, out, _) = run(&["apply", "--once", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("applied:"), "dry-run applies nothing: {out}");
+}
+
+#[test]
+fn schema_is_a_json_schema() {
+    let (code, out, _) = run(&["schema"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["$schema"].as_str().unwrap().contains("json-schema.org"), "{v}");
+}
+
+/// A running daemon, killed when dropped.
+struct Daemon {
+    child: Child,
+    addr: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        let mut child = Command::new(bin())
+            .args(["run", dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "ballast running" {
+                        let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
+        Daemon { child, addr, logs }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(self.url(path)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get(path).await.1).unwrap()
+    }
+
+    /// Poll `f` on /status until it holds, or fail after `within`.
+    async fn wait_status(
+        &self,
+        within: Duration,
+        what: &str,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let v = self.json("/status").await;
+            if f(&v) {
+                return v;
+            }
+            assert!(start.elapsed() < within, "timed out waiting for {what}; status: {v:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn sigterm(&self) {
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn service(v: &serde_json::Value) -> &serde_json::Value {
+    v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"]["type"] == "service")
+        .expect("a service in /status")
+}
+
+fn all_synced(v: &serde_json::Value) -> bool {
+    let resources = v["resources"].as_array().unwrap();
+    !resources.is_empty()
+        && resources
+            .iter()
+            .all(|r| r["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Synced" && c["status"] == "True"))
+}
+
+#[tokio::test]
+async fn the_daemon_converges_and_serves_health_metrics_and_status() {
+    let dir = example_copy();
+    let d = Daemon::start(dir.path(), &["--interval", "1s"]);
+    let v = d.wait_status(Duration::from_secs(10), "every resource synced", all_synced).await;
+    assert_eq!(service(&v)["observed"]["desiredCount"], 2);
+    assert!(
+        service(&v)["lastChanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["result"] == "applied" && c["reason"].as_str().is_some())
+    );
+    assert!(v["resources"].as_array().unwrap().iter().all(|r| r["nextCheckAt"].is_string()));
+
+    let (code, body) = d.get("/healthz").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(d.get("/readyz").await.0, 200);
+
+    // Converged passes write nothing: the applied-changes counters stop moving.
+    let metrics_a = d.get("/metrics").await.1;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let metrics_b = d.get("/metrics").await.1;
+    let applied = |m: &str| {
+        m.lines().filter(|l| l.starts_with("ballast_changes_applied_total")).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(applied(&metrics_a), applied(&metrics_b), "a converged daemon applies nothing");
+    for name in [
+        "ballast_reconcile_passes_total{result=\"success\"}",
+        "ballast_reconcile_pass_duration_seconds_bucket",
+        "ballast_cloud_api_calls_total{service=\"ecs\",operation=\"DescribeServices\",result=\"success\"}",
+        "ballast_service_desired_tasks{cluster=\"appCluster\",service=\"appService\"} 2",
+        "ballast_target_group_healthy_targets{target_group=\"frontendTargetGroup\"}",
+        "ballast_config_valid 1",
+        "ballast_last_successful_pass_timestamp_seconds",
+        "ballast_build_info{version=",
+    ] {
+        assert!(metrics_b.contains(name), "{name} missing from:\n{metrics_b}");
+    }
+    // promtool is installed by scripts/test.sh; a missing promtool fails the test.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed; scripts/test.sh installs it");
+    use std::io::Write as _;
+    promtool.stdin.take().unwrap().write_all(metrics_b.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One log line per change applied, with resource, change and reason.
+    let logs = d.logs.lock().unwrap().clone();
+    let applied_lines: Vec<serde_json::Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "applied")
+        .collect();
+    assert!(applied_lines.len() >= 3, "{logs:#?}");
+    assert!(
+        applied_lines.iter().all(|v| v["resource"].is_string() && v["change"].is_string() && v["reason"].is_string())
+    );
+}
+
+#[tokio::test]
+async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state() {
+    let dir = example_copy();
+    // A long interval: only the file watcher can explain a quick reaction.
+    let d = Daemon::start(dir.path(), &["--interval", "60s"]);
+    d.wait_status(Duration::from_secs(10), "first convergence", all_synced).await;
+
+    let app = dir.path().join("app.yaml");
+    let good = std::fs::read_to_string(&app).unwrap();
+    assert!(good.contains("min: 2"));
+    std::fs::write(&app, good.replace("min: 2", "min: 3")).unwrap();
+    d.wait_status(Duration::from_secs(5), "desired count 3", |v| service(v)["observed"]["desiredCount"] == 3).await;
+
+    std::fs::write(&app, good.replace("min: 2", "min: 3").replace("cluster: appCluster", "clustr: appCluster"))
+        .unwrap();
+    let v =
+        d.wait_status(Duration::from_secs(5), "the invalid config reported", |v| v["config"]["valid"] == false).await;
+    let errors = v["config"]["errors"].to_string();
+    assert!(errors.contains("app.yaml:") && errors.contains("clustr"), "{errors}");
+    let (code, body) = d.get("/healthz").await;
+    assert_eq!(code, 200, "a config error does not make the daemon unhealthy: {body}");
+    assert!(body.contains("clustr"), "{body}");
+    assert!(d.get("/metrics").await.1.contains("ballast_config_valid 0"));
+    assert_eq!(service(&v)["observed"]["desiredCount"], 3, "the last good state stays in force");
+
+    std::fs::write(&app, &good).unwrap();
+    let v = d.wait_status(Duration::from_secs(5), "valid again", |v| v["config"]["valid"] == true).await;
+    assert!(v["config"]["errors"].as_array().unwrap().is_empty());
+    // Lowering the minimum does not scale in by itself: 3 is within [2, 10].
+    assert_eq!(service(&v)["observed"]["desiredCount"], 3);
+
+    // Deleting a document stops managing it; nothing is deleted in the cloud.
+    std::fs::remove_file(dir.path().join("capacity.yaml")).unwrap();
+    let v = d
+        .wait_status(Duration::from_secs(5), "capacity unmanaged", |v| {
+            v["config"]["capacities"] == 0
+                && !v["resources"].as_array().unwrap().iter().any(|r| r["resource"]["type"] == "group")
+        })
+        .await;
+    assert!(all_synced(&v));
+}
+
+#[tokio::test]
+async fn dry_run_reports_changes_without_making_them() {
+    let dir = example_copy();
+    let d = Daemon::start(dir.path(), &["--interval", "500ms", "--dry-run"]);
+    let v = d.wait_status(Duration::from_secs(10), "two passes", |v| v["passes"].as_u64().unwrap_or(0) >= 2).await;
+    assert_eq!(v["lastPass"]["dryRun"], true);
+    assert!(v["lastPass"]["changesPlanned"].as_u64().unwrap() > 0, "still drifted after passes: {v:#}");
+    assert_eq!(v["lastPass"]["changesApplied"], 0);
+    assert!(service(&v)["lastChanges"].as_array().unwrap().iter().all(|c| c["result"] == "dry-run"));
+    assert_eq!(service(&v)["observed"]["desiredCount"], 1);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_daemon_with_exit_code_zero() {
+    let dir = example_copy();
+    let mut d = Daemon::start(dir.path(), &["--interval", "1s"]);
+    d.wait_status(Duration::from_secs(10), "a pass", |v| v["passes"].as_u64().unwrap_or(0) >= 1).await;
+    let start = Instant::now();
+    d.sigterm();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "did not stop within the shutdown timeout");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn a_real_prometheus_server_scrapes_the_daemon() {
+    let dir = example_copy();
+    let d = Daemon::start(dir.path(), &["--interval", "1s"]);
+    let work = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = work.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ballast\n    static_configs:\n      - targets: ['{}']\n", d.addr),
+    )
+    .unwrap();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", work.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus) is needed; scripts/test.sh installs it");
+    let start = Instant::now();
+    let query = format!("http://127.0.0.1:{port}/api/v1/query?query=ballast_build_info");
+    let found = loop {
+        if let Ok(r) = reqwest::get(&query).await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                if v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
+                    break true;
+                }
+            }
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let up: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{port}/api/v1/query?query=up")).await.unwrap().json().await.unwrap();
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(found, "Prometheus never stored ballast_build_info");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+}
