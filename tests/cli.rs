@@ -150,10 +150,10 @@ impl Daemon {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "ballast running" {
-                        let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_string());
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "ballast running"
+                {
+                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_string());
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -388,12 +388,11 @@ async fn a_real_prometheus_server_scrapes_the_daemon() {
     let start = Instant::now();
     let query = format!("http://127.0.0.1:{port}/api/v1/query?query=ballast_build_info");
     let found = loop {
-        if let Ok(r) = reqwest::get(&query).await {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
-                    break true;
-                }
-            }
+        if let Ok(r) = reqwest::get(&query).await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+            && v["data"]["result"].as_array().is_some_and(|a| !a.is_empty())
+        {
+            break true;
         }
         if start.elapsed() > Duration::from_secs(30) {
             break false;
