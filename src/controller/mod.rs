@@ -418,3 +418,6 @@ impl<C: Cloud> Controller<C> {
 fn record(at: SystemTime, pc: &plan::PlannedChange, result: String) -> ChangeRecord {
     ChangeRecord { at, change: pc.change.to_string(), reason: pc.reason.clone(), result }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,279 @@
+//! The loop on the simulated cloud, in virtual time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::*;
+use crate::cloud::sim::{SimCloud, SimConfig};
+use crate::cloud::{CloudError, TokioClock};
+use crate::desired::{DesiredState, TaskCount};
+
+fn example() -> DesiredState {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("desired-state");
+    crate::desired::load_dir(&dir, "us-east-2").expect("the example is valid")
+}
+
+struct Bed {
+    sim: SimCloud,
+    ctl: Controller<SimCloud>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+    _stop_tx: watch::Sender<bool>,
+}
+
+fn bed(desired: DesiredState) -> Bed {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let metrics = Arc::new(Metrics::new());
+    let sim = SimCloud::from_desired(&desired, true, clock.clone(), 7, metrics.clone(), SimConfig::default());
+    let options = Options {
+        dir: PathBuf::from("unused"),
+        default_region: "us-east-2".into(),
+        interval: Duration::from_secs(15),
+        dry_run: false,
+    };
+    let ctl = Controller::new(sim.clone(), clock, metrics.clone(), options, desired);
+    let (tx, stop) = watch::channel(false);
+    Bed { sim, ctl, metrics, stop, _stop_tx: tx }
+}
+
+impl Bed {
+    /// Passes every 5 s of virtual time until one plans nothing.
+    async fn converge(&mut self) -> u32 {
+        for n in 1..=60 {
+            let out = self.ctl.pass(&self.stop).await;
+            if out.planned == 0 {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        panic!("did not converge in 60 passes");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn converges_and_a_converged_pass_writes_nothing() {
+    let mut b = bed(example());
+    let first = b.ctl.pass(&b.stop).await;
+    assert!(first.applied >= 3, "the simulated drift is corrected: {first:?}");
+    b.converge().await;
+    b.sim.reset_calls();
+    let out = b.ctl.pass(&b.stop).await;
+    assert_eq!(out, PassOutcome { retry_in: out.retry_in, ..PassOutcome::default() });
+    let writes: Vec<_> = b.sim.calls().into_iter().filter(|c| c.write).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(b.sim.call_count("DescribeServices"), 1, "one service: one DescribeServices call");
+    let st = b.ctl.status();
+    let st = st.read().unwrap();
+    assert!(st.resources.iter().all(|r| r.conditions.iter().any(|c| c.kind == "Synced" && c.status == "True")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_change_backs_off_and_does_not_stop_the_others() {
+    let mut b = bed(example());
+    b.sim.fail_next(
+        "UpdateService",
+        CloudError::Rejected { service: "ecs", operation: "UpdateService", message: "boom".into() },
+    );
+    let out = b.ctl.pass(&b.stop).await;
+    assert_eq!(out.failed, 1);
+    assert!(out.applied >= 3, "targets and alarms still applied: {out:?}");
+    let retry = out.retry_in.expect("a retry is scheduled");
+    assert!(retry <= Duration::from_millis(960), "first backoff is about 800 ms: {retry:?}");
+    {
+        let st = b.ctl.status();
+        let st = st.read().unwrap();
+        let svc = st.resources.iter().find(|r| matches!(r.resource, ResourceKey::Service { .. })).unwrap();
+        assert!(svc.last_error.as_deref().unwrap().contains("boom"));
+        assert!(svc.conditions.iter().any(|c| c.kind == "Synced" && c.reason == "ApplyFailed"));
+    }
+    // Before the backoff is due the change is not retried.
+    b.sim.reset_calls();
+    b.ctl.pass(&b.stop).await;
+    assert_eq!(b.sim.call_count("UpdateService"), 0);
+    tokio::time::sleep(retry).await;
+    let out = b.ctl.pass(&b.stop).await;
+    assert_eq!(b.sim.call_count("UpdateService"), 1);
+    assert_eq!(out.failed, 0);
+    assert!(b.metrics.render().contains(r#"ballast_changes_applied_total{kind="desired_count",result="rejected"} 1"#));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_cloud_is_reported_backed_off_and_recovered() {
+    let mut b = bed(example());
+    b.sim.set_unreachable(true);
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        let out = b.ctl.pass(&b.stop).await;
+        assert!(out.unreachable);
+        delays.push(out.retry_in.unwrap());
+    }
+    assert!(delays[2] > delays[0], "backs off: {delays:?}");
+    {
+        let st = b.ctl.status();
+        let st = st.read().unwrap();
+        assert_eq!(st.cloud.consecutive_failures, 3);
+        assert!(!st.cloud.reachable);
+    }
+    assert!(b.metrics.render().contains("ballast_cloud_reachable 0"));
+    b.sim.set_unreachable(false);
+    let out = b.ctl.pass(&b.stop).await;
+    assert!(!out.unreachable && out.applied > 0);
+    assert_eq!(b.ctl.status().read().unwrap().cloud.consecutive_failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_actor_that_keeps_reverting_the_count_is_not_fought() {
+    let mut desired = example();
+    desired.services[0].tasks = TaskCount::Fixed(3);
+    let id = desired.services[0].id.clone();
+    let mut b = bed(desired);
+    let mut writes = 0;
+    for _ in 0..12 {
+        b.sim.reset_calls();
+        b.ctl.pass(&b.stop).await;
+        writes += b.sim.call_count("UpdateService");
+        // The other actor sets it back before the next pass.
+        b.sim.set_desired_count(&id, 2).unwrap();
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    let limit = crate::plan::FightPolicy::default().max_reverts;
+    assert_eq!(writes, limit, "ballast stops after {limit} reverts");
+    let st = b.ctl.status();
+    let st = st.read().unwrap();
+    let svc = st.resources.iter().find(|r| matches!(r.resource, ResourceKey::Service { .. })).unwrap();
+    assert!(svc.conditions.iter().any(|c| c.kind == "Contested"), "{:?}", svc.conditions);
+    assert!(
+        b.metrics.render().contains("ballast_contested_fields{field=\"desired count of appCluster/appService\"} 1")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_changes_nothing() {
+    let mut b = bed(example());
+    b.ctl.options.dry_run = true;
+    b.sim.reset_calls();
+    let out = b.ctl.pass(&b.stop).await;
+    assert!(out.planned > 0 && out.applied == 0);
+    assert!(b.sim.calls().iter().all(|c| !c.write));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_request_leaves_the_remaining_changes_for_later() {
+    let mut b = bed(example());
+    let (tx, stop) = watch::channel(true);
+    let out = b.ctl.pass(&stop).await;
+    drop(tx);
+    assert!(out.planned > 0);
+    assert_eq!(out.applied, 0);
+}
+
+mod safety {
+    //! Property: over random task replacements, scale-ins, instance losses
+    //! and restarts of ballast, no ballast action drops a group's healthy
+    //! targets to zero while one is healthy, or below the declared minimum,
+    //! and no target ballast cannot attribute is ever deregistered.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::cloud::{Cloud, ManualClock, Scope};
+    use crate::desired::{TargetGroupId, TaskCount};
+    use crate::observed::{Target, TargetHealth};
+    use crate::plan::{Change, Memory};
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Wait(u64),
+        Deploy,
+        ScaleTo(u32),
+        LoseInstance(usize),
+        RestartBallast,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            3 => (5u64..90).prop_map(Event::Wait),
+            1 => Just(Event::Deploy),
+            1 => (0u32..5).prop_map(Event::ScaleTo),
+            1 => (0usize..4).prop_map(Event::LoseInstance),
+            1 => Just(Event::RestartBallast),
+        ]
+    }
+
+    fn healthy(sim: &SimCloud, tg: &TargetGroupId) -> usize {
+        sim.target_group(tg).map_or(0, |g| g.targets.iter().filter(|t| t.health == TargetHealth::Healthy).count())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn ballast_actions_never_drop_healthy_targets_unsafely(events in proptest::collection::vec(event(), 1..30)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut desired = example();
+                // Frontend keeps the declared floor of 1; backend uses the default rule.
+                desired.services[0].target_groups[1].min_healthy = None;
+                let clock = Arc::new(ManualClock::new());
+                let metrics = Arc::new(Metrics::new());
+                let config = SimConfig { deregistration_delay: Duration::from_secs(30), ..SimConfig::default() };
+                let sim = SimCloud::from_desired(&desired, false, clock.clone(), 3, metrics, config);
+                let tgs: Vec<(TargetGroupId, Option<u32>)> =
+                    desired.services[0].target_groups.iter().map(|b| (b.target_group.clone(), b.min_healthy)).collect();
+                let id = desired.services[0].id.clone();
+                let group = desired.capacities[0].group.clone();
+                // Another tool's target: a real instance, on a port no task of the service uses.
+                let instance = sim.group(&group).unwrap().instances[0].id.clone();
+                let foreign = Target { id: instance, port: 8080 };
+                sim.register_target(&tgs[0].0, foreign.clone()).unwrap();
+                let mut memory = Memory::default();
+
+                for ev in events {
+                    match ev {
+                        Event::Wait(s) => clock.advance(Duration::from_secs(s)),
+                        Event::Deploy => { let _ = sim.deploy(&id); }
+                        Event::ScaleTo(n) => desired.services[0].tasks = TaskCount::Fixed(n),
+                        Event::LoseInstance(i) => {
+                            if let Some(inst) = sim.group(&group).and_then(|g| g.instances.get(i).cloned()) {
+                                let _ = sim.kill_instance(&inst.id);
+                            }
+                        }
+                        Event::RestartBallast => memory = Memory::default(),
+                    }
+                    for _ in 0..3 {
+                        let observed = sim.observe(&Scope::of(&desired)).await.unwrap();
+                        let mut plan = crate::plan::plan(&desired, &observed, std::mem::take(&mut memory), clock.now());
+                        memory = std::mem::take(&mut plan.memory);
+                        for pc in &plan.changes {
+                            let tg = tgs.iter().find(|(t, _)| sim.target_group_arn(t).is_some_and(|arn| matches!(&pc.change,
+                                Change::DeregisterTargets { target_group_arn, .. } | Change::RegisterTargets { target_group_arn, .. } if *target_group_arn == arn)));
+                            let before = tg.map(|(t, _)| healthy(&sim, t));
+                            let serving = sim.service(&id).map_or(0, |s| s.tasks.iter().filter(|t| t.is_serving()).count());
+                            if let Change::DeregisterTargets { targets, .. } = &pc.change {
+                                prop_assert!(!targets.contains(&foreign), "deregistered a foreign target");
+                            }
+                            if sim.apply(&pc.change).await.is_ok() {
+                                memory.record_applied(&pc.change, clock.now());
+                            }
+                            if let (Some((t, min)), Some(before)) = (tg, before) {
+                                let after = healthy(&sim, t);
+                                if before > 0 {
+                                    prop_assert!(after > 0, "{:?} dropped healthy targets of {t:?} from {before} to 0", pc.change);
+                                }
+                                // Declared minHealthy, or by default the targets the service should have.
+                                let floor = min.map_or(serving, |m| m as usize).min(before);
+                                prop_assert!(after >= floor, "{:?} left {after} healthy, floor {floor}", pc.change);
+                            }
+                        }
+                        clock.advance(Duration::from_secs(5));
+                    }
+                }
+                let front = sim.target_group(&tgs[0].0).unwrap();
+                prop_assert!(front.targets.iter().any(|t| t.target == foreign), "the foreign target is still registered");
+                Ok(())
+            })?;
+        }
+    }
+}
