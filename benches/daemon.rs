@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballast::cloud::sim::{SimCloud, SimConfig};
-use ballast::cloud::{Cloud, CloudError, Clock, Scope, TokioClock};
+use ballast::cloud::{Clock, Cloud, CloudError, Scope, TokioClock};
 use ballast::controller::{Controller, Options};
 use ballast::metrics::Metrics;
 use ballast::observed::Observed;
@@ -83,7 +83,8 @@ async fn reaction(samples: usize) -> Vec<Duration> {
         while writes.try_recv().is_ok() {}
         let saved = Instant::now();
         write(if i % 2 == 0 { 3 } else { 2 });
-        let at = tokio::time::timeout(Duration::from_secs(5), writes.recv()).await.expect("no corrective call").unwrap();
+        let at =
+            tokio::time::timeout(Duration::from_secs(5), writes.recv()).await.expect("no corrective call").unwrap();
         out.push(at - saved);
     }
     out
@@ -95,7 +96,8 @@ fn proc_stat(pid: u32) -> (f64, f64) {
     let ticks = 100.0; // USER_HZ on Linux
     let cpu = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let rss_kb: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     (cpu, rss_kb / 1024.0)
 }
 
@@ -120,7 +122,16 @@ async fn idle(n: usize, window: Duration) -> (f64, f64, f64, f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     write_fleet(dir.path(), n);
     let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["run", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--log-format", "json", "--interval", "15s"])
+        .args([
+            "run",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--interval",
+            "15s",
+        ])
         .env("RUST_LOG", "warn,ballast::cli=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -141,8 +152,7 @@ async fn idle(n: usize, window: Duration) -> (f64, f64, f64, f64, f64) {
     // Converge: wait until a pass applies nothing.
     let start = Instant::now();
     loop {
-        let st: serde_json::Value =
-            reqwest::get(format!("http://{addr}/status")).await.unwrap().json().await.unwrap();
+        let st: serde_json::Value = reqwest::get(format!("http://{addr}/status")).await.unwrap().json().await.unwrap();
         if st["passes"].as_u64().unwrap_or(0) >= 2 && st["lastPass"]["changesPlanned"] == 0 {
             break;
         }
@@ -163,8 +173,10 @@ async fn idle(n: usize, window: Duration) -> (f64, f64, f64, f64, f64) {
     let _ = child.kill();
     let _ = child.wait();
     let cpu_share = (cpu1 - cpu0) / t0.elapsed().as_secs_f64();
-    let passes = counter_sum(&after_metrics, "ballast_reconcile_passes_total") - counter_sum(&before_metrics, "ballast_reconcile_passes_total");
-    let writes = counter_sum(&after_metrics, "ballast_changes_applied_total") - counter_sum(&before_metrics, "ballast_changes_applied_total");
+    let passes = counter_sum(&after_metrics, "ballast_reconcile_passes_total")
+        - counter_sum(&before_metrics, "ballast_reconcile_passes_total");
+    let writes = counter_sum(&after_metrics, "ballast_changes_applied_total")
+        - counter_sum(&before_metrics, "ballast_changes_applied_total");
     (cpu_share * 100.0, rss, rss_max, passes, writes)
 }
 
