@@ -34,7 +34,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::config::{Credentials, SharedCredentialsProvider};
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 
-use ballast::cloud::aws::{AwsCloud, AwsOptions, RateLimits};
+use ballast::cloud::aws::{AwsCloud, AwsOptions};
 use ballast::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
 use ballast::metrics::Metrics;
 
@@ -155,26 +155,16 @@ impl Emulator {
 
     /// A dedicated emulator (for tests that stop it). Killed on drop.
     pub fn start() -> Emulator {
-        let moto_port = free_port();
-        let bridge_port = free_port();
         let e = Emulator {
-            moto_port,
-            bridge_port,
+            moto_port: free_port(),
+            bridge_port: free_port(),
             procs: Mutex::new((None, None)),
         };
-        e.start_moto();
-        let log = log_path("cloudwatch-bridge", bridge_port);
-        let mut bridge = spawn(
-            "cloudwatch_bridge.py",
-            &[bridge_port.to_string(), e.moto_url()],
-            &log,
-        );
-        wait_ready(&mut bridge, bridge_port, "/", &log);
-        e.procs.lock().unwrap().1 = Some(bridge);
+        e.start_processes();
         e
     }
 
-    fn start_moto(&self) {
+    fn start_processes(&self) {
         let log = log_path("moto", self.moto_port);
         let mut moto = spawn(
             "moto_server.py",
@@ -198,20 +188,32 @@ impl Emulator {
         .expect("configure moto's state manager");
         assert!(status < 300, "set-transition: {status} {body}");
         self.procs.lock().unwrap().0 = Some(moto);
+
+        let log = log_path("cloudwatch-bridge", self.bridge_port);
+        let mut bridge = spawn(
+            "cloudwatch_bridge.py",
+            &[self.bridge_port.to_string(), self.moto_url()],
+            &log,
+        );
+        wait_ready(&mut bridge, self.bridge_port, "/", &log);
+        self.procs.lock().unwrap().1 = Some(bridge);
     }
 
-    /// Kill moto (the bridge stays): every AWS call now fails to connect.
-    pub fn stop_moto(&self) {
-        if let Some(mut c) = self.procs.lock().unwrap().0.take() {
+    /// Kill moto and the bridge: every AWS call now fails to connect.
+    pub fn stop(&self) {
+        let mut procs = self.procs.lock().unwrap();
+        for c in [procs.0.take(), procs.1.take()].into_iter().flatten() {
+            let mut c = c;
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    /// Start moto again on the same port. Its state starts empty.
-    pub fn restart_moto(&self) {
-        self.stop_moto();
-        self.start_moto();
+    /// Start both again on the same ports. moto's state starts empty (and
+    /// unknown access keys then map to moto's default account).
+    pub fn restart(&self) {
+        self.stop();
+        self.start_processes();
     }
 
     pub fn moto_url(&self) -> String {
@@ -268,12 +270,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let mut procs = self.procs.lock().unwrap();
-        for c in [procs.0.take(), procs.1.take()].into_iter().flatten() {
-            let mut c = c;
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop();
     }
 }
 
