@@ -3,8 +3,11 @@
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 
+use std::collections::HashSet;
+
+
 use super::errors::from_sdk;
-use super::{AwsCloud, pace};
+use super::{AwsCloud, RegionClients, pace};
 use crate::cloud::CloudError;
 use crate::observed::{AlarmDefinition, Target};
 use crate::plan::Change;
@@ -55,13 +58,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
         } => {
             let rc = cloud.region(region);
             for chunk in targets.chunks(TARGETS_PER_CALL) {
-                pace(&rc.buckets.elbv2_register).await;
-                let req = rc.elbv2.deregister_targets();
-                req.target_group_arn(target_group_arn)
-                    .set_targets(Some(descriptions(chunk)))
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("elbv2", "DeregisterTargets", e))?;
+                deregister_chunk(&rc, target_group_arn, chunk).await?;
             }
             Ok(())
         }
@@ -111,6 +108,65 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             Ok(())
         }
     }
+}
+
+/// Deregister one chunk. ELBv2 rejects the whole call with InvalidTarget
+/// when one target is not (or no longer) registered, so that answer is
+/// followed by one DescribeTargetHealth and a retry with only the targets
+/// still registered: deregistering twice is then a no-op, as the
+/// [`Cloud`](crate::cloud::Cloud) contract wants.
+async fn deregister_chunk(
+    rc: &RegionClients,
+    target_group_arn: &str,
+    chunk: &[Target],
+) -> Result<(), CloudError> {
+    let send = |targets: Vec<TargetDescription>| async move {
+        pace(&rc.buckets.elbv2_register).await;
+        let req = rc.elbv2.deregister_targets();
+        req.target_group_arn(target_group_arn)
+            .set_targets(Some(targets))
+            .send()
+            .await
+    };
+    let err = match send(descriptions(chunk)).await {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let invalid_target = err
+        .as_service_error()
+        .and_then(|e| e.meta().code())
+        .is_some_and(|c| c == "InvalidTarget");
+    if !invalid_target {
+        return Err(from_sdk("elbv2", "DeregisterTargets", err));
+    }
+    pace(&rc.buckets.elbv2_describe).await;
+    let req = rc.elbv2.describe_target_health();
+    let health = req
+        .target_group_arn(target_group_arn)
+        .send()
+        .await
+        .map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e))?;
+    let registered: HashSet<(&str, Option<i32>)> = health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target())
+        .filter_map(|t| Some((t.id()?, t.port())))
+        .collect();
+    let still: Vec<Target> = chunk
+        .iter()
+        .filter(|t| {
+            registered.contains(&(t.id.as_str(), Some(i32::from(t.port))))
+                || registered.contains(&(t.id.as_str(), None))
+        })
+        .cloned()
+        .collect();
+    if still.is_empty() {
+        return Ok(());
+    }
+    send(descriptions(&still))
+        .await
+        .map(|_| ())
+        .map_err(|e| from_sdk("elbv2", "DeregisterTargets", e))
 }
 
 /// Targets always carry their port: a target without one means "the

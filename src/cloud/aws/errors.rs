@@ -1,6 +1,7 @@
 //! Mapping SDK errors (and raw error responses) into [`CloudError`].
 
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::cloud::CloudError;
 
@@ -102,19 +103,28 @@ pub(crate) fn classify(
 }
 
 /// Map any SDK error into a [`CloudError`].
-pub(crate) fn from_sdk<E, R>(
+pub(crate) fn from_sdk<E>(
     service: &'static str,
     operation: &'static str,
-    err: SdkError<E, R>,
+    err: SdkError<E, HttpResponse>,
 ) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
-            classify(service, operation, e.code(), e.message())
+            match (e.code(), e.message()) {
+                // Not an AWS error document (e.g. a proxy's or an
+                // emulator's crash page): say at least what the status was.
+                (None, None) => classify(
+                    service,
+                    operation,
+                    None,
+                    Some(&format!("HTTP {}", ctx.raw().status().as_u16())),
+                ),
+                (code, message) => classify(service, operation, code, message),
+            }
         }
         SdkError::TimeoutError(_) => CloudError::Unreachable {
             service,
