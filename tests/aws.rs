@@ -185,7 +185,10 @@ async fn observe_follows_the_other_actors() {
     let o = m.cloud.observe(&scope).await.unwrap();
     let tg = o.target_groups[&front].as_ref().unwrap();
     assert_eq!(
-        tg.targets.iter().map(|t| t.target.clone()).collect::<Vec<_>>(),
+        tg.targets
+            .iter()
+            .map(|t| t.target.clone())
+            .collect::<Vec<_>>(),
         vec![Target {
             id: m.system.instances[1].clone(),
             port: 80
@@ -201,7 +204,12 @@ async fn observe_follows_the_other_actors() {
     assert_eq!(stopped.desired_status, TaskStatus::Stopped);
     assert!(!stopped.is_serving());
     assert_eq!(svc.tasks.iter().filter(|t| t.is_serving()).count(), 1);
-    assert!(o.groups[&m.system.group_id()].as_ref().unwrap().managed_scaling);
+    assert!(
+        o.groups[&m.system.group_id()]
+            .as_ref()
+            .unwrap()
+            .managed_scaling
+    );
 
     // The scheduler starts a replacement; the alarm fires.
     m.actors.start_tasks(SERVICE, 1).await;
@@ -265,7 +273,10 @@ async fn a_service_with_its_own_load_balancers_reports_them() {
         .await
         .unwrap();
     let svc = o.services[&id].as_ref().unwrap();
-    assert_eq!(svc.load_balancer_target_groups, vec![m.system.frontend_arn.clone()]);
+    assert_eq!(
+        svc.load_balancer_target_groups,
+        vec![m.system.frontend_arn.clone()]
+    );
 }
 
 #[tokio::test]
@@ -363,7 +374,10 @@ async fn large_registrations_are_sent_in_chunks_of_200() {
         .send()
         .await
         .unwrap();
-    let arn = tg.target_groups()[0].target_group_arn().unwrap().to_string();
+    let arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
     let targets: Vec<Target> = (0..450)
         .map(|i| Target {
             id: format!("10.0.{}.{}", 2 + i / 200, 10 + i % 200),
@@ -405,7 +419,10 @@ async fn large_registrations_are_sent_in_chunks_of_200() {
         })
         .await
         .unwrap();
-    assert_eq!(m.cloud.api_calls().since(&before).of("DeregisterTargets"), 3);
+    assert_eq!(
+        m.cloud.api_calls().since(&before).of("DeregisterTargets"),
+        3
+    );
     let o = m
         .cloud
         .observe(&Scope {
@@ -441,7 +458,10 @@ async fn a_converged_pass_makes_exactly_the_table_reads_and_no_writes() {
     assert_eq!(alarms.len(), 50);
     let scope = Scope {
         services: services.clone(),
-        target_groups: vec![System::target_group(FRONTEND), System::target_group(BACKEND)],
+        target_groups: vec![
+            System::target_group(FRONTEND),
+            System::target_group(BACKEND),
+        ],
         alarms,
         cpu: services.clone(),
         task_sizes: services.clone(),
@@ -577,7 +597,10 @@ async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, CloudError::Quota { service: "ecs", .. }), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Quota { service: "ecs", .. }),
+        "{err:?}"
+    );
     let calls = cloud.api_calls();
     assert_eq!(calls.of("UpdateService"), 1, "no retry: {calls:#?}");
     assert_eq!(calls.throttled(), 0, "a quota is not throttling");

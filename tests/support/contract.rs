@@ -112,7 +112,10 @@ pub async fn observe_sees_the_seeded_system<W: World>(w: &W) {
     let serving: Vec<_> = svc.tasks.iter().filter(|t| t.is_serving()).collect();
     assert_eq!(serving.len(), f.running_tasks, "{:#?}", svc.tasks);
     for t in &serving {
-        let on = t.instance_id.as_deref().expect("task placed on an instance");
+        let on = t
+            .instance_id
+            .as_deref()
+            .expect("task placed on an instance");
         assert!(f.instances.iter().any(|i| i == on), "{on} not in the group");
     }
     for tg in [&f.frontend, &f.backend] {
@@ -127,7 +130,8 @@ pub async fn observe_sees_the_seeded_system<W: World>(w: &W) {
     assert_eq!(g.subnets, f.subnets);
     for name in alarm_names(f) {
         assert!(
-            !o.alarms.contains_key(&(f.service.region.clone(), name.clone())),
+            !o.alarms
+                .contains_key(&(f.service.region.clone(), name.clone())),
             "alarm {name} should not exist yet"
         );
     }
@@ -307,13 +311,23 @@ pub async fn missing_resources_are_not_found<W: World>(w: &W) {
         ],
         ..Scope::default()
     };
-    let o = w.cloud().observe(&scope).await.expect("a pass with missing resources still succeeds");
+    let o = w
+        .cloud()
+        .observe(&scope)
+        .await
+        .expect("a pass with missing resources still succeeds");
     assert!(
-        matches!(o.services[&ghost_service], Err(ballast::observed::ResourceError::NotFound(_))),
+        matches!(
+            o.services[&ghost_service],
+            Err(ballast::observed::ResourceError::NotFound(_))
+        ),
         "{:?}",
         o.services[&ghost_service]
     );
-    assert!(o.services[&f.service].is_ok(), "the others are still observed");
+    assert!(
+        o.services[&f.service].is_ok(),
+        "the others are still observed"
+    );
     assert!(matches!(
         o.target_groups[&ghost_tg],
         Err(ballast::observed::ResourceError::NotFound(_))

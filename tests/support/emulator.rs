@@ -79,10 +79,7 @@ fn free_port() -> u16 {
 }
 
 fn log_path(name: &str, port: u16) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "ballast-{name}-{}-{port}.log",
-        std::process::id()
-    ))
+    std::env::temp_dir().join(format!("ballast-{name}-{}-{port}.log", std::process::id()))
 }
 
 fn spawn(script: &str, args: &[String], log: &Path) -> Child {
@@ -116,24 +113,30 @@ fn raw_http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
 fn wait_ready(child: &mut Child, port: u16, path: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok((status, _)) = raw_http(port, "GET", path, "") {
-            if status > 0 {
-                return;
-            }
+        if let Ok((status, _)) = raw_http(port, "GET", path, "")
+            && status > 0
+        {
+            return;
         }
         if let Ok(Some(exit)) = child.try_wait() {
             let log = std::fs::read_to_string(log).unwrap_or_default();
             panic!("emulator process exited ({exit}) during start-up:\n{log}");
         }
         if Instant::now() > deadline {
-            panic!("emulator on port {port} not ready after 60 s; see {}", log.display());
+            panic!(
+                "emulator on port {port} not ready after 60 s; see {}",
+                log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -246,7 +249,11 @@ impl Emulator {
         .send()
         .await
         .expect("IAM CreateUser");
-        assert!(r.status().is_success(), "CreateUser: {}", r.text().await.unwrap());
+        assert!(
+            r.status().is_success(),
+            "CreateUser: {}",
+            r.text().await.unwrap()
+        );
         let xml = query(&[
             ("Action", "CreateAccessKey"),
             ("UserName", "ballast"),
@@ -505,7 +512,10 @@ impl Actors {
         assert_eq!(instances.len(), 2, "moto launches the desired capacity");
 
         let req = self.ecs.create_cluster();
-        req.cluster_name(CLUSTER).send().await.expect("CreateCluster");
+        req.cluster_name(CLUSTER)
+            .send()
+            .await
+            .expect("CreateCluster");
         for id in &instances {
             self.register_container_instance(id).await;
         }
@@ -729,7 +739,11 @@ impl Actors {
     pub async fn set_alarm_threshold(&self, name: &str, threshold: f64) {
         let req = self.cloudwatch.describe_alarms();
         let out = req.alarm_names(name).send().await.expect("DescribeAlarms");
-        let a = out.metric_alarms().first().expect("the alarm exists").clone();
+        let a = out
+            .metric_alarms()
+            .first()
+            .expect("the alarm exists")
+            .clone();
         let req = self.cloudwatch.put_metric_alarm();
         req.alarm_name(name)
             .set_alarm_description(a.alarm_description().map(str::to_string))

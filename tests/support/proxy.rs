@@ -83,7 +83,7 @@ impl State {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.every.load(Ordering::SeqCst);
-        if every > 0 && n % every == 0 {
+        if every > 0 && n.is_multiple_of(every) {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             let code = self.code.lock().unwrap().clone();
             return error_response(&uri, &headers, code.as_deref());

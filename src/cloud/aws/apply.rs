@@ -5,7 +5,6 @@ use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 
 use std::collections::HashSet;
 
-
 use super::errors::from_sdk;
 use super::{AwsCloud, RegionClients, pace};
 use crate::cloud::CloudError;

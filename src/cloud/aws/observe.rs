@@ -146,10 +146,11 @@ pub(super) async fn observe(cloud: &AwsCloud, scope: &Scope) -> Result<Observed,
     }
     let ok = tally.ok.load(Ordering::Relaxed);
     let failed = tally.failed.load(Ordering::Relaxed);
-    if ok == 0 && failed == 0 {
-        if let Some(e) = tally.unreachable.lock().unwrap().take() {
-            return Err(e);
-        }
+    if ok == 0
+        && failed == 0
+        && let Some(e) = tally.unreachable.lock().unwrap().take()
+    {
+        return Err(e);
     }
     Ok(observed)
 }
