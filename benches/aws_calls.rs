@@ -35,7 +35,10 @@ struct Row {
 fn scope(services: &[ServiceId], system: &System) -> Scope {
     Scope {
         services: services.to_vec(),
-        target_groups: vec![System::target_group(FRONTEND), System::target_group(BACKEND)],
+        target_groups: vec![
+            System::target_group(FRONTEND),
+            System::target_group(BACKEND),
+        ],
         alarms: services
             .iter()
             .flat_map(ballast::plan::alarms::alarm_names)
@@ -117,7 +120,9 @@ async fn main() {
         rows.push(measure(n).await);
     }
 
-    println!("| services | reads per converged pass | writes | observe, unpaced (median of {PASSES}) | observe, paced by the default rate limits |");
+    println!(
+        "| services | reads per converged pass | writes | observe, unpaced (median of {PASSES}) | observe, paced by the default rate limits |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(

@@ -22,6 +22,7 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// `per_second` tokens a second, at most `burst` saved up.
     pub const fn new(per_second: f64, burst: u32) -> Self {
         Rate { per_second, burst }
     }

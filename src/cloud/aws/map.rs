@@ -101,11 +101,6 @@ pub fn failure(f: &ecs::Failure) -> ResourceError {
     }
 }
 
-/// The name the `group` of a task names, for `service:NAME` groups.
-pub fn service_of_group(group: &str) -> Option<&str> {
-    group.strip_prefix("service:")
-}
-
 /// A described task. `instances` maps container instance ARNs to EC2
 /// instance ids; `taskdef` supplies static bindings when ECS reports none.
 pub fn task(
@@ -381,11 +376,6 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
 /// read calls (10 services, 100 tasks, 20 target group names, …).
 pub fn batches<T>(items: &[T], size: usize) -> impl Iterator<Item = &[T]> {
     items.chunks(size.max(1))
-}
-
-/// How many calls a batched read of `n` items takes.
-pub fn calls_for(n: usize, size: usize) -> usize {
-    n.div_ceil(size.max(1))
 }
 
 #[cfg(test)]
@@ -743,11 +733,12 @@ mod tests {
     fn batching_arithmetic_follows_the_api_limits() {
         // 25 services → 3 DescribeServices; 100 tasks → 1 DescribeTasks;
         // 101 → 2; 21 target group names → 2; 0 items → no call.
-        assert_eq!(calls_for(25, 10), 3);
-        assert_eq!(calls_for(100, 100), 1);
-        assert_eq!(calls_for(101, 100), 2);
-        assert_eq!(calls_for(21, 20), 2);
-        assert_eq!(calls_for(0, 10), 0);
+        let calls = |n: usize, size: usize| batches(&vec![0u8; n], size).count();
+        assert_eq!(calls(25, 10), 3);
+        assert_eq!(calls(100, 100), 1);
+        assert_eq!(calls(101, 100), 2);
+        assert_eq!(calls(21, 20), 2);
+        assert_eq!(calls(0, 10), 0);
         let items: Vec<u32> = (0..25).collect();
         let sizes: Vec<usize> = batches(&items, 10).map(<[u32]>::len).collect();
         assert_eq!(sizes, vec![10, 10, 5]);

@@ -4,23 +4,27 @@
 //! This folder is the only code in the crate that imports `aws_sdk_*`.
 //! Every SDK operation is called as `<x>.ecs.<op>()`, `.elbv2.<op>()`,
 //! `.autoscaling.<op>()`, `.cloudwatch.<op>()` or `.appscaling.<op>()`,
-//! so that a plain regex over this folder lists the IAM actions it needs
-//! (a unit test keeps [`IAM_ACTIONS`] in step with it).
+//! on one line (`let req = rc.ecs.describe_services();`), so that a plain
+//! regex over this folder lists the IAM actions it needs (a unit test keeps
+//! [`IAM_ACTIONS`] in step with it).
 //!
-//! - [`observe`](self::observe): the reads of one pass, batched as the table
-//!   in [`crate::cloud`] says, with the target-group and task-definition
+//! - `observe`: the reads of one pass, batched as the table in
+//!   [`crate::cloud`] says, with the target-group and task-definition
 //!   caches.
-//! - [`apply`](self::apply): one write per [`Change`].
-//! - [`map`]: pure SDK-shape → observed-type mapping.
-//! - [`errors`]: SDK errors → [`CloudError`].
+//! - `apply`: one write per [`Change`].
+//! - `map`: pure SDK-shape → observed-type mapping.
+//! - `errors`: SDK errors → [`CloudError`].
 //! - [`limiter`]: client-side token buckets per API family.
-//! - [`intercept`]: per-attempt call counting and the retry classifier.
+//! - `intercept`: per-attempt call counting and the retry classifier.
+//!
+//! `docs/aws.md` covers configuration, retries, rate limits, IAM and the
+//! emulator test bed.
 
 mod apply;
-pub mod errors;
+mod errors;
 mod intercept;
 pub mod limiter;
-pub mod map;
+mod map;
 mod observe;
 
 use std::collections::HashMap;
@@ -149,9 +153,9 @@ impl std::fmt::Debug for AwsCloud {
 
 impl AwsCloud {
     /// An adapter over `sdk_config` (credentials, endpoints, HTTP client).
-    /// Regions come from the desired state; the config's own region is
-    /// only a default for nothing. Timeouts and retries come from
-    /// `options` and replace the config's.
+    /// The config's region is not used: every resource in a [`Scope`] or
+    /// [`Change`] names its region, and each region gets its own clients.
+    /// Timeouts and retries come from `options` and replace the config's.
     pub fn new(sdk_config: &SdkConfig, metrics: Arc<Metrics>, options: AwsOptions) -> Self {
         AwsCloud {
             inner: Arc::new(Inner {
@@ -178,6 +182,7 @@ impl AwsCloud {
         self.inner.sink.snapshot()
     }
 
+    /// The options the adapter was built with.
     pub fn options(&self) -> &AwsOptions {
         &self.inner.options
     }
