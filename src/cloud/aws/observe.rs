@@ -8,8 +8,11 @@
 //! pass an error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
@@ -38,6 +41,53 @@ const TARGET_GROUP_NAMES_BATCH: usize = 20;
 const ALARM_NAMES_BATCH: usize = 100;
 const METRIC_QUERIES_BATCH: usize = 500;
 const GROUP_NAMES_BATCH: usize = 50;
+
+/// Calls of one family in flight at once. The rate buckets bound the rate;
+/// this bounds connections and keeps a 500-service pass from waiting on
+/// 50 sequential round trips.
+const IN_FLIGHT: usize = 8;
+
+/// Run `f` over `items`, up to [`IN_FLIGHT`] at a time, keeping order.
+async fn in_waves<T, F, Fut>(items: Vec<T>, f: F) -> Vec<Fut::Output>
+where
+    F: Fn(T) -> Fut,
+    Fut: Future,
+{
+    let mut out = Vec::with_capacity(items.len());
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        let wave: Vec<Fut> = it.by_ref().take(IN_FLIGHT).map(&f).collect();
+        out.extend(join_all(wave).await);
+    }
+    out
+}
+
+/// Await all futures concurrently on this task (no spawning, so they may
+/// borrow), returning their outputs in order.
+async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futs.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
+}
 
 /// Outcomes of the pass's calls, to tell "AWS is unreachable" (every call
 /// failed to connect) from per-resource trouble.
@@ -358,8 +408,8 @@ async fn describe_services(
     names: &[&str],
     tally: &Tally,
 ) -> HashMap<String, Result<aws_sdk_ecs::types::Service, ResourceError>> {
-    let mut out = HashMap::new();
-    for batch in map::batches(names, DESCRIBE_SERVICES_BATCH) {
+    let batches: Vec<&[&str]> = map::batches(names, DESCRIBE_SERVICES_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
         pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_services();
         let result = req
@@ -368,7 +418,12 @@ async fn describe_services(
             .send()
             .await
             .map_err(|e| from_sdk("ecs", "DescribeServices", e));
-        match tally.note(result) {
+        (batch, tally.note(result))
+    })
+    .await;
+    let mut out = HashMap::new();
+    for (batch, result) in results {
+        match result {
             Ok(resp) => {
                 for s in resp.services() {
                     if let Some(name) = s.service_name() {
@@ -423,8 +478,8 @@ async fn cluster_tasks(
     }
     arns.sort();
     arns.dedup();
-    let mut tasks = Vec::with_capacity(arns.len());
-    for batch in map::batches(&arns, DESCRIBE_TASKS_BATCH) {
+    let batches: Vec<&[String]> = map::batches(&arns, DESCRIBE_TASKS_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
         pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_tasks();
         let result = req
@@ -433,8 +488,13 @@ async fn cluster_tasks(
             .send()
             .await
             .map_err(|e| from_sdk("ecs", "DescribeTasks", e));
+        tally.note(result)
+    })
+    .await;
+    let mut tasks = Vec::with_capacity(arns.len());
+    for result in results {
         // failures[] here are tasks that vanished since ListTasks: gone.
-        tasks.extend(tally.note(result)?.tasks().iter().cloned());
+        tasks.extend(result?.tasks().iter().cloned());
     }
     Ok(tasks)
 }
@@ -528,8 +588,9 @@ async fn scalable_targets(
     tally: &Tally,
 ) -> Result<HashSet<String>, CloudError> {
     let ids: Vec<String> = services.iter().map(resource_id).collect();
-    let mut out = HashSet::new();
-    for batch in map::batches(&ids, SCALABLE_TARGETS_BATCH) {
+    let batches: Vec<&[String]> = map::batches(&ids, SCALABLE_TARGETS_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
+        let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
             pace(&rc.buckets.appscaling).await;
@@ -543,16 +604,21 @@ async fn scalable_targets(
                 .await
                 .map_err(|e| from_sdk("application-autoscaling", "DescribeScalableTargets", e));
             let page = tally.note(result)?;
-            out.extend(
+            found.extend(
                 page.scalable_targets()
                     .iter()
                     .map(|t| t.resource_id().to_string()),
             );
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
+                _ => return Ok::<_, CloudError>(found),
             }
         }
+    })
+    .await;
+    let mut out = HashSet::new();
+    for result in results {
+        out.extend(result?);
     }
     Ok(out)
 }
@@ -602,26 +668,31 @@ async fn target_groups(
         }
     }
 
+    let mut described = Vec::new();
     for r in refs {
         if out.contains_key(r) {
             continue;
         }
-        let Some(info) = cloud
+        let info = cloud
             .inner
             .target_groups
             .lock()
             .unwrap()
             .get(&key(r))
-            .cloned()
-        else {
-            out.insert(
-                r.clone(),
-                Err(ResourceError::Unavailable(
-                    "target group was not described".into(),
-                )),
-            );
-            continue;
-        };
+            .cloned();
+        match info {
+            Some(info) => described.push((r, info)),
+            None => {
+                out.insert(
+                    r.clone(),
+                    Err(ResourceError::Unavailable(
+                        "target group was not described".into(),
+                    )),
+                );
+            }
+        }
+    }
+    let results = in_waves(described, |(r, info)| async move {
         pace(&rc.buckets.elbv2_describe).await;
         let req = rc.elbv2.describe_target_health();
         let result = req
@@ -629,7 +700,11 @@ async fn target_groups(
             .send()
             .await
             .map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e));
-        let entry = match tally.note(result) {
+        (r, info, tally.note(result))
+    })
+    .await;
+    for (r, info, result) in results {
+        let entry = match result {
             Ok(resp) => Ok(map::target_group(&info, resp.target_health_descriptions())),
             Err(e) => {
                 if matches!(e, CloudError::NotFound(_)) {
@@ -709,8 +784,9 @@ async fn describe_alarms(
     names: &[String],
     tally: &Tally,
 ) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
-    let mut out = BTreeMap::new();
-    for batch in map::batches(names, ALARM_NAMES_BATCH) {
+    let batches: Vec<&[String]> = map::batches(names, ALARM_NAMES_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
+        let mut alarms = Vec::new();
         let mut token: Option<String> = None;
         loop {
             pace(&rc.buckets.cloudwatch_describe_alarms).await;
@@ -722,23 +798,29 @@ async fn describe_alarms(
                 .send()
                 .await
                 .map_err(|e| from_sdk("cloudwatch", "DescribeAlarms", e));
-            match tally.note(result) {
-                Ok(page) => {
-                    for a in page.metric_alarms() {
-                        if let Some(name) = a.alarm_name() {
-                            out.insert(name.to_string(), Ok(map::alarm(a)));
-                        }
-                    }
-                    match page.next_token() {
-                        Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                        _ => break,
-                    }
+            let page = match tally.note(result) {
+                Ok(page) => page,
+                Err(e) => return (batch, Err(e)),
+            };
+            alarms.extend(page.metric_alarms().iter().map(map::alarm));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return (batch, Ok(alarms)),
+            }
+        }
+    })
+    .await;
+    let mut out = BTreeMap::new();
+    for (batch, result) in results {
+        match result {
+            Ok(alarms) => {
+                for a in alarms {
+                    out.insert(a.definition.name.clone(), Ok(a));
                 }
-                Err(e) => {
-                    for name in batch {
-                        out.insert(name.clone(), Err(resource_error(&e)));
-                    }
-                    break;
+            }
+            Err(e) => {
+                for name in batch {
+                    out.insert(name.clone(), Err(resource_error(&e)));
                 }
             }
         }
@@ -914,6 +996,34 @@ mod tests {
         assert_eq!(us.target_groups.len(), 1);
         assert!(us.task_sizes.contains(&sid("us-east-1", "c", "b")));
         assert_eq!(us.groups.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waves_run_up_to_the_limit_at_once_and_keep_order() {
+        let start = tokio::time::Instant::now();
+        let items: Vec<u64> = (0..(IN_FLIGHT as u64 + 1)).collect();
+        let out = in_waves(items, |i| async move {
+            // Later items finish first within a wave.
+            tokio::time::sleep(std::time::Duration::from_millis(1_000 - i)).await;
+            i * 10
+        })
+        .await;
+        assert_eq!(
+            out,
+            (0..(IN_FLIGHT as u64 + 1))
+                .map(|i| i * 10)
+                .collect::<Vec<_>>()
+        );
+        // One full wave (≈1 s) plus one more item (≈1 s), not 9 s.
+        let took = start.elapsed();
+        assert!(
+            took < std::time::Duration::from_millis(2_001),
+            "took {took:?}"
+        );
+        assert!(
+            took > std::time::Duration::from_millis(1_900),
+            "took {took:?}"
+        );
     }
 
     #[test]
