@@ -10,11 +10,23 @@
 //! call each `pub async fn` of this module with it, e.g.
 //!
 //! ```ignore
+//! #[path = "support/contract.rs"]
+//! mod contract; // depends on `ballast` only, not on the SDK or the emulator
+//!
 //! #[tokio::test]
 //! async fn contract_set_desired_count() {
 //!     contract::set_desired_count_is_observed_and_idempotent(&MyWorld::seed().await).await;
 //! }
 //! ```
+//!
+//! The suite: [`observe_sees_the_seeded_system`],
+//! [`set_desired_count_is_observed_and_idempotent`],
+//! [`out_of_band_desired_count_is_observed`],
+//! [`targets_register_and_deregister_idempotently`],
+//! [`alarms_are_put_and_observed_exactly`],
+//! [`group_capacity_and_subnets_are_observed_and_idempotent`],
+//! [`missing_resources_are_not_found`],
+//! [`missing_group_changes_are_not_found`].
 //!
 //! Each function uses its own world (a fresh seed), so they can run in
 //! parallel. Only behaviour both moto and AWS show is asserted here;
