@@ -51,7 +51,8 @@ pub struct Fixture {
     pub group: GroupId,
     /// The cluster the group's instances join.
     pub cluster: String,
-    /// Target groups by name, with their ARNs.
+    /// Target groups by name, with their ARNs. Both start without targets
+    /// (the service has no loadBalancers of its own).
     pub frontend: (TargetGroupId, String),
     pub backend: (TargetGroupId, String),
     /// Instance ids of the group (at least two), sorted.

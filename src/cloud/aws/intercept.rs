@@ -259,6 +259,59 @@ mod tests {
         assert_eq!(d.writes(), 1);
     }
 
+    fn response(status: u16, header: Option<&str>, body: &str) -> HttpResponse {
+        use aws_smithy_runtime_api::http::StatusCode;
+        let mut r = HttpResponse::new(
+            StatusCode::try_from(status).unwrap(),
+            body.to_string().into(),
+        );
+        if let Some(h) = header {
+            r.headers_mut().insert("x-amzn-errortype", h.to_string());
+        }
+        r
+    }
+
+    #[test]
+    fn attempts_are_labelled_by_their_response() {
+        assert_eq!(
+            attempt_result(&response(200, None, "{}")),
+            CallResult::Success
+        );
+        assert_eq!(
+            attempt_result(&response(400, Some("ThrottlingException:http://x/"), "{}")),
+            CallResult::Throttled
+        );
+        assert_eq!(
+            attempt_result(&response(
+                400,
+                None,
+                "<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>"
+            )),
+            CallResult::Throttled
+        );
+        // A quota and a missing resource are errors, not throttling.
+        assert_eq!(
+            attempt_result(&response(
+                400,
+                None,
+                r#"{"__type":"LimitExceededException","message":"quota"}"#
+            )),
+            CallResult::Error
+        );
+        assert_eq!(
+            attempt_result(&response(
+                400,
+                None,
+                r#"{"__type":"ServiceNotFoundException"}"#
+            )),
+            CallResult::Error
+        );
+        assert_eq!(
+            attempt_result(&response(500, None, "<html>")),
+            CallResult::Error
+        );
+    }
+
     #[test]
     fn interned_names_are_shared() {
         let a = intern(&String::from("DescribeTasks"));
