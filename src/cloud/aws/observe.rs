@@ -1,0 +1,1045 @@
+//! The reads of one pass, per region, exactly as the table "Read calls per
+//! pass" in [`crate::cloud`] lists them.
+//!
+//! Families that do not depend on each other run concurrently (the rate
+//! buckets keep each family within AWS's limits); regions run in
+//! parallel. A failed read becomes a per-resource error; only when every
+//! read failed because the endpoint could not be reached is the whole
+//! pass an error.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::SystemTime;
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_cloudwatch::types::{
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy,
+};
+use aws_sdk_ecs::types::DesiredStatus;
+
+use super::errors::from_sdk;
+use super::map::{self, ContainerInstanceInfo, TargetGroupInfo};
+use super::{AwsCloud, RegionClients, pace};
+use crate::cloud::{CloudError, Scope};
+use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
+use crate::observed::{
+    MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ResourceError,
+    TaskStatus,
+};
+
+/// Batch limits of the read calls (AWS API models).
+const DESCRIBE_SERVICES_BATCH: usize = 10;
+const DESCRIBE_TASKS_BATCH: usize = 100;
+const LIST_PAGE: i32 = 100;
+const DESCRIBE_CONTAINER_INSTANCES_BATCH: usize = 100;
+const SCALABLE_TARGETS_BATCH: usize = 50;
+const TARGET_GROUP_NAMES_BATCH: usize = 20;
+const ALARM_NAMES_BATCH: usize = 100;
+const METRIC_QUERIES_BATCH: usize = 500;
+const GROUP_NAMES_BATCH: usize = 50;
+
+/// Calls of one family in flight at once. The rate buckets bound the rate;
+/// this bounds connections and keeps a 500-service pass from waiting on
+/// 50 sequential round trips.
+const IN_FLIGHT: usize = 8;
+
+/// Run `f` over `items`, up to [`IN_FLIGHT`] at a time, keeping order.
+async fn in_waves<T, F, Fut>(items: Vec<T>, f: F) -> Vec<Fut::Output>
+where
+    F: Fn(T) -> Fut,
+    Fut: Future,
+{
+    let mut out = Vec::with_capacity(items.len());
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        let wave: Vec<Fut> = it.by_ref().take(IN_FLIGHT).map(&f).collect();
+        out.extend(join_all(wave).await);
+    }
+    out
+}
+
+/// Await all futures concurrently on this task (no spawning, so they may
+/// borrow), returning their outputs in order.
+async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futs.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
+}
+
+/// Outcomes of the pass's calls, to tell "AWS is unreachable" (every call
+/// failed to connect) from per-resource trouble.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+    unreachable: Mutex<Option<CloudError>>,
+}
+
+impl Tally {
+    fn note<T>(&self, r: Result<T, CloudError>) -> Result<T, CloudError> {
+        match &r {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e @ CloudError::Unreachable { .. }) => {
+                self.unreachable
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| e.clone());
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+fn resource_error(e: &CloudError) -> ResourceError {
+    match e {
+        CloudError::NotFound(m) => ResourceError::NotFound(m.clone()),
+        other => ResourceError::Unavailable(other.to_string()),
+    }
+}
+
+/// The part of a scope in one region.
+#[derive(Debug, Default, Clone)]
+struct RegionScope {
+    services: Vec<ServiceId>,
+    target_groups: Vec<TargetGroupRef>,
+    alarms: Vec<String>,
+    cpu: Vec<ServiceId>,
+    task_sizes: HashSet<ServiceId>,
+    groups: Vec<(GroupId, String)>,
+}
+
+fn split_by_region(scope: &Scope) -> BTreeMap<String, RegionScope> {
+    let mut out: BTreeMap<String, RegionScope> = BTreeMap::new();
+    for s in &scope.services {
+        out.entry(s.region.clone())
+            .or_default()
+            .services
+            .push(s.clone());
+    }
+    for t in &scope.target_groups {
+        out.entry(t.region.clone())
+            .or_default()
+            .target_groups
+            .push(t.target_group.clone());
+    }
+    for (region, name) in &scope.alarms {
+        out.entry(region.clone())
+            .or_default()
+            .alarms
+            .push(name.clone());
+    }
+    for s in &scope.cpu {
+        out.entry(s.region.clone()).or_default().cpu.push(s.clone());
+    }
+    for s in &scope.task_sizes {
+        out.entry(s.region.clone())
+            .or_default()
+            .task_sizes
+            .insert(s.clone());
+    }
+    for (g, cluster) in &scope.groups {
+        out.entry(g.region.clone())
+            .or_default()
+            .groups
+            .push((g.clone(), cluster.clone()));
+    }
+    out
+}
+
+pub(super) async fn observe(cloud: &AwsCloud, scope: &Scope) -> Result<Observed, CloudError> {
+    let tally = std::sync::Arc::new(Tally::default());
+    let mut regions = tokio::task::JoinSet::new();
+    for (region, part) in split_by_region(scope) {
+        let cloud = cloud.clone();
+        let tally = tally.clone();
+        regions.spawn(async move { observe_region(&cloud, &region, &part, &tally).await });
+    }
+    let mut observed = Observed::default();
+    while let Some(joined) = regions.join_next().await {
+        let part = match joined {
+            Ok(part) => part,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        observed.services.extend(part.services);
+        observed.target_groups.extend(part.target_groups);
+        observed.alarms.extend(part.alarms);
+        observed.cpu.extend(part.cpu);
+        observed.groups.extend(part.groups);
+    }
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    if ok == 0
+        && failed == 0
+        && let Some(e) = tally.unreachable.lock().unwrap().take()
+    {
+        return Err(e);
+    }
+    Ok(observed)
+}
+
+/// What one cluster's reads returned.
+struct ClusterView {
+    services: HashMap<String, Result<aws_sdk_ecs::types::Service, ResourceError>>,
+    tasks: Result<Vec<aws_sdk_ecs::types::Task>, CloudError>,
+    instances: Result<HashMap<String, ContainerInstanceInfo>, CloudError>,
+}
+
+async fn observe_region(
+    cloud: &AwsCloud,
+    region: &str,
+    part: &RegionScope,
+    tally: &Tally,
+) -> Observed {
+    let rc = cloud.region(region);
+    let group_names: Vec<String> = part.groups.iter().map(|(g, _)| g.name.clone()).collect();
+    let (clusters, scalable, target_groups, alarms, cpu, groups) = tokio::join!(
+        observe_clusters(&rc, part, tally),
+        scalable_targets(&rc, &part.services, tally),
+        target_groups(cloud, &rc, region, &part.target_groups, tally),
+        describe_alarms(&rc, &part.alarms, tally),
+        metric_data(cloud, &rc, &part.cpu, tally),
+        describe_groups(&rc, &group_names, tally),
+    );
+
+    // Task definitions: for sizes where asked, and for running tasks that
+    // report no port bindings (see `map::task`). Cached per ARN.
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for id in &part.services {
+        if part.task_sizes.contains(id)
+            && let Some(Ok(svc)) = clusters
+                .get(&id.cluster)
+                .and_then(|c| c.services.get(&id.service))
+            && let Some(td) = svc.task_definition()
+        {
+            wanted.insert(td.to_string());
+        }
+    }
+    for view in clusters.values() {
+        for t in view.tasks.iter().flatten() {
+            let unbound = t
+                .containers()
+                .iter()
+                .all(|c| c.network_bindings().is_empty());
+            if unbound
+                && TaskStatus::from_aws(t.last_status().unwrap_or_default()) == TaskStatus::Running
+                && let Some(td) = t.task_definition_arn()
+            {
+                wanted.insert(td.to_string());
+            }
+        }
+    }
+    task_definitions(cloud, &rc, &wanted, tally).await;
+    let task_defs = cloud.inner.task_defs.lock().unwrap().clone();
+
+    let mut observed = Observed::default();
+    for id in &part.services {
+        let entry = assemble_service(id, &clusters, &scalable, &task_defs, part);
+        observed.services.insert(id.clone(), entry);
+    }
+    for tg in &part.target_groups {
+        let entry = target_groups.get(tg).cloned().unwrap_or_else(|| {
+            Err(ResourceError::Unavailable(
+                "target group was not read".into(),
+            ))
+        });
+        observed.target_groups.insert(
+            TargetGroupId {
+                region: region.to_string(),
+                target_group: tg.clone(),
+            },
+            entry,
+        );
+    }
+    for (name, alarm) in alarms {
+        observed.alarms.insert((region.to_string(), name), alarm);
+    }
+    observed.cpu.extend(cpu);
+    for (gid, cluster) in &part.groups {
+        let entry = match groups.get(&gid.name) {
+            None => Err(ResourceError::NotFound(format!(
+                "auto scaling group {}",
+                gid.name
+            ))),
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(g)) => {
+                match clusters.get(cluster).map(|c| &c.instances) {
+                    Some(Ok(cis)) => {
+                        let tasks = cis
+                            .values()
+                            .filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci.tasks)))
+                            .collect();
+                        Ok(map::group(g, &tasks))
+                    }
+                    // No such cluster: its instances run no ECS tasks.
+                    Some(Err(CloudError::NotFound(_))) | None => Ok(map::group(g, &HashMap::new())),
+                    Some(Err(e)) => Err(ResourceError::Unavailable(format!(
+                        "container instances of cluster {cluster}: {e}"
+                    ))),
+                }
+            }
+        };
+        observed.groups.insert(gid.clone(), entry);
+    }
+    observed
+}
+
+fn assemble_service(
+    id: &ServiceId,
+    clusters: &HashMap<String, ClusterView>,
+    scalable: &Result<HashSet<String>, CloudError>,
+    task_defs: &HashMap<String, map::TaskDefInfo>,
+    part: &RegionScope,
+) -> Result<ObservedService, ResourceError> {
+    let view = clusters
+        .get(&id.cluster)
+        .ok_or_else(|| ResourceError::Unavailable("cluster was not read".into()))?;
+    let svc = view
+        .services
+        .get(&id.service)
+        .cloned()
+        .unwrap_or_else(|| Err(ResourceError::NotFound(format!("service {id}"))))?;
+    // Without its tasks, instances or scalable target the service cannot be
+    // planned safely (e.g. targets would look stale): report it unreadable.
+    let tasks = view.tasks.as_ref().map_err(resource_error)?;
+    let instances = view.instances.as_ref().map_err(|e| {
+        ResourceError::Unavailable(format!(
+            "container instances of cluster {}: {e}",
+            id.cluster
+        ))
+    })?;
+    let scalable = scalable
+        .as_ref()
+        .map_err(|e| ResourceError::Unavailable(format!("scalable targets: {e}")))?;
+
+    let mut observed = map::service(&svc);
+    observed.scalable_target = scalable.contains(&resource_id(id));
+    let group = format!("service:{}", id.service);
+    observed.tasks = tasks
+        .iter()
+        .filter(|t| t.group() == Some(group.as_str()))
+        .map(|t| {
+            let td = t.task_definition_arn().and_then(|arn| task_defs.get(arn));
+            map::task(t, instances, td)
+        })
+        .collect();
+    observed.tasks.sort_by(|a, b| a.arn.cmp(&b.arn));
+    if part.task_sizes.contains(id) {
+        observed.task_size = task_defs
+            .get(&observed.task_definition)
+            .and_then(|td| td.size);
+    }
+    Ok(observed)
+}
+
+/// Application Auto Scaling's resource id of an ECS service.
+fn resource_id(id: &ServiceId) -> String {
+    format!("service/{}/{}", id.cluster, id.service)
+}
+
+async fn observe_clusters(
+    rc: &RegionClients,
+    part: &RegionScope,
+    tally: &Tally,
+) -> HashMap<String, ClusterView> {
+    let mut by_cluster: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in &part.services {
+        by_cluster.entry(&s.cluster).or_default().push(&s.service);
+    }
+    for (_, cluster) in &part.groups {
+        by_cluster.entry(cluster).or_default();
+    }
+    let mut out = HashMap::new();
+    for (cluster, services) in by_cluster {
+        let has_services = !services.is_empty();
+        let (services, tasks, instances) = tokio::join!(
+            describe_services(rc, cluster, &services, tally),
+            async {
+                if has_services {
+                    cluster_tasks(rc, cluster, tally).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            container_instances(rc, cluster, tally),
+        );
+        out.insert(
+            cluster.to_string(),
+            ClusterView {
+                services,
+                tasks,
+                instances,
+            },
+        );
+    }
+    out
+}
+
+async fn describe_services(
+    rc: &RegionClients,
+    cluster: &str,
+    names: &[&str],
+    tally: &Tally,
+) -> HashMap<String, Result<aws_sdk_ecs::types::Service, ResourceError>> {
+    let batches: Vec<&[&str]> = map::batches(names, DESCRIBE_SERVICES_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
+        pace(&rc.buckets.ecs_read).await;
+        let req = rc.ecs.describe_services();
+        let result = req
+            .cluster(cluster)
+            .set_services(Some(batch.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ecs", "DescribeServices", e));
+        (batch, tally.note(result))
+    })
+    .await;
+    let mut out = HashMap::new();
+    for (batch, result) in results {
+        match result {
+            Ok(resp) => {
+                for s in resp.services() {
+                    if let Some(name) = s.service_name() {
+                        out.insert(name.to_string(), Ok(s.clone()));
+                    }
+                }
+                for f in resp.failures() {
+                    let name = f
+                        .arn()
+                        .and_then(|a| a.rsplit('/').next())
+                        .unwrap_or_default();
+                    out.insert(name.to_string(), Err(map::failure(f)));
+                }
+            }
+            Err(e) => {
+                for name in batch {
+                    out.insert(name.to_string(), Err(resource_error(&e)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// All tasks of a cluster that run or stopped recently, described.
+async fn cluster_tasks(
+    rc: &RegionClients,
+    cluster: &str,
+    tally: &Tally,
+) -> Result<Vec<aws_sdk_ecs::types::Task>, CloudError> {
+    let mut arns = Vec::new();
+    for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+        let mut token: Option<String> = None;
+        loop {
+            pace(&rc.buckets.ecs_read).await;
+            let req = rc.ecs.list_tasks();
+            let result = req
+                .cluster(cluster)
+                .desired_status(status.clone())
+                .max_results(LIST_PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("ecs", "ListTasks", e));
+            let page = tally.note(result)?;
+            arns.extend(page.task_arns().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    arns.sort();
+    arns.dedup();
+    let batches: Vec<&[String]> = map::batches(&arns, DESCRIBE_TASKS_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
+        pace(&rc.buckets.ecs_read).await;
+        let req = rc.ecs.describe_tasks();
+        let result = req
+            .cluster(cluster)
+            .set_tasks(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ecs", "DescribeTasks", e));
+        tally.note(result)
+    })
+    .await;
+    let mut tasks = Vec::with_capacity(arns.len());
+    for result in results {
+        // failures[] here are tasks that vanished since ListTasks: gone.
+        tasks.extend(result?.tasks().iter().cloned());
+    }
+    Ok(tasks)
+}
+
+/// Container instances of a cluster by ARN.
+async fn container_instances(
+    rc: &RegionClients,
+    cluster: &str,
+    tally: &Tally,
+) -> Result<HashMap<String, ContainerInstanceInfo>, CloudError> {
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        pace(&rc.buckets.ecs_read).await;
+        let req = rc.ecs.list_container_instances();
+        let result = req
+            .cluster(cluster)
+            .max_results(LIST_PAGE)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| from_sdk("ecs", "ListContainerInstances", e));
+        let page = tally.note(result)?;
+        arns.extend(page.container_instance_arns().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    let mut out = HashMap::new();
+    for batch in map::batches(&arns, DESCRIBE_CONTAINER_INSTANCES_BATCH) {
+        pace(&rc.buckets.ecs_read).await;
+        let req = rc.ecs.describe_container_instances();
+        let result = req
+            .cluster(cluster)
+            .set_container_instances(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ecs", "DescribeContainerInstances", e));
+        for ci in tally.note(result)?.container_instances() {
+            if let Some(arn) = ci.container_instance_arn() {
+                out.insert(arn.to_string(), map::container_instance(ci));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fetch the task definitions in `arns` not yet cached.
+async fn task_definitions(
+    cloud: &AwsCloud,
+    rc: &RegionClients,
+    arns: &BTreeSet<String>,
+    tally: &Tally,
+) {
+    let missing: Vec<String> = {
+        let cache = cloud.inner.task_defs.lock().unwrap();
+        arns.iter()
+            .filter(|a| !cache.contains_key(*a))
+            .cloned()
+            .collect()
+    };
+    for arn in missing {
+        pace(&rc.buckets.ecs_read).await;
+        let req = rc.ecs.describe_task_definition();
+        let result = req
+            .task_definition(&arn)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ecs", "DescribeTaskDefinition", e));
+        // A failure leaves the size unknown for this pass; the next pass
+        // asks again.
+        if let Ok(resp) = tally.note(result)
+            && let Some(td) = resp.task_definition()
+        {
+            cloud
+                .inner
+                .task_defs
+                .lock()
+                .unwrap()
+                .insert(arn, map::task_definition(td));
+        }
+    }
+}
+
+/// Resource ids of the services that have a scalable target on their
+/// desired count.
+async fn scalable_targets(
+    rc: &RegionClients,
+    services: &[ServiceId],
+    tally: &Tally,
+) -> Result<HashSet<String>, CloudError> {
+    let ids: Vec<String> = services.iter().map(resource_id).collect();
+    let batches: Vec<&[String]> = map::batches(&ids, SCALABLE_TARGETS_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            pace(&rc.buckets.appscaling).await;
+            let req = rc.appscaling.describe_scalable_targets();
+            let result = req
+                .service_namespace(ServiceNamespace::Ecs)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .set_resource_ids(Some(batch.to_vec()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("application-autoscaling", "DescribeScalableTargets", e));
+            let page = tally.note(result)?;
+            found.extend(
+                page.scalable_targets()
+                    .iter()
+                    .map(|t| t.resource_id().to_string()),
+            );
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok::<_, CloudError>(found),
+            }
+        }
+    })
+    .await;
+    let mut out = HashSet::new();
+    for result in results {
+        out.extend(result?);
+    }
+    Ok(out)
+}
+
+/// Describe the target groups not yet cached, then read each one's
+/// target health.
+async fn target_groups(
+    cloud: &AwsCloud,
+    rc: &RegionClients,
+    region: &str,
+    refs: &[TargetGroupRef],
+    tally: &Tally,
+) -> HashMap<TargetGroupRef, Result<ObservedTargetGroup, ResourceError>> {
+    let mut out = HashMap::new();
+    let key = |r: &TargetGroupRef| (region.to_string(), r.clone());
+    let (mut names, mut arns) = (Vec::new(), Vec::new());
+    {
+        let cache = cloud.inner.target_groups.lock().unwrap();
+        for r in refs {
+            if !cache.contains_key(&key(r)) {
+                match r {
+                    TargetGroupRef::Name(n) => names.push(n.clone()),
+                    TargetGroupRef::Arn(a) => arns.push(a.clone()),
+                }
+            }
+        }
+    }
+    for (by_name, list) in [(true, names), (false, arns)] {
+        for batch in map::batches(&list, TARGET_GROUP_NAMES_BATCH) {
+            let found = describe_target_groups(rc, by_name, batch, tally).await;
+            let mut cache = cloud.inner.target_groups.lock().unwrap();
+            for (wanted, result) in found {
+                let r = if by_name {
+                    TargetGroupRef::Name(wanted)
+                } else {
+                    TargetGroupRef::Arn(wanted)
+                };
+                match result {
+                    Ok(info) => {
+                        cache.insert(key(&r), info);
+                    }
+                    Err(e) => {
+                        out.insert(r, Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    let mut described = Vec::new();
+    for r in refs {
+        if out.contains_key(r) {
+            continue;
+        }
+        let info = cloud
+            .inner
+            .target_groups
+            .lock()
+            .unwrap()
+            .get(&key(r))
+            .cloned();
+        match info {
+            Some(info) => described.push((r, info)),
+            None => {
+                out.insert(
+                    r.clone(),
+                    Err(ResourceError::Unavailable(
+                        "target group was not described".into(),
+                    )),
+                );
+            }
+        }
+    }
+    let results = in_waves(described, |(r, info)| async move {
+        pace(&rc.buckets.elbv2_describe).await;
+        let req = rc.elbv2.describe_target_health();
+        let result = req
+            .target_group_arn(&info.arn)
+            .send()
+            .await
+            .map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e));
+        (r, info, tally.note(result))
+    })
+    .await;
+    for (r, info, result) in results {
+        let entry = match result {
+            Ok(resp) => Ok(map::target_group(&info, resp.target_health_descriptions())),
+            Err(e) => {
+                if matches!(e, CloudError::NotFound(_)) {
+                    // Deleted (and maybe re-created with a new ARN):
+                    // describe it again next pass.
+                    cloud.inner.target_groups.lock().unwrap().remove(&key(r));
+                }
+                Err(resource_error(&e))
+            }
+        };
+        out.insert(r.clone(), entry);
+    }
+    out
+}
+
+/// Describe up to 20 target groups by name (or ARN). DescribeTargetGroups
+/// fails the whole call when one of them does not exist, so a failed
+/// batch is asked again one by one to tell which.
+async fn describe_target_groups(
+    rc: &RegionClients,
+    by_name: bool,
+    batch: &[String],
+    tally: &Tally,
+) -> Vec<(String, Result<TargetGroupInfo, ResourceError>)> {
+    let call = |items: Vec<String>| async move {
+        pace(&rc.buckets.elbv2_describe).await;
+        let req = rc.elbv2.describe_target_groups();
+        let req = if by_name {
+            req.set_names(Some(items))
+        } else {
+            req.set_target_group_arns(Some(items))
+        };
+        let result = req
+            .send()
+            .await
+            .map_err(|e| from_sdk("elbv2", "DescribeTargetGroups", e));
+        tally.note(result)
+    };
+    let pick = |resp: &aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput,
+                wanted: &str| {
+        resp.target_groups()
+            .iter()
+            .filter_map(map::target_group_info)
+            .find(|i| if by_name { i.name == wanted } else { i.arn == wanted })
+    };
+    match call(batch.to_vec()).await {
+        Ok(resp) => batch
+            .iter()
+            .map(|w| {
+                let r = pick(&resp, w)
+                    .ok_or_else(|| ResourceError::NotFound(format!("target group {w}")));
+                (w.clone(), r)
+            })
+            .collect(),
+        Err(CloudError::NotFound(_)) if batch.len() > 1 => {
+            let mut out = Vec::new();
+            for w in batch {
+                let r = match call(vec![w.clone()]).await {
+                    Ok(resp) => pick(&resp, w)
+                        .ok_or_else(|| ResourceError::NotFound(format!("target group {w}"))),
+                    Err(e) => Err(resource_error(&e)),
+                };
+                out.push((w.clone(), r));
+            }
+            out
+        }
+        Err(e) => batch
+            .iter()
+            .map(|w| (w.clone(), Err(resource_error(&e))))
+            .collect(),
+    }
+}
+
+/// Alarms by name; absent names are simply not there.
+async fn describe_alarms(
+    rc: &RegionClients,
+    names: &[String],
+    tally: &Tally,
+) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
+    let batches: Vec<&[String]> = map::batches(names, ALARM_NAMES_BATCH).collect();
+    let results = in_waves(batches, |batch| async move {
+        let mut alarms = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            pace(&rc.buckets.cloudwatch_describe_alarms).await;
+            let req = rc.cloudwatch.describe_alarms();
+            let result = req
+                .set_alarm_names(Some(batch.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("cloudwatch", "DescribeAlarms", e));
+            let page = match tally.note(result) {
+                Ok(page) => page,
+                Err(e) => return (batch, Err(e)),
+            };
+            alarms.extend(page.metric_alarms().iter().map(map::alarm));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return (batch, Ok(alarms)),
+            }
+        }
+    })
+    .await;
+    let mut out = BTreeMap::new();
+    for (batch, result) in results {
+        match result {
+            Ok(alarms) => {
+                for a in alarms {
+                    out.insert(a.definition.name.clone(), Ok(a));
+                }
+            }
+            Err(e) => {
+                for name in batch {
+                    out.insert(name.clone(), Err(resource_error(&e)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The latest average CPU of each service. A service whose read failed
+/// is left out; one without datapoints maps to `None`.
+async fn metric_data(
+    cloud: &AwsCloud,
+    rc: &RegionClients,
+    services: &[ServiceId],
+    tally: &Tally,
+) -> BTreeMap<ServiceId, Option<MetricSample>> {
+    let mut out = BTreeMap::new();
+    let end = SystemTime::now();
+    let start = end - cloud.inner.options.metric_lookback;
+    for batch in map::batches(services, METRIC_QUERIES_BATCH) {
+        let queries: Vec<MetricDataQuery> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
+                MetricDataQuery::builder()
+                    .id(format!("q{i}"))
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(
+                                Metric::builder()
+                                    .namespace("AWS/ECS")
+                                    .metric_name("CPUUtilization")
+                                    .dimensions(dim("ClusterName", &id.cluster))
+                                    .dimensions(dim("ServiceName", &id.service))
+                                    .build(),
+                            )
+                            .period(60)
+                            .stat("Average")
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build()
+            })
+            .collect();
+        let mut samples: HashMap<String, Option<MetricSample>> = HashMap::new();
+        let mut token: Option<String> = None;
+        let mut failed = false;
+        loop {
+            pace(&rc.buckets.cloudwatch_metric_data).await;
+            let req = rc.cloudwatch.get_metric_data();
+            let result = req
+                .set_metric_data_queries(Some(queries.clone()))
+                .start_time(start.into())
+                .end_time(end.into())
+                .scan_by(ScanBy::TimestampDescending)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("cloudwatch", "GetMetricData", e));
+            match tally.note(result) {
+                Ok(page) => {
+                    for r in page.metric_data_results() {
+                        let Some(qid) = r.id() else { continue };
+                        let s = map::latest_sample(r);
+                        let slot = samples.entry(qid.to_string()).or_default();
+                        // Pages split datapoints; keep the newest.
+                        if s.map(|s| s.at) > slot.map(|s| s.at) {
+                            *slot = s;
+                        }
+                    }
+                    match page.next_token() {
+                        Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                        _ => break,
+                    }
+                }
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            continue;
+        }
+        for (i, id) in batch.iter().enumerate() {
+            out.insert(id.clone(), samples.get(&format!("q{i}")).copied().flatten());
+        }
+    }
+    out
+}
+
+/// Auto Scaling groups by name; absent names are not in the map.
+async fn describe_groups(
+    rc: &RegionClients,
+    names: &[String],
+    tally: &Tally,
+) -> HashMap<String, Result<aws_sdk_autoscaling::types::AutoScalingGroup, ResourceError>> {
+    let mut out = HashMap::new();
+    for batch in map::batches(names, GROUP_NAMES_BATCH) {
+        let mut token: Option<String> = None;
+        loop {
+            pace(&rc.buckets.autoscaling).await;
+            let req = rc.autoscaling.describe_auto_scaling_groups();
+            let result = req
+                .set_auto_scaling_group_names(Some(batch.to_vec()))
+                .max_records(100)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("autoscaling", "DescribeAutoScalingGroups", e));
+            match tally.note(result) {
+                Ok(page) => {
+                    for g in page.auto_scaling_groups() {
+                        if let Some(name) = g.auto_scaling_group_name() {
+                            out.insert(name.to_string(), Ok(g.clone()));
+                        }
+                    }
+                    match page.next_token() {
+                        Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                        _ => break,
+                    }
+                }
+                Err(e) => {
+                    for name in batch {
+                        out.insert(name.clone(), Err(resource_error(&e)));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid(region: &str, cluster: &str, service: &str) -> ServiceId {
+        ServiceId {
+            region: region.into(),
+            cluster: cluster.into(),
+            service: service.into(),
+        }
+    }
+
+    #[test]
+    fn scope_splits_by_region_keeping_everything() {
+        let scope = Scope {
+            services: vec![sid("eu-west-1", "c", "a"), sid("us-east-1", "c", "b")],
+            target_groups: vec![TargetGroupId {
+                region: "us-east-1".into(),
+                target_group: TargetGroupRef::Name("frontendTargetGroup".into()),
+            }],
+            alarms: vec![("eu-west-1".into(), "x".into())],
+            cpu: vec![sid("eu-west-1", "c", "a")],
+            task_sizes: vec![sid("us-east-1", "c", "b")],
+            groups: vec![(
+                GroupId {
+                    region: "us-east-1".into(),
+                    name: "ecsAutoScalingGroup".into(),
+                },
+                "c".into(),
+            )],
+        };
+        let parts = split_by_region(&scope);
+        assert_eq!(parts.len(), 2);
+        let eu = &parts["eu-west-1"];
+        assert_eq!(eu.services.len(), 1);
+        assert_eq!(eu.alarms, vec!["x"]);
+        assert_eq!(eu.cpu.len(), 1);
+        let us = &parts["us-east-1"];
+        assert_eq!(us.target_groups.len(), 1);
+        assert!(us.task_sizes.contains(&sid("us-east-1", "c", "b")));
+        assert_eq!(us.groups.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waves_run_up_to_the_limit_at_once_and_keep_order() {
+        let start = tokio::time::Instant::now();
+        let items: Vec<u64> = (0..(IN_FLIGHT as u64 + 1)).collect();
+        let out = in_waves(items, |i| async move {
+            // Later items finish first within a wave.
+            tokio::time::sleep(std::time::Duration::from_millis(1_000 - i)).await;
+            i * 10
+        })
+        .await;
+        assert_eq!(
+            out,
+            (0..(IN_FLIGHT as u64 + 1))
+                .map(|i| i * 10)
+                .collect::<Vec<_>>()
+        );
+        // One full wave (≈1 s) plus one more item (≈1 s), not 9 s.
+        let took = start.elapsed();
+        assert!(
+            took < std::time::Duration::from_millis(2_001),
+            "took {took:?}"
+        );
+        assert!(
+            took > std::time::Duration::from_millis(1_900),
+            "took {took:?}"
+        );
+    }
+
+    #[test]
+    fn tally_reports_unreachable_only_when_nothing_else_happened() {
+        let t = Tally::default();
+        let unreachable = || -> Result<(), CloudError> {
+            Err(CloudError::Unreachable {
+                service: "ecs",
+                message: "connection refused".into(),
+            })
+        };
+        let _ = t.note(unreachable());
+        let _ = t.note(unreachable());
+        assert_eq!(t.ok.load(Ordering::Relaxed), 0);
+        assert!(t.unreachable.lock().unwrap().is_some());
+        let _ = t.note(Ok::<(), CloudError>(()));
+        assert_eq!(t.ok.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,9 @@
+//! Shared helpers of the integration tests over the wire (`tests/aws.rs`)
+//! and, for the contract suite, of any other `Cloud` implementation's
+//! tests.
+
+#![allow(dead_code)]
+
+pub mod contract;
+pub mod emulator;
+pub mod proxy;
