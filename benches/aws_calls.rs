@@ -35,15 +35,8 @@ struct Row {
 fn scope(services: &[ServiceId], system: &System) -> Scope {
     Scope {
         services: services.to_vec(),
-        target_groups: vec![
-            System::target_group(FRONTEND),
-            System::target_group(BACKEND),
-        ],
-        alarms: services
-            .iter()
-            .flat_map(ballast::plan::alarms::alarm_names)
-            .map(|n| (REGION.to_string(), n))
-            .collect(),
+        target_groups: vec![System::target_group(FRONTEND), System::target_group(BACKEND)],
+        alarms: services.iter().flat_map(ballast::plan::alarms::alarm_names).map(|n| (REGION.to_string(), n)).collect(),
         cpu: services.to_vec(),
         task_sizes: services.to_vec(),
         groups: vec![(system.group_id(), CLUSTER.to_string())],
@@ -57,18 +50,13 @@ async fn measure(n: usize) -> Row {
     let mut services = vec![system.service_id()];
     for i in 1..n {
         let name = format!("svc{i:03}");
-        actors
-            .create_service(&name, &system.task_definition_arn, 1)
-            .await;
+        actors.create_service(&name, &system.task_definition_arn, 1).await;
         services.push(service_id(&name));
     }
     let scope = scope(&services, &system);
 
     // Unpaced: moto's latency only.
-    let cloud = account.cloud(AwsOptions {
-        rate_limits: RateLimits::unlimited(),
-        ..AwsOptions::default()
-    });
+    let cloud = account.cloud(AwsOptions { rate_limits: RateLimits::unlimited(), ..AwsOptions::default() });
     cloud.observe(&scope).await.expect("warm-up pass");
     let mut times = Vec::new();
     let mut calls = None;
@@ -105,15 +93,8 @@ async fn measure(n: usize) -> Row {
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects sizes.
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![10, 100, 500]
-    } else {
-        sizes
-    };
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![10, 100, 500] } else { sizes };
     let mut rows = Vec::new();
     for n in sizes {
         eprintln!("measuring {n} services…");
@@ -135,10 +116,7 @@ async fn main() {
         );
     }
     println!();
-    let ops: std::collections::BTreeSet<&str> = rows
-        .iter()
-        .flat_map(|r| r.by_operation.keys().copied())
-        .collect();
+    let ops: std::collections::BTreeSet<&str> = rows.iter().flat_map(|r| r.by_operation.keys().copied()).collect();
     print!("| operation |");
     for r in &rows {
         print!(" {} services |", r.services);

@@ -72,10 +72,7 @@ fn venv_python() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free local port")
 }
 
 fn log_path(name: &str, port: u16) -> PathBuf {
@@ -108,15 +105,8 @@ fn raw_http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<
     )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -133,10 +123,7 @@ fn wait_ready(child: &mut Child, port: u16, path: &str, log: &Path) {
             panic!("emulator process exited ({exit}) during start-up:\n{log}");
         }
         if Instant::now() > deadline {
-            panic!(
-                "emulator on port {port} not ready after 60 s; see {}",
-                log.display()
-            );
+            panic!("emulator on port {port} not ready after 60 s; see {}", log.display());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -158,27 +145,15 @@ impl Emulator {
 
     /// A dedicated emulator (for tests that stop it). Killed on drop.
     pub fn start() -> Emulator {
-        let e = Emulator {
-            moto_port: free_port(),
-            bridge_port: free_port(),
-            procs: Mutex::new((None, None)),
-        };
+        let e = Emulator { moto_port: free_port(), bridge_port: free_port(), procs: Mutex::new((None, None)) };
         e.start_processes();
         e
     }
 
     fn start_processes(&self) {
         let log = log_path("moto", self.moto_port);
-        let mut moto = spawn(
-            "moto_server.py",
-            &[
-                "-H".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                self.moto_port.to_string(),
-            ],
-            &log,
-        );
+        let mut moto =
+            spawn("moto_server.py", &["-H".into(), "127.0.0.1".into(), "-p".into(), self.moto_port.to_string()], &log);
         wait_ready(&mut moto, self.moto_port, "/moto-api/", &log);
         // moto moves a task one lifecycle step per DescribeTasks unless told
         // to hold it; the tests play the scheduler instead.
@@ -193,11 +168,7 @@ impl Emulator {
         self.procs.lock().unwrap().0 = Some(moto);
 
         let log = log_path("cloudwatch-bridge", self.bridge_port);
-        let mut bridge = spawn(
-            "cloudwatch_bridge.py",
-            &[self.bridge_port.to_string(), self.moto_url()],
-            &log,
-        );
+        let mut bridge = spawn("cloudwatch_bridge.py", &[self.bridge_port.to_string(), self.moto_url()], &log);
         wait_ready(&mut bridge, self.bridge_port, "/", &log);
         self.procs.lock().unwrap().1 = Some(bridge);
     }
@@ -241,30 +212,18 @@ impl Emulator {
                 )
                 .form(params)
         };
-        let r = query(&[
-            ("Action", "CreateUser"),
-            ("UserName", "ballast"),
-            ("Version", "2010-05-08"),
-        ])
-        .send()
-        .await
-        .expect("IAM CreateUser");
-        assert!(
-            r.status().is_success(),
-            "CreateUser: {}",
-            r.text().await.unwrap()
-        );
-        let xml = query(&[
-            ("Action", "CreateAccessKey"),
-            ("UserName", "ballast"),
-            ("Version", "2010-05-08"),
-        ])
-        .send()
-        .await
-        .expect("IAM CreateAccessKey")
-        .text()
-        .await
-        .unwrap();
+        let r = query(&[("Action", "CreateUser"), ("UserName", "ballast"), ("Version", "2010-05-08")])
+            .send()
+            .await
+            .expect("IAM CreateUser");
+        assert!(r.status().is_success(), "CreateUser: {}", r.text().await.unwrap());
+        let xml = query(&[("Action", "CreateAccessKey"), ("UserName", "ballast"), ("Version", "2010-05-08")])
+            .send()
+            .await
+            .expect("IAM CreateAccessKey")
+            .text()
+            .await
+            .unwrap();
         Account {
             id: id.clone(),
             access_key: xml_value(&xml, "AccessKeyId").expect("AccessKeyId"),
@@ -311,8 +270,7 @@ struct CloudWatchViaBridge(String);
 
 impl LoadServiceConfig for CloudWatchViaBridge {
     fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
-        (key.service_id() == "CloudWatch" && key.env() == "AWS_ENDPOINT_URL")
-            .then(|| self.0.clone())
+        (key.service_id() == "CloudWatch" && key.env() == "AWS_ENDPOINT_URL").then(|| self.0.clone())
     }
 }
 
@@ -402,25 +360,15 @@ impl System {
         service_id(SERVICE)
     }
     pub fn group_id(&self) -> GroupId {
-        GroupId {
-            region: REGION.into(),
-            name: GROUP.into(),
-        }
+        GroupId { region: REGION.into(), name: GROUP.into() }
     }
     pub fn target_group(name: &str) -> TargetGroupId {
-        TargetGroupId {
-            region: REGION.into(),
-            target_group: TargetGroupRef::Name(name.into()),
-        }
+        TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name(name.into()) }
     }
 }
 
 pub fn service_id(name: &str) -> ServiceId {
-    ServiceId {
-        region: REGION.into(),
-        cluster: CLUSTER.into(),
-        service: name.into(),
-    }
+    ServiceId { region: REGION.into(), cluster: CLUSTER.into(), service: name.into() }
 }
 
 /// SDK clients of one account, for everything that is not the adapter.
@@ -464,23 +412,14 @@ impl Actors {
     /// targets), the internal NLB with its two target groups and
     /// listeners, and `tasks` running tasks of the service.
     pub async fn seed(&self, tasks: u32) -> System {
-        let vpc = self
-            .ec2(&[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")])
-            .await;
+        let vpc = self.ec2(&[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")]).await;
         let vpc_id = xml_value(&vpc, "vpcId").expect("vpcId");
         let mut subnets = Vec::new();
-        for (cidr, zone) in [
-            ("10.0.2.0/24", "us-east-1a"),
-            ("10.0.3.0/24", "us-east-1b"),
-            ("10.0.4.0/24", "us-east-1c"),
-        ] {
+        for (cidr, zone) in
+            [("10.0.2.0/24", "us-east-1a"), ("10.0.3.0/24", "us-east-1b"), ("10.0.4.0/24", "us-east-1c")]
+        {
             let s = self
-                .ec2(&[
-                    ("Action", "CreateSubnet"),
-                    ("VpcId", &vpc_id),
-                    ("CidrBlock", cidr),
-                    ("AvailabilityZone", zone),
-                ])
+                .ec2(&[("Action", "CreateSubnet"), ("VpcId", &vpc_id), ("CidrBlock", cidr), ("AvailabilityZone", zone)])
                 .await;
             subnets.push(xml_value(&s, "subnetId").expect("subnetId"));
         }
@@ -512,10 +451,7 @@ impl Actors {
         assert_eq!(instances.len(), 2, "moto launches the desired capacity");
 
         let req = self.ecs.create_cluster();
-        req.cluster_name(CLUSTER)
-            .send()
-            .await
-            .expect("CreateCluster");
+        req.cluster_name(CLUSTER).send().await.expect("CreateCluster");
         for id in &instances {
             self.register_container_instance(id).await;
         }
@@ -544,11 +480,7 @@ impl Actors {
             .send()
             .await
             .expect("RegisterTaskDefinition");
-        let task_definition_arn = td
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .unwrap()
-            .to_string();
+        let task_definition_arn = td.task_definition().and_then(|t| t.task_definition_arn()).unwrap().to_string();
         self.create_service(SERVICE, &task_definition_arn, 2).await;
 
         let req = self.elbv2.create_load_balancer();
@@ -560,10 +492,7 @@ impl Actors {
             .send()
             .await
             .expect("CreateLoadBalancer");
-        let load_balancer_arn = lb.load_balancers()[0]
-            .load_balancer_arn()
-            .unwrap()
-            .to_string();
+        let load_balancer_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
         let frontend_arn = self.create_target_group(FRONTEND, 80, &vpc_id).await;
         let backend_arn = self.create_target_group(BACKEND, 8000, &vpc_id).await;
         for (port, tg) in [(80, &frontend_arn), (8000, &backend_arn)] {
@@ -605,10 +534,7 @@ impl Actors {
             .send()
             .await
             .expect("RegisterContainerInstance");
-        ci.container_instance()
-            .and_then(|c| c.container_instance_arn())
-            .unwrap()
-            .to_string()
+        ci.container_instance().and_then(|c| c.container_instance_arn()).unwrap().to_string()
     }
 
     pub async fn create_service(&self, name: &str, task_definition: &str, desired: i32) {
@@ -634,20 +560,13 @@ impl Actors {
             .send()
             .await
             .expect("CreateTargetGroup");
-        tg.target_groups()[0]
-            .target_group_arn()
-            .unwrap()
-            .to_string()
+        tg.target_groups()[0].target_group_arn().unwrap().to_string()
     }
 
     /// The group's instance ids, sorted.
     pub async fn group_instances(&self) -> Vec<String> {
         let req = self.autoscaling.describe_auto_scaling_groups();
-        let out = req
-            .auto_scaling_group_names(GROUP)
-            .send()
-            .await
-            .expect("DescribeAutoScalingGroups");
+        let out = req.auto_scaling_group_names(GROUP).send().await.expect("DescribeAutoScalingGroups");
         let mut ids: Vec<String> = out.auto_scaling_groups()[0]
             .instances()
             .iter()
@@ -675,21 +594,13 @@ impl Actors {
             .send()
             .await
             .expect("RunTask");
-        out.tasks()
-            .iter()
-            .filter_map(|t| t.task_arn().map(str::to_string))
-            .collect()
+        out.tasks().iter().filter_map(|t| t.task_arn().map(str::to_string)).collect()
     }
 
     /// Stop a task as ECS would when scaling in or replacing it.
     pub async fn stop_task(&self, task_arn: &str) {
         let req = self.ecs.stop_task();
-        req.cluster(CLUSTER)
-            .task(task_arn)
-            .reason("stopped by the test scheduler")
-            .send()
-            .await
-            .expect("StopTask");
+        req.cluster(CLUSTER).task(task_arn).reason("stopped by the test scheduler").send().await.expect("StopTask");
     }
 
     // ----- other actors -----
@@ -697,12 +608,7 @@ impl Actors {
     /// Someone (a person, another tool) sets the desired count directly.
     pub async fn set_desired_count(&self, service: &str, n: u32) {
         let req = self.ecs.update_service();
-        req.cluster(CLUSTER)
-            .service(service)
-            .desired_count(n as i32)
-            .send()
-            .await
-            .expect("UpdateService");
+        req.cluster(CLUSTER).service(service).desired_count(n as i32).send().await.expect("UpdateService");
     }
 
     /// Someone deregisters a target by hand.
@@ -739,11 +645,7 @@ impl Actors {
     pub async fn set_alarm_threshold(&self, name: &str, threshold: f64) {
         let req = self.cloudwatch.describe_alarms();
         let out = req.alarm_names(name).send().await.expect("DescribeAlarms");
-        let a = out
-            .metric_alarms()
-            .first()
-            .expect("the alarm exists")
-            .clone();
+        let a = out.metric_alarms().first().expect("the alarm exists").clone();
         let req = self.cloudwatch.put_metric_alarm();
         req.alarm_name(name)
             .set_alarm_description(a.alarm_description().map(str::to_string))
@@ -765,22 +667,13 @@ impl Actors {
     /// CloudWatch (here: the test) moves an alarm into a state.
     pub async fn set_alarm_state(&self, name: &str, state: aws_sdk_cloudwatch::types::StateValue) {
         let req = self.cloudwatch.set_alarm_state();
-        req.alarm_name(name)
-            .state_value(state)
-            .state_reason("set by the test")
-            .send()
-            .await
-            .expect("SetAlarmState");
+        req.alarm_name(name).state_value(state).state_reason("set by the test").send().await.expect("SetAlarmState");
     }
 
     /// Someone (or ECS managed scaling) changes the group's capacity.
     pub async fn set_capacity(&self, n: u32) {
         let req = self.autoscaling.set_desired_capacity();
-        req.auto_scaling_group_name(GROUP)
-            .desired_capacity(n as i32)
-            .send()
-            .await
-            .expect("SetDesiredCapacity");
+        req.auto_scaling_group_name(GROUP).desired_capacity(n as i32).send().await.expect("SetDesiredCapacity");
     }
 
     /// Application Auto Scaling takes over the service's desired count.
@@ -788,9 +681,7 @@ impl Actors {
         let req = self.appscaling.register_scalable_target();
         req.service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
             .resource_id(format!("service/{CLUSTER}/{service}"))
-            .scalable_dimension(
-                aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount,
-            )
+            .scalable_dimension(aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount)
             .min_capacity(1)
             .max_capacity(10)
             .send()

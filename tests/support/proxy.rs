@@ -46,12 +46,10 @@ impl FaultProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let s = state.clone();
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let s = s.clone();
-                async move { s.handle(method, uri, headers, body).await }
-            },
-        );
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let s = s.clone();
+            async move { s.handle(method, uri, headers, body).await }
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -89,10 +87,7 @@ impl State {
             return error_response(&uri, &headers, code.as_deref());
         }
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.upstream))
-            .body(body);
+        let mut req = self.http.request(method, format!("{}{path}", self.upstream)).body(body);
         for (name, value) in &headers {
             if name != "host" && name != "content-length" {
                 req = req.header(name, value);
@@ -109,10 +104,7 @@ impl State {
                 let bytes = resp.bytes().await.unwrap_or_default();
                 out.body(Body::from(bytes)).unwrap()
             }
-            Err(e) => Response::builder()
-                .status(StatusCode::BAD_GATEWAY)
-                .body(Body::from(e.to_string()))
-                .unwrap(),
+            Err(e) => Response::builder().status(StatusCode::BAD_GATEWAY).body(Body::from(e.to_string())).unwrap(),
         }
     }
 }
@@ -141,9 +133,7 @@ fn error_response(uri: &Uri, headers: &HeaderMap, code: Option<&str>) -> Respons
         let code = code.unwrap_or("ThrottlingException");
         builder
             .header("content-type", "application/x-amz-json-1.1")
-            .body(Body::from(format!(
-                r#"{{"__type":"{code}","message":"Rate exceeded"}}"#
-            )))
+            .body(Body::from(format!(r#"{{"__type":"{code}","message":"Rate exceeded"}}"#)))
             .unwrap()
     } else {
         let code = code.unwrap_or("Throttling");

@@ -33,11 +33,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
                 .map_err(|e| from_sdk("ecs", "UpdateService", e))?;
             Ok(())
         }
-        Change::RegisterTargets {
-            region,
-            target_group_arn,
-            targets,
-        } => {
+        Change::RegisterTargets { region, target_group_arn, targets } => {
             let rc = cloud.region(region);
             for chunk in targets.chunks(TARGETS_PER_CALL) {
                 pace(&rc.buckets.elbv2_register).await;
@@ -50,11 +46,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             }
             Ok(())
         }
-        Change::DeregisterTargets {
-            region,
-            target_group_arn,
-            targets,
-        } => {
+        Change::DeregisterTargets { region, target_group_arn, targets } => {
             let rc = cloud.region(region);
             for chunk in targets.chunks(TARGETS_PER_CALL) {
                 deregister_chunk(&rc, target_group_arn, chunk).await?;
@@ -114,27 +106,17 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
 /// followed by one DescribeTargetHealth and a retry with only the targets
 /// still registered: deregistering twice is then a no-op, as the
 /// [`Cloud`](crate::cloud::Cloud) contract wants.
-async fn deregister_chunk(
-    rc: &RegionClients,
-    target_group_arn: &str,
-    chunk: &[Target],
-) -> Result<(), CloudError> {
+async fn deregister_chunk(rc: &RegionClients, target_group_arn: &str, chunk: &[Target]) -> Result<(), CloudError> {
     let send = |targets: Vec<TargetDescription>| async move {
         pace(&rc.buckets.elbv2_register).await;
         let req = rc.elbv2.deregister_targets();
-        req.target_group_arn(target_group_arn)
-            .set_targets(Some(targets))
-            .send()
-            .await
+        req.target_group_arn(target_group_arn).set_targets(Some(targets)).send().await
     };
     let err = match send(descriptions(chunk)).await {
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
-    let invalid_target = err
-        .as_service_error()
-        .and_then(|e| e.meta().code())
-        .is_some_and(|c| c == "InvalidTarget");
+    let invalid_target = err.as_service_error().and_then(|e| e.meta().code()).is_some_and(|c| c == "InvalidTarget");
     if !invalid_target {
         return Err(from_sdk("elbv2", "DeregisterTargets", err));
     }
@@ -162,36 +144,21 @@ async fn deregister_chunk(
     if still.is_empty() {
         return Ok(());
     }
-    send(descriptions(&still))
-        .await
-        .map(|_| ())
-        .map_err(|e| from_sdk("elbv2", "DeregisterTargets", e))
+    send(descriptions(&still)).await.map(|_| ()).map_err(|e| from_sdk("elbv2", "DeregisterTargets", e))
 }
 
 /// Targets always carry their port: a target without one means "the
 /// group's port", which for deregistration could remove a different
 /// registration of the same instance.
 fn descriptions(targets: &[Target]) -> Vec<TargetDescription> {
-    targets
-        .iter()
-        .map(|t| {
-            TargetDescription::builder()
-                .id(&t.id)
-                .port(i32::from(t.port))
-                .build()
-        })
-        .collect()
+    targets.iter().map(|t| TargetDescription::builder().id(&t.id).port(i32::from(t.port)).build()).collect()
 }
 
 fn put_alarm_request(
     req: aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder,
     alarm: &AlarmDefinition,
 ) -> aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder {
-    let dimensions = alarm
-        .dimensions
-        .iter()
-        .map(|(n, v)| Dimension::builder().name(n).value(v).build())
-        .collect();
+    let dimensions = alarm.dimensions.iter().map(|(n, v)| Dimension::builder().name(n).value(v).build()).collect();
     let req = req
         .alarm_name(&alarm.name)
         .alarm_description(&alarm.description)
@@ -204,12 +171,7 @@ fn put_alarm_request(
         .threshold(alarm.threshold)
         .comparison_operator(ComparisonOperator::from(alarm.comparison.as_str()))
         .treat_missing_data(alarm.missing_data.as_aws())
-        .tags(
-            Tag::builder()
-                .key(MANAGED_BY_TAG.0)
-                .value(MANAGED_BY_TAG.1)
-                .build(),
-        );
+        .tags(Tag::builder().key(MANAGED_BY_TAG.0).value(MANAGED_BY_TAG.1).build());
     // Statistics are one of a fixed set; anything else (p90, tm99) is an
     // extended statistic.
     if Statistic::values().contains(&alarm.statistic.as_str()) {
@@ -225,22 +187,14 @@ mod tests {
 
     #[test]
     fn descriptions_always_carry_ports() {
-        let d = descriptions(&[Target {
-            id: "i-1".into(),
-            port: 8000,
-        }]);
+        let d = descriptions(&[Target { id: "i-1".into(), port: 8000 }]);
         assert_eq!(d[0].id(), Some("i-1"));
         assert_eq!(d[0].port(), Some(8000));
     }
 
     #[test]
     fn targets_are_chunked_by_200() {
-        let targets: Vec<Target> = (0..401)
-            .map(|i| Target {
-                id: format!("i-{i}"),
-                port: 80,
-            })
-            .collect();
+        let targets: Vec<Target> = (0..401).map(|i| Target { id: format!("i-{i}"), port: 80 }).collect();
         let sizes: Vec<usize> = targets.chunks(TARGETS_PER_CALL).map(<[_]>::len).collect();
         assert_eq!(sizes, vec![200, 200, 1]);
     }

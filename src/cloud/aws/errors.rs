@@ -70,23 +70,11 @@ pub(crate) fn classify(
         }
     };
     if THROTTLING_CODES.contains(&code) {
-        CloudError::Throttled {
-            service,
-            operation,
-            message: with_code(),
-        }
+        CloudError::Throttled { service, operation, message: with_code() }
     } else if QUOTA_CODES.contains(&code) {
-        CloudError::Quota {
-            service,
-            operation,
-            message: with_code(),
-        }
+        CloudError::Quota { service, operation, message: with_code() }
     } else if ACCESS_DENIED_CODES.contains(&code) {
-        CloudError::AccessDenied {
-            service,
-            operation,
-            message: with_code(),
-        }
+        CloudError::AccessDenied { service, operation, message: with_code() }
     } else if NOT_FOUND_CODES.contains(&code)
         // Auto Scaling answers unknown groups and instances with a
         // ValidationError whose message says so; there is no better code.
@@ -94,20 +82,12 @@ pub(crate) fn classify(
     {
         CloudError::NotFound(format!("{service} {operation}: {}", with_code()))
     } else {
-        CloudError::Rejected {
-            service,
-            operation,
-            message: with_code(),
-        }
+        CloudError::Rejected { service, operation, message: with_code() }
     }
 }
 
 /// Map any SDK error into a [`CloudError`].
-pub(crate) fn from_sdk<E>(
-    service: &'static str,
-    operation: &'static str,
-    err: SdkError<E, HttpResponse>,
-) -> CloudError
+pub(crate) fn from_sdk<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -117,27 +97,18 @@ where
             match (e.code(), e.message()) {
                 // Not an AWS error document (e.g. a proxy's or an
                 // emulator's crash page): say at least what the status was.
-                (None, None) => classify(
-                    service,
-                    operation,
-                    None,
-                    Some(&format!("HTTP {}", ctx.raw().status().as_u16())),
-                ),
+                (None, None) => {
+                    classify(service, operation, None, Some(&format!("HTTP {}", ctx.raw().status().as_u16())))
+                }
                 (code, message) => classify(service, operation, code, message),
             }
         }
-        SdkError::TimeoutError(_) => CloudError::Unreachable {
-            service,
-            message: format!("{operation} timed out"),
-        },
+        SdkError::TimeoutError(_) => CloudError::Unreachable { service, message: format!("{operation} timed out") },
         SdkError::DispatchFailure(d) => CloudError::Unreachable {
             service,
             message: format!(
                 "{operation}: {}",
-                chain(
-                    d.as_connector_error()
-                        .map(|c| c as &(dyn std::error::Error + 'static))
-                )
+                chain(d.as_connector_error().map(|c| c as &(dyn std::error::Error + 'static)))
             ),
         },
         SdkError::ResponseError(_) => CloudError::Unreachable {
@@ -146,11 +117,7 @@ where
         },
         // Construction failures are our bug or a bad setting (e.g. no
         // region, no credentials): nothing was sent.
-        _ => CloudError::Rejected {
-            service,
-            operation,
-            message: chain(Some(&err)),
-        },
+        _ => CloudError::Rejected { service, operation, message: chain(Some(&err)) },
     }
 }
 
@@ -185,11 +152,7 @@ pub(crate) fn error_code(header: Option<&str>, body: &[u8]) -> Option<String> {
     match first {
         b'{' => {
             let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-            let code = v
-                .get("__type")
-                .or_else(|| v.get("code"))
-                .or_else(|| v.get("Code"))?
-                .as_str()?;
+            let code = v.get("__type").or_else(|| v.get("code")).or_else(|| v.get("Code"))?.as_str()?;
             Some(strip_namespace(code).to_string())
         }
         b'<' => {
@@ -220,13 +183,7 @@ fn cbor_type(body: &[u8]) -> Option<String> {
     let (len, skip) = match head & 0x1f {
         n @ 0..=23 => (usize::from(n), 1),
         24 => (usize::from(*body.get(pos + 1)?), 2),
-        25 => (
-            usize::from(u16::from_be_bytes([
-                *body.get(pos + 1)?,
-                *body.get(pos + 2)?,
-            ])),
-            3,
-        ),
+        25 => (usize::from(u16::from_be_bytes([*body.get(pos + 1)?, *body.get(pos + 2)?])), 3),
         _ => return None,
     };
     let bytes = body.get(pos + skip..pos + skip + len)?;
@@ -249,33 +206,16 @@ mod tests {
 
     #[test]
     fn throttling_codes_of_every_protocol_map_to_throttled() {
-        for code in [
-            "ThrottlingException",
-            "Throttling",
-            "TooManyRequestsException",
-        ] {
-            let e = classify(
-                "elbv2",
-                "RegisterTargets",
-                Some(code),
-                Some("Rate exceeded"),
-            );
+        for code in ["ThrottlingException", "Throttling", "TooManyRequestsException"] {
+            let e = classify("elbv2", "RegisterTargets", Some(code), Some("Rate exceeded"));
             assert_eq!(e.label(), "throttled", "{code}");
         }
     }
 
     #[test]
     fn ecs_limit_exceeded_is_a_quota_not_throttling() {
-        let e = classify(
-            "ecs",
-            "UpdateService",
-            Some("LimitExceededException"),
-            Some("The limit has been exceeded."),
-        );
-        assert!(
-            matches!(e, CloudError::Quota { service: "ecs", .. }),
-            "{e:?}"
-        );
+        let e = classify("ecs", "UpdateService", Some("LimitExceededException"), Some("The limit has been exceeded."));
+        assert!(matches!(e, CloudError::Quota { service: "ecs", .. }), "{e:?}");
         assert!(!is_throttling(Some("LimitExceededException")));
         assert!(is_quota(Some("LimitExceededException")));
     }
@@ -285,21 +225,9 @@ mod tests {
         for (svc, code, msg) in [
             ("ecs", "ServiceNotFoundException", "Service not found."),
             ("ecs", "ClusterNotFoundException", "Cluster not found."),
-            (
-                "ecs",
-                "ServiceNotActiveException",
-                "Service was not ACTIVE.",
-            ),
-            (
-                "elbv2",
-                "TargetGroupNotFound",
-                "One or more target groups not found",
-            ),
-            (
-                "autoscaling",
-                "ValidationError",
-                "AutoScalingGroup name not found - null",
-            ),
+            ("ecs", "ServiceNotActiveException", "Service was not ACTIVE."),
+            ("elbv2", "TargetGroupNotFound", "One or more target groups not found"),
+            ("autoscaling", "ValidationError", "AutoScalingGroup name not found - null"),
         ] {
             let e = classify(svc, "Op", Some(code), Some(msg));
             assert_eq!(e.label(), "not_found", "{code}: {e:?}");
@@ -331,15 +259,10 @@ mod tests {
             Some("ThrottlingException")
         );
         assert_eq!(
-            error_code(
-                None,
-                br#"{"__type":"com.amazonaws.ecs#LimitExceededException","message":"x"}"#
-            )
-            .as_deref(),
+            error_code(None, br#"{"__type":"com.amazonaws.ecs#LimitExceededException","message":"x"}"#).as_deref(),
             Some("LimitExceededException")
         );
-        let xml =
-            br#"<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">
+        let xml = br#"<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">
           <Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>
           <RequestId>1</RequestId></ErrorResponse>"#;
         assert_eq!(error_code(None, xml).as_deref(), Some("Throttling"));
@@ -352,10 +275,7 @@ mod tests {
         cbor.extend_from_slice(b"message");
         cbor.push(0x69);
         cbor.extend_from_slice(b"slow down");
-        assert_eq!(
-            error_code(None, &cbor).as_deref(),
-            Some("ThrottlingException")
-        );
+        assert_eq!(error_code(None, &cbor).as_deref(), Some("ThrottlingException"));
         assert_eq!(error_code(None, b"").as_deref(), None);
         assert_eq!(error_code(None, b"not an error body").as_deref(), None);
     }

@@ -33,29 +33,17 @@ impl ApiCalls {
 
     /// Attempts of one operation, any result.
     pub fn of(&self, operation: &str) -> u64 {
-        self.counts
-            .iter()
-            .filter(|((_, op, _), _)| *op == operation)
-            .map(|(_, n)| n)
-            .sum()
+        self.counts.iter().filter(|((_, op, _), _)| *op == operation).map(|(_, n)| n).sum()
     }
 
     /// Attempts answered with a throttling error.
     pub fn throttled(&self) -> u64 {
-        self.counts
-            .iter()
-            .filter(|((_, _, r), _)| *r == "throttled")
-            .map(|(_, n)| n)
-            .sum()
+        self.counts.iter().filter(|((_, _, r), _)| *r == "throttled").map(|(_, n)| n).sum()
     }
 
     /// Attempts of operations that change something.
     pub fn writes(&self) -> u64 {
-        self.counts
-            .iter()
-            .filter(|((_, op, _), _)| !is_read(op))
-            .map(|(_, n)| n)
-            .sum()
+        self.counts.iter().filter(|((_, op, _), _)| !is_read(op)).map(|(_, n)| n).sum()
     }
 
     /// Attempts per operation, any result, for printing.
@@ -82,9 +70,7 @@ impl ApiCalls {
 
 /// Reads are the Describe/List/Get operations; everything else writes.
 pub(crate) fn is_read(operation: &str) -> bool {
-    operation.starts_with("Describe")
-        || operation.starts_with("List")
-        || operation.starts_with("Get")
+    operation.starts_with("Describe") || operation.starts_with("List") || operation.starts_with("Get")
 }
 
 /// Where the interceptors of all clients record attempts.
@@ -96,10 +82,7 @@ pub(crate) struct CallSink {
 
 impl CallSink {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        CallSink {
-            metrics,
-            log: Mutex::new(ApiCalls::default()),
-        }
+        CallSink { metrics, log: Mutex::new(ApiCalls::default()) }
     }
 
     pub fn record(&self, service: &'static str, operation: &'static str, result: CallResult) {
@@ -109,13 +92,7 @@ impl CallSink {
             CallResult::Throttled => "throttled",
             CallResult::Error => "error",
         };
-        *self
-            .log
-            .lock()
-            .unwrap()
-            .counts
-            .entry((service, operation, label))
-            .or_default() += 1;
+        *self.log.lock().unwrap().counts.entry((service, operation, label)).or_default() += 1;
     }
 
     pub fn snapshot(&self) -> ApiCalls {
@@ -142,10 +119,7 @@ impl Intercept for CountAttempts {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<Metadata>()
-            .map(|m| intern(m.name()))
-            .unwrap_or("unknown");
+        let operation = cfg.load::<Metadata>().map(|m| intern(m.name())).unwrap_or("unknown");
         let result = match context.response() {
             // No response at all: connect failure or attempt timeout.
             None => CallResult::Error,
@@ -160,18 +134,11 @@ fn attempt_result(resp: &HttpResponse) -> CallResult {
     if resp.status().is_success() {
         return CallResult::Success;
     }
-    if errors::is_throttling(response_code(resp).as_deref()) {
-        CallResult::Throttled
-    } else {
-        CallResult::Error
-    }
+    if errors::is_throttling(response_code(resp).as_deref()) { CallResult::Throttled } else { CallResult::Error }
 }
 
 fn response_code(resp: &HttpResponse) -> Option<String> {
-    errors::error_code(
-        resp.headers().get("x-amzn-errortype"),
-        resp.body().bytes().unwrap_or_default(),
-    )
+    errors::error_code(resp.headers().get("x-amzn-errortype"), resp.body().bytes().unwrap_or_default())
 }
 
 /// The SDK's standard retry treats `LimitExceededException` as throttling;
@@ -223,12 +190,7 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_told_apart_by_operation_name() {
-        for op in [
-            "DescribeServices",
-            "ListTasks",
-            "GetMetricData",
-            "DescribeTargetHealth",
-        ] {
+        for op in ["DescribeServices", "ListTasks", "GetMetricData", "DescribeTargetHealth"] {
             assert!(is_read(op), "{op}");
         }
         for op in [
@@ -261,10 +223,7 @@ mod tests {
 
     fn response(status: u16, header: Option<&str>, body: &str) -> HttpResponse {
         use aws_smithy_runtime_api::http::StatusCode;
-        let mut r = HttpResponse::new(
-            StatusCode::try_from(status).unwrap(),
-            body.to_string().into(),
-        );
+        let mut r = HttpResponse::new(StatusCode::try_from(status).unwrap(), body.to_string().into());
         if let Some(h) = header {
             r.headers_mut().insert("x-amzn-errortype", h.to_string());
         }
@@ -273,14 +232,8 @@ mod tests {
 
     #[test]
     fn attempts_are_labelled_by_their_response() {
-        assert_eq!(
-            attempt_result(&response(200, None, "{}")),
-            CallResult::Success
-        );
-        assert_eq!(
-            attempt_result(&response(400, Some("ThrottlingException:http://x/"), "{}")),
-            CallResult::Throttled
-        );
+        assert_eq!(attempt_result(&response(200, None, "{}")), CallResult::Success);
+        assert_eq!(attempt_result(&response(400, Some("ThrottlingException:http://x/"), "{}")), CallResult::Throttled);
         assert_eq!(
             attempt_result(&response(
                 400,
@@ -291,25 +244,11 @@ mod tests {
         );
         // A quota and a missing resource are errors, not throttling.
         assert_eq!(
-            attempt_result(&response(
-                400,
-                None,
-                r#"{"__type":"LimitExceededException","message":"quota"}"#
-            )),
+            attempt_result(&response(400, None, r#"{"__type":"LimitExceededException","message":"quota"}"#)),
             CallResult::Error
         );
-        assert_eq!(
-            attempt_result(&response(
-                400,
-                None,
-                r#"{"__type":"ServiceNotFoundException"}"#
-            )),
-            CallResult::Error
-        );
-        assert_eq!(
-            attempt_result(&response(500, None, "<html>")),
-            CallResult::Error
-        );
+        assert_eq!(attempt_result(&response(400, None, r#"{"__type":"ServiceNotFoundException"}"#)), CallResult::Error);
+        assert_eq!(attempt_result(&response(500, None, "<html>")), CallResult::Error);
     }
 
     #[test]

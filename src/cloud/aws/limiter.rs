@@ -107,13 +107,7 @@ struct State {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: Rate) -> Self {
-        TokenBucket {
-            rate,
-            state: Mutex::new(State {
-                tokens: f64::from(rate.burst),
-                last: Instant::now(),
-            }),
-        }
+        TokenBucket { rate, state: Mutex::new(State { tokens: f64::from(rate.burst), last: Instant::now() }) }
     }
 
     /// Waits until a token is available and takes it. Returns how long
@@ -192,10 +186,7 @@ mod tests {
         }
         // 20 more tokens at 4/s take 5 s.
         let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(4_990) && took <= Duration::from_millis(5_010),
-            "took {took:?}"
-        );
+        assert!(took >= Duration::from_millis(4_990) && took <= Duration::from_millis(5_010), "took {took:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -231,10 +222,7 @@ mod tests {
         }
         while set.join_next().await.is_some() {}
         let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(1_990) && took <= Duration::from_millis(2_010),
-            "took {took:?}"
-        );
+        assert!(took >= Duration::from_millis(1_990) && took <= Duration::from_millis(2_010), "took {took:?}");
     }
 
     #[test]

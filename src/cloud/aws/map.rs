@@ -14,9 +14,9 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 
 use crate::desired::MissingData;
 use crate::observed::{
-    AlarmDefinition, AlarmState, MetricSample, ObservedAlarm, ObservedGroup, ObservedInstance,
-    ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError,
-    Target, TargetHealth, TaskSize, TaskStatus,
+    AlarmDefinition, AlarmState, MetricSample, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService,
+    ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError, Target, TargetHealth, TaskSize,
+    TaskStatus,
 };
 
 /// The tag ECS puts on an Auto Scaling group it scales through a capacity
@@ -66,10 +66,9 @@ fn port(n: i32) -> Option<u16> {
 /// are attached.
 pub fn service(s: &ecs::Service) -> ObservedService {
     let deployments = s.deployments();
-    let primary_rolling = deployments.iter().any(|d| {
-        d.status() == Some("PRIMARY")
-            && d.rollout_state() == Some(&ecs::DeploymentRolloutState::InProgress)
-    });
+    let primary_rolling = deployments
+        .iter()
+        .any(|d| d.status() == Some("PRIMARY") && d.rollout_state() == Some(&ecs::DeploymentRolloutState::InProgress));
     ObservedService {
         arn: s.service_arn().unwrap_or_default().to_string(),
         status: s.status().unwrap_or_default().to_string(),
@@ -133,9 +132,7 @@ pub fn task(
     {
         bindings = td.static_bindings.clone();
     }
-    bindings.sort_by(|a, b| {
-        (&a.container_name, a.container_port).cmp(&(&b.container_name, b.container_port))
-    });
+    bindings.sort_by(|a, b| (&a.container_name, a.container_port).cmp(&(&b.container_name, b.container_port)));
     bindings.dedup();
 
     let private_ip = t
@@ -145,12 +142,7 @@ pub fn task(
         .flat_map(|a| a.details())
         .find(|kv| kv.name() == Some("privateIPv4Address"))
         .and_then(|kv| kv.value())
-        .or_else(|| {
-            t.containers()
-                .iter()
-                .flat_map(|c| c.network_interfaces())
-                .find_map(|ni| ni.private_ipv4_address())
-        })
+        .or_else(|| t.containers().iter().flat_map(|c| c.network_interfaces()).find_map(|ni| ni.private_ipv4_address()))
         .map(str::to_string);
 
     ObservedTask {
@@ -176,10 +168,7 @@ pub fn task_definition(td: &ecs::TaskDefinition) -> TaskDefInfo {
         (sum > 0).then(|| count(sum))
     });
     let memory = parse(td.memory()).or_else(|| {
-        let sum: i32 = containers
-            .iter()
-            .map(|c| c.memory().or(c.memory_reservation()).unwrap_or(0))
-            .sum();
+        let sum: i32 = containers.iter().map(|c| c.memory().or(c.memory_reservation()).unwrap_or(0)).sum();
         (sum > 0).then(|| count(sum))
     });
     let awsvpc = td.network_mode() == Some(&ecs::NetworkMode::Awsvpc);
@@ -196,11 +185,7 @@ pub fn task_definition(td: &ecs::TaskDefinition) -> TaskDefInfo {
                     // Dynamic host port: unknown until ECS reports it.
                     _ => return None,
                 };
-                Some(PortBinding {
-                    container_name: name.clone(),
-                    container_port,
-                    host_port,
-                })
+                Some(PortBinding { container_name: name.clone(), container_port, host_port })
             })
         })
         .collect();
@@ -226,18 +211,12 @@ pub fn target_group_info(tg: &elb::TargetGroup) -> Option<TargetGroupInfo> {
     Some(TargetGroupInfo {
         arn: tg.target_group_arn()?.to_string(),
         name: tg.target_group_name().unwrap_or_default().to_string(),
-        target_type: tg
-            .target_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_else(|| "instance".to_string()),
+        target_type: tg.target_type().map(|t| t.as_str().to_string()).unwrap_or_else(|| "instance".to_string()),
         port: tg.port().and_then(port),
     })
 }
 
-pub fn target_group(
-    info: &TargetGroupInfo,
-    health: &[elb::TargetHealthDescription],
-) -> ObservedTargetGroup {
+pub fn target_group(info: &TargetGroupInfo, health: &[elb::TargetHealthDescription]) -> ObservedTargetGroup {
     let mut targets: Vec<ObservedTarget> = health
         .iter()
         .filter_map(|d| {
@@ -270,12 +249,7 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
     let mut dimensions: Vec<(String, String)> = a
         .dimensions()
         .iter()
-        .map(|d| {
-            (
-                d.name().unwrap_or_default().to_string(),
-                d.value().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|d| (d.name().unwrap_or_default().to_string(), d.value().unwrap_or_default().to_string()))
         .collect();
     dimensions.sort();
     let evaluation_periods = a.evaluation_periods().map(count).unwrap_or(1);
@@ -293,29 +267,14 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
             period_secs: a.period().map(count).unwrap_or(0),
             evaluation_periods,
             // CloudWatch's default when unset: all evaluated periods.
-            datapoints_to_alarm: a
-                .datapoints_to_alarm()
-                .map(count)
-                .unwrap_or(evaluation_periods),
+            datapoints_to_alarm: a.datapoints_to_alarm().map(count).unwrap_or(evaluation_periods),
             threshold: a.threshold().unwrap_or(0.0),
-            comparison: a
-                .comparison_operator()
-                .map(|c| c.as_str().to_string())
-                .unwrap_or_default(),
-            missing_data: a
-                .treat_missing_data()
-                .and_then(MissingData::from_aws)
-                .unwrap_or(MissingData::Missing),
+            comparison: a.comparison_operator().map(|c| c.as_str().to_string()).unwrap_or_default(),
+            missing_data: a.treat_missing_data().and_then(MissingData::from_aws).unwrap_or(MissingData::Missing),
             description: a.alarm_description().unwrap_or_default().to_string(),
         },
-        state: a
-            .state_value()
-            .map(|s| AlarmState::from_aws(s.as_str()))
-            .unwrap_or(AlarmState::InsufficientData),
-        state_updated: a
-            .state_updated_timestamp()
-            .and_then(system_time)
-            .unwrap_or(SystemTime::UNIX_EPOCH),
+        state: a.state_value().map(|s| AlarmState::from_aws(s.as_str())).unwrap_or(AlarmState::InsufficientData),
+        state_updated: a.state_updated_timestamp().and_then(system_time).unwrap_or(SystemTime::UNIX_EPOCH),
     }
 }
 
@@ -341,10 +300,7 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
             ObservedInstance {
                 tasks: tasks_by_instance.get(&id).copied(),
                 zone: i.availability_zone().unwrap_or_default().to_string(),
-                lifecycle_state: i
-                    .lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
+                lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
                 healthy: i.health_status() == Some("Healthy"),
                 id,
             }
@@ -365,10 +321,7 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
             .map(str::to_string)
             .collect(),
         instances,
-        managed_scaling: g
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some(MANAGED_SCALING_TAG)),
+        managed_scaling: g.tags().iter().any(|t| t.key() == Some(MANAGED_SCALING_TAG)),
     }
 }
 
@@ -409,10 +362,7 @@ mod tests {
             .build();
         let o = service(&s);
         assert!(o.deploying);
-        assert_eq!(
-            (o.desired_count, o.running_count, o.pending_count),
-            (3, 2, 1)
-        );
+        assert_eq!((o.desired_count, o.running_count, o.pending_count), (3, 2, 1));
         assert_eq!(o.load_balancer_target_groups, vec!["arn:tg:front"]);
         assert_eq!(o.status, "ACTIVE");
     }
@@ -421,12 +371,7 @@ mod tests {
     fn a_single_primary_deployment_is_deploying_only_while_in_progress() {
         let svc = |state: Option<ecs::DeploymentRolloutState>| {
             ecs::Service::builder()
-                .deployments(
-                    ecs::Deployment::builder()
-                        .status("PRIMARY")
-                        .set_rollout_state(state)
-                        .build(),
-                )
+                .deployments(ecs::Deployment::builder().status("PRIMARY").set_rollout_state(state).build())
                 .build()
         };
         assert!(!service(&svc(None)).deploying);
@@ -437,25 +382,14 @@ mod tests {
     #[test]
     fn missing_is_not_found_other_failures_are_unavailable() {
         let f = |reason: &str| {
-            ecs::Failure::builder()
-                .arn("arn:aws:ecs:us-east-1:1:service/appCluster/x")
-                .reason(reason)
-                .build()
+            ecs::Failure::builder().arn("arn:aws:ecs:us-east-1:1:service/appCluster/x").reason(reason).build()
         };
         assert!(matches!(failure(&f("MISSING")), ResourceError::NotFound(_)));
-        assert!(matches!(
-            failure(&f("INTERNAL_ERROR")),
-            ResourceError::Unavailable(_)
-        ));
+        assert!(matches!(failure(&f("INTERNAL_ERROR")), ResourceError::Unavailable(_)));
     }
 
     fn app_taskdef() -> ecs::TaskDefinition {
-        let pm = |c: i32, h: i32| {
-            ecs::PortMapping::builder()
-                .container_port(c)
-                .host_port(h)
-                .build()
-        };
+        let pm = |c: i32, h: i32| ecs::PortMapping::builder().container_port(c).host_port(h).build();
         ecs::TaskDefinition::builder()
             .task_definition_arn("arn:aws:ecs:us-east-1:1:task-definition/appTaskDefinition:1")
             .container_definitions(
@@ -473,43 +407,17 @@ mod tests {
     #[test]
     fn task_definition_gives_size_and_only_static_host_ports() {
         let info = task_definition(&app_taskdef());
-        assert_eq!(
-            info.size,
-            Some(TaskSize {
-                cpu: 0,
-                memory: 512
-            })
-        );
-        let ports: Vec<(u16, u16)> = info
-            .static_bindings
-            .iter()
-            .map(|b| (b.container_port, b.host_port))
-            .collect();
-        assert_eq!(
-            ports,
-            vec![(80, 80), (8000, 8000)],
-            "dynamic 9000 is unknown"
-        );
-        let sized = ecs::TaskDefinition::builder()
-            .cpu("256")
-            .memory("1024")
-            .build();
-        assert_eq!(
-            task_definition(&sized).size,
-            Some(TaskSize {
-                cpu: 256,
-                memory: 1024
-            })
-        );
+        assert_eq!(info.size, Some(TaskSize { cpu: 0, memory: 512 }));
+        let ports: Vec<(u16, u16)> = info.static_bindings.iter().map(|b| (b.container_port, b.host_port)).collect();
+        assert_eq!(ports, vec![(80, 80), (8000, 8000)], "dynamic 9000 is unknown");
+        let sized = ecs::TaskDefinition::builder().cpu("256").memory("1024").build();
+        assert_eq!(task_definition(&sized).size, Some(TaskSize { cpu: 256, memory: 1024 }));
     }
 
     fn instances() -> HashMap<String, ContainerInstanceInfo> {
         HashMap::from([(
             "arn:ci:1".to_string(),
-            ContainerInstanceInfo {
-                ec2_instance_id: Some("i-0abc".into()),
-                tasks: 1,
-            },
+            ContainerInstanceInfo { ec2_instance_id: Some("i-0abc".into()), tasks: 1 },
         )])
     }
 
@@ -524,12 +432,7 @@ mod tests {
             .containers(
                 ecs::Container::builder()
                     .name("appContainer")
-                    .network_bindings(
-                        ecs::NetworkBinding::builder()
-                            .container_port(80)
-                            .host_port(32768)
-                            .build(),
-                    )
+                    .network_bindings(ecs::NetworkBinding::builder().container_port(80).host_port(32768).build())
                     .build(),
             )
             .build();
@@ -540,10 +443,7 @@ mod tests {
         // Reported bindings win: the static 8000 is not added.
         assert_eq!(o.host_port("appContainer", 8000), None);
         assert!(o.is_serving());
-        assert_eq!(
-            o.started_at,
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        );
+        assert_eq!(o.started_at, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
     }
 
     #[test]
@@ -562,10 +462,7 @@ mod tests {
         assert_eq!(o.instance_id, None, "unknown container instance");
 
         // A pending task has no ports yet, whatever the definition says.
-        let pending = ecs::Task::builder()
-            .last_status("PENDING")
-            .desired_status("RUNNING")
-            .build();
+        let pending = ecs::Task::builder().last_status("PENDING").desired_status("RUNNING").build();
         assert!(task(&pending, &instances(), Some(&td)).bindings.is_empty());
     }
 
@@ -598,12 +495,7 @@ mod tests {
         };
         let d = |id: &str, port: Option<i32>, state: elb::TargetHealthStateEnum| {
             elb::TargetHealthDescription::builder()
-                .target(
-                    elb::TargetDescription::builder()
-                        .id(id)
-                        .set_port(port)
-                        .build(),
-                )
+                .target(elb::TargetDescription::builder().id(id).set_port(port).build())
                 .target_health(elb::TargetHealth::builder().state(state).build())
                 .build()
         };
@@ -615,13 +507,7 @@ mod tests {
             ],
         );
         assert_eq!(o.targets.len(), 2);
-        assert_eq!(
-            o.targets[0].target,
-            Target {
-                id: "i-1".into(),
-                port: 80
-            }
-        );
+        assert_eq!(o.targets[0].target, Target { id: "i-1".into(), port: 80 });
         assert_eq!(o.targets[0].health, TargetHealth::Healthy);
         assert_eq!(o.targets[1].health, TargetHealth::Draining);
     }
@@ -633,18 +519,8 @@ mod tests {
             .namespace("AWS/ECS")
             .metric_name("CPUUtilization")
             .statistic(cw::Statistic::Average)
-            .dimensions(
-                cw::Dimension::builder()
-                    .name("ServiceName")
-                    .value("appService")
-                    .build(),
-            )
-            .dimensions(
-                cw::Dimension::builder()
-                    .name("ClusterName")
-                    .value("appCluster")
-                    .build(),
-            )
+            .dimensions(cw::Dimension::builder().name("ServiceName").value("appService").build())
+            .dimensions(cw::Dimension::builder().name("ClusterName").value("appCluster").build())
             .period(60)
             .evaluation_periods(3)
             .threshold(70.0)
@@ -653,10 +529,7 @@ mod tests {
             .state_updated_timestamp(dt(1_800_000_000))
             .build();
         let o = alarm(&a);
-        assert_eq!(
-            o.definition.datapoints_to_alarm, 3,
-            "defaults to evaluation periods"
-        );
+        assert_eq!(o.definition.datapoints_to_alarm, 3, "defaults to evaluation periods");
         assert_eq!(o.definition.missing_data, MissingData::Missing);
         assert_eq!(o.definition.statistic, "Average");
         assert_eq!(
@@ -684,10 +557,7 @@ mod tests {
         let s = latest_sample(&r).unwrap();
         assert_eq!(s.value, 55.5);
         assert_eq!(s.at, SystemTime::UNIX_EPOCH + Duration::from_secs(180));
-        assert_eq!(
-            latest_sample(&cw::MetricDataResult::builder().build()),
-            None
-        );
+        assert_eq!(latest_sample(&cw::MetricDataResult::builder().build()), None);
     }
 
     #[test]
@@ -709,12 +579,7 @@ mod tests {
             .vpc_zone_identifier("subnet-a, subnet-b")
             .instances(inst("i-2", asg::LifecycleState::Pending, "Healthy"))
             .instances(inst("i-1", asg::LifecycleState::InService, "Unhealthy"))
-            .tags(
-                asg::TagDescription::builder()
-                    .key(MANAGED_SCALING_TAG)
-                    .value("")
-                    .build(),
-            )
+            .tags(asg::TagDescription::builder().key(MANAGED_SCALING_TAG).value("").build())
             .build();
         let tasks = HashMap::from([("i-1".to_string(), 2)]);
         let o = group(&g, &tasks);

@@ -145,9 +145,7 @@ pub(crate) struct RegionClients {
 
 impl std::fmt::Debug for AwsCloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsCloud")
-            .field("options", &self.inner.options)
-            .finish_non_exhaustive()
+        f.debug_struct("AwsCloud").field("options", &self.inner.options).finish_non_exhaustive()
     }
 }
 
@@ -190,10 +188,7 @@ impl AwsCloud {
     /// The clients of `region`, created on first use.
     pub(crate) fn region(&self, region: &str) -> Arc<RegionClients> {
         let mut regions = self.inner.regions.lock().unwrap();
-        regions
-            .entry(region.to_string())
-            .or_insert_with(|| Arc::new(self.build_clients(region)))
-            .clone()
+        regions.entry(region.to_string()).or_insert_with(|| Arc::new(self.build_clients(region))).clone()
     }
 
     fn build_clients(&self, region: &str) -> RegionClients {
@@ -217,10 +212,7 @@ impl AwsCloud {
                     .region(region.clone())
                     .timeout_config(timeouts.clone())
                     .retry_config(retry.clone())
-                    .interceptor(CountAttempts {
-                        service: $label,
-                        sink: sink.clone(),
-                    })
+                    .interceptor(CountAttempts { service: $label, sink: sink.clone() })
                     .retry_classifier(QuotaIsNotThrottling)
                     .build();
                 $sdk::Client::from_conf(conf)
@@ -265,11 +257,7 @@ mod tests {
     /// action listed (or a stale listed action) fails here.
     #[test]
     fn iam_actions_match_the_operations_called() {
-        let sources = [
-            include_str!("mod.rs"),
-            include_str!("observe.rs"),
-            include_str!("apply.rs"),
-        ];
+        let sources = [include_str!("mod.rs"), include_str!("observe.rs"), include_str!("apply.rs")];
         let prefixes = [
             (".ecs.", "ecs"),
             (".elbv2.", "elasticloadbalancing"),
@@ -285,18 +273,13 @@ mod tests {
                 let mut rest = src;
                 while let Some(i) = rest.find(needle) {
                     rest = &rest[i + needle.len()..];
-                    let op: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
+                    let op: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                     if rest[op.len()..].starts_with("()") && !op.is_empty() {
                         let camel: String = op
                             .split('_')
                             .map(|w| {
                                 let mut c = w.chars();
-                                c.next()
-                                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                                    .unwrap_or_default()
+                                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
                             })
                             .collect();
                         found.insert(format!("{service}:{camel}"));
@@ -304,11 +287,8 @@ mod tests {
                 }
             }
         }
-        let listed: std::collections::BTreeSet<String> = IAM_ACTIONS
-            .iter()
-            .map(|s| s.to_string())
-            .filter(|a| a != "cloudwatch:TagResource")
-            .collect();
+        let listed: std::collections::BTreeSet<String> =
+            IAM_ACTIONS.iter().map(|s| s.to_string()).filter(|a| a != "cloudwatch:TagResource").collect();
         assert_eq!(found, listed);
     }
 

@@ -16,9 +16,7 @@ use std::task::Poll;
 use std::time::SystemTime;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-use aws_sdk_cloudwatch::types::{
-    AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy,
-};
+use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_ecs::types::DesiredStatus;
 
 use super::errors::from_sdk;
@@ -27,8 +25,7 @@ use super::{AwsCloud, RegionClients, pace};
 use crate::cloud::{CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
 use crate::observed::{
-    MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ResourceError,
-    TaskStatus,
+    MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ResourceError, TaskStatus,
 };
 
 /// Batch limits of the read calls (AWS API models).
@@ -77,16 +74,10 @@ async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
                 }
             }
         }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
     })
     .await;
-    done.into_iter()
-        .map(|o| o.expect("polled to completion"))
-        .collect()
+    done.into_iter().map(|o| o.expect("polled to completion")).collect()
 }
 
 /// Outcomes of the pass's calls, to tell "AWS is unreachable" (every call
@@ -105,10 +96,7 @@ impl Tally {
                 self.ok.fetch_add(1, Ordering::Relaxed);
             }
             Err(e @ CloudError::Unreachable { .. }) => {
-                self.unreachable
-                    .lock()
-                    .unwrap()
-                    .get_or_insert_with(|| e.clone());
+                self.unreachable.lock().unwrap().get_or_insert_with(|| e.clone());
             }
             Err(_) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -139,37 +127,22 @@ struct RegionScope {
 fn split_by_region(scope: &Scope) -> BTreeMap<String, RegionScope> {
     let mut out: BTreeMap<String, RegionScope> = BTreeMap::new();
     for s in &scope.services {
-        out.entry(s.region.clone())
-            .or_default()
-            .services
-            .push(s.clone());
+        out.entry(s.region.clone()).or_default().services.push(s.clone());
     }
     for t in &scope.target_groups {
-        out.entry(t.region.clone())
-            .or_default()
-            .target_groups
-            .push(t.target_group.clone());
+        out.entry(t.region.clone()).or_default().target_groups.push(t.target_group.clone());
     }
     for (region, name) in &scope.alarms {
-        out.entry(region.clone())
-            .or_default()
-            .alarms
-            .push(name.clone());
+        out.entry(region.clone()).or_default().alarms.push(name.clone());
     }
     for s in &scope.cpu {
         out.entry(s.region.clone()).or_default().cpu.push(s.clone());
     }
     for s in &scope.task_sizes {
-        out.entry(s.region.clone())
-            .or_default()
-            .task_sizes
-            .insert(s.clone());
+        out.entry(s.region.clone()).or_default().task_sizes.insert(s.clone());
     }
     for (g, cluster) in &scope.groups {
-        out.entry(g.region.clone())
-            .or_default()
-            .groups
-            .push((g.clone(), cluster.clone()));
+        out.entry(g.region.clone()).or_default().groups.push((g.clone(), cluster.clone()));
     }
     out
 }
@@ -212,12 +185,7 @@ struct ClusterView {
     instances: Result<HashMap<String, ContainerInstanceInfo>, CloudError>,
 }
 
-async fn observe_region(
-    cloud: &AwsCloud,
-    region: &str,
-    part: &RegionScope,
-    tally: &Tally,
-) -> Observed {
+async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tally: &Tally) -> Observed {
     let rc = cloud.region(region);
     let group_names: Vec<String> = part.groups.iter().map(|(g, _)| g.name.clone()).collect();
     let (clusters, scalable, target_groups, alarms, cpu, groups) = tokio::join!(
@@ -234,9 +202,7 @@ async fn observe_region(
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     for id in &part.services {
         if part.task_sizes.contains(id)
-            && let Some(Ok(svc)) = clusters
-                .get(&id.cluster)
-                .and_then(|c| c.services.get(&id.service))
+            && let Some(Ok(svc)) = clusters.get(&id.cluster).and_then(|c| c.services.get(&id.service))
             && let Some(td) = svc.task_definition()
         {
             wanted.insert(td.to_string());
@@ -244,10 +210,7 @@ async fn observe_region(
     }
     for view in clusters.values() {
         for t in view.tasks.iter().flatten() {
-            let unbound = t
-                .containers()
-                .iter()
-                .all(|c| c.network_bindings().is_empty());
+            let unbound = t.containers().iter().all(|c| c.network_bindings().is_empty());
             if unbound
                 && TaskStatus::from_aws(t.last_status().unwrap_or_default()) == TaskStatus::Running
                 && let Some(td) = t.task_definition_arn()
@@ -265,18 +228,11 @@ async fn observe_region(
         observed.services.insert(id.clone(), entry);
     }
     for tg in &part.target_groups {
-        let entry = target_groups.get(tg).cloned().unwrap_or_else(|| {
-            Err(ResourceError::Unavailable(
-                "target group was not read".into(),
-            ))
-        });
-        observed.target_groups.insert(
-            TargetGroupId {
-                region: region.to_string(),
-                target_group: tg.clone(),
-            },
-            entry,
-        );
+        let entry = target_groups
+            .get(tg)
+            .cloned()
+            .unwrap_or_else(|| Err(ResourceError::Unavailable("target group was not read".into())));
+        observed.target_groups.insert(TargetGroupId { region: region.to_string(), target_group: tg.clone() }, entry);
     }
     for (name, alarm) in alarms {
         observed.alarms.insert((region.to_string(), name), alarm);
@@ -284,25 +240,20 @@ async fn observe_region(
     observed.cpu.extend(cpu);
     for (gid, cluster) in &part.groups {
         let entry = match groups.get(&gid.name) {
-            None => Err(ResourceError::NotFound(format!(
-                "auto scaling group {}",
-                gid.name
-            ))),
+            None => Err(ResourceError::NotFound(format!("auto scaling group {}", gid.name))),
             Some(Err(e)) => Err(e.clone()),
             Some(Ok(g)) => {
                 match clusters.get(cluster).map(|c| &c.instances) {
                     Some(Ok(cis)) => {
-                        let tasks = cis
-                            .values()
-                            .filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci.tasks)))
-                            .collect();
+                        let tasks =
+                            cis.values().filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci.tasks))).collect();
                         Ok(map::group(g, &tasks))
                     }
                     // No such cluster: its instances run no ECS tasks.
                     Some(Err(CloudError::NotFound(_))) | None => Ok(map::group(g, &HashMap::new())),
-                    Some(Err(e)) => Err(ResourceError::Unavailable(format!(
-                        "container instances of cluster {cluster}: {e}"
-                    ))),
+                    Some(Err(e)) => {
+                        Err(ResourceError::Unavailable(format!("container instances of cluster {cluster}: {e}")))
+                    }
                 }
             }
         };
@@ -318,9 +269,7 @@ fn assemble_service(
     task_defs: &HashMap<String, map::TaskDefInfo>,
     part: &RegionScope,
 ) -> Result<ObservedService, ResourceError> {
-    let view = clusters
-        .get(&id.cluster)
-        .ok_or_else(|| ResourceError::Unavailable("cluster was not read".into()))?;
+    let view = clusters.get(&id.cluster).ok_or_else(|| ResourceError::Unavailable("cluster was not read".into()))?;
     let svc = view
         .services
         .get(&id.service)
@@ -329,15 +278,11 @@ fn assemble_service(
     // Without its tasks, instances or scalable target the service cannot be
     // planned safely (e.g. targets would look stale): report it unreadable.
     let tasks = view.tasks.as_ref().map_err(resource_error)?;
-    let instances = view.instances.as_ref().map_err(|e| {
-        ResourceError::Unavailable(format!(
-            "container instances of cluster {}: {e}",
-            id.cluster
-        ))
-    })?;
-    let scalable = scalable
+    let instances = view
+        .instances
         .as_ref()
-        .map_err(|e| ResourceError::Unavailable(format!("scalable targets: {e}")))?;
+        .map_err(|e| ResourceError::Unavailable(format!("container instances of cluster {}: {e}", id.cluster)))?;
+    let scalable = scalable.as_ref().map_err(|e| ResourceError::Unavailable(format!("scalable targets: {e}")))?;
 
     let mut observed = map::service(&svc);
     observed.scalable_target = scalable.contains(&resource_id(id));
@@ -352,9 +297,7 @@ fn assemble_service(
         .collect();
     observed.tasks.sort_by(|a, b| a.arn.cmp(&b.arn));
     if part.task_sizes.contains(id) {
-        observed.task_size = task_defs
-            .get(&observed.task_definition)
-            .and_then(|td| td.size);
+        observed.task_size = task_defs.get(&observed.task_definition).and_then(|td| td.size);
     }
     Ok(observed)
 }
@@ -364,11 +307,7 @@ fn resource_id(id: &ServiceId) -> String {
     format!("service/{}/{}", id.cluster, id.service)
 }
 
-async fn observe_clusters(
-    rc: &RegionClients,
-    part: &RegionScope,
-    tally: &Tally,
-) -> HashMap<String, ClusterView> {
+async fn observe_clusters(rc: &RegionClients, part: &RegionScope, tally: &Tally) -> HashMap<String, ClusterView> {
     let mut by_cluster: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for s in &part.services {
         by_cluster.entry(&s.cluster).or_default().push(&s.service);
@@ -381,23 +320,10 @@ async fn observe_clusters(
         let has_services = !services.is_empty();
         let (services, tasks, instances) = tokio::join!(
             describe_services(rc, cluster, &services, tally),
-            async {
-                if has_services {
-                    cluster_tasks(rc, cluster, tally).await
-                } else {
-                    Ok(Vec::new())
-                }
-            },
+            async { if has_services { cluster_tasks(rc, cluster, tally).await } else { Ok(Vec::new()) } },
             container_instances(rc, cluster, tally),
         );
-        out.insert(
-            cluster.to_string(),
-            ClusterView {
-                services,
-                tasks,
-                instances,
-            },
-        );
+        out.insert(cluster.to_string(), ClusterView { services, tasks, instances });
     }
     out
 }
@@ -431,10 +357,7 @@ async fn describe_services(
                     }
                 }
                 for f in resp.failures() {
-                    let name = f
-                        .arn()
-                        .and_then(|a| a.rsplit('/').next())
-                        .unwrap_or_default();
+                    let name = f.arn().and_then(|a| a.rsplit('/').next()).unwrap_or_default();
                     out.insert(name.to_string(), Err(map::failure(f)));
                 }
             }
@@ -544,38 +467,21 @@ async fn container_instances(
 }
 
 /// Fetch the task definitions in `arns` not yet cached.
-async fn task_definitions(
-    cloud: &AwsCloud,
-    rc: &RegionClients,
-    arns: &BTreeSet<String>,
-    tally: &Tally,
-) {
+async fn task_definitions(cloud: &AwsCloud, rc: &RegionClients, arns: &BTreeSet<String>, tally: &Tally) {
     let missing: Vec<String> = {
         let cache = cloud.inner.task_defs.lock().unwrap();
-        arns.iter()
-            .filter(|a| !cache.contains_key(*a))
-            .cloned()
-            .collect()
+        arns.iter().filter(|a| !cache.contains_key(*a)).cloned().collect()
     };
     for arn in missing {
         pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_task_definition();
-        let result = req
-            .task_definition(&arn)
-            .send()
-            .await
-            .map_err(|e| from_sdk("ecs", "DescribeTaskDefinition", e));
+        let result = req.task_definition(&arn).send().await.map_err(|e| from_sdk("ecs", "DescribeTaskDefinition", e));
         // A failure leaves the size unknown for this pass; the next pass
         // asks again.
         if let Ok(resp) = tally.note(result)
             && let Some(td) = resp.task_definition()
         {
-            cloud
-                .inner
-                .task_defs
-                .lock()
-                .unwrap()
-                .insert(arn, map::task_definition(td));
+            cloud.inner.task_defs.lock().unwrap().insert(arn, map::task_definition(td));
         }
     }
 }
@@ -604,11 +510,7 @@ async fn scalable_targets(
                 .await
                 .map_err(|e| from_sdk("application-autoscaling", "DescribeScalableTargets", e));
             let page = tally.note(result)?;
-            found.extend(
-                page.scalable_targets()
-                    .iter()
-                    .map(|t| t.resource_id().to_string()),
-            );
+            found.extend(page.scalable_targets().iter().map(|t| t.resource_id().to_string()));
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok::<_, CloudError>(found),
@@ -651,11 +553,7 @@ async fn target_groups(
             let found = describe_target_groups(rc, by_name, batch, tally).await;
             let mut cache = cloud.inner.target_groups.lock().unwrap();
             for (wanted, result) in found {
-                let r = if by_name {
-                    TargetGroupRef::Name(wanted)
-                } else {
-                    TargetGroupRef::Arn(wanted)
-                };
+                let r = if by_name { TargetGroupRef::Name(wanted) } else { TargetGroupRef::Arn(wanted) };
                 match result {
                     Ok(info) => {
                         cache.insert(key(&r), info);
@@ -673,33 +571,19 @@ async fn target_groups(
         if out.contains_key(r) {
             continue;
         }
-        let info = cloud
-            .inner
-            .target_groups
-            .lock()
-            .unwrap()
-            .get(&key(r))
-            .cloned();
+        let info = cloud.inner.target_groups.lock().unwrap().get(&key(r)).cloned();
         match info {
             Some(info) => described.push((r, info)),
             None => {
-                out.insert(
-                    r.clone(),
-                    Err(ResourceError::Unavailable(
-                        "target group was not described".into(),
-                    )),
-                );
+                out.insert(r.clone(), Err(ResourceError::Unavailable("target group was not described".into())));
             }
         }
     }
     let results = in_waves(described, |(r, info)| async move {
         pace(&rc.buckets.elbv2_describe).await;
         let req = rc.elbv2.describe_target_health();
-        let result = req
-            .target_group_arn(&info.arn)
-            .send()
-            .await
-            .map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e));
+        let result =
+            req.target_group_arn(&info.arn).send().await.map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e));
         (r, info, tally.note(result))
     })
     .await;
@@ -732,30 +616,23 @@ async fn describe_target_groups(
     let call = |items: Vec<String>| async move {
         pace(&rc.buckets.elbv2_describe).await;
         let req = rc.elbv2.describe_target_groups();
-        let req = if by_name {
-            req.set_names(Some(items))
-        } else {
-            req.set_target_group_arns(Some(items))
-        };
-        let result = req
-            .send()
-            .await
-            .map_err(|e| from_sdk("elbv2", "DescribeTargetGroups", e));
+        let req = if by_name { req.set_names(Some(items)) } else { req.set_target_group_arns(Some(items)) };
+        let result = req.send().await.map_err(|e| from_sdk("elbv2", "DescribeTargetGroups", e));
         tally.note(result)
     };
-    let pick = |resp: &aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput,
-                wanted: &str| {
-        resp.target_groups()
-            .iter()
-            .filter_map(map::target_group_info)
-            .find(|i| if by_name { i.name == wanted } else { i.arn == wanted })
-    };
+    let pick =
+        |resp: &aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput,
+         wanted: &str| {
+            resp.target_groups()
+                .iter()
+                .filter_map(map::target_group_info)
+                .find(|i| if by_name { i.name == wanted } else { i.arn == wanted })
+        };
     match call(batch.to_vec()).await {
         Ok(resp) => batch
             .iter()
             .map(|w| {
-                let r = pick(&resp, w)
-                    .ok_or_else(|| ResourceError::NotFound(format!("target group {w}")));
+                let r = pick(&resp, w).ok_or_else(|| ResourceError::NotFound(format!("target group {w}")));
                 (w.clone(), r)
             })
             .collect(),
@@ -763,18 +640,14 @@ async fn describe_target_groups(
             let mut out = Vec::new();
             for w in batch {
                 let r = match call(vec![w.clone()]).await {
-                    Ok(resp) => pick(&resp, w)
-                        .ok_or_else(|| ResourceError::NotFound(format!("target group {w}"))),
+                    Ok(resp) => pick(&resp, w).ok_or_else(|| ResourceError::NotFound(format!("target group {w}"))),
                     Err(e) => Err(resource_error(&e)),
                 };
                 out.push((w.clone(), r));
             }
             out
         }
-        Err(e) => batch
-            .iter()
-            .map(|w| (w.clone(), Err(resource_error(&e))))
-            .collect(),
+        Err(e) => batch.iter().map(|w| (w.clone(), Err(resource_error(&e)))).collect(),
     }
 }
 
@@ -960,11 +833,7 @@ mod tests {
     use super::*;
 
     fn sid(region: &str, cluster: &str, service: &str) -> ServiceId {
-        ServiceId {
-            region: region.into(),
-            cluster: cluster.into(),
-            service: service.into(),
-        }
+        ServiceId { region: region.into(), cluster: cluster.into(), service: service.into() }
     }
 
     #[test]
@@ -978,13 +847,7 @@ mod tests {
             alarms: vec![("eu-west-1".into(), "x".into())],
             cpu: vec![sid("eu-west-1", "c", "a")],
             task_sizes: vec![sid("us-east-1", "c", "b")],
-            groups: vec![(
-                GroupId {
-                    region: "us-east-1".into(),
-                    name: "ecsAutoScalingGroup".into(),
-                },
-                "c".into(),
-            )],
+            groups: vec![(GroupId { region: "us-east-1".into(), name: "ecsAutoScalingGroup".into() }, "c".into())],
         };
         let parts = split_by_region(&scope);
         assert_eq!(parts.len(), 2);
@@ -1008,32 +871,18 @@ mod tests {
             i * 10
         })
         .await;
-        assert_eq!(
-            out,
-            (0..(IN_FLIGHT as u64 + 1))
-                .map(|i| i * 10)
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(out, (0..(IN_FLIGHT as u64 + 1)).map(|i| i * 10).collect::<Vec<_>>());
         // One full wave (≈1 s) plus one more item (≈1 s), not 9 s.
         let took = start.elapsed();
-        assert!(
-            took < std::time::Duration::from_millis(2_001),
-            "took {took:?}"
-        );
-        assert!(
-            took > std::time::Duration::from_millis(1_900),
-            "took {took:?}"
-        );
+        assert!(took < std::time::Duration::from_millis(2_001), "took {took:?}");
+        assert!(took > std::time::Duration::from_millis(1_900), "took {took:?}");
     }
 
     #[test]
     fn tally_reports_unreachable_only_when_nothing_else_happened() {
         let t = Tally::default();
         let unreachable = || -> Result<(), CloudError> {
-            Err(CloudError::Unreachable {
-                service: "ecs",
-                message: "connection refused".into(),
-            })
+            Err(CloudError::Unreachable { service: "ecs", message: "connection refused".into() })
         };
         let _ = t.note(unreachable());
         let _ = t.note(unreachable());
