@@ -36,6 +36,21 @@ use crate::desired::{DesiredState, GroupId, ServiceId, TargetGroupId};
 use crate::observed::Observed;
 use crate::plan::Change;
 
+/// Batch limits of the read calls, from the AWS API models: the contract
+/// of the table above, shared by both clouds.
+pub mod batch {
+    pub const DESCRIBE_SERVICES: usize = 10;
+    pub const DESCRIBE_TASKS: usize = 100;
+    /// ListTasks and ListContainerInstances page size.
+    pub const LIST_PAGE: usize = 100;
+    pub const DESCRIBE_CONTAINER_INSTANCES: usize = 100;
+    pub const SCALABLE_TARGETS: usize = 50;
+    pub const TARGET_GROUP_NAMES: usize = 20;
+    pub const ALARM_NAMES: usize = 100;
+    pub const METRIC_QUERIES: usize = 500;
+    pub const GROUP_NAMES: usize = 50;
+}
+
 /// What one pass asks the cloud to observe. Built from the desired state
 /// by [`Scope::of`]; the cloud batches its reads over it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -28,16 +28,9 @@ use crate::observed::{
     MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ResourceError, TaskStatus,
 };
 
-/// Batch limits of the read calls (AWS API models).
-const DESCRIBE_SERVICES_BATCH: usize = 10;
-const DESCRIBE_TASKS_BATCH: usize = 100;
-const LIST_PAGE: i32 = 100;
-const DESCRIBE_CONTAINER_INSTANCES_BATCH: usize = 100;
-const SCALABLE_TARGETS_BATCH: usize = 50;
-const TARGET_GROUP_NAMES_BATCH: usize = 20;
-const ALARM_NAMES_BATCH: usize = 100;
-const METRIC_QUERIES_BATCH: usize = 500;
-const GROUP_NAMES_BATCH: usize = 50;
+use crate::cloud::batch;
+/// ListTasks / ListContainerInstances page size, as the SDK takes it.
+const LIST_PAGE: i32 = crate::cloud::batch::LIST_PAGE as i32;
 
 /// Calls of one family in flight at once. The rate buckets bound the rate;
 /// this bounds connections and keeps a 500-service pass from waiting on
@@ -334,7 +327,7 @@ async fn describe_services(
     names: &[&str],
     tally: &Tally,
 ) -> HashMap<String, Result<aws_sdk_ecs::types::Service, ResourceError>> {
-    let batches: Vec<&[&str]> = map::batches(names, DESCRIBE_SERVICES_BATCH).collect();
+    let batches: Vec<&[&str]> = map::batches(names, batch::DESCRIBE_SERVICES).collect();
     let results = in_waves(batches, |batch| async move {
         pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_services();
@@ -401,7 +394,7 @@ async fn cluster_tasks(
     }
     arns.sort();
     arns.dedup();
-    let batches: Vec<&[String]> = map::batches(&arns, DESCRIBE_TASKS_BATCH).collect();
+    let batches: Vec<&[String]> = map::batches(&arns, batch::DESCRIBE_TASKS).collect();
     let results = in_waves(batches, |batch| async move {
         pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_tasks();
@@ -448,7 +441,7 @@ async fn container_instances(
         }
     }
     let mut out = HashMap::new();
-    for batch in map::batches(&arns, DESCRIBE_CONTAINER_INSTANCES_BATCH) {
+    for batch in map::batches(&arns, batch::DESCRIBE_CONTAINER_INSTANCES) {
         pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_container_instances();
         let result = req
@@ -494,7 +487,7 @@ async fn scalable_targets(
     tally: &Tally,
 ) -> Result<HashSet<String>, CloudError> {
     let ids: Vec<String> = services.iter().map(resource_id).collect();
-    let batches: Vec<&[String]> = map::batches(&ids, SCALABLE_TARGETS_BATCH).collect();
+    let batches: Vec<&[String]> = map::batches(&ids, batch::SCALABLE_TARGETS).collect();
     let results = in_waves(batches, |batch| async move {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
@@ -549,7 +542,7 @@ async fn target_groups(
         }
     }
     for (by_name, list) in [(true, names), (false, arns)] {
-        for batch in map::batches(&list, TARGET_GROUP_NAMES_BATCH) {
+        for batch in map::batches(&list, batch::TARGET_GROUP_NAMES) {
             let found = describe_target_groups(rc, by_name, batch, tally).await;
             let mut cache = cloud.inner.target_groups.lock().unwrap();
             for (wanted, result) in found {
@@ -657,7 +650,7 @@ async fn describe_alarms(
     names: &[String],
     tally: &Tally,
 ) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
-    let batches: Vec<&[String]> = map::batches(names, ALARM_NAMES_BATCH).collect();
+    let batches: Vec<&[String]> = map::batches(names, batch::ALARM_NAMES).collect();
     let results = in_waves(batches, |batch| async move {
         let mut alarms = Vec::new();
         let mut token: Option<String> = None;
@@ -712,7 +705,7 @@ async fn metric_data(
     let mut out = BTreeMap::new();
     let end = SystemTime::now();
     let start = end - cloud.inner.options.metric_lookback;
-    for batch in map::batches(services, METRIC_QUERIES_BATCH) {
+    for batch in map::batches(services, batch::METRIC_QUERIES) {
         let queries: Vec<MetricDataQuery> = batch
             .iter()
             .enumerate()
@@ -792,7 +785,7 @@ async fn describe_groups(
     tally: &Tally,
 ) -> HashMap<String, Result<aws_sdk_autoscaling::types::AutoScalingGroup, ResourceError>> {
     let mut out = HashMap::new();
-    for batch in map::batches(names, GROUP_NAMES_BATCH) {
+    for batch in map::batches(names, batch::GROUP_NAMES) {
         let mut token: Option<String> = None;
         loop {
             pace(&rc.buckets.autoscaling).await;

@@ -12,14 +12,7 @@ use crate::observed::{
     ObservedTask, ResourceError, TaskStatus,
 };
 
-const DESCRIBE_SERVICES_BATCH: usize = 10;
-const LIST_PAGE: usize = 100;
-const DESCRIBE_BATCH: usize = 100;
-const SCALABLE_TARGETS_BATCH: usize = 50;
-const TARGET_GROUPS_BATCH: usize = 20;
-const ALARMS_BATCH: usize = 100;
-const METRIC_QUERIES_BATCH: usize = 500;
-const GROUPS_BATCH: usize = 50;
+use crate::cloud::batch;
 
 /// Pages a paginated list takes: always at least one call.
 fn pages(items: usize, per_page: usize) -> usize {
@@ -83,7 +76,7 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
     }
     let mut services: BTreeMap<ServiceId, Result<ObservedService, ResourceError>> = BTreeMap::new();
     for ids in by_cluster.values() {
-        for chunk in ids.chunks(DESCRIBE_SERVICES_BATCH) {
+        for chunk in ids.chunks(batch::DESCRIBE_SERVICES) {
             match world.api("ecs", "DescribeServices", false, |_| Ok(())) {
                 Ok(()) => {
                     for id in chunk {
@@ -108,9 +101,9 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
     // Tasks of every cluster with services in scope.
     for cluster in &existing_clusters {
         let (running, stopped) = world.task_counts(region, cluster);
-        let result = calls(world, "ecs", "ListTasks", pages(running, LIST_PAGE))
-            .and_then(|()| calls(world, "ecs", "ListTasks", pages(stopped, LIST_PAGE)))
-            .and_then(|()| calls(world, "ecs", "DescribeTasks", (running + stopped).div_ceil(DESCRIBE_BATCH)));
+        let result = calls(world, "ecs", "ListTasks", pages(running, batch::LIST_PAGE))
+            .and_then(|()| calls(world, "ecs", "ListTasks", pages(stopped, batch::LIST_PAGE)))
+            .and_then(|()| calls(world, "ecs", "DescribeTasks", (running + stopped).div_ceil(batch::DESCRIBE_TASKS)));
         if let Err(err) = result {
             spoil(&mut services, &by_cluster[cluster], &per_resource(err)?);
         }
@@ -127,8 +120,9 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
         let exists = world.clusters.contains(&(region.to_string(), cluster.clone()));
         let result = if exists {
             let n = world.container_instance_count(region, cluster);
-            calls(world, "ecs", "ListContainerInstances", pages(n, LIST_PAGE))
-                .and_then(|()| calls(world, "ecs", "DescribeContainerInstances", n.div_ceil(DESCRIBE_BATCH)))
+            calls(world, "ecs", "ListContainerInstances", pages(n, batch::LIST_PAGE)).and_then(|()| {
+                calls(world, "ecs", "DescribeContainerInstances", n.div_ceil(batch::DESCRIBE_CONTAINER_INSTANCES))
+            })
         } else if by_cluster.contains_key(cluster) {
             // DescribeServices already said the cluster is missing.
             Ok(())
@@ -176,7 +170,7 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
 
     // Other scalers: Application Auto Scaling, 50 resource ids per call.
     let scoped: Vec<ServiceId> = scope.services.iter().filter(in_region).cloned().collect();
-    for chunk in scoped.chunks(SCALABLE_TARGETS_BATCH) {
+    for chunk in scoped.chunks(batch::SCALABLE_TARGETS) {
         match world.api("application-autoscaling", "DescribeScalableTargets", false, |_| Ok(())) {
             Ok(()) => {
                 for id in chunk {
@@ -194,7 +188,7 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
 
     // Alarms, 100 names per DescribeAlarms; absent alarms are left out.
     let names: Vec<String> = scope.alarms.iter().filter(|(r, _)| r == region).map(|(_, n)| n.clone()).collect();
-    for chunk in names.chunks(ALARMS_BATCH) {
+    for chunk in names.chunks(batch::ALARM_NAMES) {
         match world.api("cloudwatch", "DescribeAlarms", false, |_| Ok(())) {
             Ok(()) => {
                 for name in chunk {
@@ -222,7 +216,7 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
 
     // CPU, 500 queries per GetMetricData.
     let cpu: Vec<ServiceId> = scope.cpu.iter().filter(in_region).cloned().collect();
-    for chunk in cpu.chunks(METRIC_QUERIES_BATCH) {
+    for chunk in cpu.chunks(batch::METRIC_QUERIES) {
         match world.api("cloudwatch", "GetMetricData", false, |_| Ok(())) {
             Ok(()) => {
                 for id in chunk {
@@ -238,7 +232,7 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
     // Groups, 50 names per DescribeAutoScalingGroups.
     let mut groups: Vec<(GroupId, String)> = scope.groups.iter().filter(|(g, _)| g.region == region).cloned().collect();
     groups.dedup_by(|a, b| a.0 == b.0);
-    for chunk in groups.chunks(GROUPS_BATCH) {
+    for chunk in groups.chunks(batch::GROUP_NAMES) {
         match world.api("autoscaling", "DescribeAutoScalingGroups", false, |_| Ok(())) {
             Ok(()) => {
                 for (id, cluster) in chunk {
@@ -287,7 +281,7 @@ fn observe_target_groups(world: &mut World, scope: &Scope, region: &str, out: &m
 
     let mut failed: BTreeMap<String, ResourceError> = BTreeMap::new();
     for (keys, by_name) in [(&unresolved_names, true), (&unresolved_arns, false)] {
-        for chunk in keys.chunks(TARGET_GROUPS_BATCH) {
+        for chunk in keys.chunks(batch::TARGET_GROUP_NAMES) {
             let read = world.api("elasticloadbalancing", "DescribeTargetGroups", false, |w| {
                 Ok(chunk
                     .iter()
