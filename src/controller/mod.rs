@@ -273,19 +273,19 @@ impl<C: Cloud> Controller<C> {
         let keep: std::collections::BTreeSet<ResourceKey> = reports.iter().map(|r| r.resource.clone()).collect();
         st.retain(|k| keep.contains(k));
         let next = now + self.options.interval;
-        for report in &reports {
+        for report in reports {
             let r = st.resource_mut(&report.resource, &report.document);
-            r.desired = report.desired.clone();
-            r.observed = report.observed.clone();
             r.held = plan.holds.iter().filter(|h| h.resource == report.resource).cloned().collect();
             r.next_check_at = Some(self.backoffs.get(&report.resource).map(|(_, due)| *due).unwrap_or(next));
-            if let Some(e) = &report.error {
-                r.last_error = Some(e.clone());
+            r.desired = report.desired;
+            r.observed = report.observed;
+            if let Some(e) = report.error {
+                r.last_error = Some(e);
                 r.last_error_at = Some(now);
             }
         }
         for (key, rec, err) in records {
-            if let Some(r) = st.resources.iter_mut().find(|r| r.resource == key) {
+            if let Some(r) = st.get_mut(&key) {
                 r.push_change(rec);
                 if let Some(e) = err {
                     r.last_error = Some(e);
@@ -300,14 +300,14 @@ impl<C: Cloud> Controller<C> {
                 cluster: id.cluster.clone(),
                 service: id.service.clone(),
             };
-            if let Some(r) = st.resources.iter_mut().find(|r| r.resource == key) {
-                r.decision = serde_json::to_value(d).ok();
+            if let Some(r) = st.get_mut(&key) {
+                r.decision = serde_json::value::to_raw_value(d).ok();
             }
         }
         for (g, d) in &plan.capacity {
             let key = ResourceKey::Group { region: g.region.clone(), name: g.name.clone() };
-            if let Some(r) = st.resources.iter_mut().find(|r| r.resource == key) {
-                r.decision = serde_json::to_value(d).ok();
+            if let Some(r) = st.get_mut(&key) {
+                r.decision = serde_json::value::to_raw_value(d).ok();
             }
         }
         // Conditions, derived from this pass.

@@ -11,6 +11,10 @@ use crate::plan::{Hold, ResourceKey};
 /// How many applied changes each resource remembers.
 const HISTORY: usize = 10;
 
+fn null() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
+}
+
 fn rfc3339(t: &SystemTime) -> String {
     humantime::format_rfc3339_millis(*t).to_string()
 }
@@ -55,13 +59,13 @@ pub struct ResourceStatus {
     pub resource: ResourceKey,
     pub name: String,
     pub document: String,
-    pub desired: serde_json::Value,
-    pub observed: serde_json::Value,
+    pub desired: Box<serde_json::value::RawValue>,
+    pub observed: Box<serde_json::value::RawValue>,
     pub conditions: Vec<Condition>,
     /// Changes held back this pass, and why.
     pub held: Vec<Hold>,
     /// The last scaling or capacity decision with its inputs.
-    pub decision: Option<serde_json::Value>,
+    pub decision: Option<Box<serde_json::value::RawValue>>,
     pub last_changes: VecDeque<ChangeRecord>,
     pub last_error: Option<String>,
     #[serde(serialize_with = "ser_opt_time")]
@@ -131,8 +135,8 @@ impl Status {
                     resource: key.clone(),
                     name: key.to_string(),
                     document: document.to_string(),
-                    desired: serde_json::Value::Null,
-                    observed: serde_json::Value::Null,
+                    desired: null(),
+                    observed: null(),
                     conditions: Vec::new(),
                     held: Vec::new(),
                     decision: None,
@@ -146,6 +150,10 @@ impl Status {
             }
         };
         &mut self.resources[i]
+    }
+
+    pub fn get_mut(&mut self, key: &ResourceKey) -> Option<&mut ResourceStatus> {
+        self.index.get(key).map(|&i| &mut self.resources[i])
     }
 
     pub fn resource(&self, key: &ResourceKey) -> Option<&ResourceStatus> {

@@ -3,20 +3,27 @@
 //! of it.
 
 use serde_json::json;
+use serde_json::value::RawValue;
+
+fn raw(v: serde_json::Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(&v).expect("a JSON value serializes")
+}
 
 use super::{Memory, Plan, ResourceKey, alarms, group_key, service_key, target_group_key, targets};
 use crate::desired::{DesiredState, TaskCount};
 use crate::observed::{Observed, TargetHealth};
 
 /// What /status shows of one resource.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceReport {
     pub resource: ResourceKey,
     /// `metadata.name` of the document that declares it.
     pub document: String,
-    pub desired: serde_json::Value,
-    pub observed: serde_json::Value,
+    /// Serialized JSON: a report is kept in /status for every resource,
+    /// and serialized text is several times smaller than a `Value` tree.
+    pub desired: Box<RawValue>,
+    pub observed: Box<RawValue>,
     /// Set when the resource could not be read.
     pub error: Option<String>,
 }
@@ -56,8 +63,8 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
         out.push(ResourceReport {
             resource: group_key(&cap.group),
             document: cap.name.clone(),
-            desired: want,
-            observed: obs,
+            desired: raw(want),
+            observed: raw(obs),
             error,
         });
     }
@@ -86,8 +93,8 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
         out.push(ResourceReport {
             resource: service_key(&svc.id),
             document: svc.name.clone(),
-            desired: want,
-            observed: obs,
+            desired: raw(want),
+            observed: raw(obs),
             error,
         });
 
@@ -119,8 +126,8 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
             out.push(ResourceReport {
                 resource: target_group_key(&b.target_group),
                 document: svc.name.clone(),
-                desired: desired_json,
-                observed: obs,
+                desired: raw(desired_json),
+                observed: raw(obs),
                 error,
             });
         }
@@ -135,8 +142,8 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
                 out.push(ResourceReport {
                     resource: ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
                     document: svc.name.clone(),
-                    desired: json!(def),
-                    observed: obs,
+                    desired: raw(json!(def)),
+                    observed: raw(obs),
                     error,
                 });
             }
