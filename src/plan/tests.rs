@@ -632,3 +632,69 @@ proptest! {
         prop_assert!(converged, "did not converge in 30 passes");
     }
 }
+
+proptest! {
+    /// Over random sequences of alarm states, CPU samples and elapsed
+    /// times, with decisions applied as the controller would: the count
+    /// stays within bounds, never drops inside the scale-in cooldown or
+    /// below the stabilisation window's highest recommendation, and never
+    /// moves on missing or stale data.
+    #[test]
+    fn scaling_decisions_keep_their_rules(
+        steps in proptest::collection::vec((0u8..3, 0u8..3, proptest::option::of(0.0f64..100.0), 0u64..400, 0u64..600, any::<bool>()), 1..60),
+        proportional in any::<bool>(),
+    ) {
+        let mut policy = scaling_policy();
+        if proportional {
+            policy.target_cpu = Some(60.0);
+        }
+        // A window shorter than the scale-in cooldown, so that each rule is
+        // checked on its own.
+        policy.stabilization_window = Duration::from_secs(60);
+        let (min, max) = (2u32, 12u32);
+        let states = [AlarmState::Ok, AlarmState::Alarm, AlarmState::InsufficientData];
+        let mut mem = memory::ScalingMemory::default();
+        let mut now = t0();
+        let mut current = 4u32;
+        let mut last_action: Option<SystemTime> = None;
+        for (high, low, cpu, dt, age, deploying) in steps {
+            now += Duration::from_secs(dt);
+            let sample = cpu.map(|value| MetricSample { value, at: now - Duration::from_secs(age) });
+            let stale = sample.is_none_or(|s| now.duration_since(s.at).unwrap() > policy.max_data_age);
+            let view = scaling::ScalingView {
+                current, min, max, deploying,
+                high_alarm: Some(states[high as usize]),
+                low_alarm: Some(states[low as usize]),
+                cpu: sample,
+            };
+            let before = mem.clone();
+            let d = scaling::decide(&policy, view, &mut mem, now);
+            prop_assert!((min..=max).contains(&d.desired), "{d:?}");
+            let no_data = (states[high as usize] == AlarmState::InsufficientData && states[low as usize] == AlarmState::InsufficientData)
+                || (proportional && stale);
+            if no_data {
+                prop_assert_eq!(d.desired, current, "moved on missing or stale data: {:?}", d);
+            }
+            if d.desired < current {
+                prop_assert!(!deploying, "scale-in while deploying");
+                if let Some(t) = last_action {
+                    prop_assert!(now.duration_since(t).unwrap() >= policy.scale_in.cooldown, "scale-in inside the cooldown");
+                }
+                let window_high = before.recommendations.iter()
+                    .filter(|(t, _)| now.duration_since(*t).unwrap() <= policy.stabilization_window)
+                    .map(|(_, r)| *r).max().unwrap_or(0);
+                prop_assert!(d.desired >= window_high.min(current), "below the window's highest recommendation {window_high}: {d:?}");
+            }
+            if d.desired > current {
+                if let Some(t) = before.last_scale_out {
+                    prop_assert!(now.duration_since(t).unwrap() >= policy.scale_out.cooldown, "scale-out inside its cooldown");
+                }
+            }
+            if d.desired != current {
+                if d.desired > current { mem.last_scale_out = Some(now) } else { mem.last_scale_in = Some(now) }
+                last_action = Some(now);
+                current = d.desired;
+            }
+        }
+    }
+}
