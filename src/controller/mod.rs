@@ -57,6 +57,9 @@ pub struct Controller<C: Cloud> {
     backoffs: BTreeMap<ResourceKey, (Backoff, SystemTime)>,
     cloud_backoff: Backoff,
     rng: rand::rngs::StdRng,
+    /// Holds of the last pass, so each is logged once when it appears
+    /// rather than every pass.
+    logged_holds: std::collections::BTreeSet<(ResourceKey, String)>,
 }
 
 /// What one pass did.
@@ -103,6 +106,7 @@ impl<C: Cloud> Controller<C> {
             backoffs: BTreeMap::new(),
             cloud_backoff: Backoff::default(),
             rng: rand::rngs::StdRng::from_os_rng(),
+            logged_holds: Default::default(),
         }
     }
 
@@ -192,6 +196,14 @@ impl<C: Cloud> Controller<C> {
         for c in &plan.changes {
             self.metrics.drift(c.change.kind().as_str());
         }
+        let holds: std::collections::BTreeSet<(ResourceKey, String)> =
+            plan.holds.iter().map(|h| (h.resource.clone(), h.message.clone())).collect();
+        for h in &plan.holds {
+            if !self.logged_holds.contains(&(h.resource.clone(), h.message.clone())) {
+                info!(resource = %h.resource, rule = h.kind.as_str(), reason = %h.message, "held back");
+            }
+        }
+        self.logged_holds = holds;
 
         let mut records: Vec<(ResourceKey, ChangeRecord, Option<String>)> = Vec::new();
         for pc in &plan.changes {

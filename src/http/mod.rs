@@ -97,3 +97,78 @@ async fn status(State(s): State<AppState>) -> Response {
     let st = s.status.read().unwrap().clone();
     Json(st).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::cloud::ManualClock;
+    use crate::controller::status::Status;
+
+    fn state(status: Status, clock: Arc<ManualClock>) -> AppState {
+        AppState {
+            status: Arc::new(std::sync::RwLock::new(status)),
+            metrics: Arc::new(Metrics::new()),
+            clock,
+            interval: Duration::from_secs(15),
+        }
+    }
+
+    async fn body(r: Response) -> (StatusCode, serde_json::Value) {
+        let code = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (code, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn started(now: SystemTime) -> Status {
+        let mut st = Status::default();
+        st.started_at = Some(now);
+        st.config.valid = true;
+        st
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_when_no_pass_finished_for_three_intervals() {
+        let clock = Arc::new(ManualClock::new());
+        let mut st = started(clock.now());
+        st.last_pass.finished_at = Some(clock.now());
+        st.passes = 1;
+        let s = state(st, clock.clone());
+        assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
+        clock.advance(Duration::from_secs(44));
+        assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
+        clock.advance(Duration::from_secs(2));
+        let (code, v) = body(healthz(State(s)).await).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(v["reason"].as_str().unwrap().contains("no reconcile pass finished"), "{v}");
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_after_three_unreachable_passes_but_not_for_a_bad_config() {
+        let clock = Arc::new(ManualClock::new());
+        let mut st = started(clock.now());
+        st.last_pass.finished_at = Some(clock.now());
+        st.cloud.consecutive_failures = 2;
+        st.cloud.last_error = Some("ecs is unreachable: connection refused".into());
+        st.config.valid = false;
+        st.config.errors = vec!["error: app.yaml:3:1: unknown field `clustr`".into()];
+        let s = state(st, clock.clone());
+        let (code, v) = body(healthz(State(s.clone())).await).await;
+        assert_eq!(code, StatusCode::OK, "a config error alone is not unhealthy");
+        assert_eq!(v["config"]["valid"], false);
+        s.status.write().unwrap().cloud.consecutive_failures = 3;
+        let (code, v) = body(healthz(State(s)).await).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(v["reason"].as_str().unwrap().contains("connection refused"), "{v}");
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_first_complete_pass() {
+        let clock = Arc::new(ManualClock::new());
+        let s = state(started(clock.now()), clock.clone());
+        assert_eq!(readyz(State(s.clone())).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        s.status.write().unwrap().last_success_at = Some(clock.now());
+        assert_eq!(readyz(State(s)).await.status(), StatusCode::OK);
+    }
+}
