@@ -46,6 +46,7 @@ pub enum Command {
     /// Check a desired-state directory; report every problem with its
     /// file, line and column. Exit 0 when valid, 1 when not.
     Validate {
+        /// Directory of desired-state YAML files (read recursively).
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
         #[command(flatten)]
@@ -54,6 +55,7 @@ pub enum Command {
     /// Show the changes one pass would make, desired vs observed.
     /// Exit 0 when converged, 2 when changes are pending, 1 on error.
     Plan {
+        /// Directory of desired-state YAML files (read recursively).
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
         #[command(flatten)]
@@ -68,6 +70,7 @@ pub enum Command {
         /// Apply one pass and exit (the daemon is `ballast run`).
         #[arg(long, required = true)]
         once: bool,
+        /// Directory of desired-state YAML files (read recursively).
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
         #[command(flatten)]
@@ -79,6 +82,7 @@ pub enum Command {
     /// Run the controller: reconcile every interval and whenever the
     /// desired state changes; serve /healthz, /readyz, /metrics, /status.
     Run {
+        /// Directory of desired-state YAML files (read recursively).
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
         #[command(flatten)]

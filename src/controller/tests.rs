@@ -277,3 +277,53 @@ mod safety {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn cpu_load_moves_tasks_then_capacity_and_zones_and_back() {
+    let desired = example();
+    let id = desired.services[0].id.clone();
+    let group = desired.capacities[0].group.clone();
+    let on_demand = desired.capacities[0]
+        .zones
+        .iter()
+        .find(|z| matches!(z.mode, crate::desired::ZoneMode::OnDemand { .. }))
+        .expect("the example has an on-demand zone")
+        .subnet
+        .clone();
+    let mut b = bed(desired);
+    b.converge().await;
+    // 400 requests/s on 2 tasks: every task at 100 % CPU.
+    b.sim.set_load(&id, 400.0).unwrap();
+    let mut peak_tasks = 0;
+    let mut saw_zone = false;
+    for _ in 0..(40 * 4) {
+        b.ctl.pass(&b.stop).await;
+        let svc = b.sim.service(&id).unwrap();
+        let g = b.sim.group(&group).unwrap();
+        peak_tasks = peak_tasks.max(svc.desired_count);
+        assert!(
+            g.desired_capacity >= svc.desired_count.min(10),
+            "capacity follows the tasks: {} < {}",
+            g.desired_capacity,
+            svc.desired_count
+        );
+        saw_zone |= g.subnets.contains(&on_demand);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    assert!(peak_tasks >= 4, "scaled out under load (peak {peak_tasks})");
+    assert!(saw_zone, "the on-demand subnet was added once more than its threshold of instances was needed");
+    let svc = b.sim.service(&id).unwrap();
+    assert!(svc.running_count >= 4, "the new tasks run: {svc:?}");
+
+    // Load gone: tasks scale in slowly, then instances and the extra zone go.
+    b.sim.set_load(&id, 10.0).unwrap();
+    for _ in 0..(120 * 4) {
+        b.ctl.pass(&b.stop).await;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    let svc = b.sim.service(&id).unwrap();
+    let g = b.sim.group(&group).unwrap();
+    assert_eq!(svc.desired_count, 2, "back to min");
+    assert!(g.desired_capacity <= 3, "instances released: {}", g.desired_capacity);
+    assert!(!g.subnets.contains(&on_demand), "on-demand zone removed: {:?}", g.subnets);
+}

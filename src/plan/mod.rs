@@ -166,6 +166,7 @@ impl Planner<'_> {
             count_changes.extend(change.flatten());
         }
         self.plan_capacities(&planned);
+        self.fit_scale_outs_to_capacity(&mut count_changes);
         self.out.changes.extend(count_changes);
         let mut deregistrations = Vec::new();
         for svc in &self.desired.services {
@@ -290,6 +291,55 @@ impl Planner<'_> {
         }
         let change = Change::SetDesiredCount { service: svc.id.clone(), from: current, to };
         Some((target, Some(PlannedChange { resource: key, change, reason })))
+    }
+
+    /// Tasks never outrun instances: where a Capacity document covers the
+    /// cluster, a scale-out is cut to what the group holds once this pass's
+    /// capacity change is made (instances may still be launching, but the
+    /// capacity comes first or together, never after tasks are stuck pending).
+    fn fit_scale_outs_to_capacity(&mut self, count_changes: &mut Vec<PlannedChange>) {
+        for cap in &self.desired.capacities {
+            let Some(d) = self.out.capacity.get(&cap.group) else { continue };
+            let Some(Ok(group)) = self.observed.groups.get(&cap.group) else { continue };
+            let instances = d.set_capacity.unwrap_or(group.desired_capacity);
+            let in_cluster = |id: &ServiceId| id.region == cap.group.region && id.cluster == cap.cluster;
+            // Tasks the cluster runs now; tasks being scaled in still hold
+            // their instances until they stop.
+            let committed: u64 = self
+                .desired
+                .services
+                .iter()
+                .filter(|s| in_cluster(&s.id))
+                .filter_map(|s| match self.observed.services.get(&s.id) {
+                    Some(Ok(o)) => Some(u64::from(o.desired_count)),
+                    _ => None,
+                })
+                .sum();
+            let mut room = (u64::from(instances) * u64::from(d.per_instance)).saturating_sub(committed);
+            count_changes.retain_mut(|pc| {
+                let Change::SetDesiredCount { service, from, to } = &mut pc.change else { return true };
+                if !in_cluster(service) || *to <= *from {
+                    return true;
+                }
+                let wanted = *to - *from;
+                let allowed = (wanted as u64).min(room) as u32;
+                room -= u64::from(allowed);
+                if allowed < wanted {
+                    let fit = *from + allowed;
+                    self.out.holds.push(Hold {
+                        resource: pc.resource.clone(),
+                        kind: HoldKind::Budget,
+                        message: format!(
+                            "{instances} instance(s) this pass hold {fit} task(s) of {service}; the scale-out to {} continues as instances are added",
+                            *to
+                        ),
+                    });
+                    pc.reason = format!("{} (limited to what the Auto Scaling group holds this pass)", pc.reason);
+                    *to = fit;
+                }
+                *to != *from
+            });
+        }
     }
 
     fn plan_capacities(&mut self, planned: &[Option<u32>]) {

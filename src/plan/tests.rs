@@ -685,10 +685,8 @@ proptest! {
                     .map(|(_, r)| *r).max().unwrap_or(0);
                 prop_assert!(d.desired >= window_high.min(current), "below the window's highest recommendation {window_high}: {d:?}");
             }
-            if d.desired > current {
-                if let Some(t) = before.last_scale_out {
-                    prop_assert!(now.duration_since(t).unwrap() >= policy.scale_out.cooldown, "scale-out inside its cooldown");
-                }
+            if let (true, Some(t)) = (d.desired > current, before.last_scale_out) {
+                prop_assert!(now.duration_since(t).unwrap() >= policy.scale_out.cooldown, "scale-out inside its cooldown");
             }
             if d.desired != current {
                 if d.desired > current { mem.last_scale_out = Some(now) } else { mem.last_scale_in = Some(now) }
