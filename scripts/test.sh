@@ -41,4 +41,13 @@ step "deploy linters (cfn-lint, hadolint, actionlint, shellcheck)"
 bash scripts/lint.sh
 
 step "tests"
-cargo test --workspace --locked
+log=target/test-output.txt
+mkdir -p target
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+sum() { grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+# One closing line over every test binary (cargo prints one per binary).
+printf '%s passed, %s failed\n' "$(sum passed)" "$(sum failed)" | tee target/test-summary.txt
+exit "$status"
