@@ -232,10 +232,8 @@ fn load(dir: &Path, region: &str) -> Option<DesiredState> {
     match crate::desired::load_dir(dir, region) {
         Ok(d) => Some(d),
         Err(e) => {
-            for d in &e.diagnostics {
-                eprintln!("{d}");
-            }
-            eprintln!("{}: {e}", dir.display());
+            // Every located problem, then how many.
+            eprintln!("{e}");
             None
         }
     }

@@ -149,7 +149,10 @@ impl<C: Cloud> Controller<C> {
                 for d in &e.diagnostics {
                     error!("{d}");
                 }
-                warn!("{e}; the last valid desired state stays in force");
+                warn!(
+                    problems = e.diagnostics.len(),
+                    "the desired state on disk is invalid; the last valid desired state stays in force"
+                );
                 self.metrics.reload(false);
                 st.config.valid = false;
                 st.config.errors = e.diagnostics.iter().map(ToString::to_string).collect();
