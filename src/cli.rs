@@ -345,9 +345,12 @@ async fn apply_once(
 pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    if plan.changes.is_empty() {
+    if plan.changes.is_empty() && plan.holds.is_empty() {
         let _ =
             writeln!(out, "No changes: the observed state matches the desired state ({} resources).", reports.len());
+    } else if plan.changes.is_empty() {
+        let n = plan.holds.len();
+        let _ = writeln!(out, "No changes to make now ({} resources); {n} held back, see below.", reports.len());
     } else {
         let _ = writeln!(out, "{} change(s) over {} resource(s):", plan.changes.len(), reports.len());
         let mut last = None;
