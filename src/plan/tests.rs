@@ -393,14 +393,12 @@ fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     assert!(p.changes[0].reason.contains("threshold 95 -> 70"), "{}", p.changes[0].reason);
 }
 
-#[test]
-fn high_alarm_scales_out_and_capacity_comes_first() {
-    let mut s = service(TaskCount::Range { min: 2, max: 10 });
-    s.scaling = Some(scaling_policy());
-    let cap = Capacity {
+/// A Capacity document for the test cluster's group, one task per instance.
+fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity {
+    Capacity {
         name: "cap".into(),
         origin: Origin { file: PathBuf::from("c.yaml"), line: 1 },
-        group: GroupId { region: REGION.into(), name: "ecsAutoScalingGroup".into() },
+        group: GroupId { region: REGION.into(), name: group.into() },
         cluster: "appCluster".into(),
         suspend: false,
         min_instances: 1,
@@ -408,13 +406,24 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
         tasks_per_instance: TasksPerInstance::Fixed(1),
         headroom: 0,
         scale_in_cooldown: Duration::from_secs(300),
-        zones: vec![
+        zones,
+        max_change_per_pass,
+        take_over_managed_scaling: false,
+    }
+}
+
+#[test]
+fn high_alarm_scales_out_and_capacity_comes_first() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let cap = capacity(
+        "ecsAutoScalingGroup",
+        vec![
             Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
             Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above: 2 } },
         ],
-        max_change_per_pass: 2,
-        take_over_managed_scaling: false,
-    };
+        2,
+    );
     let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
     let mut o = world(&d, 2);
     o.groups.insert(
@@ -454,21 +463,7 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
 
 #[test]
 fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
-    let cap = Capacity {
-        name: "cap".into(),
-        origin: Origin { file: PathBuf::from("c.yaml"), line: 1 },
-        group: GroupId { region: REGION.into(), name: "asg".into() },
-        cluster: "appCluster".into(),
-        suspend: false,
-        min_instances: 1,
-        max_instances: 10,
-        tasks_per_instance: TasksPerInstance::Fixed(1),
-        headroom: 0,
-        scale_in_cooldown: Duration::from_secs(300),
-        zones: vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
-        max_change_per_pass: 5,
-        take_over_managed_scaling: false,
-    };
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
     let group = ObservedGroup {
         arn: "arn".into(),
         min_size: 0,
