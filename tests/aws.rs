@@ -630,7 +630,10 @@ async fn drift_the_stale_targets_of_a_stopped_task_are_deregistered() {
     let on = |arn: &str| svc.tasks.iter().find(|t| t.arn == arn).and_then(|t| t.instance_id.clone()).unwrap();
     let (gone, stays) = (on(&s.tasks[0]), on(&s.tasks[1]));
     // ECS stops a task; moto, like an NLB that was never told, keeps its
-    // targets registered.
+    // targets registered. `apply --once` is a fresh process with no record
+    // of registering them: they are the service's because the stopped task
+    // was placed on that instance and its task definition's host ports are
+    // static (80 and 8000), whether or not the task reports its bindings.
     e.m.actors.stop_task(&s.tasks[0]).await;
     assert_eq!(targets_of(&e.m, FRONTEND).await.len(), 2);
     drift_is_found_and_corrected(
@@ -976,6 +979,49 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     assert_eq!(observed_group(&e.m).await.desired_capacity, 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_target_groups_and_alarms_are_held_never_rewritten_blind() {
+    let e = converged(2, |_| {}).await;
+    let s = e.m.system.clone();
+    let [high, _] = ballast::plan::alarms::alarm_names(&s.service_id());
+    // Three drifts; then the target health and alarm reads keep failing
+    // (throttled past the retries).
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    e.m.actors.deregister_target(&s.frontend_arn, &s.instances[0], 80).await;
+    e.m.actors.set_alarm_threshold(&high, 95.0).await;
+    let moto = FaultProxy::start(&e.m.account.moto_url, 1).await;
+    moto.set_only(Some(&["DescribeTargetHealth"]));
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, 1).await;
+    bridge.set_only(Some(&["DescribeAlarms"]));
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
+
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(has_line(&plan, "~ service appCluster/appService: desired count 1 -> 2"), "{plan}");
+    for resource in [format!("targetgroup/{FRONTEND}"), format!("targetgroup/{BACKEND}"), format!("alarm/{high}")] {
+        assert!(plan.stdout.contains(&format!("  ! {resource} [unobserved]: ")), "{resource} held: {plan}");
+    }
+    assert!(!plan.stdout.contains(": register ") && !plan.stdout.contains(": create ("), "{plan}");
+
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(writes_through(&moto), vec!["UpdateService".to_string()], "only what was read is corrected");
+    assert_eq!(writes_through(&bridge), Vec::<String>::new(), "no alarm is put blind");
+
+    // Readable again: the rest is corrected.
+    moto.set_every(0);
+    bridge.set_every(0);
+    drift_is_found_and_corrected(
+        &E2e { m: e.m, declared: e.declared.clone(), ballast: b },
+        &[
+            &format!("+ target group {FRONTEND}: register {}:80", s.instances[0]),
+            "why: edited outside ballast: threshold 95 -> 70",
+        ],
+        2,
+    )
+    .await;
+}
+
 // ----- CPU-alarm scaling -----
 
 #[tokio::test]
@@ -1209,6 +1255,8 @@ async fn the_daemon_converges_through_throttling_without_duplicate_writes() {
     // Exactly one UpdateService went through, however many attempts it
     // took; nothing else was written.
     assert_eq!(moto.succeeded("UpdateService"), 1, "{:#?}", moto.writes());
+    let throttled_updates = moto.calls().iter().filter(|c| c.operation == "UpdateService" && c.injected).count();
+    assert_eq!(moto.attempts("UpdateService"), 1 + throttled_updates, "every other attempt was a throttle");
     let written: Vec<Call> = moto.writes().into_iter().chain(bridge.writes()).filter(Call::succeeded).collect();
     assert_eq!(written.len(), 1, "{written:#?}");
     assert!(d.alive());

@@ -46,23 +46,29 @@ pub const MISSING_DATA: &str = "notBreaching";
 /// How many tasks a `Service` document asks for.
 #[derive(Debug, Clone, Copy)]
 pub enum Tasks {
+    /// `tasks: {count: N}`.
     Count(u32),
+    /// `tasks: {min, max}`.
     Range { min: u32, max: u32 },
 }
 
 /// The `Capacity` document of the seeded group.
 #[derive(Debug, Clone)]
 pub struct Capacity {
+    /// Subnets with `mode: alwaysOn`.
     pub always_on: Vec<String>,
     /// An on-demand subnet and its `whenInstancesAbove`.
     pub on_demand: Option<(String, u32)>,
+    /// `maxChangePerPass`.
     pub max_change_per_pass: u32,
+    /// `takeOver.managedScaling`.
     pub take_over_managed_scaling: bool,
 }
 
 /// What a test declares about the seeded system.
 #[derive(Debug, Clone)]
 pub struct Declared {
+    /// The ECS service's name (in `appCluster`).
     pub service: String,
     pub tasks: Tasks,
     /// CPU scaling with the rules of [`scale_out`] and [`scale_in`];
@@ -70,9 +76,13 @@ pub struct Declared {
     pub scaling: Option<Option<f64>>,
     /// Bind `frontendTargetGroup` (80) and `backendTargetGroup` (8000).
     pub target_groups: bool,
+    /// `budget.maxDeregistrationsPerPass`.
     pub max_deregistrations_per_pass: u32,
+    /// `takeOver.desiredCount`.
     pub take_over_desired_count: bool,
+    /// `takeOver.loadBalancers`.
     pub take_over_load_balancers: bool,
+    /// A `Capacity` document for `ecsAutoScalingGroup`, if any.
     pub capacity: Option<Capacity>,
 }
 
@@ -101,7 +111,7 @@ impl Declared {
         }
     }
 
-    /// The YAML documents.
+    /// The YAML documents: the `Service`, and the `Capacity` if declared.
     pub fn yaml(&self) -> (String, Option<String>) {
         let tasks = match self.tasks {
             Tasks::Count(n) => format!("{{count: {n}}}"),
@@ -181,6 +191,7 @@ impl Declared {
 /// What one command printed, and how it exited.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// The exit code (-1 when killed by a signal).
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -255,6 +266,7 @@ impl Ballast {
         }
     }
 
+    /// `ballast plan DIR --cloud aws`.
     pub async fn plan(&self) -> Output {
         self.run(&["plan"]).await
     }
@@ -266,6 +278,7 @@ impl Ballast {
         (out.code, v)
     }
 
+    /// `ballast apply --once DIR --cloud aws`.
     pub async fn apply(&self) -> Output {
         self.run(&["apply", "--once"]).await
     }
@@ -306,21 +319,25 @@ impl Ballast {
 /// A running `ballast run`, killed when dropped.
 pub struct Daemon {
     child: Mutex<Child>,
+    /// The address its HTTP server bound, from its log.
     pub addr: String,
     logs: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
 impl Daemon {
+    /// GET a path of its HTTP server: status code and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let r = self.http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// `/status`, parsed.
     pub async fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.get("/status").await.1).unwrap()
     }
 
+    /// `/metrics`, in the Prometheus text format.
     pub async fn metrics(&self) -> Metrics {
         Metrics(self.get("/metrics").await.1)
     }

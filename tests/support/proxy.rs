@@ -63,6 +63,8 @@ struct State {
     /// code (e.g. `LimitExceededException`).
     code: std::sync::Mutex<Option<String>>,
     calls: Mutex<Vec<Call>>,
+    /// When set, only requests of these operations are faulted.
+    only: Mutex<Option<Vec<String>>>,
     /// Whether the endpoint is up; connections accepted while it was up
     /// remember the epoch and fail once it changes.
     up: tokio::sync::watch::Sender<bool>,
@@ -80,6 +82,7 @@ impl FaultProxy {
             throttled: AtomicU64::new(0),
             code: std::sync::Mutex::new(None),
             calls: Mutex::new(Vec::new()),
+            only: Mutex::new(None),
             up: tokio::sync::watch::Sender::new(true),
             epoch: AtomicU64::new(0),
             http: reqwest::Client::new(),
@@ -99,6 +102,7 @@ impl FaultProxy {
         FaultProxy { url, state }
     }
 
+    /// Fault every `every`-th request from now on; 0 = none.
     pub fn set_every(&self, every: u64) {
         self.state.every.store(every, Ordering::SeqCst);
     }
@@ -107,6 +111,12 @@ impl FaultProxy {
     /// protocol's throttling code.
     pub fn set_error_code(&self, code: &str) {
         *self.state.code.lock().unwrap() = Some(code.to_string());
+    }
+
+    /// Fault only requests of these operations (every `every`-th request
+    /// overall that is one of them); `None` faults any operation.
+    pub fn set_only(&self, operations: Option<&[&str]>) {
+        *self.state.only.lock().unwrap() = operations.map(|ops| ops.iter().map(|o| o.to_string()).collect());
     }
 
     /// Take the endpoint down (connections refused, open ones reset) or
@@ -269,7 +279,8 @@ impl State {
         let text = String::from_utf8_lossy(&body).into_owned();
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.every.load(Ordering::SeqCst);
-        if every > 0 && n.is_multiple_of(every) {
+        let chosen = self.only.lock().unwrap().as_ref().is_none_or(|ops| ops.contains(&op));
+        if chosen && every > 0 && n.is_multiple_of(every) {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             let code = self.code.lock().unwrap().clone();
             let resp = error_response(&uri, &headers, code.as_deref());
