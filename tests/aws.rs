@@ -7,20 +7,23 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::StateValue;
 use ballast::cloud::aws::{AwsCloud, AwsOptions};
-use ballast::cloud::{Cloud, CloudError, Scope};
+use ballast::cloud::{Cloud, CloudError, ManualClock, Scope};
+use ballast::controller::{Controller, Options as ControllerOptions};
 use ballast::desired::ServiceId;
 use ballast::observed::{AlarmState, ResourceError, Target, TaskStatus};
 use ballast::plan::Change;
 use support::contract::{self, Fixture, World};
+use support::e2e::{Ballast, Declared, MISSING_DATA, Output, scale_in, scale_out};
 use support::emulator::{
     self, Account, Actors, BACKEND, CLUSTER, Emulator, FRONTEND, GROUP, REGION, SERVICE, System, service_id,
     test_options,
 };
-use support::proxy::FaultProxy;
+use support::proxy::{Call, FaultProxy};
 
 /// A seeded account and the adapter under test on it.
 struct Moto {
@@ -492,6 +495,771 @@ async fn an_unreachable_emulator_fails_fast_and_the_adapter_recovers() {
     actors.seed(1).await;
     let o = cloud.observe(&scope).await.unwrap();
     assert!(o.services[&system.service_id()].is_ok());
+}
+
+// ---------------------------------------------------------------------
+// End to end: the ballast binary and the controller, over the wire
+// ---------------------------------------------------------------------
+
+/// A seeded account, what the test declares about it, and the binary
+/// configured for it.
+struct E2e {
+    m: Moto,
+    declared: Declared,
+    ballast: Ballast,
+}
+
+/// Seed the article's system with `tasks` running, declare it (as edited
+/// by `edit`), and converge it with one `apply --once`, after which
+/// `plan` must report no changes.
+async fn converged(tasks: u32, edit: impl FnOnce(&mut Declared)) -> E2e {
+    let m = seeded_with(tasks, test_options()).await;
+    let mut declared = Declared::article(&m.system);
+    edit(&mut declared);
+    let ballast = Ballast::new(&m.account, &declared);
+    let apply = ballast.apply().await;
+    assert_eq!(apply.code, 0, "the first apply converges: {apply}");
+    assert_no_changes(&ballast.plan().await);
+    E2e { m, declared, ballast }
+}
+
+fn assert_no_changes(plan: &Output) {
+    assert_eq!(plan.code, 0, "nothing pending: {plan}");
+    assert!(plan.stdout.starts_with("No changes"), "{plan}");
+}
+
+/// Whether `out` has a line that reads exactly `line` (indentation aside).
+fn has_line(out: &Output, line: &str) -> bool {
+    out.stdout.lines().any(|l| l.trim() == line)
+}
+
+/// After someone else's edit: `plan` finds the drift (exit 2, printing
+/// each of `expected` as a line), `apply --once` makes exactly
+/// `corrections` changes, and `plan` is clean again.
+async fn drift_is_found_and_corrected(e: &E2e, expected: &[&str], corrections: usize) {
+    let plan = e.ballast.plan().await;
+    assert_eq!(plan.code, 2, "the drift is pending: {plan}");
+    for line in expected {
+        assert!(has_line(&plan, line), "expected the line {line:?} in: {plan}");
+    }
+    let apply = e.ballast.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(apply.stdout.contains(&format!("\n{corrections} applied, 0 failed")), "{apply}");
+    assert_no_changes(&e.ballast.plan().await);
+}
+
+async fn observe(m: &Moto) -> ballast::observed::Observed {
+    m.cloud.observe(&full_scope(&m.system)).await.expect("moto is reachable")
+}
+
+async fn observed_service(m: &Moto) -> ballast::observed::ObservedService {
+    observe(m).await.services[&m.system.service_id()].clone().expect("the service is observed")
+}
+
+async fn observed_group(m: &Moto) -> ballast::observed::ObservedGroup {
+    observe(m).await.groups[&m.system.group_id()].clone().expect("the group is observed")
+}
+
+/// The targets of a target group, sorted.
+async fn targets_of(m: &Moto, name: &str) -> Vec<Target> {
+    let o = observe(m).await;
+    let mut t: Vec<Target> = o.target_groups[&System::target_group(name)]
+        .as_ref()
+        .expect("the target group is observed")
+        .targets
+        .iter()
+        .map(|t| t.target.clone())
+        .collect();
+    t.sort();
+    t
+}
+
+fn on_port(instances: &[String], port: u16) -> Vec<Target> {
+    instances.iter().map(|id| Target { id: id.clone(), port }).collect()
+}
+
+/// The instances the group launched beyond the seeded ones, joined to the
+/// cluster as their ECS agent would.
+async fn join_new_instances(m: &Moto) -> Vec<String> {
+    let new: Vec<String> =
+        m.actors.group_instances().await.into_iter().filter(|i| !m.system.instances.contains(i)).collect();
+    for id in &new {
+        m.actors.register_container_instance(id).await;
+    }
+    new
+}
+
+#[tokio::test]
+async fn drift_a_desired_count_changed_by_hand_is_corrected() {
+    let e = converged(2, |_| {}).await;
+    // Someone scales the service in below the declared minimum of 2.
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    drift_is_found_and_corrected(
+        &e,
+        &["~ service appCluster/appService: desired count 1 -> 2", "why: observed count 1 is outside [2, 10]"],
+        1,
+    )
+    .await;
+    assert_eq!(observed_service(&e.m).await.desired_count, 2);
+}
+
+#[tokio::test]
+async fn drift_a_target_deregistered_by_hand_is_registered_again() {
+    let e = converged(2, |_| {}).await;
+    let s = &e.m.system;
+    assert_eq!(targets_of(&e.m, FRONTEND).await, on_port(&s.instances, 80));
+    e.m.actors.deregister_target(&s.frontend_arn, &s.instances[0], 80).await;
+    drift_is_found_and_corrected(
+        &e,
+        &[
+            &format!("+ target group {FRONTEND}: register {}:80", s.instances[0]),
+            "why: 1 serving task(s) of appCluster/appService are not registered",
+        ],
+        1,
+    )
+    .await;
+    assert_eq!(targets_of(&e.m, FRONTEND).await, on_port(&s.instances, 80));
+    assert_eq!(targets_of(&e.m, BACKEND).await, on_port(&s.instances, 8000), "untouched");
+}
+
+#[tokio::test]
+async fn drift_the_stale_targets_of_a_stopped_task_are_deregistered() {
+    let e = converged(2, |_| {}).await;
+    let s = &e.m.system;
+    let svc = observed_service(&e.m).await;
+    let on = |arn: &str| svc.tasks.iter().find(|t| t.arn == arn).and_then(|t| t.instance_id.clone()).unwrap();
+    let (gone, stays) = (on(&s.tasks[0]), on(&s.tasks[1]));
+    // ECS stops a task; moto, like an NLB that was never told, keeps its
+    // targets registered. `apply --once` is a fresh process with no record
+    // of registering them: they are the service's because the stopped task
+    // was placed on that instance and its task definition's host ports are
+    // static (80 and 8000), whether or not the task reports its bindings.
+    e.m.actors.stop_task(&s.tasks[0]).await;
+    assert_eq!(targets_of(&e.m, FRONTEND).await.len(), 2);
+    drift_is_found_and_corrected(
+        &e,
+        &[
+            &format!("- target group {FRONTEND}: deregister {gone}:80"),
+            &format!("- target group {BACKEND}: deregister {gone}:8000"),
+        ],
+        2,
+    )
+    .await;
+    assert_eq!(targets_of(&e.m, FRONTEND).await, on_port(std::slice::from_ref(&stays), 80));
+    assert_eq!(targets_of(&e.m, BACKEND).await, on_port(std::slice::from_ref(&stays), 8000));
+}
+
+#[tokio::test]
+async fn drift_an_alarm_threshold_edited_by_hand_is_put_back() {
+    let e = converged(2, |_| {}).await;
+    let [high, low] = ballast::plan::alarms::alarm_names(&e.m.system.service_id());
+    e.m.actors.set_alarm_threshold(&high, 95.0).await;
+    drift_is_found_and_corrected(
+        &e,
+        &[
+            &format!("~ alarm {high}: update (CPUUtilization > 70 for 2 of 3 x 60s)"),
+            "why: edited outside ballast: threshold 95 -> 70",
+        ],
+        1,
+    )
+    .await;
+    let o = observe(&e.m).await;
+    let alarm = |n: &str| o.alarms[&(REGION.to_string(), n.to_string())].clone().unwrap().definition;
+    assert_eq!(alarm(&high).threshold, scale_out::THRESHOLD);
+    assert_eq!(alarm(&low).threshold, scale_in::THRESHOLD, "the other alarm is as it was");
+}
+
+#[tokio::test]
+async fn drift_a_group_capacity_raised_by_hand_is_brought_back_by_removing_empty_instances() {
+    let e = converged(2, |_| {}).await;
+    // Someone raises the capacity; the new instances join the cluster but
+    // run nothing (ballast's services need 2 instances).
+    e.m.actors.set_capacity(4).await;
+    let mut new = join_new_instances(&e.m).await;
+    new.sort();
+    assert_eq!(new.len(), 2);
+    let expected: Vec<String> =
+        new.iter().map(|id| format!("- auto scaling group {GROUP}: terminate empty instance {id}")).collect();
+    drift_is_found_and_corrected(&e, &expected.iter().map(String::as_str).collect::<Vec<_>>(), 2).await;
+    let g = observed_group(&e.m).await;
+    assert_eq!(g.desired_capacity, 2);
+    let mut left: Vec<String> = g.instances.iter().filter(|i| i.is_active()).map(|i| i.id.clone()).collect();
+    left.sort();
+    assert_eq!(left, e.m.system.instances, "the instances running tasks stay");
+}
+
+#[tokio::test]
+async fn drift_a_running_controller_deregisters_the_targets_it_registered_for_a_stopped_task() {
+    // The daemon's case: the process that registered the targets remembers
+    // them, so they are the service's even when the stopped task no
+    // longer says which ports it had.
+    let m = seeded().await;
+    let s = &m.system;
+    let b = Ballast::new(&m.account, &Declared::article(s));
+    let clock = Arc::new(ManualClock::new());
+    let mut c = controller(&m, b.dir.path(), clock.clone());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let first = c.pass(&stop).await;
+    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    let svc = observed_service(&m).await;
+    let on = |arn: &str| svc.tasks.iter().find(|t| t.arn == arn).and_then(|t| t.instance_id.clone()).unwrap();
+    let (gone, stays) = (on(&s.tasks[0]), on(&s.tasks[1]));
+
+    m.actors.stop_task(&s.tasks[0]).await;
+    clock.advance(Duration::from_secs(15));
+    let before = m.cloud.api_calls();
+    let outcome = c.pass(&stop).await;
+    assert_eq!((outcome.applied, outcome.failed), (2, 0), "{outcome:?}");
+    let calls = m.cloud.api_calls().since(&before);
+    assert_eq!((calls.of("DeregisterTargets"), calls.writes()), (2, 2), "{calls:#?}");
+    assert_eq!(targets_of(&m, FRONTEND).await, on_port(std::slice::from_ref(&stays), 80), "{gone} is gone");
+    assert_eq!(targets_of(&m, BACKEND).await, on_port(std::slice::from_ref(&stays), 8000), "{gone} is gone");
+}
+
+// ----- API economy of whole passes -----
+
+fn controller(m: &Moto, dir: &std::path::Path, clock: Arc<ManualClock>) -> Controller<AwsCloud> {
+    let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
+    let options = ControllerOptions {
+        dir: dir.to_path_buf(),
+        default_region: REGION.into(),
+        interval: Duration::from_secs(15),
+        dry_run: false,
+    };
+    Controller::new(m.cloud.clone(), clock, Arc::new(ballast::metrics::Metrics::new()), options, desired)
+}
+
+/// The reads of one pass over the article's system as declared with
+/// `targetCpu` (one service with two running tasks, two target groups,
+/// two alarms, CPU, one group): the table in `src/cloud/mod.rs`.
+fn converged_pass_reads() -> std::collections::BTreeMap<&'static str, u64> {
+    [
+        ("DescribeServices", 1),
+        ("ListTasks", 2), // RUNNING, then STOPPED
+        ("DescribeTasks", 1),
+        ("ListContainerInstances", 1),
+        ("DescribeContainerInstances", 1),
+        ("DescribeScalableTargets", 1),
+        ("DescribeTargetHealth", 2), // one per target group
+        ("DescribeAlarms", 1),       // both alarms in one call
+        ("GetMetricData", 1),
+        ("DescribeAutoScalingGroups", 1),
+    ]
+    .into_iter()
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
+    let m = seeded().await;
+    let mut declared = Declared::article(&m.system);
+    declared.scaling = Some(Some(60.0)); // targetCpu: ballast reads CPU too
+    let b = Ballast::new(&m.account, &declared);
+    let clock = Arc::new(ManualClock::new());
+    let mut c = controller(&m, b.dir.path(), clock.clone());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+
+    let first = c.pass(&stop).await;
+    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    for pass in 0..3 {
+        clock.advance(Duration::from_secs(15));
+        let before = m.cloud.api_calls();
+        let outcome = c.pass(&stop).await;
+        let calls = m.cloud.api_calls().since(&before);
+        assert_eq!((outcome.planned, outcome.applied, outcome.failed), (0, 0, 0), "pass {pass}: {outcome:?}");
+        assert_eq!(calls.by_operation(), converged_pass_reads(), "pass {pass}");
+        assert_eq!(calls.writes(), 0);
+    }
+
+    // The binary's `apply --once` on the converged system, counted by a
+    // proxy: the same reads, plus the two lookups a fresh process caches
+    // (target groups by name, the task definition), and no write.
+    let moto = FaultProxy::start(&m.account.moto_url, 0).await;
+    let bridge = FaultProxy::start(&m.account.bridge_url, 0).await;
+    let b = Ballast::via(&m.account, &moto.url, &bridge.url, &declared);
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(apply.stdout.starts_with("No changes"), "{apply}");
+    let mut seen = std::collections::BTreeMap::<String, u64>::new();
+    for call in moto.calls().into_iter().chain(bridge.calls()) {
+        assert!(call.succeeded(), "{call:?}");
+        *seen.entry(call.operation).or_default() += 1;
+    }
+    let mut expected: std::collections::BTreeMap<String, u64> =
+        converged_pass_reads().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    expected.insert("DescribeTargetGroups".into(), 1);
+    expected.insert("DescribeTaskDefinition".into(), 1);
+    assert_eq!(seen, expected, "the calls of `apply --once` on a converged system");
+}
+
+// ----- Conflicts: fields another actor manages -----
+
+/// Everything the binary wrote through `proxy`, as `Operation` names.
+fn writes_through(proxy: &FaultProxy) -> Vec<String> {
+    proxy.writes().into_iter().map(|c| c.operation).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_a_service_with_its_own_load_balancers_keeps_its_target_group() {
+    // The service registers its tasks in frontendTargetGroup itself (ECS
+    // loadBalancers); backendTargetGroup is ballast's.
+    let m = seeded_with(0, test_options()).await;
+    let s = &m.system;
+    let req = m.actors.ecs.create_service();
+    req.cluster(CLUSTER)
+        .service_name("lbService")
+        .task_definition(&s.task_definition_arn)
+        .desired_count(2)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .load_balancers(
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(&s.frontend_arn)
+                .container_name(emulator::CONTAINER)
+                .container_port(80)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    m.actors.start_tasks("lbService", 2).await;
+    let mut declared = Declared::article(s);
+    declared.service = "lbService".into();
+    declared.scaling = None;
+    declared.capacity = None;
+    let moto = FaultProxy::start(&m.account.moto_url, 0).await;
+    let bridge = FaultProxy::start(&m.account.bridge_url, 0).await;
+    let b = Ballast::via(&m.account, &moto.url, &bridge.url, &declared);
+
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "the backend registrations are pending: {plan}");
+    let (changes, held) = plan.stdout.split_once("\nHeld back:\n").unwrap_or_else(|| panic!("no holds: {plan}"));
+    assert!(
+        held.lines().any(|l| l.starts_with("  ! targetgroup/frontendTargetGroup [conflict]: ")
+            && l.contains("loadBalancers")
+            && l.contains("takeOver.loadBalancers")),
+        "{plan}"
+    );
+    assert!(!changes.contains(&format!("target group {FRONTEND}:")), "nothing planned for the frontend: {plan}");
+    let (_, json) = b.plan_json().await;
+    let holds = json["holds"].as_array().unwrap();
+    assert!(
+        holds.iter().any(|h| h["kind"] == "conflict"
+            && h["resource"]["type"] == "targetGroup"
+            && h["resource"]["name"] == FRONTEND),
+        "{json:#}"
+    );
+
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    let writes = moto.writes();
+    assert!(!writes.is_empty(), "the backend targets are registered");
+    for w in &writes {
+        assert_eq!(w.operation, "RegisterTargets", "{w:?}");
+        assert!(w.body.contains(&urlencode(&s.backend_arn)), "only the backend group is written: {w:?}");
+    }
+    assert!(targets_of(&m, FRONTEND).await.is_empty(), "the frontend is the service's to fill");
+    assert_eq!(targets_of(&m, BACKEND).await, on_port(&s.instances, 8000));
+
+    // takeOver.loadBalancers: ballast manages the frontend too.
+    declared.take_over_load_balancers = true;
+    b.declare(&declared);
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(
+        has_line(&plan, &format!("+ target group {FRONTEND}: register {}:80, {}:80", s.instances[0], s.instances[1])),
+        "{plan}"
+    );
+    assert!(!plan.stdout.contains("[conflict]"), "{plan}");
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(targets_of(&m, FRONTEND).await, on_port(&s.instances, 80));
+    assert_no_changes(&b.plan().await);
+}
+
+/// The awsQuery encoding of a value (ARNs: `:` and `/`).
+fn urlencode(s: &str) -> String {
+    s.replace(':', "%3A").replace('/', "%2F")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_an_application_auto_scaling_target_keeps_the_desired_count() {
+    let e = converged(2, |d| d.scaling = None).await;
+    // Application Auto Scaling takes over the count and scales in below
+    // ballast's minimum.
+    e.m.actors.add_scalable_target(SERVICE).await;
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    let moto = FaultProxy::start(&e.m.account.moto_url, 0).await;
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, 0).await;
+    let mut declared = e.declared.clone();
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &declared);
+
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 0, "ballast will change nothing: {plan}");
+    assert!(
+        plan.stdout.contains("\nHeld back:\n  ! service/appCluster/appService [conflict]: Application Auto Scaling"),
+        "{plan}"
+    );
+    assert!(plan.stdout.contains("takeOver.desiredCount"), "the way out is named: {plan}");
+    let (_, json) = b.plan_json().await;
+    assert!(
+        json["holds"].as_array().unwrap().iter().any(|h| h["kind"] == "conflict" && h["resource"]["type"] == "service"),
+        "{json:#}"
+    );
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(writes_through(&moto), Vec::<String>::new(), "no write at all");
+    assert_eq!(observed_service(&e.m).await.desired_count, 1);
+
+    declared.take_over_desired_count = true;
+    b.declare(&declared);
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(has_line(&plan, "~ service appCluster/appService: desired count 1 -> 2"), "{plan}");
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(writes_through(&moto), vec!["UpdateService".to_string()]);
+    assert_eq!(observed_service(&e.m).await.desired_count, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
+    let e = converged(2, |_| {}).await;
+    let req = e.m.actors.autoscaling.create_or_update_tags();
+    req.tags(
+        aws_sdk_autoscaling::types::Tag::builder()
+            .resource_id(GROUP)
+            .resource_type("auto-scaling-group")
+            .key("AmazonECSManaged")
+            .value("")
+            .propagate_at_launch(false)
+            .build(),
+    )
+    .send()
+    .await
+    .unwrap();
+    // ECS managed scaling adds an instance ballast's tasks do not need.
+    e.m.actors.set_capacity(3).await;
+    let new = join_new_instances(&e.m).await;
+    assert_eq!(new.len(), 1);
+    let moto = FaultProxy::start(&e.m.account.moto_url, 0).await;
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, 0).await;
+    let mut declared = e.declared.clone();
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &declared);
+
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 0, "ballast will change nothing: {plan}");
+    let hold = format!(
+        "\nHeld back:\n  ! autoscalinggroup/{GROUP} [conflict]: ECS managed scaling drives this group (AmazonECSManaged tag); \
+         would auto scaling group {GROUP}: terminate empty instance {}",
+        new[0]
+    );
+    assert!(plan.stdout.contains(&hold), "{plan}");
+    let (_, json) = b.plan_json().await;
+    assert!(
+        json["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "conflict" && h["resource"]["type"] == "group" && h["resource"]["name"] == GROUP),
+        "{json:#}"
+    );
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(writes_through(&moto), Vec::<String>::new(), "no write at all");
+    assert_eq!(observed_group(&e.m).await.desired_capacity, 3);
+
+    declared.capacity.as_mut().unwrap().take_over_managed_scaling = true;
+    b.declare(&declared);
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(has_line(&plan, &format!("- auto scaling group {GROUP}: terminate empty instance {}", new[0])), "{plan}");
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(writes_through(&moto), vec!["TerminateInstanceInAutoScalingGroup".to_string()]);
+    assert_eq!(observed_group(&e.m).await.desired_capacity, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_target_groups_and_alarms_are_held_never_rewritten_blind() {
+    let e = converged(2, |_| {}).await;
+    let s = e.m.system.clone();
+    let [high, _] = ballast::plan::alarms::alarm_names(&s.service_id());
+    // Three drifts; then the target health and alarm reads keep failing
+    // (throttled past the retries).
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    e.m.actors.deregister_target(&s.frontend_arn, &s.instances[0], 80).await;
+    e.m.actors.set_alarm_threshold(&high, 95.0).await;
+    let moto = FaultProxy::start(&e.m.account.moto_url, 1).await;
+    moto.set_only(Some(&["DescribeTargetHealth"]));
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, 1).await;
+    bridge.set_only(Some(&["DescribeAlarms"]));
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
+
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(has_line(&plan, "~ service appCluster/appService: desired count 1 -> 2"), "{plan}");
+    for resource in [format!("targetgroup/{FRONTEND}"), format!("targetgroup/{BACKEND}"), format!("alarm/{high}")] {
+        assert!(plan.stdout.contains(&format!("  ! {resource} [unobserved]: ")), "{resource} held: {plan}");
+    }
+    assert!(!plan.stdout.contains(": register ") && !plan.stdout.contains(": create ("), "{plan}");
+
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(writes_through(&moto), vec!["UpdateService".to_string()], "only what was read is corrected");
+    assert_eq!(writes_through(&bridge), Vec::<String>::new(), "no alarm is put blind");
+
+    // Readable again: the rest is corrected.
+    moto.set_every(0);
+    bridge.set_every(0);
+    drift_is_found_and_corrected(
+        &E2e { m: e.m, declared: e.declared.clone(), ballast: b },
+        &[
+            &format!("+ target group {FRONTEND}: register {}:80", s.instances[0]),
+            "why: edited outside ballast: threshold 95 -> 70",
+        ],
+        2,
+    )
+    .await;
+}
+
+// ----- CPU-alarm scaling -----
+
+#[tokio::test]
+async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then_capacity() {
+    let m = seeded().await;
+    let s = &m.system;
+    let b = Ballast::new(&m.account, &Declared::article(s));
+    let clock = Arc::new(ManualClock::new());
+    let mut c = controller(&m, b.dir.path(), clock.clone());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let first = c.pass(&stop).await;
+    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+
+    // The alarms, read back from CloudWatch, are exactly as declared.
+    let [high, low] = ballast::plan::alarms::alarm_names(&s.service_id());
+    let req = m.actors.cloudwatch.describe_alarms();
+    let out = req.alarm_names(&high).alarm_names(&low).send().await.unwrap();
+    let alarms = out.metric_alarms();
+    assert_eq!(alarms.len(), 2);
+    for (name, threshold, comparison, period, evaluation, datapoints) in [
+        (
+            &high,
+            scale_out::THRESHOLD,
+            "GreaterThanThreshold",
+            scale_out::PERIOD_SECS,
+            scale_out::EVALUATION_PERIODS,
+            scale_out::DATAPOINTS,
+        ),
+        (
+            &low,
+            scale_in::THRESHOLD,
+            "LessThanThreshold",
+            scale_in::PERIOD_SECS,
+            scale_in::EVALUATION_PERIODS,
+            scale_in::DATAPOINTS,
+        ),
+    ] {
+        let a = alarms.iter().find(|a| a.alarm_name() == Some(name.as_str())).unwrap();
+        assert_eq!(a.namespace(), Some("AWS/ECS"), "{name}");
+        assert_eq!(a.metric_name(), Some("CPUUtilization"), "{name}");
+        assert_eq!(a.statistic().map(|s| s.as_str()), Some("Average"), "{name}");
+        assert_eq!(a.threshold(), Some(threshold), "{name}");
+        assert_eq!(a.comparison_operator().map(|c| c.as_str()), Some(comparison), "{name}");
+        assert_eq!(a.period(), Some(period), "{name}");
+        assert_eq!(a.evaluation_periods(), Some(evaluation), "{name}");
+        assert_eq!(a.datapoints_to_alarm(), Some(datapoints), "{name}");
+        assert_eq!(a.treat_missing_data(), Some(MISSING_DATA), "{name}");
+        let mut dims: Vec<(&str, &str)> =
+            a.dimensions().iter().map(|d| (d.name().unwrap_or(""), d.value().unwrap_or(""))).collect();
+        dims.sort();
+        assert_eq!(dims, vec![("ClusterName", CLUSTER), ("ServiceName", SERVICE)], "{name}");
+        let req = m.actors.cloudwatch.list_tags_for_resource();
+        let tags = req.resource_arn(a.alarm_arn().unwrap()).send().await.unwrap();
+        assert!(
+            tags.tags().iter().any(|t| t.key() == Some("managed-by") && t.value() == Some("ballast")),
+            "{name}: {:?}",
+            tags.tags()
+        );
+    }
+
+    // Unchanged alarms are never put again.
+    let before = m.cloud.api_calls();
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(15));
+        let outcome = c.pass(&stop).await;
+        assert_eq!(outcome.planned, 0, "{outcome:?}");
+    }
+    let calls = m.cloud.api_calls().since(&before);
+    assert_eq!(calls.of("PutMetricAlarm"), 0);
+    assert_eq!(calls.writes(), 0, "{calls:#?}");
+
+    assert_eq!(observed_group(&m).await.subnets, s.subnets, "2 instances: no on-demand subnet yet");
+
+    // CloudWatch fires the scale-out alarm: the count goes up by the step,
+    // the group follows (one task per instance), and with more than 3
+    // instances needed the on-demand subnet joins the group.
+    m.actors.set_alarm_state(&high, StateValue::Alarm).await;
+    clock.advance(Duration::from_secs(15));
+    let before = m.cloud.api_calls();
+    let outcome = c.pass(&stop).await;
+    assert_eq!((outcome.applied, outcome.failed), (3, 0), "{outcome:?}");
+    let calls = m.cloud.api_calls().since(&before);
+    for op in ["UpdateService", "SetDesiredCapacity", "UpdateAutoScalingGroup"] {
+        assert_eq!(calls.of(op), 1, "{op}: {calls:#?}");
+    }
+    let grown = 2 + scale_out::STEP;
+    assert_eq!(observed_service(&m).await.desired_count, grown);
+    let g = observed_group(&m).await;
+    assert_eq!(g.desired_capacity, grown, "one instance per task");
+    let mut with_spare = s.subnets.clone();
+    with_spare.push(s.spare_subnet.clone());
+    assert_eq!(g.subnets, with_spare);
+    {
+        let status = c.status();
+        let st = status.read().unwrap();
+        let svc = st.resources.iter().find(|r| matches!(r.resource, ballast::plan::ResourceKey::Service { .. }));
+        let decision = svc.and_then(|r| r.decision.clone()).expect("the decision is in /status");
+        assert_eq!(decision["reason"], "scale_out", "{decision:#}");
+    }
+
+    // Still firing, but inside the 3-minute scale-out cooldown: nothing.
+    clock.advance(Duration::from_secs(30));
+    let before = m.cloud.api_calls();
+    let outcome = c.pass(&stop).await;
+    assert_eq!(outcome.planned, 0, "{outcome:?}");
+    assert_eq!(m.cloud.api_calls().since(&before).writes(), 0);
+
+    // ECS (played by the test) starts the new tasks on the new instances:
+    // their targets are registered in both groups.
+    let new = join_new_instances(&m).await;
+    assert_eq!(new.len(), 2);
+    m.actors.start_tasks(SERVICE, 2).await;
+    clock.advance(Duration::from_secs(15));
+    let before = m.cloud.api_calls();
+    let outcome = c.pass(&stop).await;
+    assert_eq!((outcome.applied, outcome.failed), (2, 0), "{outcome:?}");
+    assert_eq!(m.cloud.api_calls().since(&before).of("RegisterTargets"), 2);
+    let mut all = m.actors.group_instances().await;
+    all.sort();
+    assert_eq!(targets_of(&m, FRONTEND).await, on_port(&all, 80));
+    assert_eq!(targets_of(&m, BACKEND).await, on_port(&all, 8000));
+}
+
+// ----- The daemon under faults -----
+
+/// Whether the daemon's last pass succeeded and every resource is synced.
+fn synced(status: &serde_json::Value) -> bool {
+    status["lastPass"]["result"] == "success"
+        && status["resources"].as_array().is_some_and(|rs| {
+            !rs.is_empty()
+                && rs.iter().all(|r| {
+                    r["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Synced" && c["status"] == "True")
+                })
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_survives_an_unreachable_cloud_and_resumes() {
+    let e = converged(2, |_| {}).await;
+    let moto = FaultProxy::start(&e.m.account.moto_url, 0).await;
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, 0).await;
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
+    let d = b.daemon(&["--interval", "1s"]).await;
+    d.wait_for(Duration::from_secs(20), "a synced pass", async |d| {
+        let st = d.status().await;
+        if synced(&st) { Ok(()) } else { Err(st.to_string()) }
+    })
+    .await;
+    assert_eq!(d.get("/healthz").await.0, 200);
+    assert_eq!(d.metrics().await.value("ballast_cloud_reachable"), Some(1.0));
+
+    // The endpoint goes away: connections are refused.
+    moto.set_up(false);
+    bridge.set_up(false);
+    let reason = d
+        .wait_for(Duration::from_secs(60), "/healthz to report the unreachable cloud", async |d| {
+            let (code, body) = d.get("/healthz").await;
+            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let reason = v["reason"].as_str().unwrap_or_default().to_string();
+            if code == 503 && reason.contains("the cloud was unreachable for the last") {
+                Ok(reason)
+            } else {
+                Err(format!("{code} {body}"))
+            }
+        })
+        .await;
+    assert!(reason.contains("ecs") || reason.contains("elbv2") || reason.contains("autoscaling"), "{reason}");
+    assert_eq!(d.metrics().await.value("ballast_cloud_reachable"), Some(0.0));
+    let st = d.status().await;
+    assert_eq!(st["cloud"]["reachable"], false, "{st:#}");
+    assert!(st["cloud"]["consecutiveFailures"].as_u64().unwrap() >= 3, "{st:#}");
+    assert!(d.alive());
+
+    // Meanwhile someone scales the service in; the endpoint comes back.
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    moto.set_up(true);
+    bridge.set_up(true);
+    d.wait_for(Duration::from_secs(30), "healthy again, with the drift corrected", async |d| {
+        let (code, body) = d.get("/healthz").await;
+        let reachable = d.metrics().await.value("ballast_cloud_reachable");
+        let count = observed_service(&e.m).await.desired_count;
+        if code == 200 && reachable == Some(1.0) && count == 2 {
+            Ok(())
+        } else {
+            Err(format!("healthz {code} {body}; reachable {reachable:?}; desired count {count}"))
+        }
+    })
+    .await;
+    assert_eq!(moto.succeeded("UpdateService"), 1, "{:?}", writes_through(&moto));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_converges_through_throttling_without_duplicate_writes() {
+    let e = converged(2, |_| {}).await;
+    // A third of all calls, to every service, are throttled.
+    let moto = FaultProxy::start(&e.m.account.moto_url, 3).await;
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, 3).await;
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
+    let d = b.daemon(&["--interval", "1s"]).await;
+    d.wait_for(Duration::from_secs(30), "a synced pass", async |d| {
+        let st = d.status().await;
+        if synced(&st) { Ok(()) } else { Err(st.to_string()) }
+    })
+    .await;
+
+    // Someone scales the service in below its minimum; the daemon puts it
+    // back despite the throttling.
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    d.wait_for(Duration::from_secs(40), "the desired count corrected", async |_| {
+        let count = observed_service(&e.m).await.desired_count;
+        if count == 2 { Ok(()) } else { Err(format!("desired count {count}")) }
+    })
+    .await;
+
+    // Stop throttling, let two more passes finish, then compare counts.
+    moto.set_every(0);
+    bridge.set_every(0);
+    let passes = d.status().await["passes"].as_u64().unwrap();
+    d.wait_for(Duration::from_secs(20), "two more passes", async |d| {
+        let st = d.status().await;
+        let n = st["passes"].as_u64().unwrap();
+        if n >= passes + 2 && synced(&st) { Ok(()) } else { Err(st.to_string()) }
+    })
+    .await;
+
+    let injected = moto.throttled() + bridge.throttled();
+    assert!(injected >= 10, "the proxies throttled only {injected} calls");
+    let m = d.metrics().await;
+    let counted = m.sum("ballast_cloud_api_calls_total", &[r#"result="throttled""#]);
+    assert_eq!(counted, injected as f64, "every throttled attempt is in /metrics");
+    // Exactly one UpdateService went through, however many attempts it
+    // took; nothing else was written.
+    assert_eq!(moto.succeeded("UpdateService"), 1, "{:#?}", moto.writes());
+    let throttled_updates = moto.calls().iter().filter(|c| c.operation == "UpdateService" && c.injected).count();
+    assert_eq!(moto.attempts("UpdateService"), 1 + throttled_updates, "every other attempt was a throttle");
+    let written: Vec<Call> = moto.writes().into_iter().chain(bridge.writes()).filter(Call::succeeded).collect();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert!(d.alive());
 }
 
 // ---------------------------------------------------------------------

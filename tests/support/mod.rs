@@ -5,5 +5,6 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod e2e;
 pub mod emulator;
 pub mod proxy;

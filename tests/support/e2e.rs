@@ -1,0 +1,414 @@
+//! The `ballast` binary against an emulator account: desired-state
+//! documents naming the seeded resources, one-shot commands (`plan`,
+//! `apply --once`) and the daemon (`run`) with its HTTP endpoints.
+//!
+//! The binary is configured only through the environment, as a user would
+//! configure it: the account's keys, `AWS_REGION`, `AWS_ENDPOINT_URL` (moto,
+//! or a proxy in front of it) and `AWS_ENDPOINT_URL_CLOUDWATCH` (the CBOR
+//! bridge). Everything else is cleared, so a developer's own `AWS_PROFILE`
+//! or `~/.aws` can never leak into a test.
+//!
+//! Commands run on the blocking pool: a test's runtime must keep serving
+//! the fault proxies the child process talks to.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::emulator::{Account, BACKEND, CLUSTER, CONTAINER, FRONTEND, GROUP, REGION, SERVICE, System};
+
+/// The scale-out rule every scaling document declares.
+pub mod scale_out {
+    pub const THRESHOLD: f64 = 70.0;
+    pub const PERIOD_SECS: i32 = 60;
+    pub const EVALUATION_PERIODS: i32 = 3;
+    pub const DATAPOINTS: i32 = 2;
+    /// Tasks added per action.
+    pub const STEP: u32 = 2;
+}
+
+/// The scale-in rule every scaling document declares.
+pub mod scale_in {
+    pub const THRESHOLD: f64 = 25.0;
+    pub const PERIOD_SECS: i32 = 60;
+    pub const EVALUATION_PERIODS: i32 = 15;
+    pub const DATAPOINTS: i32 = 15;
+}
+
+/// `missingData` of every scaling document (not the default, so a test
+/// sees it was applied).
+pub const MISSING_DATA: &str = "notBreaching";
+
+/// How many tasks a `Service` document asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Tasks {
+    /// `tasks: {count: N}`.
+    Count(u32),
+    /// `tasks: {min, max}`.
+    Range { min: u32, max: u32 },
+}
+
+/// The `Capacity` document of the seeded group.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    /// Subnets with `mode: alwaysOn`.
+    pub always_on: Vec<String>,
+    /// An on-demand subnet and its `whenInstancesAbove`.
+    pub on_demand: Option<(String, u32)>,
+    /// `maxChangePerPass`.
+    pub max_change_per_pass: u32,
+    /// `takeOver.managedScaling`.
+    pub take_over_managed_scaling: bool,
+}
+
+/// What a test declares about the seeded system.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    /// The ECS service's name (in `appCluster`).
+    pub service: String,
+    pub tasks: Tasks,
+    /// CPU scaling with the rules of [`scale_out`] and [`scale_in`];
+    /// `Some(target)` adds `targetCpu` (which makes ballast read CPU).
+    pub scaling: Option<Option<f64>>,
+    /// Bind `frontendTargetGroup` (80) and `backendTargetGroup` (8000).
+    pub target_groups: bool,
+    /// `budget.maxDeregistrationsPerPass`.
+    pub max_deregistrations_per_pass: u32,
+    /// `takeOver.desiredCount`.
+    pub take_over_desired_count: bool,
+    /// `takeOver.loadBalancers`.
+    pub take_over_load_balancers: bool,
+    /// A `Capacity` document for `ecsAutoScalingGroup`, if any.
+    pub capacity: Option<Capacity>,
+}
+
+impl Declared {
+    /// The article's system as [`System`] seeds it: `appService` with 2 to
+    /// 10 tasks and CPU scaling, both target groups, and the group with
+    /// its two subnets always on and the spare one on demand above 3
+    /// instances.
+    pub fn article(system: &System) -> Declared {
+        Declared {
+            service: SERVICE.into(),
+            tasks: Tasks::Range { min: 2, max: 10 },
+            scaling: Some(None),
+            target_groups: true,
+            // Both target groups lose a target when a task stops; one pass
+            // may take both out.
+            max_deregistrations_per_pass: 2,
+            take_over_desired_count: false,
+            take_over_load_balancers: false,
+            capacity: Some(Capacity {
+                always_on: system.subnets.clone(),
+                on_demand: Some((system.spare_subnet.clone(), 3)),
+                max_change_per_pass: 2,
+                take_over_managed_scaling: false,
+            }),
+        }
+    }
+
+    /// The YAML documents: the `Service`, and the `Capacity` if declared.
+    pub fn yaml(&self) -> (String, Option<String>) {
+        let tasks = match self.tasks {
+            Tasks::Count(n) => format!("{{count: {n}}}"),
+            Tasks::Range { min, max } => format!("{{min: {min}, max: {max}}}"),
+        };
+        let mut svc = format!(
+            "apiVersion: ballast.dev/v1alpha1\n\
+             kind: Service\n\
+             metadata:\n  name: app\n\
+             spec:\n  region: {REGION}\n  cluster: {CLUSTER}\n  service: {}\n  tasks: {tasks}\n",
+            self.service
+        );
+        if self.target_groups {
+            svc += "  targetGroups:\n";
+            for (tg, port) in [(FRONTEND, 80), (BACKEND, 8000)] {
+                svc += &format!(
+                    "    - {{targetGroup: {tg}, containerName: {CONTAINER}, containerPort: {port}, targetType: instance}}\n"
+                );
+            }
+        }
+        if let Some(target_cpu) = self.scaling {
+            svc += &format!(
+                "  scaling:\n    cpu:\n      missingData: {MISSING_DATA}\n{}\
+                 \x20     scaleOut: {{threshold: {}, period: {}s, evaluationPeriods: {}, datapointsToAlarm: {}, step: {}, cooldown: 3m}}\n\
+                 \x20     scaleIn: {{threshold: {}, period: {}s, evaluationPeriods: {}, step: 1, cooldown: 5m}}\n",
+                target_cpu.map(|t| format!("      targetCpu: {t}\n")).unwrap_or_default(),
+                scale_out::THRESHOLD,
+                scale_out::PERIOD_SECS,
+                scale_out::EVALUATION_PERIODS,
+                scale_out::DATAPOINTS,
+                scale_out::STEP,
+                scale_in::THRESHOLD,
+                scale_in::PERIOD_SECS,
+                scale_in::EVALUATION_PERIODS,
+            );
+        }
+        svc += &format!(
+            "  budget: {{maxDeregistrationsPerPass: {}, maxCountChangePerPass: 4}}\n  \
+             takeOver: {{desiredCount: {}, loadBalancers: {}}}\n",
+            self.max_deregistrations_per_pass, self.take_over_desired_count, self.take_over_load_balancers
+        );
+        let cap = self.capacity.as_ref().map(|c| {
+            let mut y = format!(
+                "apiVersion: ballast.dev/v1alpha1\n\
+                 kind: Capacity\n\
+                 metadata:\n  name: app-capacity\n\
+                 spec:\n  region: {REGION}\n  cluster: {CLUSTER}\n  autoScalingGroup: {GROUP}\n  \
+                 minInstances: 1\n  maxInstances: 10\n  tasksPerInstance: 1\n  headroom: 0\n  \
+                 scaleInCooldown: 5m\n  maxChangePerPass: {}\n  takeOver: {{managedScaling: {}}}\n  zones:\n",
+                c.max_change_per_pass, c.take_over_managed_scaling
+            );
+            for s in &c.always_on {
+                y += &format!("    - {{subnet: {s}, mode: alwaysOn}}\n");
+            }
+            if let Some((s, above)) = &c.on_demand {
+                y += &format!("    - {{subnet: {s}, zone: us-east-1c, mode: onDemand, whenInstancesAbove: {above}}}\n");
+            }
+            y
+        });
+        (svc, cap)
+    }
+
+    /// Write the documents into `dir` (replacing earlier ones).
+    pub fn write_to(&self, dir: &Path) {
+        let (svc, cap) = self.yaml();
+        std::fs::write(dir.join("service.yaml"), svc).unwrap();
+        let cap_path = dir.join("capacity.yaml");
+        match cap {
+            Some(cap) => std::fs::write(cap_path, cap).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(cap_path);
+            }
+        }
+    }
+}
+
+/// What one command printed, and how it exited.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// The binary, configured for one account, with a desired-state directory.
+pub struct Ballast {
+    /// The desired-state directory (and a scratch `HOME`).
+    pub dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Ballast {
+    /// Talk to moto and the bridge directly.
+    pub fn new(account: &Account, declared: &Declared) -> Ballast {
+        Ballast::via(account, &account.moto_url, &account.bridge_url, declared)
+    }
+
+    /// Talk to `endpoint` for every service but CloudWatch, and to
+    /// `cloudwatch` for CloudWatch (e.g. fault proxies).
+    pub fn via(account: &Account, endpoint: &str, cloudwatch: &str, declared: &Declared) -> Ballast {
+        let dir = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        declared.write_to(dir.path());
+        // Empty AWS config files: nothing of the developer's own is read.
+        let empty = home.path().join("empty-aws-config");
+        std::fs::write(&empty, "").unwrap();
+        let empty = empty.display().to_string();
+        let env = vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".into(), home.path().display().to_string()),
+            ("RUST_LOG".into(), "info".into()),
+            ("AWS_ACCESS_KEY_ID".into(), account.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), account.secret_key.clone()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_ENDPOINT_URL".into(), endpoint.into()),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), cloudwatch.into()),
+            ("AWS_CONFIG_FILE".into(), empty.clone()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), empty),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ];
+        Ballast { dir, home, env }
+    }
+
+    /// Replace the desired state on disk.
+    pub fn declare(&self, declared: &Declared) {
+        declared.write_to(self.dir.path());
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ballast"));
+        c.env_clear().envs(self.env.iter().map(|(k, v)| (k, v))).current_dir(self.home.path());
+        c
+    }
+
+    /// Run `ballast ARGS… DIR --cloud aws` to completion.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.command();
+        c.args(args).arg(self.dir.path()).args(["--cloud", "aws"]);
+        let out = tokio::task::spawn_blocking(move || c.output().expect("run ballast")).await.unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    /// `ballast plan DIR --cloud aws`.
+    pub async fn plan(&self) -> Output {
+        self.run(&["plan"]).await
+    }
+
+    /// `plan --output json`, parsed.
+    pub async fn plan_json(&self) -> (i32, serde_json::Value) {
+        let out = self.run(&["plan", "--output", "json"]).await;
+        let v = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("plan JSON: {e}\n{out}"));
+        (out.code, v)
+    }
+
+    /// `ballast apply --once DIR --cloud aws`.
+    pub async fn apply(&self) -> Output {
+        self.run(&["apply", "--once"]).await
+    }
+
+    /// `ballast run DIR --cloud aws --listen 127.0.0.1:0 EXTRA…`, once its
+    /// HTTP server is up.
+    pub async fn daemon(&self, extra: &[&str]) -> Daemon {
+        let mut c = self.command();
+        c.arg("--log-format")
+            .arg("json")
+            .arg("run")
+            .arg(self.dir.path())
+            .args(["--cloud", "aws", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("start ballast run");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "ballast running"
+                {
+                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30))).await.unwrap();
+        let addr = addr.unwrap_or_else(|_| panic!("the daemon did not start: {:#?}", logs.lock().unwrap()));
+        Daemon { child: Mutex::new(child), addr, logs, http: reqwest::Client::new() }
+    }
+}
+
+/// A running `ballast run`, killed when dropped.
+pub struct Daemon {
+    child: Mutex<Child>,
+    /// The address its HTTP server bound, from its log.
+    pub addr: String,
+    logs: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// GET a path of its HTTP server: status code and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// `/status`, parsed.
+    pub async fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/status").await.1).unwrap()
+    }
+
+    /// `/metrics`, in the Prometheus text format.
+    pub async fn metrics(&self) -> Metrics {
+        Metrics(self.get("/metrics").await.1)
+    }
+
+    /// Poll until `f` holds (checking the daemon stays alive), or fail
+    /// after `within` with `what` and the last value seen.
+    pub async fn wait_for<T: std::fmt::Debug>(
+        &self,
+        within: Duration,
+        what: &str,
+        mut f: impl AsyncFnMut(&Daemon) -> Result<T, String>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            assert!(self.alive(), "the daemon exited while waiting for {what}; logs:\n{}", self.logs().join("\n"));
+            match f(self).await {
+                Ok(v) => return v,
+                Err(last) => {
+                    assert!(start.elapsed() < within, "timed out after {within:?} waiting for {what}; last: {last}")
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Still running.
+    pub fn alive(&self) -> bool {
+        self.child.lock().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// The JSON log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let mut c = self.child.lock().unwrap();
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A `/metrics` page in the Prometheus text format.
+#[derive(Debug, Clone)]
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the sample written exactly `series` (name and labels).
+    pub fn value(&self, series: &str) -> Option<f64> {
+        self.0.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// The sum over the samples of `name` whose labels contain every one
+    /// of `labels` (written `key="value"`).
+    pub fn sum(&self, name: &str, labels: &[&str]) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let (labelset, value) = match rest.strip_prefix('{') {
+                    Some(r) => r.split_once("} ")?,
+                    None => ("", rest.strip_prefix(' ')?),
+                };
+                labels
+                    .iter()
+                    .all(|want| labelset.split(',').any(|l| l == *want))
+                    .then(|| value.trim().parse::<f64>().ok())?
+            })
+            .sum()
+    }
+}
