@@ -19,7 +19,7 @@ mod traces;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ballast::cloud::sim::{SimCloud, SimConfig};
@@ -102,20 +102,33 @@ const TUNED: Variant = Variant {
 "#,
 };
 
+/// The policy shipped in `desired-state/app.yaml`, read from the file so
+/// that the table always measures what users start from.
+static EXAMPLE: LazyLock<Variant> = LazyLock::new(|| {
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(include_str!("../desired-state/app.yaml")).expect("desired-state/app.yaml is YAML");
+    let cpu = &doc["spec"]["scaling"]["cpu"];
+    assert!(cpu.is_mapping(), "desired-state/app.yaml declares spec.scaling.cpu");
+    let block: String = serde_yaml::to_string(cpu)
+        .expect("a YAML value serialises")
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    Variant {
+        name: "example",
+        why: "desired-state/app.yaml, the shipped example, read from the file",
+        yaml: Box::leak(format!("\n{block}").into_boxed_str()),
+    }
+});
+
+/// Every ballast policy measured: the headline one, the shipped example,
+/// then the others.
+fn ballast_policies() -> Vec<&'static Variant> {
+    std::iter::once(&TUNED).chain(std::iter::once(&*EXAMPLE)).chain(VARIANTS.iter()).collect()
+}
+
 /// Other policies a user might declare, for the sensitivity table.
 const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "tuned, out cooldown 2m",
-        why: "as `tuned`, with a 2-minute scale-out cooldown: the next proportional step waits for a \
-              datapoint that covers only the new task count",
-        yaml: r#"
-      targetCpu: 60
-      tolerance: 0.1
-      stabilizationWindow: 5m
-      scaleOut: {threshold: 66, period: 1m, evaluationPeriods: 1, step: "50%", cooldown: 2m}
-      scaleIn: {threshold: 54, period: 1m, evaluationPeriods: 3, step: "25%", cooldown: 1m}
-"#,
-    },
     Variant {
         name: "suggested",
         why: "the issue's suggestion: out 1 min above 70 %, in 5 min below 40 %, cooldowns 1m / 5m",
@@ -128,8 +141,8 @@ const VARIANTS: &[Variant] = &[
 "#,
     },
     Variant {
-        name: "example",
-        why: "desired-state/app.yaml: step scaling (no targetCpu), out +50 % after 3 min above 70 %, \
+        name: "step, slow",
+        why: "the first shipped example: step scaling (no targetCpu), out +50 % after 3 min above 70 %, \
               in -1 after 15 min below 30 %",
         yaml: r#"
       missingData: missing
@@ -500,7 +513,7 @@ fn main() {
         let _ = write!(head, " {} |", trace.name);
     }
     println!("{head} step reaction |\n|---|{}---:|", "---:|".repeat(traces.len()));
-    let others = std::iter::once(&TUNED).chain(VARIANTS.iter()).map(Policy::Ballast);
+    let others = ballast_policies().into_iter().map(Policy::Ballast);
     for policy in others.chain([Policy::TargetTracking, Policy::Hpa]) {
         let mut row = format!("| {} |", policy.name());
         let mut reaction = None;
@@ -512,7 +525,7 @@ fn main() {
         println!("{row} {} |", fmt_reaction(reaction, true));
     }
     println!();
-    for v in std::iter::once(&TUNED).chain(VARIANTS.iter()) {
+    for v in ballast_policies() {
         println!("- `{}`: {}", v.name, v.why);
     }
     println!();

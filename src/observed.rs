@@ -82,6 +82,12 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Whether the task has reached RUNNING (and may since have stopped):
+    /// such a task held its host ports, so its targets can be its own.
+    pub fn has_started(self) -> bool {
+        self >= TaskStatus::Running
+    }
+
     pub fn from_aws(s: &str) -> Self {
         match s {
             "PROVISIONING" => TaskStatus::Provisioning,

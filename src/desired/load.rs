@@ -662,7 +662,7 @@ spec:
             ]
         );
         let cpu = s.scaling.as_ref().unwrap();
-        assert_eq!((cpu.scale_out.threshold, cpu.scale_in.threshold), (70.0, 30.0));
+        assert_eq!((cpu.scale_out.threshold, cpu.scale_in.threshold, cpu.target_cpu), (66.0, 54.0, Some(60.0)));
         assert!(cpu.scale_in.period >= Duration::from_secs(60));
         let c = &state.capacities[0];
         assert_eq!(c.group.name, "ecsAutoScalingGroup");

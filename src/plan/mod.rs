@@ -208,6 +208,7 @@ impl Planner<'_> {
                 };
                 let view = scaling::ScalingView {
                     current,
+                    running: observed.running_count,
                     min,
                     max,
                     deploying: observed.deploying,

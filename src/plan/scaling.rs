@@ -18,6 +18,7 @@ use super::memory::ScalingMemory;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DecisionInputs {
     pub current: u32,
+    pub running: u32,
     pub min: u32,
     pub max: u32,
     pub high_alarm: Option<AlarmState>,
@@ -39,6 +40,10 @@ pub enum DecisionReason {
     /// Within the tolerance band around the target CPU.
     WithinTolerance,
     OutCooldown,
+    /// A proportional step waits: the newest CPU datapoint began before
+    /// the last scale-out (it describes the old count), or the tasks
+    /// already asked for but not yet running cover the load.
+    Settling,
     InCooldown,
     /// A higher recommendation is still inside the stabilisation window.
     Stabilizing,
@@ -60,6 +65,7 @@ impl DecisionReason {
             DecisionReason::Steady => "steady",
             DecisionReason::WithinTolerance => "within_tolerance",
             DecisionReason::OutCooldown => "out_cooldown",
+            DecisionReason::Settling => "settling",
             DecisionReason::InCooldown => "in_cooldown",
             DecisionReason::Stabilizing => "stabilizing",
             DecisionReason::Deploying => "deploying",
@@ -82,7 +88,10 @@ pub struct Decision {
 /// What the decision sees of the world this pass.
 #[derive(Debug, Clone, Copy)]
 pub struct ScalingView {
+    /// The desired count now.
     pub current: u32,
+    /// Tasks running now (the CPU average is over these).
+    pub running: u32,
     pub min: u32,
     pub max: u32,
     pub deploying: bool,
@@ -97,7 +106,8 @@ pub struct ScalingView {
 pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory, now: SystemTime) -> Decision {
     let current = view.current;
     let clamped = current.clamp(view.min, view.max);
-    let cpu = view.cpu.filter(|s| now.duration_since(s.at).unwrap_or_default() <= policy.max_data_age).map(|s| s.value);
+    let sample = view.cpu.filter(|s| now.duration_since(s.at).unwrap_or_default() <= policy.max_data_age);
+    let cpu = sample.map(|s| s.value);
 
     let age = |t: Option<SystemTime>| t.map(|t| now.duration_since(t).unwrap_or_default());
     let since_out = age(memory.last_scale_out);
@@ -106,7 +116,10 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         (a, b) => age(a.or(b)),
     };
 
-    // The raw recommendation of this pass, before the window.
+    // The raw recommendation of this pass: what the alarms and the CPU ask
+    // for, before the window, the cooldowns and the bounds. The window
+    // records it even while a cooldown holds the count, as the HPA does, so
+    // that the cooldown and the window overlap rather than add up.
     let (mut recommendation, mut reason, mut message) =
         (clamped, DecisionReason::Steady, String::from("no alarm is firing"));
     let no_data = view.high_alarm.is_none()
@@ -119,25 +132,51 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         message = "alarms have insufficient data or the CPU metric is missing or stale; holding".into();
     } else if view.high_alarm == Some(AlarmState::Alarm) {
         let step_target = clamped.saturating_add(policy.scale_out.step.tasks_from(clamped));
+        // The CPU average is over the tasks that run; tasks still starting
+        // (on an instance that is still launching, say) carry no load yet,
+        // so a proportional step starts from the running count. When that
+        // asks for no more than the count already set, the tasks on their
+        // way cover the load.
+        let base = if view.running == 0 { clamped.max(1) } else { view.running.min(clamped) };
         let (target, how) = match (policy.target_cpu, cpu) {
             (Some(t), Some(c)) => {
                 let ratio = c / t;
+                let proportional = (f64::from(base) * ratio).ceil() as u32;
                 if (ratio - 1.0).abs() <= policy.tolerance {
                     (clamped, "within tolerance")
+                } else if base < clamped && proportional <= clamped {
+                    (clamped, "covered")
                 } else {
-                    let proportional = (f64::from(clamped.max(1)) * ratio).ceil() as u32;
                     (proportional.max(clamped + 1), "proportional")
                 }
             }
             _ => (step_target, "step"),
         };
-        if target <= clamped {
+        // A datapoint whose period began at or before the last scale-out
+        // averages over fewer tasks than run now (new tasks take a while to
+        // start); multiplying the current count by it overshoots.
+        let predates_scale_out =
+            how == "proportional" && matches!((sample, memory.last_scale_out), (Some(s), Some(out)) if s.at <= out);
+        if how == "covered" {
+            reason = DecisionReason::Settling;
+            message = format!(
+                "{} of {clamped} tasks run at CPU {:.1}%; the {clamped} already asked for cover it",
+                view.running,
+                cpu.unwrap_or_default()
+            );
+        } else if target <= clamped {
             reason = DecisionReason::WithinTolerance;
             message =
                 format!("CPU {:.1}% is within {:.0}% of the target", cpu.unwrap_or_default(), policy.tolerance * 100.0);
         } else if since_out.is_some_and(|d| d < policy.scale_out.cooldown) {
             reason = DecisionReason::OutCooldown;
             message = format!("scale-out cooldown of {:?} not over", policy.scale_out.cooldown);
+        } else if predates_scale_out {
+            reason = DecisionReason::Settling;
+            message = format!(
+                "CPU {:.1}% is from a period that began before the last scale-out; waiting for one that covers all {clamped} tasks",
+                cpu.unwrap_or_default()
+            );
         } else {
             recommendation = target;
             reason = DecisionReason::ScaleOut;
@@ -149,13 +188,7 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
             (Some(t), Some(c)) => step_target.max((f64::from(clamped) * c / t).ceil() as u32),
             _ => step_target,
         };
-        if view.deploying {
-            reason = DecisionReason::Deploying;
-            message = "no scale-in while a deployment is in progress".into();
-        } else if since_any.is_some_and(|d| d < policy.scale_in.cooldown) {
-            reason = DecisionReason::InCooldown;
-            message = format!("scale-in cooldown of {:?} not over", policy.scale_in.cooldown);
-        } else if target < clamped {
+        if target < clamped {
             recommendation = target;
             reason = DecisionReason::ScaleIn;
             message = format!("low CPU alarm firing; scale-in {clamped} -> {target}");
@@ -186,6 +219,19 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
                 );
             }
         }
+        // What the window allows still waits for a deployment to finish
+        // and for the scale-in cooldown.
+        if desired < clamped {
+            if view.deploying {
+                desired = clamped;
+                reason = DecisionReason::Deploying;
+                message = "no scale-in while a deployment is in progress".into();
+            } else if since_any.is_some_and(|d| d < policy.scale_in.cooldown) {
+                desired = clamped;
+                reason = DecisionReason::InCooldown;
+                message = format!("scale-in cooldown of {:?} not over", policy.scale_in.cooldown);
+            }
+        }
     }
 
     if desired > view.max {
@@ -211,6 +257,7 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         message,
         inputs: DecisionInputs {
             current,
+            running: view.running,
             min: view.min,
             max: view.max,
             high_alarm: view.high_alarm,

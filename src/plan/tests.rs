@@ -495,6 +495,7 @@ fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
     let p = scaling_policy();
     let view = |current, high, low| scaling::ScalingView {
         current,
+        running: current,
         min: 2,
         max: 5,
         deploying: false,
@@ -536,6 +537,7 @@ fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
     let mut m = memory::ScalingMemory::default();
     let mut v = scaling::ScalingView {
         current: 4,
+        running: 4,
         min: 1,
         max: 20,
         deploying: false,
@@ -546,6 +548,86 @@ fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
     assert_eq!(scaling::decide(&prop, v, &mut m, t0()).desired, 6);
     v.cpu = Some(MetricSample { value: 90.0, at: t0() - Duration::from_secs(600) });
     assert_eq!(scaling::decide(&prop, v, &mut m, t0()).reason, scaling::DecisionReason::NoData);
+}
+
+#[test]
+fn proportional_scale_out_waits_for_a_datapoint_that_covers_the_new_count() {
+    // The scaling benchmark's step: 4 -> 7 tasks at t0; the period that
+    // began at t0 averages 15 s of 4 tasks at 100 % and 45 s of 7 at 85.7 %.
+    let mut p = scaling_policy();
+    p.target_cpu = Some(60.0);
+    let view = |at, value| scaling::ScalingView {
+        current: 7,
+        running: 7,
+        min: 2,
+        max: 20,
+        deploying: false,
+        high_alarm: Some(AlarmState::Alarm),
+        low_alarm: Some(AlarmState::Ok),
+        cpu: Some(MetricSample { value, at }),
+    };
+    let mut m = memory::ScalingMemory { last_scale_out: Some(t0()), ..Default::default() };
+    let d = scaling::decide(&p, view(t0(), 89.3), &mut m, t0() + Duration::from_secs(75));
+    assert_eq!((d.desired, d.reason), (7, scaling::DecisionReason::Settling), "{}", d.message);
+    // The next period covers 7 tasks only: 7 x 85.7 / 60 -> 10, not 11.
+    let d = scaling::decide(&p, view(t0() + Duration::from_secs(60), 85.7), &mut m, t0() + Duration::from_secs(135));
+    assert_eq!((d.desired, d.reason), (10, scaling::DecisionReason::ScaleOut), "{}", d.message);
+}
+
+#[test]
+fn proportional_scale_out_counts_only_running_tasks() {
+    // 7 tasks asked for, 4 running (their instances still launch), at 100 %
+    // for a 60 % target: 4 x 100 / 60 -> 7, already asked for.
+    let mut p = scaling_policy();
+    p.target_cpu = Some(60.0);
+    let mut view = scaling::ScalingView {
+        current: 7,
+        running: 4,
+        min: 2,
+        max: 20,
+        deploying: false,
+        high_alarm: Some(AlarmState::Alarm),
+        low_alarm: Some(AlarmState::Ok),
+        cpu: Some(MetricSample { value: 100.0, at: t0() }),
+    };
+    let mut m = memory::ScalingMemory::default();
+    let d = scaling::decide(&p, view, &mut m, t0() + Duration::from_secs(60));
+    assert_eq!((d.desired, d.reason), (7, scaling::DecisionReason::Settling), "{}", d.message);
+    // Load beyond what the 7 cover: 5 running at 100 % -> 9.
+    view.running = 5;
+    let d = scaling::decide(&p, view, &mut m, t0() + Duration::from_secs(60));
+    assert_eq!((d.desired, d.reason), (9, scaling::DecisionReason::ScaleOut), "{}", d.message);
+}
+
+#[test]
+fn scale_in_cooldown_and_window_overlap() {
+    // Cooldown 5m and window 5m, one pass a minute: under a steady low
+    // alarm, one scale-in each time the last higher recommendation leaves
+    // the window (every 6 passes), not cooldown + window (every 10).
+    let p = scaling_policy();
+    let view = |current| scaling::ScalingView {
+        current,
+        running: current,
+        min: 1,
+        max: 10,
+        deploying: false,
+        high_alarm: Some(AlarmState::Ok),
+        low_alarm: Some(AlarmState::Alarm),
+        cpu: None,
+    };
+    let mut m = memory::ScalingMemory::default();
+    let mut current = 8;
+    let mut scale_ins = Vec::new();
+    for minute in 0..=20u64 {
+        let now = t0() + Duration::from_secs(minute * 60);
+        let d = scaling::decide(&p, view(current), &mut m, now);
+        if d.desired < current {
+            scale_ins.push(minute);
+            m.last_scale_in = Some(now);
+            current = d.desired;
+        }
+    }
+    assert_eq!(scale_ins, vec![0, 6, 12, 18]);
 }
 
 /// Apply a change to the model the way the cloud would, with registered
@@ -657,7 +739,7 @@ proptest! {
             let sample = cpu.map(|value| MetricSample { value, at: now - Duration::from_secs(age) });
             let stale = sample.is_none_or(|s| now.duration_since(s.at).unwrap() > policy.max_data_age);
             let view = scaling::ScalingView {
-                current, min, max, deploying,
+                current, running: current, min, max, deploying,
                 high_alarm: Some(states[high as usize]),
                 low_alarm: Some(states[low as usize]),
                 cpu: sample,
@@ -682,6 +764,9 @@ proptest! {
             }
             if let (true, Some(t)) = (d.desired > current, before.last_scale_out) {
                 prop_assert!(now.duration_since(t).unwrap() >= policy.scale_out.cooldown, "scale-out inside its cooldown");
+                if proportional {
+                    prop_assert!(sample.is_some_and(|s| s.at > t), "proportional scale-out on a datapoint from before the last one: {d:?}");
+                }
             }
             if d.desired != current {
                 if d.desired > current { mem.last_scale_out = Some(now) } else { mem.last_scale_in = Some(now) }

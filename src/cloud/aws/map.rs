@@ -122,12 +122,13 @@ pub fn task(
             })
         })
         .collect();
-    // ECS reports bindings once the containers run; a running task with
-    // none either uses awsvpc (host port = container port) or comes from
-    // an emulator that never reports them. The task definition's static
-    // host ports are then the truth.
+    // ECS reports bindings once the containers run; a started task (running
+    // or since stopped) with none either uses awsvpc (host port = container
+    // port) or comes from an emulator that never reports them. The task
+    // definition's static host ports are then the truth. A stopped task
+    // needs them too: they are how its stale targets are attributed.
     if bindings.is_empty()
-        && last_status == TaskStatus::Running
+        && last_status.has_started()
         && let Some(td) = taskdef
     {
         bindings = td.static_bindings.clone();
@@ -464,6 +465,14 @@ mod tests {
         // A pending task has no ports yet, whatever the definition says.
         let pending = ecs::Task::builder().last_status("PENDING").desired_status("RUNNING").build();
         assert!(task(&pending, &instances(), Some(&td)).bindings.is_empty());
+
+        // A stopped task held them: they attribute its stale targets.
+        let stopped = ecs::Task::builder()
+            .last_status("STOPPED")
+            .desired_status("STOPPED")
+            .containers(ecs::Container::builder().name("appContainer").build())
+            .build();
+        assert_eq!(task(&stopped, &instances(), Some(&td)).host_port("appContainer", 8000), Some(8000));
     }
 
     #[test]

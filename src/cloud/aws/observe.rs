@@ -190,7 +190,7 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
         describe_groups(&rc, &group_names, tally),
     );
 
-    // Task definitions: for sizes where asked, and for running tasks that
+    // Task definitions: for sizes where asked, and for started tasks that
     // report no port bindings (see `map::task`). Cached per ARN.
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     for id in &part.services {
@@ -205,7 +205,7 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
         for t in view.tasks.iter().flatten() {
             let unbound = t.containers().iter().all(|c| c.network_bindings().is_empty());
             if unbound
-                && TaskStatus::from_aws(t.last_status().unwrap_or_default()) == TaskStatus::Running
+                && TaskStatus::from_aws(t.last_status().unwrap_or_default()).has_started()
                 && let Some(td) = t.task_definition_arn()
             {
                 wanted.insert(td.to_string());
