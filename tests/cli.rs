@@ -81,7 +81,7 @@ fn all_errors_of_a_directory_are_reported_and_an_empty_directory_is_an_error() {
     let text = std::fs::read_to_string(&app).unwrap();
     std::fs::write(
         &app,
-        text.replace("containerPort: 80\n", "containerPort: 80000\n").replace("threshold: 30", "threshold: 130"),
+        text.replace("containerPort: 80\n", "containerPort: 80000\n").replace("threshold: 54", "threshold: 130"),
     )
     .unwrap();
     std::fs::write(
