@@ -1022,6 +1022,24 @@ async fn unreadable_target_groups_and_alarms_are_held_never_rewritten_blind() {
     .await;
 }
 
+#[tokio::test]
+async fn without_the_cloudwatch_bridge_the_rest_is_still_corrected() {
+    // CloudWatch pointed at moto itself, which cannot read the CBOR that
+    // aws-sdk-cloudwatch sends: as with an outage of CloudWatch alone, the
+    // alarms are held and everything else is corrected.
+    let e = converged(2, |_| {}).await;
+    e.m.actors.set_desired_count(SERVICE, 1).await;
+    let moto_url = e.m.account.moto_url.clone();
+    let b = Ballast::via(&e.m.account, &moto_url, &moto_url, &e.declared);
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(has_line(&plan, "~ service appCluster/appService: desired count 1 -> 2"), "{plan}");
+    assert!(plan.stdout.contains("[unobserved]"), "the alarms are held: {plan}");
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(observed_service(&e.m).await.desired_count, 2);
+}
+
 // ----- CPU-alarm scaling -----
 
 #[tokio::test]
