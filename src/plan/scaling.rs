@@ -187,11 +187,15 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         let target = match (policy.target_cpu, cpu) {
             (Some(t), Some(c)) => step_target.max((f64::from(clamped) * c / t).ceil() as u32),
             _ => step_target,
-        };
+        }
+        .max(view.min);
         if target < clamped {
             recommendation = target;
             reason = DecisionReason::ScaleIn;
             message = format!("low CPU alarm firing; scale-in {clamped} -> {target}");
+        } else if clamped == view.min {
+            reason = DecisionReason::AtMin;
+            message = format!("low CPU alarm firing; already at the minimum of {}", view.min);
         }
     }
 

@@ -530,7 +530,9 @@ fn scaling_decisions_respect_bounds_cooldowns_window_and_data() {
         scaling::DecisionReason::InCooldown
     );
     let mut m = memory::ScalingMemory::default();
-    assert_eq!(scaling::decide(&p, view(2, AlarmState::Ok, AlarmState::Alarm), &mut m, t0()).desired, 2);
+    let d = scaling::decide(&p, view(2, AlarmState::Ok, AlarmState::Alarm), &mut m, t0());
+    assert_eq!((d.desired, d.reason), (2, scaling::DecisionReason::AtMin), "{}", d.message);
+    assert_eq!(d.inputs.window, vec![2], "the window never holds a count below the minimum");
     // Proportional with a target: 4 tasks at 90% for a 60% target -> 6; stale CPU -> no data.
     let mut prop = scaling_policy();
     prop.target_cpu = Some(60.0);
