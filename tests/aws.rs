@@ -696,11 +696,7 @@ async fn drift_a_running_controller_deregisters_the_targets_it_registered_for_a_
     let m = seeded().await;
     let s = &m.system;
     let b = Ballast::new(&m.account, &Declared::article(s));
-    let clock = Arc::new(ManualClock::new());
-    let mut c = controller(&m, b.dir.path(), clock.clone());
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let first = c.pass(&stop).await;
-    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
     let svc = observed_service(&m).await;
     let on = |arn: &str| svc.tasks.iter().find(|t| t.arn == arn).and_then(|t| t.instance_id.clone()).unwrap();
     let (gone, stays) = (on(&s.tasks[0]), on(&s.tasks[1]));
@@ -718,7 +714,14 @@ async fn drift_a_running_controller_deregisters_the_targets_it_registered_for_a_
 
 // ----- API economy of whole passes -----
 
-fn controller(m: &Moto, dir: &std::path::Path, clock: Arc<ManualClock>) -> Controller<AwsCloud> {
+/// A controller on the seeded emulator for what `b` declares, in virtual
+/// time, after its first pass: the two seeded tasks' targets registered
+/// and the two alarms created.
+async fn after_first_pass(
+    m: &Moto,
+    b: &Ballast,
+) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
+    let dir = b.dir.path();
     let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
     let options = ControllerOptions {
         dir: dir.to_path_buf(),
@@ -726,7 +729,13 @@ fn controller(m: &Moto, dir: &std::path::Path, clock: Arc<ManualClock>) -> Contr
         interval: Duration::from_secs(15),
         dry_run: false,
     };
-    Controller::new(m.cloud.clone(), clock, Arc::new(ballast::metrics::Metrics::new()), options, desired)
+    let clock = Arc::new(ManualClock::new());
+    let mut c =
+        Controller::new(m.cloud.clone(), clock.clone(), Arc::new(ballast::metrics::Metrics::new()), options, desired);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let first = c.pass(&stop).await;
+    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    (c, clock, stop_tx, stop)
 }
 
 /// The reads of one pass over the article's system as declared with
@@ -755,12 +764,7 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
     let mut declared = Declared::article(&m.system);
     declared.scaling = Some(Some(60.0)); // targetCpu: ballast reads CPU too
     let b = Ballast::new(&m.account, &declared);
-    let clock = Arc::new(ManualClock::new());
-    let mut c = controller(&m, b.dir.path(), clock.clone());
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-
-    let first = c.pass(&stop).await;
-    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
     for pass in 0..3 {
         clock.advance(Duration::from_secs(15));
         let before = m.cloud.api_calls();
@@ -1047,11 +1051,7 @@ async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then
     let m = seeded().await;
     let s = &m.system;
     let b = Ballast::new(&m.account, &Declared::article(s));
-    let clock = Arc::new(ManualClock::new());
-    let mut c = controller(&m, b.dir.path(), clock.clone());
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let first = c.pass(&stop).await;
-    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
 
     // The alarms, read back from CloudWatch, are exactly as declared.
     let [high, low] = ballast::plan::alarms::alarm_names(&s.service_id());

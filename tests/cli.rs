@@ -2,11 +2,13 @@
 //! schema, and the daemon with its HTTP endpoints, hot reload, signals and
 //! a real Prometheus server scraping it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/daemon_logs.rs"]
+mod daemon_logs;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ballast")
@@ -144,20 +146,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "ballast running"
-                {
-                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let (logs, rx) = daemon_logs::follow(&mut child);
         let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
         Daemon { child, addr, logs }
     }

@@ -13,7 +13,6 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -296,20 +295,7 @@ impl Ballast {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = c.spawn().expect("start ballast run");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "ballast running"
-                {
-                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let (logs, rx) = super::daemon_logs::follow(&mut child);
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30))).await.unwrap();
         let addr = addr.unwrap_or_else(|_| panic!("the daemon did not start: {:#?}", logs.lock().unwrap()));
         Daemon { child: Mutex::new(child), addr, logs, http: reqwest::Client::new() }

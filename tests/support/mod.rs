@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod daemon_logs;
 pub mod e2e;
 pub mod emulator;
 pub mod proxy;
