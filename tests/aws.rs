@@ -152,19 +152,7 @@ async fn observe_follows_the_other_actors() {
     m.actors.register_target(&m.system.frontend_arn, &m.system.instances[1], 80).await;
     m.actors.stop_task(&m.system.tasks[0]).await;
     m.actors.add_scalable_target(SERVICE).await;
-    let req = m.actors.autoscaling.create_or_update_tags();
-    req.tags(
-        aws_sdk_autoscaling::types::Tag::builder()
-            .resource_id(GROUP)
-            .resource_type("auto-scaling-group")
-            .key("AmazonECSManaged")
-            .value("")
-            .propagate_at_launch(false)
-            .build(),
-    )
-    .send()
-    .await
-    .unwrap();
+    m.actors.tag_group_as_ecs_managed().await;
 
     let o = m.cloud.observe(&scope).await.unwrap();
     let tg = o.target_groups[&front].as_ref().unwrap();
@@ -928,19 +916,7 @@ async fn conflict_an_application_auto_scaling_target_keeps_the_desired_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     let e = converged(2, |_| {}).await;
-    let req = e.m.actors.autoscaling.create_or_update_tags();
-    req.tags(
-        aws_sdk_autoscaling::types::Tag::builder()
-            .resource_id(GROUP)
-            .resource_type("auto-scaling-group")
-            .key("AmazonECSManaged")
-            .value("")
-            .propagate_at_launch(false)
-            .build(),
-    )
-    .send()
-    .await
-    .unwrap();
+    e.m.actors.tag_group_as_ecs_managed().await;
     // ECS managed scaling adds an instance ballast's tasks do not need.
     e.m.actors.set_capacity(3).await;
     let new = join_new_instances(&e.m).await;

@@ -676,6 +676,19 @@ impl Actors {
         req.auto_scaling_group_name(GROUP).desired_capacity(n as i32).send().await.expect("SetDesiredCapacity");
     }
 
+    /// ECS capacity-provider managed scaling takes over the group: ECS
+    /// tags the groups it scales `AmazonECSManaged`.
+    pub async fn tag_group_as_ecs_managed(&self) {
+        let tag = aws_sdk_autoscaling::types::Tag::builder()
+            .resource_id(GROUP)
+            .resource_type("auto-scaling-group")
+            .key("AmazonECSManaged")
+            .value("")
+            .propagate_at_launch(false)
+            .build();
+        self.autoscaling.create_or_update_tags().tags(tag).send().await.expect("CreateOrUpdateTags");
+    }
+
     /// Application Auto Scaling takes over the service's desired count.
     pub async fn add_scalable_target(&self, service: &str) {
         let req = self.appscaling.register_scalable_target();
