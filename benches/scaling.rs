@@ -141,6 +141,16 @@ const VARIANTS: &[Variant] = &[
 "#,
     },
     Variant {
+        name: "step, fast",
+        why: "step scaling (no targetCpu, no CPU reads): out +50 % after 1 min above 66 % with a 2m cooldown, \
+              in -25 % after 3 min below 54 %",
+        yaml: r#"
+      stabilizationWindow: 5m
+      scaleOut: {threshold: 66, period: 1m, evaluationPeriods: 1, step: "50%", cooldown: 2m}
+      scaleIn: {threshold: 54, period: 1m, evaluationPeriods: 3, step: "25%", cooldown: 1m}
+"#,
+    },
+    Variant {
         name: "step, slow",
         why: "the first shipped example: step scaling (no targetCpu), out +50 % after 3 min above 70 %, \
               in -1 after 15 min below 30 %",

@@ -122,14 +122,28 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
     // that the cooldown and the window overlap rather than add up.
     let (mut recommendation, mut reason, mut message) =
         (clamped, DecisionReason::Steady, String::from("no alarm is firing"));
-    let no_data = view.high_alarm.is_none()
-        || view.low_alarm.is_none()
-        || view.high_alarm == Some(AlarmState::InsufficientData)
-            && view.low_alarm == Some(AlarmState::InsufficientData)
-        || (policy.target_cpu.is_some() && cpu.is_none());
-    if no_data {
+    // Why there is not enough to decide on, if so.
+    let no_data = if view.high_alarm.is_none() || view.low_alarm.is_none() {
+        Some("the scaling alarms are not observed (yet)".to_string())
+    } else if view.high_alarm == Some(AlarmState::InsufficientData)
+        && view.low_alarm == Some(AlarmState::InsufficientData)
+    {
+        Some("both alarms are in INSUFFICIENT_DATA".to_string())
+    } else if policy.target_cpu.is_some() && cpu.is_none() {
+        Some(match view.cpu {
+            None => "targetCpu is declared, but CloudWatch returned no CPU datapoint for the service".to_string(),
+            Some(s) => format!(
+                "the newest CPU datapoint is {}s old, more than maxDataAge ({}s)",
+                now.duration_since(s.at).unwrap_or_default().as_secs(),
+                policy.max_data_age.as_secs()
+            ),
+        })
+    } else {
+        None
+    };
+    if let Some(why) = no_data {
         reason = DecisionReason::NoData;
-        message = "alarms have insufficient data or the CPU metric is missing or stale; holding".into();
+        message = format!("{why}; holding");
     } else if view.high_alarm == Some(AlarmState::Alarm) {
         let step_target = clamped.saturating_add(policy.scale_out.step.tasks_from(clamped));
         // The CPU average is over the tasks that run; tasks still starting
