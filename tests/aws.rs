@@ -8,11 +8,11 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_cloudwatch::types::StateValue;
 use ballast::cloud::aws::{AwsCloud, AwsOptions};
-use ballast::cloud::{Cloud, CloudError, ManualClock, Scope};
+use ballast::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
 use ballast::controller::{Controller, Options as ControllerOptions};
 use ballast::desired::ServiceId;
 use ballast::observed::{AlarmState, ResourceError, Target, TaskStatus};
@@ -709,6 +709,15 @@ async fn after_first_pass(
     m: &Moto,
     b: &Ballast,
 ) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
+    after_first_pass_at(m, b, ManualClock::new()).await
+}
+
+/// [`after_first_pass`] with a given clock.
+async fn after_first_pass_at(
+    m: &Moto,
+    b: &Ballast,
+    clock: ManualClock,
+) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
     let dir = b.dir.path();
     let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
     let options = ControllerOptions {
@@ -717,7 +726,7 @@ async fn after_first_pass(
         interval: Duration::from_secs(15),
         dry_run: false,
     };
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(clock);
     let mut c =
         Controller::new(m.cloud.clone(), clock.clone(), Arc::new(ballast::metrics::Metrics::new()), options, desired);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -1151,6 +1160,45 @@ fn synced(status: &serde_json::Value) -> bool {
                     r["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Synced" && c["status"] == "True")
                 })
         })
+}
+
+#[tokio::test]
+async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() {
+    let m = seeded().await;
+    let mut declared = Declared::article(&m.system);
+    declared.scaling = Some(Some(60.0));
+    let b = Ballast::new(&m.account, &declared);
+    // CloudWatch stamps datapoints with the wall clock: start there.
+    let (mut c, clock, _stop_tx, stop) = after_first_pass_at(&m, &b, ManualClock::starting_at(SystemTime::now())).await;
+    let [high, _] = ballast::plan::alarms::alarm_names(&m.system.service_id());
+    let decision = |c: &Controller<AwsCloud>| -> serde_json::Value {
+        let status = c.status();
+        let st = status.read().unwrap();
+        let svc = st.resources.iter().find(|r| matches!(r.resource, ballast::plan::ResourceKey::Service { .. }));
+        let raw = svc.and_then(|r| r.decision.as_ref()).expect("the decision is in /status");
+        serde_json::from_str(raw.get()).expect("the decision is JSON")
+    };
+
+    // The alarm fires, but CloudWatch has no CPU value to size the step
+    // by: a proportional policy holds and says why.
+    m.actors.set_alarm_state(&high, StateValue::Alarm).await;
+    clock.advance(Duration::from_secs(15));
+    let outcome = c.pass(&stop).await;
+    assert_eq!(outcome.planned, 0, "{outcome:?}");
+    let d = decision(&c);
+    assert_eq!(d["reason"], "no_data", "{d:#}");
+    assert!(d["message"].as_str().unwrap().contains("no CPU datapoint"), "{d:#}");
+
+    // 2 tasks at 80 % for a 60 % target: ceil(2 x 80 / 60) = 3 (the
+    // declared step, used without targetCpu, would give 2 + 2).
+    m.actors.put_cpu(SERVICE, 80.0, clock.now() - Duration::from_secs(60)).await;
+    clock.advance(Duration::from_secs(15));
+    let outcome = c.pass(&stop).await;
+    assert_eq!(outcome.failed, 0, "{outcome:?}");
+    let d = decision(&c);
+    assert_eq!(d["reason"], "scale_out", "{d:#}");
+    assert_eq!(d["inputs"]["cpu"], 80.0, "{d:#}");
+    assert_eq!(observed_service(&m).await.desired_count, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

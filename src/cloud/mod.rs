@@ -206,6 +206,12 @@ impl ManualClock {
         ManualClock { now: std::sync::Mutex::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)) }
     }
 
+    /// Starts at `now`: for tests against a cloud that stamps data with
+    /// the wall clock (CloudWatch datapoints on the emulator).
+    pub fn starting_at(now: SystemTime) -> Self {
+        ManualClock { now: std::sync::Mutex::new(now) }
+    }
+
     pub fn advance(&self, by: Duration) {
         *self.now.lock().unwrap() += by;
     }

@@ -670,6 +670,22 @@ impl Actors {
         req.alarm_name(name).state_value(state).state_reason("set by the test").send().await.expect("SetAlarmState");
     }
 
+    /// ECS reports the service's average CPU for the minute starting at `at`.
+    pub async fn put_cpu(&self, service: &str, percent: f64, at: std::time::SystemTime) {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
+        let datum = MetricDatum::builder()
+            .metric_name("CPUUtilization")
+            .dimensions(dim("ClusterName", CLUSTER))
+            .dimensions(dim("ServiceName", service))
+            .timestamp(at.into())
+            .value(percent)
+            .unit(StandardUnit::Percent)
+            .build();
+        let req = self.cloudwatch.put_metric_data();
+        req.namespace("AWS/ECS").metric_data(datum).send().await.expect("PutMetricData");
+    }
+
     /// Someone (or ECS managed scaling) changes the group's capacity.
     pub async fn set_capacity(&self, n: u32) {
         let req = self.autoscaling.set_desired_capacity();
