@@ -415,6 +415,48 @@ async fn throttled_attempts_are_retried_and_counted() {
     assert_eq!(calls.total(), moto.requests() + bridge.requests(), "every attempt is counted once");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_keep_to_the_rate_limit_through_throttling() {
+    // PutMetricAlarm has the smallest bucket (3/s, burst 3). Twelve alarm
+    // writes at once, a third of the attempts throttled: every attempt,
+    // retries included, keeps to the bucket, so in any window of T
+    // seconds at most burst + rate x T requests reach AWS.
+    let m = seeded_with(0, test_options()).await;
+    let bridge = FaultProxy::start(&m.account.bridge_url, 3).await;
+    let cloud = AwsCloud::new(
+        &m.account.sdk_config_via(&m.account.moto_url, &bridge.url),
+        std::sync::Arc::new(ballast::metrics::Metrics::new()),
+        test_options(),
+    );
+    let template = contract::cpu_high_alarm(&m.fixture, 70.0);
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let mut alarm = template.clone();
+        alarm.name = format!("{}-{i}", template.name);
+        let cloud = cloud.clone();
+        writes
+            .spawn(async move { cloud.apply(&Change::PutAlarm { region: REGION.into(), alarm, create: true }).await });
+    }
+    while let Some(done) = writes.join_next().await {
+        done.unwrap().expect("every write lands despite the throttling");
+    }
+
+    let mut at: Vec<Instant> =
+        bridge.calls().iter().filter(|c| c.operation == "PutMetricAlarm").map(|c| c.at).collect();
+    at.sort();
+    assert!(bridge.throttled() >= 4, "a third of the attempts were throttled: {}", bridge.throttled());
+    assert_eq!(at.len(), 12 + bridge.throttled() as usize, "each throttled attempt was retried once or more");
+    let rate = ballast::cloud::aws::RateLimits::default().cloudwatch_put_alarm;
+    for (i, start) in at.iter().enumerate() {
+        for end in &at[i..] {
+            let (n, t) = (at[i..].iter().filter(|a| *a <= end).count(), end.duration_since(*start).as_secs_f64());
+            // 10 ms of slack for the proxy's own timing.
+            let allowed = f64::from(rate.burst) + rate.per_second * (t + 0.01);
+            assert!(n as f64 <= allowed, "{n} requests within {t:.3} s; the bucket allows {allowed:.1}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
     let m = seeded_with(0, test_options()).await;

@@ -44,6 +44,8 @@ pub struct Call {
     /// The request body as text (query-protocol parameters, JSON), for
     /// telling apart writes to different resources.
     pub body: String,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -275,6 +277,7 @@ impl AsyncWrite for Guarded {
 
 impl State {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+        let at = std::time::Instant::now();
         let op = operation(&uri, &headers, &body);
         let text = String::from_utf8_lossy(&body).into_owned();
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -284,7 +287,7 @@ impl State {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             let code = self.code.lock().unwrap().clone();
             let resp = error_response(&uri, &headers, code.as_deref());
-            self.log(op, true, resp.status().as_u16(), text);
+            self.log(op, true, resp.status().as_u16(), text, at);
             return resp;
         }
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -304,18 +307,18 @@ impl State {
                 }
                 let status = resp.status().as_u16();
                 let bytes = resp.bytes().await.unwrap_or_default();
-                self.log(op, false, status, text);
+                self.log(op, false, status, text, at);
                 out.body(Body::from(bytes)).unwrap()
             }
             Err(e) => {
-                self.log(op, false, 502, text);
+                self.log(op, false, 502, text, at);
                 Response::builder().status(StatusCode::BAD_GATEWAY).body(Body::from(e.to_string())).unwrap()
             }
         }
     }
 
-    fn log(&self, operation: String, injected: bool, status: u16, body: String) {
-        self.calls.lock().unwrap().push(Call { operation, injected, status, body });
+    fn log(&self, operation: String, injected: bool, status: u16, body: String, at: std::time::Instant) {
+        self.calls.lock().unwrap().push(Call { operation, injected, status, body, at });
     }
 }
 

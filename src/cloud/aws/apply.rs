@@ -5,8 +5,7 @@ use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 
 use std::collections::HashSet;
 
-use super::errors::from_sdk;
-use super::{AwsCloud, RegionClients, pace};
+use super::{AwsCloud, RegionClients};
 use crate::cloud::CloudError;
 use crate::observed::{AlarmDefinition, Target};
 use crate::plan::Change;
@@ -23,26 +22,20 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
     match change {
         Change::SetDesiredCount { service, to, .. } => {
             let rc = cloud.region(&service.region);
-            pace(&rc.buckets.ecs_write).await;
             let req = rc.ecs.update_service();
-            req.cluster(&service.cluster)
+            let req = req
+                .cluster(&service.cluster)
                 .service(&service.service)
-                .desired_count(i32::try_from(*to).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(|e| from_sdk("ecs", "UpdateService", e))?;
+                .desired_count(i32::try_from(*to).unwrap_or(i32::MAX));
+            rc.call(&rc.buckets.ecs_write, "ecs", "UpdateService", || req.clone().send()).await?;
             Ok(())
         }
         Change::RegisterTargets { region, target_group_arn, targets } => {
             let rc = cloud.region(region);
             for chunk in targets.chunks(TARGETS_PER_CALL) {
-                pace(&rc.buckets.elbv2_register).await;
                 let req = rc.elbv2.register_targets();
-                req.target_group_arn(target_group_arn)
-                    .set_targets(Some(descriptions(chunk)))
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("elbv2", "RegisterTargets", e))?;
+                let req = req.target_group_arn(target_group_arn).set_targets(Some(descriptions(chunk)));
+                rc.call(&rc.buckets.elbv2_register, "elbv2", "RegisterTargets", || req.clone().send()).await?;
             }
             Ok(())
         }
@@ -55,47 +48,37 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
         }
         Change::PutAlarm { region, alarm, .. } => {
             let rc = cloud.region(region);
-            pace(&rc.buckets.cloudwatch_put_alarm).await;
-            put_alarm_request(rc.cloudwatch.put_metric_alarm(), alarm)
-                .send()
-                .await
-                .map_err(|e| from_sdk("cloudwatch", "PutMetricAlarm", e))?;
+            let req = put_alarm_request(rc.cloudwatch.put_metric_alarm(), alarm);
+            rc.call(&rc.buckets.cloudwatch_put_alarm, "cloudwatch", "PutMetricAlarm", || req.clone().send()).await?;
             Ok(())
         }
         Change::SetDesiredCapacity { group, to, .. } => {
             let rc = cloud.region(&group.region);
-            pace(&rc.buckets.autoscaling).await;
             let req = rc.autoscaling.set_desired_capacity();
-            req.auto_scaling_group_name(&group.name)
+            let req = req
+                .auto_scaling_group_name(&group.name)
                 .desired_capacity(i32::try_from(*to).unwrap_or(i32::MAX))
                 // The planner has its own cooldowns; the group's would make
                 // a correction silently fail.
-                .honor_cooldown(false)
-                .send()
-                .await
-                .map_err(|e| from_sdk("autoscaling", "SetDesiredCapacity", e))?;
+                .honor_cooldown(false);
+            rc.call(&rc.buckets.autoscaling, "autoscaling", "SetDesiredCapacity", || req.clone().send()).await?;
             Ok(())
         }
         Change::TerminateInstance { group, instance_id } => {
             let rc = cloud.region(&group.region);
-            pace(&rc.buckets.autoscaling).await;
             let req = rc.autoscaling.terminate_instance_in_auto_scaling_group();
-            req.instance_id(instance_id)
-                .should_decrement_desired_capacity(true)
-                .send()
-                .await
-                .map_err(|e| from_sdk("autoscaling", "TerminateInstanceInAutoScalingGroup", e))?;
+            let req = req.instance_id(instance_id).should_decrement_desired_capacity(true);
+            rc.call(&rc.buckets.autoscaling, "autoscaling", "TerminateInstanceInAutoScalingGroup", || {
+                req.clone().send()
+            })
+            .await?;
             Ok(())
         }
         Change::SetGroupSubnets { group, to, .. } => {
             let rc = cloud.region(&group.region);
-            pace(&rc.buckets.autoscaling).await;
             let req = rc.autoscaling.update_auto_scaling_group();
-            req.auto_scaling_group_name(&group.name)
-                .vpc_zone_identifier(to.join(","))
-                .send()
-                .await
-                .map_err(|e| from_sdk("autoscaling", "UpdateAutoScalingGroup", e))?;
+            let req = req.auto_scaling_group_name(&group.name).vpc_zone_identifier(to.join(","));
+            rc.call(&rc.buckets.autoscaling, "autoscaling", "UpdateAutoScalingGroup", || req.clone().send()).await?;
             Ok(())
         }
     }
@@ -108,25 +91,18 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
 /// [`Cloud`](crate::cloud::Cloud) contract wants.
 async fn deregister_chunk(rc: &RegionClients, target_group_arn: &str, chunk: &[Target]) -> Result<(), CloudError> {
     let send = |targets: Vec<TargetDescription>| async move {
-        pace(&rc.buckets.elbv2_register).await;
         let req = rc.elbv2.deregister_targets();
-        req.target_group_arn(target_group_arn).set_targets(Some(targets)).send().await
+        let req = req.target_group_arn(target_group_arn).set_targets(Some(targets));
+        rc.call(&rc.buckets.elbv2_register, "elbv2", "DeregisterTargets", || req.clone().send()).await
     };
-    let err = match send(descriptions(chunk)).await {
+    match send(descriptions(chunk)).await {
         Ok(_) => return Ok(()),
-        Err(e) => e,
-    };
-    let invalid_target = err.as_service_error().and_then(|e| e.meta().code()).is_some_and(|c| c == "InvalidTarget");
-    if !invalid_target {
-        return Err(from_sdk("elbv2", "DeregisterTargets", err));
+        Err(CloudError::Rejected { message, .. }) if message.starts_with("InvalidTarget") => {}
+        Err(e) => return Err(e),
     }
-    pace(&rc.buckets.elbv2_describe).await;
     let req = rc.elbv2.describe_target_health();
-    let health = req
-        .target_group_arn(target_group_arn)
-        .send()
-        .await
-        .map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e))?;
+    let req = req.target_group_arn(target_group_arn);
+    let health = rc.call(&rc.buckets.elbv2_describe, "elbv2", "DescribeTargetHealth", || req.clone().send()).await?;
     let registered: HashSet<(&str, Option<i32>)> = health
         .target_health_descriptions()
         .iter()
@@ -144,7 +120,7 @@ async fn deregister_chunk(rc: &RegionClients, target_group_arn: &str, chunk: &[T
     if still.is_empty() {
         return Ok(());
     }
-    send(descriptions(&still)).await.map(|_| ()).map_err(|e| from_sdk("elbv2", "DeregisterTargets", e))
+    send(descriptions(&still)).await.map(|_| ())
 }
 
 /// Targets always carry their port: a target without one means "the

@@ -121,6 +121,36 @@ where
     }
 }
 
+/// Whether an attempt that failed this way may succeed if sent again
+/// soon: throttling and transient failures (timeouts, connection errors,
+/// unreadable responses, 5xx), as the SDK's standard retry mode judges
+/// them. Never a quota: for ECS `LimitExceededException` is one, though
+/// the SDK would take it for throttling.
+pub(crate) fn is_retryable<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => !d.is_user(),
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code();
+            if code.is_some_and(|c| QUOTA_CODES.contains(&c)) {
+                false
+            } else {
+                code.is_some_and(|c| THROTTLING_CODES.contains(&c) || TRANSIENT_CODES.contains(&c))
+                    || ctx.raw().status().is_server_error()
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Codes of transient server-side failures that some services send with
+/// a 4xx status.
+const TRANSIENT_CODES: &[&str] =
+    &["RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "InternalFailure"];
+
 /// An error and its sources on one line: the SDK's top-level messages
 /// ("dispatch failure") say little without them.
 fn chain(err: Option<&(dyn std::error::Error + 'static)>) -> String {
@@ -139,8 +169,8 @@ fn chain(err: Option<&(dyn std::error::Error + 'static)>) -> String {
 /// The AWS error code of a raw error response, for the protocols the five
 /// services speak: awsJson (`x-amzn-ErrorType` header or `__type`),
 /// awsQuery (`<Code>` in XML) and rpc-v2-cbor (`__type` in a CBOR map).
-/// Used where only the raw response is at hand (the attempt counter and
-/// the retry classifier see every service's responses uniformly).
+/// Used where only the raw response is at hand (the attempt counter sees
+/// every service's responses uniformly).
 pub(crate) fn error_code(header: Option<&str>, body: &[u8]) -> Option<String> {
     if let Some(h) = header {
         let code = h.split(':').next().unwrap_or(h).trim();
@@ -195,11 +225,6 @@ pub(crate) fn is_throttling(code: Option<&str>) -> bool {
     code.is_some_and(|c| THROTTLING_CODES.contains(&c))
 }
 
-/// Whether a raw error response reports an exhausted quota.
-pub(crate) fn is_quota(code: Option<&str>) -> bool {
-    code.is_some_and(|c| QUOTA_CODES.contains(&c))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +242,6 @@ mod tests {
         let e = classify("ecs", "UpdateService", Some("LimitExceededException"), Some("The limit has been exceeded."));
         assert!(matches!(e, CloudError::Quota { service: "ecs", .. }), "{e:?}");
         assert!(!is_throttling(Some("LimitExceededException")));
-        assert!(is_quota(Some("LimitExceededException")));
     }
 
     #[test]

@@ -1,16 +1,13 @@
-//! SDK hooks: an interceptor that counts every attempt (retries
-//! included) and a retry classifier that keeps quotas from being retried
-//! as throttling.
+//! The SDK hook: an interceptor that counts every attempt (retries
+//! included) by service, operation and result.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_sdk_ecs::config::interceptors::{FinalizerInterceptorContextRef, InterceptorContext};
-use aws_sdk_ecs::config::retry::{ClassifyRetry, RetryAction};
+use aws_sdk_ecs::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_ecs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
-use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 
 use super::errors;
 use crate::metrics::{CallResult, Metrics};
@@ -139,36 +136,6 @@ fn attempt_result(resp: &HttpResponse) -> CallResult {
 
 fn response_code(resp: &HttpResponse) -> Option<String> {
     errors::error_code(resp.headers().get("x-amzn-errortype"), resp.body().bytes().unwrap_or_default())
-}
-
-/// The SDK's standard retry treats `LimitExceededException` as throttling;
-/// for ECS it is a resource quota, and retrying it only delays the error
-/// the controller needs to report. Runs after the SDK's own classifiers
-/// and forbids the retry.
-#[derive(Debug)]
-pub(crate) struct QuotaIsNotThrottling;
-
-impl ClassifyRetry for QuotaIsNotThrottling {
-    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
-        match ctx.response() {
-            Some(resp) if !resp.status().is_success() => {
-                if errors::is_quota(response_code(resp).as_deref()) {
-                    RetryAction::RetryForbidden
-                } else {
-                    RetryAction::NoActionIndicated
-                }
-            }
-            _ => RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "ballast::QuotaIsNotThrottling"
-    }
-
-    fn priority(&self) -> RetryClassifierPriority {
-        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
-    }
 }
 
 /// Operation names as `&'static str` for metric labels. The SDK's names

@@ -13,14 +13,17 @@
 //!   caches.
 //! - `apply`: one write per [`Change`].
 //! - `map`: pure SDK-shape → observed-type mapping.
+//! - `call`: one operation: every attempt paced by its bucket, retried
+//!   with backoff on throttling and transient errors.
 //! - `errors`: SDK errors → [`CloudError`].
 //! - [`limiter`]: client-side token buckets per API family.
-//! - `intercept`: per-attempt call counting and the retry classifier.
+//! - `intercept`: per-attempt call counting.
 //!
 //! `docs/aws.md` covers configuration, retries, rate limits, IAM and the
 //! emulator test bed.
 
 mod apply;
+mod call;
 mod errors;
 mod intercept;
 pub mod limiter;
@@ -34,6 +37,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::config::timeout::TimeoutConfig;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 pub use intercept::ApiCalls;
 pub use limiter::{Rate, RateLimits};
@@ -43,7 +47,8 @@ use crate::desired::TargetGroupRef;
 use crate::metrics::Metrics;
 use crate::observed::Observed;
 use crate::plan::Change;
-use intercept::{CallSink, CountAttempts, QuotaIsNotThrottling};
+use call::RetryPolicy;
+use intercept::{CallSink, CountAttempts};
 use limiter::{Buckets, TokenBucket};
 use map::{TargetGroupInfo, TaskDefInfo};
 
@@ -141,6 +146,26 @@ pub(crate) struct RegionClients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub appscaling: aws_sdk_applicationautoscaling::Client,
     pub buckets: Buckets,
+    pub retry: RetryPolicy,
+}
+
+impl RegionClients {
+    /// Run one operation paced by `bucket` and retried by the policy:
+    /// `attempt` sends a fresh clone of the request,
+    /// `|| req.clone().send()`.
+    pub async fn call<T, E, Fut>(
+        &self,
+        bucket: &TokenBucket,
+        service: &'static str,
+        operation: &'static str,
+        attempt: impl FnMut() -> Fut,
+    ) -> Result<T, CloudError>
+    where
+        Fut: std::future::Future<Output = Result<T, aws_sdk_ecs::error::SdkError<E, HttpResponse>>>,
+        E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.retry.run(bucket, service, operation, attempt).await
+    }
 }
 
 impl std::fmt::Debug for AwsCloud {
@@ -196,12 +221,9 @@ impl AwsCloud {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(o.connect_timeout)
             .operation_attempt_timeout(o.attempt_timeout)
-            .operation_timeout(o.operation_timeout)
             .build();
-        let retry = RetryConfig::standard()
-            .with_max_attempts(o.max_attempts.max(1))
-            .with_initial_backoff(o.initial_backoff)
-            .with_max_backoff(o.max_backoff);
+        // Retries are `call`'s, so that each attempt is paced.
+        let retry = RetryConfig::disabled();
         let region = Region::new(region.to_string());
         let base = &self.inner.base;
         let sink = &self.inner.sink;
@@ -213,7 +235,6 @@ impl AwsCloud {
                     .timeout_config(timeouts.clone())
                     .retry_config(retry.clone())
                     .interceptor(CountAttempts { service: $label, sink: sink.clone() })
-                    .retry_classifier(QuotaIsNotThrottling)
                     .build();
                 $sdk::Client::from_conf(conf)
             }};
@@ -225,16 +246,13 @@ impl AwsCloud {
             cloudwatch: client!(aws_sdk_cloudwatch, "cloudwatch"),
             appscaling: client!(aws_sdk_applicationautoscaling, "application-autoscaling"),
             buckets: Buckets::new(&o.rate_limits),
+            retry: RetryPolicy {
+                max_attempts: o.max_attempts.max(1),
+                initial_backoff: o.initial_backoff,
+                max_backoff: o.max_backoff,
+                operation_timeout: o.operation_timeout,
+            },
         }
-    }
-}
-
-/// Take a token from `bucket` before a call. A separate function so that
-/// every call site reads the same.
-pub(crate) async fn pace(bucket: &TokenBucket) {
-    let waited = bucket.acquire().await;
-    if waited > Duration::from_millis(100) {
-        tracing::debug!(?waited, "paced by the client-side rate limit");
     }
 }
 

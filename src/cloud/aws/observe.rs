@@ -19,9 +19,8 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_ecs::types::DesiredStatus;
 
-use super::errors::from_sdk;
 use super::map::{self, ContainerInstanceInfo, TargetGroupInfo};
-use super::{AwsCloud, RegionClients, pace};
+use super::{AwsCloud, RegionClients};
 use crate::cloud::{CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
 use crate::observed::{
@@ -329,14 +328,9 @@ async fn describe_services(
 ) -> HashMap<String, Result<aws_sdk_ecs::types::Service, ResourceError>> {
     let batches: Vec<&[&str]> = map::batches(names, batch::DESCRIBE_SERVICES).collect();
     let results = in_waves(batches, |batch| async move {
-        pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_services();
-        let result = req
-            .cluster(cluster)
-            .set_services(Some(batch.iter().map(|s| s.to_string()).collect()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("ecs", "DescribeServices", e));
+        let req = req.cluster(cluster).set_services(Some(batch.iter().map(|s| s.to_string()).collect()));
+        let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeServices", || req.clone().send()).await;
         (batch, tally.note(result))
     })
     .await;
@@ -374,16 +368,10 @@ async fn cluster_tasks(
     for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
         let mut token: Option<String> = None;
         loop {
-            pace(&rc.buckets.ecs_read).await;
             let req = rc.ecs.list_tasks();
-            let result = req
-                .cluster(cluster)
-                .desired_status(status.clone())
-                .max_results(LIST_PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("ecs", "ListTasks", e));
+            let req =
+                req.cluster(cluster).desired_status(status.clone()).max_results(LIST_PAGE).set_next_token(token.take());
+            let result = rc.call(&rc.buckets.ecs_read, "ecs", "ListTasks", || req.clone().send()).await;
             let page = tally.note(result)?;
             arns.extend(page.task_arns().iter().cloned());
             match page.next_token() {
@@ -396,14 +384,9 @@ async fn cluster_tasks(
     arns.dedup();
     let batches: Vec<&[String]> = map::batches(&arns, batch::DESCRIBE_TASKS).collect();
     let results = in_waves(batches, |batch| async move {
-        pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_tasks();
-        let result = req
-            .cluster(cluster)
-            .set_tasks(Some(batch.to_vec()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("ecs", "DescribeTasks", e));
+        let req = req.cluster(cluster).set_tasks(Some(batch.to_vec()));
+        let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeTasks", || req.clone().send()).await;
         tally.note(result)
     })
     .await;
@@ -424,15 +407,9 @@ async fn container_instances(
     let mut arns = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.list_container_instances();
-        let result = req
-            .cluster(cluster)
-            .max_results(LIST_PAGE)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| from_sdk("ecs", "ListContainerInstances", e));
+        let req = req.cluster(cluster).max_results(LIST_PAGE).set_next_token(token.take());
+        let result = rc.call(&rc.buckets.ecs_read, "ecs", "ListContainerInstances", || req.clone().send()).await;
         let page = tally.note(result)?;
         arns.extend(page.container_instance_arns().iter().cloned());
         match page.next_token() {
@@ -442,14 +419,9 @@ async fn container_instances(
     }
     let mut out = HashMap::new();
     for batch in map::batches(&arns, batch::DESCRIBE_CONTAINER_INSTANCES) {
-        pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_container_instances();
-        let result = req
-            .cluster(cluster)
-            .set_container_instances(Some(batch.to_vec()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("ecs", "DescribeContainerInstances", e));
+        let req = req.cluster(cluster).set_container_instances(Some(batch.to_vec()));
+        let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeContainerInstances", || req.clone().send()).await;
         for ci in tally.note(result)?.container_instances() {
             if let Some(arn) = ci.container_instance_arn() {
                 out.insert(arn.to_string(), map::container_instance(ci));
@@ -466,9 +438,9 @@ async fn task_definitions(cloud: &AwsCloud, rc: &RegionClients, arns: &BTreeSet<
         arns.iter().filter(|a| !cache.contains_key(*a)).cloned().collect()
     };
     for arn in missing {
-        pace(&rc.buckets.ecs_read).await;
         let req = rc.ecs.describe_task_definition();
-        let result = req.task_definition(&arn).send().await.map_err(|e| from_sdk("ecs", "DescribeTaskDefinition", e));
+        let req = req.task_definition(&arn);
+        let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeTaskDefinition", || req.clone().send()).await;
         // A failure leaves the size unknown for this pass; the next pass
         // asks again.
         if let Ok(resp) = tally.note(result)
@@ -492,16 +464,17 @@ async fn scalable_targets(
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            pace(&rc.buckets.appscaling).await;
             let req = rc.appscaling.describe_scalable_targets();
-            let result = req
+            let req = req
                 .service_namespace(ServiceNamespace::Ecs)
                 .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
                 .set_resource_ids(Some(batch.to_vec()))
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("application-autoscaling", "DescribeScalableTargets", e));
+                .set_next_token(token.take());
+            let result = rc
+                .call(&rc.buckets.appscaling, "application-autoscaling", "DescribeScalableTargets", || {
+                    req.clone().send()
+                })
+                .await;
             let page = tally.note(result)?;
             found.extend(page.scalable_targets().iter().map(|t| t.resource_id().to_string()));
             match page.next_token() {
@@ -573,10 +546,9 @@ async fn target_groups(
         }
     }
     let results = in_waves(described, |(r, info)| async move {
-        pace(&rc.buckets.elbv2_describe).await;
         let req = rc.elbv2.describe_target_health();
-        let result =
-            req.target_group_arn(&info.arn).send().await.map_err(|e| from_sdk("elbv2", "DescribeTargetHealth", e));
+        let req = req.target_group_arn(&info.arn);
+        let result = rc.call(&rc.buckets.elbv2_describe, "elbv2", "DescribeTargetHealth", || req.clone().send()).await;
         (r, info, tally.note(result))
     })
     .await;
@@ -607,10 +579,9 @@ async fn describe_target_groups(
     tally: &Tally,
 ) -> Vec<(String, Result<TargetGroupInfo, ResourceError>)> {
     let call = |items: Vec<String>| async move {
-        pace(&rc.buckets.elbv2_describe).await;
         let req = rc.elbv2.describe_target_groups();
         let req = if by_name { req.set_names(Some(items)) } else { req.set_target_group_arns(Some(items)) };
-        let result = req.send().await.map_err(|e| from_sdk("elbv2", "DescribeTargetGroups", e));
+        let result = rc.call(&rc.buckets.elbv2_describe, "elbv2", "DescribeTargetGroups", || req.clone().send()).await;
         tally.note(result)
     };
     let pick =
@@ -655,15 +626,14 @@ async fn describe_alarms(
         let mut alarms = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            pace(&rc.buckets.cloudwatch_describe_alarms).await;
             let req = rc.cloudwatch.describe_alarms();
-            let result = req
+            let req = req
                 .set_alarm_names(Some(batch.to_vec()))
                 .alarm_types(AlarmType::MetricAlarm)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("cloudwatch", "DescribeAlarms", e));
+                .set_next_token(token.take());
+            let result = rc
+                .call(&rc.buckets.cloudwatch_describe_alarms, "cloudwatch", "DescribeAlarms", || req.clone().send())
+                .await;
             let page = match tally.note(result) {
                 Ok(page) => page,
                 Err(e) => return (batch, Err(e)),
@@ -735,17 +705,15 @@ async fn metric_data(
         let mut token: Option<String> = None;
         let mut failed = false;
         loop {
-            pace(&rc.buckets.cloudwatch_metric_data).await;
             let req = rc.cloudwatch.get_metric_data();
-            let result = req
+            let req = req
                 .set_metric_data_queries(Some(queries.clone()))
                 .start_time(start.into())
                 .end_time(end.into())
                 .scan_by(ScanBy::TimestampDescending)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("cloudwatch", "GetMetricData", e));
+                .set_next_token(token.take());
+            let result =
+                rc.call(&rc.buckets.cloudwatch_metric_data, "cloudwatch", "GetMetricData", || req.clone().send()).await;
             match tally.note(result) {
                 Ok(page) => {
                     for r in page.metric_data_results() {
@@ -788,15 +756,12 @@ async fn describe_groups(
     for batch in map::batches(names, batch::GROUP_NAMES) {
         let mut token: Option<String> = None;
         loop {
-            pace(&rc.buckets.autoscaling).await;
             let req = rc.autoscaling.describe_auto_scaling_groups();
-            let result = req
-                .set_auto_scaling_group_names(Some(batch.to_vec()))
-                .max_records(100)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("autoscaling", "DescribeAutoScalingGroups", e));
+            let req =
+                req.set_auto_scaling_group_names(Some(batch.to_vec())).max_records(100).set_next_token(token.take());
+            let result = rc
+                .call(&rc.buckets.autoscaling, "autoscaling", "DescribeAutoScalingGroups", || req.clone().send())
+                .await;
             match tally.note(result) {
                 Ok(page) => {
                     for g in page.auto_scaling_groups() {
