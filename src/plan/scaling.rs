@@ -100,6 +100,19 @@ pub struct ScalingView {
     pub cpu: Option<MetricSample>,
 }
 
+/// How far the firing high alarm asks to scale out.
+#[derive(Debug, Clone, Copy)]
+enum OutStep {
+    /// The CPU is within the tolerance band around the target.
+    WithinTolerance,
+    /// Tasks asked for but not running yet cover the running tasks' load.
+    Covered,
+    /// To this count, from the CPU against the target.
+    Proportional(u32),
+    /// To this count, by the declared step (no target CPU).
+    Step(u32),
+}
+
 /// Decide the task count, and record this pass's recommendation in
 /// `memory` (the stabilisation window). Cooldown timestamps are updated
 /// by the caller only once a change is actually applied.
@@ -145,56 +158,58 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         reason = DecisionReason::NoData;
         message = format!("{why}; holding");
     } else if view.high_alarm == Some(AlarmState::Alarm) {
-        let step_target = clamped.saturating_add(policy.scale_out.step.tasks_from(clamped));
         // The CPU average is over the tasks that run; tasks still starting
         // (on an instance that is still launching, say) carry no load yet,
-        // so a proportional step starts from the running count. When that
-        // asks for no more than the count already set, the tasks on their
-        // way cover the load.
+        // so a proportional step starts from the running count.
         let base = if view.running == 0 { clamped.max(1) } else { view.running.min(clamped) };
-        let (target, how) = match (policy.target_cpu, cpu) {
+        let step = match (policy.target_cpu, cpu) {
             (Some(t), Some(c)) => {
                 let ratio = c / t;
                 let proportional = (f64::from(base) * ratio).ceil() as u32;
                 if (ratio - 1.0).abs() <= policy.tolerance {
-                    (clamped, "within tolerance")
+                    OutStep::WithinTolerance
                 } else if base < clamped && proportional <= clamped {
-                    (clamped, "covered")
+                    OutStep::Covered
                 } else {
-                    (proportional.max(clamped + 1), "proportional")
+                    OutStep::Proportional(proportional.max(clamped + 1))
                 }
             }
-            _ => (step_target, "step"),
+            _ => OutStep::Step(clamped.saturating_add(policy.scale_out.step.tasks_from(clamped))),
         };
         // A datapoint whose period began at or before the last scale-out
         // averages over fewer tasks than run now (new tasks take a while to
         // start); multiplying the current count by it overshoots.
-        let predates_scale_out =
-            how == "proportional" && matches!((sample, memory.last_scale_out), (Some(s), Some(out)) if s.at <= out);
-        if how == "covered" {
-            reason = DecisionReason::Settling;
-            message = format!(
-                "{} of {clamped} tasks run at CPU {:.1}%; the {clamped} already asked for cover it",
-                view.running,
-                cpu.unwrap_or_default()
-            );
-        } else if target <= clamped {
-            reason = DecisionReason::WithinTolerance;
-            message =
-                format!("CPU {:.1}% is within {:.0}% of the target", cpu.unwrap_or_default(), policy.tolerance * 100.0);
-        } else if since_out.is_some_and(|d| d < policy.scale_out.cooldown) {
-            reason = DecisionReason::OutCooldown;
-            message = format!("scale-out cooldown of {:?} not over", policy.scale_out.cooldown);
-        } else if predates_scale_out {
-            reason = DecisionReason::Settling;
-            message = format!(
-                "CPU {:.1}% is from a period that began before the last scale-out; waiting for one that covers all {clamped} tasks",
-                cpu.unwrap_or_default()
-            );
-        } else {
-            recommendation = target;
-            reason = DecisionReason::ScaleOut;
-            message = format!("high CPU alarm firing; {how} scale-out {clamped} -> {target}");
+        let predates_scale_out = matches!((sample, memory.last_scale_out), (Some(s), Some(out)) if s.at <= out);
+        let cpu_value = cpu.unwrap_or_default();
+        match step {
+            OutStep::WithinTolerance => {
+                reason = DecisionReason::WithinTolerance;
+                message = format!("CPU {cpu_value:.1}% is within {:.0}% of the target", policy.tolerance * 100.0);
+            }
+            OutStep::Covered => {
+                reason = DecisionReason::Settling;
+                message = format!(
+                    "{} of {clamped} tasks run at CPU {cpu_value:.1}%; the {clamped} already asked for cover it",
+                    view.running
+                );
+            }
+            _ if since_out.is_some_and(|d| d < policy.scale_out.cooldown) => {
+                reason = DecisionReason::OutCooldown;
+                message = format!("scale-out cooldown of {:?} not over", policy.scale_out.cooldown);
+            }
+            OutStep::Proportional(_) if predates_scale_out => {
+                reason = DecisionReason::Settling;
+                message = format!(
+                    "CPU {cpu_value:.1}% is from a period that began before the last scale-out; \
+                     waiting for one that covers all {clamped} tasks"
+                );
+            }
+            OutStep::Proportional(target) | OutStep::Step(target) => {
+                let how = if matches!(step, OutStep::Step(_)) { "step" } else { "proportional" };
+                recommendation = target;
+                reason = DecisionReason::ScaleOut;
+                message = format!("high CPU alarm firing; {how} scale-out {clamped} -> {target}");
+            }
         }
     } else if view.low_alarm == Some(AlarmState::Alarm) {
         let step_target = clamped.saturating_sub(policy.scale_in.step.tasks_from(clamped));
