@@ -2,9 +2,10 @@
 //!
 //! AWS meters most APIs per account and region with token buckets and
 //! answers `Throttling` when one runs dry. Pacing ourselves below those
-//! rates keeps a large pass from burning the SDK's retry quota on
-//! throttled attempts (the AWS Load Balancer Controller learned this the
-//! hard way with hundreds of bindings). Written on `tokio::time` so that
+//! rates keeps a large pass from burning its retries on throttled attempts
+//! (the AWS Load Balancer Controller learned this the hard way with
+//! hundreds of bindings). Every attempt, retries included, takes a token
+//! (`call`). Written on `tokio::time` so that
 //! tests with paused time see it wait without sleeping.
 
 use std::time::Duration;

@@ -86,8 +86,8 @@ pub struct AwsOptions {
     pub operation_timeout: Duration,
     /// Longest a TCP/TLS connect may take.
     pub connect_timeout: Duration,
-    /// Attempts per operation (the SDK's standard retry mode: exponential
-    /// backoff with jitter for throttling, transient and 5xx errors).
+    /// Attempts per operation, the first included (retried with backoff
+    /// on throttling, transient and 5xx errors; see `call`).
     pub max_attempts: u32,
     /// First retry backoff; doubles per retry up to `max_backoff`.
     pub initial_backoff: Duration,
