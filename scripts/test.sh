@@ -35,7 +35,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "deploy linters (cfn-lint, hadolint, actionlint, shellcheck)"
 bash scripts/lint.sh

@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod daemon_logs;
+pub mod declared;
 pub mod e2e;
 pub mod emulator;
 pub mod proxy;
