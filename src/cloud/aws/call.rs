@@ -8,7 +8,8 @@
 //! backoff with full jitter on throttling and transient failures
 //! (timeouts, connection errors, unreadable responses, 5xx), never on a
 //! quota (ECS `LimitExceededException`) or any other error, up to
-//! `max_attempts`, and no retry that would end past `operation_timeout`
+//! `max_attempts`, all within `operation_timeout`: no backoff that would
+//! end past it, and an attempt still running when it is spent is abandoned
 //! (time spent waiting for tokens does not count: a long pass is paced,
 //! not failed).
 
@@ -62,9 +63,18 @@ impl RetryPolicy {
         let mut n = 1;
         loop {
             paced += pace(bucket).await;
-            let err = match attempt().await {
-                Ok(out) => return Ok(out),
-                Err(e) => e,
+            // What is left of the budget bounds this attempt too.
+            let spent = started.elapsed().saturating_sub(paced);
+            let left = self.operation_timeout.saturating_sub(spent);
+            let err = match tokio::time::timeout(left, attempt()).await {
+                Ok(Ok(out)) => return Ok(out),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(CloudError::Unreachable {
+                        service,
+                        message: format!("{operation} timed out after {:?}", self.operation_timeout),
+                    });
+                }
             };
             let retry = is_retryable(&err);
             let err = from_sdk(service, operation, err);
@@ -192,5 +202,17 @@ mod tests {
         .unwrap_err();
         assert!(start.elapsed() <= Duration::from_secs(5), "{:?}", start.elapsed());
         assert!(tries.load(Ordering::SeqCst) < 10);
+
+        // An attempt that hangs is abandoned when the budget is spent.
+        let start = tokio::time::Instant::now();
+        let err = p
+            .run(&bucket, "ecs", "UpdateService", || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<(), SdkError<UpdateServiceError, HttpResponse>>(())
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CloudError::Unreachable { .. }), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 }
