@@ -839,6 +839,24 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
 // ----- Conflicts: fields another actor manages -----
 
 /// Everything the binary wrote through `proxy`, as `Operation` names.
+/// `ballast` configured through fault proxies in front of moto and the
+/// CloudWatch bridge, each faulting every `every`-th request (0: none).
+async fn through_proxies(e: &E2e, every: u64) -> (FaultProxy, FaultProxy, Ballast) {
+    let moto = FaultProxy::start(&e.m.account.moto_url, every).await;
+    let bridge = FaultProxy::start(&e.m.account.bridge_url, every).await;
+    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
+    (moto, bridge, b)
+}
+
+/// The service's scaling decision as `/status` shows it.
+fn service_decision(c: &Controller<AwsCloud>) -> serde_json::Value {
+    let status = c.status();
+    let st = status.read().unwrap();
+    let svc = st.resources.iter().find(|r| matches!(r.resource, ballast::plan::ResourceKey::Service { .. }));
+    let raw = svc.and_then(|r| r.decision.as_ref()).expect("the decision is in /status");
+    serde_json::from_str(raw.get()).expect("the decision is JSON")
+}
+
 fn writes_through(proxy: &FaultProxy) -> Vec<String> {
     proxy.writes().into_iter().map(|c| c.operation).collect()
 }
@@ -932,10 +950,8 @@ async fn conflict_an_application_auto_scaling_target_keeps_the_desired_count() {
     // ballast's minimum.
     e.m.actors.add_scalable_target(SERVICE).await;
     e.m.actors.set_desired_count(SERVICE, 1).await;
-    let moto = FaultProxy::start(&e.m.account.moto_url, 0).await;
-    let bridge = FaultProxy::start(&e.m.account.bridge_url, 0).await;
+    let (moto, _bridge, b) = through_proxies(&e, 0).await;
     let mut declared = e.declared.clone();
-    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &declared);
 
     let plan = b.plan().await;
     assert_eq!(plan.code, 0, "ballast will change nothing: {plan}");
@@ -973,10 +989,8 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     e.m.actors.set_capacity(3).await;
     let new = join_new_instances(&e.m).await;
     assert_eq!(new.len(), 1);
-    let moto = FaultProxy::start(&e.m.account.moto_url, 0).await;
-    let bridge = FaultProxy::start(&e.m.account.bridge_url, 0).await;
+    let (moto, _bridge, b) = through_proxies(&e, 0).await;
     let mut declared = e.declared.clone();
-    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &declared);
 
     let plan = b.plan().await;
     assert_eq!(plan.code, 0, "ballast will change nothing: {plan}");
@@ -1021,11 +1035,9 @@ async fn unreadable_target_groups_and_alarms_are_held_never_rewritten_blind() {
     e.m.actors.set_desired_count(SERVICE, 1).await;
     e.m.actors.deregister_target(&s.frontend_arn, &s.instances[0], 80).await;
     e.m.actors.set_alarm_threshold(&high, 95.0).await;
-    let moto = FaultProxy::start(&e.m.account.moto_url, 1).await;
+    let (moto, bridge, b) = through_proxies(&e, 1).await;
     moto.set_only(Some(&["DescribeTargetHealth"]));
-    let bridge = FaultProxy::start(&e.m.account.bridge_url, 1).await;
     bridge.set_only(Some(&["DescribeAlarms"]));
-    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
 
     let plan = b.plan().await;
     assert_eq!(plan.code, 2, "{plan}");
@@ -1160,14 +1172,8 @@ async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then
     let mut with_spare = s.subnets.clone();
     with_spare.push(s.spare_subnet.clone());
     assert_eq!(g.subnets, with_spare);
-    {
-        let status = c.status();
-        let st = status.read().unwrap();
-        let svc = st.resources.iter().find(|r| matches!(r.resource, ballast::plan::ResourceKey::Service { .. }));
-        let decision = svc.and_then(|r| r.decision.as_ref()).expect("the decision is in /status");
-        let decision: serde_json::Value = serde_json::from_str(decision.get()).expect("the decision is JSON");
-        assert_eq!(decision["reason"], "scale_out", "{decision:#}");
-    }
+    let decision = service_decision(&c);
+    assert_eq!(decision["reason"], "scale_out", "{decision:#}");
 
     // Still firing, but inside the 3-minute scale-out cooldown: nothing.
     clock.advance(Duration::from_secs(30));
@@ -1205,6 +1211,17 @@ fn synced(status: &serde_json::Value) -> bool {
         })
 }
 
+/// `ballast run --interval 1s`, once a pass has synced within `within`.
+async fn synced_daemon(b: &Ballast, within: Duration) -> support::e2e::Daemon {
+    let d = b.daemon(&["--interval", "1s"]).await;
+    d.wait_for(within, "a synced pass", async |d| {
+        let st = d.status().await;
+        if synced(&st) { Ok(()) } else { Err(st.to_string()) }
+    })
+    .await;
+    d
+}
+
 #[tokio::test]
 async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() {
     let m = seeded().await;
@@ -1214,13 +1231,6 @@ async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() 
     // CloudWatch stamps datapoints with the wall clock: start there.
     let (mut c, clock, _stop_tx, stop) = after_first_pass_at(&m, &b, ManualClock::starting_at(SystemTime::now())).await;
     let [high, _] = ballast::plan::alarms::alarm_names(&m.system.service_id());
-    let decision = |c: &Controller<AwsCloud>| -> serde_json::Value {
-        let status = c.status();
-        let st = status.read().unwrap();
-        let svc = st.resources.iter().find(|r| matches!(r.resource, ballast::plan::ResourceKey::Service { .. }));
-        let raw = svc.and_then(|r| r.decision.as_ref()).expect("the decision is in /status");
-        serde_json::from_str(raw.get()).expect("the decision is JSON")
-    };
 
     // The alarm fires, but CloudWatch has no CPU value to size the step
     // by: a proportional policy holds and says why.
@@ -1228,7 +1238,7 @@ async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() 
     clock.advance(Duration::from_secs(15));
     let outcome = c.pass(&stop).await;
     assert_eq!(outcome.planned, 0, "{outcome:?}");
-    let d = decision(&c);
+    let d = service_decision(&c);
     assert_eq!(d["reason"], "no_data", "{d:#}");
     assert!(d["message"].as_str().unwrap().contains("no CPU datapoint"), "{d:#}");
 
@@ -1238,7 +1248,7 @@ async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() 
     clock.advance(Duration::from_secs(15));
     let outcome = c.pass(&stop).await;
     assert_eq!(outcome.failed, 0, "{outcome:?}");
-    let d = decision(&c);
+    let d = service_decision(&c);
     assert_eq!(d["reason"], "scale_out", "{d:#}");
     assert_eq!(d["inputs"]["cpu"], 80.0, "{d:#}");
     assert_eq!(observed_service(&m).await.desired_count, 3);
@@ -1247,15 +1257,8 @@ async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_survives_an_unreachable_cloud_and_resumes() {
     let e = converged(2, |_| {}).await;
-    let moto = FaultProxy::start(&e.m.account.moto_url, 0).await;
-    let bridge = FaultProxy::start(&e.m.account.bridge_url, 0).await;
-    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
-    let d = b.daemon(&["--interval", "1s"]).await;
-    d.wait_for(Duration::from_secs(20), "a synced pass", async |d| {
-        let st = d.status().await;
-        if synced(&st) { Ok(()) } else { Err(st.to_string()) }
-    })
-    .await;
+    let (moto, bridge, b) = through_proxies(&e, 0).await;
+    let d = synced_daemon(&b, Duration::from_secs(20)).await;
     assert_eq!(d.get("/healthz").await.0, 200);
     assert_eq!(d.metrics().await.value("ballast_cloud_reachable"), Some(1.0));
 
@@ -1309,15 +1312,8 @@ async fn the_daemon_survives_an_unreachable_cloud_and_resumes() {
 async fn the_daemon_converges_through_throttling_without_duplicate_writes() {
     let e = converged(2, |_| {}).await;
     // A third of all calls, to every service, are throttled.
-    let moto = FaultProxy::start(&e.m.account.moto_url, 3).await;
-    let bridge = FaultProxy::start(&e.m.account.bridge_url, 3).await;
-    let b = Ballast::via(&e.m.account, &moto.url, &bridge.url, &e.declared);
-    let d = b.daemon(&["--interval", "1s"]).await;
-    d.wait_for(Duration::from_secs(30), "a synced pass", async |d| {
-        let st = d.status().await;
-        if synced(&st) { Ok(()) } else { Err(st.to_string()) }
-    })
-    .await;
+    let (moto, bridge, b) = through_proxies(&e, 3).await;
+    let d = synced_daemon(&b, Duration::from_secs(30)).await;
 
     // Someone scales the service in below its minimum; the daemon puts it
     // back despite the throttling.
