@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::cloud::aws::{AwsCloud, AwsOptions};
 use crate::cloud::sim::{SimCloud, SimConfig};
 use crate::cloud::{Clock, Cloud, Scope, TokioClock};
-use crate::controller::{Controller, Options};
+use crate::controller::Options;
+use crate::daemon::Daemon;
 use crate::desired::DesiredState;
 use crate::metrics::Metrics;
 use crate::plan::{Change, Memory, Plan, ResourceReport};
@@ -221,8 +222,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             let options = Options { dir: dir.clone(), default_region: cloud.region.region.clone(), interval, dry_run };
-            let daemon = Daemon { options, listen, shutdown_timeout, debounce };
-            with_cloud(&cloud, &desired, async |c, clock| daemon.run(c, clock, desired.clone()).await).await
+            let daemon = Daemon { options, shutdown_timeout, debounce };
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            with_cloud(&cloud, &desired, async |c, clock| {
+                daemon.run(listener, c.cloud, c.metrics, clock, desired.clone(), shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
         }
     }
 }
@@ -255,38 +262,41 @@ where
                     sim.set_load(&s.id, args.sim_load).context("cannot set the simulated load")?;
                 }
             }
-            f(CloudHandle { sim: Some(sim), aws: None, metrics }, clock).await
+            f(CloudHandle { cloud: AnyCloud::Sim(sim), metrics }, clock).await
         }
         CloudKind::Aws => {
             let aws = AwsCloud::from_env(metrics.clone(), AwsOptions::default()).await;
-            f(CloudHandle { sim: None, aws: Some(aws), metrics }, clock).await
+            f(CloudHandle { cloud: AnyCloud::Aws(aws), metrics }, clock).await
         }
     }
 }
 
 /// One of the two clouds, chosen at run time.
-pub struct CloudHandle {
-    sim: Option<SimCloud>,
-    aws: Option<AwsCloud>,
-    metrics: Arc<Metrics>,
+pub enum AnyCloud {
+    Sim(SimCloud),
+    Aws(AwsCloud),
 }
 
-impl Cloud for CloudHandle {
+impl Cloud for AnyCloud {
     async fn observe(&self, scope: &Scope) -> Result<crate::observed::Observed, crate::cloud::CloudError> {
-        match (&self.sim, &self.aws) {
-            (Some(s), _) => s.observe(scope).await,
-            (_, Some(a)) => a.observe(scope).await,
-            _ => unreachable!("a CloudHandle always holds one cloud"),
+        match self {
+            AnyCloud::Sim(s) => s.observe(scope).await,
+            AnyCloud::Aws(a) => a.observe(scope).await,
         }
     }
 
     async fn apply(&self, change: &Change) -> Result<(), crate::cloud::CloudError> {
-        match (&self.sim, &self.aws) {
-            (Some(s), _) => s.apply(change).await,
-            (_, Some(a)) => a.apply(change).await,
-            _ => unreachable!("a CloudHandle always holds one cloud"),
+        match self {
+            AnyCloud::Sim(s) => s.apply(change).await,
+            AnyCloud::Aws(a) => a.apply(change).await,
         }
     }
+}
+
+/// The chosen cloud and the metrics it counts its calls in.
+pub struct CloudHandle {
+    pub cloud: AnyCloud,
+    pub metrics: Arc<Metrics>,
 }
 
 async fn observe_and_plan(
@@ -294,7 +304,7 @@ async fn observe_and_plan(
     clock: &Arc<dyn Clock>,
     desired: &DesiredState,
 ) -> anyhow::Result<(Plan, Vec<ResourceReport>)> {
-    let observed = cloud.observe(&Scope::of(desired)).await.context("cannot observe the cloud")?;
+    let observed = cloud.cloud.observe(&Scope::of(desired)).await.context("cannot observe the cloud")?;
     let plan = crate::plan::plan(desired, &observed, Memory::default(), clock.now());
     let reports = crate::plan::reports(desired, &observed, &plan, &plan.memory);
     Ok((plan, reports))
@@ -328,7 +338,7 @@ async fn apply_once(
     println!();
     let mut failed = 0;
     for pc in &plan.changes {
-        match cloud.apply(&pc.change).await {
+        match cloud.cloud.apply(&pc.change).await {
             Ok(()) => println!("applied: {}", pc.change),
             Err(e) => {
                 failed += 1;
@@ -374,7 +384,7 @@ pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
     if !plan.holds.is_empty() {
         let _ = writeln!(out, "\nHeld back:");
         for h in &plan.holds {
-            let _ = writeln!(out, "  ! {} [{}]: {}", h.resource, h.kind.as_str(), h.message);
+            let _ = writeln!(out, "  ! {} [{}]: {}", h.resource, h.kind().as_str(), h.message());
         }
     }
     out
@@ -387,54 +397,6 @@ fn plan_json(plan: &Plan, reports: &[ResourceReport]) -> serde_json::Value {
         "holds": plan.holds,
         "resources": reports,
     })
-}
-
-struct Daemon {
-    options: Options,
-    listen: SocketAddr,
-    shutdown_timeout: Duration,
-    debounce: Duration,
-}
-
-impl Daemon {
-    async fn run(self, cloud: CloudHandle, clock: Arc<dyn Clock>, desired: DesiredState) -> anyhow::Result<ExitCode> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", self.listen))?;
-        let bound = listener.local_addr().context("cannot read the listening address")?;
-        let metrics = cloud.metrics.clone();
-        let controller = Controller::new(cloud, clock.clone(), metrics.clone(), self.options.clone(), desired);
-        let (_watcher, reloads) =
-            crate::controller::watch::watch(&self.options.dir, self.debounce, Duration::from_secs(1))
-                .with_context(|| format!("cannot watch {}", self.options.dir.display()))?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let state =
-            crate::http::AppState { status: controller.status(), metrics, clock, interval: self.options.interval };
-        let mut http_stop = stop_rx.clone();
-        let http = tokio::spawn(crate::http::serve(listener, state, async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        }));
-        tracing::info!(
-            listen = %bound,
-            dir = %self.options.dir.display(),
-            interval = ?self.options.interval,
-            dry_run = self.options.dry_run,
-            "ballast running"
-        );
-        let mut ctrl = tokio::spawn(controller.run(reloads, stop_rx));
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = &mut ctrl => anyhow::bail!("the controller loop ended unexpectedly"),
-        }
-        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing the change in flight");
-        let _ = stop_tx.send(true);
-        if tokio::time::timeout(self.shutdown_timeout, ctrl).await.is_err() {
-            tracing::warn!("the change in flight did not finish within the shutdown timeout");
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
-    }
 }
 
 /// SIGTERM or Ctrl-C.

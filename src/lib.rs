@@ -12,6 +12,8 @@
 //!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]).
 //! - [`controller`]: the level-triggered loop, hot reload, backoff and
 //!   per-resource status.
+//! - [`daemon`]: the loop, the file watcher and the HTTP server side by
+//!   side until a shutdown signal (`ballast run`).
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/status`.
 //! - [`metrics`]: the Prometheus metric families.
 //! - [`cli`]: the command line; `main.rs` only calls it.
@@ -19,6 +21,7 @@
 pub mod cli;
 pub mod cloud;
 pub mod controller;
+pub mod daemon;
 pub mod desired;
 pub mod http;
 pub mod metrics;

@@ -5,8 +5,10 @@
 //! (seconds), `_total` on counters, labels for the dimensions a user
 //! filters on.
 
-use std::sync::Mutex;
+use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +16,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::desired::DesiredState;
+use crate::observed::{Observed, TargetHealth};
+use crate::plan::{HoldKind, Memory, Plan};
 
 /// The result of one cloud API call, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,27 +111,55 @@ pub struct Metrics {
     changes: Family<KindResultLabels, Counter>,
     held: Family<HoldLabels, Gauge>,
     api_calls: Family<ApiCallLabels, Counter>,
-    desired_tasks: Family<ServiceLabels, Gauge>,
-    observed_tasks: Family<ServiceLabels, Gauge>,
-    registered_targets: Family<TargetGroupLabels, Gauge>,
-    healthy_targets: Family<TargetGroupLabels, Gauge>,
-    group_capacity: Family<GroupLabels, Gauge>,
+    /// Wanted and observed desired count.
+    services: ResourceGauges<ServiceLabels, 2>,
+    /// Registered and healthy targets.
+    target_groups: ResourceGauges<TargetGroupLabels, 2>,
+    /// Desired capacity.
+    groups: ResourceGauges<GroupLabels, 1>,
     decisions: Family<DecisionLabels, Counter>,
-    contested: Family<FieldLabels, Gauge>,
+    contested: ResourceGauges<FieldLabels, 1>,
     reloads: Family<ResultLabel, Counter>,
     config_valid: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     cloud_up: Gauge,
-    /// Label sets set last pass, so vanished resources are removed.
-    seen: Mutex<Seen>,
 }
 
-#[derive(Debug, Default)]
-struct Seen {
-    services: Vec<ServiceLabels>,
-    target_groups: Vec<TargetGroupLabels>,
-    groups: Vec<GroupLabels>,
-    contested: Vec<FieldLabels>,
+/// Gauge families of one kind of resource whose series follow what a pass
+/// reports: a resource missing from a pass loses its series, so a deleted
+/// service does not keep its last value forever.
+#[derive(Debug)]
+struct ResourceGauges<L, const N: usize> {
+    families: [Family<L, Gauge>; N],
+    /// The label sets set by the last pass.
+    present: Mutex<HashSet<L>>,
+}
+
+impl<L: Clone + Eq + Hash, const N: usize> Default for ResourceGauges<L, N> {
+    fn default() -> Self {
+        ResourceGauges { families: std::array::from_fn(|_| Family::default()), present: Mutex::default() }
+    }
+}
+
+impl<L: Clone + Eq + Hash + EncodeLabelSet + std::fmt::Debug, const N: usize> ResourceGauges<L, N> {
+    /// Replace every series with `rows`: one row per resource, one value
+    /// per family.
+    fn set(&self, rows: impl IntoIterator<Item = (L, [i64; N])>) {
+        let mut present = self.present.lock().unwrap();
+        let mut now = HashSet::with_capacity(present.len());
+        for (labels, values) in rows {
+            for (family, value) in self.families.iter().zip(values) {
+                family.get_or_create(&labels).set(value);
+            }
+            now.insert(labels);
+        }
+        for gone in present.difference(&now) {
+            for family in &self.families {
+                family.remove(gone);
+            }
+        }
+        *present = now;
+    }
 }
 
 impl Default for Metrics {
@@ -144,21 +178,22 @@ impl Metrics {
             changes: Family::default(),
             held: Family::default(),
             api_calls: Family::default(),
-            desired_tasks: Family::default(),
-            observed_tasks: Family::default(),
-            registered_targets: Family::default(),
-            healthy_targets: Family::default(),
-            group_capacity: Family::default(),
+            services: ResourceGauges::default(),
+            target_groups: ResourceGauges::default(),
+            groups: ResourceGauges::default(),
             decisions: Family::default(),
-            contested: Family::default(),
+            contested: ResourceGauges::default(),
             reloads: Family::default(),
             config_valid: Gauge::default(),
             last_success: Gauge::default(),
             cloud_up: Gauge::default(),
-            seen: Mutex::default(),
             registry: Registry::default(),
         };
-        registry.register("reconcile_passes", "Reconcile passes by result (success, partial, error)", m.passes.clone());
+        registry.register(
+            "reconcile_passes",
+            "Reconcile passes by result (success, partial, error, interrupted)",
+            m.passes.clone(),
+        );
         registry.register("reconcile_pass_duration_seconds", "Time one reconcile pass takes", m.pass_duration.clone());
         registry.register(
             "drift_detected",
@@ -172,32 +207,34 @@ impl Metrics {
             "Cloud API calls (each attempt) by service, operation and result",
             m.api_calls.clone(),
         );
-        registry.register("service_desired_tasks", "Task count ballast wants for the service", m.desired_tasks.clone());
+        let [wanted, observed] = &m.services.families;
+        registry.register(
+            "service_desired_tasks",
+            "Task count ballast steers the service toward (the observed count while a hold keeps it)",
+            wanted.clone(),
+        );
         registry.register(
             "service_observed_desired_tasks",
             "The service's desired count as observed in ECS",
-            m.observed_tasks.clone(),
+            observed.clone(),
         );
+        let [registered, healthy] = &m.target_groups.families;
         registry.register(
             "target_group_registered_targets",
             "Targets registered in the target group (any state)",
-            m.registered_targets.clone(),
+            registered.clone(),
         );
-        registry.register(
-            "target_group_healthy_targets",
-            "Healthy targets in the target group",
-            m.healthy_targets.clone(),
-        );
+        registry.register("target_group_healthy_targets", "Healthy targets in the target group", healthy.clone());
         registry.register(
             "auto_scaling_group_desired_capacity",
             "Observed desired capacity of the Auto Scaling group",
-            m.group_capacity.clone(),
+            m.groups.families[0].clone(),
         );
         registry.register("scaling_decisions", "Scaling decisions by service and reason", m.decisions.clone());
         registry.register(
             "contested_fields",
             "1 while ballast has stopped correcting a field another actor keeps reverting",
-            m.contested.clone(),
+            m.contested.families[0].clone(),
         );
         registry.register("config_reloads", "Desired-state reloads by result (success, invalid)", m.reloads.clone());
         registry.register(
@@ -224,9 +261,9 @@ impl Metrics {
         self.api_calls.get_or_create(&ApiCallLabels { service, operation, result: result.as_str() }).inc();
     }
 
-    pub fn pass(&self, result: &'static str, seconds: f64) {
-        self.passes.get_or_create(&ResultLabel { result }).inc();
-        self.pass_duration.observe(seconds);
+    /// Start timing a reconcile pass; it is counted when the timer drops.
+    pub fn time_pass(self: &Arc<Self>) -> PassTimer {
+        PassTimer { metrics: self.clone(), started: tokio::time::Instant::now(), result: "interrupted" }
     }
 
     pub fn pass_succeeded_at(&self, unix_seconds: f64) {
@@ -245,20 +282,6 @@ impl Metrics {
         self.changes.get_or_create(&KindResultLabels { kind, result }).inc();
     }
 
-    /// Replace the held-changes gauges with this pass's counts.
-    pub fn held(&self, counts: &[(&'static str, i64)]) {
-        self.held.clear();
-        for (kind, n) in counts {
-            self.held.get_or_create(&HoldLabels { kind }).set(*n);
-        }
-    }
-
-    pub fn decision(&self, cluster: &str, service: &str, reason: &'static str) {
-        self.decisions
-            .get_or_create(&DecisionLabels { cluster: cluster.into(), service: service.into(), reason })
-            .inc();
-    }
-
     pub fn reload(&self, ok: bool) {
         self.reloads.get_or_create(&ResultLabel { result: if ok { "success" } else { "invalid" } }).inc();
         self.config_valid.set(i64::from(ok));
@@ -268,54 +291,46 @@ impl Metrics {
         self.config_valid.set(i64::from(ok));
     }
 
-    /// Per-resource gauges for one pass; resources no longer present are dropped.
-    pub fn resources(&self, snapshot: &ResourceGauges) {
-        let mut seen = self.seen.lock().unwrap();
-        let services: Vec<ServiceLabels> = snapshot
-            .services
-            .iter()
-            .map(|(c, s, _, _)| ServiceLabels { cluster: c.clone(), service: s.clone() })
-            .collect();
-        for old in seen.services.iter().filter(|l| !services.contains(l)) {
-            self.desired_tasks.remove(old);
-            self.observed_tasks.remove(old);
+    /// Everything one pass that observed the cloud sets: the per-resource
+    /// gauges (from the plan's decisions and what was observed), the
+    /// contested fields of `memory`, the scaling decisions and the held
+    /// changes by kind.
+    pub fn record_plan(&self, desired: &DesiredState, observed: &Observed, plan: &Plan, memory: &Memory) {
+        self.services.set(desired.services.iter().zip(&plan.services).filter_map(|(svc, decided)| {
+            let labels = ServiceLabels { cluster: svc.id.cluster.clone(), service: svc.id.service.clone() };
+            Some((labels, [i64::from(decided.target?), i64::from(decided.observed?)]))
+        }));
+        self.target_groups.set(observed.target_groups.iter().filter_map(|(id, g)| {
+            let g = g.as_ref().ok()?;
+            let healthy = g.targets.iter().filter(|t| t.health == TargetHealth::Healthy).count();
+            let labels = TargetGroupLabels { target_group: id.target_group.name().to_string() };
+            Some((labels, [g.targets.len() as i64, healthy as i64]))
+        }));
+        self.groups.set(observed.groups.iter().filter_map(|(id, g)| {
+            let g = g.as_ref().ok()?;
+            Some((GroupLabels { auto_scaling_group: id.name.clone() }, [i64::from(g.desired_capacity)]))
+        }));
+        self.contested.set(
+            memory
+                .fields
+                .iter()
+                .filter(|(_, m)| m.contested_since.is_some())
+                .map(|(f, _)| (FieldLabels { field: f.to_string() }, [1])),
+        );
+        for (id, d) in &plan.decisions {
+            self.decisions
+                .get_or_create(&DecisionLabels {
+                    cluster: id.cluster.clone(),
+                    service: id.service.clone(),
+                    reason: d.reason.as_str(),
+                })
+                .inc();
         }
-        for ((_, _, desired, observed), labels) in snapshot.services.iter().zip(&services) {
-            self.desired_tasks.get_or_create(labels).set(i64::from(*desired));
-            self.observed_tasks.get_or_create(labels).set(i64::from(*observed));
+        // Every kind, 0 included, so an alert on one kind never sees it absent.
+        for kind in HoldKind::ALL {
+            let n = plan.holds.iter().filter(|h| h.kind() == kind).count();
+            self.held.get_or_create(&HoldLabels { kind: kind.as_str() }).set(n as i64);
         }
-        seen.services = services;
-
-        let tgs: Vec<TargetGroupLabels> =
-            snapshot.target_groups.iter().map(|(n, _, _)| TargetGroupLabels { target_group: n.clone() }).collect();
-        for old in seen.target_groups.iter().filter(|l| !tgs.contains(l)) {
-            self.registered_targets.remove(old);
-            self.healthy_targets.remove(old);
-        }
-        for ((_, registered, healthy), labels) in snapshot.target_groups.iter().zip(&tgs) {
-            self.registered_targets.get_or_create(labels).set(i64::from(*registered));
-            self.healthy_targets.get_or_create(labels).set(i64::from(*healthy));
-        }
-        seen.target_groups = tgs;
-
-        let groups: Vec<GroupLabels> =
-            snapshot.groups.iter().map(|(n, _)| GroupLabels { auto_scaling_group: n.clone() }).collect();
-        for old in seen.groups.iter().filter(|l| !groups.contains(l)) {
-            self.group_capacity.remove(old);
-        }
-        for ((_, cap), labels) in snapshot.groups.iter().zip(&groups) {
-            self.group_capacity.get_or_create(labels).set(i64::from(*cap));
-        }
-        seen.groups = groups;
-
-        let contested: Vec<FieldLabels> = snapshot.contested.iter().map(|f| FieldLabels { field: f.clone() }).collect();
-        for old in seen.contested.iter().filter(|l| !contested.contains(l)) {
-            self.contested.remove(old);
-        }
-        for labels in &contested {
-            self.contested.get_or_create(labels).set(1);
-        }
-        seen.contested = contested;
     }
 
     /// The OpenMetrics text exposition (what Prometheus asks for first).
@@ -332,17 +347,29 @@ impl Metrics {
     }
 }
 
-/// Values for the per-resource gauges of one pass.
-#[derive(Debug, Default, Clone)]
-pub struct ResourceGauges {
-    /// (cluster, service, desired by ballast, observed desired count).
-    pub services: Vec<(String, String, u32, u32)>,
-    /// (target group name, registered, healthy).
-    pub target_groups: Vec<(String, u32, u32)>,
-    /// (group name, desired capacity).
-    pub groups: Vec<(String, u32)>,
-    /// Contested fields, described.
-    pub contested: Vec<String>,
+/// Times one reconcile pass. When dropped it counts the pass in
+/// `ballast_reconcile_passes_total` with its result and observes its
+/// duration, so every way out of a pass is counted once; a pass abandoned
+/// before it set a result (shutdown) counts as `interrupted`.
+#[derive(Debug)]
+pub struct PassTimer {
+    metrics: Arc<Metrics>,
+    started: tokio::time::Instant,
+    result: &'static str,
+}
+
+impl PassTimer {
+    /// `success`, `partial` or `error`.
+    pub fn set_result(&mut self, result: &'static str) {
+        self.result = result;
+    }
+}
+
+impl Drop for PassTimer {
+    fn drop(&mut self) {
+        self.metrics.passes.get_or_create(&ResultLabel { result: self.result }).inc();
+        self.metrics.pass_duration.observe(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// OpenMetrics text to Prometheus text 0.0.4. The two differ where it
@@ -377,8 +404,8 @@ mod tests {
 
     #[test]
     fn classic_text_names_counters_with_total_and_drops_eof() {
-        let m = Metrics::new();
-        m.pass("success", 0.1);
+        let m = Arc::new(Metrics::new());
+        m.time_pass().set_result("success");
         m.api_call("ecs", "DescribeServices", CallResult::Throttled);
         let text = m.render_prometheus_text();
         assert!(text.contains("# HELP ballast_reconcile_passes_total "), "{text}");

@@ -7,6 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ballast::cloud::sim::{SimCloud, SimConfig};
+use ballast::cloud::{Clock, TokioClock};
+use ballast::controller::Options;
+use ballast::desired::ServiceId;
+use ballast::metrics::Metrics;
+
 #[path = "support/daemon_logs.rs"]
 mod daemon_logs;
 
@@ -130,27 +136,12 @@ fn schema_is_a_json_schema() {
     assert!(v["$schema"].as_str().unwrap().contains("json-schema.org"), "{v}");
 }
 
-/// A running daemon, killed when dropped.
-struct Daemon {
-    child: Child,
+/// The HTTP face of a running daemon, in a subprocess or in process.
+struct Endpoint {
     addr: String,
-    logs: Arc<Mutex<Vec<String>>>,
 }
 
-impl Daemon {
-    fn start(dir: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(bin())
-            .args(["run", dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (logs, rx) = daemon_logs::follow(&mut child);
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
-        Daemon { child, addr, logs }
-    }
-
+impl Endpoint {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -181,10 +172,40 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The real binary's daemon in a subprocess, killed when dropped: what
+/// only a process can show (its logs on stderr, signals, exit codes).
+struct Daemon {
+    child: Child,
+    http: Endpoint,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        let mut child = Command::new(bin())
+            .args(["run", dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (logs, rx) = daemon_logs::follow(&mut child);
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
+        Daemon { child, http: Endpoint { addr }, logs }
+    }
 
     fn sigterm(&self) {
         let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
         assert!(ok);
+    }
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.http
     }
 }
 
@@ -193,6 +214,59 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The same daemon ([`ballast::daemon::Daemon`]) in this process, on a
+/// simulated cloud the test can change behind its back.
+struct InProcess {
+    http: Endpoint,
+    sim: SimCloud,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    async fn start(dir: &Path, interval: Duration, dry_run: bool) -> InProcess {
+        let desired = ballast::desired::load_dir(dir, "us-east-2").expect("a valid desired state");
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+        let metrics = Arc::new(Metrics::new());
+        let sim = SimCloud::from_desired(&desired, true, clock.clone(), 1, metrics.clone(), SimConfig::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let daemon = ballast::daemon::Daemon {
+            options: Options { dir: dir.to_path_buf(), default_region: "us-east-2".into(), interval, dry_run },
+            shutdown_timeout: Duration::from_secs(5),
+            debounce: Duration::from_millis(100),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, async {
+            let _ = stopped.await;
+        }));
+        InProcess { http: Endpoint { addr }, sim, stop: Some(stop), task }
+    }
+
+    /// Shut down as a signal would, and return how the daemon ended.
+    async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        (&mut self.task).await.expect("the daemon task panicked")
+    }
+}
+
+impl std::ops::Deref for InProcess {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.http
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn app_service() -> ServiceId {
+    ServiceId { region: "us-east-2".into(), cluster: "appCluster".into(), service: "appService".into() }
 }
 
 fn service(v: &serde_json::Value) -> &serde_json::Value {
@@ -286,7 +360,7 @@ async fn the_daemon_converges_and_serves_health_metrics_and_status() {
 async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state() {
     let dir = example_copy();
     // A long interval: only the file watcher can explain a quick reaction.
-    let d = Daemon::start(dir.path(), &["--interval", "60s"]);
+    let d = InProcess::start(dir.path(), Duration::from_secs(60), false).await;
     d.wait_status(Duration::from_secs(10), "first convergence", all_synced).await;
 
     let app = dir.path().join("app.yaml");
@@ -295,8 +369,8 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
     std::fs::write(&app, good.replace("min: 2", "min: 3")).unwrap();
     d.wait_status(Duration::from_secs(5), "desired count 3", |v| service(v)["observed"]["desiredCount"] == 3).await;
 
-    std::fs::write(&app, good.replace("min: 2", "min: 3").replace("cluster: appCluster", "clustr: appCluster"))
-        .unwrap();
+    let broken = good.replace("min: 2", "min: 3").replace("cluster: appCluster", "clustr: appCluster");
+    std::fs::write(&app, &broken).unwrap();
     let v =
         d.wait_status(Duration::from_secs(5), "the invalid config reported", |v| v["config"]["valid"] == false).await;
     let errors = v["config"]["errors"].to_string();
@@ -305,7 +379,19 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
     assert_eq!(code, 200, "a config error does not make the daemon unhealthy: {body}");
     assert!(body.contains("clustr"), "{body}");
     assert!(d.get("/metrics").await.1.contains("ballast_config_valid 0"));
-    assert_eq!(service(&v)["observed"]["desiredCount"], 3, "the last good state stays in force");
+
+    // The last good state stays in force: with the cloud drifted below its
+    // minimum, the next pass (a save of the still broken file wakes the
+    // loop) corrects to 3, which only the last good version declares.
+    let passes = v["passes"].as_u64().unwrap();
+    d.sim.set_desired_count(&app_service(), 1).unwrap();
+    std::fs::write(&app, &broken).unwrap();
+    let v = d
+        .wait_status(Duration::from_secs(5), "a pass corrects the drift", |v| {
+            v["passes"].as_u64().unwrap() > passes && service(v)["observed"]["desiredCount"] == 3
+        })
+        .await;
+    assert_eq!(v["config"]["valid"], false, "the file is still broken");
 
     std::fs::write(&app, &good).unwrap();
     let v = d.wait_status(Duration::from_secs(5), "valid again", |v| v["config"]["valid"] == true).await;
@@ -322,18 +408,21 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
         })
         .await;
     assert!(all_synced(&v));
+    d.shutdown().await.expect("a clean shutdown");
 }
 
 #[tokio::test]
 async fn dry_run_reports_changes_without_making_them() {
     let dir = example_copy();
-    let d = Daemon::start(dir.path(), &["--interval", "500ms", "--dry-run"]);
+    let d = InProcess::start(dir.path(), Duration::from_millis(500), true).await;
     let v = d.wait_status(Duration::from_secs(10), "two passes", |v| v["passes"].as_u64().unwrap_or(0) >= 2).await;
     assert_eq!(v["lastPass"]["dryRun"], true);
     assert!(v["lastPass"]["changesPlanned"].as_u64().unwrap() > 0, "still drifted after passes: {v:#}");
     assert_eq!(v["lastPass"]["changesApplied"], 0);
     assert!(service(&v)["lastChanges"].as_array().unwrap().iter().all(|c| c["result"] == "dry-run"));
     assert_eq!(service(&v)["observed"]["desiredCount"], 1);
+    assert!(d.sim.calls().iter().all(|c| !c.write), "no write reached the cloud");
+    d.shutdown().await.expect("a clean shutdown");
 }
 
 #[tokio::test]

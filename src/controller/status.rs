@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::plan::{Hold, ResourceKey};
+use crate::plan::{Hold, HoldKind, Plan, PlannedChange, ResourceKey, ResourceReport};
 
 /// How many applied changes each resource remembers.
 const HISTORY: usize = 10;
@@ -40,6 +40,12 @@ pub struct ChangeRecord {
     pub reason: String,
     /// `applied`, `dry-run`, or `failed: …`.
     pub result: String,
+}
+
+impl ChangeRecord {
+    pub fn new(at: SystemTime, pc: &PlannedChange, result: String) -> Self {
+        ChangeRecord { at, change: pc.change.to_string(), reason: pc.reason.clone(), result }
+    }
 }
 
 /// A status condition, Kubernetes style.
@@ -173,5 +179,141 @@ impl ResourceStatus {
             self.last_changes.pop_front();
         }
         self.last_changes.push_back(record);
+    }
+}
+
+/// One pass that observed the cloud, as the status records it.
+pub struct PassRecord<'a> {
+    pub plan: &'a Plan,
+    /// One per resource the desired state names.
+    pub reports: Vec<ResourceReport>,
+    /// What was done with each change tried this pass, and its error.
+    pub changes: Vec<(ResourceKey, ChangeRecord, Option<String>)>,
+    pub started_at: SystemTime,
+    pub finished_at: SystemTime,
+    pub applied: usize,
+    pub failed: usize,
+    pub dry_run: bool,
+}
+
+impl Status {
+    /// Record a pass that could not observe the cloud.
+    pub fn record_unreachable(&mut self, error: String, started_at: SystemTime, finished_at: SystemTime) {
+        self.cloud.reachable = false;
+        self.cloud.consecutive_failures += 1;
+        self.cloud.last_error = Some(error);
+        self.last_pass = PassStatus {
+            started_at: Some(started_at),
+            finished_at: Some(finished_at),
+            result: "unreachable".into(),
+            ..PassStatus::default()
+        };
+        self.passes += 1;
+    }
+
+    /// Record a pass that observed the cloud: the pass, each resource's
+    /// desired and observed state, holds, decision and changes, and the
+    /// conditions derived from them. `next_check` says when a resource is
+    /// looked at next.
+    pub fn record_pass(&mut self, pass: PassRecord<'_>, next_check: impl Fn(&ResourceKey) -> SystemTime) {
+        let now = pass.finished_at;
+        self.cloud.reachable = true;
+        self.cloud.consecutive_failures = 0;
+        self.passes += 1;
+        self.last_pass = PassStatus {
+            started_at: Some(pass.started_at),
+            finished_at: Some(now),
+            result: if pass.failed == 0 { "success".into() } else { "partial".into() },
+            changes_planned: pass.plan.changes.len(),
+            changes_applied: pass.applied,
+            dry_run: pass.dry_run,
+        };
+        if pass.failed == 0 {
+            self.last_success_at = Some(now);
+        }
+        let keep: std::collections::BTreeSet<ResourceKey> = pass.reports.iter().map(|r| r.resource.clone()).collect();
+        self.retain(|k| keep.contains(k));
+        for report in pass.reports {
+            let r = self.resource_mut(&report.resource, &report.document);
+            r.held = pass.plan.holds.iter().filter(|h| h.resource == report.resource).cloned().collect();
+            r.next_check_at = Some(next_check(&report.resource));
+            r.desired = report.desired;
+            r.observed = report.observed;
+            if let Some(e) = report.error {
+                r.last_error = Some(e);
+                r.last_error_at = Some(now);
+            }
+        }
+        for (key, rec, err) in pass.changes {
+            if let Some(r) = self.get_mut(&key) {
+                r.push_change(rec);
+                if let Some(e) = err {
+                    r.last_error = Some(e);
+                    r.last_error_at = Some(now);
+                }
+            }
+        }
+        let decisions = pass.plan.decisions.iter().map(|(id, d)| (ResourceKey::service(id), to_raw(d)));
+        let capacity = pass.plan.capacity.iter().map(|(g, d)| (ResourceKey::group(g), to_raw(d)));
+        for (key, decision) in decisions.chain(capacity) {
+            if let Some(r) = self.get_mut(&key) {
+                r.decision = decision;
+            }
+        }
+        let pending: std::collections::BTreeSet<&ResourceKey> = pass.plan.changes.iter().map(|c| &c.resource).collect();
+        for r in self.resources.iter_mut() {
+            r.update_conditions(pending.contains(&r.resource), now);
+        }
+    }
+}
+
+fn to_raw<T: Serialize>(v: &T) -> Option<Box<serde_json::value::RawValue>> {
+    serde_json::value::to_raw_value(v).ok()
+}
+
+/// The holds that raise a condition of their own, with its type.
+const HOLD_CONDITIONS: [(HoldKind, &str); 4] = [
+    (HoldKind::Conflict, "Conflict"),
+    (HoldKind::Contested, "Contested"),
+    (HoldKind::Suspended, "Suspended"),
+    (HoldKind::Budget, "BudgetLimited"),
+];
+
+impl ResourceStatus {
+    /// Derive the conditions from this pass: `Synced` (nothing pending and
+    /// nothing held but scaling rules, which are the policy working), and
+    /// one condition per kind of hold a user must know about.
+    fn update_conditions(&mut self, pending: bool, now: SystemTime) {
+        let failed_now = self.last_changes.back().is_some_and(|c| c.at == now && c.result.starts_with("failed"));
+        let synced = !pending && self.held.iter().all(|h| h.kind() == HoldKind::Scaling);
+        let (reason, message) = if synced {
+            ("Converged", "observed state matches the desired state".to_string())
+        } else {
+            let first_hold = self.held.first().map(Hold::message);
+            let reason = if failed_now {
+                "ApplyFailed"
+            } else if self.held.is_empty() {
+                "ChangesApplied"
+            } else {
+                "Held"
+            };
+            (reason, first_hold.unwrap_or_else(|| "changes were made this pass".into()))
+        };
+        let mut conditions = vec![Condition {
+            kind: "Synced",
+            status: if synced { "True" } else { "False" },
+            reason: reason.into(),
+            message,
+        }];
+        for (kind, label) in HOLD_CONDITIONS {
+            if let Some(h) = self.held.iter().find(|h| h.kind() == kind) {
+                conditions.push(Condition { kind: label, status: "True", reason: label.into(), message: h.message() });
+            }
+        }
+        if !failed_now && self.last_changes.back().is_some_and(|c| c.at == now) {
+            self.last_error = None;
+            self.last_error_at = None;
+        }
+        self.conditions = conditions;
     }
 }

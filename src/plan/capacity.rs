@@ -9,6 +9,7 @@ use super::memory::CapacityMemory;
 
 /// What the capacity planner decided for one group.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CapacityDecision {
     pub tasks: u32,
     pub per_instance: u32,

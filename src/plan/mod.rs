@@ -8,10 +8,15 @@
 //! Order within a plan: subnets and capacity first (instances must exist
 //! before tasks need them), then desired counts, then target registrations
 //! before deregistrations, then alarms.
+//!
+//! Every change passes through one admission gate ([`gate`]) that checks
+//! conflicts, contested fields, `suspend` and limits in one order, and
+//! reports what it holds as a typed [`Hold`].
 
 pub mod alarms;
 pub mod capacity;
 mod change;
+pub mod gate;
 pub mod memory;
 mod report;
 pub mod scaling;
@@ -21,12 +26,15 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 pub use change::{Change, ChangeKind, short_arn};
+pub use gate::{Hold, HoldKind, HoldReason};
 pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
-use crate::observed::{Observed, TaskSize};
+use crate::observed::{AlarmState, Observed, TaskSize};
+use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety};
 use memory::{Field, FieldValue};
+use targets::DeregistrationBudget;
 
 /// A managed resource, as status and backoff know it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -36,6 +44,24 @@ pub enum ResourceKey {
     TargetGroup { region: String, name: String },
     Alarm { region: String, name: String },
     Group { region: String, name: String },
+}
+
+impl ResourceKey {
+    pub fn service(id: &ServiceId) -> Self {
+        ResourceKey::Service { region: id.region.clone(), cluster: id.cluster.clone(), service: id.service.clone() }
+    }
+
+    pub fn group(id: &GroupId) -> Self {
+        ResourceKey::Group { region: id.region.clone(), name: id.name.clone() }
+    }
+
+    pub fn target_group(id: &TargetGroupId) -> Self {
+        ResourceKey::TargetGroup { region: id.region.clone(), name: id.target_group.name().to_string() }
+    }
+
+    pub fn alarm(region: &str, name: &str) -> Self {
+        ResourceKey::Alarm { region: region.to_string(), name: name.to_string() }
+    }
 }
 
 impl std::fmt::Display for ResourceKey {
@@ -57,46 +83,17 @@ pub struct PlannedChange {
     pub reason: String,
 }
 
-/// Why something the planner would have done was not planned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldKind {
-    /// A per-pass change budget; the rest follows in later passes.
-    Budget,
-    /// Another actor manages the field.
-    Conflict,
-    /// Someone keeps reverting the field; ballast stopped fighting.
-    Contested,
-    /// `suspend: true` on the document.
-    Suspended,
-    /// Traffic safety (healthy floor, attribution, draining).
-    Safety,
-    /// A scaling or capacity rule (cooldown, window, data) holds it.
-    Scaling,
-    /// The resource could not be observed.
-    Unobserved,
-}
-
-impl HoldKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            HoldKind::Budget => "budget",
-            HoldKind::Conflict => "conflict",
-            HoldKind::Contested => "contested",
-            HoldKind::Suspended => "suspended",
-            HoldKind::Safety => "safety",
-            HoldKind::Scaling => "scaling",
-            HoldKind::Unobserved => "unobserved",
-        }
-    }
-}
-
-/// Something held back this pass, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Hold {
-    pub resource: ResourceKey,
-    pub kind: HoldKind,
-    pub message: String,
+/// What the planner decided for one service's desired count: the one
+/// definition of "the count ballast wants" that status, gauges and
+/// capacity read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServicePlan {
+    /// The desired count ECS has now; `None` when the service was not read.
+    pub observed: Option<u32>,
+    /// The count ballast steers toward: the declared or scaled count, or
+    /// the observed one while a conflict, a contested field or `suspend`
+    /// holds the change. `None` when the service was not read.
+    pub target: Option<u32>,
 }
 
 /// One pass's plan.
@@ -104,6 +101,9 @@ pub struct Hold {
 pub struct Plan {
     pub changes: Vec<PlannedChange>,
     pub holds: Vec<Hold>,
+    /// Per service, in the desired state's order: `services[i]` is what
+    /// was decided for `desired.services[i]`.
+    pub services: Vec<ServicePlan>,
     /// Scaling decisions, by service.
     pub decisions: BTreeMap<ServiceId, scaling::Decision>,
     pub capacity: BTreeMap<GroupId, capacity::CapacityDecision>,
@@ -142,30 +142,23 @@ struct Planner<'a> {
     out: Plan,
 }
 
-pub(crate) fn service_key(id: &ServiceId) -> ResourceKey {
-    ResourceKey::Service { region: id.region.clone(), cluster: id.cluster.clone(), service: id.service.clone() }
-}
-
-pub(crate) fn group_key(id: &GroupId) -> ResourceKey {
-    ResourceKey::Group { region: id.region.clone(), name: id.name.clone() }
-}
-
-pub(crate) fn target_group_key(id: &TargetGroupId) -> ResourceKey {
-    ResourceKey::TargetGroup { region: id.region.clone(), name: id.target_group.name().to_string() }
-}
-
 impl Planner<'_> {
     fn run(mut self) -> Plan {
         // Counts are decided first (capacity follows them) but emitted after
         // capacity changes, so instances exist before tasks need them.
         let mut count_changes = Vec::new();
-        let mut planned: Vec<Option<u32>> = Vec::with_capacity(self.desired.services.len());
+        self.out.services.reserve_exact(self.desired.services.len());
         for svc in &self.desired.services {
-            let (target, change) = self.plan_count(svc).unzip();
-            planned.push(target);
-            count_changes.extend(change.flatten());
+            let (mut decided, proposal) = self.propose_count(svc);
+            if let Some(p) = proposal {
+                match self.admit(p) {
+                    Some(pc) => count_changes.push(pc),
+                    None => decided.target = decided.observed,
+                }
+            }
+            self.out.services.push(decided);
         }
-        self.plan_capacities(&planned);
+        self.plan_capacities();
         self.fit_scale_outs_to_capacity(&mut count_changes);
         self.out.changes.extend(count_changes);
         let mut deregistrations = Vec::new();
@@ -179,22 +172,48 @@ impl Planner<'_> {
         self.out
     }
 
-    fn hold(&mut self, resource: ResourceKey, kind: HoldKind, message: impl Into<String>) {
-        self.out.holds.push(Hold { resource, kind, message: message.into() });
+    fn hold(&mut self, resource: ResourceKey, reason: HoldReason) {
+        self.out.holds.push(Hold { resource, reason });
     }
 
-    /// The count the service should end at (capacity plans for it) and the
-    /// change for this pass; `None` when the service was not observed.
-    fn plan_count(&mut self, svc: &Service) -> Option<(u32, Option<PlannedChange>)> {
+    /// Pass `p` through the gate; its holds go into the plan, the change
+    /// is returned when admitted.
+    fn admit(&mut self, p: Proposal) -> Option<PlannedChange> {
+        match gate::admit(p) {
+            Admission::Admitted(pc, limits) => {
+                self.out.holds.extend(limits);
+                Some(pc)
+            }
+            Admission::Held(h) => {
+                self.out.holds.push(h);
+                None
+            }
+        }
+    }
+
+    /// Record this pass's value of a field ballast writes; `Some` while
+    /// someone keeps reverting it.
+    fn contested(&mut self, field: impl Fn() -> Field, value: FieldValue) -> Option<Contested> {
+        if !self.out.memory.observe_field_with(&field, value, self.now, self.fight) {
+            return None;
+        }
+        let field = field();
+        let reverts = self.out.memory.fields.get(&field).map_or(0, |m| m.reverts.len());
+        Some(Contested { field, reverts, window: self.fight.window })
+    }
+
+    /// The service's observed and wanted counts, and the change that would
+    /// move it, before the gate.
+    fn propose_count(&mut self, svc: &Service) -> (ServicePlan, Option<Proposal>) {
         let observed = match self.observed.services.get(&svc.id) {
             Some(Ok(o)) => o,
             Some(Err(e)) => {
-                self.hold(service_key(&svc.id), HoldKind::Unobserved, e.to_string());
-                return None;
+                self.hold(ResourceKey::service(&svc.id), HoldReason::Unobserved(e.to_string()));
+                return (ServicePlan::default(), None);
             }
             None => {
-                self.hold(service_key(&svc.id), HoldKind::Unobserved, "not observed this pass");
-                return None;
+                self.hold(ResourceKey::service(&svc.id), HoldReason::Unobserved("not observed this pass".into()));
+                return (ServicePlan::default(), None);
             }
         };
         let current = observed.desired_count;
@@ -218,56 +237,27 @@ impl Planner<'_> {
                 };
                 let mem = self.out.memory.scaling.entry(svc.id.clone()).or_default();
                 let decision = scaling::decide(policy, view, mem, self.now);
-                let target = decision.desired;
-                if target == current
-                    && !matches!(decision.reason, scaling::DecisionReason::Steady | scaling::DecisionReason::NoData)
-                {
-                    self.hold(service_key(&svc.id), HoldKind::Scaling, decision.message.clone());
+                // A decision that keeps the count is a hold, unless nothing
+                // asked for a change: no alarm firing means no data is needed.
+                let firing = [view.high_alarm, view.low_alarm].contains(&Some(AlarmState::Alarm));
+                let quiet = match decision.reason {
+                    scaling::DecisionReason::Steady => true,
+                    scaling::DecisionReason::NoData => !firing,
+                    _ => false,
+                };
+                if decision.desired == current && !quiet {
+                    self.hold(ResourceKey::service(&svc.id), HoldReason::Scaling(decision.message.clone()));
                 }
+                let target = decision.desired;
                 self.out.decisions.insert(svc.id.clone(), decision);
                 target
             }
             (TaskCount::Range { min, max }, None) => current.clamp(min, max),
         };
-
-        let contested = self.out.memory.observe_field_with(
-            || Field::DesiredCount(svc.id.clone()),
-            current.into(),
-            self.now,
-            self.fight,
-        );
+        let contested = self.contested(|| Field::DesiredCount(svc.id.clone()), current.into());
+        let decided = ServicePlan { observed: Some(current), target: Some(target) };
         if target == current {
-            return Some((target, None));
-        }
-        let key = service_key(&svc.id);
-        if observed.scalable_target && !svc.take_over.desired_count {
-            self.hold(
-                key,
-                HoldKind::Conflict,
-                "Application Auto Scaling has a scalable target on this service's desired count; \
-                 set takeOver.desiredCount to let ballast manage it",
-            );
-            return Some((current, None));
-        }
-        if contested {
-            self.hold(
-                key,
-                HoldKind::Contested,
-                format!(
-                    "the desired count of {} was changed back by someone else {} times recently; \
-                     not correcting it until it stays put",
-                    svc.id, self.fight.max_reverts
-                ),
-            );
-            return Some((current, None));
-        }
-        if svc.suspend {
-            self.hold(
-                key,
-                HoldKind::Suspended,
-                format!("would set desired count {current} -> {target}; document is suspended"),
-            );
-            return Some((target, None));
+            return (decided, None);
         }
         let mut reason = match (svc.tasks, self.out.decisions.get(&svc.id)) {
             (TaskCount::Fixed(n), _) => format!("declared count is {n}"),
@@ -276,28 +266,33 @@ impl Planner<'_> {
                 format!("observed count {current} is outside [{min}, {max}]")
             }
         };
-        let budget = svc.budget.max_count_change_per_pass;
+        let per_pass = svc.budget.max_count_change_per_pass;
         let to = if target > current {
-            target.min(current.saturating_add(budget))
+            target.min(current.saturating_add(per_pass))
         } else {
-            target.max(current.saturating_sub(budget))
+            target.max(current.saturating_sub(per_pass))
         };
+        let mut limits = Vec::new();
         if to != target {
-            self.hold(
-                key.clone(),
-                HoldKind::Budget,
-                format!("desired count moves by at most {budget} per pass: {current} -> {to} now, {target} later"),
-            );
-            reason = format!("{reason} (stepping by the budget of {budget})");
+            limits.push(HoldReason::Budget(Budget::DesiredCount { per_pass, from: current, now: to, target }));
+            reason = format!("{reason} (stepping by the budget of {per_pass})");
         }
         let change = Change::SetDesiredCount { service: svc.id.clone(), from: current, to };
-        Some((target, Some(PlannedChange { resource: key, change, reason })))
+        let p = Proposal {
+            conflict: (observed.scalable_target && !svc.take_over.desired_count).then_some(Conflict::ScalableTarget),
+            contested,
+            suspended: svc.suspend,
+            limits,
+            ..Proposal::new(ResourceKey::service(&svc.id), change, reason)
+        };
+        (decided, Some(p))
     }
 
     /// Tasks never outrun instances: where a Capacity document covers the
-    /// cluster, a scale-out is cut to what the group holds once this pass's
-    /// capacity change is made (instances may still be launching, but the
-    /// capacity comes first or together, never after tasks are stuck pending).
+    /// cluster, a scale-out the gate admitted is cut to what the group
+    /// holds once this pass's capacity change is made (instances may still
+    /// be launching, but the capacity comes first or together, never after
+    /// tasks are stuck pending). This is the last limit of the gate's order.
     fn fit_scale_outs_to_capacity(&mut self, count_changes: &mut Vec<PlannedChange>) {
         for cap in &self.desired.capacities {
             let Some(d) = self.out.capacity.get(&cap.group) else { continue };
@@ -327,14 +322,8 @@ impl Planner<'_> {
                 room -= u64::from(allowed);
                 if allowed < wanted {
                     let fit = *from + allowed;
-                    self.out.holds.push(Hold {
-                        resource: pc.resource.clone(),
-                        kind: HoldKind::Budget,
-                        message: format!(
-                            "{instances} instance(s) this pass hold {fit} task(s) of {service}; the scale-out to {} continues as instances are added",
-                            *to
-                        ),
-                    });
+                    let budget = Budget::Instances { instances, fit, service: service.clone(), target: *to };
+                    self.out.holds.push(Hold { resource: pc.resource.clone(), reason: HoldReason::Budget(budget) });
                     pc.reason = format!("{} (limited to what the Auto Scaling group holds this pass)", pc.reason);
                     *to = fit;
                 }
@@ -343,92 +332,74 @@ impl Planner<'_> {
         }
     }
 
-    fn plan_capacities(&mut self, planned: &[Option<u32>]) {
+    fn plan_capacities(&mut self) {
         for cap in &self.desired.capacities {
-            let key = group_key(&cap.group);
+            let key = ResourceKey::group(&cap.group);
             let group = match self.observed.groups.get(&cap.group) {
                 Some(Ok(g)) => g,
                 Some(Err(e)) => {
-                    self.hold(key, HoldKind::Unobserved, e.to_string());
+                    self.hold(key, HoldReason::Unobserved(e.to_string()));
                     continue;
                 }
                 None => continue,
             };
-            // Tasks of the cluster: what ballast plans for the services it
-            // manages, or what ECS runs now for those it could not decide.
+            // Tasks of the cluster: the counts ballast steers its services
+            // toward (what ECS has where a hold keeps it).
             let mut tasks = 0u32;
             let mut sizes: Vec<TaskSize> = Vec::new();
-            for (svc, planned) in self.desired.services.iter().zip(planned) {
+            for (svc, decided) in self.desired.services.iter().zip(&self.out.services) {
                 if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
                     continue;
                 }
                 let Some(Ok(o)) = self.observed.services.get(&svc.id) else {
                     continue;
                 };
-                tasks += planned.unwrap_or(o.desired_count);
+                tasks += decided.target.unwrap_or(o.desired_count);
                 sizes.extend(o.task_size);
             }
             let per_instance = match capacity::per_instance(cap, &sizes) {
                 Ok(n) => n,
                 Err(msg) => {
-                    self.hold(key, HoldKind::Unobserved, msg);
+                    self.hold(key, HoldReason::Unobserved(msg));
                     continue;
                 }
             };
             let mem = self.out.memory.capacity.entry(cap.group.clone()).or_default();
             let d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
             for h in &d.held {
-                self.hold(key.clone(), HoldKind::Scaling, h.clone());
+                self.hold(key.clone(), HoldReason::Scaling(h.clone()));
             }
-            let mut changes = Vec::new();
+            let subnets_now = memory::subnets_fingerprint(&group.subnets);
+            let contested_subnets = self.contested(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
+            let contested_capacity =
+                self.contested(|| Field::Capacity(cap.group.clone()), group.desired_capacity.into());
+            let mut proposals = Vec::new();
             if let Some(to) = &d.subnets {
                 let change =
                     Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
-                changes.push((true, change, format!("zones needed for {} instance(s)", d.needed)));
+                let reason = format!("zones needed for {} instance(s)", d.needed);
+                proposals.push((Proposal::new(key.clone(), change, reason), contested_subnets.clone()));
             }
             if let Some(to) = d.set_capacity {
                 let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
-                changes.push((false, change, d.message.clone()));
+                proposals.push((Proposal::new(key.clone(), change, d.message.clone()), contested_capacity.clone()));
             }
             for id in &d.terminate {
                 let change = Change::TerminateInstance { group: cap.group.clone(), instance_id: id.clone() };
-                changes.push((false, change, format!("{}; instance {id} has no tasks", d.message)));
+                let reason = format!("{}; instance {id} has no tasks", d.message);
+                proposals.push((Proposal::new(key.clone(), change, reason), contested_capacity.clone()));
             }
-            let subnets_now = memory::subnets_fingerprint(&group.subnets);
-            let contested_subnets = self.out.memory.observe_field_with(
-                || Field::Subnets(cap.group.clone()),
-                FieldValue::Text(subnets_now),
-                self.now,
-                self.fight,
-            );
-            let contested_capacity = self.out.memory.observe_field_with(
-                || Field::Capacity(cap.group.clone()),
-                group.desired_capacity.into(),
-                self.now,
-                self.fight,
-            );
             self.out.capacity.insert(cap.group.clone(), d);
-            for (is_subnets, change, reason) in changes {
-                let contested = if is_subnets { contested_subnets } else { contested_capacity };
-                if group.managed_scaling && !cap.take_over_managed_scaling {
-                    self.hold(
-                        key.clone(),
-                        HoldKind::Conflict,
-                        format!("ECS managed scaling drives this group (AmazonECSManaged tag); would {change}; set takeOver.managedScaling to let ballast manage it"),
-                    );
-                } else if contested {
-                    self.hold(
-                        key.clone(),
-                        HoldKind::Contested,
-                        format!(
-                            "{} keeps being changed by someone else; not correcting it until it stays put",
-                            if is_subnets { "the subnets" } else { "the capacity" }
-                        ),
-                    );
-                } else if cap.suspend {
-                    self.hold(key.clone(), HoldKind::Suspended, format!("would {change}; document is suspended"));
-                } else {
-                    self.out.changes.push(PlannedChange { resource: key.clone(), change, reason });
+            for (p, contested) in proposals {
+                let p = Proposal {
+                    conflict: (group.managed_scaling && !cap.take_over_managed_scaling)
+                        .then_some(Conflict::ManagedScaling),
+                    contested,
+                    suspended: cap.suspend,
+                    ..p
+                };
+                if let Some(pc) = self.admit(p) {
+                    self.out.changes.push(pc);
                 }
             }
         }
@@ -440,12 +411,13 @@ impl Planner<'_> {
         let Some(Ok(observed_svc)) = self.observed.services.get(&svc.id) else {
             return;
         };
-        let mut budget_left = svc.budget.max_deregistrations_per_pass;
+        let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
         for b in &svc.target_groups {
+            let key = ResourceKey::target_group(&b.target_group);
             let group = match self.observed.target_groups.get(&b.target_group) {
                 Some(Ok(g)) => g,
                 Some(Err(e)) => {
-                    self.hold(target_group_key(&b.target_group), HoldKind::Unobserved, e.to_string());
+                    self.hold(key, HoldReason::Unobserved(e.to_string()));
                     continue;
                 }
                 None => continue,
@@ -453,66 +425,55 @@ impl Planner<'_> {
             if targets::is_converged(b, observed_svc, group) {
                 continue;
             }
-            let key = target_group_key(&b.target_group);
-            let tp =
-                targets::plan_targets(b, observed_svc, group, self.out.memory.registered.get(&group.arn), budget_left);
-            budget_left -= (tp.deregister.len() as u32).min(budget_left);
-            for task in &tp.unaddressable {
-                self.hold(
-                    key.clone(),
-                    HoldKind::Safety,
-                    format!("task {task} has no address for {}:{}", b.container_name, b.container_port),
-                );
+            let tp = targets::plan_targets(b, observed_svc, group, self.out.memory.registered.get(&group.arn), budget);
+            for task in tp.unaddressable {
+                let no_address =
+                    Safety::NoAddress { task, container: b.container_name.clone(), port: b.container_port };
+                self.hold(key.clone(), HoldReason::Safety(no_address));
             }
-            for (t, why) in &tp.held {
-                let kind = if why.contains("budget") { HoldKind::Budget } else { HoldKind::Safety };
-                self.hold(key.clone(), kind, format!("keeping stale target {t}: {why}"));
-            }
-            if tp.register.is_empty() && tp.deregister.is_empty() {
-                continue;
-            }
-            if observed_svc.load_balancer_target_groups.contains(&group.arn) && !svc.take_over.load_balancers {
-                self.hold(
-                    key,
-                    HoldKind::Conflict,
-                    "the ECS service registers targets in this group itself (its loadBalancers); set takeOver.loadBalancers to let ballast manage them",
-                );
-                continue;
-            }
-            if svc.suspend {
-                let msg = format!(
-                    "would register {} and deregister {} target(s); document is suspended",
-                    tp.register.len(),
-                    tp.deregister.len()
-                );
-                self.hold(key, HoldKind::Suspended, msg);
-                continue;
-            }
-            let region = b.target_group.region.clone();
+            let mut proposals = Vec::new();
             if !tp.register.is_empty() {
-                self.out.changes.push(PlannedChange {
-                    resource: key.clone(),
-                    reason: format!("{} serving task(s) of {} are not registered", tp.register.len(), svc.id),
-                    change: Change::RegisterTargets {
-                        region: region.clone(),
-                        target_group_arn: group.arn.clone(),
-                        targets: tp.register,
-                    },
-                });
+                let reason = format!("{} serving task(s) of {} are not registered", tp.register.len(), svc.id);
+                let change = Change::RegisterTargets {
+                    region: b.target_group.region.clone(),
+                    target_group_arn: group.arn.clone(),
+                    targets: tp.register,
+                };
+                proposals.push(Proposal::new(key.clone(), change, reason));
             }
             if !tp.deregister.is_empty() {
-                deregs.push(PlannedChange {
-                    resource: key,
-                    reason: format!(
-                        "no serving task of {} behind these target(s); {} healthy remain, floor {}",
-                        svc.id, tp.healthy_after, tp.floor
-                    ),
-                    change: Change::DeregisterTargets {
-                        region,
-                        target_group_arn: group.arn.clone(),
-                        targets: tp.deregister,
-                    },
-                });
+                let reason = format!(
+                    "no serving task of {} behind these target(s); {} healthy remain, floor {}",
+                    svc.id, tp.healthy_after, tp.floor
+                );
+                let change = Change::DeregisterTargets {
+                    region: b.target_group.region.clone(),
+                    target_group_arn: group.arn.clone(),
+                    targets: tp.deregister,
+                };
+                proposals.push(Proposal { limits: tp.held, ..Proposal::new(key.clone(), change, reason) });
+            } else {
+                // Nothing leaves, so the stale targets kept are no change's
+                // limits: they are reported as they are.
+                for reason in tp.held {
+                    self.hold(key.clone(), reason);
+                }
+            }
+            let conflict =
+                observed_svc.load_balancer_target_groups.contains(&group.arn) && !svc.take_over.load_balancers;
+            for p in proposals {
+                let p = Proposal {
+                    conflict: conflict.then_some(Conflict::ServiceLoadBalancers),
+                    suspended: svc.suspend,
+                    ..p
+                };
+                let Some(pc) = self.admit(p) else { continue };
+                if let Change::DeregisterTargets { targets, .. } = &pc.change {
+                    budget.used += targets.len() as u32;
+                    deregs.push(pc);
+                } else {
+                    self.out.changes.push(pc);
+                }
             }
         }
     }
@@ -522,55 +483,32 @@ impl Planner<'_> {
             return;
         };
         for def in defs {
+            let key = ResourceKey::alarm(&svc.id.region, &def.name);
             let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
-            let (create, reason) = match observed {
+            let (create, reason, contested) = match observed {
                 Some(Err(e)) => {
-                    self.hold(
-                        ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
-                        HoldKind::Unobserved,
-                        e.to_string(),
-                    );
+                    self.hold(key, HoldReason::Unobserved(e.to_string()));
                     continue;
                 }
-                None => (true, "alarm does not exist".to_string()),
+                None => (true, "alarm does not exist".to_string(), None),
                 Some(Ok(o)) => {
                     let fingerprint = memory::alarm_fingerprint(&o.definition);
-                    let contested = self.out.memory.observe_field_with(
+                    let contested = self.contested(
                         || Field::Alarm(svc.id.region.clone(), def.name.clone()),
                         FieldValue::Text(fingerprint),
-                        self.now,
-                        self.fight,
                     );
                     let diffs = alarms::differences(&def, &o.definition);
                     if diffs.is_empty() {
                         continue;
                     }
-                    if contested {
-                        let msg = format!(
-                            "alarm {} keeps being edited by someone else; not correcting it until it stays put",
-                            def.name
-                        );
-                        self.hold(
-                            ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
-                            HoldKind::Contested,
-                            msg,
-                        );
-                        continue;
-                    }
-                    (false, format!("edited outside ballast: {}", diffs.join(", ")))
+                    (false, format!("edited outside ballast: {}", diffs.join(", ")), contested)
                 }
             };
-            let key = ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() };
-            if svc.suspend {
-                let verb = if create { "create" } else { "update" };
-                self.hold(key, HoldKind::Suspended, format!("would {verb} alarm {}; document is suspended", def.name));
-                continue;
+            let change = Change::PutAlarm { region: svc.id.region.clone(), alarm: def, create };
+            let p = Proposal { contested, suspended: svc.suspend, ..Proposal::new(key, change, reason) };
+            if let Some(pc) = self.admit(p) {
+                self.out.changes.push(pc);
             }
-            self.out.changes.push(PlannedChange {
-                resource: key,
-                change: Change::PutAlarm { region: svc.id.region.clone(), alarm: def, create },
-                reason,
-            });
         }
     }
 }

@@ -9,7 +9,8 @@ fn raw(v: serde_json::Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(&v).expect("a JSON value serializes")
 }
 
-use super::{Memory, Plan, ResourceKey, alarms, group_key, service_key, target_group_key, targets};
+use super::targets::DeregistrationBudget;
+use super::{Memory, Plan, ResourceKey, alarms, targets};
 use crate::desired::{DesiredState, TaskCount};
 use crate::observed::{Observed, TargetHealth};
 
@@ -61,14 +62,14 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
             None => json!({ "minInstances": cap.min_instances, "maxInstances": cap.max_instances }),
         };
         out.push(ResourceReport {
-            resource: group_key(&cap.group),
+            resource: ResourceKey::group(&cap.group),
             document: cap.name.clone(),
             desired: raw(want),
             observed: raw(obs),
             error,
         });
     }
-    for svc in &desired.services {
+    for (i, svc) in desired.services.iter().enumerate() {
         let observed_svc = observed.services.get(&svc.id);
         let (obs, error) = match observed_svc {
             Some(Ok(o)) => (
@@ -85,13 +86,13 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
             None => (json!(null), None),
         };
         let mut want = json!({ "tasks": task_count_json(svc.tasks), "suspend": svc.suspend });
-        if let Some(d) = plan.decisions.get(&svc.id) {
-            want["desiredCount"] = json!(d.desired);
+        if let Some(target) = plan.services.get(i).and_then(|p| p.target) {
+            want["desiredCount"] = json!(target);
         } else if let TaskCount::Fixed(n) = svc.tasks {
             want["desiredCount"] = json!(n);
         }
         out.push(ResourceReport {
-            resource: service_key(&svc.id),
+            resource: ResourceKey::service(&svc.id),
             document: svc.name.clone(),
             desired: raw(want),
             observed: raw(obs),
@@ -101,7 +102,8 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
         for b in &svc.target_groups {
             let (desired_json, obs, error) = match (observed.target_groups.get(&b.target_group), observed_svc) {
                 (Some(Ok(g)), Some(Ok(s))) => {
-                    let tp = targets::plan_targets(b, s, g, memory.registered.get(&g.arn), u32::MAX);
+                    let tp =
+                        targets::plan_targets(b, s, g, memory.registered.get(&g.arn), DeregistrationBudget::UNLIMITED);
                     let count = |h| g.targets.iter().filter(|t| t.health == h).count();
                     (
                         json!({
@@ -124,7 +126,7 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
                 _ => (json!(null), json!(null), None),
             };
             out.push(ResourceReport {
-                resource: target_group_key(&b.target_group),
+                resource: ResourceKey::target_group(&b.target_group),
                 document: svc.name.clone(),
                 desired: raw(desired_json),
                 observed: raw(obs),
@@ -140,7 +142,7 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
                     None => (json!(null), None),
                 };
                 out.push(ResourceReport {
-                    resource: ResourceKey::Alarm { region: svc.id.region.clone(), name: def.name.clone() },
+                    resource: ResourceKey::alarm(&svc.id.region, &def.name),
                     document: svc.name.clone(),
                     desired: raw(json!(def)),
                     observed: raw(obs),

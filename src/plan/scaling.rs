@@ -16,6 +16,7 @@ use super::memory::ScalingMemory;
 
 /// Everything a decision is made from, kept for /status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DecisionInputs {
     pub current: u32,
     pub running: u32,
@@ -78,6 +79,7 @@ impl DecisionReason {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub desired: u32,
     pub reason: DecisionReason,

@@ -16,16 +16,36 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::gate::{Budget, HoldReason, Safety};
 use crate::desired::{Ownership, TargetGroupBinding, TargetType};
 use crate::observed::{ObservedService, ObservedTargetGroup, Target, TargetHealth};
+
+/// A service's deregistration budget for this pass, shared by all its
+/// target groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeregistrationBudget {
+    /// `budget.maxDeregistrationsPerPass`.
+    pub per_pass: u32,
+    /// Already spent on the service's other groups this pass.
+    pub used: u32,
+}
+
+impl DeregistrationBudget {
+    /// No limit: what a report uses to show everything that could go.
+    pub const UNLIMITED: DeregistrationBudget = DeregistrationBudget { per_pass: u32::MAX, used: 0 };
+
+    fn left(&self) -> u32 {
+        self.per_pass.saturating_sub(self.used)
+    }
+}
 
 /// The outcome for one binding.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TargetPlan {
     pub register: Vec<Target>,
     pub deregister: Vec<Target>,
-    /// Stale targets kept this pass, with why.
-    pub held: Vec<(Target, String)>,
+    /// Stale targets kept this pass, with the budget or safety rule why.
+    pub held: Vec<HoldReason>,
     /// Targets that are not the service's and stay.
     pub foreign: Vec<Target>,
     /// Serving tasks that have no usable address (e.g. no host port).
@@ -52,7 +72,7 @@ pub fn plan_targets(
     service: &ObservedService,
     group: &ObservedTargetGroup,
     registered_by_us: Option<&BTreeSet<Target>>,
-    max_deregistrations: u32,
+    budget: DeregistrationBudget,
 ) -> TargetPlan {
     let mut out = TargetPlan::default();
     let mut attributable = BTreeSet::new();
@@ -105,20 +125,21 @@ pub fn plan_targets(
 
     let mut healthy_after = out.healthy;
     for (t, health) in stale {
-        if out.deregister.len() as u32 >= max_deregistrations {
-            out.held.push((t.clone(), format!("deregistration budget of {max_deregistrations} per pass used")));
+        if out.deregister.len() as u32 >= budget.left() {
+            out.held.push(HoldReason::Budget(Budget::Deregistrations {
+                target: t.clone(),
+                per_pass: budget.per_pass,
+                elsewhere: budget.used,
+            }));
             continue;
         }
         if health == TargetHealth::Healthy {
             if healthy_after <= out.floor {
-                out.held.push((
-                    t.clone(),
-                    format!(
-                        "still healthy; removing it would leave {} healthy target(s), below the floor of {}",
-                        healthy_after - 1,
-                        out.floor
-                    ),
-                ));
+                out.held.push(HoldReason::Safety(Safety::HealthyFloor {
+                    target: t.clone(),
+                    healthy_after,
+                    floor: out.floor,
+                }));
                 continue;
             }
             healthy_after -= 1;

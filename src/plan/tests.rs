@@ -152,7 +152,7 @@ fn desired_count_cases() {
             _ => None,
         });
         assert_eq!(got, *want, "{tasks:?} observed {observed}");
-        assert_eq!(p.holds.iter().find(|h| h.kind == HoldKind::Budget).map(|h| h.kind), *hold, "{tasks:?}");
+        assert_eq!(p.holds.iter().find(|h| h.kind() == HoldKind::Budget).map(|h| h.kind()), *hold, "{tasks:?}");
     }
 }
 
@@ -187,7 +187,7 @@ fn healthy_stale_target_waits_until_its_replacement_is_healthy() {
     tg_mut(&mut o).targets.push(target(2, TargetHealth::Initial));
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty(), "nothing to do until the new target is healthy: {:?}", p.changes);
-    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Safety && h.message.contains("i-1:80")), "{:?}", p.holds);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Safety && h.message().contains("i-1:80")), "{:?}", p.holds);
 
     tg_mut(&mut o).targets[1].health = TargetHealth::Healthy;
     let p = plan(&d, &o, Memory::default(), t0());
@@ -282,7 +282,7 @@ fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
         .collect();
     assert_eq!(deregistered.len(), 2);
     assert!(!deregistered.iter().any(|t| t.id == "i-1"), "draining target untouched");
-    assert_eq!(p.holds.iter().filter(|h| h.kind == HoldKind::Budget).count(), 2);
+    assert_eq!(p.holds.iter().filter(|h| h.kind() == HoldKind::Budget).count(), 2);
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn other_actors_are_reported_not_fought() {
     svc_mut(&mut o).load_balancer_target_groups = vec![FRONT_ARN.into()];
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty());
-    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Conflict));
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Conflict));
     let mut s = service(TaskCount::Fixed(2));
     s.take_over.load_balancers = true;
     let p = plan(&desired_with(s), &o, Memory::default(), t0());
@@ -306,7 +306,7 @@ fn other_actors_are_reported_not_fought() {
     svc_mut(&mut o).scalable_target = true;
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty());
-    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Conflict && h.message.contains("takeOver.desiredCount")));
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Conflict && h.message().contains("takeOver.desiredCount")));
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn suspended_documents_are_observed_but_not_changed() {
     tg_mut(&mut o).targets.pop();
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty());
-    assert!(p.holds.iter().filter(|h| h.kind == HoldKind::Suspended).count() >= 2);
+    assert!(p.holds.iter().filter(|h| h.kind() == HoldKind::Suspended).count() >= 2);
     assert!(!reports(&d, &o, &p, &p.memory).is_empty(), "still reported");
 }
 
@@ -344,7 +344,7 @@ fn a_field_reverted_again_and_again_becomes_contested_then_resumes() {
     }
     assert_eq!(writes, FightPolicy::default().max_reverts, "stops after N reverts");
     let p = plan(&d, &o, m.clone(), now);
-    assert!(p.holds.iter().any(|h| h.kind == HoldKind::Contested));
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Contested));
     // Once the reverts are older than the window, ballast tries again.
     let later = now + FightPolicy::default().window + Duration::from_secs(1);
     let p = plan(&d, &o, p.memory.clone(), later);
@@ -776,5 +776,130 @@ proptest! {
                 current = d.desired;
             }
         }
+    }
+}
+
+fn set_alarm_state(o: &mut Observed, which: usize, state: AlarmState) {
+    let name = alarms::alarm_names(&service_id())[which].clone();
+    if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), name)) {
+        a.state = state;
+    }
+}
+
+#[test]
+fn a_scaling_decision_held_while_its_alarm_fires_is_a_hold() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(CpuScaling { target_cpu: Some(60.0), ..scaling_policy() });
+    let d = desired_with(s);
+    let mut o = world(&d, 2);
+    // No CPU datapoint: nothing to size a proportional step from.
+    set_alarm_state(&mut o, 0, AlarmState::Alarm);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+    assert_eq!(p.decisions[&service_id()].reason, scaling::DecisionReason::NoData);
+    let held: Vec<_> = p.holds.iter().filter(|h| h.kind() == HoldKind::Scaling).collect();
+    assert_eq!(held.len(), 1, "{:?}", p.holds);
+    assert!(held[0].message().contains("no CPU datapoint"), "{}", held[0].message());
+
+    // With no alarm firing, missing CPU data asks for nothing: no hold.
+    set_alarm_state(&mut o, 0, AlarmState::Ok);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty() && p.holds.is_empty(), "{:?}", p.holds);
+}
+
+#[test]
+fn the_plan_carries_the_count_it_steers_toward_after_the_gate() {
+    let d = desired_with(service(TaskCount::Fixed(3)));
+    let mut o = world(&d, 2);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(3) }]);
+
+    // Held by a conflict: ballast steers toward nothing but what is there.
+    svc_mut(&mut o).scalable_target = true;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(2) }]);
+
+    // Unread: nothing is known.
+    o.services.insert(service_id(), Err(ResourceError::Unavailable("DescribeServices: throttled".into())));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(p.services, vec![ServicePlan::default()]);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Unobserved));
+}
+
+#[test]
+fn a_budget_used_by_another_group_says_so() {
+    let second =
+        TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) };
+    let mut s = service(TaskCount::Fixed(0));
+    let mut backend = s.target_groups[0].clone();
+    backend.target_group = second.clone();
+    s.target_groups.push(backend);
+    s.budget.max_deregistrations_per_pass = 1;
+    let d = desired_with(s);
+    let mut o = world(&d, 1);
+    svc_mut(&mut o).desired_count = 0;
+    for t in &mut svc_mut(&mut o).tasks {
+        t.last_status = TaskStatus::Stopped;
+        t.desired_status = TaskStatus::Stopped;
+    }
+    let mut back = tg_mut(&mut o).clone();
+    back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
+    back.name = "backendTargetGroup".into();
+    for t in &mut back.targets {
+        t.health = TargetHealth::Unhealthy;
+    }
+    for t in &mut tg_mut(&mut o).targets {
+        t.health = TargetHealth::Unhealthy;
+    }
+    o.target_groups.insert(second, Ok(back));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets], "one per pass for the service");
+    let budget: Vec<String> = p.holds.iter().filter(|h| h.kind() == HoldKind::Budget).map(|h| h.message()).collect();
+    assert_eq!(
+        budget,
+        vec![
+            "keeping stale target i-1:80: the deregistration budget of 1 per pass is used \
+             (by the service's other target groups)"
+                .to_string()
+        ]
+    );
+}
+
+#[test]
+fn a_suspended_service_counts_in_capacity_with_what_ecs_has() {
+    // An operator scaled a suspended service to 5; its document says at
+    // most 3. Capacity follows the 5, not the 3 ballast would have set.
+    let mut s = service(TaskCount::Range { min: 1, max: 3 });
+    s.suspend = true;
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
+    let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
+    let mut o = world(&d, 5);
+    let mut group = capacity_group(5);
+    group.subnets = vec!["subnet-a".into()];
+    o.groups.insert(cap.group.clone(), Ok(group));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::Capacity), "{:#?}", p.changes);
+    assert_eq!(p.capacity[&cap.group].needed, 5);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Suspended), "{:?}", p.holds);
+}
+
+/// An Auto Scaling group of `n` in-service instances with one task each.
+fn capacity_group(n: u32) -> ObservedGroup {
+    ObservedGroup {
+        arn: "arn:asg".into(),
+        min_size: 0,
+        max_size: 10,
+        desired_capacity: n,
+        subnets: vec![],
+        instances: (1..=n)
+            .map(|i| ObservedInstance {
+                id: format!("i-{i}"),
+                zone: "us-east-2a".into(),
+                lifecycle_state: "InService".into(),
+                healthy: true,
+                tasks: Some(1),
+            })
+            .collect(),
+        managed_scaling: false,
     }
 }
