@@ -135,6 +135,9 @@ pub enum Safety {
     HealthyFloor { target: Target, healthy_after: u32, floor: u32 },
     /// A serving task has no address for the binding (no host port, no IP).
     NoAddress { task: String, container: String, port: u16 },
+    /// A healthy stale target kept because `tasks` serving task(s) have no
+    /// known address: it may be one of theirs.
+    MaybeServing { target: Target, tasks: u32 },
 }
 
 /// Why a change was held, typed. [`HoldReason::kind`] and the `Display`
@@ -210,6 +213,11 @@ impl std::fmt::Display for HoldReason {
                 "keeping stale target {target}: still healthy; removing it would leave {} healthy target(s), \
                  below the floor of {floor}",
                 healthy_after.saturating_sub(1)
+            ),
+            HoldReason::Safety(Safety::MaybeServing { target, tasks }) => write!(
+                f,
+                "keeping stale target {target}: still healthy, and {tasks} serving task(s) have no known address, \
+                 so it may be one of theirs"
             ),
             HoldReason::Safety(Safety::NoAddress { task, container, port }) => {
                 write!(f, "task {task} has no address for {container}:{port}")

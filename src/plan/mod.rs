@@ -442,10 +442,19 @@ impl Planner<'_> {
                 proposals.push(Proposal::new(key.clone(), change, reason));
             }
             if !tp.deregister.is_empty() {
-                let reason = format!(
+                let mut reason = format!(
                     "no serving task of {} behind these target(s); {} healthy remain, floor {}",
                     svc.id, tp.healthy_after, tp.floor
                 );
+                let claimed: Vec<String> =
+                    tp.deregister.iter().filter(|t| tp.claimed.contains(t)).map(ToString::to_string).collect();
+                if !claimed.is_empty() {
+                    reason = format!(
+                        "{reason}; {} not the service's (foreign), removed because the binding owns the group \
+                         exclusively (ownership: exclusive)",
+                        claimed.join(", ")
+                    );
+                }
                 let change = Change::DeregisterTargets {
                     region: b.target_group.region.clone(),
                     target_group_arn: group.arn.clone(),

@@ -9,8 +9,10 @@
 //!    Foreign targets are left alone and reported.
 //! 3. Never deregister below the floor of healthy targets: the declared
 //!    `minHealthy`, or by default the number of targets the service should
-//!    have (capped by how many are healthy now), and never to zero while
-//!    any target is healthy. Targets that are not healthy can always go.
+//!    have (capped by how many of its targets are healthy now), and never
+//!    to zero while any of its targets is healthy. Foreign targets do not
+//!    count. Targets that are not healthy can always go; healthy ones stay
+//!    while a serving task's address is unknown (the target may be its).
 //! 4. Targets already draining are left alone.
 //! 5. At most the budget's deregistrations per pass; the rest waits.
 
@@ -48,6 +50,9 @@ pub struct TargetPlan {
     pub held: Vec<HoldReason>,
     /// Targets that are not the service's and stay.
     pub foreign: Vec<Target>,
+    /// Targets that are not the service's either, but may go because the
+    /// binding owns the group exclusively.
+    pub claimed: BTreeSet<Target>,
     /// Serving tasks that have no usable address (e.g. no host port).
     pub unaddressable: Vec<String>,
     pub expected: BTreeSet<Target>,
@@ -99,29 +104,33 @@ pub fn plan_targets(
         }
     }
 
-    out.healthy = present.values().filter(|h| **h == TargetHealth::Healthy).count() as u32;
+    // Stale candidates, cheapest first: those not carrying traffic.
+    let mut stale: Vec<(&Target, TargetHealth)> = Vec::new();
+    for (t, health) in &present {
+        if out.expected.contains(*t) {
+            continue;
+        }
+        let attributed = attributable.contains(*t) || registered_by_us.is_some_and(|r| r.contains(*t));
+        if !attributed && binding.ownership != Ownership::Exclusive {
+            out.foreign.push((*t).clone());
+        } else if *health != TargetHealth::Draining {
+            if !attributed {
+                out.claimed.insert((*t).clone());
+            }
+            stale.push((t, *health));
+        }
+    }
+    stale.sort_by_key(|(t, h)| (*h == TargetHealth::Healthy, (*t).clone()));
+
+    // The floor counts the service's own targets: a healthy foreign target
+    // serves someone else's traffic and is no replacement for this one.
+    out.healthy =
+        present.iter().filter(|(t, h)| **h == TargetHealth::Healthy && !out.foreign.contains(**t)).count() as u32;
     let expected_n = out.expected.len() as u32;
     out.floor = binding.min_healthy.unwrap_or(expected_n.min(out.healthy));
     if out.healthy > 0 {
         out.floor = out.floor.max(1);
     }
-
-    // Stale candidates, cheapest first: those not carrying traffic.
-    let mut stale: Vec<(&Target, TargetHealth)> = Vec::new();
-    for (t, health) in &present {
-        if out.expected.contains(*t) || *health == TargetHealth::Draining {
-            continue;
-        }
-        let ours = binding.ownership == Ownership::Exclusive
-            || attributable.contains(*t)
-            || registered_by_us.is_some_and(|r| r.contains(*t));
-        if ours {
-            stale.push((t, *health));
-        } else {
-            out.foreign.push((*t).clone());
-        }
-    }
-    stale.sort_by_key(|(t, h)| (*h == TargetHealth::Healthy, (*t).clone()));
 
     let mut healthy_after = out.healthy;
     for (t, health) in stale {
@@ -134,6 +143,12 @@ pub fn plan_targets(
             continue;
         }
         if health == TargetHealth::Healthy {
+            // A serving task without a known address may be behind it.
+            if !out.unaddressable.is_empty() {
+                let tasks = out.unaddressable.len() as u32;
+                out.held.push(HoldReason::Safety(Safety::MaybeServing { target: t.clone(), tasks }));
+                continue;
+            }
             if healthy_after <= out.floor {
                 out.held.push(HoldReason::Safety(Safety::HealthyFloor {
                     target: t.clone(),

@@ -903,3 +903,50 @@ fn capacity_group(n: u32) -> ObservedGroup {
         managed_scaling: false,
     }
 }
+
+#[test]
+fn a_healthy_foreign_target_does_not_count_toward_the_floor() {
+    // Count 1: the old task was replaced; its target is still healthy, the
+    // new one is initial, and a healthy foreign target shares the group.
+    let d = desired_with(service(TaskCount::Fixed(1)));
+    let mut o = world(&d, 1);
+    svc_mut(&mut o).tasks[0].last_status = TaskStatus::Stopped;
+    svc_mut(&mut o).tasks[0].desired_status = TaskStatus::Stopped;
+    svc_mut(&mut o).tasks.push(task(2, TaskStatus::Running));
+    tg_mut(&mut o).targets.push(target(2, TargetHealth::Initial));
+    tg_mut(&mut o).targets.push(target(9, TargetHealth::Healthy));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "the old target stays until its replacement is healthy: {:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Safety && h.message().contains("i-1:80")), "{:?}", p.holds);
+}
+
+#[test]
+fn exclusive_ownership_says_why_a_foreign_target_goes_and_keeps_targets_tasks_may_serve() {
+    let mut s = service(TaskCount::Fixed(1));
+    s.target_groups[0].ownership = Ownership::Exclusive;
+    let d = desired_with(s);
+    let mut o = world(&d, 1);
+    tg_mut(&mut o).targets.push(target(9, TargetHealth::Unhealthy));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets]);
+    assert!(
+        p.changes[0].reason.contains("i-9:80 not the service's (foreign)")
+            && p.changes[0].reason.contains("ownership: exclusive"),
+        "{}",
+        p.changes[0].reason
+    );
+
+    // Two serving tasks whose task definition could not be read have no
+    // address: the healthy targets may be theirs and stay.
+    let mut s = service(TaskCount::Fixed(3));
+    s.target_groups[0].ownership = Ownership::Exclusive;
+    let d = desired_with(s);
+    let mut o = world(&d, 3);
+    for t in &mut svc_mut(&mut o).tasks[1..] {
+        t.bindings.clear();
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:#?}", p.changes);
+    let kept = p.holds.iter().filter(|h| h.message().contains("may be one of theirs")).count();
+    assert_eq!(kept, 2, "{:?}", p.holds);
+}
