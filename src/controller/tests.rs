@@ -327,3 +327,60 @@ async fn cpu_load_moves_tasks_then_capacity_and_zones_and_back() {
     assert!(g.desired_capacity <= 3, "instances released: {}", g.desired_capacity);
     assert!(!g.subnets.contains(&on_demand), "on-demand zone removed: {:?}", g.subnets);
 }
+
+/// Another tool sets the desired count back to 2 every `period` while
+/// ballast declares 3, the loop running as the daemon runs it. Ballast
+/// fights exactly `max_reverts` times, whatever the spacing of the reverts
+/// within the window, then leaves the field alone while the actor goes on,
+/// and corrects it once more after the field stayed put for a window.
+async fn an_actor_reverting_every(period: Duration) {
+    let mut desired = example();
+    desired.services[0].tasks = TaskCount::Fixed(3);
+    let id = desired.services[0].id.clone();
+    let b = bed(desired);
+    let sim = b.sim.clone();
+    let metrics = b.metrics.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (_reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+    let ctl = tokio::spawn(b.ctl.run(reloads, stop_rx));
+    let actor = tokio::spawn({
+        let (sim, id) = (sim.clone(), id.clone());
+        async move {
+            loop {
+                tokio::time::sleep(period).await;
+                sim.set_desired_count(&id, 2).unwrap();
+            }
+        }
+    });
+    let policy = crate::plan::FightPolicy::default();
+    let writes = || sim.call_count("UpdateService");
+    let contested =
+        || metrics.render().contains("ballast_contested_fields{field=\"desired count of appCluster/appService\"} 1");
+
+    // Long enough for the reverts to come, well within one window.
+    tokio::time::sleep(period * 4 + Duration::from_secs(60)).await;
+    assert!(contested(), "contested after {} reverts {period:?} apart", policy.max_reverts);
+    assert_eq!(writes(), policy.max_reverts, "the first correction and one per revert until contested");
+    tokio::time::sleep(Duration::from_secs(240)).await;
+    assert_eq!(writes(), policy.max_reverts, "no write while the actor keeps reverting");
+
+    // The actor stops; once a window passes without a revert, ballast
+    // corrects the field again, once.
+    actor.abort();
+    tokio::time::sleep(policy.window + Duration::from_secs(60)).await;
+    assert!(!contested());
+    assert_eq!(writes(), policy.max_reverts + 1);
+    assert_eq!(sim.service(&id).unwrap().desired_count, 3);
+    stop_tx.send(true).unwrap();
+    ctl.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fight_with_reverts_every_6_seconds_is_noticed() {
+    an_actor_reverting_every(Duration::from_secs(6)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fight_with_reverts_every_60_seconds_is_noticed() {
+    an_actor_reverting_every(Duration::from_secs(60)).await;
+}

@@ -11,7 +11,10 @@
 //!    user's consent, correcting it again only flaps; ballast waits until
 //!    the field stays put.
 //! 3. **Suspended**: the document says `suspend: true`; nothing is written.
-//! 4. **Limits** (budgets, the healthy floor, what the instances hold): the
+//! 4. **Unconfirmed**: ballast's last write to the field does not show in
+//!    reads yet, within the consistency lag: reads of ECS, Auto Scaling
+//!    and CloudWatch may lag writes, and writing again would only repeat it.
+//! 5. **Limits** (budgets, the healthy floor, what the instances hold): the
 //!    proposal was already cut to them; the change goes ahead and each
 //!    limit is reported beside it.
 //!
@@ -115,6 +118,16 @@ pub struct Contested {
     pub window: Duration,
 }
 
+/// A field whose last write by ballast does not show in reads yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unconfirmed {
+    pub field: Field,
+    /// Since ballast wrote it.
+    pub age: Duration,
+    /// How long a read may lag a write.
+    pub lag: Duration,
+}
+
 /// A per-pass budget that cut a change short.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Budget {
@@ -152,6 +165,7 @@ pub enum HoldReason {
         change: String,
     },
     Contested(Contested),
+    Unconfirmed(Unconfirmed),
     /// The document is suspended; `change` is what ballast would do.
     Suspended {
         change: String,
@@ -168,6 +182,7 @@ impl HoldReason {
             HoldReason::Unobserved(_) => HoldKind::Unobserved,
             HoldReason::Conflict { .. } => HoldKind::Conflict,
             HoldReason::Contested(_) => HoldKind::Contested,
+            HoldReason::Unconfirmed(_) => HoldKind::Safety,
             HoldReason::Suspended { .. } => HoldKind::Suspended,
             HoldReason::Budget(_) => HoldKind::Budget,
             HoldReason::Safety(_) => HoldKind::Safety,
@@ -190,6 +205,14 @@ impl std::fmt::Display for HoldReason {
                 c.field,
                 c.reverts,
                 humantime::format_duration(c.window)
+            ),
+            HoldReason::Unconfirmed(u) => write!(
+                f,
+                "the {} ballast wrote {} ago does not show in reads yet; reads may lag writes by up to {}, \
+                 so it is not written again before they catch up",
+                u.field,
+                humantime::format_duration(Duration::from_secs(u.age.as_secs())),
+                humantime::format_duration(u.lag)
             ),
             HoldReason::Suspended { change } => write!(f, "document is suspended; not applying: {change}"),
             HoldReason::Budget(Budget::DesiredCount { per_pass, from, now, target }) => {
@@ -268,6 +291,9 @@ pub struct Proposal {
     pub contested: Option<Contested>,
     /// The document is suspended.
     pub suspended: bool,
+    /// The field the change writes, while ballast's last write to it does
+    /// not show in reads yet.
+    pub unconfirmed: Option<Unconfirmed>,
     /// Budgets and safety rules the change was cut to; reported beside it
     /// when it is admitted.
     pub limits: Vec<HoldReason>,
@@ -282,6 +308,7 @@ impl Proposal {
             conflict: None,
             contested: None,
             suspended: false,
+            unconfirmed: None,
             limits: Vec::new(),
         }
     }
@@ -307,6 +334,9 @@ pub fn admit(p: Proposal) -> Admission {
     }
     if p.suspended {
         return held(HoldReason::Suspended { change: p.change.to_string() });
+    }
+    if let Some(u) = p.unconfirmed.clone() {
+        return held(HoldReason::Unconfirmed(u));
     }
     let limits = p.limits.into_iter().map(|reason| Hold { resource: p.resource.clone(), reason }).collect();
     Admission::Admitted(PlannedChange { resource: p.resource, change: p.change, reason: p.reason }, limits)
@@ -363,7 +393,23 @@ mod tests {
             p.conflict = conflict.then_some(Conflict::ScalableTarget);
             p.contested = is_contested.then(contested);
             p.suspended = *suspended;
-            assert_eq!(&verdict(p), want, "conflict {conflict}, contested {is_contested}, suspended {suspended}");
+            assert_eq!(
+                &verdict(p.clone()),
+                want,
+                "conflict {conflict}, contested {is_contested}, suspended {suspended}"
+            );
+            // A write not yet seen in reads comes after all three.
+            p.unconfirmed = Some(Unconfirmed {
+                field: Field::DesiredCount(svc()),
+                age: Duration::from_secs(3),
+                lag: Duration::from_secs(10),
+            });
+            let want = if want.is_ok() { Err(HoldKind::Safety) } else { want.clone() };
+            assert_eq!(
+                verdict(p),
+                want,
+                "unconfirmed, conflict {conflict}, contested {is_contested}, suspended {suspended}"
+            );
         }
     }
 

@@ -52,15 +52,39 @@ impl From<u32> for FieldValue {
     }
 }
 
+/// A value ballast wrote to a field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub value: FieldValue,
+    pub at: SystemTime,
+    /// A read has shown the value since: a different value read later is
+    /// someone else's, not a read that lags the write.
+    pub seen: bool,
+}
+
 /// Revert tracking for one field.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldMemory {
-    /// The value ballast last wrote, until the next observation.
-    pub written: Option<FieldValue>,
+    /// What ballast last wrote, kept for the fight window so that a revert
+    /// counts whenever it comes within it.
+    pub written: Option<Written>,
     /// When someone else changed the field away from what ballast wrote.
     pub reverts: VecDeque<SystemTime>,
     /// Set while ballast has stopped correcting the field.
     pub contested_since: Option<SystemTime>,
+}
+
+/// What a pass's read of a field says about writing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldState {
+    /// Nothing stands in the way.
+    Free,
+    /// Ballast's last write does not show in reads yet, within the
+    /// consistency lag: the read may lag the write, so writing again would
+    /// only repeat it.
+    Unconfirmed { since: SystemTime },
+    /// Someone keeps reverting it; ballast leaves it alone.
+    Contested,
 }
 
 /// Scaling history of one service.
@@ -82,16 +106,21 @@ pub struct CapacityMemory {
     pub subnet_needed_at: BTreeMap<String, SystemTime>,
 }
 
-/// How many reverts within how long make a field contested.
+/// How many reverts within how long make a field contested, and how long
+/// a read may lag a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FightPolicy {
     pub max_reverts: usize,
     pub window: Duration,
+    /// ECS, Auto Scaling and CloudWatch reads are eventually consistent:
+    /// until a write shows in a read, a read of the old value within this
+    /// long is taken for lag, not for someone reverting it.
+    pub consistency_lag: Duration,
 }
 
 impl Default for FightPolicy {
     fn default() -> Self {
-        FightPolicy { max_reverts: 3, window: Duration::from_secs(600) }
+        FightPolicy { max_reverts: 3, window: Duration::from_secs(600), consistency_lag: Duration::from_secs(10) }
     }
 }
 
@@ -109,7 +138,7 @@ impl Memory {
     pub fn record_applied(&mut self, change: &Change, now: SystemTime) {
         match change {
             Change::SetDesiredCount { service, from, to } => {
-                self.written(Field::DesiredCount(service.clone()), FieldValue::Count(*to));
+                self.written(Field::DesiredCount(service.clone()), FieldValue::Count(*to), now);
                 let s = self.scaling.entry(service.clone()).or_default();
                 if to > from {
                     s.last_scale_out = Some(now);
@@ -131,10 +160,11 @@ impl Memory {
                 self.written(
                     Field::Alarm(region.clone(), alarm.name.clone()),
                     FieldValue::Text(alarm_fingerprint(alarm)),
+                    now,
                 );
             }
             Change::SetDesiredCapacity { group, to, .. } => {
-                self.written(Field::Capacity(group.clone()), FieldValue::Count(*to));
+                self.written(Field::Capacity(group.clone()), FieldValue::Count(*to), now);
                 self.capacity.entry(group.clone()).or_default().last_change = Some(now);
             }
             Change::TerminateInstance { group, .. } => {
@@ -143,43 +173,55 @@ impl Memory {
                 self.capacity.entry(group.clone()).or_default().last_change = Some(now);
             }
             Change::SetGroupSubnets { group, to, .. } => {
-                self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)));
+                self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)), now);
             }
         }
     }
 
-    fn written(&mut self, field: Field, value: FieldValue) {
-        self.fields.entry(field).or_default().written = Some(value);
+    fn written(&mut self, field: Field, value: FieldValue, now: SystemTime) {
+        self.fields.entry(field).or_default().written = Some(Written { value, at: now, seen: false });
     }
 
     /// Compare a field's observed value with what ballast last wrote; a
-    /// difference is a revert by someone else. Returns whether the field is
-    /// contested (ballast should leave it alone) at `now`.
+    /// different value is a revert by someone else once ballast's write
+    /// was seen in a read or the consistency lag has passed, whenever it
+    /// comes within the fight window. Returns what the field's state says
+    /// about writing it at `now`.
     ///
-    /// Only fields ballast wrote or saw reverted have an entry, and entries
-    /// with nothing left to remember are dropped, so a converged pass
-    /// neither builds keys (`key` is called only when the map is not empty)
-    /// nor allocates here.
+    /// Only fields ballast wrote within the window or saw reverted have an
+    /// entry, and entries with nothing left to remember are dropped, so a
+    /// converged pass neither builds keys (`key` is called only when the
+    /// map is not empty) nor allocates here.
     pub fn observe_field_with(
         &mut self,
         key: impl FnOnce() -> Field,
         observed: FieldValue,
         now: SystemTime,
         policy: FightPolicy,
-    ) -> bool {
+    ) -> FieldState {
         if self.fields.is_empty() {
-            return false;
+            return FieldState::Free;
         }
         let key = key();
         let Some(m) = self.fields.get_mut(&key) else {
-            return false;
+            return FieldState::Free;
         };
-        if let Some(written) = m.written.take()
-            && written != observed
-        {
-            m.reverts.push_back(now);
+        let age = |t: SystemTime| now.duration_since(t).unwrap_or_default();
+        let mut unconfirmed = None;
+        if let Some(w) = &mut m.written {
+            if w.value == observed {
+                w.seen = true;
+            } else if w.seen || age(w.at) >= policy.consistency_lag {
+                m.reverts.push_back(now);
+                m.written = None;
+            } else {
+                unconfirmed = Some(w.at);
+            }
         }
-        while m.reverts.front().is_some_and(|t| now.duration_since(*t).unwrap_or_default() > policy.window) {
+        if m.written.as_ref().is_some_and(|w| age(w.at) > policy.window) {
+            m.written = None;
+        }
+        while m.reverts.front().is_some_and(|t| age(*t) > policy.window) {
             m.reverts.pop_front();
         }
         if m.reverts.len() >= policy.max_reverts {
@@ -188,11 +230,15 @@ impl Memory {
             // Quiet for a whole window: the field stayed put; resume.
             m.contested_since = None;
         }
-        let contested = m.contested_since.is_some();
+        let state = match (m.contested_since, unconfirmed) {
+            (Some(_), _) => FieldState::Contested,
+            (None, Some(since)) => FieldState::Unconfirmed { since },
+            (None, None) => FieldState::Free,
+        };
         if *m == FieldMemory::default() {
             self.fields.remove(&key);
         }
-        contested
+        state
     }
 }
 

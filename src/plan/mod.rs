@@ -32,8 +32,15 @@ pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
 use crate::observed::{AlarmState, Observed, TaskSize};
-use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety};
-use memory::{Field, FieldValue};
+use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
+use memory::{Field, FieldState, FieldValue};
+
+/// What stands in the way of writing a field, from its revert tracking.
+#[derive(Debug, Clone, Default)]
+struct FieldCheck {
+    contested: Option<Contested>,
+    unconfirmed: Option<Unconfirmed>,
+}
 use targets::DeregistrationBudget;
 
 /// A managed resource, as status and backoff know it.
@@ -191,15 +198,28 @@ impl Planner<'_> {
         }
     }
 
-    /// Record this pass's value of a field ballast writes; `Some` while
-    /// someone keeps reverting it.
-    fn contested(&mut self, field: impl Fn() -> Field, value: FieldValue) -> Option<Contested> {
-        if !self.out.memory.observe_field_with(&field, value, self.now, self.fight) {
-            return None;
+    /// Record this pass's value of a field ballast writes, and say what
+    /// stands in the way of writing it.
+    fn check_field(&mut self, field: impl Fn() -> Field, value: FieldValue) -> FieldCheck {
+        match self.out.memory.observe_field_with(&field, value, self.now, self.fight) {
+            FieldState::Free => FieldCheck::default(),
+            FieldState::Contested => {
+                let field = field();
+                let reverts = self.out.memory.fields.get(&field).map_or(0, |m| m.reverts.len());
+                FieldCheck {
+                    contested: Some(Contested { field, reverts, window: self.fight.window }),
+                    unconfirmed: None,
+                }
+            }
+            FieldState::Unconfirmed { since } => FieldCheck {
+                contested: None,
+                unconfirmed: Some(Unconfirmed {
+                    field: field(),
+                    age: self.now.duration_since(since).unwrap_or_default(),
+                    lag: self.fight.consistency_lag,
+                }),
+            },
         }
-        let field = field();
-        let reverts = self.out.memory.fields.get(&field).map_or(0, |m| m.reverts.len());
-        Some(Contested { field, reverts, window: self.fight.window })
     }
 
     /// The service's observed and wanted counts, and the change that would
@@ -254,7 +274,7 @@ impl Planner<'_> {
             }
             (TaskCount::Range { min, max }, None) => current.clamp(min, max),
         };
-        let contested = self.contested(|| Field::DesiredCount(svc.id.clone()), current.into());
+        let field = self.check_field(|| Field::DesiredCount(svc.id.clone()), current.into());
         let decided = ServicePlan { observed: Some(current), target: Some(target) };
         if target == current {
             return (decided, None);
@@ -280,7 +300,8 @@ impl Planner<'_> {
         let change = Change::SetDesiredCount { service: svc.id.clone(), from: current, to };
         let p = Proposal {
             conflict: (observed.scalable_target && !svc.take_over.desired_count).then_some(Conflict::ScalableTarget),
-            contested,
+            contested: field.contested,
+            unconfirmed: field.unconfirmed,
             suspended: svc.suspend,
             limits,
             ..Proposal::new(ResourceKey::service(&svc.id), change, reason)
@@ -370,31 +391,31 @@ impl Planner<'_> {
                 self.hold(key.clone(), HoldReason::Scaling(h.clone()));
             }
             let subnets_now = memory::subnets_fingerprint(&group.subnets);
-            let contested_subnets = self.contested(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
-            let contested_capacity =
-                self.contested(|| Field::Capacity(cap.group.clone()), group.desired_capacity.into());
+            let subnets_field = self.check_field(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
+            let capacity_field = self.check_field(|| Field::Capacity(cap.group.clone()), group.desired_capacity.into());
             let mut proposals = Vec::new();
             if let Some(to) = &d.subnets {
                 let change =
                     Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
                 let reason = format!("zones needed for {} instance(s)", d.needed);
-                proposals.push((Proposal::new(key.clone(), change, reason), contested_subnets.clone()));
+                proposals.push((Proposal::new(key.clone(), change, reason), subnets_field.clone()));
             }
             if let Some(to) = d.set_capacity {
                 let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
-                proposals.push((Proposal::new(key.clone(), change, d.message.clone()), contested_capacity.clone()));
+                proposals.push((Proposal::new(key.clone(), change, d.message.clone()), capacity_field.clone()));
             }
             for id in &d.terminate {
                 let change = Change::TerminateInstance { group: cap.group.clone(), instance_id: id.clone() };
                 let reason = format!("{}; instance {id} has no tasks", d.message);
-                proposals.push((Proposal::new(key.clone(), change, reason), contested_capacity.clone()));
+                proposals.push((Proposal::new(key.clone(), change, reason), capacity_field.clone()));
             }
             self.out.capacity.insert(cap.group.clone(), d);
-            for (p, contested) in proposals {
+            for (p, field) in proposals {
                 let p = Proposal {
                     conflict: (group.managed_scaling && !cap.take_over_managed_scaling)
                         .then_some(Conflict::ManagedScaling),
-                    contested,
+                    contested: field.contested,
+                    unconfirmed: field.unconfirmed,
                     suspended: cap.suspend,
                     ..p
                 };
@@ -494,15 +515,15 @@ impl Planner<'_> {
         for def in defs {
             let key = ResourceKey::alarm(&svc.id.region, &def.name);
             let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
-            let (create, reason, contested) = match observed {
+            let (create, reason, field) = match observed {
                 Some(Err(e)) => {
                     self.hold(key, HoldReason::Unobserved(e.to_string()));
                     continue;
                 }
-                None => (true, "alarm does not exist".to_string(), None),
+                None => (true, "alarm does not exist".to_string(), FieldCheck::default()),
                 Some(Ok(o)) => {
                     let fingerprint = memory::alarm_fingerprint(&o.definition);
-                    let contested = self.contested(
+                    let field = self.check_field(
                         || Field::Alarm(svc.id.region.clone(), def.name.clone()),
                         FieldValue::Text(fingerprint),
                     );
@@ -510,11 +531,16 @@ impl Planner<'_> {
                     if diffs.is_empty() {
                         continue;
                     }
-                    (false, format!("edited outside ballast: {}", diffs.join(", ")), contested)
+                    (false, format!("edited outside ballast: {}", diffs.join(", ")), field)
                 }
             };
             let change = Change::PutAlarm { region: svc.id.region.clone(), alarm: def, create };
-            let p = Proposal { contested, suspended: svc.suspend, ..Proposal::new(key, change, reason) };
+            let p = Proposal {
+                contested: field.contested,
+                unconfirmed: field.unconfirmed,
+                suspended: svc.suspend,
+                ..Proposal::new(key, change, reason)
+            };
             if let Some(pc) = self.admit(p) {
                 self.out.changes.push(pc);
             }

@@ -950,3 +950,26 @@ fn exclusive_ownership_says_why_a_foreign_target_goes_and_keeps_targets_tasks_ma
     let kept = p.holds.iter().filter(|h| h.message().contains("may be one of theirs")).count();
     assert_eq!(kept, 2, "{:?}", p.holds);
 }
+
+#[test]
+fn a_read_that_lags_a_write_is_not_a_revert_nor_written_again() {
+    let d = desired_with(service(TaskCount::Fixed(3)));
+    let o = world(&d, 2);
+    let p = plan(&d, &o, Memory::default(), t0());
+    let mut m = p.memory.clone();
+    m.record_applied(&p.changes[0].change, t0());
+    // Two seconds later ECS still reads 2: the write may not show yet.
+    let lag = FightPolicy::default().consistency_lag;
+    let p = plan(&d, &o, m.clone(), t0() + Duration::from_secs(2));
+    assert!(p.changes.is_empty(), "the write is not repeated: {:#?}", p.changes);
+    assert!(
+        p.holds.iter().any(|h| h.kind() == HoldKind::Safety && h.message().contains("does not show in reads yet")),
+        "{:?}",
+        p.holds
+    );
+    assert!(p.memory.fields.values().all(|f| f.reverts.is_empty()), "not a revert");
+    // Past the lag, the old value is someone else's: a revert, corrected.
+    let p = plan(&d, &o, p.memory.clone(), t0() + lag);
+    assert_eq!(kinds(&p), vec![ChangeKind::DesiredCount]);
+    assert_eq!(p.memory.fields.values().map(|f| f.reverts.len()).sum::<usize>(), 1);
+}
