@@ -11,7 +11,11 @@ use super::memory::CapacityMemory;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityDecision {
+    /// Tasks the instances must hold, other services' included.
     pub tasks: u32,
+    /// Of `tasks`, those of services no document declares, counted on the
+    /// group's instances.
+    pub other_tasks: u32,
     pub per_instance: u32,
     /// Instances the tasks need, plus headroom, within the document's bounds.
     pub needed: u32,
@@ -66,6 +70,7 @@ pub fn decide(
     let needed = raw_needed.clamp(cap.min_instances, cap.max_instances);
     let mut d = CapacityDecision {
         tasks,
+        other_tasks: 0,
         per_instance,
         needed,
         set_capacity: None,

@@ -31,7 +31,7 @@ pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
-use crate::observed::{AlarmState, Observed, TaskSize};
+use crate::observed::{AlarmState, Observed, TaskSize, TaskStatus};
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
 
@@ -316,12 +316,36 @@ impl Planner<'_> {
     /// tasks are stuck pending). This is the last limit of the gate's order.
     fn fit_scale_outs_to_capacity(&mut self, count_changes: &mut Vec<PlannedChange>) {
         for cap in &self.desired.capacities {
-            let Some(d) = self.out.capacity.get(&cap.group) else { continue };
-            let Some(Ok(group)) = self.observed.groups.get(&cap.group) else { continue };
-            let instances = d.set_capacity.unwrap_or(group.desired_capacity);
             let in_cluster = |id: &ServiceId| id.region == cap.group.region && id.cluster == cap.cluster;
-            // Tasks the cluster runs now; tasks being scaled in still hold
-            // their instances until they stop.
+            let (d, group) = match (self.out.capacity.get(&cap.group), self.observed.groups.get(&cap.group)) {
+                (Some(d), Some(Ok(group))) => (d, group),
+                // Without a capacity plan (the group or a service of the
+                // cluster unread), a scale-out cannot be sized to instances:
+                // it waits, and says why.
+                (_, group) => {
+                    let why = match group {
+                        Some(Err(e)) => format!("the Auto Scaling group {} could not be read: {e}", cap.group),
+                        None => format!("the Auto Scaling group {} was not read", cap.group),
+                        Some(Ok(_)) => format!("the capacity of {} could not be planned this pass", cap.group),
+                    };
+                    count_changes.retain(|pc| {
+                        let Change::SetDesiredCount { service, from, to } = &pc.change else { return true };
+                        if !in_cluster(service) || to <= from {
+                            return true;
+                        }
+                        let reason = HoldReason::Unobserved(format!(
+                            "not applying: {}: {why}; tasks never outrun the instances planned for them",
+                            pc.change
+                        ));
+                        self.out.holds.push(Hold { resource: pc.resource.clone(), reason });
+                        false
+                    });
+                    continue;
+                }
+            };
+            let instances = d.set_capacity.unwrap_or(group.desired_capacity);
+            // Tasks the cluster runs now, other services' included; tasks
+            // being scaled in still hold their instances until they stop.
             let committed: u64 = self
                 .desired
                 .services
@@ -331,7 +355,8 @@ impl Planner<'_> {
                     Some(Ok(o)) => Some(u64::from(o.desired_count)),
                     _ => None,
                 })
-                .sum();
+                .sum::<u64>()
+                + u64::from(d.other_tasks);
             let mut room = (u64::from(instances) * u64::from(d.per_instance)).saturating_sub(committed);
             count_changes.retain_mut(|pc| {
                 let Change::SetDesiredCount { service, from, to } = &mut pc.change else { return true };
@@ -365,19 +390,47 @@ impl Planner<'_> {
                 None => continue,
             };
             // Tasks of the cluster: the counts ballast steers its services
-            // toward (what ECS has where a hold keeps it).
+            // toward (what ECS has where a hold keeps it), and the tasks of
+            // other services on the group's instances. Every service of the
+            // cluster must have been read: one unread service's tasks would
+            // count as none, and its instances look empty.
             let mut tasks = 0u32;
+            let mut ours_on_instances = 0u32;
             let mut sizes: Vec<TaskSize> = Vec::new();
+            let mut unread = Vec::new();
             for (svc, decided) in self.desired.services.iter().zip(&self.out.services) {
                 if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
                     continue;
                 }
-                let Some(Ok(o)) = self.observed.services.get(&svc.id) else {
-                    continue;
-                };
-                tasks += decided.target.unwrap_or(o.desired_count);
-                sizes.extend(o.task_size);
+                match self.observed.services.get(&svc.id) {
+                    Some(Ok(o)) => {
+                        tasks += decided.target.unwrap_or(o.desired_count);
+                        sizes.extend(o.task_size);
+                        ours_on_instances += o
+                            .tasks
+                            .iter()
+                            .filter(|t| t.last_status != TaskStatus::Stopped)
+                            .filter(|t| {
+                                t.instance_id.as_ref().is_some_and(|i| group.instances.iter().any(|g| &g.id == i))
+                            })
+                            .count() as u32;
+                    }
+                    Some(Err(e)) => unread.push(format!("{}: {e}", svc.id)),
+                    None => unread.push(format!("{}: not observed this pass", svc.id)),
+                }
             }
+            if !unread.is_empty() {
+                let why = format!(
+                    "capacity waits until every service of cluster {} is read; unread: {}",
+                    cap.cluster,
+                    unread.join("; ")
+                );
+                self.hold(key, HoldReason::Unobserved(why));
+                continue;
+            }
+            let on_instances: u32 = group.instances.iter().filter_map(|i| i.tasks).sum();
+            let other_tasks = on_instances.saturating_sub(ours_on_instances);
+            tasks += other_tasks;
             let per_instance = match capacity::per_instance(cap, &sizes) {
                 Ok(n) => n,
                 Err(msg) => {
@@ -386,7 +439,11 @@ impl Planner<'_> {
                 }
             };
             let mem = self.out.memory.capacity.entry(cap.group.clone()).or_default();
-            let d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
+            let mut d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
+            if other_tasks > 0 {
+                d.other_tasks = other_tasks;
+                d.message = format!("{} ({other_tasks} of the tasks are other services')", d.message);
+            }
             for h in &d.held {
                 self.hold(key.clone(), HoldReason::Scaling(h.clone()));
             }

@@ -973,3 +973,88 @@ fn a_read_that_lags_a_write_is_not_a_revert_nor_written_again() {
     assert_eq!(kinds(&p), vec![ChangeKind::DesiredCount]);
     assert_eq!(p.memory.fields.values().map(|f| f.reverts.len()).sum::<usize>(), 1);
 }
+
+/// The scale-out test's world: a Capacity document with an on-demand zone
+/// above 2 instances, `n` instances in service with a task each.
+fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) {
+    let cap = capacity(
+        "asg",
+        vec![
+            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
+            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above: 2 } },
+        ],
+        2,
+    );
+    let d = DesiredState { services: vec![service(tasks)], capacities: vec![cap.clone()] };
+    let mut o = world(&d, n);
+    let mut group = capacity_group(n);
+    group.subnets = vec!["subnet-a".into(), "subnet-b".into()];
+    group.instances[n as usize - 1].zone = "us-east-2b".into();
+    o.groups.insert(cap.group.clone(), Ok(group));
+    (d, o, cap.group)
+}
+
+#[test]
+fn capacity_is_held_while_a_service_of_the_cluster_is_unread() {
+    // 3 tasks on 3 instances; one task just stopped (its instance looks
+    // empty) and the service's tasks could not be read this pass.
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(3), 3);
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.instances[2].tasks = Some(0);
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.iter().all(|c| c.change.kind() != ChangeKind::Capacity), "sanity: {:#?}", p.changes);
+    o.services.insert(service_id(), Err(ResourceError::Unavailable("ListTasks: throttled".into())));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(
+        !p.changes.iter().any(|c| matches!(c.change.kind(), ChangeKind::Capacity | ChangeKind::Subnets)),
+        "nothing decided on the unread service: {:#?}",
+        p.changes
+    );
+    let held: Vec<String> = p
+        .holds
+        .iter()
+        .filter(|h| h.resource == ResourceKey::group(&gid) && h.kind() == HoldKind::Unobserved)
+        .map(Hold::message)
+        .collect();
+    assert!(held.len() == 1 && held[0].contains("ListTasks: throttled"), "{:?}", p.holds);
+}
+
+#[test]
+fn capacity_counts_other_services_tasks_on_the_instances() {
+    // Our service runs 2 tasks on instances 1 and 2; another service's task
+    // fills instance 3. Scaling ours to 3 needs a fourth instance.
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(3), 3);
+    svc_mut(&mut o).tasks.truncate(2);
+    svc_mut(&mut o).desired_count = 2;
+    svc_mut(&mut o).running_count = 2;
+    tg_mut(&mut o).targets.truncate(2);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(p.capacity[&gid].other_tasks, 1);
+    assert!(
+        p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCapacity { from: 3, to: 4, .. })),
+        "{:#?}",
+        p.changes
+    );
+    assert!(p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCount { from: 2, to: 3, .. })));
+}
+
+#[test]
+fn a_scale_out_waits_while_the_group_is_unread() {
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(4), 2);
+    o.groups.insert(gid.clone(), Err(ResourceError::Unavailable("DescribeAutoScalingGroups: throttled".into())));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::DesiredCount), "{:#?}", p.changes);
+    assert!(
+        p.holds.iter().any(|h| h.kind() == HoldKind::Unobserved
+            && h.resource == ResourceKey::service(&service_id())
+            && h.message().contains("DescribeAutoScalingGroups: throttled")),
+        "{:?}",
+        p.holds
+    );
+    // A scale-in needs no instances: it goes on.
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(1), 2);
+    o.groups.insert(gid, Err(ResourceError::Unavailable("DescribeAutoScalingGroups: throttled".into())));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCount { from: 2, to: 1, .. })));
+}
