@@ -54,7 +54,8 @@ pub enum Command {
         region: RegionArg,
     },
     /// Show the changes one pass would make, desired vs observed.
-    /// Exit 0 when converged, 2 when changes are pending, 1 on error.
+    /// Exit 0 when converged, 2 when changes are pending, 3 when some
+    /// input could not be read (the plan is partial), 1 on error.
     Plan {
         /// Directory of desired-state YAML files (read recursively).
         #[arg(default_value = "desired-state")]
@@ -66,7 +67,8 @@ pub enum Command {
         output: Output,
     },
     /// Plan and apply one pass, then exit. Exit 0 when every change was
-    /// applied (or none was needed), 1 otherwise.
+    /// applied (or none was needed), 1 when a change failed, 3 when some
+    /// input could not be read (what depends on it was not decided).
     Apply {
         /// Apply one pass and exit (the daemon is `ballast run`).
         #[arg(long, required = true)]
@@ -321,7 +323,13 @@ async fn plan_once(
         Output::Text => print!("{}", render_plan(&plan, &reports)),
         Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan, &reports))?),
     }
-    Ok(if plan.is_converged() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if !plan.is_complete() {
+        ExitCode::from(PARTIAL)
+    } else if plan.is_converged() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn apply_once(
@@ -332,8 +340,9 @@ async fn apply_once(
 ) -> anyhow::Result<ExitCode> {
     let (plan, reports) = observe_and_plan(&cloud, &clock, desired).await?;
     print!("{}", render_plan(&plan, &reports));
+    let done = if plan.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(PARTIAL) };
     if dry_run || plan.is_converged() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(done);
     }
     println!();
     let mut failed = 0;
@@ -347,14 +356,25 @@ async fn apply_once(
         }
     }
     println!("\n{} applied, {failed} failed", plan.changes.len() - failed);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 { done } else { ExitCode::FAILURE })
 }
+
+/// The exit code of `plan` and `apply --once` when some input could not
+/// be read: never 0, since what depends on it was not decided.
+pub const PARTIAL: u8 = 3;
 
 /// The plan as a person reads it: resources with their changes and why,
 /// then what was held back.
 pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
+    let unread = plan.unread().count();
+    if unread > 0 {
+        let _ = writeln!(
+            out,
+            "Partial plan: {unread} input(s) could not be read; nothing that depends on them is planned (see below).\n"
+        );
+    }
     if plan.changes.is_empty() && plan.holds.is_empty() {
         let _ =
             writeln!(out, "No changes: the observed state matches the desired state ({} resources).", reports.len());

@@ -121,6 +121,8 @@ pub struct Metrics {
     contested: ResourceGauges<FieldLabels, 1>,
     reloads: Family<ResultLabel, Counter>,
     config_valid: Gauge,
+    /// Inputs the last pass could not read.
+    unread: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     cloud_up: Gauge,
 }
@@ -185,6 +187,7 @@ impl Metrics {
             contested: ResourceGauges::default(),
             reloads: Family::default(),
             config_valid: Gauge::default(),
+            unread: Gauge::default(),
             last_success: Gauge::default(),
             cloud_up: Gauge::default(),
             registry: Registry::default(),
@@ -244,8 +247,13 @@ impl Metrics {
         );
         registry.register(
             "last_successful_pass_timestamp_seconds",
-            "Unix time of the last pass that observed and applied without error",
+            "Unix time of the last pass that read every input and applied every change",
             m.last_success.clone(),
+        );
+        registry.register(
+            "unread_inputs",
+            "Inputs (resources, metrics) the last pass could not read; what depends on them was held",
+            m.unread.clone(),
         );
         registry.register("cloud_reachable", "1 when the last pass could reach the cloud", m.cloud_up.clone());
         // A gauge, not an OpenMetrics info: promtool and the Prometheus
@@ -326,6 +334,7 @@ impl Metrics {
                 })
                 .inc();
         }
+        self.unread.set(plan.unread().count() as i64);
         // Every kind, 0 included, so an alert on one kind never sees it absent.
         for kind in HoldKind::ALL {
             let n = plan.holds.iter().filter(|h| h.kind() == kind).count();

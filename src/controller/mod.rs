@@ -22,7 +22,7 @@ use tracing::{Instrument as _, error, info, info_span, instrument, warn};
 use crate::cloud::{Clock, Cloud, Scope};
 use crate::desired::{DesiredState, LoadError};
 use crate::metrics::Metrics;
-use crate::plan::{self, Hold, Memory, Plan, ResourceKey};
+use crate::plan::{self, Memory, Plan, ResourceKey};
 use backoff::Backoff;
 use status::{ChangeRecord, PassRecord, Status};
 
@@ -69,6 +69,8 @@ pub struct PassOutcome {
     pub planned: usize,
     pub applied: usize,
     pub failed: usize,
+    /// Inputs that could not be read: what depends on them was held.
+    pub unread: usize,
     /// The cloud could not be observed at all.
     pub unreachable: bool,
     /// When the loop should come back early (a backoff falling due).
@@ -194,6 +196,7 @@ impl<C: Cloud> Controller<C> {
             .in_scope(|| plan::plan(&self.desired, &observed, std::mem::take(&mut self.memory), started_at));
         self.memory = std::mem::take(&mut plan.memory);
         outcome.planned = plan.changes.len();
+        outcome.unread = plan.unread().count();
         for c in &plan.changes {
             self.metrics.drift(c.change.kind().as_str());
         }
@@ -210,8 +213,11 @@ impl<C: Cloud> Controller<C> {
         if in_progress {
             outcome.retry_in = Some(outcome.retry_in.map_or(FOLLOW_UP, |r| r.min(FOLLOW_UP)));
         }
-        timer.set_result(if outcome.failed == 0 { "success" } else { "partial" });
-        if outcome.failed == 0 {
+        // A pass that could not read everything, or could not make every
+        // change, is partial: it never counts as a success.
+        let complete = outcome.failed == 0 && outcome.unread == 0;
+        timer.set_result(if complete { "success" } else { "partial" });
+        if complete {
             let unix = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
             self.metrics.pass_succeeded_at(unix);
         }
@@ -225,6 +231,7 @@ impl<C: Cloud> Controller<C> {
             finished_at: now,
             applied: outcome.applied,
             failed: outcome.failed,
+            unread: outcome.unread,
             dry_run: self.options.dry_run,
         };
         let next_check = |key: &ResourceKey| self.backoffs.get(key).map_or(next, |(_, due)| *due);
@@ -233,15 +240,23 @@ impl<C: Cloud> Controller<C> {
         outcome
     }
 
-    /// Log each hold once, in the pass it appears.
+    /// Log each hold once, in the pass it appears; an unread input as a
+    /// warning, since it keeps ballast from deciding what depends on it.
     fn log_new_holds(&mut self, plan: &Plan) {
-        let holds: BTreeSet<(ResourceKey, String)> =
-            plan.holds.iter().map(|h| (h.resource.clone(), h.message())).collect();
-        for (resource, message) in holds.difference(&self.logged_holds) {
-            let kind = plan.holds.iter().find(|h| &h.resource == resource && &h.message() == message).map(Hold::kind);
-            info!(%resource, rule = kind.map_or("", |k| k.as_str()), reason = %message, "held back");
+        let mut now = BTreeSet::new();
+        for h in &plan.holds {
+            let key = (h.resource.clone(), h.message());
+            if !self.logged_holds.contains(&key) {
+                let (resource, reason, rule) = (&key.0, &key.1, h.kind().as_str());
+                if h.kind() == plan::HoldKind::Unobserved {
+                    warn!(%resource, rule, %reason, "held back: an input could not be read");
+                } else {
+                    info!(%resource, rule, %reason, "held back");
+                }
+            }
+            now.insert(key);
         }
-        self.logged_holds = holds;
+        self.logged_holds = now;
     }
 
     /// Apply the plan's changes in order, skipping resources whose backoff

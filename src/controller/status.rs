@@ -100,9 +100,14 @@ pub struct PassStatus {
     pub started_at: Option<SystemTime>,
     #[serde(serialize_with = "ser_opt_time")]
     pub finished_at: Option<SystemTime>,
+    /// `success`, `partial` (a change failed or an input could not be
+    /// read) or `unreachable`.
     pub result: String,
     pub changes_planned: usize,
     pub changes_applied: usize,
+    /// Inputs that could not be read; each is a `held` entry of kind
+    /// `unobserved` on its resource.
+    pub unread_inputs: usize,
     pub dry_run: bool,
 }
 
@@ -193,6 +198,8 @@ pub struct PassRecord<'a> {
     pub finished_at: SystemTime,
     pub applied: usize,
     pub failed: usize,
+    /// Inputs that could not be read (the plan's unobserved holds).
+    pub unread: usize,
     pub dry_run: bool,
 }
 
@@ -223,12 +230,13 @@ impl Status {
         self.last_pass = PassStatus {
             started_at: Some(pass.started_at),
             finished_at: Some(now),
-            result: if pass.failed == 0 { "success".into() } else { "partial".into() },
+            result: if pass.failed == 0 && pass.unread == 0 { "success".into() } else { "partial".into() },
             changes_planned: pass.plan.changes.len(),
             changes_applied: pass.applied,
+            unread_inputs: pass.unread,
             dry_run: pass.dry_run,
         };
-        if pass.failed == 0 {
+        if pass.failed == 0 && pass.unread == 0 {
             self.last_success_at = Some(now);
         }
         let keep: std::collections::BTreeSet<ResourceKey> = pass.reports.iter().map(|r| r.resource.clone()).collect();

@@ -384,3 +384,33 @@ async fn a_fight_with_reverts_every_6_seconds_is_noticed() {
 async fn a_fight_with_reverts_every_60_seconds_is_noticed() {
     an_actor_reverting_every(Duration::from_secs(60)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unread_input_makes_the_pass_partial_and_shows_everywhere() {
+    let mut b = bed(example());
+    b.converge().await;
+    let throttled =
+        || CloudError::Throttled { service: "ecs", operation: "ListTasks", message: "Rate exceeded".into() };
+    b.sim.fail_next("ListTasks", throttled());
+    let out = b.ctl.pass(&b.stop).await;
+    assert!(out.unread > 0, "{out:?}");
+    {
+        let st = b.ctl.status();
+        let st = st.read().unwrap();
+        assert_eq!(st.last_pass.result, "partial");
+        assert_eq!(st.last_pass.unread_inputs, out.unread);
+        let svc = st.resources.iter().find(|r| matches!(r.resource, ResourceKey::Service { .. })).unwrap();
+        let held: Vec<String> =
+            svc.held.iter().filter(|h| h.kind() == plan::HoldKind::Unobserved).map(|h| h.message()).collect();
+        assert!(held.iter().any(|m| m.contains("Rate exceeded")), "{held:?}");
+    }
+    let text = b.metrics.render();
+    assert!(text.contains(&format!("ballast_unread_inputs {}", out.unread)), "{text}");
+    assert!(text.contains(r#"ballast_reconcile_passes_total{result="partial"} 1"#), "{text}");
+
+    // Read again: complete.
+    let out = b.ctl.pass(&b.stop).await;
+    assert_eq!(out.unread, 0);
+    assert_eq!(b.ctl.status().read().unwrap().last_pass.result, "success");
+    assert!(b.metrics.render().contains("ballast_unread_inputs 0"));
+}

@@ -122,6 +122,17 @@ impl Plan {
     pub fn is_converged(&self) -> bool {
         self.changes.is_empty()
     }
+
+    /// The holds that stand for inputs that could not be read this pass:
+    /// what depends on them was not decided.
+    pub fn unread(&self) -> impl Iterator<Item = &Hold> {
+        self.holds.iter().filter(|h| h.kind() == HoldKind::Unobserved)
+    }
+
+    /// Whether the plan was made on everything it needed.
+    pub fn is_complete(&self) -> bool {
+        self.unread().next().is_none()
+    }
 }
 
 /// Plan one pass. Pure: the same inputs give the same plan. `memory` is
