@@ -7,8 +7,10 @@
 //! each field (to notice someone reverting it), scaling history
 //! (cooldowns, the stabilisation window) and capacity timers. Losing it
 //! on restart is safe: attribution falls back to the service's tasks,
-//! cooldowns restart conservatively, and nothing is deregistered that
-//! cannot be attributed.
+//! cooldowns restart conservatively (a history ballast does not know is
+//! taken to have just begun: [`ScalingMemory::unknown`],
+//! [`CapacityMemory::unknown`]), and nothing is deregistered that cannot
+//! be attributed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -97,6 +99,21 @@ pub struct ScalingMemory {
     pub recommendations: VecDeque<(SystemTime, u32)>,
 }
 
+impl ScalingMemory {
+    /// The history of a service ballast remembers nothing of (after a
+    /// restart, in `apply --once`, for a new document): as if it had just
+    /// scaled in to `current`. Scale-in then waits a whole cooldown and
+    /// stabilisation window, so a restart never shortens either; scale-out
+    /// is not held, since its cooldown only guards against overshoot.
+    pub fn unknown(now: SystemTime, current: u32) -> Self {
+        ScalingMemory {
+            last_scale_out: None,
+            last_scale_in: Some(now),
+            recommendations: VecDeque::from([(now, current)]),
+        }
+    }
+}
+
 /// Capacity timers of one Auto Scaling group.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CapacityMemory {
@@ -104,6 +121,16 @@ pub struct CapacityMemory {
     pub last_change: Option<SystemTime>,
     /// Last time each on-demand subnet was needed.
     pub subnet_needed_at: BTreeMap<String, SystemTime>,
+}
+
+impl CapacityMemory {
+    /// The timers of a group ballast remembers nothing of: as if its
+    /// capacity had just changed and each of `subnets` had just been needed,
+    /// so instance scale-in and on-demand subnet removal wait a whole
+    /// `scaleInCooldown` after a restart.
+    pub fn unknown(now: SystemTime, subnets: &[String]) -> Self {
+        CapacityMemory { last_change: Some(now), subnet_needed_at: subnets.iter().map(|s| (s.clone(), now)).collect() }
+    }
 }
 
 /// How many reverts within how long make a field contested, and how long

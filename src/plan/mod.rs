@@ -266,7 +266,13 @@ impl Planner<'_> {
                     low_alarm: state(low),
                     cpu: self.observed.cpu.get(&svc.id).copied().flatten(),
                 };
-                let mem = self.out.memory.scaling.entry(svc.id.clone()).or_default();
+                let now = self.now;
+                let mem = self
+                    .out
+                    .memory
+                    .scaling
+                    .entry(svc.id.clone())
+                    .or_insert_with(|| memory::ScalingMemory::unknown(now, current));
                 let decision = scaling::decide(policy, view, mem, self.now);
                 // A decision that keeps the count is a hold, unless nothing
                 // asked for a change: no alarm firing means no data is needed.
@@ -449,7 +455,13 @@ impl Planner<'_> {
                     continue;
                 }
             };
-            let mem = self.out.memory.capacity.entry(cap.group.clone()).or_default();
+            let now = self.now;
+            let mem = self
+                .out
+                .memory
+                .capacity
+                .entry(cap.group.clone())
+                .or_insert_with(|| memory::CapacityMemory::unknown(now, &group.subnets));
             let mut d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
             if other_tasks > 0 {
                 d.other_tasks = other_tasks;

@@ -1058,3 +1058,48 @@ fn a_scale_out_waits_while_the_group_is_unread() {
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCount { from: 2, to: 1, .. })));
 }
+
+#[test]
+fn after_a_restart_scale_in_waits_as_if_its_cooldown_had_just_begun() {
+    // The low alarm fires on 3 tasks; ballast restarted (no memory).
+    let mut s = service(TaskCount::Range { min: 1, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let mut o = world(&d, 3);
+    set_alarm_state(&mut o, 1, AlarmState::Alarm);
+    let restart = t0();
+    let p = plan(&d, &o, Memory::default(), restart);
+    assert!(p.changes.is_empty(), "no scale-in right after a restart: {:#?}", p.changes);
+    assert!(
+        matches!(
+            p.decisions[&service_id()].reason,
+            scaling::DecisionReason::InCooldown | scaling::DecisionReason::Stabilizing
+        ),
+        "{:?}",
+        p.decisions[&service_id()]
+    );
+    // Every pass until the cooldown is over holds; then it scales in.
+    let policy = scaling_policy();
+    let mut m = p.memory;
+    let mut now = restart;
+    while now < restart + policy.scale_in.cooldown {
+        let p = plan(&d, &o, m, now);
+        assert!(p.changes.is_empty(), "at {:?}: {:#?}", now.duration_since(restart), p.changes);
+        m = p.memory;
+        now += Duration::from_secs(15);
+    }
+    let p = plan(&d, &o, m, now + Duration::from_secs(15));
+    assert!(matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]));
+
+    // Capacity likewise: an empty instance stays for scaleInCooldown.
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.instances[2].tasks = Some(0);
+    }
+    svc_mut(&mut o).tasks.truncate(2);
+    let p = plan(&d, &o, Memory::default(), restart);
+    assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::Capacity), "{:#?}", p.changes);
+    let cooldown = d.capacities[0].scale_in_cooldown;
+    let p = plan(&d, &o, p.memory, restart + cooldown);
+    assert!(p.changes.iter().any(|c| matches!(c.change, Change::TerminateInstance { .. })), "{:#?}", p.changes);
+}
