@@ -401,6 +401,12 @@ pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
             let _ = writeln!(out, "      why: {}", pc.reason);
         }
     }
+    if !plan.notices.is_empty() {
+        let _ = writeln!(out, "\nLeft alone:");
+        for n in &plan.notices {
+            let _ = writeln!(out, "  = {}: {}", n.resource, n.message);
+        }
+    }
     if !plan.holds.is_empty() {
         let _ = writeln!(out, "\nHeld back:");
         for h in &plan.holds {
@@ -415,6 +421,7 @@ fn plan_json(plan: &Plan, reports: &[ResourceReport]) -> serde_json::Value {
         "converged": plan.is_converged(),
         "changes": plan.changes,
         "holds": plan.holds,
+        "notices": plan.notices,
         "resources": reports,
     })
 }

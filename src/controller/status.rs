@@ -70,6 +70,8 @@ pub struct ResourceStatus {
     pub conditions: Vec<Condition>,
     /// Changes held back this pass, and why.
     pub held: Vec<Hold>,
+    /// What this pass left as it is on purpose (foreign targets).
+    pub notices: Vec<String>,
     /// The last scaling or capacity decision with its inputs.
     pub decision: Option<Box<serde_json::value::RawValue>>,
     pub last_changes: VecDeque<ChangeRecord>,
@@ -150,6 +152,7 @@ impl Status {
                     observed: null(),
                     conditions: Vec::new(),
                     held: Vec::new(),
+                    notices: Vec::new(),
                     decision: None,
                     last_changes: VecDeque::new(),
                     last_error: None,
@@ -244,6 +247,8 @@ impl Status {
         for report in pass.reports {
             let r = self.resource_mut(&report.resource, &report.document);
             r.held = pass.plan.holds.iter().filter(|h| h.resource == report.resource).cloned().collect();
+            r.notices =
+                pass.plan.notices.iter().filter(|n| n.resource == report.resource).map(|n| n.message.clone()).collect();
             r.next_check_at = Some(next_check(&report.resource));
             r.desired = report.desired;
             r.observed = report.observed;

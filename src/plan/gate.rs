@@ -148,6 +148,10 @@ pub enum Safety {
     HealthyFloor { target: Target, healthy_after: u32, floor: u32 },
     /// A serving task has no address for the binding (no host port, no IP).
     NoAddress { task: String, container: String, port: u16 },
+    /// A serving task's task definition maps no such port for the
+    /// binding's container: the declared `containerPort` (or
+    /// `containerName`) does not match it. `declared` locates the document.
+    NoSuchPort { task: String, container: String, port: u16, task_definition: String, declared: String },
     /// A healthy stale target kept because `tasks` serving task(s) have no
     /// known address: it may be one of theirs.
     MaybeServing { target: Target, tasks: u32 },
@@ -242,12 +246,25 @@ impl std::fmt::Display for HoldReason {
                 "keeping stale target {target}: still healthy, and {tasks} serving task(s) have no known address, \
                  so it may be one of theirs"
             ),
+            HoldReason::Safety(Safety::NoSuchPort { task, container, port, task_definition, declared }) => write!(
+                f,
+                "task {task} has no port {port} of container {container}: its task definition {task_definition} \
+                 maps no such port; check containerName and containerPort in {declared}"
+            ),
             HoldReason::Safety(Safety::NoAddress { task, container, port }) => {
                 write!(f, "task {task} has no address for {container}:{port}")
             }
             HoldReason::Scaling(m) => f.write_str(m),
         }
     }
+}
+
+/// Something the plan leaves as it is on purpose, worth knowing: not a
+/// change held back (a resource with notices can be in sync).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Notice {
+    pub resource: ResourceKey,
+    pub message: String,
 }
 
 /// Something held back this pass, and why.

@@ -26,11 +26,11 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 pub use change::{Change, ChangeKind, short_arn};
-pub use gate::{Hold, HoldKind, HoldReason};
+pub use gate::{Hold, HoldKind, HoldReason, Notice};
 pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
-use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
+use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
 use crate::observed::{AlarmState, Observed, TaskSize, TaskStatus};
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
@@ -108,6 +108,8 @@ pub struct ServicePlan {
 pub struct Plan {
     pub changes: Vec<PlannedChange>,
     pub holds: Vec<Hold>,
+    /// What is left as it is on purpose (foreign targets in a shared group).
+    pub notices: Vec<Notice>,
     /// Per service, in the desired state's order: `services[i]` is what
     /// was decided for `desired.services[i]`.
     pub services: Vec<ServicePlan>,
@@ -527,10 +529,34 @@ impl Planner<'_> {
                 continue;
             }
             let tp = targets::plan_targets(b, observed_svc, group, self.out.memory.registered.get(&group.arn), budget);
-            for task in tp.unaddressable {
-                let no_address =
-                    Safety::NoAddress { task, container: b.container_name.clone(), port: b.container_port };
-                self.hold(key.clone(), HoldReason::Safety(no_address));
+            for arn in tp.unaddressable {
+                let task = observed_svc.tasks.iter().find(|t| t.arn == arn);
+                // Its task definition was read (the task has port mappings)
+                // but none is the binding's: a mistake in the document.
+                let mapped = task.is_some_and(|t| !t.bindings.is_empty() && b.target_type == TargetType::Instance);
+                let (container, port) = (b.container_name.clone(), b.container_port);
+                let safety = if mapped {
+                    Safety::NoSuchPort {
+                        task: arn,
+                        container,
+                        port,
+                        task_definition: observed_svc.task_definition.clone(),
+                        declared: svc.origin.to_string(),
+                    }
+                } else {
+                    Safety::NoAddress { task: arn, container, port }
+                };
+                self.hold(key.clone(), HoldReason::Safety(safety));
+            }
+            if b.ownership == Ownership::Shared {
+                for t in &tp.foreign {
+                    let message = format!(
+                        "target {t} is left alone: it is no task of {} and ballast did not register it \
+                         (the group is shared; ownership: exclusive would remove it)",
+                        svc.id
+                    );
+                    self.out.notices.push(Notice { resource: key.clone(), message });
+                }
             }
             let mut proposals = Vec::new();
             if !tp.register.is_empty() {

@@ -1103,3 +1103,26 @@ fn after_a_restart_scale_in_waits_as_if_its_cooldown_had_just_begun() {
     let p = plan(&d, &o, p.memory, restart + cooldown);
     assert!(p.changes.iter().any(|c| matches!(c.change, Change::TerminateInstance { .. })), "{:#?}", p.changes);
 }
+
+#[test]
+fn the_plan_says_what_a_foreign_target_and_a_wrong_container_port_are() {
+    let d = desired_with(service(TaskCount::Fixed(1)));
+    let mut o = world(&d, 1);
+    tg_mut(&mut o).targets.push(target(9, TargetHealth::Healthy));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty() && p.holds.is_empty(), "{:?} {:?}", p.changes, p.holds);
+    assert_eq!(p.notices.len(), 1);
+    assert!(p.notices[0].message.contains("target i-9:80 is left alone"), "{}", p.notices[0].message);
+
+    // The document names port 8080; the task definition maps only 80.
+    let mut s = service(TaskCount::Fixed(1));
+    s.target_groups[0].container_port = 8080;
+    let d = desired_with(s);
+    let o = world(&d, 1);
+    let p = plan(&d, &o, Memory::default(), t0());
+    let msg: Vec<String> = p.holds.iter().map(Hold::message).collect();
+    assert!(
+        msg.iter().any(|m| m.contains("has no port 8080 of container appContainer") && m.contains("app.yaml:1")),
+        "{msg:?}"
+    );
+}
