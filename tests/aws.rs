@@ -15,7 +15,7 @@ use ballast::cloud::aws::{AwsCloud, AwsOptions};
 use ballast::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
 use ballast::controller::{Controller, Options as ControllerOptions};
 use ballast::desired::ServiceId;
-use ballast::observed::{AlarmState, ResourceError, Target, TaskStatus};
+use ballast::observed::{AlarmState, Lifecycle, ResourceError, ServiceStatus, Target, TargetGroupType, TaskStatus};
 use ballast::plan::Change;
 use support::contract::{self, Fixture, World};
 use support::e2e::{Ballast, Declared, MISSING_DATA, Output, scale_in, scale_out};
@@ -98,7 +98,7 @@ async fn observe_maps_the_seeded_system() {
     let o = m.cloud.observe(&full_scope(&m.system)).await.unwrap();
 
     let svc = o.services[&m.system.service_id()].as_ref().unwrap();
-    assert_eq!(svc.status, "ACTIVE");
+    assert_eq!(svc.status, ServiceStatus::Active);
     assert_eq!(svc.desired_count, 2);
     assert_eq!(svc.task_definition, m.system.task_definition_arn);
     assert!(svc.load_balancer_target_groups.is_empty());
@@ -120,7 +120,7 @@ async fn observe_maps_the_seeded_system() {
 
     let front = o.target_groups[&System::target_group(FRONTEND)].as_ref().unwrap();
     assert_eq!(front.arn, m.system.frontend_arn);
-    assert_eq!((front.name.as_str(), front.target_type.as_str(), front.port), (FRONTEND, "instance", Some(80)));
+    assert_eq!((front.name.as_str(), &front.target_type, front.port), (FRONTEND, &TargetGroupType::Instance, Some(80)));
     assert!(front.targets.is_empty());
     let back = o.target_groups[&System::target_group(BACKEND)].as_ref().unwrap();
     assert_eq!(back.port, Some(8000));
@@ -135,7 +135,7 @@ async fn observe_maps_the_seeded_system() {
     let ids: Vec<_> = g.instances.iter().map(|i| i.id.clone()).collect();
     assert_eq!(ids, m.system.instances);
     for i in &g.instances {
-        assert_eq!(i.lifecycle_state, "InService");
+        assert_eq!(i.lifecycle_state, Lifecycle::InService);
         assert!(i.healthy);
         assert_eq!(i.tasks, Some(1), "each instance runs one task");
     }
