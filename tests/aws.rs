@@ -57,6 +57,12 @@ async fn seeded() -> Moto {
     seeded_with(2, test_options()).await
 }
 
+/// The adapter on `account`, reaching moto and the CloudWatch bridge at
+/// the given URLs (fault proxies in front of them).
+fn cloud_via(account: &Account, moto: &str, bridge: &str, options: AwsOptions) -> AwsCloud {
+    AwsCloud::new(&account.sdk_config_via(moto, bridge), Arc::new(ballast::metrics::Metrics::new()), options)
+}
+
 impl World for Moto {
     type Cloud = AwsCloud;
     fn cloud(&self) -> &AwsCloud {
@@ -384,11 +390,7 @@ async fn throttled_attempts_are_retried_and_counted() {
         max_attempts: 6,
         ..test_options()
     };
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&moto.url, &bridge.url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        options,
-    );
+    let cloud = cloud_via(&m.account, &moto.url, &bridge.url, options);
     let observed = cloud.observe(&scope).await.unwrap();
     assert_eq!(observed, reference, "retries hide the throttling");
 
@@ -419,15 +421,11 @@ async fn throttled_attempts_are_retried_and_counted() {
 async fn concurrent_writes_keep_to_the_rate_limit_through_throttling() {
     // PutMetricAlarm has the smallest bucket (3/s, burst 3). Twelve alarm
     // writes at once, a third of the attempts throttled: every attempt,
-    // retries included, keeps to the bucket, so in any window of T
-    // seconds at most burst + rate x T requests reach AWS.
+    // retries included, keeps to the bucket, so no request reaches AWS
+    // before the bucket has refilled for it.
     let m = seeded_with(0, test_options()).await;
     let bridge = FaultProxy::start(&m.account.bridge_url, 3).await;
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&m.account.moto_url, &bridge.url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &m.account.moto_url, &bridge.url, test_options());
     let template = contract::cpu_high_alarm(&m.fixture, 70.0);
     // The adapter creates the region's buckets, full, at its first call:
     // not before this.
@@ -472,11 +470,7 @@ async fn writes_carry_what_moto_would_fill_in_or_ignore() {
     // where a dropped port or cooldown shows.
     let m = seeded_with(0, test_options()).await;
     let proxy = FaultProxy::start(&m.account.moto_url, 0).await;
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&proxy.url, &m.account.bridge_url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let targets = on_port(&m.system.instances, 8000);
     let arn = &m.system.backend_arn;
     let changes = [
@@ -517,11 +511,7 @@ async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
     let m = seeded_with(0, test_options()).await;
     let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
     proxy.set_error_code("LimitExceededException");
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&proxy.url, &m.account.bridge_url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let err =
         cloud.apply(&Change::SetDesiredCount { service: m.system.service_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(matches!(err, CloudError::Quota { service: "ecs", .. }), "{err:?}");
@@ -535,11 +525,7 @@ async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
 async fn throttling_that_outlasts_the_retries_is_reported_as_throttled() {
     let m = seeded_with(0, test_options()).await;
     let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&proxy.url, &m.account.bridge_url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let err =
         cloud.apply(&Change::SetDesiredCapacity { group: m.system.group_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(matches!(err, CloudError::Throttled { .. }), "{err:?}");
