@@ -68,7 +68,7 @@ fn build(n: usize) -> (DesiredState, Observed) {
                 Ok(ObservedTargetGroup {
                     arn: format!("arn:aws:elasticloadbalancing:{REGION}:1:targetgroup/tg-{i}-{port}/x"),
                     name: format!("tg-{i}-{port}"),
-                    target_type: "instance".into(),
+                    target_type: TargetGroupType::Instance,
                     port: Some(port),
                     targets: (0..4)
                         .map(|t| ObservedTarget {
@@ -83,7 +83,7 @@ fn build(n: usize) -> (DesiredState, Observed) {
             id.clone(),
             Ok(ObservedService {
                 arn: format!("arn:svc/{i}"),
-                status: "ACTIVE".into(),
+                status: ServiceStatus::Active,
                 desired_count: 4,
                 running_count: 4,
                 pending_count: 0,

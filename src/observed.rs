@@ -42,8 +42,7 @@ pub struct MetricSample {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedService {
     pub arn: String,
-    /// ACTIVE, DRAINING or INACTIVE.
-    pub status: String,
+    pub status: ServiceStatus,
     pub desired_count: u32,
     pub running_count: u32,
     pub pending_count: u32,
@@ -61,6 +60,17 @@ pub struct ObservedService {
     /// The service's tasks that are not yet fully stopped, plus those that
     /// stopped recently (so stale targets can still be attributed).
     pub tasks: Vec<ObservedTask>,
+}
+
+/// Where ECS has an ECS service: serving, being deleted, or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceStatus {
+    Active,
+    /// Deleted while it still has tasks; they are being stopped.
+    Draining,
+    Inactive,
+    /// A status this version does not know, as ECS wrote it.
+    Other(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,10 +152,23 @@ pub struct PortBinding {
 pub struct ObservedTargetGroup {
     pub arn: String,
     pub name: String,
-    /// `instance`, `ip`, `lambda` or `alb`.
-    pub target_type: String,
+    pub target_type: TargetGroupType,
     pub port: Option<u16>,
     pub targets: Vec<ObservedTarget>,
+}
+
+/// What a target group's targets are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetGroupType {
+    /// EC2 instance ids.
+    Instance,
+    /// IP addresses.
+    Ip,
+    Lambda,
+    /// An Application Load Balancer.
+    Alb,
+    /// A type this version does not know, as ELBv2 wrote it.
+    Other(String),
 }
 
 /// A registered target: id and port together identify it.
@@ -198,18 +221,110 @@ pub struct AlarmDefinition {
     pub name: String,
     pub namespace: String,
     pub metric_name: String,
-    pub statistic: String,
+    pub statistic: Statistic,
     /// Sorted by name.
     pub dimensions: Vec<(String, String)>,
     pub period_secs: u32,
     pub evaluation_periods: u32,
     pub datapoints_to_alarm: u32,
     pub threshold: f64,
-    /// CloudWatch's ComparisonOperator, e.g. `GreaterThanOrEqualToThreshold`.
-    pub comparison: String,
+    pub comparison: Comparison,
     pub missing_data: MissingData,
     pub description: String,
 }
+
+/// How an alarm aggregates the datapoints of one period. Named as
+/// CloudWatch names them: the names go back to CloudWatch as they are, and
+/// the plan shows (and serializes) them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statistic {
+    SampleCount,
+    Average,
+    Sum,
+    Minimum,
+    Maximum,
+    /// A percentile or trimmed statistic (`p90`, `tm99`, …): CloudWatch's
+    /// ExtendedStatistic.
+    Extended(String),
+}
+
+impl Statistic {
+    pub fn as_aws(&self) -> &str {
+        match self {
+            Statistic::SampleCount => "SampleCount",
+            Statistic::Average => "Average",
+            Statistic::Sum => "Sum",
+            Statistic::Minimum => "Minimum",
+            Statistic::Maximum => "Maximum",
+            Statistic::Extended(s) => s,
+        }
+    }
+
+    /// A Statistic name, or else an ExtendedStatistic.
+    pub fn from_aws(s: &str) -> Self {
+        match s {
+            "SampleCount" => Statistic::SampleCount,
+            "Average" => Statistic::Average,
+            "Sum" => Statistic::Sum,
+            "Minimum" => Statistic::Minimum,
+            "Maximum" => Statistic::Maximum,
+            other => Statistic::Extended(other.to_string()),
+        }
+    }
+}
+
+/// How an alarm compares the statistic with its threshold. Named as
+/// CloudWatch names them (see [`Statistic`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    GreaterThanOrEqualToThreshold,
+    GreaterThanThreshold,
+    LessThanThreshold,
+    LessThanOrEqualToThreshold,
+    /// Anything else CloudWatch has (the anomaly-detection bands), as it
+    /// wrote it.
+    Other(String),
+}
+
+impl Comparison {
+    pub fn as_aws(&self) -> &str {
+        match self {
+            Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            Comparison::GreaterThanThreshold => "GreaterThanThreshold",
+            Comparison::LessThanThreshold => "LessThanThreshold",
+            Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+            Comparison::Other(s) => s,
+        }
+    }
+
+    pub fn from_aws(s: &str) -> Self {
+        match s {
+            "GreaterThanOrEqualToThreshold" => Comparison::GreaterThanOrEqualToThreshold,
+            "GreaterThanThreshold" => Comparison::GreaterThanThreshold,
+            "LessThanThreshold" => Comparison::LessThanThreshold,
+            "LessThanOrEqualToThreshold" => Comparison::LessThanOrEqualToThreshold,
+            other => Comparison::Other(other.to_string()),
+        }
+    }
+}
+
+/// Both print and serialize as CloudWatch's name, as the plan always showed them.
+macro_rules! named_as_aws {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_aws())
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_aws())
+            }
+        }
+    )*};
+}
+named_as_aws!(Statistic, Comparison);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum AlarmState {
@@ -253,8 +368,7 @@ pub struct ObservedGroup {
 pub struct ObservedInstance {
     pub id: String,
     pub zone: String,
-    /// Auto Scaling lifecycle state, e.g. `InService`, `Pending`, `Terminating`.
-    pub lifecycle_state: String,
+    pub lifecycle_state: Lifecycle,
     pub healthy: bool,
     /// Tasks ECS reports on this instance (running + pending), where the
     /// instance is registered in a cluster.
@@ -264,6 +378,30 @@ pub struct ObservedInstance {
 impl ObservedInstance {
     /// Counts toward capacity: launching or in service.
     pub fn is_active(&self) -> bool {
-        matches!(self.lifecycle_state.as_str(), "Pending" | "Pending:Wait" | "Pending:Proceed" | "InService")
+        matches!(
+            self.lifecycle_state,
+            Lifecycle::Pending | Lifecycle::PendingWait | Lifecycle::PendingProceed | Lifecycle::InService
+        )
     }
+}
+
+/// Where an instance is in its Auto Scaling lifecycle. `…Wait` states
+/// hold for a lifecycle hook, `…Proceed` ones follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    Pending,
+    PendingWait,
+    PendingProceed,
+    InService,
+    Terminating,
+    TerminatingWait,
+    TerminatingProceed,
+    Terminated,
+    Detaching,
+    Detached,
+    EnteringStandby,
+    Standby,
+    /// Any other state (warm pools, root-volume replacement, …), as Auto
+    /// Scaling wrote it.
+    Other(String),
 }

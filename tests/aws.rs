@@ -15,7 +15,7 @@ use ballast::cloud::aws::{AwsCloud, AwsOptions};
 use ballast::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
 use ballast::controller::{Controller, Options as ControllerOptions};
 use ballast::desired::ServiceId;
-use ballast::observed::{AlarmState, ResourceError, Target, TaskStatus};
+use ballast::observed::{AlarmState, Lifecycle, ResourceError, ServiceStatus, Target, TargetGroupType, TaskStatus};
 use ballast::plan::Change;
 use support::contract::{self, Fixture, World};
 use support::e2e::{Ballast, Declared, MISSING_DATA, Output, scale_in, scale_out};
@@ -55,6 +55,12 @@ async fn seeded_with(tasks: u32, options: AwsOptions) -> Moto {
 
 async fn seeded() -> Moto {
     seeded_with(2, test_options()).await
+}
+
+/// The adapter on `account`, reaching moto and the CloudWatch bridge at
+/// the given URLs (fault proxies in front of them).
+fn cloud_via(account: &Account, moto: &str, bridge: &str, options: AwsOptions) -> AwsCloud {
+    AwsCloud::new(&account.sdk_config_via(moto, bridge), Arc::new(ballast::metrics::Metrics::new()), options)
 }
 
 impl World for Moto {
@@ -98,7 +104,7 @@ async fn observe_maps_the_seeded_system() {
     let o = m.cloud.observe(&full_scope(&m.system)).await.unwrap();
 
     let svc = o.services[&m.system.service_id()].as_ref().unwrap();
-    assert_eq!(svc.status, "ACTIVE");
+    assert_eq!(svc.status, ServiceStatus::Active);
     assert_eq!(svc.desired_count, 2);
     assert_eq!(svc.task_definition, m.system.task_definition_arn);
     assert!(svc.load_balancer_target_groups.is_empty());
@@ -120,7 +126,7 @@ async fn observe_maps_the_seeded_system() {
 
     let front = o.target_groups[&System::target_group(FRONTEND)].as_ref().unwrap();
     assert_eq!(front.arn, m.system.frontend_arn);
-    assert_eq!((front.name.as_str(), front.target_type.as_str(), front.port), (FRONTEND, "instance", Some(80)));
+    assert_eq!((front.name.as_str(), &front.target_type, front.port), (FRONTEND, &TargetGroupType::Instance, Some(80)));
     assert!(front.targets.is_empty());
     let back = o.target_groups[&System::target_group(BACKEND)].as_ref().unwrap();
     assert_eq!(back.port, Some(8000));
@@ -135,7 +141,7 @@ async fn observe_maps_the_seeded_system() {
     let ids: Vec<_> = g.instances.iter().map(|i| i.id.clone()).collect();
     assert_eq!(ids, m.system.instances);
     for i in &g.instances {
-        assert_eq!(i.lifecycle_state, "InService");
+        assert_eq!(i.lifecycle_state, Lifecycle::InService);
         assert!(i.healthy);
         assert_eq!(i.tasks, Some(1), "each instance runs one task");
     }
@@ -384,11 +390,7 @@ async fn throttled_attempts_are_retried_and_counted() {
         max_attempts: 6,
         ..test_options()
     };
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&moto.url, &bridge.url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        options,
-    );
+    let cloud = cloud_via(&m.account, &moto.url, &bridge.url, options);
     let observed = cloud.observe(&scope).await.unwrap();
     assert_eq!(observed, reference, "retries hide the throttling");
 
@@ -419,16 +421,15 @@ async fn throttled_attempts_are_retried_and_counted() {
 async fn concurrent_writes_keep_to_the_rate_limit_through_throttling() {
     // PutMetricAlarm has the smallest bucket (3/s, burst 3). Twelve alarm
     // writes at once, a third of the attempts throttled: every attempt,
-    // retries included, keeps to the bucket, so in any window of T
-    // seconds at most burst + rate x T requests reach AWS.
+    // retries included, keeps to the bucket, so no request reaches AWS
+    // before the bucket has refilled for it.
     let m = seeded_with(0, test_options()).await;
     let bridge = FaultProxy::start(&m.account.bridge_url, 3).await;
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&m.account.moto_url, &bridge.url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &m.account.moto_url, &bridge.url, test_options());
     let template = contract::cpu_high_alarm(&m.fixture, 70.0);
+    // The adapter creates the region's buckets, full, at its first call:
+    // not before this.
+    let start = Instant::now();
     let mut writes = tokio::task::JoinSet::new();
     for i in 0..12 {
         let mut alarm = template.clone();
@@ -446,16 +447,63 @@ async fn concurrent_writes_keep_to_the_rate_limit_through_throttling() {
     at.sort();
     assert!(bridge.throttled() >= 4, "a third of the attempts were throttled: {}", bridge.throttled());
     assert_eq!(at.len(), 12 + bridge.throttled() as usize, "each throttled attempt was retried once or more");
+    // Each attempt takes its token before it is sent, so when the k-th
+    // request reaches the proxy the bucket has handed out k tokens: at
+    // most burst + rate x (time since `start`). Delays on the way only
+    // make requests later, so this bound needs no slack for scheduling;
+    // retries that skipped the bucket would arrive too early (the
+    // windowed check, burst + rate x T in any T, is
+    // `call::tests::concurrent_retries_keep_to_the_bucket_in_every_window`,
+    // on paused time).
     let rate = ballast::cloud::aws::RateLimits::default().cloudwatch_put_alarm;
-    for (i, start) in at.iter().enumerate() {
-        for end in &at[i..] {
-            let (n, t) = (at[i..].iter().filter(|a| *a <= end).count(), end.duration_since(*start).as_secs_f64());
-            // 50 ms of slack for scheduling between the bucket and the
-            // proxy's clock (unpaced retries came within 25 ms).
-            let allowed = f64::from(rate.burst) + rate.per_second * (t + 0.05);
-            assert!(n as f64 <= allowed, "{n} requests within {t:.3} s; the bucket allows {allowed:.1}");
-        }
+    for (k, arrived) in (1..).zip(&at) {
+        let earliest = Duration::from_secs_f64((f64::from(k) - f64::from(rate.burst)).max(0.0) / rate.per_second);
+        let t = arrived.duration_since(start);
+        assert!(t >= earliest, "request {k} arrived {t:?} after the start; the bucket allows it from {earliest:?}");
     }
+}
+
+#[tokio::test]
+async fn writes_carry_what_moto_would_fill_in_or_ignore() {
+    // moto deregisters by instance id whatever the port, fills a missing
+    // port with the group's, and ignores HonorCooldown: the requests are
+    // where a dropped port or cooldown shows.
+    let m = seeded_with(0, test_options()).await;
+    let proxy = FaultProxy::start(&m.account.moto_url, 0).await;
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
+    let targets = on_port(&m.system.instances, 8000);
+    let arn = &m.system.backend_arn;
+    let changes = [
+        Change::RegisterTargets { region: REGION.into(), target_group_arn: arn.clone(), targets: targets.clone() },
+        Change::DeregisterTargets { region: REGION.into(), target_group_arn: arn.clone(), targets: targets.clone() },
+        Change::SetDesiredCapacity { group: m.system.group_id(), from: 2, to: 3 },
+    ];
+    for c in &changes {
+        cloud.apply(c).await.unwrap_or_else(|e| panic!("{c}: {e}"));
+    }
+
+    let sent = |operation: &str| -> Vec<_> {
+        proxy.calls().into_iter().filter(|c| c.operation == operation).map(|c| c.params()).collect()
+    };
+    for operation in ["RegisterTargets", "DeregisterTargets"] {
+        let calls = sent(operation);
+        assert_eq!(calls.len(), 1, "{operation}: {calls:?}");
+        let p = &calls[0];
+        let described: Vec<(Option<&str>, Option<&str>)> = (1..=targets.len())
+            .map(|n| {
+                let field = |f: &str| p.get(&format!("Targets.member.{n}.{f}")).map(String::as_str);
+                (field("Id"), field("Port"))
+            })
+            .collect();
+        let expected: Vec<(Option<&str>, Option<&str>)> =
+            targets.iter().map(|t| (Some(t.id.as_str()), Some("8000"))).collect();
+        assert_eq!(described, expected, "{operation} names each target with its port: {p:?}");
+        assert!(!p.contains_key(&format!("Targets.member.{}.Id", targets.len() + 1)), "{p:?}");
+    }
+    let calls = sent("SetDesiredCapacity");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].get("DesiredCapacity").map(String::as_str), Some("3"), "{:?}", calls[0]);
+    assert_eq!(calls[0].get("HonorCooldown").map(String::as_str), Some("false"), "{:?}", calls[0]);
 }
 
 #[tokio::test]
@@ -463,11 +511,7 @@ async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
     let m = seeded_with(0, test_options()).await;
     let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
     proxy.set_error_code("LimitExceededException");
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&proxy.url, &m.account.bridge_url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let err =
         cloud.apply(&Change::SetDesiredCount { service: m.system.service_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(matches!(err, CloudError::Quota { service: "ecs", .. }), "{err:?}");
@@ -481,11 +525,7 @@ async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
 async fn throttling_that_outlasts_the_retries_is_reported_as_throttled() {
     let m = seeded_with(0, test_options()).await;
     let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
-    let cloud = AwsCloud::new(
-        &m.account.sdk_config_via(&proxy.url, &m.account.bridge_url),
-        std::sync::Arc::new(ballast::metrics::Metrics::new()),
-        test_options(),
-    );
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let err =
         cloud.apply(&Change::SetDesiredCapacity { group: m.system.group_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(matches!(err, CloudError::Throttled { .. }), "{err:?}");

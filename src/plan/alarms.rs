@@ -1,7 +1,7 @@
 //! The CPU alarms a scaling policy keeps in CloudWatch.
 
 use crate::desired::{AlarmRule, Service, ServiceId};
-use crate::observed::AlarmDefinition;
+use crate::observed::{AlarmDefinition, Comparison, Statistic};
 
 /// Names of the scale-out and scale-in alarms of a service.
 pub fn alarm_names(id: &ServiceId) -> [String; 2] {
@@ -15,11 +15,11 @@ pub fn alarm_names(id: &ServiceId) -> [String; 2] {
 pub fn desired_alarms(service: &Service) -> Option<[AlarmDefinition; 2]> {
     let scaling = service.scaling.as_ref()?;
     let [high, low] = alarm_names(&service.id);
-    let def = |name: String, rule: &AlarmRule, comparison: &str, what: &str| AlarmDefinition {
+    let def = |name: String, rule: &AlarmRule, comparison: Comparison, what: &str| AlarmDefinition {
         name,
         namespace: "AWS/ECS".into(),
         metric_name: "CPUUtilization".into(),
-        statistic: "Average".into(),
+        statistic: Statistic::Average,
         dimensions: vec![
             ("ClusterName".into(), service.id.cluster.clone()),
             ("ServiceName".into(), service.id.service.clone()),
@@ -28,13 +28,13 @@ pub fn desired_alarms(service: &Service) -> Option<[AlarmDefinition; 2]> {
         evaluation_periods: rule.evaluation_periods,
         datapoints_to_alarm: rule.datapoints_to_alarm,
         threshold: rule.threshold,
-        comparison: comparison.into(),
+        comparison,
         missing_data: scaling.missing_data,
         description: format!("Managed by ballast ({}): {what} of {}", service.name, service.id),
     };
     Some([
-        def(high, &scaling.scale_out, "GreaterThanThreshold", "scale-out alarm"),
-        def(low, &scaling.scale_in, "LessThanThreshold", "scale-in alarm"),
+        def(high, &scaling.scale_out, Comparison::GreaterThanThreshold, "scale-out alarm"),
+        def(low, &scaling.scale_in, Comparison::LessThanThreshold, "scale-in alarm"),
     ])
 }
 
@@ -47,7 +47,7 @@ pub fn differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec
         }
     };
     check("threshold", desired.threshold.to_string(), observed.threshold.to_string());
-    check("comparison", desired.comparison.clone(), observed.comparison.clone());
+    check("comparison", desired.comparison.to_string(), observed.comparison.to_string());
     check("period", format!("{}s", desired.period_secs), format!("{}s", observed.period_secs));
     check("evaluationPeriods", desired.evaluation_periods.to_string(), observed.evaluation_periods.to_string());
     check("datapointsToAlarm", desired.datapoints_to_alarm.to_string(), observed.datapoints_to_alarm.to_string());
@@ -57,7 +57,7 @@ pub fn differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec
         format!("{}/{}", desired.namespace, desired.metric_name),
         format!("{}/{}", observed.namespace, observed.metric_name),
     );
-    check("statistic", desired.statistic.clone(), observed.statistic.clone());
+    check("statistic", desired.statistic.to_string(), observed.statistic.to_string());
     check("dimensions", format!("{:?}", desired.dimensions), format!("{:?}", observed.dimensions));
     diffs
 }

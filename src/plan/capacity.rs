@@ -153,8 +153,11 @@ pub fn decide(
                 .filter(|z| matches!(z.mode, ZoneMode::OnDemand { .. }))
                 .filter_map(|z| z.zone.as_deref())
                 .collect();
-            let mut empty: Vec<_> =
-                group.instances.iter().filter(|i| i.lifecycle_state == "InService" && i.tasks == Some(0)).collect();
+            let mut empty: Vec<_> = group
+                .instances
+                .iter()
+                .filter(|i| i.lifecycle_state == crate::observed::Lifecycle::InService && i.tasks == Some(0))
+                .collect();
             empty.sort_by_key(|i| (!on_demand_zones.contains(&i.zone.as_str()), i.id.clone()));
             let wanted = (desired - needed).min(cap.max_change_per_pass) as usize;
             d.terminate = empty.iter().take(wanted).map(|i| i.id.clone()).collect();

@@ -1,7 +1,7 @@
 //! The planner's output: changes to make in the cloud, each with its reason.
 
 use crate::desired::{GroupId, ServiceId};
-use crate::observed::{AlarmDefinition, Target};
+use crate::observed::{AlarmDefinition, Comparison, Target};
 
 /// One write to the cloud. Changes carry everything the cloud needs to
 /// apply them, so applying never re-reads desired state.
@@ -110,12 +110,12 @@ pub fn short_arn(arn: &str) -> &str {
     arn.split_once(":targetgroup/").map(|(_, rest)| rest.split('/').next().unwrap_or(rest)).unwrap_or(arn)
 }
 
-fn comparison_symbol(op: &str) -> &str {
+fn comparison_symbol(op: &Comparison) -> &str {
     match op {
-        "GreaterThanOrEqualToThreshold" => ">=",
-        "GreaterThanThreshold" => ">",
-        "LessThanThreshold" => "<",
-        "LessThanOrEqualToThreshold" => "<=",
-        other => other,
+        Comparison::GreaterThanOrEqualToThreshold => ">=",
+        Comparison::GreaterThanThreshold => ">",
+        Comparison::LessThanThreshold => "<",
+        Comparison::LessThanOrEqualToThreshold => "<=",
+        Comparison::Other(other) => other,
     }
 }

@@ -68,7 +68,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
         service_id(),
         Ok(ObservedService {
             arn: "arn:aws:ecs:us-east-2:123456789012:service/appCluster/appService".into(),
-            status: "ACTIVE".into(),
+            status: crate::observed::ServiceStatus::Active,
             desired_count: count,
             running_count: count,
             pending_count: 0,
@@ -85,7 +85,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
         Ok(ObservedTargetGroup {
             arn: FRONT_ARN.into(),
             name: "frontendTargetGroup".into(),
-            target_type: "instance".into(),
+            target_type: crate::observed::TargetGroupType::Instance,
             port: Some(80),
             targets: (1..=count).map(|n| target(n, TargetHealth::Healthy)).collect(),
         }),
@@ -438,7 +438,7 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
                 .map(|n| ObservedInstance {
                     id: format!("i-{n}"),
                     zone: "us-east-2a".into(),
-                    lifecycle_state: "InService".into(),
+                    lifecycle_state: crate::observed::Lifecycle::InService,
                     healthy: true,
                     tasks: Some(1),
                 })
@@ -475,7 +475,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
             .map(|(n, tasks)| ObservedInstance {
                 id: format!("i-{n}"),
                 zone: "a".into(),
-                lifecycle_state: "InService".into(),
+                lifecycle_state: crate::observed::Lifecycle::InService,
                 healthy: true,
                 tasks: Some(*tasks),
             })

@@ -39,7 +39,9 @@ use std::future::Future;
 
 use ballast::cloud::{Cloud, CloudError, Scope};
 use ballast::desired::{GroupId, MissingData, ServiceId, TargetGroupId, TargetGroupRef};
-use ballast::observed::{AlarmDefinition, Observed, ObservedService, Target};
+use ballast::observed::{
+    AlarmDefinition, Comparison, Observed, ObservedService, ServiceStatus, Statistic, Target, TargetGroupType,
+};
 use ballast::plan::Change;
 
 /// Names and ids of the seeded system, as the suite needs them.
@@ -110,7 +112,7 @@ pub async fn observe_sees_the_seeded_system<W: World>(w: &W) {
     let f = w.fixture();
     let o = observe(w).await;
     let svc = o.services[&f.service].as_ref().expect("service");
-    assert_eq!(svc.status, "ACTIVE");
+    assert_eq!(svc.status, ServiceStatus::Active);
     let serving: Vec<_> = svc.tasks.iter().filter(|t| t.is_serving()).collect();
     assert_eq!(serving.len(), f.running_tasks, "{:#?}", svc.tasks);
     for t in &serving {
@@ -120,7 +122,7 @@ pub async fn observe_sees_the_seeded_system<W: World>(w: &W) {
     for tg in [&f.frontend, &f.backend] {
         let seen = o.target_groups[&tg.0].as_ref().expect("target group");
         assert_eq!(seen.arn, tg.1);
-        assert_eq!(seen.target_type, "instance");
+        assert_eq!(seen.target_type, TargetGroupType::Instance);
     }
     let g = o.groups[&f.group].as_ref().expect("group");
     let mut ids: Vec<_> = g.instances.iter().map(|i| i.id.clone()).collect();
@@ -192,7 +194,7 @@ pub fn cpu_high_alarm(f: &Fixture, threshold: f64) -> AlarmDefinition {
         name: alarm_names(f)[0].clone(),
         namespace: "AWS/ECS".into(),
         metric_name: "CPUUtilization".into(),
-        statistic: "Average".into(),
+        statistic: Statistic::Average,
         dimensions: vec![
             ("ClusterName".into(), f.service.cluster.clone()),
             ("ServiceName".into(), f.service.service.clone()),
@@ -201,7 +203,7 @@ pub fn cpu_high_alarm(f: &Fixture, threshold: f64) -> AlarmDefinition {
         evaluation_periods: 3,
         datapoints_to_alarm: 2,
         threshold,
-        comparison: "GreaterThanOrEqualToThreshold".into(),
+        comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: MissingData::NotBreaching,
         description: "ballast: scale out appService".into(),
     }

@@ -7,12 +7,14 @@
 //! (awsJson `__type`, awsQuery `<Code>`, rpc-v2-cbor `__type`), so the SDK
 //! parses it exactly as it would parse AWS's.
 //!
-//! The proxy also logs every request's API operation and outcome, so a
-//! test can count the writes of a separate process (the `ballast` binary)
-//! whose adapter counters it cannot read, and it can be switched off: while
+//! The proxy also logs every request's API operation, body and outcome, so
+//! a test can count the writes of a separate process (the `ballast` binary)
+//! whose adapter counters it cannot read, and see what a request carried
+//! where the emulator would hide it, and it can be switched off: while
 //! off, connections are refused and open ones are reset, as when an
 //! endpoint goes away.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +54,13 @@ impl Call {
     /// Forwarded and answered with success by the upstream.
     pub fn succeeded(&self) -> bool {
         !self.injected && (200..300).contains(&self.status)
+    }
+
+    /// The parameters of a query-protocol request (ELBv2, Auto Scaling),
+    /// decoded: what moto would otherwise fill in or ignore is seen here
+    /// as the adapter sent it.
+    pub fn params(&self) -> BTreeMap<String, String> {
+        serde_urlencoded::from_str(&self.body).unwrap_or_else(|e| panic!("not a form body ({e}): {}", self.body))
     }
 }
 

@@ -1,13 +1,13 @@
 //! One write per [`Change`] (chunked where the API wants it).
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Tag};
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 
 use std::collections::HashSet;
 
 use super::{AwsCloud, RegionClients};
 use crate::cloud::CloudError;
-use crate::observed::{AlarmDefinition, Target};
+use crate::observed::{AlarmDefinition, Statistic, Target};
 use crate::plan::Change;
 
 /// Targets per Register/DeregisterTargets call, as the AWS Load Balancer
@@ -145,15 +145,12 @@ fn put_alarm_request(
         .evaluation_periods(i32::try_from(alarm.evaluation_periods).unwrap_or(i32::MAX))
         .datapoints_to_alarm(i32::try_from(alarm.datapoints_to_alarm).unwrap_or(i32::MAX))
         .threshold(alarm.threshold)
-        .comparison_operator(ComparisonOperator::from(alarm.comparison.as_str()))
+        .comparison_operator(ComparisonOperator::from(alarm.comparison.as_aws()))
         .treat_missing_data(alarm.missing_data.as_aws())
         .tags(Tag::builder().key(MANAGED_BY_TAG.0).value(MANAGED_BY_TAG.1).build());
-    // Statistics are one of a fixed set; anything else (p90, tm99) is an
-    // extended statistic.
-    if Statistic::values().contains(&alarm.statistic.as_str()) {
-        req.statistic(Statistic::from(alarm.statistic.as_str()))
-    } else {
-        req.extended_statistic(&alarm.statistic)
+    match &alarm.statistic {
+        Statistic::Extended(s) => req.extended_statistic(s),
+        s => req.statistic(aws_sdk_cloudwatch::types::Statistic::from(s.as_aws())),
     }
 }
 
@@ -166,6 +163,36 @@ mod tests {
         let d = descriptions(&[Target { id: "i-1".into(), port: 8000 }]);
         assert_eq!(d[0].id(), Some("i-1"));
         assert_eq!(d[0].port(), Some(8000));
+    }
+
+    #[test]
+    fn put_alarm_sends_a_named_or_an_extended_statistic_and_the_comparison() {
+        let conf = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .build();
+        let client = aws_sdk_cloudwatch::Client::from_conf(conf);
+        let mut alarm = AlarmDefinition {
+            name: "a".into(),
+            namespace: "AWS/ECS".into(),
+            metric_name: "CPUUtilization".into(),
+            statistic: Statistic::Average,
+            dimensions: vec![],
+            period_secs: 60,
+            evaluation_periods: 3,
+            datapoints_to_alarm: 3,
+            threshold: 70.0,
+            comparison: crate::observed::Comparison::GreaterThanThreshold,
+            missing_data: crate::desired::MissingData::Missing,
+            description: String::new(),
+        };
+        let req = put_alarm_request(client.put_metric_alarm(), &alarm);
+        assert_eq!(req.get_statistic(), &Some(aws_sdk_cloudwatch::types::Statistic::Average));
+        assert_eq!(req.get_extended_statistic(), &None);
+        assert_eq!(req.get_comparison_operator(), &Some(ComparisonOperator::GreaterThanThreshold));
+
+        alarm.statistic = Statistic::Extended("p90".into());
+        let req = put_alarm_request(client.put_metric_alarm(), &alarm);
+        assert_eq!((req.get_statistic(), req.get_extended_statistic().as_deref()), (&None, Some("p90")));
     }
 
     #[test]

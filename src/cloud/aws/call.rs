@@ -160,6 +160,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn concurrent_retries_keep_to_the_bucket_in_every_window() {
+        // PutMetricAlarm's bucket (3/s, burst 3), twelve operations at once,
+        // every third attempt throttled: in any window of T seconds at most
+        // burst + rate x T attempts go out, retries included.
+        let rate = Rate::new(3.0, 3);
+        let bucket = TokenBucket::new(rate);
+        let p = RetryPolicy { max_attempts: 6, ..policy() };
+        let sent = Mutex::new(Vec::new());
+        let start = tokio::time::Instant::now();
+        let operations = (0..12).map(|_| {
+            p.run(&bucket, "cloudwatch", "PutMetricAlarm", || {
+                let mut sent = sent.lock().unwrap();
+                sent.push(start.elapsed());
+                let throttled = sent.len().is_multiple_of(3);
+                async move { if throttled { Err(service_error("ThrottlingException", 400)) } else { Ok(()) } }
+            })
+        });
+        for done in futures_util::future::join_all(operations).await {
+            done.unwrap();
+        }
+        let sent = sent.into_inner().unwrap();
+        assert_eq!(sent.len(), 17, "12 operations, 5 throttled attempts retried: {sent:?}");
+        for (i, from) in sent.iter().enumerate() {
+            for (j, to) in sent.iter().enumerate().skip(i) {
+                let (n, t) = (j - i + 1, (*to - *from).as_secs_f64());
+                let allowed = f64::from(rate.burst) + rate.per_second * t;
+                assert!(n as f64 <= allowed + 1e-9, "{n} attempts within {t:.3} s; the bucket allows {allowed:.2}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn quotas_and_rejections_are_not_retried_and_attempts_are_capped() {
         let bucket = TokenBucket::new(Rate::new(100.0, 100));
         for (code, status, attempts) in [

@@ -14,9 +14,9 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 
 use crate::desired::MissingData;
 use crate::observed::{
-    AlarmDefinition, AlarmState, MetricSample, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService,
-    ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError, Target, TargetHealth, TaskSize,
-    TaskStatus,
+    AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup, ObservedInstance,
+    ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError, ServiceStatus,
+    Statistic, Target, TargetGroupType, TargetHealth, TaskSize, TaskStatus,
 };
 
 /// The tag ECS puts on an Auto Scaling group it scales through a capacity
@@ -38,7 +38,7 @@ pub struct TaskDefInfo {
 pub struct TargetGroupInfo {
     pub arn: String,
     pub name: String,
-    pub target_type: String,
+    pub target_type: TargetGroupType,
     pub port: Option<u16>,
 }
 
@@ -71,7 +71,7 @@ pub fn service(s: &ecs::Service) -> ObservedService {
         .any(|d| d.status() == Some("PRIMARY") && d.rollout_state() == Some(&ecs::DeploymentRolloutState::InProgress));
     ObservedService {
         arn: s.service_arn().unwrap_or_default().to_string(),
-        status: s.status().unwrap_or_default().to_string(),
+        status: service_status(s.status().unwrap_or_default()),
         desired_count: count(s.desired_count()),
         running_count: count(s.running_count()),
         pending_count: count(s.pending_count()),
@@ -85,6 +85,16 @@ pub fn service(s: &ecs::Service) -> ObservedService {
             .collect(),
         scalable_target: false,
         tasks: Vec::new(),
+    }
+}
+
+/// ECS reports a service's status as a plain string.
+fn service_status(s: &str) -> ServiceStatus {
+    match s {
+        "ACTIVE" => ServiceStatus::Active,
+        "DRAINING" => ServiceStatus::Draining,
+        "INACTIVE" => ServiceStatus::Inactive,
+        other => ServiceStatus::Other(other.to_string()),
     }
 }
 
@@ -212,9 +222,20 @@ pub fn target_group_info(tg: &elb::TargetGroup) -> Option<TargetGroupInfo> {
     Some(TargetGroupInfo {
         arn: tg.target_group_arn()?.to_string(),
         name: tg.target_group_name().unwrap_or_default().to_string(),
-        target_type: tg.target_type().map(|t| t.as_str().to_string()).unwrap_or_else(|| "instance".to_string()),
+        // ELBv2's default type.
+        target_type: tg.target_type().map(target_group_type).unwrap_or(TargetGroupType::Instance),
         port: tg.port().and_then(port),
     })
+}
+
+fn target_group_type(t: &elb::TargetTypeEnum) -> TargetGroupType {
+    match t {
+        elb::TargetTypeEnum::Instance => TargetGroupType::Instance,
+        elb::TargetTypeEnum::Ip => TargetGroupType::Ip,
+        elb::TargetTypeEnum::Lambda => TargetGroupType::Lambda,
+        elb::TargetTypeEnum::Alb => TargetGroupType::Alb,
+        other => TargetGroupType::Other(other.as_str().to_string()),
+    }
 }
 
 pub fn target_group(info: &TargetGroupInfo, health: &[elb::TargetHealthDescription]) -> ObservedTargetGroup {
@@ -259,18 +280,18 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
             name: a.alarm_name().unwrap_or_default().to_string(),
             namespace: a.namespace().unwrap_or_default().to_string(),
             metric_name: a.metric_name().unwrap_or_default().to_string(),
-            statistic: a
-                .statistic()
-                .map(|s| s.as_str().to_string())
-                .or_else(|| a.extended_statistic().map(str::to_string))
-                .unwrap_or_default(),
+            statistic: Statistic::from_aws(
+                a.statistic().map(cw::Statistic::as_str).or(a.extended_statistic()).unwrap_or_default(),
+            ),
             dimensions,
             period_secs: a.period().map(count).unwrap_or(0),
             evaluation_periods,
             // CloudWatch's default when unset: all evaluated periods.
             datapoints_to_alarm: a.datapoints_to_alarm().map(count).unwrap_or(evaluation_periods),
             threshold: a.threshold().unwrap_or(0.0),
-            comparison: a.comparison_operator().map(|c| c.as_str().to_string()).unwrap_or_default(),
+            comparison: Comparison::from_aws(
+                a.comparison_operator().map(cw::ComparisonOperator::as_str).unwrap_or_default(),
+            ),
             missing_data: a.treat_missing_data().and_then(MissingData::from_aws).unwrap_or(MissingData::Missing),
             description: a.alarm_description().unwrap_or_default().to_string(),
         },
@@ -301,7 +322,7 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
             ObservedInstance {
                 tasks: tasks_by_instance.get(&id).copied(),
                 zone: i.availability_zone().unwrap_or_default().to_string(),
-                lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                lifecycle_state: i.lifecycle_state().map(lifecycle).unwrap_or_else(|| Lifecycle::Other(String::new())),
                 healthy: i.health_status() == Some("Healthy"),
                 id,
             }
@@ -323,6 +344,25 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
             .collect(),
         instances,
         managed_scaling: g.tags().iter().any(|t| t.key() == Some(MANAGED_SCALING_TAG)),
+    }
+}
+
+fn lifecycle(s: &asg::LifecycleState) -> Lifecycle {
+    use asg::LifecycleState as L;
+    match s {
+        L::Pending => Lifecycle::Pending,
+        L::PendingWait => Lifecycle::PendingWait,
+        L::PendingProceed => Lifecycle::PendingProceed,
+        L::InService => Lifecycle::InService,
+        L::Terminating => Lifecycle::Terminating,
+        L::TerminatingWait => Lifecycle::TerminatingWait,
+        L::TerminatingProceed => Lifecycle::TerminatingProceed,
+        L::Terminated => Lifecycle::Terminated,
+        L::Detaching => Lifecycle::Detaching,
+        L::Detached => Lifecycle::Detached,
+        L::EnteringStandby => Lifecycle::EnteringStandby,
+        L::Standby => Lifecycle::Standby,
+        other => Lifecycle::Other(other.as_str().to_string()),
     }
 }
 
@@ -365,7 +405,7 @@ mod tests {
         assert!(o.deploying);
         assert_eq!((o.desired_count, o.running_count, o.pending_count), (3, 2, 1));
         assert_eq!(o.load_balancer_target_groups, vec!["arn:tg:front"]);
-        assert_eq!(o.status, "ACTIVE");
+        assert_eq!(o.status, ServiceStatus::Active);
     }
 
     #[test]
@@ -499,7 +539,7 @@ mod tests {
         let info = TargetGroupInfo {
             arn: "arn:tg".into(),
             name: "frontendTargetGroup".into(),
-            target_type: "instance".into(),
+            target_type: TargetGroupType::Instance,
             port: Some(80),
         };
         let d = |id: &str, port: Option<i32>, state: elb::TargetHealthStateEnum| {
@@ -540,7 +580,7 @@ mod tests {
         let o = alarm(&a);
         assert_eq!(o.definition.datapoints_to_alarm, 3, "defaults to evaluation periods");
         assert_eq!(o.definition.missing_data, MissingData::Missing);
-        assert_eq!(o.definition.statistic, "Average");
+        assert_eq!(o.definition.statistic, Statistic::Average);
         assert_eq!(
             o.definition.dimensions,
             vec![
@@ -551,6 +591,57 @@ mod tests {
         );
         assert_eq!(o.state, AlarmState::Alarm);
         assert_eq!(o.definition.description, "");
+    }
+
+    #[test]
+    fn alarm_statistic_and_comparison_keep_what_ballast_does_not_name() {
+        let a = cw::MetricAlarm::builder()
+            .extended_statistic("p90")
+            .comparison_operator(cw::ComparisonOperator::LessThanLowerThreshold)
+            .build();
+        let o = alarm(&a);
+        assert_eq!(o.definition.statistic, Statistic::Extended("p90".into()));
+        assert_eq!(o.definition.comparison, Comparison::Other("LessThanLowerThreshold".into()));
+        let a = cw::MetricAlarm::builder()
+            .statistic(cw::Statistic::Maximum)
+            .comparison_operator(cw::ComparisonOperator::LessThanThreshold)
+            .build();
+        let o = alarm(&a);
+        assert_eq!(
+            (o.definition.statistic, o.definition.comparison),
+            (Statistic::Maximum, Comparison::LessThanThreshold)
+        );
+    }
+
+    #[test]
+    fn enums_map_to_ballasts_with_the_rest_kept_as_written() {
+        let status = |s: &str| service(&ecs::Service::builder().status(s).build()).status;
+        assert_eq!(status("ACTIVE"), ServiceStatus::Active);
+        assert_eq!(status("DRAINING"), ServiceStatus::Draining);
+        assert_eq!(status("INACTIVE"), ServiceStatus::Inactive);
+        assert_eq!(status("PAUSED"), ServiceStatus::Other("PAUSED".into()));
+
+        let tg_type = |t: Option<elb::TargetTypeEnum>| {
+            let tg = elb::TargetGroup::builder().target_group_arn("arn:tg").set_target_type(t).build();
+            target_group_info(&tg).unwrap().target_type
+        };
+        assert_eq!(tg_type(None), TargetGroupType::Instance, "ELBv2's default");
+        assert_eq!(tg_type(Some(elb::TargetTypeEnum::Ip)), TargetGroupType::Ip);
+        assert_eq!(tg_type(Some(elb::TargetTypeEnum::Alb)), TargetGroupType::Alb);
+
+        let state = |s: asg::LifecycleState| {
+            let g = asg::AutoScalingGroup::builder()
+                .instances(asg::Instance::builder().instance_id("i-1").lifecycle_state(s).build())
+                .build();
+            group(&g, &HashMap::new()).instances.remove(0)
+        };
+        assert_eq!(state(asg::LifecycleState::PendingWait).lifecycle_state, Lifecycle::PendingWait);
+        assert!(state(asg::LifecycleState::PendingWait).is_active());
+        assert_eq!(state(asg::LifecycleState::TerminatingWait).lifecycle_state, Lifecycle::TerminatingWait);
+        assert!(!state(asg::LifecycleState::Standby).is_active());
+        let warm = state(asg::LifecycleState::WarmedPending);
+        assert_eq!(warm.lifecycle_state, Lifecycle::Other("Warmed:Pending".into()));
+        assert!(!warm.is_active());
     }
 
     #[test]
@@ -599,7 +690,7 @@ mod tests {
         assert_eq!(o.instances[0].tasks, Some(2));
         assert!(!o.instances[0].healthy);
         assert_eq!(o.instances[1].tasks, None, "not registered in the cluster");
-        assert_eq!(o.instances[1].lifecycle_state, "Pending");
+        assert_eq!(o.instances[1].lifecycle_state, Lifecycle::Pending);
         assert!(o.instances[1].is_active());
     }
 

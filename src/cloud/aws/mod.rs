@@ -42,7 +42,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 pub use intercept::ApiCalls;
 pub use limiter::{Rate, RateLimits};
 
-use crate::cloud::{Cloud, CloudError, Scope};
+use crate::cloud::{Clock, Cloud, CloudError, Scope, TokioClock};
 use crate::desired::TargetGroupRef;
 use crate::metrics::Metrics;
 use crate::observed::Observed;
@@ -125,6 +125,8 @@ struct Inner {
     base: SdkConfig,
     options: AwsOptions,
     sink: Arc<CallSink>,
+    /// "Now" for the reads that ask for a time range (GetMetricData).
+    clock: Arc<dyn Clock>,
     /// Clients and rate buckets per region, created on first use: the
     /// desired state names its regions, the process does not know them
     /// up front.
@@ -179,12 +181,14 @@ impl AwsCloud {
     /// The config's region is not used: every resource in a [`Scope`] or
     /// [`Change`] names its region, and each region gets its own clients.
     /// Timeouts and retries come from `options` and replace the config's.
+    /// "Now" is the wall clock, as tokio's clock moves it.
     pub fn new(sdk_config: &SdkConfig, metrics: Arc<Metrics>, options: AwsOptions) -> Self {
         AwsCloud {
             inner: Arc::new(Inner {
                 base: sdk_config.clone(),
                 options,
                 sink: Arc::new(CallSink::new(metrics)),
+                clock: Arc::new(TokioClock::new()),
                 regions: Mutex::new(HashMap::new()),
                 target_groups: Mutex::new(HashMap::new()),
                 task_defs: Mutex::new(HashMap::new()),

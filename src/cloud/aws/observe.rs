@@ -9,19 +9,23 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
-use std::time::SystemTime;
 
+use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
 use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
+use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 use aws_sdk_ecs::types::DesiredStatus;
+use futures_util::{StreamExt, stream};
 
 use super::map::{self, ContainerInstanceInfo, TargetGroupInfo};
 use super::{AwsCloud, RegionClients};
-use crate::cloud::{CloudError, Scope};
+use crate::cloud::{Clock, CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
 use crate::observed::{
     MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ResourceError, TaskStatus,
@@ -36,40 +40,46 @@ const LIST_PAGE: i32 = crate::cloud::batch::LIST_PAGE as i32;
 /// 50 sequential round trips.
 const IN_FLIGHT: usize = 8;
 
-/// Run `f` over `items`, up to [`IN_FLIGHT`] at a time, keeping order.
-async fn in_waves<T, F, Fut>(items: Vec<T>, f: F) -> Vec<Fut::Output>
+/// Run `f` over `items` on this task (no spawning, so the calls may
+/// borrow), up to [`IN_FLIGHT`] at a time, outputs in the order of
+/// `items`. A call starts as soon as any other ends: finished outputs wait
+/// for their turn outside the limit, so one slow call holds back no other
+/// (`buffered` would keep them in its slots).
+async fn in_flight<T, F, Fut>(items: impl IntoIterator<Item = T>, f: F) -> Vec<Fut::Output>
 where
     F: Fn(T) -> Fut,
     Fut: Future,
 {
-    let mut out = Vec::with_capacity(items.len());
-    let mut it = items.into_iter().peekable();
-    while it.peek().is_some() {
-        let wave: Vec<Fut> = it.by_ref().take(IN_FLIGHT).map(&f).collect();
-        out.extend(join_all(wave).await);
-    }
-    out
+    // Built before the stream runs (a future does nothing until polled):
+    // a closure inside the stream would make the pass's future fail the
+    // `Send` check tokio::spawn asks for (rust-lang/rust#89976).
+    let calls: Vec<_> = items.into_iter().map(f).enumerate().map(|(i, call)| async move { (i, call.await) }).collect();
+    let mut out: Vec<(usize, Fut::Output)> = stream::iter(calls).buffer_unordered(IN_FLIGHT).collect().await;
+    out.sort_unstable_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, output)| output).collect()
 }
 
-/// Await all futures concurrently on this task (no spawning, so they may
-/// borrow), returning their outputs in order.
-async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (fut, slot) in futs.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
+/// Every page of a paginated read. `page` sends the request for the page
+/// after `token` (`None`: the first); `next_token` reads a page's
+/// continuation, which ends the read when absent or empty. The first
+/// failed page fails the read.
+async fn all_pages<P, Fut>(
+    next_token: impl Fn(&P) -> Option<&str>,
+    mut page: impl FnMut(Option<String>) -> Fut,
+) -> Result<Vec<P>, CloudError>
+where
+    Fut: Future<Output = Result<P, CloudError>>,
+{
+    let mut pages = Vec::new();
+    let mut token = None;
+    loop {
+        let p = page(token.take()).await?;
+        token = next_token(&p).filter(|t| !t.is_empty()).map(str::to_string);
+        pages.push(p);
+        if token.is_none() {
+            return Ok(pages);
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
-    })
-    .await;
-    done.into_iter().map(|o| o.expect("polled to completion")).collect()
+    }
 }
 
 /// Outcomes of the pass's calls, to tell "AWS is unreachable" (every call
@@ -103,6 +113,15 @@ fn resource_error(e: &CloudError) -> ResourceError {
         CloudError::NotFound(m) => ResourceError::NotFound(m.clone()),
         other => ResourceError::Unavailable(other.to_string()),
     }
+}
+
+/// A failed batch call fails every item it asked for, with its error.
+fn failed_batch<'a, K: ToString, T>(
+    batch: &'a [K],
+    e: &CloudError,
+) -> impl Iterator<Item = (String, Result<T, ResourceError>)> + use<'a, K, T> {
+    let err = resource_error(e);
+    batch.iter().map(move |k| (k.to_string(), Err(err.clone())))
 }
 
 /// The part of a scope in one region.
@@ -326,8 +345,7 @@ async fn describe_services(
     names: &[&str],
     tally: &Tally,
 ) -> HashMap<String, Result<aws_sdk_ecs::types::Service, ResourceError>> {
-    let batches: Vec<&[&str]> = map::batches(names, batch::DESCRIBE_SERVICES).collect();
-    let results = in_waves(batches, |batch| async move {
+    let results = in_flight(map::batches(names, batch::DESCRIBE_SERVICES), |batch| async move {
         let req = rc.ecs.describe_services();
         let req = req.cluster(cluster).set_services(Some(batch.iter().map(|s| s.to_string()).collect()));
         let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeServices", || req.clone().send()).await;
@@ -348,11 +366,7 @@ async fn describe_services(
                     out.insert(name.to_string(), Err(map::failure(f)));
                 }
             }
-            Err(e) => {
-                for name in batch {
-                    out.insert(name.to_string(), Err(resource_error(&e)));
-                }
-            }
+            Err(e) => out.extend(failed_batch(batch, &e)),
         }
     }
     out
@@ -366,24 +380,17 @@ async fn cluster_tasks(
 ) -> Result<Vec<aws_sdk_ecs::types::Task>, CloudError> {
     let mut arns = Vec::new();
     for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
-        let mut token: Option<String> = None;
-        loop {
+        let pages = all_pages(ListTasksOutput::next_token, |token| {
             let req = rc.ecs.list_tasks();
-            let req =
-                req.cluster(cluster).desired_status(status.clone()).max_results(LIST_PAGE).set_next_token(token.take());
-            let result = rc.call(&rc.buckets.ecs_read, "ecs", "ListTasks", || req.clone().send()).await;
-            let page = tally.note(result)?;
-            arns.extend(page.task_arns().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
+            let req = req.cluster(cluster).desired_status(status.clone()).max_results(LIST_PAGE).set_next_token(token);
+            async move { tally.note(rc.call(&rc.buckets.ecs_read, "ecs", "ListTasks", || req.clone().send()).await) }
+        })
+        .await?;
+        arns.extend(pages.iter().flat_map(|p| p.task_arns()).cloned());
     }
     arns.sort();
     arns.dedup();
-    let batches: Vec<&[String]> = map::batches(&arns, batch::DESCRIBE_TASKS).collect();
-    let results = in_waves(batches, |batch| async move {
+    let results = in_flight(map::batches(&arns, batch::DESCRIBE_TASKS), |batch| async move {
         let req = rc.ecs.describe_tasks();
         let req = req.cluster(cluster).set_tasks(Some(batch.to_vec()));
         let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeTasks", || req.clone().send()).await;
@@ -404,19 +411,15 @@ async fn container_instances(
     cluster: &str,
     tally: &Tally,
 ) -> Result<HashMap<String, ContainerInstanceInfo>, CloudError> {
-    let mut arns = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    let pages = all_pages(ListContainerInstancesOutput::next_token, |token| {
         let req = rc.ecs.list_container_instances();
-        let req = req.cluster(cluster).max_results(LIST_PAGE).set_next_token(token.take());
-        let result = rc.call(&rc.buckets.ecs_read, "ecs", "ListContainerInstances", || req.clone().send()).await;
-        let page = tally.note(result)?;
-        arns.extend(page.container_instance_arns().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
+        let req = req.cluster(cluster).max_results(LIST_PAGE).set_next_token(token);
+        async move {
+            tally.note(rc.call(&rc.buckets.ecs_read, "ecs", "ListContainerInstances", || req.clone().send()).await)
         }
-    }
+    })
+    .await?;
+    let arns: Vec<String> = pages.iter().flat_map(|p| p.container_instance_arns()).cloned().collect();
     let mut out = HashMap::new();
     for batch in map::batches(&arns, batch::DESCRIBE_CONTAINER_INSTANCES) {
         let req = rc.ecs.describe_container_instances();
@@ -459,34 +462,24 @@ async fn scalable_targets(
     tally: &Tally,
 ) -> Result<HashSet<String>, CloudError> {
     let ids: Vec<String> = services.iter().map(resource_id).collect();
-    let batches: Vec<&[String]> = map::batches(&ids, batch::SCALABLE_TARGETS).collect();
-    let results = in_waves(batches, |batch| async move {
-        let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+    let results = in_flight(map::batches(&ids, batch::SCALABLE_TARGETS), |batch| {
+        all_pages(DescribeScalableTargetsOutput::next_token, move |token| {
             let req = rc.appscaling.describe_scalable_targets();
             let req = req
                 .service_namespace(ServiceNamespace::Ecs)
                 .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
                 .set_resource_ids(Some(batch.to_vec()))
-                .set_next_token(token.take());
-            let result = rc
-                .call(&rc.buckets.appscaling, "application-autoscaling", "DescribeScalableTargets", || {
-                    req.clone().send()
-                })
-                .await;
-            let page = tally.note(result)?;
-            found.extend(page.scalable_targets().iter().map(|t| t.resource_id().to_string()));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok::<_, CloudError>(found),
+                .set_next_token(token);
+            async move {
+                let op = "DescribeScalableTargets";
+                tally.note(rc.call(&rc.buckets.appscaling, "application-autoscaling", op, || req.clone().send()).await)
             }
-        }
+        })
     })
     .await;
     let mut out = HashSet::new();
-    for result in results {
-        out.extend(result?);
+    for pages in results {
+        out.extend(pages?.iter().flat_map(|p| p.scalable_targets()).map(|t| t.resource_id().to_string()));
     }
     Ok(out)
 }
@@ -545,7 +538,7 @@ async fn target_groups(
             }
         }
     }
-    let results = in_waves(described, |(r, info)| async move {
+    let results = in_flight(described, |(r, info)| async move {
         let req = rc.elbv2.describe_target_health();
         let req = req.target_group_arn(&info.arn);
         let result = rc.call(&rc.buckets.elbv2_describe, "elbv2", "DescribeTargetHealth", || req.clone().send()).await;
@@ -611,7 +604,7 @@ async fn describe_target_groups(
             }
             out
         }
-        Err(e) => batch.iter().map(|w| (w.clone(), Err(resource_error(&e)))).collect(),
+        Err(e) => failed_batch(batch, &e).collect(),
     }
 }
 
@@ -621,44 +614,26 @@ async fn describe_alarms(
     names: &[String],
     tally: &Tally,
 ) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
-    let batches: Vec<&[String]> = map::batches(names, batch::ALARM_NAMES).collect();
-    let results = in_waves(batches, |batch| async move {
-        let mut alarms = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+    let results = in_flight(map::batches(names, batch::ALARM_NAMES), |batch| async move {
+        let pages = all_pages(DescribeAlarmsOutput::next_token, |token| {
             let req = rc.cloudwatch.describe_alarms();
-            let req = req
-                .set_alarm_names(Some(batch.to_vec()))
-                .alarm_types(AlarmType::MetricAlarm)
-                .set_next_token(token.take());
-            let result = rc
-                .call(&rc.buckets.cloudwatch_describe_alarms, "cloudwatch", "DescribeAlarms", || req.clone().send())
-                .await;
-            let page = match tally.note(result) {
-                Ok(page) => page,
-                Err(e) => return (batch, Err(e)),
-            };
-            alarms.extend(page.metric_alarms().iter().map(map::alarm));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return (batch, Ok(alarms)),
-            }
-        }
+            let req =
+                req.set_alarm_names(Some(batch.to_vec())).alarm_types(AlarmType::MetricAlarm).set_next_token(token);
+            let bucket = &rc.buckets.cloudwatch_describe_alarms;
+            async move { tally.note(rc.call(bucket, "cloudwatch", "DescribeAlarms", || req.clone().send()).await) }
+        });
+        (batch, pages.await)
     })
     .await;
     let mut out = BTreeMap::new();
     for (batch, result) in results {
         match result {
-            Ok(alarms) => {
-                for a in alarms {
+            Ok(pages) => {
+                for a in pages.iter().flat_map(|p| p.metric_alarms()).map(map::alarm) {
                     out.insert(a.definition.name.clone(), Ok(a));
                 }
             }
-            Err(e) => {
-                for name in batch {
-                    out.insert(name.clone(), Err(resource_error(&e)));
-                }
-            }
+            Err(e) => out.extend(failed_batch(batch, &e)),
         }
     }
     out
@@ -673,7 +648,7 @@ async fn metric_data(
     tally: &Tally,
 ) -> BTreeMap<ServiceId, Option<MetricSample>> {
     let mut out = BTreeMap::new();
-    let end = SystemTime::now();
+    let end = cloud.inner.clock.now();
     let start = end - cloud.inner.options.metric_lookback;
     for batch in map::batches(services, batch::METRIC_QUERIES) {
         let queries: Vec<MetricDataQuery> = batch
@@ -701,43 +676,27 @@ async fn metric_data(
                     .build()
             })
             .collect();
-        let mut samples: HashMap<String, Option<MetricSample>> = HashMap::new();
-        let mut token: Option<String> = None;
-        let mut failed = false;
-        loop {
+        let pages = all_pages(GetMetricDataOutput::next_token, |token| {
             let req = rc.cloudwatch.get_metric_data();
             let req = req
                 .set_metric_data_queries(Some(queries.clone()))
                 .start_time(start.into())
                 .end_time(end.into())
                 .scan_by(ScanBy::TimestampDescending)
-                .set_next_token(token.take());
-            let result =
-                rc.call(&rc.buckets.cloudwatch_metric_data, "cloudwatch", "GetMetricData", || req.clone().send()).await;
-            match tally.note(result) {
-                Ok(page) => {
-                    for r in page.metric_data_results() {
-                        let Some(qid) = r.id() else { continue };
-                        let s = map::latest_sample(r);
-                        let slot = samples.entry(qid.to_string()).or_default();
-                        // Pages split datapoints; keep the newest.
-                        if s.map(|s| s.at) > slot.map(|s| s.at) {
-                            *slot = s;
-                        }
-                    }
-                    match page.next_token() {
-                        Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                        _ => break,
-                    }
-                }
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
+                .set_next_token(token);
+            let bucket = &rc.buckets.cloudwatch_metric_data;
+            async move { tally.note(rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await) }
+        });
+        let Ok(pages) = pages.await else { continue };
+        let mut samples: HashMap<String, Option<MetricSample>> = HashMap::new();
+        for r in pages.iter().flat_map(|p| p.metric_data_results()) {
+            let Some(qid) = r.id() else { continue };
+            let s = map::latest_sample(r);
+            let slot = samples.entry(qid.to_string()).or_default();
+            // Pages split datapoints; keep the newest.
+            if s.map(|s| s.at) > slot.map(|s| s.at) {
+                *slot = s;
             }
-        }
-        if failed {
-            continue;
         }
         for (i, id) in batch.iter().enumerate() {
             out.insert(id.clone(), samples.get(&format!("q{i}")).copied().flatten());
@@ -754,33 +713,21 @@ async fn describe_groups(
 ) -> HashMap<String, Result<aws_sdk_autoscaling::types::AutoScalingGroup, ResourceError>> {
     let mut out = HashMap::new();
     for batch in map::batches(names, batch::GROUP_NAMES) {
-        let mut token: Option<String> = None;
-        loop {
+        let pages = all_pages(DescribeAutoScalingGroupsOutput::next_token, |token| {
             let req = rc.autoscaling.describe_auto_scaling_groups();
-            let req =
-                req.set_auto_scaling_group_names(Some(batch.to_vec())).max_records(100).set_next_token(token.take());
-            let result = rc
-                .call(&rc.buckets.autoscaling, "autoscaling", "DescribeAutoScalingGroups", || req.clone().send())
-                .await;
-            match tally.note(result) {
-                Ok(page) => {
-                    for g in page.auto_scaling_groups() {
-                        if let Some(name) = g.auto_scaling_group_name() {
-                            out.insert(name.to_string(), Ok(g.clone()));
-                        }
+            let req = req.set_auto_scaling_group_names(Some(batch.to_vec())).max_records(100).set_next_token(token);
+            let op = "DescribeAutoScalingGroups";
+            async move { tally.note(rc.call(&rc.buckets.autoscaling, "autoscaling", op, || req.clone().send()).await) }
+        });
+        match pages.await {
+            Ok(pages) => {
+                for g in pages.iter().flat_map(|p| p.auto_scaling_groups()) {
+                    if let Some(name) = g.auto_scaling_group_name() {
+                        out.insert(name.to_string(), Ok(g.clone()));
                     }
-                    match page.next_token() {
-                        Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                        _ => break,
-                    }
-                }
-                Err(e) => {
-                    for name in batch {
-                        out.insert(name.clone(), Err(resource_error(&e)));
-                    }
-                    break;
                 }
             }
+            Err(e) => out.extend(failed_batch(batch, &e)),
         }
     }
     out
@@ -820,10 +767,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn waves_run_up_to_the_limit_at_once_and_keep_order() {
+    async fn calls_run_up_to_the_limit_at_once_and_keep_order() {
         let start = tokio::time::Instant::now();
         let items: Vec<u64> = (0..(IN_FLIGHT as u64 + 1)).collect();
-        let out = in_waves(items, |i| async move {
+        let out = in_flight(items, |i| async move {
             // Later items finish first within a wave.
             tokio::time::sleep(std::time::Duration::from_millis(1_000 - i)).await;
             i * 10
@@ -834,6 +781,70 @@ mod tests {
         let took = start.elapsed();
         assert!(took < std::time::Duration::from_millis(2_001), "took {took:?}");
         assert!(took > std::time::Duration::from_millis(1_900), "took {took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_slow_call_holds_back_no_other() {
+        // Call 0 takes 10 s, 16 more take 1 s each. The other seven slots
+        // get through the 16 in 3 s, so the whole takes the slow call's
+        // 10 s (waves of 8 would take 12 s, as would `buffered`).
+        let start = tokio::time::Instant::now();
+        let out = in_flight(0..17u64, |i| async move {
+            tokio::time::sleep(std::time::Duration::from_secs(if i == 0 { 10 } else { 1 })).await;
+            i
+        })
+        .await;
+        assert_eq!(out, (0..17).collect::<Vec<_>>());
+        assert_eq!(start.elapsed(), std::time::Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_pages_follows_tokens_until_none_or_empty() {
+        for last in [None, Some("")] {
+            let mut asked = Vec::new();
+            let pages = all_pages(
+                |p: &(u32, Option<&'static str>)| p.1,
+                |token| {
+                    asked.push(token.clone());
+                    let page = match token.as_deref() {
+                        None => (1, Some("a")),
+                        Some("a") => (2, Some("b")),
+                        _ => (3, last),
+                    };
+                    async move { Ok(page) }
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(pages.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2, 3]);
+            assert_eq!(asked, [None, Some("a".to_string()), Some("b".to_string())]);
+        }
+        // A failed page fails the read; no page after it is asked for.
+        let mut calls = 0;
+        let err = all_pages(
+            |_: &()| Some("more"),
+            |_| {
+                calls += 1;
+                let n = calls;
+                async move { if n < 2 { Ok(()) } else { Err(CloudError::NotFound("gone".into())) } }
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((err, calls), (CloudError::NotFound("gone".into()), 2));
+    }
+
+    #[test]
+    fn a_failed_batch_fails_each_item_with_its_error() {
+        let out: Vec<(String, Result<(), ResourceError>)> =
+            failed_batch(&["a", "b"], &CloudError::NotFound("service x".into())).collect();
+        assert_eq!(
+            out,
+            [
+                ("a".to_string(), Err(ResourceError::NotFound("service x".into()))),
+                ("b".to_string(), Err(ResourceError::NotFound("service x".into())))
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::world::{Alarm, World};
 use crate::desired::{MissingData, ServiceId};
-use crate::observed::{AlarmDefinition, AlarmState, MetricSample, TaskStatus};
+use crate::observed::{AlarmDefinition, AlarmState, Comparison, MetricSample, Statistic, TaskStatus};
 
 /// Datapoints kept per service: a day of one-minute periods.
 const MAX_DATAPOINTS: usize = 1440;
@@ -148,26 +148,26 @@ impl World {
 }
 
 /// One window's value from the metric's datapoints inside it.
-fn aggregate(statistic: &str, values: &[f64]) -> Option<f64> {
+fn aggregate(statistic: &Statistic, values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
     Some(match statistic {
-        "Maximum" => values.iter().copied().fold(f64::MIN, f64::max),
-        "Minimum" => values.iter().copied().fold(f64::MAX, f64::min),
-        "Sum" => values.iter().sum(),
-        "SampleCount" => values.len() as f64,
+        Statistic::Maximum => values.iter().copied().fold(f64::MIN, f64::max),
+        Statistic::Minimum => values.iter().copied().fold(f64::MAX, f64::min),
+        Statistic::Sum => values.iter().sum(),
+        Statistic::SampleCount => values.len() as f64,
         _ => values.iter().sum::<f64>() / values.len() as f64,
     })
 }
 
-fn breaches(comparison: &str, value: f64, threshold: f64) -> bool {
+fn breaches(comparison: &Comparison, value: f64, threshold: f64) -> bool {
     match comparison {
-        "GreaterThanOrEqualToThreshold" => value >= threshold,
-        "GreaterThanThreshold" => value > threshold,
-        "LessThanThreshold" => value < threshold,
-        "LessThanOrEqualToThreshold" => value <= threshold,
-        _ => false,
+        Comparison::GreaterThanOrEqualToThreshold => value >= threshold,
+        Comparison::GreaterThanThreshold => value > threshold,
+        Comparison::LessThanThreshold => value < threshold,
+        Comparison::LessThanOrEqualToThreshold => value <= threshold,
+        Comparison::Other(_) => false,
     }
 }
 

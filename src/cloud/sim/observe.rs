@@ -9,7 +9,7 @@ use crate::cloud::{CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
     Observed, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup,
-    ObservedTask, ResourceError, TaskStatus,
+    ObservedTask, ResourceError, ServiceStatus, TargetGroupType, TaskStatus,
 };
 
 use crate::cloud::batch;
@@ -382,7 +382,7 @@ impl World {
         let count = |status: TaskStatus| tasks.iter().filter(|t| t.last_status == status && t.is_live()).count() as u32;
         Some(ObservedService {
             arn: service.arn.clone(),
-            status: "ACTIVE".to_string(),
+            status: ServiceStatus::Active,
             desired_count: service.desired_count,
             running_count: count(TaskStatus::Running),
             pending_count: count(TaskStatus::Pending),
@@ -416,10 +416,9 @@ impl World {
             arn: tg.info.arn.clone(),
             name: tg.info.name.clone(),
             target_type: match tg.info.target_type {
-                TargetType::Instance => "instance",
-                TargetType::Ip => "ip",
-            }
-            .to_string(),
+                TargetType::Instance => TargetGroupType::Instance,
+                TargetType::Ip => TargetGroupType::Ip,
+            },
             port: Some(tg.info.port),
             targets: tg
                 .targets
@@ -450,7 +449,7 @@ impl World {
                     ObservedInstance {
                         id: i.id.clone(),
                         zone: i.zone.clone(),
-                        lifecycle_state: i.lifecycle.as_aws().to_string(),
+                        lifecycle_state: i.lifecycle.observed(),
                         healthy: i.healthy,
                         // Counted until STOPPED: a stopping task still
                         // occupies the instance.

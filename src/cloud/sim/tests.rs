@@ -12,7 +12,10 @@ use crate::desired::{
     ServiceTakeOver, TargetGroupBinding, TargetGroupId, TargetGroupRef, TargetType, TaskCount, TasksPerInstance, Zone,
     ZoneMode,
 };
-use crate::observed::{AlarmDefinition, AlarmState, ObservedService, ResourceError, Target, TargetHealth, TaskStatus};
+use crate::observed::{
+    AlarmDefinition, AlarmState, Comparison, Lifecycle, ObservedService, ResourceError, ServiceStatus, Statistic,
+    Target, TargetGroupType, TargetHealth, TaskStatus,
+};
 
 const REGION: &str = "us-east-1";
 const CLUSTER: &str = "appCluster";
@@ -155,7 +158,7 @@ fn cpu_alarm(name: &str, threshold: f64, m: u32, n: u32, missing: MissingData) -
         name: name.to_string(),
         namespace: "AWS/ECS".to_string(),
         metric_name: "CPUUtilization".to_string(),
-        statistic: "Average".to_string(),
+        statistic: Statistic::Average,
         dimensions: vec![
             ("ClusterName".to_string(), CLUSTER.to_string()),
             ("ServiceName".to_string(), "appService".to_string()),
@@ -164,7 +167,7 @@ fn cpu_alarm(name: &str, threshold: f64, m: u32, n: u32, missing: MissingData) -
         evaluation_periods: n,
         datapoints_to_alarm: m,
         threshold,
-        comparison: "GreaterThanOrEqualToThreshold".to_string(),
+        comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: missing,
         description: "test".to_string(),
     }
@@ -250,7 +253,7 @@ fn awsvpc_tasks_pack_by_cpu_and_memory() {
     assert_eq!(ips.len(), 9, "each task has its own address");
     assert!(ips.iter().all(|ip| ip.starts_with("10.0.2.")));
     let targets = f.sim.target_group(&tg("ipTargets")).unwrap();
-    assert_eq!(targets.target_type, "ip");
+    assert_eq!(targets.target_type, TargetGroupType::Ip);
     assert!(targets.targets.iter().all(|t| t.target.port == 8080 && t.health == TargetHealth::Healthy));
     assert_eq!(targets.targets.len(), 9);
 }
@@ -371,7 +374,7 @@ fn a_killed_instance_turns_its_targets_unhealthy_and_is_replaced() {
     let group = f.sim.group(&gid()).unwrap();
     assert_eq!(group.desired_capacity, 2, "killing is not scaling in");
     let dead = group.instances.iter().find(|i| i.id == victim).unwrap();
-    assert_eq!((dead.lifecycle_state.as_str(), dead.healthy), ("Terminating", false));
+    assert_eq!((&dead.lifecycle_state, dead.healthy), (&Lifecycle::Terminating, false));
     assert_eq!(group.instances.iter().filter(|i| i.is_active()).count(), 2, "a replacement launches at once");
     assert_eq!(f.live_tasks("appService").len(), 1, "its task was lost and cannot be placed yet");
 
@@ -398,17 +401,20 @@ async fn desired_capacity_stays_within_bounds_and_instances_take_the_launch_dela
     f.apply(set(2, 4)).await.unwrap();
     let group = f.sim.group(&gid()).unwrap();
     assert_eq!(group.desired_capacity, 4);
-    let pending: Vec<_> = group.instances.iter().filter(|i| i.lifecycle_state == "Pending").collect();
+    let pending: Vec<_> = group.instances.iter().filter(|i| i.lifecycle_state == Lifecycle::Pending).collect();
     assert_eq!(pending.len(), 2);
     assert!(pending.iter().all(|i| i.tasks.is_none()), "not a container instance yet");
     let zones: Vec<&str> = group.instances.iter().map(|i| i.zone.as_str()).collect();
     assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1a", "us-east-1b"], "round-robin over subnets");
 
     f.advance(secs(59));
-    assert_eq!(f.sim.group(&gid()).unwrap().instances.iter().filter(|i| i.lifecycle_state == "InService").count(), 2);
+    assert_eq!(
+        f.sim.group(&gid()).unwrap().instances.iter().filter(|i| i.lifecycle_state == Lifecycle::InService).count(),
+        2
+    );
     f.advance(secs(1));
     let group = f.sim.group(&gid()).unwrap();
-    assert!(group.instances.iter().all(|i| i.lifecycle_state == "InService"));
+    assert!(group.instances.iter().all(|i| i.lifecycle_state == Lifecycle::InService));
     assert_eq!(group.instances.iter().map(|i| i.tasks).collect::<Vec<_>>(), [Some(1), Some(1), Some(0), Some(0)]);
 
     // Scale-in terminates the newest instances.
@@ -416,7 +422,7 @@ async fn desired_capacity_stays_within_bounds_and_instances_take_the_launch_dela
     f.apply(set(4, 2)).await.unwrap();
     let group = f.sim.group(&gid()).unwrap();
     let terminating: Vec<String> =
-        group.instances.iter().filter(|i| i.lifecycle_state == "Terminating").map(|i| i.id.clone()).collect();
+        group.instances.iter().filter(|i| i.lifecycle_state == Lifecycle::Terminating).map(|i| i.id.clone()).collect();
     assert_eq!(terminating, newest);
     assert_eq!(f.live_tasks("appService").len(), 2, "the older instances keep their tasks");
 }
@@ -610,7 +616,10 @@ async fn from_desired_builds_a_converged_world() {
 
     let svc = observed.services[&sid("appService")].as_ref().unwrap();
     assert_eq!(svc.arn, "arn:aws:ecs:us-east-1:123456789012:service/appCluster/appService");
-    assert_eq!((svc.status.as_str(), svc.desired_count, svc.running_count, svc.pending_count), ("ACTIVE", 2, 2, 0));
+    assert_eq!(
+        (&svc.status, svc.desired_count, svc.running_count, svc.pending_count),
+        (&ServiceStatus::Active, 2, 2, 0)
+    );
     assert!(!svc.deploying && !svc.scalable_target && svc.load_balancer_target_groups.is_empty());
     assert_eq!(svc.task_definition, "arn:aws:ecs:us-east-1:123456789012:task-definition/appService:1");
     assert_eq!(svc.tasks.len(), 2);
@@ -629,7 +638,7 @@ async fn from_desired_builds_a_converged_world() {
             "{}",
             group.arn
         );
-        assert_eq!((group.target_type.as_str(), group.port), ("instance", Some(port)));
+        assert_eq!((&group.target_type, group.port), (&TargetGroupType::Instance, Some(port)));
         let mut targets: Vec<_> =
             group.targets.iter().map(|t| (t.target.id.clone(), t.target.port, t.health)).collect();
         targets.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -644,7 +653,9 @@ async fn from_desired_builds_a_converged_world() {
     assert!(group.arn.ends_with(":autoScalingGroupName/ecsAutoScalingGroup"));
     assert_eq!((group.min_size, group.max_size, group.desired_capacity), (1, 10, 2));
     assert_eq!(group.subnets, ["subnet-a", "subnet-b"], "alwaysOn subnets only");
-    assert!(group.instances.iter().all(|i| i.lifecycle_state == "InService" && i.healthy && i.tasks == Some(1)));
+    assert!(
+        group.instances.iter().all(|i| i.lifecycle_state == Lifecycle::InService && i.healthy && i.tasks == Some(1))
+    );
     assert!(!group.managed_scaling);
     assert!(observed.alarms.is_empty());
 

@@ -178,11 +178,11 @@ pub(super) enum Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn as_aws(self) -> &'static str {
+    pub fn observed(self) -> crate::observed::Lifecycle {
         match self {
-            Lifecycle::Pending => "Pending",
-            Lifecycle::InService => "InService",
-            Lifecycle::Terminating => "Terminating",
+            Lifecycle::Pending => crate::observed::Lifecycle::Pending,
+            Lifecycle::InService => crate::observed::Lifecycle::InService,
+            Lifecycle::Terminating => crate::observed::Lifecycle::Terminating,
         }
     }
 }
