@@ -895,7 +895,7 @@ fn capacity_group(n: u32) -> ObservedGroup {
             .map(|i| ObservedInstance {
                 id: format!("i-{i}"),
                 zone: "us-east-2a".into(),
-                lifecycle_state: "InService".into(),
+                lifecycle_state: Lifecycle::InService,
                 healthy: true,
                 tasks: Some(1),
             })

@@ -188,6 +188,28 @@ impl Emulator {
     pub fn restart(&self) {
         self.stop();
         self.start_processes();
+        self.warm_up_ecs();
+    }
+
+    /// A fresh moto loads each service's backend on its first request,
+    /// which takes seconds on a loaded machine: longer than the short
+    /// attempt timeouts the recovery tests use. One ECS call loads it.
+    fn warm_up_ecs(&self) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.moto_port)).expect("moto is up");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let body = "{}";
+        write!(
+            s,
+            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n\
+             X-Amz-Target: AmazonEC2ContainerServiceV20141113.ListClusters\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-2/ecs/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        assert!(resp.starts_with("HTTP/1.") && resp.contains(" 200 "), "warming up moto's ECS: {resp}");
     }
 
     pub fn moto_url(&self) -> String {
