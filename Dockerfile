@@ -7,7 +7,11 @@
 
 # ---------------------------------------------------------------------------
 # builder: compiles every binary once.
-FROM rust:1.95-slim-bookworm AS builder
+# Base images by digest, so a rebuild of the same commit uses the same
+# toolchain and runtime; the tag each digest was taken from is named beside
+# it. To move on: docker buildx imagetools inspect IMAGE:TAG.
+# rust:1.95-slim-bookworm
+FROM rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS builder
 WORKDIR /src
 COPY . .
 # The same command as CI's build (`cargo build --release --locked -p ballast
@@ -28,7 +32,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # nonroot user (65532), and nothing else. Binding port 80 as non-root works
 # because Docker sets net.ipv4.ip_unprivileged_port_start=0 in a container's
 # network namespace (the ECS task definition also sets it explicitly).
-FROM gcr.io/distroless/cc-debian12:nonroot AS app
+# gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS app
 COPY --from=builder /out/app /out/httpcheck /usr/local/bin/
 # Numeric, so a runtime can tell it is not root without reading /etc/passwd.
 USER 65532:65532
@@ -45,7 +50,8 @@ ENTRYPOINT ["/usr/local/bin/app"]
 # stack's subnet ids before building; see deploy/README.md).
 #
 # Last stage, so a plain `docker build .` builds the controller.
-FROM gcr.io/distroless/cc-debian12:nonroot AS controller
+# gcr.io/distroless/cc-debian12:nonroot (the same digest as the app)
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS controller
 COPY --from=builder /out/ballast /out/httpcheck /usr/local/bin/
 COPY desired-state/ /etc/ballast/desired-state/
 USER 65532:65532
