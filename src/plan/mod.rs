@@ -514,4 +514,6 @@ impl Planner<'_> {
 }
 
 #[cfg(test)]
+mod liveness;
+#[cfg(test)]
 mod tests;

@@ -903,3 +903,41 @@ fn capacity_group(n: u32) -> ObservedGroup {
         managed_scaling: false,
     }
 }
+
+// ---------------------------------------------------------------------------
+// One test per safety rule of docs/operations.md that had none, and the
+// fixtures the liveness model (`liveness.rs`) builds on.
+// ---------------------------------------------------------------------------
+
+/// The helpers above, for the liveness model next door.
+pub(super) mod fixtures {
+    use super::*;
+
+    pub(in crate::plan) fn t0() -> SystemTime {
+        super::t0()
+    }
+
+    pub(in crate::plan) fn service_id() -> ServiceId {
+        super::service_id()
+    }
+
+    pub(in crate::plan) fn service(tasks: TaskCount) -> Service {
+        super::service(tasks)
+    }
+
+    pub(in crate::plan) fn world(desired: &DesiredState, count: u32) -> Observed {
+        super::world(desired, count)
+    }
+
+    pub(in crate::plan) fn task(n: u32, status: TaskStatus) -> ObservedTask {
+        super::task(n, status)
+    }
+
+    pub(in crate::plan) fn scaling_policy() -> CpuScaling {
+        super::scaling_policy()
+    }
+
+    pub(in crate::plan) fn set_alarm_state(o: &mut Observed, which: usize, state: AlarmState) {
+        super::set_alarm_state(o, which, state)
+    }
+}
