@@ -414,3 +414,47 @@ async fn an_unread_input_makes_the_pass_partial_and_shows_everywhere() {
     assert_eq!(b.ctl.status().read().unwrap().last_pass.result, "success");
     assert!(b.metrics.render().contains("ballast_unread_inputs 0"));
 }
+
+/// SIGTERM while a change is being applied: that change finishes and is
+/// recorded, the rest of the pass is left alone, and the next run makes it.
+#[tokio::test(start_paused = true)]
+async fn a_stop_request_during_a_change_lets_it_finish_and_leaves_the_rest() {
+    let desired = example();
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let metrics = Arc::new(Metrics::new());
+    // Each call takes a second of (paused) tokio time: the stop request
+    // arrives while the first write is in flight.
+    let config = SimConfig { latency_per_call: Duration::from_secs(1), ..SimConfig::default() };
+    let sim = SimCloud::from_desired(&desired, true, clock.clone(), 7, metrics.clone(), config);
+    let options = Options {
+        dir: PathBuf::from("unused"),
+        default_region: "us-east-2".into(),
+        interval: Duration::from_secs(15),
+        dry_run: false,
+    };
+    let mut ctl = Controller::new(sim.clone(), clock, metrics, options, desired);
+    let writes = |sim: &SimCloud| sim.calls().into_iter().filter(|c| c.write).collect::<Vec<_>>();
+    let (tx, stop) = watch::channel(false);
+    let stop_during_first_write = async {
+        while writes(&sim).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(true).unwrap();
+    };
+    let (out, ()) = tokio::join!(ctl.pass(&stop), stop_during_first_write);
+    assert!(out.planned > 1, "{out:?}");
+    assert_eq!((out.applied, out.failed), (1, 0), "the change in flight finished: {out:?}");
+    let made = writes(&sim);
+    assert_eq!(made.len(), 1, "nothing started after the stop request: {made:?}");
+    let records: Vec<ChangeRecord> =
+        ctl.status().read().unwrap().resources.iter().flat_map(|r| r.last_changes.iter().cloned()).collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].result, "applied", "and it is recorded as made: {records:?}");
+
+    // The next run makes the rest, and not the finished change again.
+    let (_tx, stop) = watch::channel(false);
+    sim.reset_calls();
+    let next = ctl.pass(&stop).await;
+    assert_eq!((next.planned, next.applied, next.failed), (out.planned - 1, out.planned - 1, 0), "{next:?}");
+    assert!(!writes(&sim).contains(&made[0]), "{:?}", writes(&sim));
+}

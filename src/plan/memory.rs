@@ -269,16 +269,22 @@ impl Memory {
     }
 }
 
-/// The compared form of an alarm definition.
+/// The compared form of an alarm definition: every field
+/// [`differences`](super::alarms::differences) compares, so that a revert
+/// of any of them counts.
 pub fn alarm_fingerprint(alarm: &crate::observed::AlarmDefinition) -> String {
     format!(
-        "{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}/{}|{}|{:?}",
         alarm.threshold,
         alarm.comparison,
         alarm.period_secs,
         alarm.evaluation_periods,
         alarm.datapoints_to_alarm,
-        alarm.missing_data.as_aws()
+        alarm.missing_data.as_aws(),
+        alarm.namespace,
+        alarm.metric_name,
+        alarm.statistic,
+        alarm.dimensions
     )
 }
 

@@ -655,4 +655,6 @@ impl Planner<'_> {
 }
 
 #[cfg(test)]
+mod liveness;
+#[cfg(test)]
 mod tests;

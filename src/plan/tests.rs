@@ -1126,3 +1126,264 @@ fn the_plan_says_what_a_foreign_target_and_a_wrong_container_port_are() {
         "{msg:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// One test per safety rule of docs/operations.md that had none, and the
+// fixtures the liveness model (`liveness.rs`) builds on.
+// ---------------------------------------------------------------------------
+
+/// The test Capacity document with an always-on zone (a) and an on-demand
+/// zone (b) that is needed above `above` instances.
+fn two_zone_capacity(above: u32, max_change_per_pass: u32) -> Capacity {
+    capacity(
+        "asg",
+        vec![
+            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
+            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above } },
+        ],
+        max_change_per_pass,
+    )
+}
+
+#[test]
+fn a_suspended_capacity_document_changes_neither_capacity_nor_subnets() {
+    // 4 tasks need 4 instances, above the on-demand zone's 2: the group of
+    // 2 in zone a alone would get zone b and 2 more instances.
+    let mut cap = two_zone_capacity(2, 2);
+    cap.suspend = true;
+    let mut d = DesiredState { services: vec![service(TaskCount::Fixed(4))], capacities: vec![cap.clone()] };
+    let mut o = world(&d, 4);
+    let mut group = capacity_group(2);
+    group.subnets = vec!["subnet-a".into()];
+    o.groups.insert(cap.group.clone(), Ok(group));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:#?}", p.changes);
+    let suspended: Vec<String> = p
+        .holds
+        .iter()
+        .filter(|h| h.kind() == HoldKind::Suspended && h.resource == ResourceKey::group(&cap.group))
+        .map(Hold::message)
+        .collect();
+    assert_eq!(suspended.len(), 2, "the subnets and the capacity: {:?}", p.holds);
+    assert_eq!(p.capacity[&cap.group].needed, 4, "still decided and reported");
+
+    d.capacities[0].suspend = false;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::Subnets, ChangeKind::Capacity], "what the suspend held");
+}
+
+#[test]
+fn a_suspended_service_does_not_put_its_drifted_alarm() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(scaling_policy());
+    s.suspend = true;
+    let mut d = desired_with(s);
+    let mut o = world(&d, 2);
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high.clone())) {
+        a.definition.threshold = 95.0;
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:#?}", p.changes);
+    assert!(
+        p.holds.iter().any(|h| h.kind() == HoldKind::Suspended && h.resource == ResourceKey::alarm(REGION, &high)),
+        "{:?}",
+        p.holds
+    );
+
+    d.services[0].suspend = false;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::Alarm], "what the suspend held");
+}
+
+/// Ten passes, 15 s apart, in which another actor undoes every change of
+/// `kind` before the next pass (so the observed state never moves).
+/// Returns how many such changes ballast made, its memory and the time.
+fn fight(d: &DesiredState, o: &Observed, kind: ChangeKind) -> (usize, Memory, SystemTime) {
+    let mut m = Memory::default();
+    let mut now = t0();
+    let mut writes = 0;
+    for _ in 0..10 {
+        let p = plan(d, o, m, now);
+        m = p.memory;
+        for c in p.changes.iter().filter(|c| c.change.kind() == kind) {
+            writes += 1;
+            m.record_applied(&c.change, now);
+        }
+        now += Duration::from_secs(15);
+    }
+    (writes, m, now)
+}
+
+/// `resource`'s `field`, fought over (`what` is changed back each time):
+/// ballast stops after the policy's reverts and holds it as contested, then
+/// corrects it again once a whole window passes without a revert.
+fn assert_contested_then_resumed(
+    d: &DesiredState,
+    o: &Observed,
+    kind: ChangeKind,
+    resource: ResourceKey,
+    field: &str,
+    what: &str,
+) {
+    let (writes, m, now) = fight(d, o, kind);
+    assert_eq!(writes, FightPolicy::default().max_reverts, "{what}: ballast stops after this many reverts");
+    let p = plan(d, o, m, now);
+    assert!(!p.changes.iter().any(|c| c.change.kind() == kind), "{what}: {:?}", p.changes);
+    assert!(
+        p.holds
+            .iter()
+            .any(|h| h.kind() == HoldKind::Contested && h.resource == resource && h.message().contains(field)),
+        "{what}: {:?}",
+        p.holds
+    );
+    let later = now + FightPolicy::default().window + Duration::from_secs(1);
+    let p = plan(d, o, p.memory, later);
+    assert!(p.changes.iter().any(|c| c.change.kind() == kind), "{what}: corrected again after the window");
+}
+
+#[test]
+fn a_capacity_reverted_again_and_again_becomes_contested_then_resumes() {
+    // 3 tasks on a group of 2: ballast sets 3, someone sets 2 back.
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 2);
+    let d = DesiredState { services: vec![service(TaskCount::Fixed(3))], capacities: vec![cap.clone()] };
+    let mut o = world(&d, 3);
+    let mut group = capacity_group(2);
+    group.subnets = vec!["subnet-a".into()];
+    o.groups.insert(cap.group.clone(), Ok(group));
+    assert_eq!(kinds(&plan(&d, &o, Memory::default(), t0())), vec![ChangeKind::Capacity]);
+    assert_contested_then_resumed(
+        &d,
+        &o,
+        ChangeKind::Capacity,
+        ResourceKey::group(&cap.group),
+        "desired capacity",
+        "capacity",
+    );
+}
+
+#[test]
+fn subnets_reverted_again_and_again_become_contested_then_resume() {
+    // Zone b is needed above 1 instance; someone keeps removing it.
+    let cap = two_zone_capacity(1, 2);
+    let d = DesiredState { services: vec![service(TaskCount::Fixed(2))], capacities: vec![cap.clone()] };
+    let mut o = world(&d, 2);
+    let mut group = capacity_group(2);
+    group.subnets = vec!["subnet-a".into()];
+    o.groups.insert(cap.group.clone(), Ok(group));
+    assert_eq!(kinds(&plan(&d, &o, Memory::default(), t0())), vec![ChangeKind::Subnets]);
+    assert_contested_then_resumed(&d, &o, ChangeKind::Subnets, ResourceKey::group(&cap.group), "subnets", "subnets");
+}
+
+#[test]
+fn drift_in_each_compared_alarm_field_is_corrected_and_a_fight_over_it_noticed() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    type Edit = fn(&mut AlarmDefinition);
+    let edits: &[(&str, Edit)] = &[
+        ("threshold 95 -> 70", |a| a.threshold = 95.0),
+        ("comparison GreaterThanOrEqualToThreshold -> GreaterThanThreshold", |a| {
+            a.comparison = Comparison::GreaterThanOrEqualToThreshold
+        }),
+        ("period 300s -> 60s", |a| a.period_secs = 300),
+        ("evaluationPeriods 3 -> 1", |a| a.evaluation_periods = 3),
+        ("datapointsToAlarm 2 -> 1", |a| a.datapoints_to_alarm = 2),
+        ("missingData breaching -> missing", |a| a.missing_data = MissingData::Breaching),
+        ("metric AWS/EC2/CPUUtilization -> AWS/ECS/CPUUtilization", |a| a.namespace = "AWS/EC2".into()),
+        ("metric AWS/ECS/MemoryUtilization -> AWS/ECS/CPUUtilization", |a| a.metric_name = "MemoryUtilization".into()),
+        ("statistic Maximum -> Average", |a| a.statistic = Statistic::Maximum),
+        ("dimensions", |a| a.dimensions.truncate(1)),
+    ];
+    for (reason, edit) in edits {
+        let mut o = world(&d, 2);
+        if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high.clone())) {
+            edit(&mut a.definition);
+        }
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert!(
+            matches!(&p.changes[..], [PlannedChange { change: Change::PutAlarm { create: false, .. }, .. }]),
+            "{reason}: {:#?}",
+            p.changes
+        );
+        assert!(p.changes[0].reason.contains(reason), "{reason}: {}", p.changes[0].reason);
+        assert_contested_then_resumed(&d, &o, ChangeKind::Alarm, ResourceKey::alarm(REGION, &high), &high, reason);
+    }
+}
+
+#[test]
+fn capacity_scale_in_terminates_on_demand_instances_first() {
+    // 2 tasks on 4 instances, one removed per pass: the empty one in the
+    // on-demand zone b goes before the empty one in zone a, though its id
+    // sorts after.
+    let cap = two_zone_capacity(5, 1);
+    let d = DesiredState { services: vec![service(TaskCount::Fixed(2))], capacities: vec![cap.clone()] };
+    let mut o = world(&d, 2);
+    let mut group = capacity_group(4);
+    group.subnets = vec!["subnet-a".into(), "subnet-b".into()];
+    for (i, (zone, tasks)) in
+        [("us-east-2a", 0), ("us-east-2a", 1), ("us-east-2a", 1), ("us-east-2b", 0)].iter().enumerate()
+    {
+        group.instances[i].zone = zone.to_string();
+        group.instances[i].tasks = Some(*tasks);
+    }
+    o.groups.insert(cap.group.clone(), Ok(group));
+    let p = plan(&d, &o, Memory::default(), t0());
+    let terminated: Vec<&str> = p
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::TerminateInstance { instance_id, .. } => Some(instance_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(terminated, vec!["i-4"], "{:#?}", p.changes);
+}
+
+#[test]
+fn a_draining_target_whose_task_still_serves_is_registered_again() {
+    let d = desired_with(service(TaskCount::Fixed(2)));
+    let mut o = world(&d, 2);
+    tg_mut(&mut o).targets[0].health = TargetHealth::Draining;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::RegisterTargets]);
+    assert!(
+        matches!(&p.changes[0].change, Change::RegisterTargets { targets, .. } if *targets == [Target { id: "i-1".into(), port: 80 }]),
+        "{:?}",
+        p.changes
+    );
+}
+
+/// The helpers above, for the liveness model next door.
+pub(super) mod fixtures {
+    use super::*;
+
+    pub(in crate::plan) fn t0() -> SystemTime {
+        super::t0()
+    }
+
+    pub(in crate::plan) fn service_id() -> ServiceId {
+        super::service_id()
+    }
+
+    pub(in crate::plan) fn service(tasks: TaskCount) -> Service {
+        super::service(tasks)
+    }
+
+    pub(in crate::plan) fn world(desired: &DesiredState, count: u32) -> Observed {
+        super::world(desired, count)
+    }
+
+    pub(in crate::plan) fn task(n: u32, status: TaskStatus) -> ObservedTask {
+        super::task(n, status)
+    }
+
+    pub(in crate::plan) fn scaling_policy() -> CpuScaling {
+        super::scaling_policy()
+    }
+
+    pub(in crate::plan) fn set_alarm_state(o: &mut Observed, which: usize, state: AlarmState) {
+        super::set_alarm_state(o, which, state)
+    }
+}
