@@ -5,6 +5,7 @@
 //! reported at once), then checked and converted by [`validate`] into the
 //! types of this module. Only these validated types reach the planner.
 
+pub mod diagnostic;
 pub mod duration;
 pub mod load;
 pub mod positions;
@@ -12,10 +13,14 @@ pub mod raw;
 pub mod schema;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{Diagnostic, LoadError, load_dir, load_str};
+pub use diagnostic::{Diagnostic, LoadError};
+pub use load::{load_dir, load_str};
 pub use schema::json_schema;
 
 /// The `apiVersion` every document must carry.
