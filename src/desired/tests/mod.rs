@@ -2,6 +2,7 @@
 //! documents they start from.
 
 mod load;
+mod schema_agreement;
 
 use crate::desired::{Diagnostic, load_str};
 use std::path::{Path, PathBuf};
