@@ -1,6 +1,7 @@
 //! The loader's tests, from text and directories to diagnostics, and the
 //! documents they start from.
 
+mod arbitrary_input;
 mod load;
 mod schema_agreement;
 
