@@ -4,6 +4,8 @@
 //! [`raw`] (what serde sees, permissive so that every mistake can be
 //! reported at once), then checked and converted by [`validate`] into the
 //! types of this module. Only these validated types reach the planner.
+//! Every problem found on the way is a located [`Diagnostic`]
+//! ([`diagnostic`]).
 
 pub mod diagnostic;
 pub mod duration;

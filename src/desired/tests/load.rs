@@ -855,3 +855,21 @@ fn display_shows_position_message_and_help() {
     let err = LoadError { diagnostics: vec![d.clone(), whole.clone()] };
     assert_eq!(err.to_string(), format!("{d}\n{whole}\n2 problems in the desired state"));
 }
+
+/// The apiVersion rule is one function: a document whose kind is unknown
+/// (of which nothing else is checked) gets the same messages as one
+/// whose kind is right.
+#[test]
+fn api_version_messages_do_not_depend_on_the_kind() {
+    for (api_version, message) in [
+        ("apiVersion:\n", "`apiVersion` is empty"),
+        ("apiVersion: apps/v1\n", "unsupported apiVersion `apps/v1`"),
+        ("", "missing required field `apiVersion`"),
+    ] {
+        for kind in ["Pod", "Service"] {
+            let text = format!("{api_version}kind: {kind}\n");
+            let diags = errors(&text);
+            assert!(diags.iter().any(|d| d.message.starts_with(message) && d.line == Some(1)), "{text:?}: {diags:#?}");
+        }
+    }
+}

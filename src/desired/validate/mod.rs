@@ -22,7 +22,7 @@ pub(crate) use service::service;
 use super::API_VERSION;
 use super::diagnostic::Diagnostic;
 use super::duration::{format_duration, parse_duration};
-use super::positions::{DocIndex, Pos};
+use super::positions::{DocIndex, NodeKind, Pos};
 use super::raw::{DurationText, RawMetadata};
 use super::{Capacity, GroupId, Service, ServiceId};
 use std::path::{Path, PathBuf};
@@ -124,12 +124,11 @@ impl DocCtx<'_> {
             return;
         }
         // `key:` with nothing after it is null, read as absent; say so,
-        // since "missing" would be puzzling with the key right there.
-        let message = if self.index.get(path).is_some() {
-            format!("`{path}` is empty")
-        } else {
-            format!("missing required field `{path}`")
-        };
+        // since "missing" would be puzzling with the key right there. (A
+        // list or mapping where a word belongs is not empty: only the
+        // unknown-kind check asks about a value serde has not typed.)
+        let present = self.index.get(path).is_some_and(|e| !matches!(e.kind, NodeKind::Mapping | NodeKind::Sequence));
+        let message = if present { format!("`{path}` is empty") } else { format!("missing required field `{path}`") };
         self.at_key(path, message, help);
     }
 
