@@ -9,86 +9,14 @@
 //! against each other. Nothing is returned unless there is no problem at
 //! all, so a half-valid desired state never reaches the planner.
 
+use super::diagnostic::{Diagnostic, LoadError};
 use super::positions::{self, DocIndex, FileIndex, NodeKind, Pos, join_index, join_key};
 use super::raw::{RawCapacityDocument, RawServiceDocument};
 use super::schema::{self, KINDS};
 use super::validate::{self, Checked, DocCtx};
 use super::{API_VERSION, DesiredState};
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// Every problem found in a desired-state directory. Its `Display` lists
-/// them all, one [`Diagnostic`] after another, then a count.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct LoadError {
-    /// Sorted by file, line and column.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.diagnostics {
-            writeln!(f, "{d}")?;
-        }
-        let n = self.diagnostics.len();
-        write!(f, "{n} problem{} in the desired state", if n == 1 { "" } else { "s" })
-    }
-}
-
-/// One located problem, written for the person who wrote the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    /// 1-based; `None` for problems of a whole file or directory.
-    pub line: Option<usize>,
-    /// 1-based.
-    pub column: Option<usize>,
-    /// What is wrong and what was expected.
-    pub message: String,
-    /// What to do about it.
-    pub help: Option<String>,
-}
-
-impl Diagnostic {
-    fn whole(file: &Path, message: impl Into<String>, help: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            message: message.into(),
-            help: Some(help.into()),
-        }
-    }
-
-    fn at(file: &Path, pos: Pos, message: impl Into<String>, help: Option<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            line: Some(pos.line),
-            column: Some(pos.column),
-            message: message.into(),
-            help,
-        }
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    /// `error: FILE:LINE:COL: message`, then `  help: …` when there is help.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
-        write!(f, ": {}", self.message)?;
-        if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Loads and validates every `*.yaml`/`*.yml` file under `dir`
 /// (recursively, hidden entries skipped, in path order). Documents without
@@ -101,27 +29,30 @@ pub fn load_dir(dir: &Path, default_region: &str) -> Result<DesiredState, LoadEr
             return Err(LoadError { diagnostics: vec![d] });
         }
     };
-    let mut run = Run::new(default_region);
+    let mut reader = DocumentReader::new(default_region);
     for file in &files {
         match std::fs::read(file) {
-            Err(e) => diags.push(Diagnostic::whole(
+            Err(e) => diags.push(Diagnostic::at(
                 file,
+                None,
                 format!("cannot read the file: {e}"),
                 "check the file's permissions, or move it out of the desired-state directory",
             )),
             Ok(bytes) => match String::from_utf8(bytes) {
-                Err(_) => diags.push(Diagnostic::whole(
+                Err(_) => diags.push(Diagnostic::at(
                     file,
+                    None,
                     "the file is not UTF-8 text, so it cannot be YAML",
                     "only desired-state YAML belongs in *.yaml/*.yml files here: remove or rename this file",
                 )),
-                Ok(text) => run.file(file, &text, &mut diags),
+                Ok(text) => reader.read_file(file, &text, &mut diags),
             },
         }
     }
-    if run.documents == 0 && diags.is_empty() {
-        diags.push(Diagnostic::whole(
+    if reader.documents == 0 && diags.is_empty() {
+        diags.push(Diagnostic::at(
             dir,
+            None,
             format!(
                 "no desired-state documents in this directory ({} YAML file{} read)",
                 files.len(),
@@ -130,7 +61,7 @@ pub fn load_dir(dir: &Path, default_region: &str) -> Result<DesiredState, LoadEr
             "add *.yaml files with `kind: Service` and `kind: Capacity` documents; see docs/desired-state.md",
         ));
     }
-    run.finish(diags)
+    reader.finish(diags)
 }
 
 /// Loads one file's text as if it were the only file of a directory; for
@@ -138,16 +69,17 @@ pub fn load_dir(dir: &Path, default_region: &str) -> Result<DesiredState, LoadEr
 pub fn load_str(file_name: &str, text: &str, default_region: &str) -> Result<DesiredState, LoadError> {
     let file = Path::new(file_name);
     let mut diags = Vec::new();
-    let mut run = Run::new(default_region);
-    run.file(file, text, &mut diags);
-    if run.documents == 0 && diags.is_empty() {
-        diags.push(Diagnostic::whole(
+    let mut reader = DocumentReader::new(default_region);
+    reader.read_file(file, text, &mut diags);
+    if reader.documents == 0 && diags.is_empty() {
+        diags.push(Diagnostic::at(
             file,
+            None,
             "no desired-state documents in this file",
             "add a `kind: Service` or `kind: Capacity` document; see docs/desired-state.md",
         ));
     }
-    run.finish(diags)
+    reader.finish(diags)
 }
 
 /// The `*.yaml`/`*.yml` files under `dir`, sorted by path.
@@ -158,11 +90,12 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
         } else {
             format!("cannot read the desired-state directory: {e}")
         };
-        Diagnostic::whole(dir, message, "check the path ballast was given for the desired state")
+        Diagnostic::at(dir, None, message, "check the path ballast was given for the desired state")
     })?;
     if !meta.is_dir() {
-        return Err(Diagnostic::whole(
+        return Err(Diagnostic::at(
             dir,
+            None,
             "this is a file, not a directory",
             "give ballast the directory that holds the desired-state files",
         ));
@@ -183,11 +116,11 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, visited: &mut Vec<PathBuf>) -> Res
         }
         visited.push(real);
     }
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Diagnostic::whole(dir, format!("cannot list the directory: {e}"), "check its permissions"))?;
-    for entry in entries {
-        let entry = entry
-            .map_err(|e| Diagnostic::whole(dir, format!("cannot list the directory: {e}"), "check its permissions"))?;
+    let unlisted = |e: std::io::Error| {
+        Diagnostic::at(dir, None, format!("cannot list the directory: {e}"), "check its permissions")
+    };
+    for entry in std::fs::read_dir(dir).map_err(unlisted)? {
+        let entry = entry.map_err(unlisted)?;
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {
             continue;
@@ -207,8 +140,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, visited: &mut Vec<PathBuf>) -> Res
     Ok(())
 }
 
-/// One load: the checked documents so far.
-struct Run<'r> {
+/// Reads the documents of one load, file by file: checks each on its
+/// own and keeps what the checks between documents need, which
+/// [`DocumentReader::finish`] runs once every file has been read.
+struct DocumentReader<'r> {
     default_region: &'r str,
     checked: Vec<Checked>,
     /// Documents seen (not empty ones).
@@ -218,12 +153,12 @@ struct Run<'r> {
     complete: bool,
 }
 
-impl<'r> Run<'r> {
+impl<'r> DocumentReader<'r> {
     fn new(default_region: &'r str) -> Self {
-        Run { default_region, checked: Vec::new(), documents: 0, complete: true }
+        DocumentReader { default_region, checked: Vec::new(), documents: 0, complete: true }
     }
 
-    fn file(&mut self, file: &Path, text: &str, diags: &mut Vec<Diagnostic>) {
+    fn read_file(&mut self, file: &Path, text: &str, diags: &mut Vec<Diagnostic>) {
         // libyaml (under serde_yaml) refuses a byte order mark that editors
         // on Windows add and that no one can see.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -238,10 +173,7 @@ impl<'r> Run<'r> {
                     file,
                     e.pos,
                     format!("YAML syntax error: {}", e.message),
-                    Some(
-                        "fix the YAML here or just before: indentation, a missing `:` or a quote or bracket left open"
-                            .to_string(),
-                    ),
+                    "fix the YAML here or just before: indentation, a missing `:` or a quote or bracket left open",
                 ));
                 return;
             }
@@ -274,7 +206,7 @@ impl<'r> Run<'r> {
                     format!(
                         "this document is {found}, not a desired-state document (a mapping with `apiVersion`, `kind`, `metadata` and `spec`)"
                     ),
-                    Some("only desired-state documents belong in *.yaml/*.yml files here: remove or rename this file".into()),
+                    "only desired-state documents belong in *.yaml/*.yml files here: remove or rename this file",
                 ));
                 continue;
             }
@@ -283,7 +215,7 @@ impl<'r> Run<'r> {
                     file,
                     *pos,
                     format!("`{path}` is written twice"),
-                    Some("keep one of the two; YAML keys must be unique within a mapping".into()),
+                    "keep one of the two; YAML keys must be unique within a mapping",
                 ));
             }
             let prior = doc.duplicate_keys().len();
@@ -327,48 +259,41 @@ impl<'r> Run<'r> {
                 file,
                 doc.value_pos(""),
                 "this document has no `apiVersion` or `kind`, so it is not a desired-state document",
-                Some(format!(
+                format!(
                     "start it with `apiVersion: {API_VERSION}` and `kind: Service` (or `Capacity`), or move the file out of the desired-state directory"
-                )),
+                ),
             ));
             return None;
         }
-        let (message, help, pos) = match found {
-            None if doc.get("kind").is_some_and(|e| !e.kind.is_null()) => (
-                "`kind` is not a plain word: expected `Service` or `Capacity`".to_string(),
-                "write `kind: Service` or `kind: Capacity`".to_string(),
+        const WRITE_KIND: &str = "write `kind: Service` or `kind: Capacity`";
+        let d = match found {
+            None if doc.get("kind").is_some_and(|e| !e.kind.is_null()) => Diagnostic::at(
+                file,
                 doc.value_pos("kind"),
+                "`kind` is not a plain word: expected `Service` or `Capacity`",
+                WRITE_KIND,
             ),
-            None => (
-                "missing required field `kind`".to_string(),
-                "add `kind: Service` or `kind: Capacity`".to_string(),
+            None => Diagnostic::at(
+                file,
                 doc.value_pos(""),
+                "missing required field `kind`",
+                "add `kind: Service` or `kind: Capacity`",
             ),
-            Some(k) => (
-                format!("unknown kind `{k}`: ballast reads `Service` and `Capacity` documents"),
-                match validate::did_you_mean(k, &KINDS) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => "write `kind: Service` or `kind: Capacity`".to_string(),
-                },
-                doc.value_pos("kind"),
-            ),
+            Some(k) => {
+                let suggestion = validate::did_you_mean(k, &KINDS);
+                Diagnostic::at(
+                    file,
+                    doc.value_pos("kind"),
+                    format!("unknown kind `{k}`: ballast reads `Service` and `Capacity` documents"),
+                    // A close kind is all the help needed.
+                    if suggestion.is_some() { "" } else { WRITE_KIND },
+                )
+                .did_you_mean(suggestion)
+            }
         };
-        diags.push(Diagnostic::at(file, pos, message, Some(help)));
-        match doc.scalar("apiVersion") {
-            Some(API_VERSION) => {}
-            Some(v) => diags.push(Diagnostic::at(
-                file,
-                doc.value_pos("apiVersion"),
-                format!("unsupported apiVersion `{v}`: this version of ballast reads `{API_VERSION}`"),
-                Some(format!("write `apiVersion: {API_VERSION}`")),
-            )),
-            None => diags.push(Diagnostic::at(
-                file,
-                doc.value_pos(""),
-                "missing required field `apiVersion`",
-                Some(format!("add `apiVersion: {API_VERSION}` as the first line of the document")),
-            )),
-        }
+        diags.push(d);
+        let mut ctx = DocCtx { file, index: doc, diags, prior_errors: 0, suggested: Vec::new() };
+        validate::check_api_version(&mut ctx, doc.scalar("apiVersion"));
         None
     }
 
@@ -413,7 +338,7 @@ enum Unread {
     Stream,
 }
 
-impl Run<'_> {
+impl DocumentReader<'_> {
     fn finish(self, mut diags: Vec<Diagnostic>) -> Result<DesiredState, LoadError> {
         validate::cross_check(&self.checked, self.complete, &mut diags);
         if !diags.is_empty() {
@@ -429,15 +354,13 @@ impl Run<'_> {
                 // Only reachable if a check forgot to report: refuse
                 // rather than drop a document silently.
                 Checked::Service(_, None) | Checked::Capacity(_, None) => {
-                    return Err(LoadError {
-                        diagnostics: vec![Diagnostic {
-                            file: PathBuf::new(),
-                            line: None,
-                            column: None,
-                            message: "internal error: a document failed validation without a message".into(),
-                            help: Some("please report this as a ballast bug".into()),
-                        }],
-                    });
+                    let bug = Diagnostic::at(
+                        Path::new(""),
+                        None,
+                        "internal error: a document failed validation without a message",
+                        "please report this as a ballast bug",
+                    );
+                    return Err(LoadError { diagnostics: vec![bug] });
                 }
             }
         }
@@ -469,18 +392,19 @@ fn unknown_key(file: &Path, doc: &DocIndex, kind: &str, path: &str) -> (Diagnost
         .into_iter()
         .map(|p| if p.is_empty() { "the top of the document".into() } else { format!("`{p}`") })
         .collect();
-    let suggestion = validate::did_you_mean(key, &known).map(|s| join_key(parent, s));
+    // `<<` is never close to a known key: the merge-key help stands alone.
+    let suggestion = validate::did_you_mean(key, &known);
     let help = if key == "<<" {
         "YAML merge keys are not supported: write the fields out".to_string()
-    } else if let Some(s) = validate::did_you_mean(key, &known) {
-        format!("did you mean `{s}`? {expected}")
+    } else if suggestion.is_some() {
+        expected
     } else if !elsewhere.is_empty() {
         format!("`{key}` belongs in {}: check its indentation; {expected}", elsewhere.join(" or "))
     } else {
         format!("{expected}; remove it or check its spelling")
     };
-    let d = Diagnostic::at(file, doc.key_pos(path), format!("unknown field `{key}` {place}"), Some(help));
-    (d, suggestion)
+    let d = Diagnostic::at(file, doc.key_pos(path), format!("unknown field `{key}` {place}"), help);
+    (d.did_you_mean(suggestion), suggestion.map(|s| join_key(parent, s)))
 }
 
 /// A serde error as a diagnostic at serde_yaml's position, in words a
@@ -512,14 +436,8 @@ fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> (Option<Diagnos
         None => (message, None),
     };
     let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() });
-    let d = Diagnostic {
-        file: file.to_path_buf(),
-        line: pos.map(|p| p.line),
-        column: pos.map(|p| p.column),
-        message,
-        help: help.or_else(|| Some("see docs/desired-state.md for the type of each field".into())),
-    };
-    (Some(d), stream)
+    let help = help.unwrap_or_else(|| "see docs/desired-state.md for the type of each field".into());
+    (Some(Diagnostic::at(file, pos, message, help)), stream)
 }
 
 /// Rewrites serde's type vocabulary (`i64`, `struct RawTasks`) in the
@@ -538,941 +456,4 @@ fn humanize(message: &str) -> String {
         m.replace_range(i.., "expected a mapping (`key: value` lines)");
     }
     m
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::desired::*;
-    use std::time::Duration;
-
-    const REGION: &str = "us-east-2";
-
-    fn manifest_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-    }
-
-    fn errors(text: &str) -> Vec<Diagnostic> {
-        load_str("t.yaml", text, REGION).expect_err("the document should be refused").diagnostics
-    }
-
-    fn write(dir: &Path, rel: &str, contents: impl AsRef<[u8]>) {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, contents).unwrap();
-    }
-
-    const SERVICE: &str = "\
-apiVersion: ballast.dev/v1alpha1
-kind: Service
-metadata:
-  name: app
-spec:
-  cluster: appCluster
-  service: appService
-  tasks:
-    min: 2
-    max: 10
-  targetGroups:
-    - targetGroup: frontendTargetGroup
-      containerName: appContainer
-      containerPort: 80
-  scaling:
-    cpu:
-      scaleOut:
-        threshold: 70
-      scaleIn:
-        threshold: 30
-";
-
-    const CAPACITY: &str = "\
-apiVersion: ballast.dev/v1alpha1
-kind: Capacity
-metadata:
-  name: app-capacity
-spec:
-  cluster: appCluster
-  autoScalingGroup: ecsAutoScalingGroup
-  minInstances: 1
-  maxInstances: 10
-  tasksPerInstance: 1
-  zones:
-    - subnet: subnet-0a1b2c3d4e5f60001
-    - subnet: subnet-0a1b2c3d4e5f60002
-      mode: onDemand
-      whenInstancesAbove: 2
-";
-
-    fn both() -> String {
-        format!("{SERVICE}---\n{CAPACITY}")
-    }
-
-    #[test]
-    fn every_invalid_fixture_fails_with_its_expected_message_at_a_position() {
-        let fixtures = manifest_dir().join("tests/fixtures/invalid");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&fixtures).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let expect = text
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("# expect: "))
-                .unwrap_or_else(|| panic!("{}: first line must be `# expect: …`", path.display()));
-            // Each fixture is loaded as a one-file directory.
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-            let err = load_dir(dir.path(), REGION).expect_err(&format!("{} should be refused", path.display()));
-            let hit = err
-                .diagnostics
-                .iter()
-                .find(|d| d.message.contains(expect))
-                .unwrap_or_else(|| panic!("{}: no message contains {expect:?}:\n{err}", path.display()));
-            assert!(hit.line.is_some() && hit.column.is_some(), "{}: no line:col in {hit}", path.display());
-            assert!(hit.help.is_some(), "{}: no help in {hit}", path.display());
-            // One mistake per fixture: anything more is noise a user
-            // would have to read through.
-            assert_eq!(err.diagnostics.len(), 1, "{}:\n{err}", path.display());
-            seen += 1;
-        }
-        assert!(seen >= 10, "only {seen} fixtures");
-    }
-
-    #[test]
-    fn the_example_desired_state_loads_clean_and_says_what_the_article_built() {
-        let state = load_dir(&manifest_dir().join("desired-state"), "eu-west-1").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(state.services.len(), 1);
-        assert_eq!(state.capacities.len(), 1);
-        let s = &state.services[0];
-        assert_eq!(
-            s.id,
-            ServiceId { region: "us-east-2".into(), cluster: "appCluster".into(), service: "appService".into() }
-        );
-        assert_eq!(s.tasks, TaskCount::Range { min: 2, max: 10 });
-        let bound: Vec<(&str, &str, u16, TargetType)> = s
-            .target_groups
-            .iter()
-            .map(|b| (b.target_group.target_group.name(), b.container_name.as_str(), b.container_port, b.target_type))
-            .collect();
-        assert_eq!(
-            bound,
-            [
-                ("frontendTargetGroup", "appContainer", 80, TargetType::Instance),
-                ("backendTargetGroup", "appContainer", 8000, TargetType::Instance)
-            ]
-        );
-        let cpu = s.scaling.as_ref().unwrap();
-        assert_eq!((cpu.scale_out.threshold, cpu.scale_in.threshold, cpu.target_cpu), (66.0, 54.0, Some(60.0)));
-        assert!(cpu.scale_in.period >= Duration::from_secs(60));
-        let c = &state.capacities[0];
-        assert_eq!(c.group.name, "ecsAutoScalingGroup");
-        assert_eq!(c.cluster, "appCluster");
-        assert_eq!((c.min_instances, c.max_instances), (1, 10));
-        assert_eq!(c.tasks_per_instance, TasksPerInstance::Fixed(1));
-        let modes: Vec<ZoneMode> = c.zones.iter().map(|z| z.mode).collect();
-        assert_eq!(modes, [ZoneMode::AlwaysOn, ZoneMode::OnDemand { above: 2 }]);
-        assert_eq!(state.capacity_for("us-east-2", "appCluster"), Some(c));
-    }
-
-    #[test]
-    fn minimal_documents_get_the_documented_defaults() {
-        let state = load_str("t.yaml", &both(), REGION).unwrap_or_else(|e| panic!("{e}"));
-        let s = &state.services[0];
-        assert_eq!(s.id.region, REGION, "region defaults to the argument");
-        assert_eq!(s.origin, Origin { file: "t.yaml".into(), line: 1 });
-        assert!(!s.suspend);
-        let b = &s.target_groups[0];
-        assert_eq!(b.target_group.target_group, TargetGroupRef::Name("frontendTargetGroup".into()));
-        assert_eq!((b.target_type, b.ownership, b.min_healthy), (TargetType::Instance, Ownership::Shared, None));
-        let cpu = s.scaling.as_ref().unwrap();
-        assert_eq!(cpu.missing_data, MissingData::Missing);
-        assert_eq!(cpu.target_cpu, None);
-        assert_eq!(cpu.stabilization_window, Duration::from_secs(300));
-        assert_eq!(cpu.tolerance, 0.1);
-        assert_eq!(cpu.max_data_age, Duration::from_secs(180));
-        let out = &cpu.scale_out;
-        assert_eq!(
-            (out.period, out.evaluation_periods, out.datapoints_to_alarm, out.step, out.cooldown),
-            (Duration::from_secs(60), 1, 1, Step::Tasks(1), Duration::from_secs(60))
-        );
-        assert_eq!(cpu.scale_in.cooldown, Duration::from_secs(300));
-        assert_eq!(s.budget, ServiceBudget { max_deregistrations_per_pass: 1, max_count_change_per_pass: 4 });
-        assert_eq!(s.take_over, ServiceTakeOver::default());
-
-        let c = &state.capacities[0];
-        assert_eq!(c.origin.line, SERVICE.lines().count() + 2);
-        assert_eq!((c.headroom, c.max_change_per_pass), (0, 2));
-        assert_eq!(c.scale_in_cooldown, Duration::from_secs(300));
-        assert!(!c.take_over_managed_scaling && !c.suspend);
-        assert_eq!(c.zones[0].zone, None);
-    }
-
-    #[test]
-    fn every_field_maps_to_the_validated_types() {
-        let text = "\
-apiVersion: ballast.dev/v1alpha1
-kind: Service
-metadata: {name: web}
-spec:
-  region: eu-west-1
-  cluster: c
-  service: s
-  suspend: true
-  tasks: {min: 0, max: 4}
-  targetGroups:
-    - targetGroup: arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/tg-1/0123456789abcdef
-      containerName: web
-      containerPort: 8080
-      targetType: ip
-      ownership: exclusive
-      minHealthy: 0
-  scaling:
-    cpu:
-      targetCpu: 60
-      stabilizationWindow: 2m30s
-      tolerance: 0.2
-      maxDataAge: 90s
-      missingData: notBreaching
-      scaleOut: {threshold: 75.5, period: 30s, evaluationPeriods: 4, datapointsToAlarm: 3, step: \"50%\", cooldown: 500ms}
-      scaleIn: {threshold: 20, period: 10s, step: 2, cooldown: 1h}
-  budget: {maxDeregistrationsPerPass: 3, maxCountChangePerPass: 1}
-  takeOver: {desiredCount: true, loadBalancers: true}
----
-apiVersion: ballast.dev/v1alpha1
-kind: Capacity
-metadata: {name: web-capacity}
-spec:
-  region: eu-west-1
-  cluster: c
-  autoScalingGroup: g
-  minInstances: 0
-  maxInstances: 3
-  instanceResources: {cpu: 1024, memory: 983}
-  headroom: 1
-  scaleInCooldown: 10m
-  maxChangePerPass: 1
-  zones:
-    - {subnet: subnet-0a1b2c3d, zone: eu-west-1a}
-  suspend: true
-  takeOver: {managedScaling: true}
-";
-        let state = load_str("t.yaml", text, REGION).unwrap_or_else(|e| panic!("{e}"));
-        let s = &state.services[0];
-        assert_eq!(s.id.region, "eu-west-1");
-        assert!(s.suspend);
-        assert_eq!(s.tasks, TaskCount::Range { min: 0, max: 4 });
-        let b = &s.target_groups[0];
-        assert_eq!(b.target_group.target_group.name(), "tg-1");
-        assert!(matches!(b.target_group.target_group, TargetGroupRef::Arn(_)));
-        assert_eq!(
-            (b.container_port, b.target_type, b.ownership, b.min_healthy),
-            (8080, TargetType::Ip, Ownership::Exclusive, Some(0))
-        );
-        let cpu = s.scaling.as_ref().unwrap();
-        assert_eq!(cpu.target_cpu, Some(60.0));
-        assert_eq!(cpu.stabilization_window, Duration::from_secs(150));
-        assert_eq!((cpu.tolerance, cpu.max_data_age), (0.2, Duration::from_secs(90)));
-        assert_eq!(cpu.missing_data, MissingData::NotBreaching);
-        assert_eq!(
-            cpu.scale_out,
-            AlarmRule {
-                threshold: 75.5,
-                period: Duration::from_secs(30),
-                evaluation_periods: 4,
-                datapoints_to_alarm: 3,
-                step: Step::Percent(50),
-                cooldown: Duration::from_millis(500)
-            }
-        );
-        assert_eq!((cpu.scale_in.period, cpu.scale_in.step), (Duration::from_secs(10), Step::Tasks(2)));
-        assert_eq!(cpu.scale_in.cooldown, Duration::from_secs(3600));
-        assert_eq!(s.budget, ServiceBudget { max_deregistrations_per_pass: 3, max_count_change_per_pass: 1 });
-        assert_eq!(s.take_over, ServiceTakeOver { desired_count: true, load_balancers: true });
-        let c = &state.capacities[0];
-        assert_eq!(c.group, GroupId { region: "eu-west-1".into(), name: "g".into() });
-        assert_eq!(c.tasks_per_instance, TasksPerInstance::Resources { cpu: 1024, memory: 983 });
-        assert_eq!((c.headroom, c.max_change_per_pass), (1, 1));
-        assert_eq!(c.scale_in_cooldown, Duration::from_secs(600));
-        assert_eq!(
-            c.zones[0],
-            Zone { subnet: "subnet-0a1b2c3d".into(), zone: Some("eu-west-1a".into()), mode: ZoneMode::AlwaysOn }
-        );
-        assert!(c.suspend && c.take_over_managed_scaling);
-    }
-
-    /// One rule per row: a change to the valid two-document text, the
-    /// message it must produce, and the line it must point at.
-    #[test]
-    fn each_rule_reports_what_is_wrong_where() {
-        let base = both();
-        let line_of = |needle: &str| -> usize {
-            base.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}")) + 1
-        };
-        // (find, replace with, expected message part, line of `find` + offset)
-        let cases: &[(&str, &str, &str, isize)] = &[
-            ("    min: 2\n", "    min: -1\n", "`spec.tasks.min` is -1, a negative number, but must be at least 0", 0),
-            ("    max: 10\n", "    max: 0\n", "`spec.tasks.max` is 0, but must be at least 1", 0),
-            ("    max: 10\n", "", "missing required field `spec.tasks.max`", -2),
-            (
-                "    min: 2\n    max: 10\n",
-                "    count: 2\n    min: 2\n    max: 10\n",
-                "sets both `count` and `min`/`max`",
-                0,
-            ),
-            ("  tasks:\n    min: 2\n    max: 10\n", "  tasks: {}\n", "has neither `count` nor `min` and `max`", 0),
-            (
-                "containerPort: 80",
-                "containerPort: 70000",
-                "`spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535",
-                0,
-            ),
-            ("containerPort: 80", "containerPort: 0", "must be between 1 and 65535", 0),
-            (
-                "      containerPort: 80\n",
-                "      containerPort: 80\n      minHealthy: 11\n",
-                "`spec.targetGroups[0].minHealthy` (11) is more than the 10 tasks",
-                1,
-            ),
-            (
-                "      containerPort: 80\n",
-                "      containerPort: 80\n      targetType: instances\n",
-                "did you mean `instance`?",
-                1,
-            ),
-            (
-                "      containerPort: 80\n",
-                "      containerPort: 80\n      ownership: mine\n",
-                "which is not one of `shared` or `exclusive`",
-                1,
-            ),
-            (
-                "targetGroup: frontendTargetGroup",
-                "targetGroup: frontend_target_group",
-                "is not a valid target group name",
-                0,
-            ),
-            (
-                "targetGroup: frontendTargetGroup",
-                "targetGroup: arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/fe/0123456789abcdef",
-                "is in region `us-west-2`, but this service is in `us-east-2`",
-                0,
-            ),
-            (
-                "targetGroup: frontendTargetGroup",
-                "targetGroup: arn:aws:ecs:us-east-2:123456789012:service/x",
-                "is not a target group ARN",
-                0,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 170\n",
-                "`spec.scaling.cpu.scaleOut.threshold` is 170, but must be between 0 and 100",
-                0,
-            ),
-            ("        threshold: 30\n", "        threshold: -5\n", "must be between 0 and 100", 0),
-            (
-                "        threshold: 30\n",
-                "        threshold: 70\n",
-                "`scaleIn.threshold` (70) is not below `scaleOut.threshold` (70)",
-                0,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        period: 45s\n",
-                "`spec.scaling.cpu.scaleOut.period` is 45s, which CloudWatch does not accept",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        period: 0s\n",
-                "does not accept as an alarm period",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        period: 1m30s\n",
-                "is 1m30s, which CloudWatch",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        evaluationPeriods: 2\n        datapointsToAlarm: 3\n",
-                "`spec.scaling.cpu.scaleOut.datapointsToAlarm` (3) is more than `evaluationPeriods` (2)",
-                2,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        evaluationPeriods: 0\n",
-                "evaluationPeriods` is 0, but must be at least 1",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        period: 1h\n        evaluationPeriods: 25\n",
-                "is more than one day",
-                2,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        step: 0\n",
-                "`spec.scaling.cpu.scaleOut.step` is 0, but must be at least 1",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        step: \"0%\"\n",
-                "a percent step must be at least 1%",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        step: lots\n",
-                "is neither a number of tasks nor a percent",
-                1,
-            ),
-            (
-                "        threshold: 70\n",
-                "        threshold: 70\n        cooldown: 5\n",
-                "`5` has a number without a unit",
-                1,
-            ),
-            ("        threshold: 70\n", "        threshold: 70\n        cooldown: 1.5m\n", "write whole numbers", 1),
-            (
-                "    cpu:\n",
-                "    cpu:\n      targetCpu: 0\n",
-                "`spec.scaling.cpu.targetCpu` is 0, but must be above 0 and at most 100",
-                1,
-            ),
-            ("    cpu:\n", "    cpu:\n      tolerance: 1\n", "must be at least 0 and below 1", 1),
-            ("    cpu:\n", "    cpu:\n      maxDataAge: 0s\n", "`spec.scaling.cpu.maxDataAge` is zero", 1),
-            ("    cpu:\n", "    cpu:\n      missingData: notbreaching\n", "did you mean `notBreaching`?", 1),
-            ("      scaleIn:\n        threshold: 30\n", "", "missing required field `spec.scaling.cpu.scaleIn`", -3),
-            ("  name: app\n", "  name: App_1\n", "`metadata.name` `App_1` is not a lowercase DNS label", 0),
-            ("  name: app\n", "  name: app-\n", "not a lowercase DNS label", 0),
-            ("  name: app\n", "", "`metadata` is empty", -1),
-            ("  name: app\n", "  nam: app\n", "unknown field `nam` in `metadata`", 0),
-            (
-                "  cluster: appCluster\n  service",
-                "  cluster: arn:aws:ecs:us-east-2:123456789012:cluster/appCluster\n  service",
-                "`spec.cluster` is an ARN",
-                0,
-            ),
-            (
-                "  service: appService\n",
-                "  service: app service\n",
-                "`spec.service` `app service` is not a valid ECS service name",
-                0,
-            ),
-            (
-                "  service: appService\n",
-                "  service: appService\n  region: us-east\n",
-                "`spec.region` `us-east` is not an AWS region code",
-                1,
-            ),
-            (
-                "  service: appService\n",
-                "  service: appService\n  budget: {maxDeregistrationsPerPass: 0}\n",
-                "maxDeregistrationsPerPass` is 0, but must be at least 1",
-                1,
-            ),
-            (
-                "  service: appService\n",
-                "  service: appService\n  budget: {maxCountChangePerPass: 0}\n",
-                "maxCountChangePerPass` is 0",
-                1,
-            ),
-            (
-                "  minInstances: 1\n",
-                "  minInstances: 11\n",
-                "`spec.minInstances` (11) is greater than `spec.maxInstances` (10)",
-                0,
-            ),
-            ("  minInstances: 1\n", "  minInstances: -1\n", "`spec.minInstances` is -1, a negative number", 0),
-            ("  maxInstances: 10\n", "", "missing required field `spec.maxInstances`", -4),
-            (
-                "  tasksPerInstance: 1\n",
-                "  tasksPerInstance: 0\n",
-                "`spec.tasksPerInstance` is 0, but must be at least 1",
-                0,
-            ),
-            ("  tasksPerInstance: 1\n", "", "has neither `tasksPerInstance` nor `instanceResources`", -5),
-            (
-                "  tasksPerInstance: 1\n",
-                "  tasksPerInstance: 1\n  instanceResources: {cpu: 1024, memory: 983}\n",
-                "sets both `tasksPerInstance` and `instanceResources`",
-                1,
-            ),
-            (
-                "  tasksPerInstance: 1\n",
-                "  instanceResources: {cpu: 1024}\n",
-                "missing required field `spec.instanceResources.memory`",
-                0,
-            ),
-            ("  tasksPerInstance: 1\n", "  tasksPerInstance: 1\n  headroom: -1\n", "`spec.headroom` is -1", 1),
-            (
-                "  tasksPerInstance: 1\n",
-                "  tasksPerInstance: 1\n  scaleInCooldown: soon\n",
-                "`soon` is not a duration",
-                1,
-            ),
-            (
-                "  tasksPerInstance: 1\n",
-                "  tasksPerInstance: 1\n  maxChangePerPass: 0\n",
-                "`spec.maxChangePerPass` is 0",
-                1,
-            ),
-            ("subnet-0a1b2c3d4e5f60001\n", "subnet-XYZ\n", "`spec.zones[0].subnet` `subnet-XYZ` is not a subnet id", 0),
-            (
-                "subnet-0a1b2c3d4e5f60002\n",
-                "subnet-0a1b2c3d4e5f60001\n",
-                "subnet `subnet-0a1b2c3d4e5f60001` is listed twice, first at `spec.zones[0]`",
-                0,
-            ),
-            ("      whenInstancesAbove: 2\n", "", "missing required field `spec.zones[1].whenInstancesAbove`", -2),
-            (
-                "      mode: onDemand\n",
-                "      mode: alwaysOn\n",
-                "`spec.zones[1].whenInstancesAbove` is set on an `alwaysOn` zone",
-                1,
-            ),
-            ("      mode: onDemand\n", "      mode: ondemand\n", "did you mean `onDemand`?", 0),
-            (
-                "    - subnet: subnet-0a1b2c3d4e5f60001\n",
-                "    - subnet: subnet-0a1b2c3d4e5f60001\n      mode: onDemand\n      whenInstancesAbove: 1\n",
-                "no zone in `spec.zones` is `alwaysOn`",
-                -1,
-            ),
-            (
-                "  zones:\n    - subnet: subnet-0a1b2c3d4e5f60001\n    - subnet: subnet-0a1b2c3d4e5f60002\n      mode: onDemand\n      whenInstancesAbove: 2\n",
-                "  zones: []\n",
-                "`spec.zones` is empty",
-                0,
-            ),
-            // Points at the Capacity's maxInstances, 21 lines below.
-            (
-                "    min: 2\n    max: 10\n",
-                "    min: 12\n    max: 12\n",
-                "need at least 12 tasks, but at most 10 fit on 10 instances",
-                21,
-            ),
-        ];
-        let mut failures = Vec::new();
-        for (find, replace, expected, offset) in cases {
-            assert!(base.contains(find), "{find:?} not in the base text");
-            let text = base.replacen(find, replace, 1);
-            let Err(err) = load_str("t.yaml", &text, REGION) else {
-                failures.push(format!("{find:?} -> {replace:?} was accepted"));
-                continue;
-            };
-            let diags = err.diagnostics;
-            let Some(hit) = diags
-                .iter()
-                .find(|d| d.message.contains(expected) || d.help.as_ref().is_some_and(|h| h.contains(expected)))
-            else {
-                failures.push(format!("{find:?} -> {replace:?}: expected {expected:?} in {diags:#?}"));
-                continue;
-            };
-            let line = (line_of(find.lines().next().unwrap()) as isize + offset) as usize;
-            if hit.line != Some(line) {
-                failures.push(format!("{find:?} -> {replace:?}: expected line {line}: {hit}"));
-            }
-            if hit.help.as_ref().is_none_or(|h| h.is_empty()) {
-                failures.push(format!("no help: {hit}"));
-            }
-            if diags.len() != 1 {
-                failures.push(format!("{find:?} -> {replace:?}: one mistake, one message: {diags:#?}"));
-            }
-        }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn all_mistakes_of_all_files_are_reported_in_one_run() {
-        let dir = tempfile::tempdir().unwrap();
-        // File a: two mistakes in one document.
-        write(
-            dir.path(),
-            "a.yaml",
-            SERVICE.replace("containerPort: 80", "containerPort: 99999").replace("threshold: 70", "threshold: 700"),
-        );
-        // File b: one mistake.
-        write(dir.path(), "b.yaml", CAPACITY.replace("minInstances: 1", "minInstances: 20"));
-        let err = load_dir(dir.path(), REGION).unwrap_err();
-        assert_eq!(err.diagnostics.len(), 3, "{err}");
-        let files: Vec<String> =
-            err.diagnostics.iter().map(|d| d.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(files, ["a.yaml", "a.yaml", "b.yaml"]);
-        assert!(err.diagnostics[0].line < err.diagnostics[1].line, "sorted by position");
-    }
-
-    #[test]
-    fn one_document_reports_every_unknown_key_and_every_rule() {
-        let text = SERVICE
-            .replace("  cluster: appCluster\n", "  clutser: appCluster\n")
-            .replace("containerPort: 80", "containerPort: 80\n      port: 80")
-            .replace("    max: 10\n", "    max: 10\n    maximum: 12\n")
-            .replace("threshold: 30", "threshold: 90");
-        let diags = errors(&text);
-        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
-        assert_eq!(diags.len(), 4, "{messages:#?}");
-        assert!(messages[0].contains("unknown field `clutser` in `spec`"));
-        assert!(diags[0].help.as_ref().unwrap().starts_with("did you mean `cluster`?"));
-        assert!(messages[1].contains("unknown field `maximum` in `spec.tasks`"));
-        assert!(diags[1].help.as_ref().unwrap().contains("expected one of: `count`, `max`, `min`"), "{}", diags[1]);
-        assert!(messages[2].contains("unknown field `port` in `spec.targetGroups[0]`"));
-        assert!(messages[3].contains("`scaleIn.threshold` (90) is not below"));
-        // The misspelt `cluster` is not also reported as missing: the
-        // unknown key already says what to do.
-        assert!(!messages.iter().any(|m| m.contains("missing required field")));
-    }
-
-    #[test]
-    fn unknown_keys_get_did_you_mean_the_expected_keys_or_where_they_belong() {
-        // (the key line added under `spec:`, message part, help part)
-        let cases: &[(&str, &str, &str)] = &[
-            ("  targetgroups: []\n", "unknown field `targetgroups` in `spec`", "did you mean `targetGroups`?"),
-            ("  target_groups: []\n", "unknown field `target_groups`", "did you mean `targetGroups`?"),
-            ("  min: 1\n", "unknown field `min` in `spec`", "`min` belongs in `spec.tasks`: check its indentation"),
-            ("  containerPort: 1\n", "unknown field `containerPort`", "belongs in `spec.targetGroups[]`"),
-            ("  colour: blue\n", "unknown field `colour` in `spec`", "expected one of: `budget`, `cluster`"),
-            ("  <<: {}\n", "unknown field `<<`", "merge keys are not supported"),
-        ];
-        for (line, message, help) in cases {
-            let text = SERVICE.replace("spec:\n", &format!("spec:\n{line}"));
-            let diags = errors(&text);
-            let d =
-                diags.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| panic!("{line:?}: {diags:#?}"));
-            assert!(d.help.as_ref().unwrap().contains(help), "{line:?}: {d}");
-            assert_eq!((d.line, d.column), (Some(6), Some(3)), "{line:?}: points at the key");
-        }
-        let text = SERVICE.replacen("kind: Service\n", "kind: Service\nlabels: {}\n", 1);
-        let d = &errors(&text)[0];
-        assert!(d.message.contains("unknown field `labels` at the top of the document"), "{d}");
-    }
-
-    #[test]
-    fn wrong_types_use_serde_yaml_positions_which_are_file_absolute() {
-        // The mistake is in the third document: its line must count the
-        // lines of the first two.
-        let text = format!(
-            "{SERVICE}---\n{CAPACITY}---\n{}",
-            SERVICE
-                .replace("name: app", "name: app-b")
-                .replace("appService", "other")
-                .replace("frontendTargetGroup", "other")
-                .replace("containerPort: 80", "containerPort: [80]")
-        );
-        let expected_line = text.lines().position(|l| l.contains("[80]")).unwrap() + 1;
-        let diags = errors(&text);
-        assert_eq!(diags.len(), 1, "{diags:#?}");
-        let d = &diags[0];
-        assert_eq!(d.line, Some(expected_line));
-        assert_eq!(d.column, Some(22));
-        assert!(
-            d.message
-                .contains("`spec.targetGroups[0].containerPort`: wrong type: found sequence, expected a whole number"),
-            "{d}"
-        );
-        assert!(d.help.as_ref().unwrap().contains("`containerPort`: The container port"), "{d}");
-
-        // (value, message part)
-        let cases: &[(&str, &str)] = &[
-            ("suspend: yes", "expected `true` or `false`"),
-            ("tasks: 3", "expected a mapping (`key: value` lines)"),
-            ("targetGroups: frontendTargetGroup", "expected a list (`- item` lines)"),
-        ];
-        for (line, message) in cases {
-            let text = SERVICE
-                .replace("  tasks:\n    min: 2\n    max: 10\n", "")
-                .replace("  targetGroups:\n    - targetGroup: frontendTargetGroup\n      containerName: appContainer\n      containerPort: 80\n", "")
-                .replace("  scaling:\n    cpu:\n      scaleOut:\n        threshold: 70\n      scaleIn:\n        threshold: 30\n", "")
-                + &format!("  {line}\n");
-            let diags = errors(&text);
-            let d = diags.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| panic!("{line}: {diags:#?}"));
-            assert_eq!(d.line, Some(text.lines().count()), "{line}: {d}");
-        }
-    }
-
-    #[test]
-    fn repeated_keys_are_reported_once() {
-        let text = SERVICE.replace("    max: 10\n", "    max: 10\n    max: 12\n");
-        let diags = errors(&text);
-        assert_eq!(diags.len(), 1, "{diags:#?}");
-        assert!(diags[0].message.contains("`spec.tasks.max` is written twice"));
-        assert_eq!(diags[0].line, Some(11));
-    }
-
-    #[test]
-    fn conflicts_between_documents() {
-        let cap = |name: &str, cluster: &str, group: &str| {
-            CAPACITY
-                .replace("name: app-capacity", &format!("name: {name}"))
-                .replace("cluster: appCluster", &format!("cluster: {cluster}"))
-                .replace("ecsAutoScalingGroup", group)
-        };
-        let svc = |name: &str, service: &str, tg: &str| {
-            SERVICE
-                .replace("name: app", &format!("name: {name}"))
-                .replace("appService", service)
-                .replace("frontendTargetGroup", tg)
-        };
-        // (documents, expected message part, document index it points into)
-        let cases: Vec<(Vec<String>, &str)> = vec![
-            (vec![svc("app", "s1", "tg1"), svc("app", "s2", "tg2")], "a Service named `app` is already declared at t.yaml:4:9"),
-            (vec![svc("a", "s1", "tg1"), svc("b", "s1", "tg2")], "service `s1` in cluster `appCluster` (us-east-2) is already declared at t.yaml:7:12"),
-            (vec![svc("a", "s1", "tg1"), svc("b", "s2", "tg1")], "target group `tg1` (us-east-2) is already bound at t.yaml:12:20"),
-            (
-                vec![
-                    svc("a", "s1", "tg1"),
-                    svc("b", "s2", "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/tg1/0123456789abcdef"),
-                ],
-                "target group `tg1` (us-east-2) is already bound",
-            ),
-            (
-                vec![SERVICE.replace("containerPort: 80\n", "containerPort: 80\n    - targetGroup: frontendTargetGroup\n      containerName: appContainer\n      containerPort: 8000\n")],
-                "target group `frontendTargetGroup` (us-east-2) is already bound",
-            ),
-            (
-                vec![SERVICE.into(), cap("c1", "appCluster", "g1"), cap("c1", "other", "g2"), svc("o", "o", "o").replace("appCluster", "other")],
-                "a Capacity named `c1` is already declared",
-            ),
-            (vec![SERVICE.into(), cap("c1", "appCluster", "g1"), cap("c2", "other", "g1"), svc("o", "o", "o").replace("appCluster", "other")], "Auto Scaling group `g1` (us-east-2) is already managed by the Capacity at"),
-            (vec![SERVICE.into(), cap("c1", "appCluster", "g1"), cap("c2", "appCluster", "g2")], "cluster `appCluster` (us-east-2) already has a Capacity at"),
-            (vec![SERVICE.into(), cap("c1", "appClustr", "g1")], "no Service document runs in cluster `appClustr`"),
-            (vec![SERVICE.into(), cap("c1", "appCluster", "g1").replace("cluster: appCluster", "region: us-west-2\n  cluster: appCluster")], "no Service document runs in cluster `appCluster` (us-west-2)"),
-        ];
-        for (docs, expected) in cases {
-            let text = docs.join("---\n");
-            let diags = errors(&text);
-            assert!(
-                diags.iter().any(|d| d.message.contains(expected) && d.help.is_some()),
-                "expected {expected:?} in {diags:#?}"
-            );
-            assert_eq!(diags.len(), 1, "{expected}: {diags:#?}");
-        }
-        // The help says what to do.
-        let d = &errors(&[SERVICE.to_string(), cap("c1", "appClustr", "g1")].join("---\n"))[0];
-        assert!(d.help.as_ref().unwrap().contains("did you mean `appCluster`?"), "{d}");
-        let d = &errors(
-            &[
-                SERVICE.to_string(),
-                cap("c1", "appCluster", "g1")
-                    .replace("cluster: appCluster", "region: us-west-2\n  cluster: appCluster"),
-            ]
-            .join("---\n"),
-        )[0];
-        assert!(d.help.as_ref().unwrap().contains("set the same `region`"), "{d}");
-    }
-
-    #[test]
-    fn a_broken_document_still_takes_part_in_conflicts_but_hides_missing_references() {
-        // The second service has a bad port, yet its target group still
-        // conflicts with the first's.
-        let text = [
-            SERVICE.to_string(),
-            SERVICE
-                .replace("name: app", "name: b")
-                .replace("appService", "b")
-                .replace("containerPort: 80", "containerPort: -1"),
-        ]
-        .join("---\n");
-        let diags = errors(&text);
-        assert_eq!(diags.len(), 2, "{diags:#?}");
-        assert!(diags.iter().any(|d| d.message.contains("is already bound")), "{diags:#?}");
-        assert!(diags.iter().any(|d| d.message.contains("containerPort` is -1")), "{diags:#?}");
-        // A Capacity whose Service may be in an unreadable document is not
-        // called a reference to nothing.
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.yaml", "kind: Service\nspec: [unclosed\n");
-        write(dir.path(), "b.yaml", CAPACITY);
-        let err = load_dir(dir.path(), REGION).unwrap_err();
-        assert_eq!(err.diagnostics.len(), 1, "{err}");
-        assert!(err.diagnostics[0].message.starts_with("YAML syntax error"));
-    }
-
-    #[test]
-    fn kind_and_api_version_problems() {
-        // (text, expected message part, expected help part)
-        let cases: &[(&str, &str, &str)] = &[
-            (
-                "apiVersion: ballast.dev/v1alpha1\nkind: service\nmetadata: {name: a}\n",
-                "unknown kind `service`",
-                "did you mean `Service`?",
-            ),
-            ("apiVersion: ballast.dev/v1alpha1\nkind: Capacty\n", "unknown kind `Capacty`", "did you mean `Capacity`?"),
-            (
-                "apiVersion: ballast.dev/v1alpha1\nkind: Deployment\n",
-                "unknown kind `Deployment`",
-                "write `kind: Service` or `kind: Capacity`",
-            ),
-            (
-                "apiVersion: ballast.dev/v1alpha1\nmetadata: {name: a}\n",
-                "missing required field `kind`",
-                "add `kind: Service`",
-            ),
-            ("kind: Pod\n", "missing required field `apiVersion`", "add `apiVersion: ballast.dev/v1alpha1`"),
-            (
-                "apiVersion: apps/v1\nkind: Pod\n",
-                "unsupported apiVersion `apps/v1`",
-                "write `apiVersion: ballast.dev/v1alpha1`",
-            ),
-        ];
-        for (text, message, help) in cases {
-            let diags = errors(text);
-            let d =
-                diags.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| panic!("{text:?}: {diags:#?}"));
-            assert!(d.help.as_ref().unwrap().contains(help), "{d}");
-            assert!(d.line.is_some());
-        }
-        let missing_api = SERVICE.replace("apiVersion: ballast.dev/v1alpha1\n", "");
-        let d = &errors(&missing_api)[0];
-        assert_eq!(d.message, "missing required field `apiVersion`");
-        assert_eq!(d.line, Some(1));
-    }
-
-    #[test]
-    fn region_comes_from_the_document_or_the_default() {
-        let err = load_str("t.yaml", SERVICE, "").unwrap_err();
-        assert!(err.diagnostics[0].message.contains("missing required field `spec.region`"), "{err}");
-        let err = load_str("t.yaml", SERVICE, "mars").unwrap_err();
-        assert!(err.diagnostics[0].message.contains("the default region `mars`"), "{err}");
-        let ok = load_str("t.yaml", &SERVICE.replace("spec:\n", "spec:\n  region: us-gov-west-1\n"), "").unwrap();
-        assert_eq!(ok.services[0].id.region, "us-gov-west-1");
-    }
-
-    #[test]
-    fn byte_order_marks_crlf_and_tabs() {
-        let bom = format!("\u{feff}{}", both());
-        load_str("t.yaml", &bom, REGION).unwrap_or_else(|e| panic!("BOM: {e}"));
-        let crlf = both().replace('\n', "\r\n");
-        load_str("t.yaml", &crlf, REGION).unwrap_or_else(|e| panic!("CRLF: {e}"));
-        // Positions still count lines right with CRLF.
-        let bad = crlf.replacen("containerPort: 80", "containerPort: 0", 1);
-        let d = &errors(&bad)[0];
-        assert_eq!((d.line, d.column), (Some(14), Some(22)), "{d}");
-        // Tabs cannot indent YAML: a syntax error, located.
-        let tabs = SERVICE.replace("    min: 2", "\tmin: 2");
-        let d = &errors(&tabs)[0];
-        assert!(d.message.starts_with("YAML syntax error"), "{d}");
-        assert_eq!(d.line, Some(9), "{d}");
-    }
-
-    #[test]
-    fn anchors_and_aliases_are_followed() {
-        let text = both()
-            .replace("    max: 10\n", "    max: &max 10\n")
-            .replace("      containerPort: 80\n", "      containerPort: 80\n      minHealthy: *max\n");
-        let state = load_str("t.yaml", &text, REGION).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(state.services[0].target_groups[0].min_healthy, Some(10));
-        // Anchors do not reach into the next document (YAML's rule).
-        let text = both()
-            .replace("    max: 10\n", "    max: &max 10\n")
-            .replace("  maxInstances: 10\n", "  maxInstances: *max\n");
-        let d = &errors(&text)[0];
-        assert!(d.message.contains("unknown anchor"), "{d}");
-    }
-
-    #[test]
-    fn directory_rules() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        write(d, "b/service.yml", SERVICE);
-        write(d, "a-capacity.yaml", CAPACITY);
-        write(d, "README.md", "not yaml: [");
-        write(d, "notes.txt", "\u{0}\u{1}");
-        write(d, ".hidden.yaml", "garbage: [");
-        write(d, ".git/config.yaml", "garbage: [");
-        write(d, "empty.yaml", "---\n---\n# nothing\n");
-        let state = load_dir(d, REGION).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((state.services.len(), state.capacities.len()), (1, 1));
-
-        // Files are read in path order, so diagnostics are stable.
-        write(d, "c.yaml", "kind: Service\nfoo: [");
-        write(d, "0.yaml", "kind: Service\nfoo: [");
-        let err = load_dir(d, REGION).unwrap_err();
-        let names: Vec<_> = err.diagnostics.iter().map(|x| x.file.file_name().unwrap().to_owned()).collect();
-        assert_eq!(names, ["0.yaml", "c.yaml"]);
-        assert_eq!(err.diagnostics[0].file, d.join("0.yaml"));
-    }
-
-    #[test]
-    fn files_that_are_not_desired_state() {
-        // (file contents, expected message part)
-        let cases: &[(&[u8], &str)] = &[
-            (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "the file is not UTF-8 text"),
-            (b"# Desired state\n\nPut the YAML files here.\n", "this document is plain text"),
-            (b"- a\n- b\n", "this document is a list"),
-            (b"Usage: ballast run --desired-state DIR\n", "this document has no `apiVersion` or `kind`"),
-            (b"key: [unclosed\n", "YAML syntax error"),
-        ];
-        for (contents, message) in cases {
-            let dir = tempfile::tempdir().unwrap();
-            write(dir.path(), "x.yaml", contents);
-            let err = load_dir(dir.path(), REGION).unwrap_err();
-            assert_eq!(err.diagnostics.len(), 1, "{err}");
-            assert!(err.diagnostics[0].message.contains(message), "{message}: {err}");
-        }
-    }
-
-    #[test]
-    fn empty_missing_and_non_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = load_dir(dir.path(), REGION).unwrap_err();
-        assert!(
-            err.diagnostics[0].message.contains("no desired-state documents in this directory (0 YAML files read)"),
-            "{err}"
-        );
-        write(dir.path(), "only-comments.yaml", "# todo\n---\n");
-        let err = load_dir(dir.path(), REGION).unwrap_err();
-        assert!(err.diagnostics[0].message.contains("(1 YAML file read)"), "{err}");
-
-        let missing = dir.path().join("nope");
-        let err = load_dir(&missing, REGION).unwrap_err();
-        assert_eq!(err.diagnostics[0].message, "the desired-state directory does not exist");
-        assert_eq!(err.diagnostics[0].file, missing);
-
-        let file = dir.path().join("only-comments.yaml");
-        let err = load_dir(&file, REGION).unwrap_err();
-        assert!(err.diagnostics[0].message.contains("not a directory"));
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn follows_symlinks_like_a_configmap_volume_without_looping() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        // The layout kubelet writes: hidden timestamped dir, `..data`
-        // link, and visible links through it.
-        write(d, "..2024_01_01/app.yaml", both());
-        std::os::unix::fs::symlink("..2024_01_01", d.join("..data")).unwrap();
-        std::os::unix::fs::symlink("..data/app.yaml", d.join("app.yaml")).unwrap();
-        std::os::unix::fs::symlink(".", d.join("loop")).unwrap();
-        let state = load_dir(d, REGION).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(state.services.len(), 1);
-    }
-
-    #[test]
-    fn display_shows_position_message_and_help() {
-        let d = Diagnostic {
-            file: "desired-state/app.yaml".into(),
-            line: Some(12),
-            column: Some(22),
-            message: "`spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535".into(),
-            help: Some("ports are 1 to 65535".into()),
-        };
-        assert_eq!(
-            d.to_string(),
-            "error: desired-state/app.yaml:12:22: `spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535\n  help: ports are 1 to 65535"
-        );
-        let whole = Diagnostic {
-            file: "ds".into(),
-            line: None,
-            column: None,
-            message: "the desired-state directory does not exist".into(),
-            help: None,
-        };
-        assert_eq!(whole.to_string(), "error: ds: the desired-state directory does not exist");
-        let err = LoadError { diagnostics: vec![d.clone(), whole.clone()] };
-        assert_eq!(err.to_string(), format!("{d}\n{whole}\n2 problems in the desired state"));
-    }
 }

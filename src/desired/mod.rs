@@ -4,7 +4,10 @@
 //! [`raw`] (what serde sees, permissive so that every mistake can be
 //! reported at once), then checked and converted by [`validate`] into the
 //! types of this module. Only these validated types reach the planner.
+//! Every problem found on the way is a located [`Diagnostic`]
+//! ([`diagnostic`]).
 
+pub mod diagnostic;
 pub mod duration;
 pub mod load;
 pub mod positions;
@@ -12,10 +15,14 @@ pub mod raw;
 pub mod schema;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{Diagnostic, LoadError, load_dir, load_str};
+pub use diagnostic::{Diagnostic, LoadError};
+pub use load::{load_dir, load_str};
 pub use schema::json_schema;
 
 /// The `apiVersion` every document must carry.
