@@ -27,7 +27,8 @@ pub struct Observed {
     /// Alarms by (region, name). An absent alarm simply does not exist.
     pub alarms: BTreeMap<(String, String), Result<ObservedAlarm, ResourceError>>,
     /// Latest average CPU per service, where asked for.
-    pub cpu: BTreeMap<ServiceId, Option<MetricSample>>,
+    /// `Ok(None)`: CloudWatch has no datapoint; `Err`: it could not be read.
+    pub cpu: BTreeMap<ServiceId, Result<Option<MetricSample>, ResourceError>>,
     pub groups: BTreeMap<GroupId, Result<ObservedGroup, ResourceError>>,
 }
 

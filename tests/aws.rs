@@ -132,7 +132,7 @@ async fn observe_maps_the_seeded_system() {
     assert_eq!(back.port, Some(8000));
 
     assert!(o.alarms.is_empty(), "no alarms seeded");
-    assert_eq!(o.cpu.get(&m.system.service_id()), Some(&None), "no datapoints");
+    assert_eq!(o.cpu.get(&m.system.service_id()), Some(&Ok(None)), "no datapoints");
 
     let g = o.groups[&m.system.group_id()].as_ref().unwrap();
     assert_eq!((g.min_size, g.max_size, g.desired_capacity), (1, 10, 2));

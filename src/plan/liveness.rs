@@ -633,7 +633,7 @@ proptest! {
                 let mut o = fx::world(&d, count);
                 fx::set_alarm_state(&mut o, 0, high);
                 fx::set_alarm_state(&mut o, 1, low);
-                o.cpu.insert(fx::service_id(), Some(datapoint(now, cpu)));
+                o.cpu.insert(fx::service_id(), Ok(Some(datapoint(now, cpu))));
                 let mut p = plan(&d, &o, memory, now);
                 memory = std::mem::take(&mut p.memory);
                 for pc in &p.changes {

@@ -253,9 +253,24 @@ impl Planner<'_> {
         let target = match (svc.tasks, &svc.scaling) {
             (TaskCount::Fixed(n), _) => n,
             (TaskCount::Range { min, max }, Some(policy)) => {
+                // What the decision reads, and what of it could not be read.
+                let mut unread = Vec::new();
                 let [high, low] = alarms::alarm_names(&svc.id);
-                let state = |name: String| match self.observed.alarms.get(&(svc.id.region.clone(), name)) {
+                let mut state = |name: String| match self.observed.alarms.get(&(svc.id.region.clone(), name.clone())) {
                     Some(Ok(a)) => Some(a.state),
+                    Some(Err(e)) => {
+                        unread.push(format!("alarm {name}: {e}"));
+                        None
+                    }
+                    None => None,
+                };
+                let (high_alarm, low_alarm) = (state(high), state(low));
+                let cpu = match self.observed.cpu.get(&svc.id) {
+                    Some(Ok(sample)) => *sample,
+                    Some(Err(e)) if policy.target_cpu.is_some() => {
+                        unread.push(format!("the CPU metric: {e}"));
+                        None
+                    }
                     _ => None,
                 };
                 let view = scaling::ScalingView {
@@ -264,9 +279,9 @@ impl Planner<'_> {
                     min,
                     max,
                     deploying: observed.deploying,
-                    high_alarm: state(high),
-                    low_alarm: state(low),
-                    cpu: self.observed.cpu.get(&svc.id).copied().flatten(),
+                    high_alarm,
+                    low_alarm,
+                    cpu,
                 };
                 let now = self.now;
                 let mem = self
@@ -275,17 +290,27 @@ impl Planner<'_> {
                     .scaling
                     .entry(svc.id.clone())
                     .or_insert_with(|| memory::ScalingMemory::unknown(now, current));
-                let decision = scaling::decide(policy, view, mem, self.now);
-                // A decision that keeps the count is a hold, unless nothing
-                // asked for a change: no alarm firing means no data is needed.
-                let firing = [view.high_alarm, view.low_alarm].contains(&Some(AlarmState::Alarm));
-                let quiet = match decision.reason {
-                    scaling::DecisionReason::Steady => true,
-                    scaling::DecisionReason::NoData => !firing,
-                    _ => false,
-                };
-                if decision.desired == current && !quiet {
-                    self.hold(ResourceKey::service(&svc.id), HoldReason::Scaling(decision.message.clone()));
+                let mut decision = scaling::decide(policy, view, mem, self.now);
+                if !unread.is_empty() {
+                    // Decided without what it needs: it holds (within the
+                    // bounds), and says which read failed, never "no data".
+                    decision.reason = scaling::DecisionReason::NoData;
+                    decision.desired = current.clamp(min, max);
+                    decision.message = format!("could not read {}; holding", unread.join("; "));
+                    self.hold(ResourceKey::service(&svc.id), HoldReason::Unobserved(decision.message.clone()));
+                } else {
+                    // A decision that keeps the count is a hold, unless
+                    // nothing asked for a change: no alarm firing means no
+                    // data is needed.
+                    let firing = [view.high_alarm, view.low_alarm].contains(&Some(AlarmState::Alarm));
+                    let quiet = match decision.reason {
+                        scaling::DecisionReason::Steady => true,
+                        scaling::DecisionReason::NoData => !firing,
+                        _ => false,
+                    };
+                    if decision.desired == current && !quiet {
+                        self.hold(ResourceKey::service(&svc.id), HoldReason::Scaling(decision.message.clone()));
+                    }
                 }
                 let target = decision.desired;
                 self.out.decisions.insert(svc.id.clone(), decision);

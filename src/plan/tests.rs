@@ -1387,3 +1387,31 @@ pub(super) mod fixtures {
         super::set_alarm_state(o, which, state)
     }
 }
+
+#[test]
+fn a_failed_cpu_read_is_no_missing_datapoint_and_holds_the_decision() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(CpuScaling { target_cpu: Some(60.0), ..scaling_policy() });
+    let d = desired_with(s);
+    let mut o = world(&d, 2);
+    set_alarm_state(&mut o, 0, AlarmState::Alarm);
+    o.cpu.insert(service_id(), Ok(Some(MetricSample { value: 95.0, at: t0() - Duration::from_secs(60) })));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 2, to: 4, .. }, .. }]));
+
+    o.cpu.insert(service_id(), Err(ResourceError::Unavailable("GetMetricData: throttled".into())));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:#?}", p.changes);
+    let d0 = &p.decisions[&service_id()];
+    assert!(d0.message.contains("could not read the CPU metric") && d0.message.contains("throttled"), "{}", d0.message);
+    assert!(!d0.message.contains("returned no"), "a failed read is not an empty one: {}", d0.message);
+    assert!(!p.is_complete());
+    assert!(p.unread().any(|h| h.resource == ResourceKey::service(&service_id())));
+
+    // An unread alarm holds the decision too.
+    let mut o = world(&d, 2);
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    o.alarms.insert((REGION.into(), high), Err(ResourceError::Unavailable("DescribeAlarms: throttled".into())));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.unread().any(|h| h.resource == ResourceKey::service(&service_id()) && h.message().contains("alarm")));
+}

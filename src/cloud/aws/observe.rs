@@ -646,7 +646,7 @@ async fn metric_data(
     rc: &RegionClients,
     services: &[ServiceId],
     tally: &Tally,
-) -> BTreeMap<ServiceId, Option<MetricSample>> {
+) -> BTreeMap<ServiceId, Result<Option<MetricSample>, ResourceError>> {
     let mut out = BTreeMap::new();
     let end = cloud.inner.clock.now();
     let start = end - cloud.inner.options.metric_lookback;
@@ -687,7 +687,16 @@ async fn metric_data(
             let bucket = &rc.buckets.cloudwatch_metric_data;
             async move { tally.note(rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await) }
         });
-        let Ok(pages) = pages.await else { continue };
+        let pages = match pages.await {
+            Ok(pages) => pages,
+            Err(e) => {
+                // A failed read is no "no datapoint": the decision that
+                // needs it must know it was not read.
+                let err = resource_error(&e);
+                out.extend(batch.iter().map(|id| (id.clone(), Err(err.clone()))));
+                continue;
+            }
+        };
         let mut samples: HashMap<String, Option<MetricSample>> = HashMap::new();
         for r in pages.iter().flat_map(|p| p.metric_data_results()) {
             let Some(qid) = r.id() else { continue };
@@ -699,7 +708,7 @@ async fn metric_data(
             }
         }
         for (i, id) in batch.iter().enumerate() {
-            out.insert(id.clone(), samples.get(&format!("q{i}")).copied().flatten());
+            out.insert(id.clone(), Ok(samples.get(&format!("q{i}")).copied().flatten()));
         }
     }
     out

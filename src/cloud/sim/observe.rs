@@ -220,11 +220,14 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
         match world.api("cloudwatch", "GetMetricData", false, |_| Ok(())) {
             Ok(()) => {
                 for id in chunk {
-                    out.cpu.insert(id.clone(), world.latest_cpu(id));
+                    out.cpu.insert(id.clone(), Ok(world.latest_cpu(id)));
                 }
             }
             Err(err) => {
-                per_resource(err)?;
+                let err = per_resource(err)?;
+                for id in chunk {
+                    out.cpu.insert(id.clone(), Err(err.clone()));
+                }
             }
         }
     }
