@@ -74,6 +74,18 @@ pub enum ServiceStatus {
     Other(String),
 }
 
+/// As ECS writes it: `ACTIVE`, `DRAINING`, `INACTIVE`.
+impl std::fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceStatus::Active => f.write_str("ACTIVE"),
+            ServiceStatus::Draining => f.write_str("DRAINING"),
+            ServiceStatus::Inactive => f.write_str("INACTIVE"),
+            ServiceStatus::Other(s) => f.write_str(s),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskSize {
     pub cpu: u32,

@@ -31,7 +31,7 @@ pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
-use crate::observed::{AlarmState, Observed, TaskSize, TaskStatus};
+use crate::observed::{AlarmState, Observed, ObservedService, ServiceStatus, TaskSize, TaskStatus};
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
 
@@ -162,7 +162,7 @@ struct Planner<'a> {
     out: Plan,
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
     fn run(mut self) -> Plan {
         // Counts are decided first (capacity follows them) but emitted after
         // capacity changes, so instances exist before tasks need them.
@@ -235,17 +235,29 @@ impl Planner<'_> {
         }
     }
 
+    /// The service as observed, if it can be planned: read this pass and
+    /// ACTIVE. Otherwise why not, in words that name it. A deleted service
+    /// (INACTIVE, or DRAINING while its tasks stop) gets no write at all:
+    /// updating it would fail or bring nothing back.
+    fn live_service(&self, id: &ServiceId) -> Result<&'a ObservedService, String> {
+        match self.observed.services.get(id) {
+            Some(Ok(o)) if o.status == ServiceStatus::Active => Ok(o),
+            Some(Ok(o)) => Err(format!(
+                "service {id} is {} in ECS (deleted); nothing is written for it until it is created again",
+                o.status
+            )),
+            Some(Err(e)) => Err(format!("service {id}: {e}")),
+            None => Err(format!("service {id}: not observed this pass")),
+        }
+    }
+
     /// The service's observed and wanted counts, and the change that would
     /// move it, before the gate.
     fn propose_count(&mut self, svc: &Service) -> (ServicePlan, Option<Proposal>) {
-        let observed = match self.observed.services.get(&svc.id) {
-            Some(Ok(o)) => o,
-            Some(Err(e)) => {
-                self.hold(ResourceKey::service(&svc.id), HoldReason::Unobserved(e.to_string()));
-                return (ServicePlan::default(), None);
-            }
-            None => {
-                self.hold(ResourceKey::service(&svc.id), HoldReason::Unobserved("not observed this pass".into()));
+        let observed = match self.live_service(&svc.id) {
+            Ok(o) => o,
+            Err(why) => {
+                self.hold(ResourceKey::service(&svc.id), HoldReason::Unobserved(why));
                 return (ServicePlan::default(), None);
             }
         };
@@ -395,10 +407,7 @@ impl Planner<'_> {
                 .services
                 .iter()
                 .filter(|s| in_cluster(&s.id))
-                .filter_map(|s| match self.observed.services.get(&s.id) {
-                    Some(Ok(o)) => Some(u64::from(o.desired_count)),
-                    _ => None,
-                })
+                .filter_map(|s| self.live_service(&s.id).ok().map(|o| u64::from(o.desired_count)))
                 .sum::<u64>()
                 + u64::from(d.other_tasks);
             let mut room = (u64::from(instances) * u64::from(d.per_instance)).saturating_sub(committed);
@@ -446,8 +455,8 @@ impl Planner<'_> {
                 if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
                     continue;
                 }
-                match self.observed.services.get(&svc.id) {
-                    Some(Ok(o)) => {
+                match self.live_service(&svc.id) {
+                    Ok(o) => {
                         tasks += decided.target.unwrap_or(o.desired_count);
                         sizes.extend(o.task_size);
                         ours_on_instances += o
@@ -459,8 +468,7 @@ impl Planner<'_> {
                             })
                             .count() as u32;
                     }
-                    Some(Err(e)) => unread.push(format!("{}: {e}", svc.id)),
-                    None => unread.push(format!("{}: not observed this pass", svc.id)),
+                    Err(why) => unread.push(why),
                 }
             }
             if !unread.is_empty() {
@@ -536,7 +544,7 @@ impl Planner<'_> {
     /// Registrations go straight into the plan; deregistrations into
     /// `deregs`, emitted after every registration of the pass.
     fn plan_service_targets(&mut self, svc: &Service, deregs: &mut Vec<PlannedChange>) {
-        let Some(Ok(observed_svc)) = self.observed.services.get(&svc.id) else {
+        let Ok(observed_svc) = self.live_service(&svc.id) else {
             return;
         };
         let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
@@ -643,6 +651,10 @@ impl Planner<'_> {
         let Some(defs) = alarms::desired_alarms(svc) else {
             return;
         };
+        // No alarms are kept for a deleted service (its hold says why).
+        if matches!(self.observed.services.get(&svc.id), Some(Ok(o)) if o.status != ServiceStatus::Active) {
+            return;
+        }
         for def in defs {
             let key = ResourceKey::alarm(&svc.id.region, &def.name);
             let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));

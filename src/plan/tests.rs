@@ -1415,3 +1415,18 @@ fn a_failed_cpu_read_is_no_missing_datapoint_and_holds_the_decision() {
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.unread().any(|h| h.resource == ResourceKey::service(&service_id()) && h.message().contains("alarm")));
 }
+
+#[test]
+fn a_deleted_service_is_reported_and_gets_no_write() {
+    let mut s = service(TaskCount::Range { min: 3, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let mut o = world(&d, 2);
+    svc_mut(&mut o).status = ServiceStatus::Inactive;
+    tg_mut(&mut o).targets.pop();
+    o.alarms.clear();
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "nothing is written for a deleted service: {:#?}", p.changes);
+    let held: Vec<String> = p.unread().map(Hold::message).collect();
+    assert!(held.iter().any(|m| m.contains("is INACTIVE in ECS (deleted)")), "{held:?}");
+}
