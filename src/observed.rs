@@ -228,8 +228,10 @@ impl TargetHealth {
 }
 
 /// The parts of a CloudWatch metric alarm ballast manages. Two alarms
-/// with equal definitions need no write.
+/// whose managed parts are equal need no write (see
+/// [`crate::plan::alarms::differences`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AlarmDefinition {
     pub name: String,
     pub namespace: String,
@@ -244,6 +246,19 @@ pub struct AlarmDefinition {
     pub comparison: Comparison,
     pub missing_data: MissingData,
     pub description: String,
+    /// The alarm's actions. ballast declares none and never compares them:
+    /// when it corrects an alarm it puts back the actions it read (an SNS
+    /// page someone added stays), since PutMetricAlarm replaces them all.
+    pub actions: AlarmActions,
+}
+
+/// The ARNs an alarm notifies or acts on, by state it enters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmActions {
+    pub alarm: Vec<String>,
+    pub ok: Vec<String>,
+    pub insufficient_data: Vec<String>,
 }
 
 /// How an alarm aggregates the datapoints of one period. Named as

@@ -1066,6 +1066,20 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correcting_an_alarm_keeps_the_actions_someone_added() {
+    let e = converged(2, |_| {}).await;
+    let [high, _] = ballast::plan::alarms::alarm_names(&e.m.system.service_id());
+    let page = format!("arn:aws:sns:{REGION}:{}:page-the-on-call", e.m.account.id);
+    e.m.actors.edit_alarm(&high, 95.0, Some(vec![page.clone()])).await;
+    let apply = e.ballast.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(apply.stdout.contains("threshold 95 -> "), "the threshold is corrected: {apply}");
+    let a = e.m.actors.alarm(&high).await;
+    assert_ne!(a.threshold(), Some(95.0));
+    assert_eq!(a.alarm_actions(), [page], "PutMetricAlarm replaces the actions: ballast puts them back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_target_groups_and_alarms_are_held_never_rewritten_blind() {
     let e = converged(2, |_| {}).await;
     let s = e.m.system.clone();

@@ -1348,6 +1348,8 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
             "statistic",
             "extended_statistic",
             "alarm_actions",
+            "ok_actions",
+            "insufficient_data_actions",
         ],
     ),
     ("cloudwatch:GetMetricData", &["metric_data_queries", "start_time", "end_time", "scan_by", "next_token"]),

@@ -31,6 +31,7 @@ pub fn desired_alarms(service: &Service) -> Option<[AlarmDefinition; 2]> {
         comparison,
         missing_data: scaling.missing_data,
         description: format!("Managed by ballast ({}): {what} of {}", service.name, service.id),
+        actions: Default::default(),
     };
     Some([
         def(high, &scaling.scale_out, Comparison::GreaterThanThreshold, "scale-out alarm"),

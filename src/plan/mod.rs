@@ -655,7 +655,7 @@ impl<'a> Planner<'a> {
         if matches!(self.observed.services.get(&svc.id), Some(Ok(o)) if o.status != ServiceStatus::Active) {
             return;
         }
-        for def in defs {
+        for mut def in defs {
             let key = ResourceKey::alarm(&svc.id.region, &def.name);
             let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
             let (create, reason, field) = match observed {
@@ -674,6 +674,9 @@ impl<'a> Planner<'a> {
                     if diffs.is_empty() {
                         continue;
                     }
+                    // PutMetricAlarm replaces the actions too: keep those
+                    // someone added, which ballast does not declare.
+                    def.actions = o.definition.actions.clone();
                     (false, format!("edited outside ballast: {}", diffs.join(", ")), field)
                 }
             };

@@ -1430,3 +1430,23 @@ fn a_deleted_service_is_reported_and_gets_no_write() {
     let held: Vec<String> = p.unread().map(Hold::message).collect();
     assert!(held.iter().any(|m| m.contains("is INACTIVE in ECS (deleted)")), "{held:?}");
 }
+
+#[test]
+fn correcting_an_alarm_keeps_the_actions_someone_added() {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let mut o = world(&d, 2);
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    let page = "arn:aws:sns:us-east-2:123456789012:page-the-on-call".to_string();
+    if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high)) {
+        a.definition.threshold = 95.0;
+        a.definition.actions.alarm = vec![page.clone()];
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    let [PlannedChange { change: Change::PutAlarm { alarm, create: false, .. }, .. }] = &p.changes[..] else {
+        panic!("one alarm update: {:#?}", p.changes)
+    };
+    assert_eq!(alarm.threshold, 70.0, "the declared threshold");
+    assert_eq!(alarm.actions.alarm, vec![page], "the page someone added stays");
+}

@@ -206,6 +206,7 @@ pub fn cpu_high_alarm(f: &Fixture, threshold: f64) -> AlarmDefinition {
         comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: MissingData::NotBreaching,
         description: "ballast: scale out appService".into(),
+        actions: Default::default(),
     }
 }
 

@@ -665,6 +665,12 @@ impl Actors {
 
     /// Someone edits an existing alarm's threshold, keeping the rest.
     pub async fn set_alarm_threshold(&self, name: &str, threshold: f64) {
+        self.edit_alarm(name, threshold, None).await;
+    }
+
+    /// Someone edits an alarm's threshold and, if given, sets its
+    /// AlarmActions (e.g. an SNS topic that pages the on-call).
+    pub async fn edit_alarm(&self, name: &str, threshold: f64, alarm_actions: Option<Vec<String>>) {
         let req = self.cloudwatch.describe_alarms();
         let out = req.alarm_names(name).send().await.expect("DescribeAlarms");
         let a = out.metric_alarms().first().expect("the alarm exists").clone();
@@ -680,10 +686,17 @@ impl Actors {
             .set_datapoints_to_alarm(a.datapoints_to_alarm())
             .set_comparison_operator(a.comparison_operator().cloned())
             .set_treat_missing_data(a.treat_missing_data().map(str::to_string))
+            .set_alarm_actions(alarm_actions.or_else(|| Some(a.alarm_actions().to_vec())))
             .threshold(threshold)
             .send()
             .await
             .expect("PutMetricAlarm");
+    }
+
+    /// The alarm as CloudWatch describes it.
+    pub async fn alarm(&self, name: &str) -> aws_sdk_cloudwatch::types::MetricAlarm {
+        let out = self.cloudwatch.describe_alarms().alarm_names(name).send().await.expect("DescribeAlarms");
+        out.metric_alarms().first().expect("the alarm exists").clone()
     }
 
     /// CloudWatch (here: the test) moves an alarm into a state.

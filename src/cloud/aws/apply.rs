@@ -147,6 +147,9 @@ fn put_alarm_request(
         .threshold(alarm.threshold)
         .comparison_operator(ComparisonOperator::from(alarm.comparison.as_aws()))
         .treat_missing_data(alarm.missing_data.as_aws())
+        .set_alarm_actions(Some(alarm.actions.alarm.clone()))
+        .set_ok_actions(Some(alarm.actions.ok.clone()))
+        .set_insufficient_data_actions(Some(alarm.actions.insufficient_data.clone()))
         .tags(Tag::builder().key(MANAGED_BY_TAG.0).value(MANAGED_BY_TAG.1).build());
     match &alarm.statistic {
         Statistic::Extended(s) => req.extended_statistic(s),
@@ -184,6 +187,7 @@ mod tests {
             comparison: crate::observed::Comparison::GreaterThanThreshold,
             missing_data: crate::desired::MissingData::Missing,
             description: String::new(),
+            actions: Default::default(),
         };
         let req = put_alarm_request(client.put_metric_alarm(), &alarm);
         assert_eq!(req.get_statistic(), &Some(aws_sdk_cloudwatch::types::Statistic::Average));

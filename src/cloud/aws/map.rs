@@ -14,9 +14,9 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 
 use crate::desired::MissingData;
 use crate::observed::{
-    AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup, ObservedInstance,
-    ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError, ServiceStatus,
-    Statistic, Target, TargetGroupType, TargetHealth, TaskSize, TaskStatus,
+    AlarmActions, AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup,
+    ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError,
+    ServiceStatus, Statistic, Target, TargetGroupType, TargetHealth, TaskSize, TaskStatus,
 };
 
 /// The tag ECS puts on an Auto Scaling group it scales through a capacity
@@ -294,6 +294,11 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
             ),
             missing_data: a.treat_missing_data().and_then(MissingData::from_aws).unwrap_or(MissingData::Missing),
             description: a.alarm_description().unwrap_or_default().to_string(),
+            actions: AlarmActions {
+                alarm: a.alarm_actions().to_vec(),
+                ok: a.ok_actions().to_vec(),
+                insufficient_data: a.insufficient_data_actions().to_vec(),
+            },
         },
         state: a.state_value().map(|s| AlarmState::from_aws(s.as_str())).unwrap_or(AlarmState::InsufficientData),
         state_updated: a.state_updated_timestamp().and_then(system_time).unwrap_or(SystemTime::UNIX_EPOCH),

@@ -170,6 +170,7 @@ fn cpu_alarm(name: &str, threshold: f64, m: u32, n: u32, missing: MissingData) -
         comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: missing,
         description: "test".to_string(),
+        actions: Default::default(),
     }
 }
 
