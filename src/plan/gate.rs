@@ -333,6 +333,7 @@ impl Proposal {
 
 /// What the gate decided for one proposal.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(clippy::large_enum_variant, reason = "a verdict is taken apart at once; boxing would only allocate")]
 pub enum Admission {
     /// Make the change; the holds are the limits it was cut to.
     Admitted(PlannedChange, Vec<Hold>),
