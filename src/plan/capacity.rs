@@ -162,9 +162,27 @@ pub fn decide(
             let wanted = (desired - needed).min(cap.max_change_per_pass) as usize;
             d.terminate = empty.iter().take(wanted).map(|i| i.id.clone()).collect();
             if d.terminate.len() < (desired - needed) as usize {
+                let in_service =
+                    |i: &&crate::observed::ObservedInstance| i.lifecycle_state == crate::observed::Lifecycle::InService;
+                let busy = group.instances.iter().filter(in_service).filter(|i| i.tasks.is_some_and(|n| n > 0)).count();
+                let unjoined = group.instances.iter().filter(in_service).filter(|i| i.tasks.is_none()).count();
+                let mut why = Vec::new();
+                if busy > 0 {
+                    why.push(format!("{busy} wait for their tasks to leave"));
+                }
+                if unjoined > 0 {
+                    why.push(format!(
+                        "{unjoined} never joined the ECS cluster (no container instance), so ballast cannot tell \
+                         whether they are empty and leaves them alone"
+                    ));
+                }
+                if d.terminate.len() == empty.len() && why.is_empty() {
+                    why.push("the others are not in service yet".to_string());
+                }
                 d.held.push(format!(
-                    "scale-in to {needed}: {} empty instance(s) can go this pass; the rest wait for their tasks to leave",
-                    d.terminate.len()
+                    "scale-in to {needed}: {} empty instance(s) can go this pass; of the rest, {}",
+                    d.terminate.len(),
+                    why.join("; ")
                 ));
             }
         }

@@ -1450,3 +1450,25 @@ fn correcting_an_alarm_keeps_the_actions_someone_added() {
     assert_eq!(alarm.threshold, 70.0, "the declared threshold");
     assert_eq!(alarm.actions.alarm, vec![page], "the page someone added stays");
 }
+
+#[test]
+fn instances_that_never_joined_ecs_are_named_for_what_they_are() {
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(1), 3);
+    svc_mut(&mut o).tasks.truncate(1);
+    svc_mut(&mut o).desired_count = 1;
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.instances[1].tasks = None;
+        g.instances[2].tasks = None;
+    }
+    let later = t0() + Duration::from_secs(3600);
+    let mut m = Memory::default();
+    m.capacity.insert(gid.clone(), memory::CapacityMemory::default());
+    let p = plan(&d, &o, m, later);
+    let held: Vec<String> =
+        p.holds.iter().filter(|h| h.resource == ResourceKey::group(&gid)).map(Hold::message).collect();
+    // One instance runs the task; the two others are not in the cluster.
+    assert!(
+        held.iter().any(|m| m.contains("1 wait for their tasks to leave; 2 never joined the ECS cluster")),
+        "{held:?}"
+    );
+}
