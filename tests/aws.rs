@@ -1065,6 +1065,79 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     assert_eq!(observed_group(&e.m).await.desired_capacity, 2);
 }
 
+/// Issue 12's fault matrix: with drift in the count, a registration and an
+/// alarm, each read failing on every call in turn. `plan` and
+/// `apply --once` name the failed read, never exit 0, and make no write
+/// that depends on it; then the daemon reports the pass partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_failing_on_every_call_holds_exactly_what_depends_on_it() {
+    let e = converged(2, |d| d.scaling = Some(Some(60.0))).await;
+    let s = e.m.system.clone();
+    let [high, _] = ballast::plan::alarms::alarm_names(&s.service_id());
+    let service_writes: &[&str] = &[
+        "UpdateService",
+        "RegisterTargets",
+        "DeregisterTargets",
+        "SetDesiredCapacity",
+        "TerminateInstanceInAutoScalingGroup",
+        "UpdateAutoScalingGroup",
+    ];
+    // (the failing read, at moto (true) or at the CloudWatch bridge, the
+    // writes that depend on it)
+    let matrix: &[(&str, bool, &[&str])] = &[
+        ("DescribeServices", true, service_writes),
+        ("ListTasks", true, service_writes),
+        ("DescribeTasks", true, service_writes),
+        ("DescribeScalableTargets", true, service_writes),
+        ("DescribeContainerInstances", true, service_writes),
+        ("DescribeTargetHealth", true, &["RegisterTargets", "DeregisterTargets"]),
+        // The count is raised 1 -> 2: a scale-out waits for the group.
+        (
+            "DescribeAutoScalingGroups",
+            true,
+            &["UpdateService", "SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup", "UpdateAutoScalingGroup"],
+        ),
+        ("DescribeAlarms", false, &["PutMetricAlarm"]),
+        ("GetMetricData", false, &[]),
+    ];
+    for (read, at_moto, dependent) in matrix {
+        e.m.actors.set_desired_count(SERVICE, 1).await;
+        // Already gone where an earlier round left it deregistered.
+        let target =
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&s.instances[0]).port(80).build();
+        let _ = e.m.actors.elbv2.deregister_targets().target_group_arn(&s.frontend_arn).targets(target).send().await;
+        e.m.actors.set_alarm_threshold(&high, 95.0).await;
+        let (moto, bridge, b) = through_proxies(&e, 1).await;
+        let (failing, other) = if *at_moto { (&moto, &bridge) } else { (&bridge, &moto) };
+        failing.set_only(Some(&[read]));
+        other.set_every(0);
+
+        let plan = b.plan().await;
+        assert_eq!(plan.code, 3, "{read}: the plan is partial: {plan}");
+        assert!(plan.stdout.contains(read), "{read}: the failed read is named: {plan}");
+        let apply = b.apply().await;
+        assert_eq!(apply.code, 3, "{read}: {apply}");
+        let made: Vec<String> = writes_through(&moto).into_iter().chain(writes_through(&bridge)).collect();
+        let blind: Vec<&String> = made.iter().filter(|w| dependent.contains(&w.as_str())).collect();
+        assert!(blind.is_empty(), "{read} failed, yet {blind:?} were written: {apply}");
+    }
+
+    // The daemon: a partial pass, counted, and the gauge raised.
+    let (moto, _bridge, b) = through_proxies(&e, 1).await;
+    moto.set_only(Some(&["ListTasks"]));
+    let d = b.daemon(&["--interval", "1s"]).await;
+    let m = d
+        .wait_for(Duration::from_secs(30), "a partial pass", async |d| {
+            let m = d.metrics().await;
+            if m.sum("ballast_reconcile_passes_total", &[r#"result="partial""#]) > 0.0 { Ok(m) } else { Err(m.0) }
+        })
+        .await;
+    assert!(m.value("ballast_unread_inputs").is_some_and(|n| n > 0.0), "{}", m.0);
+    assert_eq!(m.sum("ballast_reconcile_passes_total", &[r#"result="success""#]), 0.0, "{}", m.0);
+    let st = d.status().await;
+    assert_eq!(st["lastPass"]["result"], "partial", "{st:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correcting_an_alarm_keeps_the_actions_someone_added() {
     let e = converged(2, |_| {}).await;
