@@ -211,13 +211,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
-            with_cloud(&cloud, &desired, async |c, clock| plan_once(c, clock, &desired, output).await).await
+            with_cloud(&cloud, &desired, async |c, clock| {
+                let (plan, reports) = observe_and_plan(&c, &clock, &desired).await?;
+                plan_once(&plan, &reports, output)
+            })
+            .await
         }
         Command::Apply { dir, cloud, dry_run, .. } => {
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
-            with_cloud(&cloud, &desired, async |c, clock| apply_once(c, clock, &desired, dry_run).await).await
+            with_cloud(&cloud, &desired, async |c, clock| {
+                let (plan, reports) = observe_and_plan(&c, &clock, &desired).await?;
+                apply_once(&c, &plan, &reports, dry_run).await
+            })
+            .await
         }
         Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce } => {
             let Some(desired) = load(&dir, &cloud.region.region) else {
@@ -279,19 +287,23 @@ pub enum AnyCloud {
     Aws(AwsCloud),
 }
 
+/// `$body` with `$c` bound to whichever cloud `$cloud` holds.
+macro_rules! with_either {
+    ($cloud:expr, $c:ident => $body:expr) => {
+        match $cloud {
+            AnyCloud::Sim($c) => $body,
+            AnyCloud::Aws($c) => $body,
+        }
+    };
+}
+
 impl Cloud for AnyCloud {
     async fn observe(&self, scope: &Scope) -> Result<crate::observed::Observed, crate::cloud::CloudError> {
-        match self {
-            AnyCloud::Sim(s) => s.observe(scope).await,
-            AnyCloud::Aws(a) => a.observe(scope).await,
-        }
+        with_either!(self, c => c.observe(scope).await)
     }
 
     async fn apply(&self, change: &Change) -> Result<(), crate::cloud::CloudError> {
-        match self {
-            AnyCloud::Sim(s) => s.apply(change).await,
-            AnyCloud::Aws(a) => a.apply(change).await,
-        }
+        with_either!(self, c => c.apply(change).await)
     }
 }
 
@@ -312,16 +324,11 @@ async fn observe_and_plan(
     Ok((plan, reports))
 }
 
-async fn plan_once(
-    cloud: CloudHandle,
-    clock: Arc<dyn Clock>,
-    desired: &DesiredState,
-    output: Output,
-) -> anyhow::Result<ExitCode> {
-    let (plan, reports) = observe_and_plan(&cloud, &clock, desired).await?;
+/// Print the plan; the exit code says whether it is complete and converged.
+fn plan_once(plan: &Plan, reports: &[ResourceReport], output: Output) -> anyhow::Result<ExitCode> {
     match output {
-        Output::Text => print!("{}", render_plan(&plan, &reports)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan, &reports))?),
+        Output::Text => print!("{}", render_plan(plan, reports)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan, reports))?),
     }
     Ok(if !plan.is_complete() {
         ExitCode::from(PARTIAL)
@@ -332,14 +339,14 @@ async fn plan_once(
     })
 }
 
+/// Print the plan and apply its changes in order.
 async fn apply_once(
-    cloud: CloudHandle,
-    clock: Arc<dyn Clock>,
-    desired: &DesiredState,
+    cloud: &CloudHandle,
+    plan: &Plan,
+    reports: &[ResourceReport],
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (plan, reports) = observe_and_plan(&cloud, &clock, desired).await?;
-    print!("{}", render_plan(&plan, &reports));
+    print!("{}", render_plan(plan, reports));
     let done = if plan.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(PARTIAL) };
     if dry_run || plan.is_converged() {
         return Ok(done);

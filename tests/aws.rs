@@ -1103,9 +1103,7 @@ async fn a_read_failing_on_every_call_holds_exactly_what_depends_on_it() {
     for (read, at_moto, dependent) in matrix {
         e.m.actors.set_desired_count(SERVICE, 1).await;
         // Already gone where an earlier round left it deregistered.
-        let target =
-            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&s.instances[0]).port(80).build();
-        let _ = e.m.actors.elbv2.deregister_targets().target_group_arn(&s.frontend_arn).targets(target).send().await;
+        let _ = e.m.actors.try_deregister_target(&s.frontend_arn, &s.instances[0], 80).await;
         e.m.actors.set_alarm_threshold(&high, 95.0).await;
         let (moto, bridge, b) = through_proxies(&e, 1).await;
         let (failing, other) = if *at_moto { (&moto, &bridge) } else { (&bridge, &moto) };

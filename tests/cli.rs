@@ -252,13 +252,6 @@ impl InProcess {
     }
 }
 
-impl std::ops::Deref for InProcess {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
-        &self.http
-    }
-}
-
 impl Drop for InProcess {
     fn drop(&mut self) {
         self.task.abort();
@@ -361,24 +354,28 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
     let dir = example_copy();
     // A long interval: only the file watcher can explain a quick reaction.
     let d = InProcess::start(dir.path(), Duration::from_secs(60), false).await;
-    d.wait_status(Duration::from_secs(10), "first convergence", all_synced).await;
+    d.http.wait_status(Duration::from_secs(10), "first convergence", all_synced).await;
 
     let app = dir.path().join("app.yaml");
     let good = std::fs::read_to_string(&app).unwrap();
     assert!(good.contains("min: 2"));
     std::fs::write(&app, good.replace("min: 2", "min: 3")).unwrap();
-    d.wait_status(Duration::from_secs(5), "desired count 3", |v| service(v)["observed"]["desiredCount"] == 3).await;
+    d.http
+        .wait_status(Duration::from_secs(5), "desired count 3", |v| service(v)["observed"]["desiredCount"] == 3)
+        .await;
 
     let broken = good.replace("min: 2", "min: 3").replace("cluster: appCluster", "clustr: appCluster");
     std::fs::write(&app, &broken).unwrap();
-    let v =
-        d.wait_status(Duration::from_secs(5), "the invalid config reported", |v| v["config"]["valid"] == false).await;
+    let v = d
+        .http
+        .wait_status(Duration::from_secs(5), "the invalid config reported", |v| v["config"]["valid"] == false)
+        .await;
     let errors = v["config"]["errors"].to_string();
     assert!(errors.contains("app.yaml:") && errors.contains("clustr"), "{errors}");
-    let (code, body) = d.get("/healthz").await;
+    let (code, body) = d.http.get("/healthz").await;
     assert_eq!(code, 200, "a config error does not make the daemon unhealthy: {body}");
     assert!(body.contains("clustr"), "{body}");
-    assert!(d.get("/metrics").await.1.contains("ballast_config_valid 0"));
+    assert!(d.http.get("/metrics").await.1.contains("ballast_config_valid 0"));
 
     // The last good state stays in force: with the cloud drifted below its
     // minimum, the next pass (a save of the still broken file wakes the
@@ -387,6 +384,7 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
     d.sim.set_desired_count(&app_service(), 1).unwrap();
     std::fs::write(&app, &broken).unwrap();
     let v = d
+        .http
         .wait_status(Duration::from_secs(5), "a pass corrects the drift", |v| {
             v["passes"].as_u64().unwrap() > passes && service(v)["observed"]["desiredCount"] == 3
         })
@@ -394,7 +392,7 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
     assert_eq!(v["config"]["valid"], false, "the file is still broken");
 
     std::fs::write(&app, &good).unwrap();
-    let v = d.wait_status(Duration::from_secs(5), "valid again", |v| v["config"]["valid"] == true).await;
+    let v = d.http.wait_status(Duration::from_secs(5), "valid again", |v| v["config"]["valid"] == true).await;
     assert!(v["config"]["errors"].as_array().unwrap().is_empty());
     // Lowering the minimum does not scale in by itself: 3 is within [2, 10].
     assert_eq!(service(&v)["observed"]["desiredCount"], 3);
@@ -402,6 +400,7 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
     // Deleting a document stops managing it; nothing is deleted in the cloud.
     std::fs::remove_file(dir.path().join("capacity.yaml")).unwrap();
     let v = d
+        .http
         .wait_status(Duration::from_secs(5), "capacity unmanaged", |v| {
             v["config"]["capacities"] == 0
                 && !v["resources"].as_array().unwrap().iter().any(|r| r["resource"]["type"] == "group")
@@ -415,7 +414,7 @@ async fn edits_are_applied_at_once_and_a_broken_file_keeps_the_last_good_state()
 async fn dry_run_reports_changes_without_making_them() {
     let dir = example_copy();
     let d = InProcess::start(dir.path(), Duration::from_millis(500), true).await;
-    let v = d.wait_status(Duration::from_secs(10), "two passes", |v| v["passes"].as_u64().unwrap_or(0) >= 2).await;
+    let v = d.http.wait_status(Duration::from_secs(10), "two passes", |v| v["passes"].as_u64().unwrap_or(0) >= 2).await;
     assert_eq!(v["lastPass"]["dryRun"], true);
     assert!(v["lastPass"]["changesPlanned"].as_u64().unwrap() > 0, "still drifted after passes: {v:#}");
     assert_eq!(v["lastPass"]["changesApplied"], 0);

@@ -1557,7 +1557,9 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
             .iter()
             .map(|n| {
                 let mut ctx = if has("tags") || action == "cloudwatch:TagResource" { tag_context() } else { vec![] };
-                if has("alarm_actions") {
+                // ballast puts back the actions it read (someone's SNS page,
+                // say): PutMetricAlarm's context then names them.
+                if has("alarm_actions") && action == "cloudwatch:PutMetricAlarm" {
                     ctx.push(kv("cloudwatch:AlarmActions", vec!["arn:aws:automate:us-east-2:ec2:terminate".into()]));
                 }
                 let r = if action == "cloudwatch:TagResource" {

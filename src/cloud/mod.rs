@@ -93,18 +93,16 @@ impl Scope {
                 scope.task_sizes.extend(in_cluster.map(|s| s.id.clone()));
             }
         }
-        scope.services.sort();
-        scope.services.dedup();
-        scope.target_groups.sort();
-        scope.target_groups.dedup();
-        scope.alarms.sort();
-        scope.alarms.dedup();
-        scope.cpu.sort();
-        scope.cpu.dedup();
-        scope.task_sizes.sort();
-        scope.task_sizes.dedup();
-        scope.groups.sort();
-        scope.groups.dedup();
+        fn sorted<T: Ord>(v: &mut Vec<T>) {
+            v.sort();
+            v.dedup();
+        }
+        sorted(&mut scope.services);
+        sorted(&mut scope.target_groups);
+        sorted(&mut scope.alarms);
+        sorted(&mut scope.cpu);
+        sorted(&mut scope.task_sizes);
+        sorted(&mut scope.groups);
         scope
     }
 }

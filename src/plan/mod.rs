@@ -31,7 +31,7 @@ pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
-use crate::observed::{AlarmState, Observed, ObservedService, ServiceStatus, TaskSize, TaskStatus};
+use crate::observed::{AlarmState, Observed, ObservedService, ResourceError, ServiceStatus, TaskSize, TaskStatus};
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
 
@@ -194,6 +194,18 @@ impl<'a> Planner<'a> {
 
     fn hold(&mut self, resource: ResourceKey, reason: HoldReason) {
         self.out.holds.push(Hold { resource, reason });
+    }
+
+    /// A resource as read this pass; one that could not be read is held
+    /// (unobserved) and, like one not asked for, gives `None`.
+    fn read<T>(&mut self, key: &ResourceKey, entry: Option<&'a Result<T, ResourceError>>) -> Option<&'a T> {
+        match entry? {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.hold(key.clone(), HoldReason::Unobserved(e.to_string()));
+                None
+            }
+        }
     }
 
     /// Pass `p` through the gate; its holds go into the plan, the change
@@ -434,14 +446,7 @@ impl<'a> Planner<'a> {
     fn plan_capacities(&mut self) {
         for cap in &self.desired.capacities {
             let key = ResourceKey::group(&cap.group);
-            let group = match self.observed.groups.get(&cap.group) {
-                Some(Ok(g)) => g,
-                Some(Err(e)) => {
-                    self.hold(key, HoldReason::Unobserved(e.to_string()));
-                    continue;
-                }
-                None => continue,
-            };
+            let Some(group) = self.read(&key, self.observed.groups.get(&cap.group)) else { continue };
             // Tasks of the cluster: the counts ballast steers its services
             // toward (what ECS has where a hold keeps it), and the tasks of
             // other services on the group's instances. Every service of the
@@ -550,14 +555,7 @@ impl<'a> Planner<'a> {
         let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
         for b in &svc.target_groups {
             let key = ResourceKey::target_group(&b.target_group);
-            let group = match self.observed.target_groups.get(&b.target_group) {
-                Some(Ok(g)) => g,
-                Some(Err(e)) => {
-                    self.hold(key, HoldReason::Unobserved(e.to_string()));
-                    continue;
-                }
-                None => continue,
-            };
+            let Some(group) = self.read(&key, self.observed.target_groups.get(&b.target_group)) else { continue };
             if targets::is_converged(b, observed_svc, group) {
                 continue;
             }

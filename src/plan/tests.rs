@@ -111,6 +111,15 @@ fn tg_mut(o: &mut Observed) -> &mut ObservedTargetGroup {
     o.target_groups.get_mut(&tg_id()).unwrap().as_mut().unwrap()
 }
 
+/// The service scaled to 0: every task stopped.
+fn scaled_to_zero(o: &mut Observed) {
+    svc_mut(o).desired_count = 0;
+    for t in &mut svc_mut(o).tasks {
+        t.last_status = TaskStatus::Stopped;
+        t.desired_status = TaskStatus::Stopped;
+    }
+}
+
 fn desired_with(s: Service) -> DesiredState {
     DesiredState { services: vec![s], capacities: vec![] }
 }
@@ -262,11 +271,7 @@ fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
     s.budget.max_deregistrations_per_pass = 2;
     let d = desired_with(s);
     let mut o = world(&d, 5);
-    svc_mut(&mut o).desired_count = 0;
-    for t in &mut svc_mut(&mut o).tasks {
-        t.last_status = TaskStatus::Stopped;
-        t.desired_status = TaskStatus::Stopped;
-    }
+    scaled_to_zero(&mut o);
     for t in &mut tg_mut(&mut o).targets {
         t.health = TargetHealth::Unhealthy;
     }
@@ -779,6 +784,16 @@ proptest! {
     }
 }
 
+/// The test service with CPU scaling between 2 and 10 (`targetCpu` if
+/// given), in a world of `count` tasks.
+fn scaling_world(target_cpu: Option<f64>, count: u32) -> (DesiredState, Observed) {
+    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+    s.scaling = Some(CpuScaling { target_cpu, ..scaling_policy() });
+    let d = desired_with(s);
+    let o = world(&d, count);
+    (d, o)
+}
+
 fn set_alarm_state(o: &mut Observed, which: usize, state: AlarmState) {
     let name = alarms::alarm_names(&service_id())[which].clone();
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), name)) {
@@ -788,10 +803,7 @@ fn set_alarm_state(o: &mut Observed, which: usize, state: AlarmState) {
 
 #[test]
 fn a_scaling_decision_held_while_its_alarm_fires_is_a_hold() {
-    let mut s = service(TaskCount::Range { min: 2, max: 10 });
-    s.scaling = Some(CpuScaling { target_cpu: Some(60.0), ..scaling_policy() });
-    let d = desired_with(s);
-    let mut o = world(&d, 2);
+    let (d, mut o) = scaling_world(Some(60.0), 2);
     // No CPU datapoint: nothing to size a proportional step from.
     set_alarm_state(&mut o, 0, AlarmState::Alarm);
     let p = plan(&d, &o, Memory::default(), t0());
@@ -837,11 +849,7 @@ fn a_budget_used_by_another_group_says_so() {
     s.budget.max_deregistrations_per_pass = 1;
     let d = desired_with(s);
     let mut o = world(&d, 1);
-    svc_mut(&mut o).desired_count = 0;
-    for t in &mut svc_mut(&mut o).tasks {
-        t.last_status = TaskStatus::Stopped;
-        t.desired_status = TaskStatus::Stopped;
-    }
+    scaled_to_zero(&mut o);
     let mut back = tg_mut(&mut o).clone();
     back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
     back.name = "backendTargetGroup".into();
@@ -1390,10 +1398,7 @@ pub(super) mod fixtures {
 
 #[test]
 fn a_failed_cpu_read_is_no_missing_datapoint_and_holds_the_decision() {
-    let mut s = service(TaskCount::Range { min: 2, max: 10 });
-    s.scaling = Some(CpuScaling { target_cpu: Some(60.0), ..scaling_policy() });
-    let d = desired_with(s);
-    let mut o = world(&d, 2);
+    let (d, mut o) = scaling_world(Some(60.0), 2);
     set_alarm_state(&mut o, 0, AlarmState::Alarm);
     o.cpu.insert(service_id(), Ok(Some(MetricSample { value: 95.0, at: t0() - Duration::from_secs(60) })));
     let p = plan(&d, &o, Memory::default(), t0());
@@ -1433,10 +1438,7 @@ fn a_deleted_service_is_reported_and_gets_no_write() {
 
 #[test]
 fn correcting_an_alarm_keeps_the_actions_someone_added() {
-    let mut s = service(TaskCount::Range { min: 2, max: 10 });
-    s.scaling = Some(scaling_policy());
-    let d = desired_with(s);
-    let mut o = world(&d, 2);
+    let (d, mut o) = scaling_world(None, 2);
     let high = alarms::alarm_names(&service_id())[0].clone();
     let page = "arn:aws:sns:us-east-2:123456789012:page-the-on-call".to_string();
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high)) {

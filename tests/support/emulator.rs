@@ -129,6 +129,11 @@ fn wait_ready(child: &mut Child, port: u16, path: &str, log: &Path) {
     }
 }
 
+/// An ELBv2 target, always with its port.
+fn description(id: &str, port: u16) -> aws_sdk_elasticloadbalancingv2::types::TargetDescription {
+    aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(id).port(i32::from(port)).build()
+}
+
 /// A running moto plus CloudWatch bridge.
 pub struct Emulator {
     pub moto_port: u16,
@@ -635,32 +640,25 @@ impl Actors {
 
     /// Someone deregisters a target by hand.
     pub async fn deregister_target(&self, tg_arn: &str, id: &str, port: u16) {
-        let req = self.elbv2.deregister_targets();
-        req.target_group_arn(tg_arn)
-            .targets(
-                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
-                    .id(id)
-                    .port(i32::from(port))
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("DeregisterTargets");
+        self.try_deregister_target(tg_arn, id, port).await.expect("DeregisterTargets");
+    }
+
+    /// The same, where the target may already be gone (ELBv2 then refuses).
+    pub async fn try_deregister_target(
+        &self,
+        tg_arn: &str,
+        id: &str,
+        port: u16,
+    ) -> Result<(), aws_sdk_elasticloadbalancingv2::Error> {
+        let req = self.elbv2.deregister_targets().target_group_arn(tg_arn).targets(description(id, port));
+        req.send().await?;
+        Ok(())
     }
 
     /// Someone registers a target by hand.
     pub async fn register_target(&self, tg_arn: &str, id: &str, port: u16) {
-        let req = self.elbv2.register_targets();
-        req.target_group_arn(tg_arn)
-            .targets(
-                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
-                    .id(id)
-                    .port(i32::from(port))
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("RegisterTargets");
+        let req = self.elbv2.register_targets().target_group_arn(tg_arn).targets(description(id, port));
+        req.send().await.expect("RegisterTargets");
     }
 
     /// Someone edits an existing alarm's threshold, keeping the rest.
