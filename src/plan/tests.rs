@@ -378,10 +378,7 @@ fn scaling_policy() -> CpuScaling {
 
 #[test]
 fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
-    let mut s = service(TaskCount::Range { min: 2, max: 10 });
-    s.scaling = Some(scaling_policy());
-    let d = desired_with(s);
-    let mut o = world(&d, 2);
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, None, 2);
     assert!(plan(&d, &o, Memory::default(), t0()).changes.is_empty(), "equal alarms are not re-put");
 
     let high = alarms::alarm_names(&service_id())[0].clone();
@@ -784,10 +781,10 @@ proptest! {
     }
 }
 
-/// The test service with CPU scaling between 2 and 10 (`targetCpu` if
-/// given), in a world of `count` tasks.
-fn scaling_world(target_cpu: Option<f64>, count: u32) -> (DesiredState, Observed) {
-    let mut s = service(TaskCount::Range { min: 2, max: 10 });
+/// The test service with CPU scaling (`targetCpu` if given), in a world
+/// of `count` tasks.
+fn scaling_world(tasks: TaskCount, target_cpu: Option<f64>, count: u32) -> (DesiredState, Observed) {
+    let mut s = service(tasks);
     s.scaling = Some(CpuScaling { target_cpu, ..scaling_policy() });
     let d = desired_with(s);
     let o = world(&d, count);
@@ -803,7 +800,7 @@ fn set_alarm_state(o: &mut Observed, which: usize, state: AlarmState) {
 
 #[test]
 fn a_scaling_decision_held_while_its_alarm_fires_is_a_hold() {
-    let (d, mut o) = scaling_world(Some(60.0), 2);
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, Some(60.0), 2);
     // No CPU datapoint: nothing to size a proportional step from.
     set_alarm_state(&mut o, 0, AlarmState::Alarm);
     let p = plan(&d, &o, Memory::default(), t0());
@@ -880,15 +877,22 @@ fn a_suspended_service_counts_in_capacity_with_what_ecs_has() {
     let mut s = service(TaskCount::Range { min: 1, max: 3 });
     s.suspend = true;
     let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
-    let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
-    let mut o = world(&d, 5);
-    let mut group = capacity_group(5);
-    group.subnets = vec!["subnet-a".into()];
-    o.groups.insert(cap.group.clone(), Ok(group));
+    let (d, o) = with_group(s, &cap, 5, 5, &["subnet-a"]);
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::Capacity), "{:#?}", p.changes);
     assert_eq!(p.capacity[&cap.group].needed, 5);
     assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Suspended), "{:?}", p.holds);
+}
+
+/// The service `s` with `tasks` running, on the group of `cap` with
+/// `instances` instances in `subnets`.
+fn with_group(s: Service, cap: &Capacity, tasks: u32, instances: u32, subnets: &[&str]) -> (DesiredState, Observed) {
+    let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
+    let mut o = world(&d, tasks);
+    let mut group = capacity_group(instances);
+    group.subnets = subnets.iter().map(|s| s.to_string()).collect();
+    o.groups.insert(cap.group.clone(), Ok(group));
+    (d, o)
 }
 
 /// An Auto Scaling group of `n` in-service instances with one task each.
@@ -1070,10 +1074,7 @@ fn a_scale_out_waits_while_the_group_is_unread() {
 #[test]
 fn after_a_restart_scale_in_waits_as_if_its_cooldown_had_just_begun() {
     // The low alarm fires on 3 tasks; ballast restarted (no memory).
-    let mut s = service(TaskCount::Range { min: 1, max: 10 });
-    s.scaling = Some(scaling_policy());
-    let d = desired_with(s);
-    let mut o = world(&d, 3);
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 1, max: 10 }, None, 3);
     set_alarm_state(&mut o, 1, AlarmState::Alarm);
     let restart = t0();
     let p = plan(&d, &o, Memory::default(), restart);
@@ -1159,11 +1160,7 @@ fn a_suspended_capacity_document_changes_neither_capacity_nor_subnets() {
     // 2 in zone a alone would get zone b and 2 more instances.
     let mut cap = two_zone_capacity(2, 2);
     cap.suspend = true;
-    let mut d = DesiredState { services: vec![service(TaskCount::Fixed(4))], capacities: vec![cap.clone()] };
-    let mut o = world(&d, 4);
-    let mut group = capacity_group(2);
-    group.subnets = vec!["subnet-a".into()];
-    o.groups.insert(cap.group.clone(), Ok(group));
+    let (mut d, o) = with_group(service(TaskCount::Fixed(4)), &cap, 4, 2, &["subnet-a"]);
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty(), "{:#?}", p.changes);
     let suspended: Vec<String> = p
@@ -1254,11 +1251,7 @@ fn assert_contested_then_resumed(
 fn a_capacity_reverted_again_and_again_becomes_contested_then_resumes() {
     // 3 tasks on a group of 2: ballast sets 3, someone sets 2 back.
     let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 2);
-    let d = DesiredState { services: vec![service(TaskCount::Fixed(3))], capacities: vec![cap.clone()] };
-    let mut o = world(&d, 3);
-    let mut group = capacity_group(2);
-    group.subnets = vec!["subnet-a".into()];
-    o.groups.insert(cap.group.clone(), Ok(group));
+    let (d, o) = with_group(service(TaskCount::Fixed(3)), &cap, 3, 2, &["subnet-a"]);
     assert_eq!(kinds(&plan(&d, &o, Memory::default(), t0())), vec![ChangeKind::Capacity]);
     assert_contested_then_resumed(
         &d,
@@ -1274,11 +1267,7 @@ fn a_capacity_reverted_again_and_again_becomes_contested_then_resumes() {
 fn subnets_reverted_again_and_again_become_contested_then_resume() {
     // Zone b is needed above 1 instance; someone keeps removing it.
     let cap = two_zone_capacity(1, 2);
-    let d = DesiredState { services: vec![service(TaskCount::Fixed(2))], capacities: vec![cap.clone()] };
-    let mut o = world(&d, 2);
-    let mut group = capacity_group(2);
-    group.subnets = vec!["subnet-a".into()];
-    o.groups.insert(cap.group.clone(), Ok(group));
+    let (d, o) = with_group(service(TaskCount::Fixed(2)), &cap, 2, 2, &["subnet-a"]);
     assert_eq!(kinds(&plan(&d, &o, Memory::default(), t0())), vec![ChangeKind::Subnets]);
     assert_contested_then_resumed(&d, &o, ChangeKind::Subnets, ResourceKey::group(&cap.group), "subnets", "subnets");
 }
@@ -1398,7 +1387,7 @@ pub(super) mod fixtures {
 
 #[test]
 fn a_failed_cpu_read_is_no_missing_datapoint_and_holds_the_decision() {
-    let (d, mut o) = scaling_world(Some(60.0), 2);
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, Some(60.0), 2);
     set_alarm_state(&mut o, 0, AlarmState::Alarm);
     o.cpu.insert(service_id(), Ok(Some(MetricSample { value: 95.0, at: t0() - Duration::from_secs(60) })));
     let p = plan(&d, &o, Memory::default(), t0());
@@ -1423,10 +1412,7 @@ fn a_failed_cpu_read_is_no_missing_datapoint_and_holds_the_decision() {
 
 #[test]
 fn a_deleted_service_is_reported_and_gets_no_write() {
-    let mut s = service(TaskCount::Range { min: 3, max: 10 });
-    s.scaling = Some(scaling_policy());
-    let d = desired_with(s);
-    let mut o = world(&d, 2);
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 3, max: 10 }, None, 2);
     svc_mut(&mut o).status = ServiceStatus::Inactive;
     tg_mut(&mut o).targets.pop();
     o.alarms.clear();
@@ -1438,7 +1424,7 @@ fn a_deleted_service_is_reported_and_gets_no_write() {
 
 #[test]
 fn correcting_an_alarm_keeps_the_actions_someone_added() {
-    let (d, mut o) = scaling_world(None, 2);
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, None, 2);
     let high = alarms::alarm_names(&service_id())[0].clone();
     let page = "arn:aws:sns:us-east-2:123456789012:page-the-on-call".to_string();
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), high)) {
