@@ -71,6 +71,8 @@ pub struct PassOutcome {
     pub failed: usize,
     /// Inputs that could not be read: what depends on them was held.
     pub unread: usize,
+    /// A stop request left changes of the plan for the next run.
+    pub interrupted: bool,
     /// The cloud could not be observed at all.
     pub unreachable: bool,
     /// When the loop should come back early (a backoff falling due).
@@ -215,8 +217,12 @@ impl<C: Cloud> Controller<C> {
         }
         // A pass that could not read everything, or could not make every
         // change, is partial: it never counts as a success.
-        let complete = outcome.failed == 0 && outcome.unread == 0;
-        timer.set_result(if complete { "success" } else { "partial" });
+        let complete = outcome.failed == 0 && outcome.unread == 0 && !outcome.interrupted;
+        timer.set_result(match (complete, outcome.interrupted) {
+            (true, _) => "success",
+            (false, true) => "interrupted",
+            (false, false) => "partial",
+        });
         if complete {
             let unix = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
             self.metrics.pass_succeeded_at(unix);
@@ -232,6 +238,7 @@ impl<C: Cloud> Controller<C> {
             applied: outcome.applied,
             failed: outcome.failed,
             unread: outcome.unread,
+            interrupted: outcome.interrupted,
             dry_run: self.options.dry_run,
         };
         let next_check = |key: &ResourceKey| self.backoffs.get(key).map_or(next, |(_, due)| *due);
@@ -271,6 +278,7 @@ impl<C: Cloud> Controller<C> {
         for pc in &plan.changes {
             if *stop.borrow() {
                 info!("stopping: remaining changes are left for the next run");
+                outcome.interrupted = true;
                 break;
             }
             let now = self.clock.now();

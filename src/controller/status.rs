@@ -103,7 +103,8 @@ pub struct PassStatus {
     #[serde(serialize_with = "ser_opt_time")]
     pub finished_at: Option<SystemTime>,
     /// `success`, `partial` (a change failed or an input could not be
-    /// read) or `unreachable`.
+    /// read), `interrupted` (a stop request left changes for the next run)
+    /// or `unreachable`.
     pub result: String,
     pub changes_planned: usize,
     pub changes_applied: usize,
@@ -203,6 +204,8 @@ pub struct PassRecord<'a> {
     pub failed: usize,
     /// Inputs that could not be read (the plan's unobserved holds).
     pub unread: usize,
+    /// A stop request left some of the plan's changes for the next run.
+    pub interrupted: bool,
     pub dry_run: bool,
 }
 
@@ -233,13 +236,17 @@ impl Status {
         self.last_pass = PassStatus {
             started_at: Some(pass.started_at),
             finished_at: Some(now),
-            result: if pass.failed == 0 && pass.unread == 0 { "success".into() } else { "partial".into() },
+            result: match (pass.failed, pass.unread, pass.interrupted) {
+                (_, _, true) => "interrupted".into(),
+                (0, 0, false) => "success".into(),
+                _ => "partial".into(),
+            },
             changes_planned: pass.plan.changes.len(),
             changes_applied: pass.applied,
             unread_inputs: pass.unread,
             dry_run: pass.dry_run,
         };
-        if pass.failed == 0 && pass.unread == 0 {
+        if pass.failed == 0 && pass.unread == 0 && !pass.interrupted {
             self.last_success_at = Some(now);
         }
         let keep: std::collections::BTreeSet<ResourceKey> = pass.reports.iter().map(|r| r.resource.clone()).collect();

@@ -450,6 +450,8 @@ async fn a_stop_request_during_a_change_lets_it_finish_and_leaves_the_rest() {
         ctl.status().read().unwrap().resources.iter().flat_map(|r| r.last_changes.iter().cloned()).collect();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].result, "applied", "and it is recorded as made: {records:?}");
+    assert!(out.interrupted, "{out:?}");
+    assert_eq!(ctl.status().read().unwrap().last_pass.result, "interrupted");
 
     // The next run makes the rest, and not the finished change again.
     let (_tx, stop) = watch::channel(false);
