@@ -6,6 +6,9 @@
 //! 2. Idle cost: the real `ballast` binary managing 1,000 converged
 //!    services: CPU (share of one core) and resident memory between passes,
 //!    and write calls per converged pass.
+//! 3. Virtual time: a day of the simulated cloud with 250 services (a
+//!    tenth under load), the wall time it takes (in a test it was a
+//!    wall-clock assert; timing belongs here).
 //!
 //! Run: `cargo bench --bench daemon`.
 
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballast::cloud::sim::{SimCloud, SimConfig};
-use ballast::cloud::{Clock, Cloud, CloudError, Scope, TokioClock};
+use ballast::cloud::{Clock, Cloud, CloudError, ManualClock, Scope, TokioClock};
 use ballast::controller::{Controller, Options};
 use ballast::metrics::Metrics;
 use ballast::observed::Observed;
@@ -180,8 +183,29 @@ async fn idle(n: usize, window: Duration) -> (f64, f64, f64, f64, f64) {
     (cpu_share * 100.0, rss, rss_max, passes, writes)
 }
 
+/// Wall time of one virtual day of the simulated cloud: 250 services of 2
+/// tasks, every tenth under 100 requests per second.
+fn virtual_day() -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet(dir.path(), 250);
+    let desired = ballast::desired::load_dir(dir.path(), "us-east-2").expect("the fleet is valid");
+    let clock = Arc::new(ManualClock::new());
+    let sim = SimCloud::from_desired(&desired, false, clock.clone(), 7, Arc::new(Metrics::new()), SimConfig::default());
+    for s in desired.services.iter().step_by(10) {
+        sim.set_load(&s.id, 100.0).unwrap();
+    }
+    let started = Instant::now();
+    clock.advance(Duration::from_secs(24 * 3600));
+    sim.tick();
+    started.elapsed()
+}
+
 #[tokio::main]
 async fn main() {
+    let day = virtual_day();
+    println!("## A virtual day of the simulated cloud, 250 services\n");
+    println!("| wall time |\n|---|\n| {:.2} s |\n", day.as_secs_f64());
+
     let mut r = reaction(20).await;
     r.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

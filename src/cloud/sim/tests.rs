@@ -1086,9 +1086,9 @@ async fn a_day_of_a_large_world_runs_in_virtual_time() {
     for i in (0..250).step_by(10) {
         f.sim.set_load(&sid(&format!("svc{i:03}")), 100.0).unwrap();
     }
-    let started = std::time::Instant::now();
+    // How long a day takes in wall time is measured by `cargo bench --bench
+    // daemon`, not asserted here.
     f.advance(secs(24 * 3600));
-    assert!(started.elapsed() < Duration::from_secs(20), "a virtual day took {:?}", started.elapsed());
     let sample = f.sim.cpu(&sid("svc010")).unwrap();
     assert_eq!(sample.value, 50.0);
     assert_eq!(sample.at, f.sim.now() - secs(60));
