@@ -141,16 +141,24 @@ pub(super) struct Service {
 
 pub(super) struct Task {
     pub arn: String,
+    /// The service that started it, and the deployment (task definition
+    /// revision rollout) it belongs to.
     pub service: ServiceId,
     pub deployment: u64,
+    /// Where the task is and where ECS is taking it.
     pub last_status: TaskStatus,
     pub desired_status: TaskStatus,
+    /// Its placement: the instance, or its own address in awsvpc mode.
     pub instance_id: Option<String>,
     pub private_ip: Option<String>,
+    /// Container ports mapped to host ports, and the host ports it holds.
     pub bindings: Vec<PortBinding>,
     pub host_ports: BTreeSet<u16>,
+    /// What it reserves on its instance: CPU units and MiB.
     pub cpu: u32,
     pub memory: u32,
+    /// Start order: the simulated scheduler stops the newest first when the
+    /// desired count drops.
     pub seq: u64,
     pub started_at: Option<SystemTime>,
     pub stopped_at: Option<SystemTime>,
@@ -188,20 +196,26 @@ impl Lifecycle {
 }
 
 pub(super) struct Instance {
+    /// EC2 instance id, `i-…`.
     pub id: String,
     pub region: String,
     /// None for a standalone container instance.
     pub group: Option<GroupId>,
+    /// Where it was launched: its subnet and that subnet's zone.
     pub subnet: String,
     pub zone: String,
+    /// Auto Scaling's view (pending, in service, terminating) and health.
     pub lifecycle: Lifecycle,
     pub healthy: bool,
     /// The ECS cluster it joins once in service.
     pub cluster: Option<String>,
     /// Set while registered as an ACTIVE container instance.
     pub container_instance: Option<String>,
+    /// What ECS can place on it: CPU units and MiB.
     pub cpu: u32,
     pub memory: u32,
+    /// Launch order: observation lists instances in it, and the group's own
+    /// scale-in (SetDesiredCapacity down) removes the newest first.
     pub seq: u64,
     /// End of Pending or of Terminating.
     pub due: Option<SystemTime>,
