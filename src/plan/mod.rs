@@ -274,7 +274,7 @@ impl Planner<'_> {
                     .memory
                     .scaling
                     .entry(svc.id.clone())
-                    .or_insert_with(|| memory::ScalingMemory::unknown(now, current));
+                    .or_insert_with(|| memory::ScalingMemory::from_marks(&observed.scaling_marks, now));
                 let decision = scaling::decide(policy, view, mem, self.now);
                 // A decision that keeps the count is a hold, unless nothing
                 // asked for a change: no alarm firing means no data is needed.
@@ -458,12 +458,10 @@ impl Planner<'_> {
                 }
             };
             let now = self.now;
-            let mem = self
-                .out
-                .memory
-                .capacity
-                .entry(cap.group.clone())
-                .or_insert_with(|| memory::CapacityMemory::unknown(now, &group.subnets));
+            let mem =
+                self.out.memory.capacity.entry(cap.group.clone()).or_insert_with(|| {
+                    memory::CapacityMemory::from_mark(group.last_capacity_change, &group.subnets, now)
+                });
             let mut d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
             if other_tasks > 0 {
                 d.other_tasks = other_tasks;
