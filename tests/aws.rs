@@ -1183,7 +1183,8 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     assert_eq!(plan.code, 0, "ballast will change nothing: {plan}");
     let hold = format!(
         "\nHeld back:\n  ! autoscalinggroup/{GROUP} [conflict]: ECS managed scaling drives this group (AmazonECSManaged tag); \
-         would auto scaling group {GROUP}: terminate empty instance {}",
+         set takeOver.managedScaling to let ballast manage it; not applying: auto scaling group {GROUP}: \
+         terminate empty instance {}",
         new[0]
     );
     assert!(plan.stdout.contains(&hold), "{plan}");
