@@ -1051,6 +1051,9 @@ async fn latency_per_call_passes_in_tokio_time_only() {
     assert_eq!(started.elapsed(), Duration::from_millis(100) * calls);
     f.apply(Change::SetDesiredCount { service: sid("appService"), from: 2, to: 2 }).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_millis(100) * (calls + 1));
+    // A count change and its scaling mark: two calls.
+    f.apply(Change::SetDesiredCount { service: sid("appService"), from: 2, to: 3 }).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(100) * (calls + 3));
 }
 
 #[test]
