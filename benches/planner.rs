@@ -93,6 +93,7 @@ fn build(n: usize) -> (DesiredState, Observed) {
                 load_balancer_target_groups: vec![],
                 scalable_target: false,
                 tasks,
+                scaling_marks: Default::default(),
             }),
         );
         desired.services.push(Service {

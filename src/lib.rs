@@ -9,7 +9,8 @@
 //! - [`plan`]: the pure planning core, `(desired, observed, memory, now)
 //!   -> changes`, with traffic safety, budgets, conflicts and scaling.
 //! - [`cloud`]: the [`cloud::Cloud`] trait and its two implementations,
-//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]).
+//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), and
+//!   the scaling marks both leave on what they scale ([`cloud::marks`]).
 //! - [`controller`]: the level-triggered loop, hot reload, backoff and
 //!   per-resource status.
 //! - [`daemon`]: the loop, the file watcher and the HTTP server side by

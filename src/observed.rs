@@ -61,6 +61,19 @@ pub struct ObservedService {
     /// The service's tasks that are not yet fully stopped, plus those that
     /// stopped recently (so stale targets can still be attributed).
     pub tasks: Vec<ObservedTask>,
+    /// When ballast last scaled the service, from the tags it left on it.
+    pub scaling_marks: ScalingMarks,
+}
+
+/// The last scale-out and scale-in ballast made on a service, each with
+/// the count it set, read back from the service's tags
+/// ([`crate::cloud::marks`]): the history a process that starts needs to
+/// keep the cooldowns and the stabilisation window. Absent when ballast
+/// never scaled the service that way (or the tag was unreadable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScalingMarks {
+    pub last_out: Option<(SystemTime, u32)>,
+    pub last_in: Option<(SystemTime, u32)>,
 }
 
 /// Where ECS has an ECS service: serving, being deleted, or deleted.
@@ -390,6 +403,9 @@ pub struct ObservedGroup {
     /// ECS capacity-provider managed scaling drives this group (the group
     /// carries the `AmazonECSManaged` tag).
     pub managed_scaling: bool,
+    /// When ballast last changed the group's capacity, from the tag it
+    /// left on it ([`crate::cloud::marks`]); `None` if it never did.
+    pub last_capacity_change: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

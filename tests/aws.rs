@@ -12,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_cloudwatch::types::StateValue;
 use ballast::cloud::aws::{AwsCloud, AwsOptions};
-use ballast::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
+use ballast::cloud::{Clock, Cloud, CloudError, ManualClock, Scope, marks};
 use ballast::controller::{Controller, Options as ControllerOptions};
 use ballast::desired::ServiceId;
 use ballast::observed::{AlarmState, Lifecycle, ResourceError, ServiceStatus, Target, TargetGroupType, TaskStatus};
 use ballast::plan::Change;
 use support::contract::{self, Fixture, World};
+use support::declared::Tasks;
 use support::e2e::{Ballast, Declared, MISSING_DATA, Output, scale_in, scale_out};
 use support::emulator::{
     self, Account, Actors, BACKEND, CLUSTER, Emulator, FRONTEND, GROUP, REGION, SERVICE, System, service_id,
@@ -73,6 +74,10 @@ impl World for Moto {
     }
     async fn set_desired_count_out_of_band(&self, n: u32) {
         self.actors.set_desired_count(SERVICE, n).await;
+    }
+    fn now(&self) -> SystemTime {
+        // The adapter's clock: the wall clock, as tokio moves it.
+        SystemTime::now()
     }
 }
 
@@ -504,6 +509,34 @@ async fn writes_carry_what_moto_would_fill_in_or_ignore() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].get("DesiredCapacity").map(String::as_str), Some("3"), "{:?}", calls[0]);
     assert_eq!(calls[0].get("HonorCooldown").map(String::as_str), Some("false"), "{:?}", calls[0]);
+    // The capacity mark names the group, and is not propagated to the
+    // instances it launches (moto would accept anything here).
+    let calls = sent("CreateOrUpdateTags");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let tag = |f: &str| calls[0].get(&format!("Tags.member.1.{f}")).cloned().unwrap_or_default();
+    assert_eq!(
+        [tag("ResourceId"), tag("ResourceType"), tag("Key"), tag("PropagateAtLaunch")],
+        [GROUP, "auto-scaling-group", marks::LAST_CAPACITY_CHANGE, "false"].map(String::from),
+        "{:?}",
+        calls[0]
+    );
+    assert!(humantime::parse_rfc3339(&tag("Value")).is_ok(), "{:?}", calls[0]);
+}
+
+#[tokio::test]
+async fn a_scaling_mark_that_cannot_be_written_fails_no_change() {
+    // A role without ecs:TagResource: the count is still changed (and the
+    // change reported as made); only a restart's knowledge of it is lost.
+    let m = seeded_with(0, test_options()).await;
+    let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
+    proxy.set_only(Some(&["TagResource"]));
+    proxy.set_error_code("AccessDeniedException");
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
+    cloud.apply(&Change::SetDesiredCount { service: m.system.service_id(), from: 2, to: 3 }).await.unwrap();
+    let svc = observed_service(&m).await;
+    assert_eq!(svc.desired_count, 3);
+    assert_eq!(svc.scaling_marks, Default::default());
+    assert_eq!((proxy.attempts("TagResource"), proxy.succeeded("UpdateService")), (1, 1), "denied: not retried");
 }
 
 #[tokio::test]
@@ -783,6 +816,119 @@ async fn drift_a_running_controller_deregisters_the_targets_it_registered_for_a_
     assert_eq!(targets_of(&m, BACKEND).await, on_port(std::slice::from_ref(&stays), 8000), "{gone} is gone");
 }
 
+// ----- Restarts: the scaling marks -----
+
+#[tokio::test]
+async fn restart_a_scale_in_by_apply_once_holds_the_next_one_until_its_window_and_cooldown_end() {
+    // The issue's restart case: ballast scales in, a new process starts
+    // (each `apply --once` is one) inside the cooldown and the window, and
+    // the next scale-in still waits.
+    let m = seeded_with(0, test_options()).await;
+    // moto keeps a service's first ECS deployment IN_PROGRESS for ever
+    // (its running count stays 0), and no scale-in happens during a
+    // deployment; a service with an external deployment controller has no
+    // ECS deployments, so moto shows it steady.
+    let name = "steadyService";
+    let controller = aws_sdk_ecs::types::DeploymentController::builder()
+        .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
+        .build()
+        .unwrap();
+    let req = m.actors.ecs.create_service();
+    req.cluster(CLUSTER)
+        .service_name(name)
+        .task_definition(&m.system.task_definition_arn)
+        .desired_count(3)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .deployment_controller(controller)
+        .send()
+        .await
+        .unwrap();
+    let id = ServiceId { service: name.into(), ..m.system.service_id() };
+    let mut declared = Declared::article(&m.system);
+    declared.service = name.into();
+    declared.tasks = Tasks::Range { min: 1, max: 10 };
+    declared.target_groups = false;
+    declared.capacity = None;
+    let b = Ballast::new(&m.account, &declared);
+    let observed = async || {
+        let o = m.cloud.observe(&Scope { services: vec![id.clone()], ..Scope::default() }).await.unwrap();
+        o.services[&id].clone().expect("the service is observed")
+    };
+    let first = b.apply().await;
+    assert_eq!(first.code, 0, "the alarms are created: {first}");
+    let [_, low] = ballast::plan::alarms::alarm_names(&id);
+    m.actors.set_alarm_state(&low, StateValue::Alarm).await;
+
+    // Ballast never scaled this service: no mark, nothing of its own holds.
+    assert_eq!(observed().await.scaling_marks, Default::default());
+    let before = SystemTime::now();
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(apply.stdout.contains("\n1 applied, 0 failed"), "{apply}");
+    let svc = observed().await;
+    assert_eq!(svc.desired_count, 2);
+    let (at, count) = svc.scaling_marks.last_in.expect("the scale-in left its mark");
+    assert_eq!(count, 2);
+    assert!(at + Duration::from_secs(1) >= before && at <= SystemTime::now() + Duration::from_secs(1), "{at:?}");
+    // As written on the service: `<RFC 3339> <count>`.
+    let req = m.actors.ecs.list_tags_for_resource();
+    let tags = req.resource_arn(&svc.arn).send().await.unwrap();
+    let value = tags.tags().iter().find(|t| t.key() == Some(marks::LAST_SCALE_IN)).and_then(|t| t.value());
+    let value = value.expect("the mark is a tag of the service");
+    let (time, n) = value.split_once(' ').expect("time and count");
+    assert!(humantime::parse_rfc3339(time).is_ok() && time.ends_with('Z') && n == "2", "{value}");
+
+    // The restart: the alarm still fires, and the next scale-in waits.
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 0, "nothing to do yet: {plan}");
+    let hold =
+        plan.stdout.lines().find_map(|l| l.trim().strip_prefix(&format!("! service/{CLUSTER}/{name} [scaling]: ")));
+    let hold = hold.unwrap_or_else(|| panic!("a scaling hold on the service: {plan}"));
+    assert!(
+        hold.starts_with("scale-in to 1 waits: 2 was recommended within the last 300s")
+            || hold.starts_with("scale-in cooldown of 300s not over"),
+        "{hold}"
+    );
+    let apply = b.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(apply.stdout.starts_with("No changes"), "{apply}");
+    assert_eq!(observed().await.desired_count, 2);
+
+    // The mark is what holds it: without it, the scale-in goes at once.
+    let req = m.actors.ecs.untag_resource();
+    req.resource_arn(&svc.arn).tag_keys(marks::LAST_SCALE_IN).send().await.unwrap();
+    let plan = b.plan().await;
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(has_line(&plan, &format!("~ service {CLUSTER}/{name}: desired count 2 -> 1")), "{plan}");
+}
+
+#[tokio::test]
+async fn restart_an_instance_scale_in_by_apply_once_holds_the_next_step_for_the_cooldown() {
+    // Someone raises the capacity by 3 empty instances; ballast takes out
+    // 2 per pass (maxChangePerPass), and the next `apply --once` inside
+    // the scaleInCooldown leaves the third.
+    let e = converged(2, |_| {}).await;
+    e.m.actors.set_capacity(5).await;
+    assert_eq!(join_new_instances(&e.m).await.len(), 3);
+    assert_eq!(observed_group(&e.m).await.last_capacity_change, None);
+    let apply = e.ballast.apply().await;
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(apply.stdout.contains("\n2 applied, 0 failed"), "{apply}");
+    let g = observed_group(&e.m).await;
+    assert_eq!(g.desired_capacity, 3);
+    assert!(g.last_capacity_change.is_some(), "the terminations left their mark");
+
+    let plan = e.ballast.plan().await;
+    assert_eq!(plan.code, 0, "nothing to do yet: {plan}");
+    assert!(
+        plan.stdout.lines().any(|l| l.trim()
+            == format!("! autoscalinggroup/{GROUP} [scaling]: scale-in to 2 waits for the cooldown of 300s")),
+        "{plan}"
+    );
+    assert!(e.ballast.apply().await.stdout.starts_with("No changes"));
+    assert_eq!(observed_group(&e.m).await.desired_capacity, 3);
+}
+
 // ----- API economy of whole passes -----
 
 /// A controller on the seeded emulator for what `b` declares, in virtual
@@ -1017,7 +1163,8 @@ async fn conflict_an_application_auto_scaling_target_keeps_the_desired_count() {
     assert!(has_line(&plan, "~ service appCluster/appService: desired count 1 -> 2"), "{plan}");
     let apply = b.apply().await;
     assert_eq!(apply.code, 0, "{apply}");
-    assert_eq!(writes_through(&moto), vec!["UpdateService".to_string()]);
+    // The count, and its scaling mark on the service.
+    assert_eq!(writes_through(&moto), vec!["UpdateService".to_string(), "TagResource".to_string()]);
     assert_eq!(observed_service(&e.m).await.desired_count, 2);
 }
 
@@ -1036,7 +1183,8 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     assert_eq!(plan.code, 0, "ballast will change nothing: {plan}");
     let hold = format!(
         "\nHeld back:\n  ! autoscalinggroup/{GROUP} [conflict]: ECS managed scaling drives this group (AmazonECSManaged tag); \
-         would auto scaling group {GROUP}: terminate empty instance {}",
+         set takeOver.managedScaling to let ballast manage it; not applying: auto scaling group {GROUP}: \
+         terminate empty instance {}",
         new[0]
     );
     assert!(plan.stdout.contains(&hold), "{plan}");
@@ -1061,7 +1209,11 @@ async fn conflict_a_group_under_ecs_managed_scaling_keeps_its_capacity() {
     assert!(has_line(&plan, &format!("- auto scaling group {GROUP}: terminate empty instance {}", new[0])), "{plan}");
     let apply = b.apply().await;
     assert_eq!(apply.code, 0, "{apply}");
-    assert_eq!(writes_through(&moto), vec!["TerminateInstanceInAutoScalingGroup".to_string()]);
+    // The instance, and the capacity mark on the group.
+    assert_eq!(
+        writes_through(&moto),
+        vec!["TerminateInstanceInAutoScalingGroup".to_string(), "CreateOrUpdateTags".to_string()]
+    );
     assert_eq!(observed_group(&e.m).await.desired_capacity, 2);
 }
 
@@ -1174,7 +1326,11 @@ async fn unreadable_target_groups_and_alarms_are_held_never_rewritten_blind() {
 
     let apply = b.apply().await;
     assert_eq!(apply.code, 3, "what was read is applied, and the exit says the rest was not: {apply}");
-    assert_eq!(writes_through(&moto), vec!["UpdateService".to_string()], "only what was read is corrected");
+    assert_eq!(
+        writes_through(&moto),
+        vec!["UpdateService".to_string(), "TagResource".to_string()],
+        "only what was read is corrected (the count, and its scaling mark)"
+    );
     assert_eq!(writes_through(&bridge), Vec::<String>::new(), "no alarm is put blind");
 
     // Readable again: the rest is corrected.
@@ -1466,12 +1622,13 @@ async fn the_daemon_converges_through_throttling_without_duplicate_writes() {
     let counted = m.sum("ballast_cloud_api_calls_total", &[r#"result="throttled""#]);
     assert_eq!(counted, injected as f64, "every throttled attempt is in /metrics");
     // Exactly one UpdateService went through, however many attempts it
-    // took; nothing else was written.
+    // took; nothing else was written but its scaling mark.
     assert_eq!(moto.succeeded("UpdateService"), 1, "{:#?}", moto.writes());
     let throttled_updates = moto.calls().iter().filter(|c| c.operation == "UpdateService" && c.injected).count();
     assert_eq!(moto.attempts("UpdateService"), 1 + throttled_updates, "every other attempt was a throttle");
     let written: Vec<Call> = moto.writes().into_iter().chain(bridge.writes()).filter(Call::succeeded).collect();
-    assert_eq!(written.len(), 1, "{written:#?}");
+    let ops: Vec<&str> = written.iter().map(|c| c.operation.as_str()).collect();
+    assert_eq!(ops, ["UpdateService", "TagResource"], "{written:#?}");
     assert!(d.alive());
 }
 
@@ -1514,6 +1671,11 @@ async fn contract_missing_resources_are_not_found() {
     contract::missing_resources_are_not_found(&seeded().await).await;
 }
 
+#[tokio::test]
+async fn contract_scaling_changes_leave_marks_read_back_by_observe() {
+    contract::scaling_changes_leave_marks_read_back_by_observe(&seeded().await).await;
+}
+
 // `contract::missing_group_changes_are_not_found` is not run here: moto
 // 5.2.5 answers SetDesiredCapacity / UpdateAutoScalingGroup on an unknown
 // group with an HTTP 500 (KeyError) instead of AWS's ValidationError.
@@ -1526,8 +1688,8 @@ mod sim_contract {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use ballast::cloud::ManualClock;
     use ballast::cloud::sim::{ContainerSpec, GroupSpec, ServiceSpec, SimCloud, SimConfig};
+    use ballast::cloud::{Clock, ManualClock};
     use ballast::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
     use ballast::metrics::Metrics;
 
@@ -1535,6 +1697,7 @@ mod sim_contract {
 
     pub struct SimWorld {
         sim: SimCloud,
+        clock: Arc<ManualClock>,
         fixture: Fixture,
     }
 
@@ -1548,6 +1711,9 @@ mod sim_contract {
         }
         async fn set_desired_count_out_of_band(&self, n: u32) {
             self.sim.set_desired_count(&self.fixture.service, n).unwrap();
+        }
+        fn now(&self) -> std::time::SystemTime {
+            self.clock.now()
         }
     }
 
@@ -1604,7 +1770,7 @@ mod sim_contract {
             subnets,
             spare_subnet: "subnet-0spare00c".into(),
         };
-        SimWorld { sim, fixture }
+        SimWorld { sim, clock, fixture }
     }
 
     #[tokio::test]
@@ -1645,5 +1811,10 @@ mod sim_contract {
     #[tokio::test]
     async fn sim_contract_missing_group_changes_are_not_found() {
         contract::missing_group_changes_are_not_found(&seeded()).await;
+    }
+
+    #[tokio::test]
+    async fn sim_contract_scaling_changes_leave_marks_read_back_by_observe() {
+        contract::scaling_changes_leave_marks_read_back_by_observe(&seeded()).await;
     }
 }

@@ -648,12 +648,18 @@ impl Reference {
         let [t] = required.as_slice() else {
             panic!("{action}: expected one required resource type in the reference, found {:?}", a.resource_types);
         };
-        let key = format!("{service}:{}", t.trim_end_matches('*'));
-        let mut arn = self.arn_formats.get(&key).unwrap_or_else(|| panic!("no ARN format for {key}")).clone();
+        self.arn_of_type(&format!("{service}:{}", t.trim_end_matches('*')), values)
+    }
+
+    /// The ARN of the resource type `key` (`ecs:service`), its
+    /// `${Placeholders}` filled from `values`: for actions that name no
+    /// required resource type (TagResource tags whatever it is given).
+    fn arn_of_type(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let mut arn = self.arn_formats.get(key).unwrap_or_else(|| panic!("no ARN format for {key}")).clone();
         for (name, value) in values {
             arn = arn.replace(&format!("${{{name}}}"), value);
         }
-        assert!(!arn.contains("${"), "{action}: the model gives no value for a part of {arn}");
+        assert!(!arn.contains("${"), "{key}: the model gives no value for a part of {arn}");
         arn
     }
 
@@ -1314,8 +1320,11 @@ const GROUP_UUID: &str = "01234567-89ab-cdef-0123-456789abcdef";
 /// fails `every_call_is_modelled`, so that a new parameter that becomes a
 /// condition key (a launch template, a task definition) is not missed.
 const KNOWN_PARAMS: &[(&str, &[&str])] = &[
-    ("ecs:DescribeServices", &["cluster", "services"]),
+    // `include: [TAGS]` returns the service's tags (the scaling marks);
+    // the reference lists no condition key or extra action for it.
+    ("ecs:DescribeServices", &["cluster", "services", "include"]),
     ("ecs:UpdateService", &["cluster", "service", "desired_count"]),
+    ("ecs:TagResource", &["resource_arn", "tags"]),
     ("ecs:ListTasks", &["cluster", "desired_status", "max_results", "next_token", "container_instance"]),
     ("ecs:DescribeTasks", &["cluster", "tasks"]),
     ("ecs:ListContainerInstances", &["cluster", "max_results", "next_token"]),
@@ -1356,6 +1365,7 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("autoscaling:DescribeAutoScalingGroups", &["auto_scaling_group_names", "max_records", "next_token"]),
     ("autoscaling:SetDesiredCapacity", &["auto_scaling_group_name", "desired_capacity", "honor_cooldown"]),
     ("autoscaling:TerminateInstanceInAutoScalingGroup", &["instance_id", "should_decrement_desired_capacity"]),
+    ("autoscaling:CreateOrUpdateTags", &["tags"]),
     (
         "autoscaling:UpdateAutoScalingGroup",
         &[
@@ -1391,15 +1401,25 @@ struct Args {
     subnet_sets: Vec<Vec<String>>,
     /// The tags PutMetricAlarm carries.
     alarm_tags: BTreeMap<String, String>,
+    /// The scaling marks ECS TagResource may set on a service, one per
+    /// call (`crate::cloud::marks` in ballast).
+    service_marks: BTreeMap<String, String>,
+    /// The capacity mark CreateOrUpdateTags sets on a group.
+    group_marks: BTreeMap<String, String>,
 }
 
 /// The tag ballast puts on its alarms (`MANAGED_BY_TAG` in the adapter).
 const ALARM_TAG: (&str, &str) = ("managed-by", "ballast");
 
+/// The time in the scaling marks of the model (any value does: the
+/// policy cannot know it, and conditions only the keys).
+const MARK_TIME: std::time::SystemTime = std::time::SystemTime::UNIX_EPOCH;
+
 /// The desired state in `dir`, its subnets filled from the stack's outputs
 /// as `deploy/fill-desired-state.sh` fills them (always-on zones get
 /// `PrivateSubnetA`, on-demand ones `PrivateSubnetB`).
 fn args_from(dir: &Path, stack: &Stack) -> Args {
+    use ballast::cloud::marks;
     use ballast::desired::{TargetGroupRef, ZoneMode};
     let desired = ballast::desired::load_dir(dir, REGION)
         .unwrap_or_else(|e| panic!("{}: the desired state does not load: {e:?}", dir.display()));
@@ -1414,6 +1434,11 @@ fn args_from(dir: &Path, stack: &Stack) -> Args {
         groups: BTreeMap::new(),
         subnet_sets: Vec::new(),
         alarm_tags: [(ALARM_TAG.0.to_string(), ALARM_TAG.1.to_string())].into(),
+        service_marks: [marks::LAST_SCALE_OUT, marks::LAST_SCALE_IN]
+            .iter()
+            .map(|k| (k.to_string(), marks::scaling_value(MARK_TIME, 4)))
+            .collect(),
+        group_marks: [(marks::LAST_CAPACITY_CHANGE.to_string(), marks::capacity_value(MARK_TIME))].into(),
     };
     for s in &desired.services {
         args.services.push((s.id.cluster.clone(), s.id.service.clone()));
@@ -1492,6 +1517,10 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         c.push(kv("aws:TagKeys", a.alarm_tags.keys().cloned().collect()));
         c
     };
+    // One tag per call (TagResource, CreateOrUpdateTags): its key and value.
+    let one_tag = |k: &String, v: &String| {
+        vec![(format!("aws:RequestTag/{k}"), vec![v.clone()]), kv("aws:TagKeys", vec![k.clone()])]
+    };
     let star = |about: &str| vec![request("*".into(), vec![], about.into())];
     match action {
         // ECS: services, tasks and container instances carry the cluster in
@@ -1503,6 +1532,27 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
                 let r = arn(&[("ClusterName", c), ("ServiceName", s)]);
                 request(r, vec![kv("ecs:cluster", vec![cluster_arn(c)])], format!("service {c}/{s}"))
             })
+            .collect(),
+        // TagResource has no required resource type: AWS authorizes it
+        // against the resource tagged, here the service (whose condition
+        // keys do not include ecs:cluster).
+        "ecs:TagResource" => a
+            .services
+            .iter()
+            .flat_map(|(c, s)| {
+                let r = sar.arn_of_type(
+                    "ecs:service",
+                    &[
+                        ("Partition", "aws"),
+                        ("Region", a.region.as_str()),
+                        ("Account", a.account.as_str()),
+                        ("ClusterName", c),
+                        ("ServiceName", s),
+                    ],
+                );
+                a.service_marks.iter().map(move |(k, v)| (r.clone(), k, v, format!("mark {k} on service {c}/{s}")))
+            })
+            .map(|(r, k, v, about)| request(r, one_tag(k, v), about))
             .collect(),
         // The documented exception: without a container instance in the
         // request, ListTasks is authorized against "*".
@@ -1581,6 +1631,19 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
                 let r = arn(&[("GroupId", GROUP_UUID), ("GroupFriendlyName", g)]);
                 request(r, group_context(tags), format!("group {g}"))
             })
+            .collect(),
+        "autoscaling:CreateOrUpdateTags" => a
+            .groups
+            .iter()
+            .flat_map(|(g, tags)| {
+                let r = arn(&[("GroupId", GROUP_UUID), ("GroupFriendlyName", g)]);
+                a.group_marks.iter().map(move |(k, v)| {
+                    let mut ctx = group_context(tags);
+                    ctx.extend(one_tag(k, v));
+                    (r.clone(), ctx, format!("mark {k} on group {g}"))
+                })
+            })
+            .map(|(r, ctx, about)| request(r, ctx, about))
             .collect(),
         "autoscaling:UpdateAutoScalingGroup" => {
             let mut out = Vec::new();
@@ -1734,6 +1797,16 @@ const PROBES: &[Probe] = &[
         args: |a| {
             a.alarm_tags.insert("owner".into(), "someone".into());
         },
+        params: None,
+    },
+    Probe {
+        what: "a service tag that is not a scaling mark",
+        args: |a| a.service_marks = [("owner".to_string(), "someone".to_string())].into(),
+        params: None,
+    },
+    Probe {
+        what: "the group's ownership tag instead of its capacity mark",
+        args: |a| a.group_marks = [("ballast.dev/managed".to_string(), "true".to_string())].into(),
         params: None,
     },
     Probe { what: "another region", args: |a| a.region = "eu-west-1".into(), params: None },

@@ -24,9 +24,17 @@
 //! | CPU | CloudWatch GetMetricData, 500 queries per call |
 //! | groups | Auto Scaling DescribeAutoScalingGroups, 50 names per call |
 //!
-//! A converged pass makes no write calls.
+//! A converged pass makes no write calls. Each change is one write call
+//! (chunked where the API wants it), except that a desired-count change is
+//! followed by ECS TagResource on the service and a capacity change
+//! (SetDesiredCapacity, TerminateInstanceInAutoScalingGroup) by Auto
+//! Scaling CreateOrUpdateTags on the group: the [`marks`] that let a
+//! process that starts keep the cooldowns. Services are described with
+//! their tags (`include: [TAGS]`) and groups come with theirs, so reading
+//! the marks back costs no call.
 
 pub mod aws;
+pub mod marks;
 pub mod sim;
 
 use std::future::Future;

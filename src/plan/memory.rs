@@ -7,16 +7,16 @@
 //! each field (to notice someone reverting it), scaling history
 //! (cooldowns, the stabilisation window) and capacity timers. Losing it
 //! on restart is safe: attribution falls back to the service's tasks,
-//! cooldowns restart conservatively (a history ballast does not know is
-//! taken to have just begun: [`ScalingMemory::unknown`],
-//! [`CapacityMemory::unknown`]), and nothing is deregistered that cannot
+//! scaling history is read back from the marks ballast leaves on the
+//! service and the group ([`ScalingMemory::from_marks`],
+//! [`CapacityMemory::from_mark`]), and nothing is deregistered that cannot
 //! be attributed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use crate::desired::{GroupId, ServiceId};
-use crate::observed::Target;
+use crate::observed::{ScalingMarks, Target};
 
 use super::Change;
 
@@ -100,16 +100,23 @@ pub struct ScalingMemory {
 }
 
 impl ScalingMemory {
-    /// The history of a service ballast remembers nothing of (after a
-    /// restart, in `apply --once`, for a new document): as if it had just
-    /// scaled in to `current`. Scale-in then waits a whole cooldown and
-    /// stabilisation window, so a restart never shortens either; scale-out
-    /// is not held, since its cooldown only guards against overshoot.
-    pub fn unknown(now: SystemTime, current: u32) -> Self {
+    /// The history of a service this process has none of (after a
+    /// restart, in `apply --once`, for a new document), from the marks
+    /// ballast left on it when it scaled: the last scale-out and scale-in
+    /// at their times, and the stabilisation window holding the count each
+    /// set at that time. No marks: ballast never scaled the service, so no
+    /// cooldown of its own holds anything. A mark later than `now` (a
+    /// clock ahead of this one) counts as `now`, so it holds no longer
+    /// than a cooldown.
+    pub fn from_marks(marks: &ScalingMarks, now: SystemTime) -> Self {
+        let seen = |m: Option<(SystemTime, u32)>| m.map(|(t, n)| (t.min(now), n));
+        let (out, inn) = (seen(marks.last_out), seen(marks.last_in));
+        let mut recommendations: Vec<(SystemTime, u32)> = out.into_iter().chain(inn).collect();
+        recommendations.sort_unstable();
         ScalingMemory {
-            last_scale_out: None,
-            last_scale_in: Some(now),
-            recommendations: VecDeque::from([(now, current)]),
+            last_scale_out: out.map(|(t, _)| t),
+            last_scale_in: inn.map(|(t, _)| t),
+            recommendations: recommendations.into(),
         }
     }
 }
@@ -124,12 +131,20 @@ pub struct CapacityMemory {
 }
 
 impl CapacityMemory {
-    /// The timers of a group ballast remembers nothing of: as if its
-    /// capacity had just changed and each of `subnets` had just been needed,
-    /// so instance scale-in and on-demand subnet removal wait a whole
-    /// `scaleInCooldown` after a restart.
-    pub fn unknown(now: SystemTime, subnets: &[String]) -> Self {
-        CapacityMemory { last_change: Some(now), subnet_needed_at: subnets.iter().map(|s| (s.clone(), now)).collect() }
+    /// The timers of a group this process has none of, from the mark
+    /// ballast left on it when it last changed its capacity: that change,
+    /// and each of `subnets` (the group's; only on-demand ones are read)
+    /// taken to have been needed then. An on-demand subnet goes only once
+    /// its zone has no instances left, and ballast removes instances by
+    /// changing the capacity, so after a restart the subnet still stays a
+    /// whole `scaleInCooldown` after the change that emptied its zone. No
+    /// mark: ballast never changed the capacity, and no cooldown of its
+    /// own holds anything. A mark later than `now` counts as `now`.
+    pub fn from_mark(last_change: Option<SystemTime>, subnets: &[String], now: SystemTime) -> Self {
+        let Some(t) = last_change.map(|t| t.min(now)) else {
+            return CapacityMemory::default();
+        };
+        CapacityMemory { last_change: Some(t), subnet_needed_at: subnets.iter().map(|s| (s.clone(), t)).collect() }
     }
 }
 

@@ -313,7 +313,7 @@ impl<'a> Planner<'a> {
                     .memory
                     .scaling
                     .entry(svc.id.clone())
-                    .or_insert_with(|| memory::ScalingMemory::unknown(now, current));
+                    .or_insert_with(|| memory::ScalingMemory::from_marks(&observed.scaling_marks, now));
                 let mut decision = scaling::decide(policy, view, mem, self.now);
                 if !unread.is_empty() {
                     // Decided without what it needs: it holds (within the
@@ -496,12 +496,10 @@ impl<'a> Planner<'a> {
                 }
             };
             let now = self.now;
-            let mem = self
-                .out
-                .memory
-                .capacity
-                .entry(cap.group.clone())
-                .or_insert_with(|| memory::CapacityMemory::unknown(now, &group.subnets));
+            let mem =
+                self.out.memory.capacity.entry(cap.group.clone()).or_insert_with(|| {
+                    memory::CapacityMemory::from_mark(group.last_capacity_change, &group.subnets, now)
+                });
             let mut d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
             if other_tasks > 0 {
                 d.other_tasks = other_tasks;

@@ -78,6 +78,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             load_balancer_target_groups: vec![],
             scalable_target: false,
             tasks: (1..=count).map(|n| task(n, TaskStatus::Running)).collect(),
+            scaling_marks: Default::default(),
         }),
     );
     o.target_groups.insert(
@@ -446,6 +447,7 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
                 })
                 .collect(),
             managed_scaling: false,
+            last_capacity_change: None,
         }),
     );
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), alarms::alarm_names(&service_id())[0].clone())) {
@@ -483,6 +485,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
             })
             .collect(),
         managed_scaling: false,
+        last_capacity_change: None,
     };
     let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
@@ -913,6 +916,7 @@ fn capacity_group(n: u32) -> ObservedGroup {
             })
             .collect(),
         managed_scaling: false,
+        last_capacity_change: None,
     }
 }
 
@@ -1069,48 +1073,6 @@ fn a_scale_out_waits_while_the_group_is_unread() {
     o.groups.insert(gid, Err(ResourceError::Unavailable("DescribeAutoScalingGroups: throttled".into())));
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCount { from: 2, to: 1, .. })));
-}
-
-#[test]
-fn after_a_restart_scale_in_waits_as_if_its_cooldown_had_just_begun() {
-    // The low alarm fires on 3 tasks; ballast restarted (no memory).
-    let (d, mut o) = scaling_world(TaskCount::Range { min: 1, max: 10 }, None, 3);
-    set_alarm_state(&mut o, 1, AlarmState::Alarm);
-    let restart = t0();
-    let p = plan(&d, &o, Memory::default(), restart);
-    assert!(p.changes.is_empty(), "no scale-in right after a restart: {:#?}", p.changes);
-    assert!(
-        matches!(
-            p.decisions[&service_id()].reason,
-            scaling::DecisionReason::InCooldown | scaling::DecisionReason::Stabilizing
-        ),
-        "{:?}",
-        p.decisions[&service_id()]
-    );
-    // Every pass until the cooldown is over holds; then it scales in.
-    let policy = scaling_policy();
-    let mut m = p.memory;
-    let mut now = restart;
-    while now < restart + policy.scale_in.cooldown {
-        let p = plan(&d, &o, m, now);
-        assert!(p.changes.is_empty(), "at {:?}: {:#?}", now.duration_since(restart), p.changes);
-        m = p.memory;
-        now += Duration::from_secs(15);
-    }
-    let p = plan(&d, &o, m, now + Duration::from_secs(15));
-    assert!(matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]));
-
-    // Capacity likewise: an empty instance stays for scaleInCooldown.
-    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
-    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
-        g.instances[2].tasks = Some(0);
-    }
-    svc_mut(&mut o).tasks.truncate(2);
-    let p = plan(&d, &o, Memory::default(), restart);
-    assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::Capacity), "{:#?}", p.changes);
-    let cooldown = d.capacities[0].scale_in_cooldown;
-    let p = plan(&d, &o, p.memory, restart + cooldown);
-    assert!(p.changes.iter().any(|c| matches!(c.change, Change::TerminateInstance { .. })), "{:#?}", p.changes);
 }
 
 #[test]
@@ -1459,4 +1421,152 @@ fn instances_that_never_joined_ecs_are_named_for_what_they_are() {
         held.iter().any(|m| m.contains("1 wait for their tasks to leave; 2 never joined the ECS cluster")),
         "{held:?}"
     );
+}
+
+/// The low alarm fires on 3 tasks, and the planner has no memory (a
+/// restart, `apply --once`); the service carries `marks`.
+fn restarted_with_low_alarm(marks: ScalingMarks) -> (DesiredState, Observed) {
+    let mut s = service(TaskCount::Range { min: 1, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let mut o = world(&d, 3);
+    set_alarm_state(&mut o, 1, AlarmState::Alarm);
+    svc_mut(&mut o).scaling_marks = marks;
+    (d, o)
+}
+
+#[test]
+fn a_restart_keeps_the_scale_in_cooldown_and_window_of_the_marked_scale_in() {
+    // Ballast scaled in 4 -> 3 eight seconds before the restart; the low
+    // alarm still fires.
+    let restart = t0();
+    let scaled_in = restart - Duration::from_secs(8);
+    let (d, o) = restarted_with_low_alarm(ScalingMarks { last_out: None, last_in: Some((scaled_in, 3)) });
+    let policy = scaling_policy();
+    let ends = scaled_in + policy.scale_in.cooldown.max(policy.stabilization_window);
+    let mut m = Memory::default();
+    let mut now = restart;
+    // Every pass until the cooldown and the window of that scale-in end holds.
+    while now <= ends {
+        let p = plan(&d, &o, m, now);
+        assert!(p.changes.is_empty(), "at {:?} after the restart: {:#?}", now.duration_since(restart), p.changes);
+        let reason = p.decisions[&service_id()].reason;
+        assert!(
+            matches!(reason, scaling::DecisionReason::InCooldown | scaling::DecisionReason::Stabilizing),
+            "{reason:?}"
+        );
+        m = p.memory;
+        now += Duration::from_secs(15);
+    }
+    let p = plan(&d, &o, m, now);
+    assert!(
+        matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]),
+        "{:#?}",
+        p.changes
+    );
+}
+
+#[test]
+fn a_restart_without_marks_scales_in_at_once() {
+    // No marks: ballast never scaled the service, so none of its
+    // cooldowns holds the scale-in the alarm asks for.
+    let (d, o) = restarted_with_low_alarm(ScalingMarks::default());
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(
+        matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]),
+        "{:#?}",
+        p.changes
+    );
+    // A mark from long ago holds nothing either.
+    let long_ago = ScalingMarks { last_out: Some((t0() - Duration::from_secs(3600), 5)), last_in: None };
+    let (d, o) = restarted_with_low_alarm(long_ago);
+    assert_eq!(plan(&d, &o, Memory::default(), t0()).changes.len(), 1);
+}
+
+#[test]
+fn a_restart_keeps_the_scale_out_cooldown_of_the_marked_scale_out() {
+    let mut s = service(TaskCount::Range { min: 1, max: 10 });
+    s.scaling = Some(scaling_policy());
+    let d = desired_with(s);
+    let mut o = world(&d, 3);
+    set_alarm_state(&mut o, 0, AlarmState::Alarm);
+    let cooldown = scaling_policy().scale_out.cooldown;
+    svc_mut(&mut o).scaling_marks.last_out = Some((t0() - cooldown / 2, 3));
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty(), "{:#?}", p.changes);
+    assert_eq!(p.decisions[&service_id()].reason, scaling::DecisionReason::OutCooldown);
+    let p = plan(&d, &o, p.memory, t0() + cooldown / 2);
+    assert!(matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 4, .. }, .. }]));
+}
+
+#[test]
+fn a_mark_from_a_clock_ahead_holds_no_longer_than_a_cooldown() {
+    let ahead = t0() + Duration::from_secs(3600);
+    let (d, o) = restarted_with_low_alarm(ScalingMarks { last_out: None, last_in: Some((ahead, 3)) });
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.is_empty());
+    let policy = scaling_policy();
+    let over = t0() + policy.scale_in.cooldown.max(policy.stabilization_window) + Duration::from_secs(1);
+    let p = plan(&d, &o, p.memory, over);
+    assert_eq!(p.changes.len(), 1, "{:#?}", p.changes);
+}
+
+/// Two tasks on three instances, the third empty, and a planner with no
+/// memory; the group's last capacity change (ballast's mark) is `mark`.
+fn restarted_with_an_empty_instance(mark: Option<SystemTime>) -> (DesiredState, Observed) {
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.instances[2].tasks = Some(0);
+        g.last_capacity_change = mark;
+    }
+    svc_mut(&mut o).tasks.truncate(2);
+    (d, o)
+}
+
+#[test]
+fn a_restart_keeps_the_capacity_cooldown_of_the_marked_change() {
+    let changed = t0() - Duration::from_secs(8);
+    let (d, o) = restarted_with_an_empty_instance(Some(changed));
+    let cooldown = d.capacities[0].scale_in_cooldown;
+    let mut m = Memory::default();
+    let mut now = t0();
+    while now < changed + cooldown {
+        let p = plan(&d, &o, m, now);
+        assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::Capacity), "{:#?}", p.changes);
+        assert!(p.holds.iter().any(|h| h.reason.to_string().contains("waits for the cooldown")), "{:#?}", p.holds);
+        m = p.memory;
+        now += Duration::from_secs(15);
+    }
+    let p = plan(&d, &o, m, now);
+    assert!(p.changes.iter().any(|c| matches!(c.change, Change::TerminateInstance { .. })), "{:#?}", p.changes);
+
+    // No mark: ballast never changed the capacity; the empty instance goes.
+    let (d, o) = restarted_with_an_empty_instance(None);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(p.changes.iter().any(|c| matches!(c.change, Change::TerminateInstance { .. })), "{:#?}", p.changes);
+}
+
+#[test]
+fn a_restart_keeps_an_emptied_on_demand_subnet_for_the_cooldown_of_the_marked_change() {
+    // Two instances in the always-on zone; the on-demand subnet-b is still
+    // in the group, its zone emptied by ballast's last capacity change.
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 2);
+    let changed = t0() - Duration::from_secs(8);
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.instances[1].zone = "us-east-2a".into();
+        g.last_capacity_change = Some(changed);
+    }
+    let removes_b = |p: &Plan| {
+        p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
+    };
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!removes_b(&p), "{:#?}", p.changes);
+    let cooldown = d.capacities[0].scale_in_cooldown;
+    let p = plan(&d, &o, p.memory, changed + cooldown);
+    assert!(removes_b(&p), "{:#?}", p.changes);
+
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.last_capacity_change = None;
+    }
+    assert!(removes_b(&plan(&d, &o, Memory::default(), t0())), "no mark: nothing of ballast's holds it");
 }

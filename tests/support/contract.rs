@@ -26,7 +26,8 @@
 //! [`alarms_are_put_and_observed_exactly`],
 //! [`group_capacity_and_subnets_are_observed_and_idempotent`],
 //! [`missing_resources_are_not_found`],
-//! [`missing_group_changes_are_not_found`].
+//! [`missing_group_changes_are_not_found`],
+//! [`scaling_changes_leave_marks_read_back_by_observe`].
 //!
 //! Each function uses its own world (a fresh seed), so they can run in
 //! parallel. Only behaviour both moto and AWS show is asserted here;
@@ -36,11 +37,13 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 use ballast::cloud::{Cloud, CloudError, Scope};
 use ballast::desired::{GroupId, MissingData, ServiceId, TargetGroupId, TargetGroupRef};
 use ballast::observed::{
-    AlarmDefinition, Comparison, Observed, ObservedService, ServiceStatus, Statistic, Target, TargetGroupType,
+    AlarmDefinition, Comparison, Observed, ObservedService, ScalingMarks, ServiceStatus, Statistic, Target,
+    TargetGroupType,
 };
 use ballast::plan::Change;
 
@@ -74,6 +77,8 @@ pub trait World: Send + Sync {
     /// Another actor (a person, an autoscaler) sets the service's desired
     /// count behind the controller's back.
     fn set_desired_count_out_of_band(&self, n: u32) -> impl Future<Output = ()> + Send;
+    /// The time on the implementation's clock (what its writes stamp).
+    fn now(&self) -> SystemTime;
 }
 
 /// The scope that covers the whole fixture.
@@ -325,4 +330,51 @@ pub async fn missing_group_changes_are_not_found<W: World>(w: &W) {
             other => panic!("{change}: expected NotFound, got {other:?}"),
         }
     }
+}
+
+/// Whether a mark's time is that of a write made between `before` and
+/// `after`, to the second (marks are whole seconds, rounded up; the AWS
+/// adapter's clock and the test's may differ by microseconds).
+fn stamped_between(at: SystemTime, before: SystemTime, after: SystemTime) -> bool {
+    let second = Duration::from_secs(1);
+    at + second >= before && at <= after + second
+}
+
+/// A desired-count change leaves its scaling mark on the service (when,
+/// and the count it set), and a capacity change its mark on the group:
+/// the next observe reads them back. A process that starts keeps its
+/// cooldowns from them.
+pub async fn scaling_changes_leave_marks_read_back_by_observe<W: World>(w: &W) {
+    let f = w.fixture();
+    let svc = service(w).await;
+    assert_eq!(svc.scaling_marks, ScalingMarks::default(), "the seeded service has never been scaled by ballast");
+    let n = svc.desired_count;
+
+    let before = w.now();
+    apply(w, Change::SetDesiredCount { service: f.service.clone(), from: n, to: n + 2 }).await;
+    let after = w.now();
+    let marks = service(w).await.scaling_marks;
+    let (at, count) = marks.last_out.expect("a scale-out leaves its mark");
+    assert_eq!(count, n + 2);
+    assert!(stamped_between(at, before, after), "{at:?} not within {before:?}..{after:?}");
+    assert_eq!(marks.last_in, None);
+
+    let before = w.now();
+    apply(w, Change::SetDesiredCount { service: f.service.clone(), from: n + 2, to: n + 1 }).await;
+    let after = w.now();
+    let marks = service(w).await.scaling_marks;
+    let (at, count) = marks.last_in.expect("a scale-in leaves its mark");
+    assert_eq!(count, n + 1);
+    assert!(stamped_between(at, before, after), "{at:?} not within {before:?}..{after:?}");
+    assert_eq!(marks.last_out.map(|(_, c)| c), Some(n + 2), "the scale-out mark stays");
+
+    let group = |o: Observed| o.groups[&f.group].clone().expect("group");
+    let g = group(observe(w).await);
+    assert_eq!(g.last_capacity_change, None, "the seeded group has never been changed by ballast");
+    let before = w.now();
+    let to = g.desired_capacity + 1;
+    apply(w, Change::SetDesiredCapacity { group: f.group.clone(), from: g.desired_capacity, to }).await;
+    let after = w.now();
+    let at = group(observe(w).await).last_capacity_change.expect("a capacity change leaves its mark");
+    assert!(stamped_between(at, before, after), "{at:?} not within {before:?}..{after:?}");
 }

@@ -1,4 +1,5 @@
-//! One write per [`Change`] (chunked where the API wants it).
+//! One write per [`Change`] (chunked where the API wants it), and the
+//! scaling marks after a desired-count or capacity change.
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Tag};
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
@@ -6,7 +7,8 @@ use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use std::collections::HashSet;
 
 use super::{AwsCloud, RegionClients};
-use crate::cloud::CloudError;
+use crate::cloud::{Clock, CloudError, marks};
+use crate::desired::{GroupId, ServiceId};
 use crate::observed::{AlarmDefinition, Statistic, Target};
 use crate::plan::Change;
 
@@ -20,14 +22,18 @@ pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "ballast");
 
 pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), CloudError> {
     match change {
-        Change::SetDesiredCount { service, to, .. } => {
+        Change::SetDesiredCount { service, from, to } => {
             let rc = cloud.region(&service.region);
             let req = rc.ecs.update_service();
             let req = req
                 .cluster(&service.cluster)
                 .service(&service.service)
                 .desired_count(i32::try_from(*to).unwrap_or(i32::MAX));
-            rc.call(&rc.buckets.ecs_write, "ecs", "UpdateService", || req.clone().send()).await?;
+            let out = rc.call(&rc.buckets.ecs_write, "ecs", "UpdateService", || req.clone().send()).await?;
+            if let Some(key) = marks::scaling_key(*from, *to) {
+                let arn = out.service().and_then(|s| s.service_arn());
+                mark_service(&rc, service, arn, key, marks::scaling_value(cloud.inner.clock.now(), *to)).await;
+            }
             Ok(())
         }
         Change::RegisterTargets { region, target_group_arn, targets } => {
@@ -62,6 +68,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
                 // a correction silently fail.
                 .honor_cooldown(false);
             rc.call(&rc.buckets.autoscaling, "autoscaling", "SetDesiredCapacity", || req.clone().send()).await?;
+            mark_group(&rc, group, marks::capacity_value(cloud.inner.clock.now())).await;
             Ok(())
         }
         Change::TerminateInstance { group, instance_id } => {
@@ -72,6 +79,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
                 req.clone().send()
             })
             .await?;
+            mark_group(&rc, group, marks::capacity_value(cloud.inner.clock.now())).await;
             Ok(())
         }
         Change::SetGroupSubnets { group, to, .. } => {
@@ -81,6 +89,51 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             rc.call(&rc.buckets.autoscaling, "autoscaling", "UpdateAutoScalingGroup", || req.clone().send()).await?;
             Ok(())
         }
+    }
+}
+
+/// Leave the scaling mark `key` = `value` on the service (ARN from
+/// UpdateService's answer). The change itself is made whatever happens
+/// here: a mark that cannot be written (a role without `ecs:TagResource`,
+/// throttling past the retries) is logged, not failed, and costs only the
+/// exactness of a restart's cooldown.
+async fn mark_service(rc: &RegionClients, service: &ServiceId, arn: Option<&str>, key: &str, value: String) {
+    let Some(arn) = arn else {
+        tracing::warn!(%service, "UpdateService returned no service ARN; its scaling mark is not written");
+        return;
+    };
+    let req = rc.ecs.tag_resource();
+    let req = req.resource_arn(arn).tags(aws_sdk_ecs::types::Tag::builder().key(key).value(value).build());
+    if let Err(e) = rc.call(&rc.buckets.ecs_write, "ecs", "TagResource", || req.clone().send()).await {
+        tracing::warn!(
+            %service,
+            error = %e,
+            "the desired count was changed, but its scaling mark ({key}) could not be written: \
+             a restart before the cooldown ends will not know of this change"
+        );
+    }
+}
+
+/// Leave the capacity mark on the group; failures as in [`mark_service`].
+async fn mark_group(rc: &RegionClients, group: &GroupId, value: String) {
+    let tag = aws_sdk_autoscaling::types::Tag::builder()
+        .resource_id(&group.name)
+        .resource_type("auto-scaling-group")
+        .key(marks::LAST_CAPACITY_CHANGE)
+        .value(value)
+        // The mark describes the group, not the instances it launches.
+        .propagate_at_launch(false)
+        .build();
+    let req = rc.autoscaling.create_or_update_tags();
+    let req = req.tags(tag);
+    if let Err(e) = rc.call(&rc.buckets.autoscaling, "autoscaling", "CreateOrUpdateTags", || req.clone().send()).await {
+        tracing::warn!(
+            %group,
+            error = %e,
+            "the capacity was changed, but its mark ({}) could not be written: \
+             a restart before the scaleInCooldown ends will not know of this change",
+            marks::LAST_CAPACITY_CHANGE
+        );
     }
 }
 

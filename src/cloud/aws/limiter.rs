@@ -45,7 +45,7 @@ pub struct RateLimits {
     pub cloudwatch_metric_data: Rate,
     /// ECS reads (Describe*, List*): AWS shares about 20/s between them.
     pub ecs_read: Rate,
-    /// ECS UpdateService.
+    /// ECS writes: UpdateService and the TagResource of its scaling mark.
     pub ecs_write: Rate,
     /// Auto Scaling: one shared bucket, rate unpublished.
     pub autoscaling: Rate,

@@ -12,6 +12,7 @@ use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 
+use crate::cloud::marks;
 use crate::desired::MissingData;
 use crate::observed::{
     AlarmActions, AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup,
@@ -85,6 +86,10 @@ pub fn service(s: &ecs::Service) -> ObservedService {
             .collect(),
         scalable_target: false,
         tasks: Vec::new(),
+        // Present when described with `include: [TAGS]`.
+        scaling_marks: marks::scaling_marks(
+            s.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
+        ),
     }
 }
 
@@ -349,6 +354,9 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
             .collect(),
         instances,
         managed_scaling: g.tags().iter().any(|t| t.key() == Some(MANAGED_SCALING_TAG)),
+        last_capacity_change: marks::last_capacity_change(
+            g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
+        ),
     }
 }
 
@@ -697,6 +705,28 @@ mod tests {
         assert_eq!(o.instances[1].tasks, None, "not registered in the cluster");
         assert_eq!(o.instances[1].lifecycle_state, Lifecycle::Pending);
         assert!(o.instances[1].is_active());
+    }
+
+    #[test]
+    fn scaling_marks_come_from_the_tags_and_malformed_ones_are_absent() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_946_400);
+        let tag = |k: &str, v: &str| ecs::Tag::builder().key(k).value(v).build();
+        let s = ecs::Service::builder()
+            .tags(tag(marks::LAST_SCALE_IN, "2026-11-29T10:00:00Z 3"))
+            .tags(tag(marks::LAST_SCALE_OUT, "not a time 5"))
+            .tags(tag("team", "app"))
+            .build();
+        let m = service(&s).scaling_marks;
+        assert_eq!((m.last_in, m.last_out), (Some((t, 3)), None));
+        assert_eq!(service(&ecs::Service::builder().build()).scaling_marks, Default::default(), "no tags");
+
+        let g = |value: &str| {
+            let tag = asg::TagDescription::builder().key(marks::LAST_CAPACITY_CHANGE).value(value).build();
+            group(&asg::AutoScalingGroup::builder().tags(tag).build(), &HashMap::new()).last_capacity_change
+        };
+        assert_eq!(g("2026-11-29T10:00:00Z"), Some(t));
+        assert_eq!(g("2026-11-29"), None);
+        assert_eq!(group(&asg::AutoScalingGroup::builder().build(), &HashMap::new()).last_capacity_change, None);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - `observe`: the reads of one pass, batched as the table in
 //!   [`crate::cloud`] says, with the target-group and task-definition
 //!   caches.
-//! - `apply`: one write per [`Change`].
+//! - `apply`: one write per [`Change`], plus the scaling marks.
 //! - `map`: pure SDK-shape → observed-type mapping.
 //! - `call`: one operation: every attempt paced by its bucket, retried
 //!   with backoff on throttling and transient errors.
@@ -61,6 +61,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "ecs:DescribeContainerInstances",
     "ecs:DescribeTaskDefinition",
     "ecs:UpdateService",
+    "ecs:TagResource",
     "application-autoscaling:DescribeScalableTargets",
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
@@ -74,6 +75,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "autoscaling:SetDesiredCapacity",
     "autoscaling:TerminateInstanceInAutoScalingGroup",
     "autoscaling:UpdateAutoScalingGroup",
+    "autoscaling:CreateOrUpdateTags",
 ];
 
 /// Tuning of the adapter. The defaults suit real AWS.
@@ -125,7 +127,8 @@ struct Inner {
     base: SdkConfig,
     options: AwsOptions,
     sink: Arc<CallSink>,
-    /// "Now" for the reads that ask for a time range (GetMetricData).
+    /// "Now" for the reads that ask for a time range (GetMetricData) and
+    /// for the scaling marks the writes leave.
     clock: Arc<dyn Clock>,
     /// Clients and rate buckets per region, created on first use: the
     /// desired state names its regions, the process does not know them

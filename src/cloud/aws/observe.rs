@@ -20,7 +20,7 @@ use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
 use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
-use aws_sdk_ecs::types::DesiredStatus;
+use aws_sdk_ecs::types::{DesiredStatus, ServiceField};
 use futures_util::{StreamExt, stream};
 
 use super::map::{self, ContainerInstanceInfo, TargetGroupInfo};
@@ -348,6 +348,8 @@ async fn describe_services(
     let results = in_flight(map::batches(names, batch::DESCRIBE_SERVICES), |batch| async move {
         let req = rc.ecs.describe_services();
         let req = req.cluster(cluster).set_services(Some(batch.iter().map(|s| s.to_string()).collect()));
+        // The tags carry the scaling marks (`crate::cloud::marks`).
+        let req = req.include(ServiceField::Tags);
         let result = rc.call(&rc.buckets.ecs_read, "ecs", "DescribeServices", || req.clone().send()).await;
         (batch, tally.note(result))
     })

@@ -1,22 +1,38 @@
 //! Applying one [`Change`]: one recorded write call each, with AWS's
-//! validation and idempotence.
+//! validation and idempotence, and the scaling marks after a
+//! desired-count or capacity change, as the AWS adapter leaves them.
 
 use std::net::Ipv4Addr;
 
 use super::world::{Lifecycle, World};
-use crate::cloud::CloudError;
+use crate::cloud::{CloudError, marks};
 use crate::desired::{GroupId, TargetType};
 use crate::observed::Target;
 use crate::plan::Change;
 
 pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError> {
     let result = match change {
-        Change::SetDesiredCount { service, to, .. } => world.api("ecs", "UpdateService", true, |w| {
-            let svc =
-                w.services.get_mut(service).ok_or_else(|| CloudError::NotFound(format!("ECS service {service}")))?;
-            svc.desired_count = *to;
-            Ok(())
-        }),
+        Change::SetDesiredCount { service, from, to } => {
+            let result = world.api("ecs", "UpdateService", true, |w| {
+                let svc = w
+                    .services
+                    .get_mut(service)
+                    .ok_or_else(|| CloudError::NotFound(format!("ECS service {service}")))?;
+                svc.desired_count = *to;
+                Ok(())
+            });
+            if let (Ok(()), Some(key)) = (&result, marks::scaling_key(*from, *to)) {
+                let value = marks::scaling_value(world.now, *to);
+                // As in the adapter, a mark that is not written fails no change.
+                let _ = world.api("ecs", "TagResource", true, |w| {
+                    if let Some(svc) = w.services.get_mut(service) {
+                        svc.tags.insert(key.to_string(), value);
+                    }
+                    Ok(())
+                });
+            }
+            result
+        }
         Change::RegisterTargets { target_group_arn, targets, .. } => {
             world
                 .api("elasticloadbalancing", "RegisterTargets", true, |w| w.register_targets(target_group_arn, targets))
@@ -31,12 +47,16 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             Ok(())
         }),
         Change::SetDesiredCapacity { group, to, .. } => {
-            world.api("autoscaling", "SetDesiredCapacity", true, |w| w.set_desired_capacity(group, *to))
+            let result = world.api("autoscaling", "SetDesiredCapacity", true, |w| w.set_desired_capacity(group, *to));
+            world.mark_capacity_change(group, &result);
+            result
         }
         Change::TerminateInstance { group, instance_id } => {
-            world.api("autoscaling", "TerminateInstanceInAutoScalingGroup", true, |w| {
+            let result = world.api("autoscaling", "TerminateInstanceInAutoScalingGroup", true, |w| {
                 w.terminate_and_decrement(group, instance_id)
-            })
+            });
+            world.mark_capacity_change(group, &result);
+            result
         }
         Change::SetGroupSubnets { group, to, .. } => {
             world.api("autoscaling", "UpdateAutoScalingGroup", true, |w| w.set_group_subnets(group, to))
@@ -52,6 +72,21 @@ fn rejected(service: &'static str, operation: &'static str, message: String) -> 
 }
 
 impl World {
+    /// CreateOrUpdateTags with the capacity mark, after a capacity change
+    /// that succeeded.
+    fn mark_capacity_change(&mut self, group: &GroupId, change: &Result<(), CloudError>) {
+        if change.is_err() {
+            return;
+        }
+        let value = marks::capacity_value(self.now);
+        let _ = self.api("autoscaling", "CreateOrUpdateTags", true, |w| {
+            if let Some(g) = w.groups.get_mut(group) {
+                g.tags.insert(marks::LAST_CAPACITY_CHANGE.to_string(), value);
+            }
+            Ok(())
+        });
+    }
+
     /// RegisterTargets with AWS's target validation.
     pub fn register_targets(&mut self, tg_arn: &str, targets: &[Target]) -> Result<(), CloudError> {
         let op = "RegisterTargets";

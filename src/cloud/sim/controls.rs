@@ -4,7 +4,7 @@
 //! Each first brings the world up to the clock's time, and lets the
 //! actors react afterwards.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::SystemTime;
 
 use super::world::{ContainerDef, Group, Service, TargetGroup, TargetGroupInfo, TaskDef, World};
@@ -105,6 +105,7 @@ impl World {
                 cpu_covered: 0.0,
                 datapoints: VecDeque::new(),
                 events: VecDeque::new(),
+                tags: BTreeMap::new(),
             },
         );
         Ok(arn)
@@ -134,6 +135,7 @@ impl World {
                 desired: spec.desired.clamp(spec.min, spec.max),
                 subnets: spec.subnets.clone(),
                 managed_scaling: false,
+                tags: BTreeMap::new(),
                 cluster: spec.cluster.clone(),
                 instance_cpu: spec.instance_cpu,
                 instance_memory: spec.instance_memory,

@@ -249,8 +249,14 @@ impl Cloud for SimCloud {
         let this = self.clone();
         let change = change.clone();
         async move {
-            let result = apply::apply(&mut this.world(), &change);
-            this.simulate_latency(1).await;
+            // A change is one call, or two with its scaling mark.
+            let (result, calls) = {
+                let mut world = this.world();
+                let before = world.api.calls.len();
+                let result = apply::apply(&mut world, &change);
+                (result, world.api.calls.len() - before)
+            };
+            this.simulate_latency(calls).await;
             result
         }
     }

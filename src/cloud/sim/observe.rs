@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::world::{Lifecycle, TargetGroupInfo, World};
-use crate::cloud::{CloudError, Scope};
+use crate::cloud::{CloudError, Scope, marks};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
     Observed, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup,
@@ -409,6 +409,7 @@ impl World {
                     started_at: t.started_at,
                 })
                 .collect(),
+            scaling_marks: marks::scaling_marks(service.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }
 
@@ -466,6 +467,7 @@ impl World {
                 })
                 .collect(),
             managed_scaling: group.managed_scaling,
+            last_capacity_change: marks::last_capacity_change(group.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }
 }

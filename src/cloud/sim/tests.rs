@@ -922,9 +922,11 @@ async fn fail_next_fails_a_write_once() {
     assert_eq!(f.svc("appService").desired_count, 2);
     f.apply(change).await.unwrap();
     assert_eq!(f.svc("appService").desired_count, 1);
-    let writes: Vec<_> = f.sim.calls().into_iter().filter(|c| c.write).collect();
-    assert_eq!(writes.len(), 2, "the failed attempt is recorded too");
-    assert!(writes.iter().all(|c| c.operation == "UpdateService" && c.service == "ecs"));
+    let writes: Vec<(&str, &str)> =
+        f.sim.calls().into_iter().filter(|c| c.write).map(|c| (c.service, c.operation)).collect();
+    // The failed attempt is recorded too; only the change that was made
+    // leaves its scaling mark.
+    assert_eq!(writes, [("ecs", "UpdateService"), ("ecs", "UpdateService"), ("ecs", "TagResource")]);
 }
 
 // ---- other actors ------------------------------------------------------------------
@@ -1050,6 +1052,9 @@ async fn latency_per_call_passes_in_tokio_time_only() {
     assert_eq!(started.elapsed(), Duration::from_millis(100) * calls);
     f.apply(Change::SetDesiredCount { service: sid("appService"), from: 2, to: 2 }).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_millis(100) * (calls + 1));
+    // A count change and its scaling mark: two calls.
+    f.apply(Change::SetDesiredCount { service: sid("appService"), from: 2, to: 3 }).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(100) * (calls + 3));
 }
 
 #[test]

@@ -137,6 +137,8 @@ pub(super) struct Service {
     pub datapoints: VecDeque<(SystemTime, f64)>,
     /// ECS service events, newest last.
     pub events: VecDeque<(SystemTime, String)>,
+    /// Resource tags (the scaling marks among them).
+    pub tags: BTreeMap<String, String>,
 }
 
 pub(super) struct Task {
@@ -235,6 +237,8 @@ pub(super) struct Group {
     pub desired: u32,
     pub subnets: Vec<String>,
     pub managed_scaling: bool,
+    /// Resource tags (the capacity mark among them).
+    pub tags: BTreeMap<String, String>,
     pub cluster: Option<String>,
     pub instance_cpu: u32,
     pub instance_memory: u32,
