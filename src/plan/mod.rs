@@ -697,4 +697,6 @@ impl<'a> Planner<'a> {
 #[cfg(test)]
 mod liveness;
 #[cfg(test)]
+mod partial;
+#[cfg(test)]
 mod tests;
