@@ -456,12 +456,19 @@ impl<'a> Planner<'a> {
             let mut ours_on_instances = 0u32;
             let mut sizes: Vec<TaskSize> = Vec::new();
             let mut unread = Vec::new();
+            // Services whose count is held because its alarms or CPU could
+            // not be read: the group must not follow the held count.
+            let mut undecided = Vec::new();
             for (svc, decided) in self.desired.services.iter().zip(&self.out.services) {
                 if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
                     continue;
                 }
                 match self.live_service(&svc.id) {
                     Ok(o) => {
+                        let key = ResourceKey::service(&svc.id);
+                        undecided.extend(
+                            self.out.unread().filter(|h| h.resource == key).map(|h| format!("{key}: {}", h.message())),
+                        );
                         tasks += decided.target.unwrap_or(o.desired_count);
                         sizes.extend(o.task_size);
                         ours_on_instances += o
@@ -500,10 +507,31 @@ impl<'a> Planner<'a> {
                 self.out.memory.capacity.entry(cap.group.clone()).or_insert_with(|| {
                     memory::CapacityMemory::from_mark(group.last_capacity_change, &group.subnets, now)
                 });
+            // Undecided, the decision only sizes this pass's scale-outs to
+            // the instances there are, and leaves the timers alone.
+            let mut scratch;
+            let mem = if undecided.is_empty() {
+                mem
+            } else {
+                scratch = mem.clone();
+                &mut scratch
+            };
             let mut d = capacity::decide(cap, group, tasks, per_instance, mem, self.now);
             if other_tasks > 0 {
                 d.other_tasks = other_tasks;
                 d.message = format!("{} ({other_tasks} of the tasks are other services')", d.message);
+            }
+            if !undecided.is_empty() {
+                let why = format!(
+                    "capacity waits until every count of cluster {} is decided: {}",
+                    cap.cluster,
+                    undecided.join("; ")
+                );
+                self.hold(key, HoldReason::Unobserved(why));
+                (d.set_capacity, d.subnets) = (None, None);
+                d.terminate.clear();
+                self.out.capacity.insert(cap.group.clone(), d);
+                continue;
             }
             for h in &d.held {
                 self.hold(key.clone(), HoldReason::Scaling(h.clone()));
@@ -692,5 +720,7 @@ impl<'a> Planner<'a> {
 
 #[cfg(test)]
 mod liveness;
+#[cfg(test)]
+mod partial;
 #[cfg(test)]
 mod tests;
