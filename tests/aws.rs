@@ -1639,44 +1639,20 @@ async fn the_daemon_converges_through_throttling_without_duplicate_writes() {
 // The Cloud contract, on moto
 // ---------------------------------------------------------------------
 
-#[tokio::test]
-async fn contract_observe_sees_the_seeded_system() {
-    contract::observe_sees_the_seeded_system(&seeded().await).await;
-}
+mod moto_contract {
+    use super::*;
 
-#[tokio::test]
-async fn contract_set_desired_count_is_observed_and_idempotent() {
-    contract::set_desired_count_is_observed_and_idempotent(&seeded().await).await;
-}
-
-#[tokio::test]
-async fn contract_out_of_band_desired_count_is_observed() {
-    contract::out_of_band_desired_count_is_observed(&seeded().await).await;
-}
-
-#[tokio::test]
-async fn contract_targets_register_and_deregister_idempotently() {
-    contract::targets_register_and_deregister_idempotently(&seeded().await).await;
-}
-
-#[tokio::test]
-async fn contract_alarms_are_put_and_observed_exactly() {
-    contract::alarms_are_put_and_observed_exactly(&seeded().await).await;
-}
-
-#[tokio::test]
-async fn contract_group_capacity_and_subnets_are_observed_and_idempotent() {
-    contract::group_capacity_and_subnets_are_observed_and_idempotent(&seeded().await).await;
-}
-
-#[tokio::test]
-async fn contract_missing_resources_are_not_found() {
-    contract::missing_resources_are_not_found(&seeded().await).await;
-}
-
-#[tokio::test]
-async fn contract_scaling_changes_leave_marks_read_back_by_observe() {
-    contract::scaling_changes_leave_marks_read_back_by_observe(&seeded().await).await;
+    crate::contract_suite!(
+        seeded().await;
+        observe_sees_the_seeded_system,
+        set_desired_count_is_observed_and_idempotent,
+        out_of_band_desired_count_is_observed,
+        targets_register_and_deregister_idempotently,
+        alarms_are_put_and_observed_exactly,
+        group_capacity_and_subnets_are_observed_and_idempotent,
+        missing_resources_are_not_found,
+        scaling_changes_leave_marks_read_back_by_observe,
+    );
 }
 
 // `contract::missing_group_changes_are_not_found` is not run here: moto
@@ -1776,48 +1752,16 @@ mod sim_contract {
         SimWorld { sim, clock, fixture }
     }
 
-    #[tokio::test]
-    async fn sim_contract_observe_sees_the_seeded_system() {
-        contract::observe_sees_the_seeded_system(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_set_desired_count_is_observed_and_idempotent() {
-        contract::set_desired_count_is_observed_and_idempotent(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_out_of_band_desired_count_is_observed() {
-        contract::out_of_band_desired_count_is_observed(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_targets_register_and_deregister_idempotently() {
-        contract::targets_register_and_deregister_idempotently(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_alarms_are_put_and_observed_exactly() {
-        contract::alarms_are_put_and_observed_exactly(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_group_capacity_and_subnets_are_observed_and_idempotent() {
-        contract::group_capacity_and_subnets_are_observed_and_idempotent(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_missing_resources_are_not_found() {
-        contract::missing_resources_are_not_found(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_missing_group_changes_are_not_found() {
-        contract::missing_group_changes_are_not_found(&seeded()).await;
-    }
-
-    #[tokio::test]
-    async fn sim_contract_scaling_changes_leave_marks_read_back_by_observe() {
-        contract::scaling_changes_leave_marks_read_back_by_observe(&seeded()).await;
-    }
+    crate::contract_suite!(
+        seeded();
+        observe_sees_the_seeded_system,
+        set_desired_count_is_observed_and_idempotent,
+        out_of_band_desired_count_is_observed,
+        targets_register_and_deregister_idempotently,
+        alarms_are_put_and_observed_exactly,
+        group_capacity_and_subnets_are_observed_and_idempotent,
+        missing_resources_are_not_found,
+        missing_group_changes_are_not_found,
+        scaling_changes_leave_marks_read_back_by_observe,
+    );
 }

@@ -378,3 +378,17 @@ pub async fn scaling_changes_leave_marks_read_back_by_observe<W: World>(w: &W) {
     let at = group(observe(w).await).last_capacity_change.expect("a capacity change leaves its mark");
     assert!(stamped_between(at, before, after), "{at:?} not within {before:?}..{after:?}");
 }
+
+/// One `#[tokio::test]` per contract check named, each on the world that
+/// `$world` builds (an expression, awaited where the caller writes so).
+#[macro_export]
+macro_rules! contract_suite {
+    ($world:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                contract::$check(&$world).await;
+            }
+        )+
+    };
+}
