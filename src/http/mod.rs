@@ -1,5 +1,6 @@
 //! The HTTP server: `/livez`, `/healthz`, `/readyz`, `/metrics` and
-//! `/status`, under the limits of [`server`].
+//! `/status`, under the [`Limits`] of `server.rs` (timeouts and a
+//! connection cap).
 //!
 //! Liveness is not health: `/livez` fails only when the loop stopped
 //! making passes (a restart can help), `/healthz` also when the cloud is
@@ -47,6 +48,8 @@ pub struct AppState {
     pub interval: Duration,
 }
 
+/// The routes alone; [`serve_with`] puts them under the [`Limits`]. A
+/// `GET` route answers `HEAD` too, and other methods get 405 with `Allow`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(livez))
