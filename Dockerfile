@@ -57,8 +57,9 @@ COPY desired-state/ /etc/ballast/desired-state/
 USER 65532:65532
 EXPOSE 9090
 # Same checker as the app image: ballast has no health-check subcommand and
-# the image has no shell, curl or busybox.
+# the image has no shell, curl or busybox. /livez, not /healthz: /healthz
+# fails during an AWS outage too, and restarting ballast cannot end that.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["/usr/local/bin/httpcheck", "http://127.0.0.1:9090/healthz"]
+    CMD ["/usr/local/bin/httpcheck", "http://127.0.0.1:9090/livez"]
 ENTRYPOINT ["/usr/local/bin/ballast"]
 CMD ["run", "/etc/ballast/desired-state", "--cloud", "aws", "--listen", "0.0.0.0:9090"]

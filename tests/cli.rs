@@ -297,6 +297,7 @@ async fn the_daemon_converges_and_serves_health_metrics_and_status() {
     let (code, body) = d.get("/healthz").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(d.get("/readyz").await.0, 200);
+    assert_eq!(d.get("/livez").await.0, 200);
 
     // Converged passes write nothing: the applied-changes counters stop moving.
     let metrics_a = d.get("/metrics").await.1;
@@ -421,6 +422,31 @@ async fn dry_run_reports_changes_without_making_them() {
     assert!(service(&v)["lastChanges"].as_array().unwrap().iter().all(|c| c["result"] == "dry-run"));
     assert_eq!(service(&v)["observed"]["desiredCount"], 1);
     assert!(d.sim.calls().iter().all(|c| !c.write), "no write reached the cloud");
+    d.shutdown().await.expect("a clean shutdown");
+}
+
+/// Issue 17: during a cloud outage ballast reports it, but stays live, so
+/// the container health check (on /livez) does not restart it in a loop.
+#[tokio::test]
+async fn an_unreachable_cloud_fails_healthz_but_not_livez() {
+    let dir = example_copy();
+    let d = InProcess::start(dir.path(), Duration::from_millis(200), false).await;
+    d.http.wait_status(Duration::from_secs(10), "first convergence", all_synced).await;
+    assert_eq!(d.http.get("/livez").await.0, 200);
+
+    d.sim.set_unreachable(true);
+    d.http
+        .wait_status(Duration::from_secs(10), "five unreachable passes", |v| {
+            v["cloud"]["consecutiveFailures"].as_u64().unwrap_or(0) >= 5
+        })
+        .await;
+    let (code, body) = d.http.get("/healthz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the cloud was unreachable"), "{body}");
+    let (code, body) = d.http.get("/livez").await;
+    assert_eq!(code, 200, "an outage is no reason to restart ballast: {body}");
+    assert!(d.http.get("/metrics").await.1.contains("ballast_cloud_reachable 0"));
+    assert_eq!(d.http.json("/status").await["lastPass"]["result"], "unreachable");
     d.shutdown().await.expect("a clean shutdown");
 }
 

@@ -1,4 +1,15 @@
-//! The HTTP server: `/healthz`, `/readyz`, `/metrics` and `/status`.
+//! The HTTP server: `/livez`, `/healthz`, `/readyz`, `/metrics` and
+//! `/status`, under the [`Limits`] of `server.rs` (timeouts and a
+//! connection cap).
+//!
+//! Liveness is not health: `/livez` fails only when the loop stopped
+//! making passes (a restart can help), `/healthz` also when the cloud is
+//! unreachable (a restart cannot help, so the container health check must
+//! not use it).
+
+mod server;
+
+pub use server::{HEADER_READ_TIMEOUT, Limits, MAX_CONNECTIONS, REQUEST_TIMEOUT};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,22 +24,35 @@ use serde_json::json;
 
 use crate::cloud::Clock;
 use crate::controller::SharedStatus;
+use crate::controller::status::Status;
 use crate::metrics::Metrics;
 
 /// Consecutive unreachable passes after which /healthz fails.
 pub const UNREACHABLE_PASSES: u32 = 3;
 
+/// Intervals without a finished pass after which the loop counts as stuck
+/// (/livez and /healthz fail).
+pub const STUCK_INTERVALS: u32 = 3;
+
+/// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
+    /// What the loop reports, for every endpoint but /metrics.
     pub status: SharedStatus,
+    /// Rendered by /metrics.
     pub metrics: Arc<Metrics>,
+    /// "Now", to tell how long ago the last pass finished.
     pub clock: Arc<dyn Clock>,
-    /// The loop's interval: no pass for three of them means it is stuck.
+    /// The loop's interval: no pass for [`STUCK_INTERVALS`] of them means
+    /// it is stuck.
     pub interval: Duration,
 }
 
+/// The routes alone; [`serve_with`] puts them under the [`Limits`]. A
+/// `GET` route answers `HEAD` too, and other methods get 405 with `Allow`.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/livez", get(livez))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -36,23 +60,53 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve until `shutdown` completes.
+/// Serve with the default [`Limits`] until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    serve_with(listener, state, Limits::default(), shutdown).await
+}
+
+/// Serve with the given limits until `shutdown` completes, then let open
+/// connections finish their request.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve_router(listener, router(state), limits, shutdown).await
+}
+
+/// Why the loop counts as stuck, if it does: no pass finished (or, before
+/// the first, none started) for [`STUCK_INTERVALS`] intervals.
+fn stuck(s: &AppState, st: &Status) -> Option<String> {
+    let last = st.last_pass.finished_at.or(st.started_at);
+    let since = last.and_then(|t| s.clock.now().duration_since(t).ok()).unwrap_or_default();
+    (since > s.interval * STUCK_INTERVALS)
+        .then(|| format!("no reconcile pass finished for {}s (interval {}s)", since.as_secs(), s.interval.as_secs()))
+}
+
+/// Liveness, for the container health check: 503 only when the loop is
+/// stuck, whatever the cloud answers, because only then does a restart
+/// help.
+async fn livez(State(s): State<AppState>) -> Response {
+    let st = s.status.read().unwrap();
+    match stuck(&s, &st) {
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "stuck", "reason": reason }))).into_response()
+        }
+        None => (StatusCode::OK, Json(json!({ "status": "alive", "passes": st.passes }))).into_response(),
+    }
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
     let st = s.status.read().unwrap();
-    let now = s.clock.now();
-    let last = st.last_pass.finished_at.or(st.started_at);
-    let since = last.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
     let config = json!({ "valid": st.config.valid, "errors": st.config.errors });
-    if since > s.interval * 3 {
-        let body = json!({ "status": "unhealthy", "reason": format!("no reconcile pass finished for {}s (interval {}s)", since.as_secs(), s.interval.as_secs()), "config": config });
+    if let Some(reason) = stuck(&s, &st) {
+        let body = json!({ "status": "unhealthy", "reason": reason, "config": config });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     if st.cloud.consecutive_failures >= UNREACHABLE_PASSES {
@@ -164,11 +218,156 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn livez_ignores_an_unreachable_cloud_but_not_a_stuck_loop() {
+        let clock = Arc::new(ManualClock::new());
+        let mut st = started(clock.now());
+        st.last_pass.finished_at = Some(clock.now());
+        st.passes = 9;
+        st.cloud.reachable = false;
+        st.cloud.consecutive_failures = 8;
+        st.cloud.last_error = Some("ecs is unreachable: connection refused".into());
+        let s = state(st, clock.clone());
+        assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::SERVICE_UNAVAILABLE);
+        let (code, v) = body(livez(State(s.clone())).await).await;
+        assert_eq!(code, StatusCode::OK, "an outage is no reason to restart: {v}");
+        clock.advance(Duration::from_secs(46));
+        let (code, v) = body(livez(State(s)).await).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(v["reason"].as_str().unwrap().contains("no reconcile pass finished for 46s"), "{v}");
+    }
+
+    #[tokio::test]
     async fn readyz_waits_for_the_first_complete_pass() {
         let clock = Arc::new(ManualClock::new());
         let s = state(started(clock.now()), clock.clone());
         assert_eq!(readyz(State(s.clone())).await.status(), StatusCode::SERVICE_UNAVAILABLE);
         s.status.write().unwrap().last_success_at = Some(clock.now());
         assert_eq!(readyz(State(s)).await.status(), StatusCode::OK);
+    }
+
+    /// A server on a free port with `limits` and routes `app`; dropping the
+    /// sender stops it.
+    async fn spawn(app: Router, limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::serve_router(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    fn live_state() -> AppState {
+        let clock = Arc::new(ManualClock::new());
+        let mut st = started(clock.now());
+        st.last_pass.finished_at = Some(clock.now());
+        state(st, clock)
+    }
+
+    /// Everything the server sends on `stream` until it closes it, or
+    /// `None` if it has not closed it within `within`.
+    async fn read_to_close(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+        use tokio::io::AsyncReadExt as _;
+        let mut out = Vec::new();
+        match tokio::time::timeout(within, stream.read_to_end(&mut out)).await {
+            Ok(Ok(_)) => Some(String::from_utf8_lossy(&out).into()),
+            // A reset is a close too.
+            Ok(Err(_)) => Some(String::from_utf8_lossy(&out).into()),
+            Err(_) => None,
+        }
+    }
+
+    async fn send(addr: std::net::SocketAddr, request: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+    }
+
+    const GET_LIVEZ: &str = "GET /livez HTTP/1.1\r\nHost: ballast\r\nConnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_half_sent_request_header_is_closed_after_the_header_timeout() {
+        let limits = Limits { header_read_timeout: Duration::from_millis(300), ..Limits::default() };
+        let (addr, _stop) = spawn(router(live_state()), limits).await;
+        let start = std::time::Instant::now();
+        let mut stream = send(addr, "GET /livez HTTP/1.1\r\nHost: ballast\r\n").await;
+        let answer = read_to_close(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.is_some(), "the connection is still open after 5 s");
+        assert!(start.elapsed() >= Duration::from_millis(250), "closed before the timeout: {:?}", start.elapsed());
+        // A prompt client on the same server is served.
+        let mut stream = send(addr, GET_LIVEZ).await;
+        let answer = read_to_close(&mut stream, Duration::from_secs(5)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_answers_503_after_the_request_timeout() {
+        let app = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "too late"
+            }),
+        );
+        let limits = Limits { request_timeout: Duration::from_millis(200), ..Limits::default() };
+        let (addr, _stop) = spawn(app, limits).await;
+        let start = std::time::Instant::now();
+        let r = reqwest::get(format!("http://{addr}/slow")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 503);
+        assert!(r.text().await.unwrap().contains("took longer than 200ms"));
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_until_one_closes() {
+        let limits = Limits { max_connections: 2, ..Limits::default() };
+        let (addr, _stop) = spawn(router(live_state()), limits).await;
+        // Two idle connections take both places (the header timeout, 5 s,
+        // outlasts the test).
+        let first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut third = send(addr, GET_LIVEZ).await;
+        assert_eq!(read_to_close(&mut third, Duration::from_millis(500)).await, None, "served beyond the cap");
+        drop(first);
+        let answer = read_to_close(&mut third, Duration::from_secs(3)).await.expect("served once a place is free");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn head_answers_without_a_body_and_a_wrong_method_gets_405_with_allow() {
+        let (addr, _stop) = spawn(router(live_state()), Limits::default()).await;
+        for path in ["/livez", "/healthz", "/status"] {
+            let mut stream =
+                send(addr, &format!("HEAD {path} HTTP/1.1\r\nHost: ballast\r\nConnection: close\r\n\r\n")).await;
+            let answer = read_to_close(&mut stream, Duration::from_secs(5)).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "HEAD {path}: {answer}");
+            let (_, rest) = answer.split_once("\r\n\r\n").unwrap();
+            assert_eq!(rest, "", "HEAD {path} sent a body");
+        }
+        let r = reqwest::Client::new().post(format!("http://{addr}/status")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 405);
+        let allow = r.headers().get("allow").expect("an Allow header").to_str().unwrap();
+        assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_keep_alive_connections_and_returns() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, live_state(), async {
+            let _ = stopped.await;
+        }));
+        // A keep-alive connection, idle after its first answer.
+        let mut idle = send(addr, "GET /livez HTTP/1.1\r\nHost: ballast\r\n\r\n").await;
+        let mut buf = [0u8; 1024];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let _ = stop.send(());
+        let ended = tokio::time::timeout(Duration::from_secs(2), server).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "the server did not stop: {ended:?}");
+        assert!(read_to_close(&mut idle, Duration::from_secs(1)).await.is_some(), "the idle connection is still open");
     }
 }
