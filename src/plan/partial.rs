@@ -655,13 +655,7 @@ fn unread_alarms_hold_the_capacity_that_follows_the_count() {
     let empty = run.sim.group(&group).unwrap().instances.into_iter().filter(|i| i.tasks == Some(0)).count();
     assert_eq!(empty, 1, "the third instance runs no task");
 
-    run.sim.fail_next(
-        "DescribeAlarms",
-        CloudError::Throttled { service: "cloudwatch", operation: "DescribeAlarms", message: "Rate exceeded".into() },
-    );
-    let partial_read = observe(&run.sim, &run.scope);
-    let complete_read = observe(&run.sim, &run.scope);
-    let (complete, partial) = run.plans(&complete_read, &partial_read);
+    let (complete, partial) = plans_with_alarms_throttled(&mut run);
 
     let capacity = |p: &Plan| -> Vec<String> {
         p.changes.iter().filter(|c| c.change.kind() == ChangeKind::Capacity).map(|c| c.change.to_string()).collect()
@@ -679,6 +673,17 @@ fn unread_alarms_hold_the_capacity_that_follows_the_count() {
     no_change_beyond(&complete, &partial).unwrap();
 }
 
+/// The complete plan, and the plan made while DescribeAlarms is throttled.
+fn plans_with_alarms_throttled(run: &mut Run) -> (Plan, Plan) {
+    run.sim.fail_next(
+        "DescribeAlarms",
+        CloudError::Throttled { service: "cloudwatch", operation: "DescribeAlarms", message: "Rate exceeded".into() },
+    );
+    let partial_read = observe(&run.sim, &run.scope);
+    let complete_read = observe(&run.sim, &run.scope);
+    run.plans(&complete_read, &partial_read)
+}
+
 /// What the bounds decide needs no alarm: with the alarms unread, a count
 /// below its minimum still comes up to it, sized to the instances there
 /// are, while the group waits.
@@ -694,13 +699,7 @@ fn unread_alarms_still_bring_the_count_into_its_bounds_within_the_instances() {
     run.clock.advance(Duration::from_secs(30));
     assert_eq!(run.sim.group(&group).unwrap().desired_capacity, 2);
 
-    run.sim.fail_next(
-        "DescribeAlarms",
-        CloudError::Throttled { service: "cloudwatch", operation: "DescribeAlarms", message: "Rate exceeded".into() },
-    );
-    let partial_read = observe(&run.sim, &run.scope);
-    let complete_read = observe(&run.sim, &run.scope);
-    let (complete, partial) = run.plans(&complete_read, &partial_read);
+    let (complete, partial) = plans_with_alarms_throttled(&mut run);
     let changes: Vec<String> = partial
         .changes
         .iter()
