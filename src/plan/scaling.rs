@@ -18,13 +18,20 @@ use super::memory::ScalingMemory;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionInputs {
+    /// The desired count ECS had.
     pub current: u32,
+    /// Tasks that were running: the CPU average is over these.
     pub running: u32,
+    /// The declared bounds, `tasks.min` and `tasks.max`.
     pub min: u32,
     pub max: u32,
+    /// The states the scale-out and scale-in alarms were read in; `None`
+    /// when not read.
     pub high_alarm: Option<AlarmState>,
     pub low_alarm: Option<AlarmState>,
+    /// The CPU datapoint sized from, percent, if one was fresh enough.
     pub cpu: Option<f64>,
+    /// A deployment was rolling out: no scale-in then.
     pub deploying: bool,
     /// Recommendations in the stabilisation window, oldest first.
     pub window: Vec<u32>,
@@ -94,11 +101,15 @@ pub struct ScalingView {
     pub current: u32,
     /// Tasks running now (the CPU average is over these).
     pub running: u32,
+    /// The declared bounds, `tasks.min` and `tasks.max`.
     pub min: u32,
     pub max: u32,
+    /// A deployment is rolling out: its new tasks would skew the CPU.
     pub deploying: bool,
+    /// The scale-out and scale-in alarms' states; `None` when unread.
     pub high_alarm: Option<AlarmState>,
     pub low_alarm: Option<AlarmState>,
+    /// The newest CPU datapoint, with the start of its period.
     pub cpu: Option<MetricSample>,
 }
 
