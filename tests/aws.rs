@@ -1260,6 +1260,10 @@ async fn a_read_failing_on_every_call_holds_exactly_what_depends_on_it() {
         let (moto, bridge, b) = through_proxies(&e, 1).await;
         let (failing, other) = if *at_moto { (&moto, &bridge) } else { (&bridge, &moto) };
         failing.set_only(Some(&[read]));
+        // Refused rather than throttled: the adapter does not retry it, so
+        // each round takes one attempt per call (the throttled case, with
+        // its retries, is the daemon's below and the other outage tests').
+        failing.set_error_code("AccessDeniedException");
         other.set_every(0);
 
         // `apply --once` prints the plan it makes, as `plan` would.
