@@ -197,12 +197,17 @@ impl<'a> Planner<'a> {
     }
 
     /// A resource as read this pass; one that could not be read is held
-    /// (unobserved) and, like one not asked for, gives `None`.
-    fn read<T>(&mut self, key: &ResourceKey, entry: Option<&'a Result<T, ResourceError>>) -> Option<&'a T> {
+    /// (unobserved) and, like one not asked for, gives `None`. The key is
+    /// built only for the hold: a converged pass allocates nothing here.
+    fn read<T>(
+        &mut self,
+        key: impl FnOnce() -> ResourceKey,
+        entry: Option<&'a Result<T, ResourceError>>,
+    ) -> Option<&'a T> {
         match entry? {
             Ok(v) => Some(v),
             Err(e) => {
-                self.hold(key.clone(), HoldReason::Unobserved(e.to_string()));
+                self.hold(key(), HoldReason::Unobserved(e.to_string()));
                 None
             }
         }
@@ -446,7 +451,7 @@ impl<'a> Planner<'a> {
     fn plan_capacities(&mut self) {
         for cap in &self.desired.capacities {
             let key = ResourceKey::group(&cap.group);
-            let Some(group) = self.read(&key, self.observed.groups.get(&cap.group)) else { continue };
+            let Some(group) = self.read(|| key.clone(), self.observed.groups.get(&cap.group)) else { continue };
             // Tasks of the cluster: the counts ballast steers its services
             // toward (what ECS has where a hold keeps it), and the tasks of
             // other services on the group's instances. Every service of the
@@ -580,11 +585,12 @@ impl<'a> Planner<'a> {
         };
         let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
         for b in &svc.target_groups {
-            let key = ResourceKey::target_group(&b.target_group);
-            let Some(group) = self.read(&key, self.observed.target_groups.get(&b.target_group)) else { continue };
+            let key = || ResourceKey::target_group(&b.target_group);
+            let Some(group) = self.read(key, self.observed.target_groups.get(&b.target_group)) else { continue };
             if targets::is_converged(b, observed_svc, group) {
                 continue;
             }
+            let key = key();
             let tp = targets::plan_targets(b, observed_svc, group, self.out.memory.registered.get(&group.arn), budget);
             for arn in tp.unaddressable {
                 let task = observed_svc.tasks.iter().find(|t| t.arn == arn);
