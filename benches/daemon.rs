@@ -135,7 +135,7 @@ async fn idle(n: usize, window: Duration) -> (f64, f64, f64, f64, f64) {
             "--interval",
             "15s",
         ])
-        .env("RUST_LOG", "warn,ballast::cli=info")
+        .env("RUST_LOG", "warn,ballast::daemon=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
