@@ -464,16 +464,23 @@ impl<'a> Planner<'a> {
             // Services whose count is held because its alarms or CPU could
             // not be read: the group must not follow the held count.
             let mut undecided = Vec::new();
+            let anything_unread = !self.out.is_complete();
             for (svc, decided) in self.desired.services.iter().zip(&self.out.services) {
                 if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
                     continue;
                 }
                 match self.live_service(&svc.id) {
                     Ok(o) => {
-                        let key = ResourceKey::service(&svc.id);
-                        undecided.extend(
-                            self.out.unread().filter(|h| h.resource == key).map(|h| format!("{key}: {}", h.message())),
-                        );
+                        // Only a pass with unread inputs builds keys here.
+                        if anything_unread {
+                            let key = ResourceKey::service(&svc.id);
+                            undecided.extend(
+                                self.out
+                                    .unread()
+                                    .filter(|h| h.resource == key)
+                                    .map(|h| format!("{key}: {}", h.message())),
+                            );
+                        }
                         tasks += decided.target.unwrap_or(o.desired_count);
                         sizes.extend(o.task_size);
                         ours_on_instances += o

@@ -221,11 +221,19 @@ impl SimCloud {
         self.world.lock().unwrap_or_else(|e| e.into_inner()).api.calls.clear();
     }
 
-    async fn simulate_latency(&self, calls: usize) {
-        let latency = self.world.lock().unwrap_or_else(|e| e.into_inner()).config.latency_per_call;
+    /// Run `f` on the world, then take `latency_per_call` for each API
+    /// call it made, as the real services would.
+    async fn with_latency<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let (result, calls, latency) = {
+            let mut world = self.world();
+            let before = world.api.calls.len();
+            let result = f(&mut world);
+            (result, world.api.calls.len() - before, world.config.latency_per_call)
+        };
         if !latency.is_zero() && calls > 0 {
             tokio::time::sleep(latency * calls as u32).await;
         }
+        result
     }
 }
 
@@ -233,31 +241,13 @@ impl Cloud for SimCloud {
     fn observe(&self, scope: &Scope) -> impl Future<Output = Result<Observed, CloudError>> + Send {
         let this = self.clone();
         let scope = scope.clone();
-        async move {
-            let (result, calls) = {
-                let mut world = this.world();
-                let before = world.api.calls.len();
-                let result = observe::observe(&mut world, &scope);
-                (result, world.api.calls.len() - before)
-            };
-            this.simulate_latency(calls).await;
-            result
-        }
+        async move { this.with_latency(|world| observe::observe(world, &scope)).await }
     }
 
     fn apply(&self, change: &Change) -> impl Future<Output = Result<(), CloudError>> + Send {
         let this = self.clone();
         let change = change.clone();
-        async move {
-            // A change is one call, or two with its scaling mark.
-            let (result, calls) = {
-                let mut world = this.world();
-                let before = world.api.calls.len();
-                let result = apply::apply(&mut world, &change);
-                (result, world.api.calls.len() - before)
-            };
-            this.simulate_latency(calls).await;
-            result
-        }
+        // A change is one call, or two with its scaling mark.
+        async move { this.with_latency(|world| apply::apply(world, &change)).await }
     }
 }
