@@ -43,8 +43,9 @@ check hadolint Dockerfile
 check actionlint .github/workflows/*.yml
 check shellcheck scripts/*.sh deploy/*.sh
 
-# The filler against a small fixture: it must fill both zones, and refuse a
-# desired state whose zones do not match the stack's two subnets.
+# The filler against a small fixture (flow mappings, keys in another order
+# than the example's): it must fill both zones, and refuse a desired state
+# whose zones do not match the stack's two subnets.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 selftest() {
@@ -54,15 +55,15 @@ apiVersion: ballast.dev/v1alpha1
 kind: Capacity
 metadata: {name: c}
 spec:
-  region: us-east-2
-  cluster: appCluster
-  autoScalingGroup: ecsAutoScalingGroup
-  minInstances: 1
-  maxInstances: 10
-  tasksPerInstance: 1
   zones:
     - {subnet: subnet-00000000000000001, zone: us-east-2a}
     - {subnet: subnet-00000000000000002, zone: us-east-2b, mode: onDemand, whenInstancesAbove: 2}
+  autoScalingGroup: ecsAutoScalingGroup
+  cluster: appCluster
+  region: us-east-2
+  maxInstances: 10
+  minInstances: 1
+  tasksPerInstance: 1
 YAML
   sed 's/mode: onDemand, whenInstancesAbove: 2/mode: alwaysOn/' \
     "$tmp/ok/capacity.yaml" > "$tmp/bad/capacity.yaml"

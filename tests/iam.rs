@@ -1522,6 +1522,14 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         vec![(format!("aws:RequestTag/{k}"), vec![v.clone()]), kv("aws:TagKeys", vec![k.clone()])]
     };
     let star = |about: &str| vec![request("*".into(), vec![], about.into())];
+    // One request per cluster on the resource `resource` names, with the
+    // ecs:cluster key that ECS sets for every cluster-scoped resource.
+    let in_each_cluster = |resource: &dyn Fn(&str) -> String, about: &str| -> Vec<Request> {
+        a.clusters
+            .iter()
+            .map(|c| request(resource(c), vec![kv("ecs:cluster", vec![cluster_arn(c)])], format!("{about} {c}")))
+            .collect()
+    };
     match action {
         // ECS: services, tasks and container instances carry the cluster in
         // their ARN and in ecs:cluster.
@@ -1556,39 +1564,28 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
             .collect(),
         // The documented exception: without a container instance in the
         // request, ListTasks is authorized against "*".
-        "ecs:ListTasks" => a
-            .clusters
-            .iter()
-            .map(|c| {
-                let r = if has("container_instance") {
+        "ecs:ListTasks" => in_each_cluster(
+            &|c| {
+                if has("container_instance") {
                     arn(&[("ClusterName", c), ("ContainerInstanceId", CONTAINER_INSTANCE_ID)])
                 } else {
                     "*".to_string()
-                };
-                request(r, vec![kv("ecs:cluster", vec![cluster_arn(c)])], format!("the tasks of cluster {c}"))
-            })
-            .collect(),
-        "ecs:DescribeTasks" => a
-            .clusters
-            .iter()
-            .map(|c| {
-                let r = arn(&[("ClusterName", c), ("TaskId", TASK_ID)]);
-                request(r, vec![kv("ecs:cluster", vec![cluster_arn(c)])], format!("a task of cluster {c}"))
-            })
-            .collect(),
+                }
+            },
+            "the tasks of cluster",
+        ),
+        "ecs:DescribeTasks" => {
+            in_each_cluster(&|c| arn(&[("ClusterName", c), ("TaskId", TASK_ID)]), "a task of cluster")
+        }
         "ecs:ListContainerInstances" => a
             .clusters
             .iter()
             .map(|c| request(arn(&[("ClusterName", c)]), vec![], format!("the instances of cluster {c}")))
             .collect(),
-        "ecs:DescribeContainerInstances" => a
-            .clusters
-            .iter()
-            .map(|c| {
-                let r = arn(&[("ClusterName", c), ("ContainerInstanceId", CONTAINER_INSTANCE_ID)]);
-                request(r, vec![kv("ecs:cluster", vec![cluster_arn(c)])], format!("an instance of cluster {c}"))
-            })
-            .collect(),
+        "ecs:DescribeContainerInstances" => in_each_cluster(
+            &|c| arn(&[("ClusterName", c), ("ContainerInstanceId", CONTAINER_INSTANCE_ID)]),
+            "an instance of cluster",
+        ),
         "elasticloadbalancing:RegisterTargets" | "elasticloadbalancing:DeregisterTargets" => a
             .target_groups
             .iter()
@@ -2366,22 +2363,11 @@ Resources:
         - PolicyName: after
           PolicyDocument:
             Statement:
-              - Sid: NewListTasks
-                Effect: Allow
-                Action: [ecs:ListTasks]
-                Resource: "*"
-                Condition:
-                  ArnEquals:
-                    ecs:cluster: !GetAtt ECSCluster.Arn
-              - Sid: NewSubnets
-                Effect: Allow
-                Action: [autoscaling:UpdateAutoScalingGroup]
-                Resource: "*"
-                Condition:
-                  ForAllValues:StringEquals:
-                    autoscaling:VPCZoneIdentifiers: [!Ref PrivateSubnetA]
-                  "Null":
-                    autoscaling:VPCZoneIdentifiers: "false"
+              - {Sid: NewListTasks, Effect: Allow, Action: [ecs:ListTasks], Resource: "*",
+                 Condition: {ArnEquals: {ecs:cluster: !GetAtt ECSCluster.Arn}}}
+              - {Sid: NewSubnets, Effect: Allow, Action: [autoscaling:UpdateAutoScalingGroup], Resource: "*",
+                 Condition: {"ForAllValues:StringEquals": {autoscaling:VPCZoneIdentifiers: [!Ref PrivateSubnetA]},
+                             "Null": {autoscaling:VPCZoneIdentifiers: "false"}}}
 "#;
 
 #[test]

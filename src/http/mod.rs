@@ -182,11 +182,17 @@ mod tests {
         st
     }
 
-    #[tokio::test]
-    async fn healthz_fails_when_no_pass_finished_for_three_intervals() {
+    /// A clock, and the status of a daemon that has just finished a pass.
+    fn just_passed() -> (Arc<ManualClock>, Status) {
         let clock = Arc::new(ManualClock::new());
         let mut st = started(clock.now());
         st.last_pass.finished_at = Some(clock.now());
+        (clock, st)
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_when_no_pass_finished_for_three_intervals() {
+        let (clock, mut st) = just_passed();
         st.passes = 1;
         let s = state(st, clock.clone());
         assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
@@ -200,9 +206,7 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_fails_after_three_unreachable_passes_but_not_for_a_bad_config() {
-        let clock = Arc::new(ManualClock::new());
-        let mut st = started(clock.now());
-        st.last_pass.finished_at = Some(clock.now());
+        let (clock, mut st) = just_passed();
         st.cloud.consecutive_failures = 2;
         st.cloud.last_error = Some("ecs is unreachable: connection refused".into());
         st.config.valid = false;
@@ -219,9 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn livez_ignores_an_unreachable_cloud_but_not_a_stuck_loop() {
-        let clock = Arc::new(ManualClock::new());
-        let mut st = started(clock.now());
-        st.last_pass.finished_at = Some(clock.now());
+        let (clock, mut st) = just_passed();
         st.passes = 9;
         st.cloud.reachable = false;
         st.cloud.consecutive_failures = 8;
@@ -258,9 +260,7 @@ mod tests {
     }
 
     fn live_state() -> AppState {
-        let clock = Arc::new(ManualClock::new());
-        let mut st = started(clock.now());
-        st.last_pass.finished_at = Some(clock.now());
+        let (clock, st) = just_passed();
         state(st, clock)
     }
 

@@ -490,6 +490,14 @@ impl Ballast {
     }
 }
 
+/// A CPU datapoint as CloudWatch reports it `now`: the newest complete
+/// 60 s period, so a datapoint covering a scale-out arrives about two
+/// periods after it.
+fn datapoint(now: SystemTime, value: f64) -> MetricSample {
+    let secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    MetricSample { value, at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs / 60 * 60 - 60) }
+}
+
 proptest! {
     // A case costs about 2 ms (debug build); 3,000 cases passed once.
     #![proptest_config(ProptestConfig::with_cases(128))]
@@ -559,18 +567,7 @@ proptest! {
         prop_assert!(changes.is_empty(), "a converged world planned {changes:?}");
         prop_assert!(model.at_declared(declared).is_ok());
     }
-}
 
-/// A CPU datapoint as CloudWatch reports it `now`: the newest complete
-/// 60 s period, so a datapoint covering a scale-out arrives about two
-/// periods after it.
-fn datapoint(now: SystemTime, value: f64) -> MetricSample {
-    let secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    MetricSample { value, at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs / 60 * 60 - 60) }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// Under a steady high alarm and CPU above the target, the count
     /// reaches the maximum within a bounded time; under a steady low alarm

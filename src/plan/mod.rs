@@ -496,12 +496,7 @@ impl<'a> Planner<'a> {
                 }
             }
             if !unread.is_empty() {
-                let why = format!(
-                    "capacity waits until every service of cluster {} is read; unread: {}",
-                    cap.cluster,
-                    unread.join("; ")
-                );
-                self.hold(key, HoldReason::Unobserved(why));
+                self.hold(key, waits_for_cluster(&cap.cluster, "service", "read; unread", &unread));
                 continue;
             }
             let on_instances: u32 = group.instances.iter().filter_map(|i| i.tasks).sum();
@@ -534,12 +529,7 @@ impl<'a> Planner<'a> {
                 d.message = format!("{} ({other_tasks} of the tasks are other services')", d.message);
             }
             if !undecided.is_empty() {
-                let why = format!(
-                    "capacity waits until every count of cluster {} is decided: {}",
-                    cap.cluster,
-                    undecided.join("; ")
-                );
-                self.hold(key, HoldReason::Unobserved(why));
+                self.hold(key, waits_for_cluster(&cap.cluster, "count", "decided", &undecided));
                 (d.set_capacity, d.subnets) = (None, None);
                 d.terminate.clear();
                 self.out.capacity.insert(cap.group.clone(), d);
@@ -729,6 +719,15 @@ impl<'a> Planner<'a> {
             }
         }
     }
+}
+
+/// Capacity's hold while some input of its cluster (`what`: a service's
+/// reads, a count's decision) is missing: `missing` names each.
+fn waits_for_cluster(cluster: &str, what: &str, state: &str, missing: &[String]) -> HoldReason {
+    HoldReason::Unobserved(format!(
+        "capacity waits until every {what} of cluster {cluster} is {state}: {}",
+        missing.join("; ")
+    ))
 }
 
 #[cfg(test)]

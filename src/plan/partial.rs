@@ -43,22 +43,7 @@ use crate::desired::{TargetGroupBinding, TargetGroupRef, TasksPerInstance};
 use crate::metrics::Metrics;
 use crate::observed::Target;
 
-/// Every read operation of an observation, with its AWS service: the
-/// names `src/cloud/sim/observe.rs` records.
-const READS: [(&str, &str); 12] = [
-    ("ecs", "DescribeServices"),
-    ("ecs", "ListTasks"),
-    ("ecs", "DescribeTasks"),
-    ("ecs", "ListContainerInstances"),
-    ("ecs", "DescribeContainerInstances"),
-    ("ecs", "DescribeTaskDefinition"),
-    ("application-autoscaling", "DescribeScalableTargets"),
-    ("elasticloadbalancing", "DescribeTargetGroups"),
-    ("elasticloadbalancing", "DescribeTargetHealth"),
-    ("cloudwatch", "DescribeAlarms"),
-    ("cloudwatch", "GetMetricData"),
-    ("autoscaling", "DescribeAutoScalingGroups"),
-];
+use crate::cloud::sim::READS;
 
 fn example() -> DesiredState {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("desired-state");

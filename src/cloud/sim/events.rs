@@ -6,6 +6,7 @@
 //! boundary) to the next, letting the schedulers react at each. This keeps
 //! the order of events a pure function of the world's state.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::world::{Lifecycle, World};
@@ -85,14 +86,11 @@ impl World {
         let now = self.now;
         let mut changed = false;
 
-        let due_tasks: Vec<String> =
-            self.tasks.values().filter(|t| t.due.is_some_and(|d| d <= now)).map(|t| t.arn.clone()).collect();
-        for arn in due_tasks {
+        for arn in take_due(&mut self.tasks, now, |t| &mut t.due) {
             changed = true;
             let Some(task) = self.tasks.get_mut(&arn) else {
                 continue;
             };
-            task.due = None;
             match task.last_status {
                 TaskStatus::Pending => {
                     task.last_status = TaskStatus::Running;
@@ -107,14 +105,11 @@ impl World {
             }
         }
 
-        let due_instances: Vec<String> =
-            self.instances.values().filter(|i| i.due.is_some_and(|d| d <= now)).map(|i| i.id.clone()).collect();
-        for id in due_instances {
+        for id in take_due(&mut self.instances, now, |i| &mut i.due) {
             changed = true;
-            let Some(instance) = self.instances.get_mut(&id) else {
+            let Some(instance) = self.instances.get(&id) else {
                 continue;
             };
-            instance.due = None;
             match instance.lifecycle {
                 Lifecycle::Pending => self.bring_into_service(&id),
                 Lifecycle::Terminating => {
@@ -137,6 +132,25 @@ impl World {
         let now = self.now;
         self.tasks.retain(|_, t| t.stopped_at.is_none_or(|at| at + STOPPED_TASK_RETENTION > now));
     }
+}
+
+/// The keys of the entries whose next transition has come, in key order,
+/// with that transition taken off them.
+fn take_due<T>(
+    entries: &mut BTreeMap<String, T>,
+    now: SystemTime,
+    due: impl Fn(&mut T) -> &mut Option<SystemTime>,
+) -> Vec<String> {
+    entries
+        .iter_mut()
+        .filter_map(|(key, entry)| {
+            let at = due(entry);
+            at.is_some_and(|d| d <= now).then(|| {
+                *at = None;
+                key.clone()
+            })
+        })
+        .collect()
 }
 
 fn nanos(n: u128) -> Duration {

@@ -77,6 +77,24 @@ pub use controls::{ContainerSpec, GroupSpec, ServiceSpec};
 
 use world::World;
 
+/// Every read operation of an observation, with its AWS service: the
+/// names `observe.rs` records, in the order it makes them.
+#[cfg(test)]
+pub(crate) const READS: [(&str, &str); 12] = [
+    ("ecs", "DescribeServices"),
+    ("ecs", "ListTasks"),
+    ("ecs", "DescribeTasks"),
+    ("ecs", "ListContainerInstances"),
+    ("ecs", "DescribeContainerInstances"),
+    ("ecs", "DescribeTaskDefinition"),
+    ("application-autoscaling", "DescribeScalableTargets"),
+    ("elasticloadbalancing", "DescribeTargetGroups"),
+    ("elasticloadbalancing", "DescribeTargetHealth"),
+    ("cloudwatch", "DescribeAlarms"),
+    ("cloudwatch", "GetMetricData"),
+    ("autoscaling", "DescribeAutoScalingGroups"),
+];
+
 /// The AWS account every simulated ARN carries.
 pub const ACCOUNT_ID: &str = "123456789012";
 

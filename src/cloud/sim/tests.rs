@@ -764,23 +764,18 @@ async fn one_pass_makes_the_reads_of_the_table_and_no_writes() {
     let f = Fixture::new(&desired, false, SimConfig::default());
     f.sim.observe(&Scope::of(&desired)).await.unwrap();
     let ops: Vec<(&str, &str)> = f.sim.calls().iter().map(|c| (c.service, c.operation)).collect();
-    assert_eq!(
-        ops,
-        [
-            ("ecs", "DescribeServices"),
-            ("ecs", "ListTasks"),
-            ("ecs", "ListTasks"),
-            ("ecs", "DescribeTasks"),
-            ("ecs", "ListContainerInstances"),
-            ("ecs", "DescribeContainerInstances"),
-            ("ecs", "DescribeTaskDefinition"),
-            ("application-autoscaling", "DescribeScalableTargets"),
-            ("elasticloadbalancing", "DescribeTargetGroups"),
-            ("elasticloadbalancing", "DescribeTargetHealth"),
-            ("elasticloadbalancing", "DescribeTargetHealth"),
-            ("autoscaling", "DescribeAutoScalingGroups"),
-        ]
-    );
+    // Every read in order, but CloudWatch's (no alarms are declared): tasks
+    // listed twice (desired RUNNING, then STOPPED), target health once per
+    // target group.
+    let expected: Vec<(&str, &str)> = READS
+        .iter()
+        .filter(|(service, _)| *service != "cloudwatch")
+        .flat_map(|&read| {
+            let times = if matches!(read.1, "ListTasks" | "DescribeTargetHealth") { 2 } else { 1 };
+            std::iter::repeat_n(read, times)
+        })
+        .collect();
+    assert_eq!(ops, expected);
     assert!(f.sim.calls().iter().all(|c| !c.write));
 
     // Names are resolved once; the task size once per task definition.
