@@ -3,8 +3,8 @@
 #   - Debian packages: chromium (the app's browser test), prometheus
 #     (promtool, and a real server scraping the daemon);
 #   - .venv: the AWS emulator (moto) and the deploy linters;
-#   - then cargo fmt, clippy, the deploy linters, the deploy dry run and
-#     every test.
+#   - then cargo fmt, clippy, the deploy linters, the alert rules and
+#     dashboard (promtool), the deploy dry run and every test.
 # Safe to run again: installs are skipped when already done.
 set -euo pipefail
 
@@ -40,6 +40,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "deploy linters (cfn-lint, hadolint, actionlint, shellcheck)"
 bash scripts/lint.sh
+
+step "alert rules and dashboard (promtool check/test rules, each rule broken must fail its tests)"
+bash scripts/check-monitoring.sh
 
 step "deploy dry run: the first day against the emulator (deploy/dry-run.sh)"
 bash deploy/dry-run.sh
