@@ -228,6 +228,7 @@ impl<C: Cloud> Controller<C> {
             self.metrics.pass_succeeded_at(unix);
         }
         let reports = plan::reports(&self.desired, &observed, &plan, &self.memory);
+        let samples = status::Sample::of_pass(&self.desired, &observed, &plan, now);
         let next = now + self.options.interval;
         let pass = PassRecord {
             plan: &plan,
@@ -240,6 +241,7 @@ impl<C: Cloud> Controller<C> {
             unread: outcome.unread,
             interrupted: outcome.interrupted,
             dry_run: self.options.dry_run,
+            samples,
         };
         let next_check = |key: &ResourceKey| self.backoffs.get(key).map_or(next, |(_, due)| *due);
         self.status.write().unwrap().record_pass(pass, next_check);

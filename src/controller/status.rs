@@ -2,14 +2,27 @@
 //! reads in `kubectl get -o yaml` status conditions.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::desired::DesiredState;
+use crate::observed::Observed;
 use crate::plan::{Hold, HoldKind, Plan, PlannedChange, ResourceKey, ResourceReport};
 
 /// How many applied changes each resource remembers.
 const HISTORY: usize = 10;
+
+/// How many [`Sample`]s each service keeps for the status page's chart:
+/// with [`SAMPLE_SPACING`], at least two hours, three at the default
+/// 15 s interval. A point is a few dozen bytes.
+pub const SAMPLES: usize = 720;
+
+/// The least time between two kept samples. Follow-up passes come 2 s
+/// apart while changes are in progress; keeping each would shrink the
+/// chart's window to minutes, so a pass this close to the one before
+/// replaces the newest point instead.
+pub const SAMPLE_SPACING: Duration = Duration::from_secs(10);
 
 fn null() -> Box<serde_json::value::RawValue> {
     serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
@@ -80,6 +93,71 @@ pub struct ResourceStatus {
     pub last_error_at: Option<SystemTime>,
     #[serde(serialize_with = "ser_opt_time")]
     pub next_check_at: Option<SystemTime>,
+    /// What the passes observed of a service, oldest first, at most
+    /// [`SAMPLES`]: the status page's chart. Empty for other resources.
+    /// Not in /status, whose readers want the present (history is in the
+    /// metrics).
+    #[serde(skip)]
+    pub samples: VecDeque<Sample>,
+}
+
+/// One point of a service's chart: what one pass observed and decided.
+/// `None` where it could not tell (the cloud or the metric unread), so
+/// the chart shows a gap rather than a made-up value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    #[serde(serialize_with = "ser_time")]
+    pub at: SystemTime,
+    /// Tasks running.
+    pub running: Option<u32>,
+    /// The desired count ECS had.
+    pub desired: Option<u32>,
+    /// The count ballast steered toward (the plan's target).
+    pub target: Option<u32>,
+    /// The newest CPU datapoint, percent.
+    pub cpu: Option<f64>,
+    /// The scale-out and scale-in alarm thresholds, percent, when the
+    /// service scales on CPU.
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+}
+
+impl Sample {
+    /// A point at `at` that observed nothing: a pass that could not reach
+    /// the cloud.
+    pub fn unobserved(at: SystemTime) -> Self {
+        Sample { at, running: None, desired: None, target: None, cpu: None, high: None, low: None }
+    }
+
+    /// One sample per service of `desired`, from what this pass observed
+    /// and planned.
+    pub fn of_pass(
+        desired: &DesiredState,
+        observed: &Observed,
+        plan: &Plan,
+        at: SystemTime,
+    ) -> Vec<(ResourceKey, Sample)> {
+        desired
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, svc)| {
+                let seen = observed.services.get(&svc.id).and_then(|s| s.as_ref().ok());
+                let cpu = observed.cpu.get(&svc.id).and_then(|c| c.as_ref().ok().copied().flatten());
+                let sample = Sample {
+                    at,
+                    running: seen.map(|s| s.running_count),
+                    desired: seen.map(|s| s.desired_count),
+                    target: plan.services.get(i).and_then(|p| p.target),
+                    cpu: cpu.map(|c| c.value),
+                    high: svc.scaling.as_ref().map(|s| s.scale_out.threshold),
+                    low: svc.scaling.as_ref().map(|s| s.scale_in.threshold),
+                };
+                (ResourceKey::service(&svc.id), sample)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -159,6 +237,7 @@ impl Status {
                     last_error: None,
                     last_error_at: None,
                     next_check_at: None,
+                    samples: VecDeque::new(),
                 });
                 self.index.insert(key.clone(), self.resources.len() - 1);
                 self.resources.len() - 1
@@ -189,6 +268,20 @@ impl ResourceStatus {
         }
         self.last_changes.push_back(record);
     }
+
+    /// Add a chart point: at most [`SAMPLES`], at least [`SAMPLE_SPACING`]
+    /// apart but for the newest, which is always the latest pass.
+    pub fn push_sample(&mut self, sample: Sample) {
+        let n = self.samples.len();
+        let crowded = n >= 2
+            && self.samples[n - 1].at.duration_since(self.samples[n - 2].at).unwrap_or_default() < SAMPLE_SPACING;
+        if crowded {
+            self.samples.pop_back();
+        } else if n == SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(sample);
+    }
 }
 
 /// One pass that observed the cloud, as the status records it.
@@ -207,6 +300,8 @@ pub struct PassRecord<'a> {
     /// A stop request left some of the plan's changes for the next run.
     pub interrupted: bool,
     pub dry_run: bool,
+    /// Each service's chart point ([`Sample::of_pass`]).
+    pub samples: Vec<(ResourceKey, Sample)>,
 }
 
 impl Status {
@@ -222,6 +317,9 @@ impl Status {
             ..PassStatus::default()
         };
         self.passes += 1;
+        for r in self.resources.iter_mut().filter(|r| matches!(r.resource, ResourceKey::Service { .. })) {
+            r.push_sample(Sample::unobserved(finished_at));
+        }
     }
 
     /// Record a pass that observed the cloud: the pass, each resource's
@@ -271,6 +369,11 @@ impl Status {
                     r.last_error = Some(e);
                     r.last_error_at = Some(now);
                 }
+            }
+        }
+        for (key, sample) in pass.samples {
+            if let Some(r) = self.get_mut(&key) {
+                r.push_sample(sample);
             }
         }
         let decisions = pass.plan.decisions.iter().map(|(id, d)| (ResourceKey::service(id), to_raw(d)));
@@ -335,5 +438,61 @@ impl ResourceStatus {
             self.last_error_at = None;
         }
         self.conditions = conditions;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(st: &mut Status) -> &mut ResourceStatus {
+        let key = ResourceKey::Service { region: "r".into(), cluster: "c".into(), service: "s".into() };
+        st.resource_mut(&key, "app")
+    }
+
+    fn point(secs: u64, running: u32) -> Sample {
+        Sample { running: Some(running), ..Sample::unobserved(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)) }
+    }
+
+    #[test]
+    fn the_chart_history_stays_bounded_and_keeps_the_newest() {
+        let mut st = Status::default();
+        let r = service(&mut st);
+        let passes = 3 * SAMPLES as u64;
+        for i in 0..passes {
+            r.push_sample(point(i * 15, i as u32));
+        }
+        assert_eq!(r.samples.len(), SAMPLES);
+        assert_eq!(r.samples.back().unwrap().running, Some(passes as u32 - 1));
+        assert_eq!(r.samples.front().unwrap().running, Some((passes - SAMPLES as u64) as u32));
+        let span = r.samples.back().unwrap().at.duration_since(r.samples.front().unwrap().at).unwrap();
+        assert!(span >= Duration::from_secs(2 * 3600), "{span:?}");
+    }
+
+    #[test]
+    fn passes_closer_than_the_spacing_replace_the_newest_point() {
+        let mut st = Status::default();
+        let r = service(&mut st);
+        // A pass every 2 s for an hour (follow-up passes while changes go on).
+        for i in 0..1800 {
+            r.push_sample(point(i * 2, i as u32));
+        }
+        assert!(r.samples.len() <= 3600 / SAMPLE_SPACING.as_secs() as usize + 1, "{}", r.samples.len());
+        assert_eq!(r.samples.back().unwrap().running, Some(1799), "the newest point is the latest pass");
+        assert_eq!(r.samples.front().unwrap().running, Some(0), "an hour of them fits");
+        let gaps: Vec<_> =
+            r.samples.iter().zip(r.samples.iter().skip(1)).map(|(a, b)| b.at.duration_since(a.at).unwrap()).collect();
+        assert!(gaps[..gaps.len() - 1].iter().all(|g| *g >= SAMPLE_SPACING), "{gaps:?}");
+    }
+
+    #[test]
+    fn an_unreachable_pass_leaves_a_gap_in_each_service_chart() {
+        let mut st = Status::default();
+        service(&mut st).push_sample(point(0, 2));
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(15);
+        st.record_unreachable("connection refused".into(), t, t);
+        let r = service(&mut st);
+        assert_eq!(r.samples.len(), 2);
+        assert_eq!(r.samples[1], Sample::unobserved(t));
     }
 }

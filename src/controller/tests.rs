@@ -465,3 +465,25 @@ async fn a_stop_request_during_a_change_lets_it_finish_and_leaves_the_rest() {
     assert_eq!((next.planned, next.applied, next.failed), (out.planned - 1, out.planned - 1, 0), "{next:?}");
     assert!(!writes(&sim).contains(&made[0]), "{:?}", writes(&sim));
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_pass_adds_a_chart_point_with_what_it_observed() {
+    let mut b = bed(example());
+    b.converge().await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    b.ctl.pass(&b.stop).await;
+    let st = b.ctl.status();
+    let st = st.read().unwrap();
+    let svc = st.resources.iter().find(|r| matches!(r.resource, ResourceKey::Service { .. })).unwrap();
+    let last = svc.samples.back().expect("a chart point");
+    assert_eq!(last.at, st.last_pass.finished_at.unwrap());
+    assert_eq!((last.running, last.desired, last.target), (Some(2), Some(2), Some(2)));
+    assert_eq!((last.high, last.low), (Some(66.0), Some(54.0)), "the example's alarm thresholds");
+    assert!(last.cpu.is_some(), "the simulated cloud reports CPU");
+    assert!(
+        st.resources
+            .iter()
+            .filter(|r| !matches!(r.resource, ResourceKey::Service { .. }))
+            .all(|r| r.samples.is_empty())
+    );
+}

@@ -1,4 +1,5 @@
-//! The HTTP server: `/livez`, `/healthz`, `/readyz`, `/metrics` and
+//! The HTTP server: the status page at `/` (`page.rs`, its charts in
+//! `chart.rs`), `/livez`, `/healthz`, `/readyz`, `/metrics` and
 //! `/status`, under the [`Limits`] of `server.rs` (timeouts and a
 //! connection cap).
 //!
@@ -7,6 +8,8 @@
 //! unreachable (a restart cannot help, so the container health check must
 //! not use it).
 
+mod chart;
+mod page;
 mod server;
 
 pub use server::{HEADER_READ_TIMEOUT, Limits, MAX_CONNECTIONS, REQUEST_TIMEOUT};
@@ -52,6 +55,7 @@ pub struct AppState {
 /// `GET` route answers `HEAD` too, and other methods get 405 with `Allow`.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(status_page))
         .route("/livez", get(livez))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -145,6 +149,25 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
         ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render_prometheus_text())
             .into_response()
     }
+}
+
+/// The status page, for people (/status is the same for machines).
+async fn status_page(State(s): State<AppState>) -> Response {
+    let html = {
+        let st = s.status.read().unwrap();
+        let view = page::View { now: s.clock.now(), refresh: page::refresh(s.interval), stuck: stuck(&s, &st) };
+        page::render(&st, &view)
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, page::CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response()
 }
 
 async fn status(State(s): State<AppState>) -> Response {
@@ -337,7 +360,7 @@ mod tests {
     #[tokio::test]
     async fn head_answers_without_a_body_and_a_wrong_method_gets_405_with_allow() {
         let (addr, _stop) = spawn(router(live_state()), Limits::default()).await;
-        for path in ["/livez", "/healthz", "/status"] {
+        for path in ["/", "/livez", "/healthz", "/status"] {
             let mut stream =
                 send(addr, &format!("HEAD {path} HTTP/1.1\r\nHost: ballast\r\nConnection: close\r\n\r\n")).await;
             let answer = read_to_close(&mut stream, Duration::from_secs(5)).await.unwrap();
@@ -349,6 +372,19 @@ mod tests {
         assert_eq!(r.status().as_u16(), 405);
         let allow = r.headers().get("allow").expect("an Allow header").to_str().unwrap();
         assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+    }
+
+    #[tokio::test]
+    async fn the_status_page_is_html_that_may_run_no_script() {
+        let (addr, _stop) = spawn(router(live_state()), Limits::default()).await;
+        let r = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let h = r.headers().clone();
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("<h1>ballast</h1>") && html.contains(r#"http-equiv="refresh" content="15""#), "{html}");
     }
 
     #[tokio::test]

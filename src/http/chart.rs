@@ -1,0 +1,229 @@
+//! Line charts as inline SVG, for the status page: a few polylines over
+//! time with a y scale from zero. Written by hand because the page needs
+//! only this, and a plotting crate would bring fonts, image codecs and a
+//! second drawing model for two charts per service.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use super::page::Esc;
+use crate::controller::status::Sample;
+
+/// The drawing's coordinate system (the viewBox); the page scales it to
+/// its column's width.
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 150.0;
+/// Room for the y labels on the left and the time labels below.
+const LEFT: f64 = 40.0;
+const RIGHT: f64 = 8.0;
+const TOP: f64 = 8.0;
+const BOTTOM: f64 = 22.0;
+
+/// One line of a chart: a CSS class (its colour and dash) and a value per
+/// sample, `None` where there is a gap.
+pub(super) struct Series {
+    pub class: &'static str,
+    pub label: &'static str,
+    pub values: Vec<Option<f64>>,
+}
+
+/// The task-count chart of a service: running, ECS's desired count, and
+/// the count ballast steered toward.
+pub(super) fn tasks(samples: &[Sample]) -> String {
+    let series = [
+        Series { class: "running", label: "running", values: values(samples, |s| s.running.map(f64::from)) },
+        Series { class: "desired", label: "desired (ECS)", values: values(samples, |s| s.desired.map(f64::from)) },
+        Series { class: "target", label: "ballast's target", values: values(samples, |s| s.target.map(f64::from)) },
+    ];
+    let top = series.iter().flat_map(|s| s.values.iter().flatten()).fold(1.0_f64, |m, v| m.max(*v));
+    // Whole tasks: a scale to the next even count keeps labels integral.
+    let top = (top * 1.1).ceil().max(2.0);
+    let top = top + top % 2.0;
+    draw("tasks", "tasks", samples, &series, top)
+}
+
+/// The CPU chart of a service: the CPU datapoints and the scale-out and
+/// scale-in alarm thresholds.
+pub(super) fn cpu(samples: &[Sample]) -> String {
+    let series = [
+        Series { class: "cpu", label: "CPU", values: values(samples, |s| s.cpu) },
+        Series { class: "high", label: "scale-out threshold", values: values(samples, |s| s.high) },
+        Series { class: "low", label: "scale-in threshold", values: values(samples, |s| s.low) },
+    ];
+    // ECS reports more than 100 % for tasks without a hard CPU limit.
+    let top = series.iter().flat_map(|s| s.values.iter().flatten()).fold(100.0_f64, |m, v| m.max(*v));
+    draw("cpu", "CPU %", samples, &series, top.ceil())
+}
+
+fn values(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Vec<Option<f64>> {
+    samples.iter().map(f).collect()
+}
+
+/// Where a sample at `at` with `value` goes, on a time axis from `start`
+/// to `end` and a value axis from 0 to `top`. A single instant is drawn
+/// at the right edge, where "now" is.
+fn point(at: SystemTime, value: f64, start: SystemTime, end: SystemTime, top: f64) -> (f64, f64) {
+    let span = end.duration_since(start).unwrap_or_default().as_secs_f64();
+    let offset = at.duration_since(start).unwrap_or_default().as_secs_f64();
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let x = if span > 0.0 { LEFT + plot_w * offset / span } else { LEFT + plot_w };
+    let y = TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - (value / top).clamp(0.0, 1.0));
+    (x, y)
+}
+
+/// The runs of consecutive present values: each is one polyline.
+fn runs(samples: &[Sample], values: &[Option<f64>], top: f64) -> Vec<Vec<(f64, f64)>> {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return Vec::new() };
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut open = false;
+    for (s, v) in samples.iter().zip(values) {
+        match v {
+            Some(v) => {
+                let p = point(s.at, *v, first.at, last.at, top);
+                match out.last_mut() {
+                    Some(run) if open => run.push(p),
+                    _ => out.push(vec![p]),
+                }
+                open = true;
+            }
+            None => open = false,
+        }
+    }
+    out
+}
+
+/// `3h 5m`, `12m`, `40s`: how long ago, to the unit that matters.
+pub(super) fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+fn draw(id: &str, unit: &str, samples: &[Sample], series: &[Series], top: f64) -> String {
+    let mut svg = String::new();
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return String::from(r#"<p class="muted">No pass has been recorded yet.</p>"#);
+    };
+    let shown = span(last.at.duration_since(first.at).unwrap_or_default());
+    let _ = write!(
+        svg,
+        r#"<svg class="chart chart-{id}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{} over the last {shown}"><title>{} over the last {shown}</title>"#,
+        Esc(unit),
+        Esc(unit),
+    );
+    let bottom = HEIGHT - BOTTOM;
+    for frac in [0.0, 0.5, 1.0] {
+        let y = TOP + (bottom - TOP) * (1.0 - frac);
+        let label = top * frac;
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}"/><text class="axis" x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,
+            WIDTH - RIGHT,
+            LEFT - 4.0,
+            y + 4.0,
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text class="axis" x="{LEFT}" y="{}">{shown} ago</text><text class="axis" x="{}" y="{}" text-anchor="end">last pass</text>"#,
+        HEIGHT - 6.0,
+        WIDTH - RIGHT,
+        HEIGHT - 6.0,
+    );
+    for s in series {
+        for run in runs(samples, &s.values, top) {
+            if let [(x, y)] = run[..] {
+                // A lone point between gaps: a polyline of one point is invisible.
+                let _ = write!(svg, r#"<circle class="line {}" cx="{x:.1}" cy="{y:.1}" r="2"/>"#, s.class);
+            } else {
+                let points: Vec<String> = run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+                let _ = write!(svg, r#"<polyline class="line {}" points="{}"/>"#, s.class, points.join(" "));
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    let _ = write!(svg, r#"<p class="legend">"#);
+    for s in series {
+        let _ = write!(svg, r#"<span class="key {}">{}</span> "#, s.class, Esc(s.label));
+    }
+    svg.push_str("</p>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn sample(secs: u64, running: Option<u32>, cpu: Option<f64>) -> Sample {
+        Sample { running, cpu, high: Some(66.0), low: Some(54.0), ..Sample::unobserved(at(secs)) }
+    }
+
+    /// The `points` of each polyline of `class`, parsed.
+    fn polylines(svg: &str, class: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.split(&format!(r#"<polyline class="line {class}" points=""#))
+            .skip(1)
+            .map(|rest| {
+                rest.split('"')
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_points_are_the_samples_on_a_time_axis() {
+        // Uneven spacing: x follows the time, not the index.
+        let samples = [sample(0, Some(2), None), sample(60, Some(4), None), sample(240, Some(3), None)];
+        let svg = tasks(&samples);
+        let lines = polylines(&svg, "running");
+        assert_eq!(lines.len(), 1, "{svg}");
+        let xs: Vec<f64> = lines[0].iter().map(|p| p.0).collect();
+        let plot_w = WIDTH - LEFT - RIGHT;
+        assert_eq!(xs, [LEFT, LEFT + plot_w / 4.0, WIDTH - RIGHT].map(|x| (x * 10.0).round() / 10.0));
+        // Scale 0..6 (4 tasks + 10 %, to the next even count): 4 tasks at
+        // two thirds of the height, higher counts higher up.
+        let ys: Vec<f64> = lines[0].iter().map(|p| p.1).collect();
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        assert!((ys[1] - (TOP + plot_h / 3.0)).abs() < 0.1, "{ys:?}");
+        assert!(ys[1] < ys[2] && ys[2] < ys[0], "{ys:?}");
+    }
+
+    #[test]
+    fn a_gap_in_the_samples_breaks_the_line() {
+        let samples = [
+            sample(0, Some(2), Some(40.0)),
+            sample(15, Some(2), Some(50.0)),
+            sample(30, None, None),
+            sample(45, Some(3), Some(70.0)),
+            sample(60, Some(3), Some(65.0)),
+        ];
+        let svg = cpu(&samples);
+        let lines = polylines(&svg, "cpu");
+        assert_eq!(lines.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2], "{svg}");
+        // The thresholds are drawn at their values on a 0..100 scale.
+        let high = polylines(&svg, "high");
+        let expected = TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - 0.66);
+        assert!(high[0].iter().all(|p| (p.1 - expected).abs() < 0.1), "{high:?}");
+        assert_eq!(high[0].len(), 5, "a threshold is known in every sample");
+    }
+
+    #[test]
+    fn a_lone_point_is_a_dot_and_no_samples_is_a_sentence() {
+        let svg = tasks(&[sample(0, Some(2), None)]);
+        assert!(svg.contains(r#"<circle class="line running""#), "{svg}");
+        assert!(tasks(&[]).contains("No pass has been recorded yet"));
+    }
+}
