@@ -509,3 +509,95 @@ async fn a_real_prometheus_server_scrapes_the_daemon() {
     assert!(found, "Prometheus never stored ballast_build_info");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The DOM of `url` once loaded in Debian's headless Chromium, with the
+/// flags this machine needs (as app/tests/browser.rs). Chromium is a test
+/// dependency: without it this fails, never skips.
+fn chromium_dom(url: &str) -> String {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the status page test needs Debian's Chromium. The test \
+         command (.ci/run) installs it; by hand: apt-get update && apt-get install -y chromium"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("chromium did not finish within 90 s for {url}");
+        }
+    };
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "chromium failed ({}) for {url}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dom
+}
+
+/// Issue 17: the status page at `/`, as a person's browser shows it: the
+/// example's resources with a chart per service, then a broken file's
+/// located error.
+#[tokio::test]
+async fn the_status_page_shows_the_resources_and_a_broken_file_in_a_browser() {
+    let dir = example_copy();
+    let d = Daemon::start(dir.path(), &["--interval", "1s"]);
+    d.wait_status(Duration::from_secs(10), "every resource synced", all_synced).await;
+
+    let dom = chromium_dom(&d.url("/"));
+    for name in [
+        "service/appCluster/appService",
+        "targetgroup/frontendTargetGroup",
+        "targetgroup/backendTargetGroup",
+        "alarm/ballast-appCluster-appService-cpu-high",
+        "alarm/ballast-appCluster-appService-cpu-low",
+        "autoscalinggroup/ecsAutoScalingGroup",
+    ] {
+        assert!(dom.contains(&format!("<h3>{name}</h3>")), "{name} missing from the page:\n{dom}");
+    }
+    assert!(dom.contains(r#"<svg class="chart chart-tasks""#) && dom.contains(r#"<svg class="chart chart-cpu""#));
+    assert!(dom.contains(r#"class="line running""#), "the task chart has a line or a point:\n{dom}");
+    assert!(dom.contains(r#"<span class="ok">valid</span>"#), "{dom}");
+    assert!(!dom.contains("config-errors"), "{dom}");
+
+    // A second service document with a typo: the whole directory is
+    // invalid, the last good state stays in force, and the page says where.
+    let broken = "apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: broken}\nspec:\n  clustr: appCluster\n  service: otherService\n";
+    std::fs::write(dir.path().join("broken.yaml"), broken).unwrap();
+    d.wait_status(Duration::from_secs(10), "the invalid config reported", |v| v["config"]["valid"] == false).await;
+    let dom = chromium_dom(&d.url("/"));
+    let errors = dom.split(r#"<ul id="config-errors">"#).nth(1).unwrap_or_else(|| panic!("no error list:\n{dom}"));
+    let errors = &errors[..errors.find("</ul>").unwrap()];
+    let located = format!("{}:5:3:", dir.path().join("broken.yaml").display());
+    assert!(errors.contains(&located) && errors.contains("clustr"), "{located} expected in:\n{errors}");
+    assert!(dom.contains("The desired state on disk is invalid"), "{dom}");
+    assert!(dom.contains("<h3>service/appCluster/appService</h3>"), "the last good state is still shown:\n{dom}");
+}
