@@ -62,10 +62,11 @@ h3 { font-size: 1rem; margin: 0 0 .4rem; font-family: ui-monospace, monospace; }
 table { border-collapse: collapse; margin: .3rem 0; } td, th { text-align: left; vertical-align: top; padding: .15rem .6rem .15rem 0; }
 th { font-weight: 600; color: #57606a; } .kv th { width: 11rem; }
 code, pre, .mono { font-family: ui-monospace, monospace; font-size: 12.5px; } pre { white-space: pre-wrap; margin: 0; }
+td.mono { overflow-wrap: break-word; } .compare td { white-space: pre-line; }
 .muted { color: #57606a; } .ok { color: #1a7f37; } .warn { color: #9a6700; } .bad { color: #cf222e; }
 .badge { display: inline-block; border-radius: 1rem; padding: 0 .5rem; margin-right: .3rem; border: 1px solid currentColor; font-size: 12px; }
 .banner { padding: .5rem .8rem; border-radius: .4rem; margin: .6rem 0; } .banner.bad { background: #ffebe9; } .banner.warn { background: #fff8c5; }
-.resource { border: 1px solid #d0d7de; border-radius: .5rem; padding: .7rem .9rem; margin: .8rem 0; }
+.resource { border: 1px solid #d0d7de; border-radius: .5rem; padding: .7rem .9rem; margin: .8rem 0; overflow-x: auto; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); gap: .5rem 1.5rem; }
 .chart { width: 100%; height: auto; } .chart .grid { stroke: #d0d7de; stroke-width: 1; } .chart .axis { font-size: 11px; fill: #57606a; }
 .chart .line { fill: none; stroke-width: 2; } .chart circle.line { stroke-width: 0; }
@@ -123,10 +124,8 @@ fn problems(st: &Status, view: &View) -> Vec<(&'static str, String)> {
     if !st.config.valid {
         out.push((
             "bad",
-            format!(
-                "The desired state on disk is invalid ({} problems, below); the last valid version stays in force.",
-                st.config.errors.len()
-            ),
+            "The desired state on disk is invalid (the problems are listed below); the last valid version stays in force."
+                .into(),
         ));
     }
     let unsynced = st.resources.iter().filter(|r| !synced(r)).count();
@@ -190,7 +189,7 @@ fn config(out: &mut String, st: &Status) {
     row(
         out,
         "in force",
-        &format!("{} services, {} capacities, loaded {}", c.services, c.capacities, time_opt(c.loaded_at)),
+        &format!("services: {}, capacities: {}, loaded {}", c.services, c.capacities, time_opt(c.loaded_at)),
     );
     out.push_str("</table>");
     if !c.errors.is_empty() {
@@ -324,7 +323,15 @@ fn parse(raw: &RawValue) -> Option<Value> {
 
 /// Desired and observed side by side, one row per field of either.
 fn compare(out: &mut String, desired: &RawValue, observed: &RawValue) {
-    let (desired, observed) = (parse(desired).unwrap_or(Value::Null), parse(observed).unwrap_or(Value::Null));
+    let (desired, mut observed) = (parse(desired).unwrap_or(Value::Null), parse(observed).unwrap_or(Value::Null));
+    // An alarm is observed as its definition and its state: line the
+    // definition's fields up with the desired ones.
+    if let Some(Value::Object(mut fields)) = observed.get("definition").cloned() {
+        if let Some(state) = observed.get("state") {
+            fields.insert("state".into(), state.clone());
+        }
+        observed = Value::Object(fields);
+    }
     let mut fields: Vec<&String> = desired.as_object().into_iter().flat_map(|o| o.keys()).collect();
     for k in observed.as_object().into_iter().flat_map(|o| o.keys()) {
         if !fields.contains(&k) {
@@ -347,17 +354,23 @@ fn compare(out: &mut String, desired: &RawValue, observed: &RawValue) {
     out.push_str("</table>");
 }
 
-/// A field's value as a person reads it: strings unquoted, lists of them
-/// joined, anything else compact JSON.
+/// A field's value as a person reads it: strings unquoted, an object as
+/// `key: value` pairs, a list one item a line.
 fn value(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "—".into(),
-        Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) if a.is_empty() => "none".into(),
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
-        }
-        Some(v) => v.to_string(),
+        Some(Value::Array(a)) => a.iter().map(inline).collect::<Vec<_>>().join("\n"),
+        Some(v) => inline(v),
+    }
+}
+
+fn inline(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o.iter().map(|(k, v)| format!("{k}: {}", inline(v))).collect::<Vec<_>>().join(", "),
+        Value::Array(a) => format!("[{}]", a.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        v => v.to_string(),
     }
 }
 
@@ -424,7 +437,10 @@ mod tests {
         };
         let r = st.resource_mut(&key, "doc</title><script>");
         r.desired = raw(serde_json::json!({ "taskDefinition": "<img src=x onerror=alert(2)>" }));
-        r.observed = raw(serde_json::json!({ "taskDefinition": "a&b" }));
+        r.observed = raw(serde_json::json!({
+            "taskDefinition": "a&b",
+            "targets": [{ "target": "i-1:80", "health": "<healthy>" }, { "target": "i-2:80", "health": "initial" }],
+        }));
         r.conditions =
             vec![Condition { kind: "Synced", status: "False", reason: "Held".into(), message: "'quoted' <b>".into() }];
         r.push_change(ChangeRecord {
@@ -446,6 +462,7 @@ mod tests {
         assert!(html.contains("c&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
         assert!(html.contains("&lt;img src=x onerror=alert(2)&gt;"));
         assert!(html.contains("a&amp;b"));
+        assert!(html.contains("health: &lt;healthy&gt;, target: i-1:80\nhealth: initial, target: i-2:80"), "{html}");
         assert!(html.contains("&#39;quoted&#39; &lt;b&gt;"));
     }
 
@@ -466,7 +483,7 @@ mod tests {
         let errors = html.split(r#"<ul id="config-errors">"#).nth(1).expect("an error list");
         assert!(errors.contains("/etc/ballast/app.yaml:11:3: unknown field `clustr`"), "{errors}");
         assert!(errors.contains("help: did you mean `cluster`?"), "{errors}");
-        assert!(html.contains("The desired state on disk is invalid (1 problems"), "{html}");
+        assert!(html.contains("The desired state on disk is invalid (the problems are listed below)"), "{html}");
         assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<title>(2) ballast</title>"), "{html}");
     }
 
@@ -489,6 +506,23 @@ mod tests {
         assert_eq!(points, 3, "one point per sample: {running}");
         assert!(html.contains(r#"<polyline class="line high""#));
         assert!(html.contains("over the last 30s"), "{html}");
+    }
+
+    #[test]
+    fn an_alarm_definition_lines_up_with_the_desired_one() {
+        let mut html = String::new();
+        let desired = raw(serde_json::json!({ "threshold": 66.0, "period": 60 }));
+        let observed = raw(serde_json::json!({ "definition": { "threshold": 70.0, "period": 60 }, "state": "OK" }));
+        compare(&mut html, &desired, &observed);
+        assert!(
+            html.contains(r#"<th class="mono">threshold</th><td class="mono">66.0</td><td class="mono">70.0</td>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<th class="mono">state</th><td class="mono">—</td><td class="mono">OK</td>"#),
+            "{html}"
+        );
+        assert!(!html.contains("definition"), "{html}");
     }
 
     #[test]
