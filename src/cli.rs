@@ -83,7 +83,8 @@ pub enum Command {
         dry_run: bool,
     },
     /// Run the controller: reconcile every interval and whenever the
-    /// desired state changes; serve /livez, /healthz, /readyz, /metrics, /status.
+    /// desired state changes; serve the status page at /,
+    /// /livez, /healthz, /readyz, /metrics and /status.
     Run {
         /// Directory of desired-state YAML files (read recursively).
         #[arg(default_value = "desired-state")]

@@ -15,7 +15,8 @@
 //!   per-resource status.
 //! - [`daemon`]: the loop, the file watcher and the HTTP server side by
 //!   side until a shutdown signal (`ballast run`).
-//! - [`http`]: `/livez`, `/healthz`, `/readyz`, `/metrics` and `/status`.
+//! - [`http`]: the status page at `/`, `/livez`, `/healthz`, `/readyz`,
+//!   `/metrics` and `/status`.
 //! - [`metrics`]: the Prometheus metric families.
 //! - [`cli`]: the command line; `main.rs` only calls it.
 
