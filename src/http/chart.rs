@@ -52,7 +52,10 @@ pub(super) fn cpu(samples: &[Sample]) -> String {
     ];
     // ECS reports more than 100 % for tasks without a hard CPU limit.
     let top = series.iter().flat_map(|s| s.values.iter().flatten()).fold(100.0_f64, |m, v| m.max(*v));
-    draw("cpu", "CPU %", samples, &series, top.ceil())
+    // Up to a multiple of 25 for round labels; the epsilon keeps a float
+    // just over 100 (a saturated average) on the 0..100 scale.
+    let top = (top / 25.0 - 1e-6).ceil() * 25.0;
+    draw("cpu", "CPU %", samples, &series, top)
 }
 
 fn values(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Vec<Option<f64>> {
@@ -218,6 +221,12 @@ mod tests {
         let expected = TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - 0.66);
         assert!(high[0].iter().all(|p| (p.1 - expected).abs() < 0.1), "{high:?}");
         assert_eq!(high[0].len(), 5, "a threshold is known in every sample");
+        // A saturated average a hair over 100 keeps the 0..100 scale; more
+        // than that widens it to a round number.
+        let saturated = cpu(&[sample(0, Some(2), Some(100.000_001))]);
+        assert!(saturated.contains(">100</text>") && !saturated.contains(">101"), "{saturated}");
+        let over = cpu(&[sample(0, Some(2), Some(137.0))]);
+        assert!(over.contains(">150</text>") && over.contains(">75</text>"), "{over}");
     }
 
     #[test]
