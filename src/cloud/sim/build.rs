@@ -209,6 +209,8 @@ fn service_spec(svc: &Service, count: u32, cpu: u32, memory: u32) -> ServiceSpec
         awsvpc: svc.target_groups.iter().any(|b| b.target_type == TargetType::Ip),
         cpu,
         memory,
+        minimum_healthy_percent: super::DEFAULT_MINIMUM_HEALTHY_PERCENT,
+        maximum_percent: super::DEFAULT_MAXIMUM_PERCENT,
     }
 }
 

@@ -29,6 +29,12 @@ pub struct ServiceSpec {
     pub cpu: u32,
     /// Task MiB.
     pub memory: u32,
+    /// `deploymentConfiguration.minimumHealthyPercent` (ECS's default:
+    /// [`DEFAULT_MINIMUM_HEALTHY_PERCENT`](super::DEFAULT_MINIMUM_HEALTHY_PERCENT)).
+    pub minimum_healthy_percent: u32,
+    /// `deploymentConfiguration.maximumPercent` (ECS's default:
+    /// [`DEFAULT_MAXIMUM_PERCENT`](super::DEFAULT_MAXIMUM_PERCENT)).
+    pub maximum_percent: u32,
 }
 
 /// A container of a [`ServiceSpec`]'s task definition.
@@ -100,6 +106,8 @@ impl World {
                 load_balancers: Vec::new(),
                 deployment: 1,
                 rolling: false,
+                minimum_healthy_percent: spec.minimum_healthy_percent,
+                maximum_percent: spec.maximum_percent,
                 cpu_acc: 0.0,
                 cpu_covered: 0.0,
                 datapoints: VecDeque::new(),

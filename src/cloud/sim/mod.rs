@@ -56,6 +56,7 @@
 mod apply;
 mod build;
 mod controls;
+mod ecs;
 mod events;
 mod load;
 mod observe;
@@ -75,6 +76,7 @@ use crate::observed::Observed;
 use crate::plan::Change;
 
 pub use controls::{ContainerSpec, GroupSpec, ServiceSpec};
+pub use ecs::{DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, DEFAULT_TASK_PROTECTION, MAX_TASK_PROTECTION};
 pub use traffic::{Interpolation, LoadCurve, RequestCounts, Usage};
 
 use world::World;

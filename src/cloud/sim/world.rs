@@ -38,6 +38,8 @@ pub(super) struct World {
     pub tasks: BTreeMap<String, Task>,
     /// By EC2 instance id.
     pub instances: BTreeMap<String, Instance>,
+    /// EC2 instance ids whose container instance is DRAINING.
+    pub draining: BTreeSet<String>,
     pub groups: BTreeMap<GroupId, Group>,
     /// By ARN.
     pub target_groups: BTreeMap<String, TargetGroup>,
@@ -130,6 +132,10 @@ pub(super) struct Service {
     pub deployment: u64,
     /// A deployment is rolling out.
     pub rolling: bool,
+    /// `deploymentConfiguration`: the bounds on running tasks, in percent
+    /// of the desired count, while tasks are replaced.
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
     /// CPU-percent-seconds accumulated in the current metric period.
     pub cpu_acc: f64,
     /// Seconds of the current period during which a task was running.
@@ -169,6 +175,8 @@ pub(super) struct Task {
     pub due: Option<SystemTime>,
     /// When the task's containers get (or got) SIGTERM.
     pub sigterm_at: Option<SystemTime>,
+    /// Scale-in protection (UpdateTaskProtection) holds until then.
+    pub protected_until: Option<SystemTime>,
 }
 
 impl Task {
@@ -298,6 +306,7 @@ impl World {
             services: BTreeMap::new(),
             tasks: BTreeMap::new(),
             instances: BTreeMap::new(),
+            draining: BTreeSet::new(),
             groups: BTreeMap::new(),
             target_groups: BTreeMap::new(),
             alarms: BTreeMap::new(),
