@@ -150,13 +150,15 @@ impl World {
             *per_zone.entry(zone).or_default() += 1;
             *per_instance.entry(instance).or_default() += 1;
         }
+        let balance = self.config.scale_in_balances_zones;
         let mut stoppable: Vec<&String> = candidates.iter().filter(|a| !self.is_protected(a)).collect();
         let mut chosen = Vec::new();
         while chosen.len() < count && !stoppable.is_empty() {
             let best = (0..stoppable.len())
                 .max_by_key(|&i| {
                     let (zone, instance) = self.task_place(stoppable[i]);
-                    (per_zone[&zone], per_instance[&instance], self.tasks[stoppable[i]].seq)
+                    let spread = if balance { (per_zone[&zone], per_instance[&instance]) } else { (0, 0) };
+                    (spread, self.tasks[stoppable[i]].seq)
                 })
                 .unwrap_or(0);
             let arn = stoppable.remove(best);

@@ -154,6 +154,10 @@ pub struct SimConfig {
     pub consistency_lag: Duration,
     /// Auto Scaling's AZRebalance process runs (it does unless suspended).
     pub az_rebalance: bool,
+    /// ECS scale-in keeps the service balanced across zones before it
+    /// picks the newest task (AWS's rule). Off: the newest task goes first
+    /// wherever it is (the simulation's rule before issue 14).
+    pub scale_in_balances_zones: bool,
 }
 
 impl Default for SimConfig {
@@ -179,6 +183,7 @@ impl Default for SimConfig {
             stop_timeout: Duration::from_secs(30),
             consistency_lag: Duration::ZERO,
             az_rebalance: true,
+            scale_in_balances_zones: true,
         }
     }
 }
