@@ -38,6 +38,11 @@ impl World {
         };
         let desired = service.desired_count as usize;
         let deployment = service.deployment;
+        // The common case, cheaply: nothing to replace and the count is met
+        // (outside a rollout every live task is of the current deployment).
+        if !service.rolling && self.draining.is_empty() && live.len() == desired {
+            return false;
+        }
         // ECS rounds the lower limit up and the upper limit down.
         // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_definition_parameters.html#sd-deploymentconfiguration
         let min_healthy = (desired * service.minimum_healthy_percent as usize).div_ceil(100);

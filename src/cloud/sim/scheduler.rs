@@ -356,19 +356,21 @@ impl World {
     pub fn reconcile_health(&mut self) -> bool {
         let now = self.now;
         let check_time = self.config.health_check_time();
-        let answering = self.answering_endpoints();
+        let answering =
+            super::traffic::answering_endpoints(&self.tasks, &self.instances, now, self.config.sigterm_grace);
 
         let mut changed = false;
         for tg in self.target_groups.values_mut() {
             let is_ip = tg.info.target_type == TargetType::Ip;
             for (target, state) in tg.targets.iter_mut() {
-                if state.drain_until.is_some() {
-                    continue;
-                }
-                let serving = answering.contains(&(is_ip, target.id.clone(), target.port));
+                // Kept for draining targets too: traffic still reaches them.
+                let serving = answering.contains(&(is_ip, target.id.as_str(), target.port));
                 if serving != state.serving {
                     state.serving = serving;
                     state.serving_since = now;
+                }
+                if state.drain_until.is_some() {
+                    continue;
                 }
                 if state.health != state.verdict() && now >= state.verdict_at(check_time) {
                     state.health = state.verdict();

@@ -377,3 +377,55 @@ fn ecs_load_balancer_integration_deregisters_waits_the_delay_then_sends_sigterm(
     let c = counts(&f, "frontendTargetGroup");
     assert_eq!((c.served, c.failed), (90.0 * 130.0, 0.0), "the NLB's lag ends before SIGTERM: nothing fails");
 }
+
+/// A week of 250 services with traffic, a deployment of ten services a
+/// day and an instance lost every six hours. Run by hand for timing:
+/// `cargo test --release --lib a_week_of -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn a_week_of_a_large_world_with_traffic_keeps_its_state_bounded() {
+    let n = 250;
+    let desired = DesiredState {
+        services: (0..n)
+            .map(|i| {
+                let b = binding(&format!("tg{i:03}"), 10_000 + i as u16, TargetType::Instance);
+                service(&format!("svc{i:03}"), 2, vec![b])
+            })
+            .collect(),
+        capacities: vec![capacity(1, 1000, TasksPerInstance::Resources { cpu: 4096, memory: 8192 })],
+    };
+    let f = Fixture::new(&desired, false, SimConfig::default());
+    // ECS registers the replacements of lost tasks.
+    for i in 0..n {
+        let arn = f.sim.target_group_arn(&tg(&format!("tg{i:03}"))).unwrap();
+        f.sim.set_service_load_balancers(&sid(&format!("svc{i:03}")), vec![arn]).unwrap();
+    }
+    let t0 = f.sim.now();
+    // A daily cycle, hourly points: 50 to 150 requests per second.
+    let points: Vec<_> = (0..=7 * 24)
+        .map(|h| (t0 + secs(h * 3600), 100.0 + 50.0 * (h as f64 * std::f64::consts::PI / 12.0).sin()))
+        .collect();
+    for i in 0..n {
+        let curve = LoadCurve { points: points.clone(), interpolation: Interpolation::Linear };
+        f.sim.set_load_curve(&sid(&format!("svc{i:03}")), curve).unwrap();
+    }
+    let started = std::time::Instant::now();
+    for hour in 0..7 * 24 {
+        if hour % 24 == 12 {
+            for i in (0..n).step_by(25) {
+                f.sim.deploy(&sid(&format!("svc{i:03}"))).unwrap();
+            }
+        }
+        if hour % 6 == 3 {
+            let victim = f.sim.group(&gid()).unwrap().instances[0].id.clone();
+            f.sim.kill_instance(&victim).unwrap();
+        }
+        f.advance(secs(3600));
+    }
+    let wall = started.elapsed();
+    let traffic = f.sim.traffic();
+    let served: f64 = traffic.values().map(|c| c.served).sum();
+    let failed: f64 = traffic.values().map(|c| c.failed).sum();
+    eprintln!("a week: {wall:?} wall, served {served:.0}, failed {failed:.0}, {:?}", f.sim.usage());
+    assert!(served > 0.0);
+}

@@ -7,14 +7,14 @@
 //! rectangle, with the curve's points among the events. Only counters are
 //! kept: a run of any length holds the same state.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::SystemTime;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime};
 
 use super::SimCloud;
-use super::world::{Lifecycle, TargetGroup, Task, World};
+use super::world::{Instance, Lifecycle, RegisteredTarget, TargetGroup, Task, World};
 use crate::cloud::CloudError;
-use crate::desired::{ServiceId, TargetType};
-use crate::observed::{Target, TargetHealth, TaskStatus};
+use crate::desired::ServiceId;
+use crate::observed::{TargetHealth, TaskStatus};
 
 /// Requests per second of a service over time.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,7 +181,43 @@ impl TargetGroupCounts {
 
 /// An endpoint a task answers on: (is an ip target, instance id or
 /// address, port).
-type Endpoint = (bool, String, u16);
+pub(super) type Endpoint<'a> = (bool, &'a str, u16);
+
+/// Whether the task answers requests (and health checks) now: it has run,
+/// is not past its SIGTERM grace, and its instance is in service.
+fn answers(task: &Task, instances: &BTreeMap<String, Instance>, now: SystemTime, sigterm_grace: Duration) -> bool {
+    let up = matches!(task.last_status, TaskStatus::Running | TaskStatus::Deactivating | TaskStatus::Stopping)
+        && task.started_at.is_some();
+    let before_sigterm_grace = task.sigterm_at.is_none_or(|at| now < at + sigterm_grace);
+    let on_live_instance = task
+        .instance_id
+        .as_deref()
+        .and_then(|id| instances.get(id))
+        .is_some_and(|i| i.lifecycle == Lifecycle::InService);
+    up && before_sigterm_grace && on_live_instance
+}
+
+/// Every endpoint a task answers on now. Takes the world's parts, so that
+/// the caller may change its target groups while holding the set.
+pub(super) fn answering_endpoints<'a>(
+    tasks: &'a BTreeMap<String, Task>,
+    instances: &BTreeMap<String, Instance>,
+    now: SystemTime,
+    sigterm_grace: Duration,
+) -> HashSet<Endpoint<'a>> {
+    let mut answering = HashSet::new();
+    for task in tasks.values().filter(|t| answers(t, instances, now, sigterm_grace)) {
+        for b in &task.bindings {
+            if let Some(instance_id) = &task.instance_id {
+                answering.insert((false, instance_id.as_str(), b.host_port));
+            }
+            if let Some(ip) = &task.private_ip {
+                answering.insert((true, ip.as_str(), b.container_port));
+            }
+        }
+    }
+    answering
+}
 
 impl World {
     /// The service's requests per second, averaged from `from` to `to`.
@@ -194,46 +230,15 @@ impl World {
         }
     }
 
-    /// Whether the task answers requests (and health checks) now: it has
-    /// run, is not past its SIGTERM grace, and its instance is in service.
-    pub fn task_answers(&self, task: &Task) -> bool {
-        let up = matches!(task.last_status, TaskStatus::Running | TaskStatus::Deactivating | TaskStatus::Stopping)
-            && task.started_at.is_some();
-        let before_sigterm_grace = task.sigterm_at.is_none_or(|at| self.now < at + self.config.sigterm_grace);
-        let on_live_instance = task
-            .instance_id
-            .as_deref()
-            .and_then(|id| self.instances.get(id))
-            .is_some_and(|i| i.lifecycle == Lifecycle::InService);
-        up && before_sigterm_grace && on_live_instance
-    }
-
-    /// Every endpoint a task answers on now.
-    pub fn answering_endpoints(&self) -> BTreeSet<Endpoint> {
-        let mut answering = BTreeSet::new();
-        for task in self.tasks.values().filter(|t| self.task_answers(t)) {
-            for b in &task.bindings {
-                if let Some(instance_id) = &task.instance_id {
-                    answering.insert((false, instance_id.clone(), b.host_port));
-                }
-                if let Some(ip) = &task.private_ip {
-                    answering.insert((true, ip.clone(), b.container_port));
-                }
-            }
-        }
-        answering
-    }
-
     /// The targets the target group's load balancer sends new connections
     /// to now: healthy ones (all registered ones when none is: fail-open),
     /// and deregistered ones whose deregistration has not reached it yet.
-    fn routable<'a>(&self, tg: &'a TargetGroup) -> Vec<&'a Target> {
-        let registered = || tg.targets.iter().filter(|(_, t)| t.drain_until.is_none());
-        let healthy: Vec<&Target> =
-            registered().filter(|(_, t)| t.health == TargetHealth::Healthy).map(|(k, _)| k).collect();
-        let mut routable = if healthy.is_empty() { registered().map(|(k, _)| k).collect() } else { healthy };
+    fn routable<'a>(&self, tg: &'a TargetGroup) -> Vec<&'a RegisteredTarget> {
+        let registered = || tg.targets.values().filter(|t| t.drain_until.is_none());
+        let healthy: Vec<&RegisteredTarget> = registered().filter(|t| t.health == TargetHealth::Healthy).collect();
+        let mut routable = if healthy.is_empty() { registered().collect() } else { healthy };
         let now = self.now;
-        routable.extend(tg.targets.iter().filter(|(_, t)| t.routed_until.is_some_and(|u| u > now)).map(|(k, _)| k));
+        routable.extend(tg.targets.values().filter(|t| t.routed_until.is_some_and(|u| u > now)));
         routable
     }
 
@@ -260,7 +265,6 @@ impl World {
         if requests.is_empty() {
             return;
         }
-        let answering = self.answering_endpoints();
         let outcomes: Vec<(String, f64, f64)> = requests
             .into_iter()
             .map(|(arn, n)| {
@@ -271,8 +275,9 @@ impl World {
                 if routable.is_empty() {
                     return (arn.to_string(), 0.0, n);
                 }
-                let is_ip = tg.info.target_type == TargetType::Ip;
-                let dead = routable.iter().filter(|t| !answering.contains(&(is_ip, t.id.clone(), t.port))).count();
+                // `serving` is whether a task answers on the target now
+                // (health checks keep it for every target).
+                let dead = routable.iter().filter(|t| !t.serving).count();
                 // Requests spread evenly over the routable targets.
                 let failed = n * dead as f64 / routable.len() as f64;
                 (arn.to_string(), n - failed, failed)
