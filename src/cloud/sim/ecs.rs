@@ -227,14 +227,14 @@ impl World {
 
     /// ECS stops a task (StopTask, scale-in, replacement, a lost
     /// instance). A task of a service with its own load balancers is first
-    /// deregistered and keeps running (DEACTIVATING) for the deregistration
-    /// delay; then its containers get SIGTERM, and the task is STOPPED when
-    /// the app exits or at `stopTimeout` (SIGKILL), whichever is first.
-    /// Stopping a stopping task is a no-op.
-    /// <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html>
+    /// deregistered and keeps running (DEACTIVATING) until its targets have
+    /// drained (UNUSED); then its containers get SIGTERM, and the task is
+    /// STOPPED when the app exits or at `stopTimeout` (SIGKILL), whichever
+    /// is first. Stopping a stopping task is a no-op.
+    /// <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html>,
+    /// <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-connection-draining.html>
     pub fn stop_task(&mut self, arn: &str) {
         let now = self.now;
-        let delay = self.config.deregistration_delay;
         let Some(task) = self.tasks.get(arn) else {
             return;
         };
@@ -248,19 +248,31 @@ impl World {
             .as_deref()
             .and_then(|id| self.instances.get(id))
             .is_some_and(|i| i.lifecycle == Lifecycle::InService);
-        let behind_load_balancer = self.services.get(&service).is_some_and(|s| !s.load_balancers.is_empty());
         self.deregister_from_service_load_balancers(&service, arn);
+        let drained = self.service_targets_drained_at(&service, arn);
         let Some(task) = self.tasks.get_mut(arn) else {
             return;
         };
         task.desired_status = TaskStatus::Stopped;
-        if ran && instance_up && behind_load_balancer {
+        if let Some(drained) = drained.filter(|at| ran && instance_up && *at > now) {
             task.last_status = TaskStatus::Deactivating;
-            task.sigterm_at = Some(now + delay);
-            task.due = Some(now + delay);
+            task.sigterm_at = Some(drained);
+            task.due = Some(drained);
         } else {
             self.send_sigterm(arn);
         }
+    }
+
+    /// When the last of the task's targets in its service's own load
+    /// balancers is done draining.
+    fn service_targets_drained_at(&self, service: &ServiceId, task_arn: &str) -> Option<SystemTime> {
+        let tgs = &self.services.get(service)?.load_balancers;
+        tgs.iter()
+            .filter_map(|tg_arn| {
+                let target = self.task_target(task_arn, tg_arn)?;
+                self.target_groups.get(tg_arn)?.targets.get(&target)?.drain_until
+            })
+            .max()
     }
 
     /// SIGTERM now; STOPPED when the app exits, or at `stopTimeout`.

@@ -333,8 +333,14 @@ impl World {
     /// DeregisterTargets for one target: starts draining; unknown or
     /// already draining targets are left alone.
     pub fn deregister_target(&mut self, tg_arn: &str, target: &Target) {
-        let until = self.now + self.config.deregistration_delay;
-        let routed_until = self.now + self.config.deregistration_propagation_lag;
+        // New connections keep coming for the propagation lag, and the
+        // drain lasts at least that long, whatever the delay says (public
+        // reports: about two minutes with a delay of 5 s or even 0:
+        // https://github.com/aws/containers-roadmap/issues/470,
+        // https://github.com/kubernetes-sigs/aws-load-balancer-controller/issues/3270).
+        let lag = self.config.deregistration_propagation_lag;
+        let until = self.now + self.config.deregistration_delay.max(lag);
+        let routed_until = self.now + lag;
         let Some(tg) = self.target_groups.get_mut(tg_arn) else {
             return;
         };
@@ -342,9 +348,9 @@ impl World {
             && t.drain_until.is_none()
         {
             // The load balancer only keeps sending to a target it was
-            // sending to (a healthy one), and never past the drain.
+            // sending to (a healthy one).
             if t.health == TargetHealth::Healthy {
-                t.routed_until = Some(routed_until.min(until));
+                t.routed_until = Some(routed_until);
             }
             t.health = TargetHealth::Draining;
             t.drain_until = Some(until);

@@ -129,6 +129,16 @@ fn nlb_keeps_sending_new_connections_to_a_deregistered_target_for_the_propagatio
 
     let (f, _) = run(0);
     assert_eq!(counts(&f, "frontendTargetGroup").failed, 0.0, "without the lag nothing reaches the stopped task");
+
+    // A shorter deregistration delay does not shorten the drain below the lag.
+    let config = SimConfig { deregistration_delay: secs(5), ..SimConfig::default() };
+    let f = Fixture::new(&app(2), false, config);
+    let (_, target) = first_task(&f);
+    f.sim.deregister_target(&tg("frontendTargetGroup"), target.clone()).unwrap();
+    f.advance(secs(59));
+    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Draining));
+    f.advance(secs(1));
+    assert_eq!(f.health("frontendTargetGroup", &target), None);
 }
 
 #[test]
@@ -341,8 +351,10 @@ fn a_draining_container_instance_gets_no_tasks_and_its_tasks_are_replaced_elsewh
 }
 
 #[test]
-fn ecs_load_balancer_integration_deregisters_waits_the_delay_then_sends_sigterm() {
-    let config = SimConfig { deregistration_delay: secs(60), ..SimConfig::default() };
+fn ecs_load_balancer_integration_deregisters_waits_the_drain_then_sends_sigterm() {
+    // A delay of 5 s: the drain still lasts the propagation lag (60 s), and
+    // ECS waits for it.
+    let config = SimConfig { deregistration_delay: secs(5), ..SimConfig::default() };
     let f = Fixture::new(&app(2), false, config);
     let frontend = f.sim.target_group_arn(&tg("frontendTargetGroup")).unwrap();
     f.sim.set_service_load_balancers(&sid("appService"), vec![frontend.clone()]).unwrap();
@@ -361,7 +373,7 @@ fn ecs_load_balancer_integration_deregisters_waits_the_delay_then_sends_sigterm(
     f.advance(secs(20));
     f.sim.set_load(&sid("appService"), 90.0).unwrap();
 
-    // On a stop: deregistered at once, running through the delay, then SIGTERM.
+    // On a stop: deregistered at once, running through the drain, then SIGTERM.
     f.sim.set_desired_count(&sid("appService"), 2).unwrap();
     let stopping = f.svc("appService").tasks.into_iter().find(|t| t.desired_status == TaskStatus::Stopped).unwrap();
     let target = Target { id: stopping.instance_id.clone().unwrap(), port: 80 };
