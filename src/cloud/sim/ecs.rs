@@ -22,6 +22,11 @@ pub const MAX_TASK_PROTECTION: Duration = Duration::from_secs(48 * 3600);
 /// The protection UpdateTaskProtection grants without `expiresInMinutes`.
 pub const DEFAULT_TASK_PROTECTION: Duration = Duration::from_secs(2 * 3600);
 
+/// How long a RUNNING task without a load balancer or container health
+/// check waits before a deployment counts it as healthy.
+/// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html>
+const UNCHECKED_TASK_HEALTHY_AFTER: Duration = Duration::from_secs(40);
+
 /// ECS's default `deploymentConfiguration`.
 pub const DEFAULT_MINIMUM_HEALTHY_PERCENT: u32 = 100;
 /// ECS's default `deploymentConfiguration`.
@@ -203,8 +208,9 @@ impl World {
     }
 
     /// What a deployment counts as healthy: RUNNING, and healthy in each
-    /// of the service's own load balancers.
-    /// <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_definition_parameters.html#sd-deploymentconfiguration>
+    /// of the service's own load balancers, or, without any, RUNNING for
+    /// 40 s (the simulated task definitions have no container health check).
+    /// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html>
     fn task_is_healthy(&self, arn: &str) -> bool {
         let Some(task) = self.tasks.get(arn) else {
             return false;
@@ -215,6 +221,9 @@ impl World {
         let Some(service) = self.services.get(&task.service) else {
             return false;
         };
+        if service.load_balancers.is_empty() {
+            return task.started_at.is_some_and(|at| at + UNCHECKED_TASK_HEALTHY_AFTER <= self.now);
+        }
         service.load_balancers.iter().all(|tg_arn| {
             let target = self.task_target(arn, tg_arn);
             let tg = self.target_groups.get(tg_arn);
@@ -298,10 +307,14 @@ impl World {
     }
 
     /// The next instant the ECS scheduler must look again by itself: a
-    /// task's scale-in protection running out.
+    /// task's scale-in protection running out, or a new task counting as
+    /// healthy.
     pub fn ecs_next_due(&self) -> Option<SystemTime> {
         let now = self.now;
-        self.tasks.values().filter(|t| t.is_live()).filter_map(|t| t.protected_until.filter(|u| *u > now)).min()
+        let live = self.tasks.values().filter(|t| t.is_live());
+        let protection = live.clone().filter_map(|t| t.protected_until);
+        let healthy = live.filter_map(|t| t.started_at.map(|at| at + UNCHECKED_TASK_HEALTHY_AFTER));
+        protection.chain(healthy).filter(|at| *at > now).min()
     }
 
     /// Forget draining marks of instances that are gone.

@@ -53,7 +53,8 @@ pub struct RequestCounts {
 /// Resource use so far (since the [`SimCloud`] was created).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
-    /// Seconds of RUNNING tasks, all services together.
+    /// Seconds of RUNNING tasks (DEACTIVATING ones too: they still run
+    /// while ECS drains their targets), all services together.
     pub task_seconds: f64,
     /// Seconds of instances Pending, InService or Terminating.
     pub instance_seconds: f64,
@@ -249,7 +250,11 @@ impl World {
         if secs <= 0.0 {
             return;
         }
-        let running = self.tasks.values().filter(|t| t.last_status == TaskStatus::Running).count();
+        let running = self
+            .tasks
+            .values()
+            .filter(|t| matches!(t.last_status, TaskStatus::Running | TaskStatus::Deactivating))
+            .count();
         self.traffic.usage.task_seconds += running as f64 * secs;
         self.traffic.usage.instance_seconds += self.instances.len() as f64 * secs;
 
