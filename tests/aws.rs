@@ -1731,6 +1731,8 @@ mod sim_contract {
             awsvpc: false,
             cpu: 256,
             memory: 512,
+            minimum_healthy_percent: ballast::cloud::sim::DEFAULT_MINIMUM_HEALTHY_PERCENT,
+            maximum_percent: ballast::cloud::sim::DEFAULT_MAXIMUM_PERCENT,
         })
         .unwrap();
         let tg = |name: &str, port| {

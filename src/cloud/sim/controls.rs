@@ -29,6 +29,12 @@ pub struct ServiceSpec {
     pub cpu: u32,
     /// Task MiB.
     pub memory: u32,
+    /// `deploymentConfiguration.minimumHealthyPercent` (ECS's default:
+    /// [`DEFAULT_MINIMUM_HEALTHY_PERCENT`](super::DEFAULT_MINIMUM_HEALTHY_PERCENT)).
+    pub minimum_healthy_percent: u32,
+    /// `deploymentConfiguration.maximumPercent` (ECS's default:
+    /// [`DEFAULT_MAXIMUM_PERCENT`](super::DEFAULT_MAXIMUM_PERCENT)).
+    pub maximum_percent: u32,
 }
 
 /// A container of a [`ServiceSpec`]'s task definition.
@@ -100,7 +106,8 @@ impl World {
                 load_balancers: Vec::new(),
                 deployment: 1,
                 rolling: false,
-                load_rps: 0.0,
+                minimum_healthy_percent: spec.minimum_healthy_percent,
+                maximum_percent: spec.maximum_percent,
                 cpu_acc: 0.0,
                 cpu_covered: 0.0,
                 datapoints: VecDeque::new(),
@@ -187,7 +194,7 @@ impl World {
 
 impl SimCloud {
     /// Run `f` on the world brought up to now, then let the actors react.
-    fn control<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+    pub(super) fn control<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
         let mut world = self.world();
         let result = f(&mut world);
         world.settle();
@@ -361,12 +368,10 @@ impl SimCloud {
         })
     }
 
-    /// Requests per second the service's running tasks share.
+    /// Requests per second the service's running tasks share, from now
+    /// on (a one-point [`LoadCurve`](super::LoadCurve)).
     pub fn set_load(&self, id: &ServiceId, requests_per_second: f64) -> Result<(), CloudError> {
-        self.control(|w| {
-            w.service_mut(id)?.load_rps = requests_per_second.max(0.0);
-            Ok(())
-        })
+        self.set_load_curve(id, super::LoadCurve::constant(requests_per_second.max(0.0)))
     }
 
     // ---- fault injection -------------------------------------------------

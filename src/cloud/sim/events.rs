@@ -55,6 +55,7 @@ impl World {
             }
         }
         self.forget_old_tasks();
+        self.forget_gone_container_instances();
     }
 
     /// The end of the current metric period (periods are aligned to the
@@ -78,7 +79,8 @@ impl World {
                 None => None,
             })
         });
-        tasks.chain(instances).chain(targets).min()
+        let own = self.traffic_next_due().into_iter().chain(self.ecs_next_due());
+        tasks.chain(instances).chain(targets).chain(own).min()
     }
 
     /// Finish the transitions due by now. Returns whether anything changed.
@@ -98,6 +100,7 @@ impl World {
                     let service = task.service.clone();
                     self.register_with_service_load_balancers(&service, &arn);
                 }
+                TaskStatus::Deactivating => self.send_sigterm(&arn),
                 _ => {
                     task.last_status = TaskStatus::Stopped;
                     task.stopped_at = Some(now);

@@ -10,20 +10,35 @@
 //!
 //! - **ECS**: a scheduler per service that starts tasks (PENDING for
 //!   [`SimConfig::task_start_delay`], then RUNNING) on container instances
-//!   with room, stops the newest when there are too many (STOPPING for
-//!   [`SimConfig::task_stop_delay`], then STOPPED, observable for an hour),
-//!   and rolls deployments one task at a time (start new, then stop old).
-//!   A task of a static-port service needs its host ports free on the
-//!   instance, and every task needs its CPU and memory. awsvpc tasks take
-//!   an address from 10.0.2.0/24, so at most 251 of them run at once.
+//!   with room (not DRAINING ones), and stops tasks of its own choice when
+//!   there are too many: balanced across zones, then the newest, never a
+//!   task under scale-in protection. A stopping task gets SIGTERM, answers
+//!   for [`SimConfig::sigterm_grace`], and is STOPPED when the app exits
+//!   ([`SimConfig::task_stop_delay`]) or at [`SimConfig::stop_timeout`],
+//!   observable for an hour; with the service's own load balancers it is
+//!   first deregistered and DEACTIVATING until drained. Deployments and
+//!   draining container instances replace tasks within each service's
+//!   minimum healthy and maximum percent. A task of a static-port service
+//!   needs its host ports free on the instance, and every task needs its
+//!   CPU and memory. awsvpc tasks take an address from 10.0.2.0/24, so at
+//!   most 251 of them run at once.
 //! - **Auto Scaling**: desired capacity within [min, max]; instances are
 //!   Pending for [`SimConfig::instance_launch_delay`], spread over the
 //!   group's subnets; scale-in terminates the newest first.
 //! - **ELBv2**: targets keyed by (id, port), `initial` until health checks
-//!   pass, `healthy` only while a RUNNING task serves the target, `draining`
-//!   for the deregistration delay after deregistration.
+//!   pass, `healthy` only while a task answers on the target, `draining`
+//!   for the deregistration delay (at least the propagation lag) after
+//!   deregistration.
+//! - **Traffic**: each service's load flows through its target groups to
+//!   the targets the load balancer routes new connections to (healthy ones,
+//!   all when none is: fail-open, and deregistered ones for
+//!   [`SimConfig::deregistration_propagation_lag`]); a request fails where
+//!   no task answers. [`SimCloud::traffic`] and [`SimCloud::usage`] count
+//!   requests and resource use. docs/simulation.md lists each behaviour
+//!   with its AWS source.
 //! - **CloudWatch**: a CPU datapoint per service per metric period from the
-//!   load set with [`SimCloud::set_load`], and M-of-N alarm evaluation with
+//!   load set with [`SimCloud::set_load`] or [`SimCloud::set_load_curve`],
+//!   and M-of-N alarm evaluation with
 //!   the four missing-data treatments.
 //!
 //! # Choices where AWS gives latitude
@@ -56,10 +71,12 @@
 mod apply;
 mod build;
 mod controls;
+mod ecs;
 mod events;
 mod load;
 mod observe;
 mod scheduler;
+mod traffic;
 mod world;
 
 #[cfg(test)]
@@ -74,6 +91,8 @@ use crate::observed::Observed;
 use crate::plan::Change;
 
 pub use controls::{ContainerSpec, GroupSpec, ServiceSpec};
+pub use ecs::{DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, DEFAULT_TASK_PROTECTION, MAX_TASK_PROTECTION};
+pub use traffic::{Interpolation, LoadCurve, RequestCounts, Usage};
 
 use world::World;
 
@@ -136,6 +155,24 @@ pub struct SimConfig {
     /// Virtual time each API call takes, slept on tokio's clock after the
     /// call is made. Zero: no sleeping at all.
     pub latency_per_call: Duration,
+    /// After DeregisterTargets, the load balancer keeps sending new
+    /// connections to the target this long (public reports: tens of
+    /// seconds up to about two minutes), then it only drains.
+    pub deregistration_propagation_lag: Duration,
+    /// After SIGTERM the task's app keeps accepting new requests this long
+    /// (the sample app in app/ stops at once: 0).
+    pub sigterm_grace: Duration,
+    /// ECS `stopTimeout`: SIGKILL this long after SIGTERM at the latest.
+    pub stop_timeout: Duration,
+    /// Reads show a write only this long after it was made (eventual
+    /// consistency; AWS documents no figure).
+    pub consistency_lag: Duration,
+    /// Auto Scaling's AZRebalance process runs (it does unless suspended).
+    pub az_rebalance: bool,
+    /// ECS scale-in keeps the service balanced across zones before it
+    /// picks the newest task (AWS's rule). Off: the newest task goes first
+    /// wherever it is (the simulation's rule before issue 14).
+    pub scale_in_balances_zones: bool,
 }
 
 impl Default for SimConfig {
@@ -156,6 +193,12 @@ impl Default for SimConfig {
             instance_memory: 982,
             reset_alarm_state_on_put: true,
             latency_per_call: Duration::ZERO,
+            deregistration_propagation_lag: Duration::from_secs(60),
+            sigterm_grace: Duration::ZERO,
+            stop_timeout: Duration::from_secs(30),
+            consistency_lag: Duration::ZERO,
+            az_rebalance: true,
+            scale_in_balances_zones: true,
         }
     }
 }

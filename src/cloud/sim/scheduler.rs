@@ -35,81 +35,6 @@ impl World {
         changed
     }
 
-    fn reconcile_service(&mut self, id: &ServiceId, live: &[(u64, String)]) -> bool {
-        let Some(service) = self.services.get(id) else {
-            return false;
-        };
-        let desired = service.desired_count as usize;
-        let deployment = service.deployment;
-        let (new, old): (Vec<&String>, Vec<&String>) =
-            live.iter().map(|(_, arn)| arn).partition(|arn| self.tasks[*arn].deployment == deployment);
-        let new_pending = new.iter().filter(|arn| self.tasks[**arn].last_status != TaskStatus::Running).count();
-        let new: Vec<String> = new.into_iter().cloned().collect();
-        let old: Vec<String> = old.into_iter().cloned().collect();
-        let mut changed = false;
-
-        if old.is_empty() {
-            if live.len() < desired {
-                for _ in live.len()..desired {
-                    if self.start_task(id).is_none() {
-                        break;
-                    }
-                    changed = true;
-                }
-            } else if live.len() > desired {
-                // Newest first, like ECS scale-in.
-                for arn in new.iter().rev().take(live.len() - desired) {
-                    self.stop_task(arn);
-                    changed = true;
-                }
-            }
-        } else {
-            // Rolling replacement with minimumHealthyPercent 100 and one
-            // extra task at a time: start a new task, and stop an old one
-            // only once its replacement runs.
-            if new.len() - new_pending >= desired {
-                for arn in &old {
-                    self.stop_task(arn);
-                }
-                for arn in new.iter().rev().take(new.len() - desired) {
-                    self.stop_task(arn);
-                }
-                changed = true;
-            } else {
-                let allowed_extra = usize::from(new_pending > 0);
-                let excess = live.len().saturating_sub(desired + allowed_extra);
-                for arn in old.iter().take(excess) {
-                    self.stop_task(arn);
-                    changed = true;
-                }
-                let live_now = live.len() - excess;
-                if new_pending == 0 && live_now <= desired && self.start_task(id).is_some() {
-                    changed = true;
-                }
-            }
-        }
-
-        // The rollout is done once only new tasks remain and all run.
-        if self.services.get(id).is_some_and(|s| s.rolling) {
-            let running_new = self
-                .tasks
-                .values()
-                .filter(|t| &t.service == id && t.deployment == deployment && t.is_live())
-                .filter(|t| t.last_status == TaskStatus::Running)
-                .count();
-            let any_old =
-                self.tasks.values().any(|t| &t.service == id && t.deployment != deployment && t.holds_resources());
-            if !any_old
-                && running_new == desired
-                && let Some(service) = self.services.get_mut(id)
-            {
-                service.rolling = false;
-                changed = true;
-            }
-        }
-        changed
-    }
-
     /// Place and start one task of the service, returning its ARN. None
     /// (and an ECS event) when no instance has room.
     pub fn start_task(&mut self, id: &ServiceId) -> Option<String> {
@@ -159,6 +84,8 @@ impl World {
                 started_at: None,
                 stopped_at: None,
                 due,
+                sigterm_at: None,
+                protected_until: None,
             },
         );
         Some(arn)
@@ -193,6 +120,7 @@ impl World {
                 i.region == id.region
                     && i.lifecycle == Lifecycle::InService
                     && i.container_instance.is_some()
+                    && !self.draining.contains(&i.id)
                     && i.cluster.as_deref() == Some(id.cluster.as_str())
             })
             .filter(|i| {
@@ -206,25 +134,7 @@ impl World {
             .map(|i| i.id.clone())
     }
 
-    /// ECS StopTask: the task drains from its service's load balancers and
-    /// stops after the stop delay. Stopping a stopping task is a no-op.
-    pub fn stop_task(&mut self, arn: &str) {
-        let now = self.now;
-        let stop_delay = self.config.task_stop_delay;
-        let Some(task) = self.tasks.get_mut(arn) else {
-            return;
-        };
-        if task.desired_status == TaskStatus::Stopped {
-            return;
-        }
-        task.desired_status = TaskStatus::Stopped;
-        task.last_status = TaskStatus::Stopping;
-        task.due = Some(now + stop_delay);
-        let service = task.service.clone();
-        self.deregister_from_service_load_balancers(&service, arn);
-    }
-
-    fn record_event(&mut self, id: &ServiceId, message: &str) {
+    pub fn record_event(&mut self, id: &ServiceId, message: &str) {
         let now = self.now;
         let Some(service) = self.services.get_mut(id) else {
             return;
@@ -244,7 +154,7 @@ impl World {
     }
 
     /// The targets a task offers to a target group of its service.
-    fn task_target(&self, task_arn: &str, tg_arn: &str) -> Option<Target> {
+    pub fn task_target(&self, task_arn: &str, tg_arn: &str) -> Option<Target> {
         let task = self.tasks.get(task_arn)?;
         let tg = self.target_groups.get(tg_arn)?;
         let binding = task.bindings.iter().find(|b| b.container_port == tg.info.port)?;
@@ -267,7 +177,7 @@ impl World {
     }
 
     /// ECS deregisters a stopping task from its service's own load balancers.
-    fn deregister_from_service_load_balancers(&mut self, service: &ServiceId, task_arn: &str) {
+    pub fn deregister_from_service_load_balancers(&mut self, service: &ServiceId, task_arn: &str) {
         let Some(svc) = self.services.get(service) else {
             return;
         };
@@ -415,6 +325,7 @@ impl World {
                 serving: false,
                 serving_since: now,
                 drain_until: None,
+                routed_until: None,
             },
         );
     }
@@ -422,13 +333,25 @@ impl World {
     /// DeregisterTargets for one target: starts draining; unknown or
     /// already draining targets are left alone.
     pub fn deregister_target(&mut self, tg_arn: &str, target: &Target) {
-        let until = self.now + self.config.deregistration_delay;
+        // New connections keep coming for the propagation lag, and the
+        // drain lasts at least that long, whatever the delay says (public
+        // reports: about two minutes with a delay of 5 s or even 0:
+        // https://github.com/aws/containers-roadmap/issues/470,
+        // https://github.com/kubernetes-sigs/aws-load-balancer-controller/issues/3270).
+        let lag = self.config.deregistration_propagation_lag;
+        let until = self.now + self.config.deregistration_delay.max(lag);
+        let routed_until = self.now + lag;
         let Some(tg) = self.target_groups.get_mut(tg_arn) else {
             return;
         };
         if let Some(t) = tg.targets.get_mut(target)
             && t.drain_until.is_none()
         {
+            // The load balancer only keeps sending to a target it was
+            // sending to (a healthy one).
+            if t.health == TargetHealth::Healthy {
+                t.routed_until = Some(routed_until);
+            }
             t.health = TargetHealth::Draining;
             t.drain_until = Some(until);
         }
@@ -439,42 +362,21 @@ impl World {
     pub fn reconcile_health(&mut self) -> bool {
         let now = self.now;
         let check_time = self.config.health_check_time();
-        // (is an ip target, instance id or address, port) of every
-        // endpoint a running task on a live instance answers on.
-        let mut answering: BTreeSet<(bool, String, u16)> = BTreeSet::new();
-        for task in self.tasks.values() {
-            if task.last_status != TaskStatus::Running {
-                continue;
-            }
-            let on_live_instance = task
-                .instance_id
-                .as_deref()
-                .and_then(|id| self.instances.get(id))
-                .is_some_and(|i| i.lifecycle == Lifecycle::InService);
-            if !on_live_instance {
-                continue;
-            }
-            for b in &task.bindings {
-                if let Some(instance_id) = &task.instance_id {
-                    answering.insert((false, instance_id.clone(), b.host_port));
-                }
-                if let Some(ip) = &task.private_ip {
-                    answering.insert((true, ip.clone(), b.container_port));
-                }
-            }
-        }
+        let answering =
+            super::traffic::answering_endpoints(&self.tasks, &self.instances, now, self.config.sigterm_grace);
 
         let mut changed = false;
         for tg in self.target_groups.values_mut() {
             let is_ip = tg.info.target_type == TargetType::Ip;
             for (target, state) in tg.targets.iter_mut() {
-                if state.drain_until.is_some() {
-                    continue;
-                }
-                let serving = answering.contains(&(is_ip, target.id.clone(), target.port));
+                // Kept for draining targets too: traffic still reaches them.
+                let serving = answering.contains(&(is_ip, target.id.as_str(), target.port));
                 if serving != state.serving {
                     state.serving = serving;
                     state.serving_since = now;
+                }
+                if state.drain_until.is_some() {
+                    continue;
                 }
                 if state.health != state.verdict() && now >= state.verdict_at(check_time) {
                     state.health = state.verdict();
