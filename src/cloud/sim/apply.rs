@@ -178,7 +178,7 @@ impl World {
             .get(instance_id)
             .filter(|i| i.group.as_ref() == Some(group))
             .ok_or_else(|| CloudError::NotFound(format!("instance {instance_id} in group {group}")))?;
-        if instance.lifecycle == Lifecycle::Terminating {
+        if instance.is_terminating() {
             return Ok(());
         }
         if g.desired <= g.min {
@@ -198,8 +198,9 @@ impl World {
         Ok(())
     }
 
-    /// UpdateAutoScalingGroup(VPCZoneIdentifier): instances in removed
-    /// subnets are terminated now and replaced in the remaining ones.
+    /// UpdateAutoScalingGroup(VPCZoneIdentifier). Instances in removed
+    /// subnets keep running: AZ rebalancing replaces them, launching first
+    /// (see `autoscaling.rs`), and scale-in takes them first.
     pub fn set_group_subnets(&mut self, group: &GroupId, subnets: &[String]) -> Result<(), CloudError> {
         if subnets.is_empty() {
             return Err(rejected(
@@ -213,15 +214,6 @@ impl World {
         g.subnets = subnets.to_vec();
         for subnet in subnets {
             self.zone_of(&group.region, subnet);
-        }
-        let stranded: Vec<String> = self
-            .instances
-            .values()
-            .filter(|i| i.group.as_ref() == Some(group) && i.is_active() && !subnets.contains(&i.subnet))
-            .map(|i| i.id.clone())
-            .collect();
-        for id in stranded {
-            self.terminate_instance(&id);
         }
         Ok(())
     }
