@@ -44,9 +44,6 @@ pub(super) struct AutoScaling {
     pub rebalancing: BTreeMap<GroupId, Vec<String>>,
 }
 
-// TODO(merge sim API): SimConfig::az_rebalance.
-const AZ_REBALANCE_PENDING_MERGE: bool = true;
-
 fn rejected(operation: &'static str, message: String) -> CloudError {
     CloudError::Rejected { service: "autoscaling", operation, message }
 }
@@ -129,7 +126,7 @@ impl World {
     /// rebalancing:
     /// https://docs.aws.amazon.com/autoscaling/ec2/userguide/understand-how-suspending-processes-affects-other-processes.html).
     fn rebalances(&self, group: &GroupId) -> bool {
-        AZ_REBALANCE_PENDING_MERGE && !self.suspended(group, "AZRebalance") && !self.suspended(group, "Launch")
+        self.config.az_rebalance && !self.suspended(group, "AZRebalance") && !self.suspended(group, "Launch")
     }
 
     fn spread(&self, group: &GroupId) -> Spread {

@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::autoscaling::AutoScaling;
+use super::traffic::Traffic;
 use super::{ACCOUNT_ID, Call, SimConfig};
 use crate::cloud::CloudError;
 use crate::desired::{GroupId, ServiceId, TargetType};
@@ -48,6 +49,8 @@ pub(super) struct World {
     /// Auto Scaling's per-group processes, hooks and rebalancing.
     pub autoscaling: AutoScaling,
     pub api: ApiState,
+    /// Loads, and the requests and resource use counted so far.
+    pub traffic: Traffic,
 }
 
 /// What a real adapter would keep between calls, plus the recording and
@@ -130,8 +133,6 @@ pub(super) struct Service {
     pub deployment: u64,
     /// A deployment is rolling out.
     pub rolling: bool,
-    /// Requests per second spread over the running tasks.
-    pub load_rps: f64,
     /// CPU-percent-seconds accumulated in the current metric period.
     pub cpu_acc: f64,
     /// Seconds of the current period during which a task was running.
@@ -169,6 +170,8 @@ pub(super) struct Task {
     pub stopped_at: Option<SystemTime>,
     /// When the current transition (PENDING→RUNNING, STOPPING→STOPPED) ends.
     pub due: Option<SystemTime>,
+    /// When the task's containers get (or got) SIGTERM.
+    pub sigterm_at: Option<SystemTime>,
 }
 
 impl Task {
@@ -276,6 +279,9 @@ pub(super) struct RegisteredTarget {
     pub serving_since: SystemTime,
     /// Set while draining.
     pub drain_until: Option<SystemTime>,
+    /// Set while draining: until then the load balancer still sends new
+    /// connections (the deregistration has not reached it yet).
+    pub routed_until: Option<SystemTime>,
 }
 
 impl RegisteredTarget {
@@ -315,6 +321,7 @@ impl World {
             scalable_targets: BTreeSet::new(),
             autoscaling: AutoScaling::default(),
             api: ApiState::default(),
+            traffic: Traffic::default(),
         }
     }
 
