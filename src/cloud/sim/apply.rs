@@ -11,6 +11,7 @@ use crate::observed::Target;
 use crate::plan::Change;
 
 pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError> {
+    let before = world.before_write(change);
     let result = match change {
         Change::SetDesiredCount { service, from, to } => {
             let result = world.api("ecs", "UpdateService", true, |w| {
@@ -62,6 +63,9 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             world.api("autoscaling", "UpdateAutoScalingGroup", true, |w| w.set_group_subnets(group, to))
         }
     };
+    if result.is_ok() {
+        world.lag_reads(before);
+    }
     // Let the actors react at once (a task starting, an instance launching).
     world.settle();
     result

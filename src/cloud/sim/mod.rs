@@ -56,6 +56,7 @@
 mod apply;
 mod autoscaling;
 mod build;
+mod consistency;
 mod controls;
 mod events;
 mod load;

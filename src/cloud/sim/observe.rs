@@ -63,6 +63,7 @@ pub(super) fn observe(world: &mut World, scope: &Scope) -> Result<Observed, Clou
     for region in &regions {
         observe_region(world, scope, region, &mut observed)?;
     }
+    world.hide_lagging_writes(&mut observed);
     Ok(observed)
 }
 

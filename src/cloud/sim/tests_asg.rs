@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use super::*;
 use crate::cloud::ManualClock;
-use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
-use crate::observed::{Lifecycle, ObservedGroup, ObservedInstance, Target, TaskStatus};
+use crate::cloud::Scope;
+use crate::desired::{GroupId, MissingData, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
+use crate::observed::{
+    AlarmDefinition, Comparison, Lifecycle, Observed, ObservedGroup, ObservedInstance, Statistic, Target, TargetHealth,
+    TaskStatus,
+};
 
 const REGION: &str = "us-east-1";
 
@@ -362,4 +366,122 @@ async fn register_targets_fails_as_a_whole_when_any_instance_is_not_running() {
 
     w.apply(register(&[&ids[0]])).await.unwrap();
     assert_eq!(w.sim.target_group(&tg).unwrap().targets.len(), 1);
+}
+
+#[tokio::test]
+async fn without_az_rebalance_in_the_config_nothing_moves() {
+    let w = World::new(2, SimConfig { az_rebalance: false, ..SimConfig::default() });
+    w.apply(Change::SetGroupSubnets { group: gid(), from: subnets(&["a", "b"]), to: subnets(&["a", "c"]) })
+        .await
+        .unwrap();
+    w.advance(secs(120));
+    assert_eq!(w.active_zones(), ["us-east-1a", "us-east-1b"]);
+}
+
+// ---- eventual consistency -------------------------------------------------------
+
+fn tg_id() -> TargetGroupId {
+    TargetGroupId { region: REGION.to_string(), target_group: TargetGroupRef::Name("tg".to_string()) }
+}
+
+fn alarm(threshold: f64) -> AlarmDefinition {
+    AlarmDefinition {
+        name: "cpu-high".to_string(),
+        namespace: "AWS/ECS".to_string(),
+        metric_name: "CPUUtilization".to_string(),
+        statistic: Statistic::Average,
+        dimensions: vec![
+            ("ClusterName".to_string(), CLUSTER.to_string()),
+            ("ServiceName".to_string(), "app".to_string()),
+        ],
+        period_secs: 60,
+        evaluation_periods: 3,
+        datapoints_to_alarm: 3,
+        threshold,
+        comparison: Comparison::GreaterThanOrEqualToThreshold,
+        missing_data: MissingData::Missing,
+        description: "test".to_string(),
+        actions: Default::default(),
+    }
+}
+
+/// (desired count, desired capacity, registered targets with health, alarm threshold) as observed.
+async fn seen(w: &World) -> (u32, u32, Vec<(String, TargetHealth)>, Option<f64>) {
+    let scope = Scope {
+        services: vec![sid()],
+        target_groups: vec![tg_id()],
+        alarms: vec![(REGION.to_string(), "cpu-high".to_string())],
+        groups: vec![(gid(), CLUSTER.to_string())],
+        ..Scope::default()
+    };
+    let o: Observed = w.sim.observe(&scope).await.unwrap();
+    let svc = o.services[&sid()].as_ref().unwrap();
+    let group = o.groups[&gid()].as_ref().unwrap();
+    let tg = o.target_groups[&tg_id()].as_ref().unwrap();
+    let targets = tg.targets.iter().map(|t| (t.target.id.clone(), t.health)).collect();
+    let threshold = o.alarms.get(&(REGION.to_string(), "cpu-high".to_string())).map(|a| {
+        let a = a.as_ref().unwrap();
+        a.definition.threshold
+    });
+    (svc.desired_count, group.desired_capacity, targets, threshold)
+}
+
+fn lagging(w: &World) -> usize {
+    w.sim.world.lock().unwrap().api.lagging.len()
+}
+
+#[tokio::test]
+async fn reads_show_each_write_only_after_the_consistency_lag() {
+    let w = World::with_service(2, 2, SimConfig { consistency_lag: secs(30), ..SimConfig::default() });
+    let arn = w.sim.create_target_group(REGION, "tg", TargetType::Instance, 80);
+    let ids = w.ids();
+    let target = |id: &String| Target { id: id.clone(), port: 80 };
+    let register = Change::RegisterTargets {
+        region: REGION.to_string(),
+        target_group_arn: arn.clone(),
+        targets: vec![target(&ids[0])],
+    };
+    for change in [
+        Change::SetDesiredCount { service: sid(), from: 2, to: 3 },
+        Change::SetDesiredCapacity { group: gid(), from: 2, to: 3 },
+        register,
+        Change::PutAlarm { region: REGION.to_string(), alarm: alarm(80.0), create: true },
+    ] {
+        w.apply(change).await.unwrap();
+    }
+    assert_eq!(seen(&w).await, (2, 2, vec![], None), "every write is hidden at first");
+    assert_eq!(w.sim.service(&sid()).unwrap().desired_count, 3, "the world itself changed at once");
+
+    w.advance(secs(10));
+    w.apply(Change::SetDesiredCount { service: sid(), from: 3, to: 4 }).await.unwrap();
+    w.apply(Change::PutAlarm { region: REGION.to_string(), alarm: alarm(90.0), create: false }).await.unwrap();
+    w.sim.set_desired_capacity(&gid(), 4).unwrap();
+    w.advance(secs(19));
+    assert_eq!(seen(&w).await, (2, 2, vec![], None));
+    w.advance(secs(1));
+    let healthy = vec![(ids[0].clone(), TargetHealth::Healthy)];
+    assert_eq!(seen(&w).await, (3, 3, healthy.clone(), Some(80.0)), "the first writes show 30 s after them");
+    w.advance(secs(10));
+    assert_eq!(seen(&w).await, (4, 4, healthy.clone(), Some(90.0)), "another actor's write lags too");
+    assert_eq!(lagging(&w), 0, "visible writes leave the log");
+
+    // A deregistered target still shows as it was.
+    let deregister =
+        Change::DeregisterTargets { region: REGION.to_string(), target_group_arn: arn, targets: vec![target(&ids[0])] };
+    w.apply(deregister.clone()).await.unwrap();
+    assert_eq!(seen(&w).await.2, healthy);
+    w.advance(secs(30));
+    assert_eq!(seen(&w).await.2, [(ids[0].clone(), TargetHealth::Draining)]);
+    w.apply(deregister).await.unwrap();
+    assert_eq!(lagging(&w), 0, "deregistering again changes nothing, so nothing lags");
+}
+
+#[tokio::test]
+async fn without_a_consistency_lag_reads_show_writes_at_once_and_nothing_is_logged() {
+    let w = World::with_service(2, 2, SimConfig::default());
+    w.sim.create_target_group(REGION, "tg", TargetType::Instance, 80);
+    w.apply(Change::SetDesiredCount { service: sid(), from: 2, to: 3 }).await.unwrap();
+    w.apply(Change::SetDesiredCapacity { group: gid(), from: 2, to: 3 }).await.unwrap();
+    assert_eq!(seen(&w).await, (3, 3, vec![], None));
+    assert_eq!(lagging(&w), 0);
 }

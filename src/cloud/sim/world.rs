@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::autoscaling::AutoScaling;
+use super::consistency::LaggingWrite;
 use super::traffic::Traffic;
 use super::{ACCOUNT_ID, Call, SimConfig};
 use crate::cloud::CloudError;
@@ -71,6 +72,8 @@ pub(super) struct ApiState {
     pub tg_info: BTreeMap<String, TargetGroupInfo>,
     /// Task definition ARN → size (task definitions are immutable).
     pub task_sizes: BTreeMap<String, TaskSize>,
+    /// Writes reads do not show yet, oldest first (eventual consistency).
+    pub lagging: VecDeque<LaggingWrite>,
 }
 
 /// The immutable part of a target group.
