@@ -13,10 +13,10 @@ use crate::cloud::CloudError;
 use crate::desired::GroupId;
 
 /// The processes SuspendProcesses and ResumeProcesses accept
-/// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-suspend-resume-processes.html).
+/// (<https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-suspend-resume-processes.html>).
 /// The simulation acts on `AZRebalance`, `Launch` and `Terminate`; it keeps
 /// the others as suspended without effect (it has no such process).
-pub const PROCESSES: [&str; 9] = [
+pub const SCALING_PROCESSES: [&str; 9] = [
     "Launch",
     "Terminate",
     "AddToLoadBalancer",
@@ -29,7 +29,7 @@ pub const PROCESSES: [&str; 9] = [
 ];
 
 /// PutLifecycleHook's HeartbeatTimeout range
-/// (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html).
+/// (<https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html>).
 const HEARTBEAT_TIMEOUT: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(7200));
 
 /// Auto Scaling's per-group state beyond the group's own settings.
@@ -55,7 +55,7 @@ fn not_found(group: &GroupId) -> CloudError {
 /// How many instances one rebalancing step may add above the desired
 /// capacity: AWS lets a rebalancing group exceed its maximum size by 10 %
 /// or one instance, whichever is greater
-/// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-benefits.html#AutoScalingBehavior.Rebalancing);
+/// (<https://docs.aws.amazon.com/autoscaling/ec2/userguide/auto-scaling-benefits.html>);
 /// taking the same margin over the desired capacity keeps the group
 /// within that bound.
 fn rebalance_surge(desired: usize) -> usize {
@@ -124,7 +124,7 @@ impl World {
     /// AZ rebalancing runs for the group: on in the configuration, and
     /// neither AZRebalance nor Launch suspended (Launch suspended stops
     /// rebalancing:
-    /// https://docs.aws.amazon.com/autoscaling/ec2/userguide/understand-how-suspending-processes-affects-other-processes.html).
+    /// <https://docs.aws.amazon.com/autoscaling/ec2/userguide/understand-how-suspending-processes-affects-other-processes.html>).
     fn rebalances(&self, group: &GroupId) -> bool {
         self.config.az_rebalance && !self.suspended(group, "AZRebalance") && !self.suspended(group, "Launch")
     }
@@ -155,7 +155,7 @@ impl World {
     /// The subnet a launch goes to: the first of the group's subnets whose
     /// zone has the fewest active instances (Auto Scaling launches in the
     /// zone with the fewest instances:
-    /// https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-benefits.html#AutoScalingBehavior.Rebalancing).
+    /// <https://docs.aws.amazon.com/autoscaling/ec2/userguide/auto-scaling-benefits.html>).
     pub fn emptiest_subnet(&self, group: &GroupId) -> Option<String> {
         let spread = self.spread(group);
         let g = self.groups.get(group)?;
@@ -175,7 +175,7 @@ impl World {
     /// alone: one in a removed subnet first, else one in the zone with the
     /// most active instances (AWS's default termination policy balances
     /// zones first:
-    /// https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-instance-termination.html);
+    /// <https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-instance-termination.html>);
     /// the newest among equals (the simulation's tie-break).
     fn next_victim(&self, group: &GroupId, keep: &[String]) -> Option<String> {
         let spread = self.spread(group);
@@ -252,7 +252,7 @@ impl World {
         if !batch.is_empty() {
             // Rebalancing launches first, then terminates: wait until the
             // new instances are in service
-            // (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-benefits.html#AutoScalingBehavior.Rebalancing).
+            // (https://docs.aws.amazon.com/autoscaling/ec2/userguide/auto-scaling-benefits.html).
             let launched =
                 batch.iter().all(|i| self.instances.get(i).is_none_or(|i| i.lifecycle != Lifecycle::Pending));
             if !launched || !can_terminate {
@@ -283,7 +283,7 @@ impl World {
     /// Begin terminating an instance. With a termination lifecycle hook it
     /// waits in `Terminating:Wait` (still running, its tasks too unless the
     /// instance died) until CompleteLifecycleAction or the heartbeat
-    /// timeout (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html).
+    /// timeout (<https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html>).
     /// A no-op for an instance already terminating.
     pub fn terminate_instance(&mut self, id: &str) {
         let now = self.now;
@@ -342,14 +342,17 @@ impl World {
         if !self.groups.contains_key(group) {
             return Err(not_found(group));
         }
-        if let Some(unknown) = processes.iter().find(|p| !PROCESSES.contains(p)) {
+        if let Some(unknown) = processes.iter().find(|p| !SCALING_PROCESSES.contains(p)) {
             return Err(rejected(
                 operation,
-                format!("ValidationError: {unknown} is not a process; expected one of {}", PROCESSES.join(", ")),
+                format!(
+                    "ValidationError: {unknown} is not a process; expected one of {}",
+                    SCALING_PROCESSES.join(", ")
+                ),
             ));
         }
         // No process named: all of them, as in AWS.
-        let named: Vec<&str> = if processes.is_empty() { PROCESSES.to_vec() } else { processes.to_vec() };
+        let named: Vec<&str> = if processes.is_empty() { SCALING_PROCESSES.to_vec() } else { processes.to_vec() };
         let set = self.autoscaling.suspended.entry(group.clone()).or_default();
         for p in named {
             if suspend {
@@ -377,14 +380,14 @@ impl SimCloud {
         self.control(|w| w.terminate_by_aws(group, count, zone))
     }
 
-    /// SuspendProcesses: names from [`PROCESSES`]; none names them all.
+    /// SuspendProcesses: names from [`SCALING_PROCESSES`]; none names them all.
     /// `AZRebalance` stops zone rebalancing, `Launch` every launch,
     /// `Terminate` every termination but explicit ones.
     pub fn suspend_processes(&self, group: &GroupId, processes: &[&str]) -> Result<(), CloudError> {
         self.control(|w| w.set_processes(group, processes, true))
     }
 
-    /// ResumeProcesses: names from [`PROCESSES`]; none names them all.
+    /// ResumeProcesses: names from [`SCALING_PROCESSES`]; none names them all.
     pub fn resume_processes(&self, group: &GroupId, processes: &[&str]) -> Result<(), CloudError> {
         self.control(|w| w.set_processes(group, processes, false))
     }

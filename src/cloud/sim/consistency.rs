@@ -1,13 +1,13 @@
 //! Eventual consistency: reads lag writes by [`SimConfig::consistency_lag`].
 //!
 //! AWS's APIs are eventually consistent: "the result of an API command you
-//! run that affects your Amazon EC2 resources might not be immediately
+//! run that affects your Amazon ECS resources might not be immediately
 //! visible to all subsequent commands you run"
-//! (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html;
-//! ECS says the same of its state, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-resources.html,
-//! and neither gives a figure). After a write, observation shows the
-//! written field as it was before the write until the lag has passed.
-//! The world itself changes at once: only reads lag.
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html>;
+//! EC2 says the same, <https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html>),
+//! and gives no figure. After a write, observation shows the written field
+//! as it was before the write until the lag has passed. The world itself
+//! changes at once: only reads lag.
 //!
 //! [`SimConfig::consistency_lag`]: super::SimConfig::consistency_lag
 
