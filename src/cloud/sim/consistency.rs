@@ -39,7 +39,7 @@ pub(super) enum Before {
     /// health then, `None` when it was not registered.
     Target { target_group_arn: String, target: Target, health: Option<TargetHealth> },
     /// An alarm (PutMetricAlarm); `None` when it did not exist.
-    Alarm { key: (String, String), alarm: Option<ObservedAlarm> },
+    Alarm { key: (String, String), alarm: Option<Box<ObservedAlarm>> },
 }
 
 /// What a lagging write hides: one entry per written field.
@@ -97,10 +97,12 @@ impl World {
             }
             Change::PutAlarm { region, alarm, .. } => {
                 let key = (region.clone(), alarm.name.clone());
-                let before = self.alarms.get(&key).map(|a| ObservedAlarm {
-                    definition: a.definition.clone(),
-                    state: a.state,
-                    state_updated: a.state_updated,
+                let before = self.alarms.get(&key).map(|a| {
+                    Box::new(ObservedAlarm {
+                        definition: a.definition.clone(),
+                        state: a.state,
+                        state_updated: a.state_updated,
+                    })
                 });
                 vec![Before::Alarm { key, alarm: before }]
             }
@@ -176,7 +178,7 @@ impl World {
                     }
                     match alarm {
                         Some(alarm) => {
-                            observed.alarms.insert(key.clone(), Ok(alarm.clone()));
+                            observed.alarms.insert(key.clone(), Ok(alarm.as_ref().clone()));
                         }
                         None => {
                             observed.alarms.remove(key);
