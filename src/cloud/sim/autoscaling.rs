@@ -191,7 +191,7 @@ impl World {
     }
 
     /// Terminate `count` instances chosen by the termination policy.
-    fn scale_in(&mut self, group: &GroupId, count: usize, keep: &[String]) -> bool {
+    fn scale_in_group(&mut self, group: &GroupId, count: usize, keep: &[String]) -> bool {
         let mut changed = false;
         for _ in 0..count {
             let Some(victim) = self.next_victim(group, keep) else {
@@ -247,7 +247,7 @@ impl World {
         // (https://docs.aws.amazon.com/autoscaling/ec2/userguide/understand-how-suspending-processes-affects-other-processes.html).
         let can_terminate = !self.suspended(id, "Terminate");
         if active > desired + batch.len() {
-            return can_terminate && self.scale_in(id, active - desired - batch.len(), &batch);
+            return can_terminate && self.scale_in_group(id, active - desired - batch.len(), &batch);
         }
         if !batch.is_empty() {
             // Rebalancing launches first, then terminates: wait until the
@@ -259,7 +259,7 @@ impl World {
                 return false;
             }
             self.autoscaling.rebalancing.remove(id);
-            self.scale_in(id, active - desired, &batch);
+            self.scale_in_group(id, active - desired, &batch);
             return true;
         }
         if !self.rebalances(id) {
