@@ -291,10 +291,10 @@ async fn cpu_load_moves_tasks_then_capacity_and_zones_and_back() {
         .subnet
         .clone();
     let mut b = bed(desired);
+    b.converge().await;
     // AZ rebalancing would refill the on-demand zone after each of
     // ballast's terminations, so the zone could never be removed.
     b.sim.suspend_processes(&group, &["AZRebalance"]).unwrap();
-    b.converge().await;
     // 400 requests/s on 2 tasks: every task at 100 % CPU.
     b.sim.set_load(&id, 400.0).unwrap();
     let mut peak_tasks = 0;
