@@ -11,6 +11,7 @@ use crate::observed::Target;
 use crate::plan::Change;
 
 pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError> {
+    let before = world.before_write(change);
     let result = match change {
         Change::SetDesiredCount { service, from, to } => {
             let result = world.api("ecs", "UpdateService", true, |w| {
@@ -62,6 +63,9 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             world.api("autoscaling", "UpdateAutoScalingGroup", true, |w| w.set_group_subnets(group, to))
         }
     };
+    if result.is_ok() {
+        world.lag_reads(before);
+    }
     // Let the actors react at once (a task starting, an instance launching).
     world.settle();
     result
@@ -178,7 +182,7 @@ impl World {
             .get(instance_id)
             .filter(|i| i.group.as_ref() == Some(group))
             .ok_or_else(|| CloudError::NotFound(format!("instance {instance_id} in group {group}")))?;
-        if instance.lifecycle == Lifecycle::Terminating {
+        if instance.is_terminating() {
             return Ok(());
         }
         if g.desired <= g.min {
@@ -198,8 +202,9 @@ impl World {
         Ok(())
     }
 
-    /// UpdateAutoScalingGroup(VPCZoneIdentifier): instances in removed
-    /// subnets are terminated now and replaced in the remaining ones.
+    /// UpdateAutoScalingGroup(VPCZoneIdentifier). Instances in removed
+    /// subnets keep running: AZ rebalancing replaces them, launching first
+    /// (see `autoscaling.rs`), and scale-in takes them first.
     pub fn set_group_subnets(&mut self, group: &GroupId, subnets: &[String]) -> Result<(), CloudError> {
         if subnets.is_empty() {
             return Err(rejected(
@@ -213,15 +218,6 @@ impl World {
         g.subnets = subnets.to_vec();
         for subnet in subnets {
             self.zone_of(&group.region, subnet);
-        }
-        let stranded: Vec<String> = self
-            .instances
-            .values()
-            .filter(|i| i.group.as_ref() == Some(group) && i.is_active() && !subnets.contains(&i.subnet))
-            .map(|i| i.id.clone())
-            .collect();
-        for id in stranded {
-            self.terminate_instance(&id);
         }
         Ok(())
     }

@@ -233,14 +233,21 @@ impl SimCloud {
     /// Someone else's UpdateService(desiredCount).
     pub fn set_desired_count(&self, id: &ServiceId, count: u32) -> Result<(), CloudError> {
         self.control(|w| {
+            let before = w.before_desired_count(id);
             w.service_mut(id)?.desired_count = count;
+            w.lag_reads(before);
             Ok(())
         })
     }
 
     /// Someone else's SetDesiredCapacity, with the same validation.
     pub fn set_desired_capacity(&self, id: &GroupId, capacity: u32) -> Result<(), CloudError> {
-        self.control(|w| w.set_desired_capacity(id, capacity))
+        self.control(|w| {
+            let before = w.before_capacity(id);
+            w.set_desired_capacity(id, capacity)?;
+            w.lag_reads(before);
+            Ok(())
+        })
     }
 
     /// Someone else's DeregisterTargets.

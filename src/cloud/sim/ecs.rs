@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::SimCloud;
-use super::world::{Lifecycle, World};
+use super::world::{Instance, Lifecycle, World};
 use crate::cloud::CloudError;
 use crate::desired::ServiceId;
 use crate::observed::{TargetHealth, TaskStatus};
@@ -252,11 +252,8 @@ impl World {
         }
         let service = task.service.clone();
         let ran = task.started_at.is_some();
-        let instance_up = task
-            .instance_id
-            .as_deref()
-            .and_then(|id| self.instances.get(id))
-            .is_some_and(|i| i.lifecycle == Lifecycle::InService);
+        let instance_up =
+            task.instance_id.as_deref().and_then(|id| self.instances.get(id)).is_some_and(Instance::runs_tasks);
         self.deregister_from_service_load_balancers(&service, arn);
         let drained = self.service_targets_drained_at(&service, arn);
         let Some(task) = self.tasks.get_mut(arn) else {

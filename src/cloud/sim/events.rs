@@ -115,6 +115,7 @@ impl World {
             };
             match instance.lifecycle {
                 Lifecycle::Pending => self.bring_into_service(&id),
+                Lifecycle::TerminatingWait => self.finish_termination(&id),
                 Lifecycle::Terminating => {
                     self.instances.remove(&id);
                 }

@@ -22,9 +22,19 @@
 //!   needs its host ports free on the instance, and every task needs its
 //!   CPU and memory. awsvpc tasks take an address from 10.0.2.0/24, so at
 //!   most 251 of them run at once.
-//! - **Auto Scaling**: desired capacity within [min, max]; instances are
-//!   Pending for [`SimConfig::instance_launch_delay`], spread over the
-//!   group's subnets; scale-in terminates the newest first.
+//! - **Auto Scaling** (`autoscaling.rs`): desired capacity within
+//!   [min, max], with AWS's ValidationError messages; instances are Pending
+//!   for [`SimConfig::instance_launch_delay`] and launch in the zone with
+//!   the fewest; scale-in takes instances of removed subnets first, then
+//!   the fullest zone's. AZ rebalancing (unless [`SimConfig::az_rebalance`]
+//!   is off or the group suspends `AZRebalance`) follows a subnet change or
+//!   a termination that leaves zones more than one apart: it launches in
+//!   the emptier zone first and terminates in the fuller (or removed) one
+//!   once the new instances are in service. Termination lifecycle hooks
+//!   hold a terminating instance in `Terminating:Wait`, still running its
+//!   tasks, until CompleteLifecycleAction or the heartbeat timeout. AWS
+//!   may terminate instances by itself
+//!   ([`SimCloud::terminate_instances_by_aws`]); the group replaces them.
 //! - **ELBv2**: targets keyed by (id, port), `initial` until health checks
 //!   pass, `healthy` only while a task answers on the target, `draining`
 //!   for the deregistration delay (at least the propagation lag) after
@@ -40,12 +50,26 @@
 //!   load set with [`SimCloud::set_load`] or [`SimCloud::set_load_curve`],
 //!   and M-of-N alarm evaluation with
 //!   the four missing-data treatments.
+//! - **Eventual consistency** (`consistency.rs`): for
+//!   [`SimConfig::consistency_lag`] after a desired-count, capacity,
+//!   target-registration or alarm write, observations show the field as it
+//!   was before the write.
 //!
 //! # Choices where AWS gives latitude
 //!
-//! - Changing a group's subnets terminates the instances in removed subnets
-//!   at once; the group then launches replacements in the remaining
-//!   subnets (like AZ rebalancing, but without launching first).
+//! - AZ rebalancing starts at once and moves at most max(1, 10 % of the
+//!   desired capacity) instances at a time (AWS documents a 10 % margin
+//!   over MaxSize, no batch size). Without it (off or suspended), instances
+//!   of a removed subnet keep running until a scale-in takes them.
+//! - Among instances equal to the termination policy, the newest goes
+//!   first. Only `AZRebalance`, `Launch` and `Terminate` of the suspended
+//!   processes have an effect; the simulation has none of the others.
+//! - A lifecycle hook's wait leaves the container instance ACTIVE with its
+//!   tasks, but ECS places no new task on it; an instance that died
+//!   ([`SimCloud::kill_instance`]) waits too, its tasks already lost.
+//! - Reads lag only ballast's writes and other actors' desired-count and
+//!   capacity writes; the tasks, instances and health those writes cause
+//!   show at once.
 //! - A terminated instance stays observable as `Terminating` for
 //!   [`SimConfig::instance_terminate_delay`]; its tasks start stopping at
 //!   once.
@@ -69,7 +93,9 @@
 //! [`crate::cloud`]; test controls that play other actors are not recorded.
 
 mod apply;
+mod autoscaling;
 mod build;
+mod consistency;
 mod controls;
 mod ecs;
 mod events;
@@ -81,6 +107,8 @@ mod world;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_asg;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -90,6 +118,7 @@ use crate::metrics::Metrics;
 use crate::observed::Observed;
 use crate::plan::Change;
 
+pub use autoscaling::SCALING_PROCESSES;
 pub use controls::{ContainerSpec, GroupSpec, ServiceSpec};
 pub use ecs::{DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, DEFAULT_TASK_PROTECTION, MAX_TASK_PROTECTION};
 pub use traffic::{Interpolation, LoadCurve, RequestCounts, Usage};

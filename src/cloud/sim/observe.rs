@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::world::{Lifecycle, TargetGroupInfo, World};
+use super::world::{TargetGroupInfo, World};
 use crate::cloud::{CloudError, Scope, marks};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
@@ -63,6 +63,7 @@ pub(super) fn observe(world: &mut World, scope: &Scope) -> Result<Observed, Clou
     for region in &regions {
         observe_region(world, scope, region, &mut observed)?;
     }
+    world.hide_lagging_writes(&mut observed);
     Ok(observed)
 }
 
@@ -448,7 +449,7 @@ impl World {
                 .into_iter()
                 .map(|i| {
                     let registered = i.container_instance.is_some()
-                        && i.lifecycle == Lifecycle::InService
+                        && i.runs_tasks()
                         && cluster.is_some_and(|c| i.cluster.as_deref() == Some(c));
                     ObservedInstance {
                         id: i.id.clone(),

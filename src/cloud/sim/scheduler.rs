@@ -190,51 +190,13 @@ impl World {
 
     // ---- Auto Scaling -------------------------------------------------
 
-    /// Auto Scaling: launch or terminate instances until each group's
-    /// active instances match its desired capacity.
-    pub fn reconcile_groups(&mut self) -> bool {
-        let ids: Vec<GroupId> = self.groups.keys().cloned().collect();
-        let mut changed = false;
-        for id in ids {
-            let mut active: Vec<(u64, String)> = self
-                .instances
-                .values()
-                .filter(|i| i.group.as_ref() == Some(&id) && i.is_active())
-                .map(|i| (i.seq, i.id.clone()))
-                .collect();
-            active.sort();
-            let desired = self.groups[&id].desired as usize;
-            if active.len() < desired {
-                for _ in active.len()..desired {
-                    if self.launch_instance(&id).is_none() {
-                        break;
-                    }
-                    changed = true;
-                }
-            } else if active.len() > desired {
-                for (_, instance_id) in active.iter().rev().take(active.len() - desired) {
-                    self.terminate_instance(instance_id);
-                    changed = true;
-                }
-            }
-        }
-        changed
-    }
-
-    /// Launch one instance into the group's subnet with the fewest active
-    /// instances (round-robin over zones), returning its id. None when the
-    /// group has no subnet.
+    /// Launch one instance into the group's subnet whose zone has the
+    /// fewest active instances (round-robin over zones), returning its id.
+    /// None when the group has no subnet.
     pub fn launch_instance(&mut self, group: &GroupId) -> Option<String> {
         let g = self.groups.get(group)?;
-        let subnets = g.subnets.clone();
         let (cluster, cpu, memory) = (g.cluster.clone(), g.instance_cpu, g.instance_memory);
-        let subnet = subnets.iter().min_by_key(|s| {
-            self.instances
-                .values()
-                .filter(|i| i.group.as_ref() == Some(group) && i.is_active() && &i.subnet == *s)
-                .count()
-        });
-        let subnet = subnet.cloned()?;
+        let subnet = self.emptiest_subnet(group)?;
         let zone = self.zone_of(&group.region, &subnet);
         let id = self.new_instance_id();
         let seq = self.next_seq();
@@ -279,9 +241,10 @@ impl World {
         }
     }
 
-    /// Begin terminating an instance: it leaves its cluster and its tasks
-    /// stop. A no-op for an instance already terminating.
-    pub fn terminate_instance(&mut self, id: &str) {
+    /// Terminate an instance now (past any lifecycle hook): it leaves its
+    /// cluster and its tasks stop. A no-op for an instance already
+    /// terminating.
+    pub fn finish_termination(&mut self, id: &str) {
         let due = self.now + self.config.instance_terminate_delay;
         let Some(instance) = self.instances.get_mut(id) else {
             return;
@@ -292,6 +255,11 @@ impl World {
         instance.lifecycle = Lifecycle::Terminating;
         instance.container_instance = None;
         instance.due = Some(due);
+        self.stop_tasks_on(id);
+    }
+
+    /// Stop every task still on the instance.
+    pub fn stop_tasks_on(&mut self, id: &str) {
         let on_it: Vec<String> = self
             .tasks
             .values()

@@ -452,7 +452,10 @@ async fn terminate_instance_decrements_desired_but_not_below_min() {
 
 #[tokio::test]
 async fn changing_subnets_moves_instances_out_of_removed_subnets() {
-    let f = Fixture::new(&app(2), false, SimConfig::default());
+    // AZ rebalancing launches the replacement before it terminates: with no
+    // launch delay both happen at once (tests_asg covers the delay).
+    let config = SimConfig { instance_launch_delay: Duration::ZERO, ..SimConfig::default() };
+    let f = Fixture::new(&app(2), false, config);
     f.apply(Change::SetGroupSubnets {
         group: gid(),
         from: vec!["subnet-a".to_string(), "subnet-b".to_string()],

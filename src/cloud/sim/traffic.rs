@@ -185,16 +185,14 @@ impl TargetGroupCounts {
 pub(super) type Endpoint<'a> = (bool, &'a str, u16);
 
 /// Whether the task answers requests (and health checks) now: it has run,
-/// is not past its SIGTERM grace, and its instance is in service.
+/// is not past its SIGTERM grace, and its instance runs tasks (in service,
+/// or held by a termination lifecycle hook).
 fn answers(task: &Task, instances: &BTreeMap<String, Instance>, now: SystemTime, sigterm_grace: Duration) -> bool {
     let up = matches!(task.last_status, TaskStatus::Running | TaskStatus::Deactivating | TaskStatus::Stopping)
         && task.started_at.is_some();
     let before_sigterm_grace = task.sigterm_at.is_none_or(|at| now < at + sigterm_grace);
-    let on_live_instance = task
-        .instance_id
-        .as_deref()
-        .and_then(|id| instances.get(id))
-        .is_some_and(|i| i.lifecycle == Lifecycle::InService);
+    let on_live_instance =
+        task.instance_id.as_deref().and_then(|id| instances.get(id)).is_some_and(Instance::runs_tasks);
     up && before_sigterm_grace && on_live_instance
 }
 

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::autoscaling::AutoScaling;
+use super::consistency::LaggingWrite;
 use super::traffic::Traffic;
 use super::{ACCOUNT_ID, Call, SimConfig};
 use crate::cloud::CloudError;
@@ -47,6 +49,8 @@ pub(super) struct World {
     pub alarms: BTreeMap<(String, String), Alarm>,
     /// Services with an Application Auto Scaling scalable target.
     pub scalable_targets: BTreeSet<ServiceId>,
+    /// Auto Scaling's per-group processes, hooks and rebalancing.
+    pub autoscaling: AutoScaling,
     pub api: ApiState,
     /// Loads, and the requests and resource use counted so far.
     pub traffic: Traffic,
@@ -70,6 +74,8 @@ pub(super) struct ApiState {
     pub tg_info: BTreeMap<String, TargetGroupInfo>,
     /// Task definition ARN → size (task definitions are immutable).
     pub task_sizes: BTreeMap<String, TaskSize>,
+    /// Writes reads do not show yet, oldest first (eventual consistency).
+    pub lagging: VecDeque<LaggingWrite>,
 }
 
 /// The immutable part of a target group.
@@ -195,6 +201,8 @@ impl Task {
 pub(super) enum Lifecycle {
     Pending,
     InService,
+    /// Held by a termination lifecycle hook: still running.
+    TerminatingWait,
     Terminating,
 }
 
@@ -203,6 +211,7 @@ impl Lifecycle {
         match self {
             Lifecycle::Pending => crate::observed::Lifecycle::Pending,
             Lifecycle::InService => crate::observed::Lifecycle::InService,
+            Lifecycle::TerminatingWait => crate::observed::Lifecycle::TerminatingWait,
             Lifecycle::Terminating => crate::observed::Lifecycle::Terminating,
         }
     }
@@ -238,6 +247,17 @@ impl Instance {
     /// Counts toward the group's capacity.
     pub fn is_active(&self) -> bool {
         matches!(self.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+    }
+
+    /// On its way out: Auto Scaling no longer counts it.
+    pub fn is_terminating(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::TerminatingWait | Lifecycle::Terminating)
+    }
+
+    /// Its tasks run and answer: in service, or held in service by a
+    /// termination lifecycle hook.
+    pub fn runs_tasks(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::InService | Lifecycle::TerminatingWait)
     }
 }
 
@@ -311,6 +331,7 @@ impl World {
             target_groups: BTreeMap::new(),
             alarms: BTreeMap::new(),
             scalable_targets: BTreeSet::new(),
+            autoscaling: AutoScaling::default(),
             api: ApiState::default(),
             traffic: Traffic::default(),
         }
