@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::SimCloud;
-use super::world::{Instance, Lifecycle, World};
+use super::world::{Instance, World};
 use crate::cloud::CloudError;
 use crate::desired::ServiceId;
 use crate::observed::{TargetHealth, TaskStatus};

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::SimCloud;
-use super::world::{Instance, Lifecycle, RegisteredTarget, TargetGroup, Task, World};
+use super::world::{Instance, RegisteredTarget, TargetGroup, Task, World};
 use crate::cloud::CloudError;
 use crate::desired::ServiceId;
 use crate::observed::{TargetHealth, TaskStatus};
