@@ -187,7 +187,7 @@ impl World {
 
 impl SimCloud {
     /// Run `f` on the world brought up to now, then let the actors react.
-    fn control<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+    pub(super) fn control<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
         let mut world = self.world();
         let result = f(&mut world);
         world.settle();

@@ -54,6 +54,7 @@
 //! [`crate::cloud`]; test controls that play other actors are not recorded.
 
 mod apply;
+mod autoscaling;
 mod build;
 mod controls;
 mod events;
@@ -64,6 +65,8 @@ mod world;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_asg;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
