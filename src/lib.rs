@@ -17,6 +17,8 @@
 //!   side until a shutdown signal (`ballast run`).
 //! - [`http`]: `/livez`, `/healthz`, `/readyz`, `/metrics` and `/status`.
 //! - [`metrics`]: the Prometheus metric families.
+//! - [`simulate`]: scenarios played in virtual time by the real
+//!   controller on the simulated cloud (`ballast simulate`).
 //! - [`cli`]: the command line; `main.rs` only calls it.
 
 pub mod cli;
@@ -28,3 +30,4 @@ pub mod http;
 pub mod metrics;
 pub mod observed;
 pub mod plan;
+pub mod simulate;

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize as _;
 
 use super::raw::{self, RawAws, RawEvent, RawLoad, RawPoint, RawScenarioDocument};
 use super::scenario::{Action, AwsSettings, Curve, DesiredStateDir, Event, Load, Scenario, Shape};

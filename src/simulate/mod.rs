@@ -18,9 +18,11 @@ pub mod raw;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+mod shim;
 
 #[cfg(test)]
 mod tests;
+
 
 pub use load::{ScenarioError, load_scenario, load_scenario_str};
 pub use report::Report;
