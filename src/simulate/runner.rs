@@ -210,7 +210,9 @@ impl<'s> Run<'s> {
 
     fn play_event(&mut self, at: Duration, line: usize, action: &Action) {
         let now = self.start + at;
-        for t in &mut self.events {
+        // A later event ends the earlier ones' runs of converged passes;
+        // events at the same instant share theirs.
+        for t in self.events.iter_mut().filter(|t| t.at < now) {
             t.closed = true;
         }
         let result = match action {
