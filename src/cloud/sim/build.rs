@@ -20,7 +20,8 @@ impl SimCloud {
     ///   container port to the same static host port (awsvpc when a
     ///   binding has `ip` targets), the fixed count or `min` of RUNNING
     ///   tasks, and its target groups with those tasks registered and
-    ///   healthy; no alarms, scalable targets or managed scaling.
+    ///   healthy, each carrying the service's requests (no load until one
+    ///   is set); no alarms, scalable targets or managed scaling.
     ///
     /// A cluster without a Capacity gets standalone container instances.
     ///
@@ -97,6 +98,17 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
             );
         }
 
+        // Each bound target group carries the service's requests.
+        let mut traffic_target_groups: Vec<String> = Vec::new();
+        for binding in &svc.target_groups {
+            if let Some(arn) = w.resolve_target_group(&binding.target_group)
+                && !traffic_target_groups.contains(&arn)
+            {
+                traffic_target_groups.push(arn);
+            }
+        }
+        w.traffic.services.entry(svc.id.clone()).or_default().target_groups = traffic_target_groups;
+
         let ports = host_ports(w, svc);
         let mut tasks = Vec::new();
         for n in 0..declared {
@@ -151,6 +163,7 @@ fn build(w: &mut World, desired: &DesiredState, drift: bool) {
                             serving: true,
                             serving_since: now,
                             drain_until: None,
+                            routed_until: None,
                         },
                     );
                 }

@@ -100,7 +100,6 @@ impl World {
                 load_balancers: Vec::new(),
                 deployment: 1,
                 rolling: false,
-                load_rps: 0.0,
                 cpu_acc: 0.0,
                 cpu_covered: 0.0,
                 datapoints: VecDeque::new(),
@@ -361,12 +360,10 @@ impl SimCloud {
         })
     }
 
-    /// Requests per second the service's running tasks share.
+    /// Requests per second the service's running tasks share, from now
+    /// on (a one-point [`LoadCurve`](super::LoadCurve)).
     pub fn set_load(&self, id: &ServiceId, requests_per_second: f64) -> Result<(), CloudError> {
-        self.control(|w| {
-            w.service_mut(id)?.load_rps = requests_per_second.max(0.0);
-            Ok(())
-        })
+        self.set_load_curve(id, super::LoadCurve::constant(requests_per_second.max(0.0)))
     }
 
     // ---- fault injection -------------------------------------------------

@@ -78,7 +78,7 @@ impl World {
                 None => None,
             })
         });
-        tasks.chain(instances).chain(targets).min()
+        tasks.chain(instances).chain(targets).chain(self.traffic_next_due()).min()
     }
 
     /// Finish the transitions due by now. Returns whether anything changed.

@@ -26,6 +26,7 @@ impl World {
         if seconds <= 0.0 {
             return;
         }
+        self.accumulate_traffic(to);
         let mut running: BTreeMap<&ServiceId, usize> = BTreeMap::new();
         for task in self.tasks.values() {
             if task.last_status == TaskStatus::Running {
@@ -34,9 +35,9 @@ impl World {
         }
         let cpu: Vec<(ServiceId, f64)> = running
             .into_iter()
-            .filter_map(|(id, n)| {
-                let load = self.services.get(id)?.load_rps;
-                Some((id.clone(), self.task_cpu(load, n)))
+            .map(|(id, n)| {
+                let load = self.average_rate(id, self.now, to);
+                (id.clone(), self.task_cpu(load, n))
             })
             .collect();
         for (id, cpu) in cpu {
@@ -56,6 +57,9 @@ impl World {
             if service.cpu_covered > 0.0 {
                 let average = service.cpu_acc / service.cpu_covered;
                 service.datapoints.push_back((start, average));
+                if average > 90.0 {
+                    self.traffic.usage.cpu_minutes_above_90 += 1;
+                }
                 while service.datapoints.len() > MAX_DATAPOINTS {
                     service.datapoints.pop_front();
                 }

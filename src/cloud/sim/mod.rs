@@ -61,6 +61,7 @@ mod events;
 mod load;
 mod observe;
 mod scheduler;
+mod traffic;
 mod world;
 
 #[cfg(test)]
@@ -77,6 +78,7 @@ use crate::observed::Observed;
 use crate::plan::Change;
 
 pub use controls::{ContainerSpec, GroupSpec, ServiceSpec};
+pub use traffic::{Interpolation, LoadCurve, RequestCounts, Usage};
 
 use world::World;
 
@@ -139,6 +141,20 @@ pub struct SimConfig {
     /// Virtual time each API call takes, slept on tokio's clock after the
     /// call is made. Zero: no sleeping at all.
     pub latency_per_call: Duration,
+    /// After DeregisterTargets, the load balancer keeps sending new
+    /// connections to the target this long (public reports: tens of
+    /// seconds up to about two minutes), then it only drains.
+    pub deregistration_propagation_lag: Duration,
+    /// After SIGTERM the task's app keeps accepting new requests this long
+    /// (the sample app in app/ stops at once: 0).
+    pub sigterm_grace: Duration,
+    /// ECS `stopTimeout`: SIGKILL this long after SIGTERM at the latest.
+    pub stop_timeout: Duration,
+    /// Reads show a write only this long after it was made (eventual
+    /// consistency; AWS documents no figure).
+    pub consistency_lag: Duration,
+    /// Auto Scaling's AZRebalance process runs (it does unless suspended).
+    pub az_rebalance: bool,
 }
 
 impl Default for SimConfig {
@@ -159,6 +175,11 @@ impl Default for SimConfig {
             instance_memory: 982,
             reset_alarm_state_on_put: true,
             latency_per_call: Duration::ZERO,
+            deregistration_propagation_lag: Duration::from_secs(60),
+            sigterm_grace: Duration::ZERO,
+            stop_timeout: Duration::from_secs(30),
+            consistency_lag: Duration::ZERO,
+            az_rebalance: true,
         }
     }
 }

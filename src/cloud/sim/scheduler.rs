@@ -159,6 +159,7 @@ impl World {
                 started_at: None,
                 stopped_at: None,
                 due,
+                sigterm_at: None,
             },
         );
         Some(arn)
@@ -220,6 +221,7 @@ impl World {
         task.desired_status = TaskStatus::Stopped;
         task.last_status = TaskStatus::Stopping;
         task.due = Some(now + stop_delay);
+        task.sigterm_at = Some(now);
         let service = task.service.clone();
         self.deregister_from_service_load_balancers(&service, arn);
     }
@@ -415,6 +417,7 @@ impl World {
                 serving: false,
                 serving_since: now,
                 drain_until: None,
+                routed_until: None,
             },
         );
     }
@@ -423,12 +426,18 @@ impl World {
     /// already draining targets are left alone.
     pub fn deregister_target(&mut self, tg_arn: &str, target: &Target) {
         let until = self.now + self.config.deregistration_delay;
+        let routed_until = self.now + self.config.deregistration_propagation_lag;
         let Some(tg) = self.target_groups.get_mut(tg_arn) else {
             return;
         };
         if let Some(t) = tg.targets.get_mut(target)
             && t.drain_until.is_none()
         {
+            // The load balancer only keeps sending to a target it was
+            // sending to (a healthy one), and never past the drain.
+            if t.health == TargetHealth::Healthy {
+                t.routed_until = Some(routed_until.min(until));
+            }
             t.health = TargetHealth::Draining;
             t.drain_until = Some(until);
         }
@@ -439,30 +448,7 @@ impl World {
     pub fn reconcile_health(&mut self) -> bool {
         let now = self.now;
         let check_time = self.config.health_check_time();
-        // (is an ip target, instance id or address, port) of every
-        // endpoint a running task on a live instance answers on.
-        let mut answering: BTreeSet<(bool, String, u16)> = BTreeSet::new();
-        for task in self.tasks.values() {
-            if task.last_status != TaskStatus::Running {
-                continue;
-            }
-            let on_live_instance = task
-                .instance_id
-                .as_deref()
-                .and_then(|id| self.instances.get(id))
-                .is_some_and(|i| i.lifecycle == Lifecycle::InService);
-            if !on_live_instance {
-                continue;
-            }
-            for b in &task.bindings {
-                if let Some(instance_id) = &task.instance_id {
-                    answering.insert((false, instance_id.clone(), b.host_port));
-                }
-                if let Some(ip) = &task.private_ip {
-                    answering.insert((true, ip.clone(), b.container_port));
-                }
-            }
-        }
+        let answering = self.answering_endpoints();
 
         let mut changed = false;
         for tg in self.target_groups.values_mut() {

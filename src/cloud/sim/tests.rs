@@ -17,6 +17,10 @@ use crate::observed::{
     Target, TargetGroupType, TargetHealth, TaskStatus,
 };
 
+/// Traffic and the ECS and NLB behaviours that drop requests.
+#[path = "tests_traffic.rs"]
+mod traffic;
+
 const REGION: &str = "us-east-1";
 const CLUSTER: &str = "appCluster";
 

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::traffic::Traffic;
 use super::{ACCOUNT_ID, Call, SimConfig};
 use crate::cloud::CloudError;
 use crate::desired::{GroupId, ServiceId, TargetType};
@@ -45,6 +46,8 @@ pub(super) struct World {
     /// Services with an Application Auto Scaling scalable target.
     pub scalable_targets: BTreeSet<ServiceId>,
     pub api: ApiState,
+    /// Loads, and the requests and resource use counted so far.
+    pub traffic: Traffic,
 }
 
 /// What a real adapter would keep between calls, plus the recording and
@@ -127,8 +130,6 @@ pub(super) struct Service {
     pub deployment: u64,
     /// A deployment is rolling out.
     pub rolling: bool,
-    /// Requests per second spread over the running tasks.
-    pub load_rps: f64,
     /// CPU-percent-seconds accumulated in the current metric period.
     pub cpu_acc: f64,
     /// Seconds of the current period during which a task was running.
@@ -166,6 +167,8 @@ pub(super) struct Task {
     pub stopped_at: Option<SystemTime>,
     /// When the current transition (PENDING→RUNNING, STOPPING→STOPPED) ends.
     pub due: Option<SystemTime>,
+    /// When the task's containers get (or got) SIGTERM.
+    pub sigterm_at: Option<SystemTime>,
 }
 
 impl Task {
@@ -259,6 +262,9 @@ pub(super) struct RegisteredTarget {
     pub serving_since: SystemTime,
     /// Set while draining.
     pub drain_until: Option<SystemTime>,
+    /// Set while draining: until then the load balancer still sends new
+    /// connections (the deregistration has not reached it yet).
+    pub routed_until: Option<SystemTime>,
 }
 
 impl RegisteredTarget {
@@ -297,6 +303,7 @@ impl World {
             alarms: BTreeMap::new(),
             scalable_targets: BTreeSet::new(),
             api: ApiState::default(),
+            traffic: Traffic::default(),
         }
     }
 
