@@ -924,7 +924,6 @@ impl Checker<'_, '_, '_> {
             deregistration_delay: dur(self, &raw.deregistration_delay, "deregistrationDelay", s(0), Some(s(3600)), "ELBv2's deregistration_delay.timeout_seconds is 0 to 3600 seconds"),
             health_check_interval: dur(self, &raw.health_check_interval, "healthCheckInterval", s(5), Some(s(300)), "ELBv2's HealthCheckIntervalSeconds is 5 to 300 seconds"),
             healthy_threshold: None,
-            unhealthy_threshold: None,
             stop_timeout: dur(self, &raw.stop_timeout, "stopTimeout", s(0), Some(s(120)), "ECS's stopTimeout is at most 120 seconds"),
             sigterm_grace: dur(self, &raw.sigterm_grace, "sigtermGrace", s(0), None, ""),
             consistency_lag: dur(self, &raw.consistency_lag, "consistencyLag", s(0), None, ""),
@@ -934,9 +933,8 @@ impl Checker<'_, '_, '_> {
         };
         let help = "ELBv2's health check thresholds are 2 to 10 checks";
         let healthy = raw.healthy_threshold.map(|v| self.ctx.int(v, "spec.aws.healthyThreshold", 2, 10, help));
-        let unhealthy = raw.unhealthy_threshold.map(|v| self.ctx.int(v, "spec.aws.unhealthyThreshold", 2, 10, help));
-        ok &= healthy.is_none_or(|h| h.is_some()) && unhealthy.is_none_or(|h| h.is_some());
-        ok.then_some(AwsSettings { healthy_threshold: healthy.flatten(), unhealthy_threshold: unhealthy.flatten(), ..settings })
+        ok &= healthy.is_none_or(|h| h.is_some());
+        ok.then_some(AwsSettings { healthy_threshold: healthy.flatten(), ..settings })
     }
 }
 

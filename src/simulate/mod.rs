@@ -18,7 +18,6 @@ pub mod raw;
 pub mod report;
 pub mod runner;
 pub mod scenario;
-mod shim;
 
 #[cfg(test)]
 mod tests;

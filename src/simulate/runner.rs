@@ -21,8 +21,7 @@ use tokio::sync::watch;
 
 use super::report::{EventReport, KINDS, Report, TargetGroupReport, kind_key};
 use super::scenario::{Action, DesiredStateDir, Scenario, Shape};
-use super::shim::{Interpolation, LoadCurve, Shim as _};
-use crate::cloud::sim::{SimCloud, SimConfig};
+use crate::cloud::sim::{Interpolation, LoadCurve, SimCloud, SimConfig};
 use crate::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
 use crate::controller::{Controller, Options, PassOutcome};
 use crate::desired::DesiredState;

@@ -162,7 +162,6 @@ pub struct AwsSettings {
     pub deregistration_delay: Option<Duration>,
     pub health_check_interval: Option<Duration>,
     pub healthy_threshold: Option<u32>,
-    pub unhealthy_threshold: Option<u32>,
     pub stop_timeout: Option<Duration>,
     pub sigterm_grace: Option<Duration>,
     pub consistency_lag: Option<Duration>,
@@ -179,9 +178,14 @@ impl AwsSettings {
                 *field = v;
             }
         }
+        set(&mut config.deregistration_propagation_lag, self.deregistration_propagation_lag);
         set(&mut config.deregistration_delay, self.deregistration_delay);
         set(&mut config.health_check_interval, self.health_check_interval);
         set(&mut config.healthy_threshold, self.healthy_threshold);
+        set(&mut config.stop_timeout, self.stop_timeout);
+        set(&mut config.sigterm_grace, self.sigterm_grace);
+        set(&mut config.consistency_lag, self.consistency_lag);
+        set(&mut config.az_rebalance, self.az_rebalance);
         set(&mut config.task_start_delay, self.task_start_delay);
         set(&mut config.instance_launch_delay, self.instance_launch_delay);
         config
