@@ -280,3 +280,112 @@ fn every_shipped_scenario_is_valid() {
     }
     assert!(n >= 6, "{n} scenarios");
 }
+
+// ---- the runner ------------------------------------------------------------
+
+fn run_blocking(s: &Scenario, options: &RunOptions) -> Report {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(s, options))
+}
+
+#[test]
+fn steady_load_without_events_serves_every_request_of_the_load() {
+    // 200 requests per second: the service scales out from two tasks to
+    // four on the way, and no request may be lost to it.
+    let s = load(&scenario("  duration: 1h\n  load:\n    - service: app\n      rps: 200\n")).unwrap();
+    let report = run_blocking(&s, &RunOptions::default());
+    let target_groups = s.initial.desired.services[0].target_groups.len() as f64;
+    let offered = 200.0 * 3600.0 * target_groups;
+    assert_eq!(report.failed_requests, 0.0, "{}", report.render());
+    assert!((report.served_requests - offered).abs() < 1e-6 * offered, "{} of {offered}", report.served_requests);
+    assert_eq!(report.target_groups.len(), 2);
+    for (name, tg) in &report.target_groups {
+        assert!((tg.served_requests - 200.0 * 3600.0).abs() < 1e-3, "{name}: {tg:?}");
+        assert_eq!(tg.seconds_with_failures, 0, "{name}");
+    }
+    assert!(report.scaling_actions >= 1, "the load needs more than the minimum: {}", report.render());
+    assert!(report.task_minutes > 2.0 * 60.0, "{}", report.task_minutes);
+    assert!(report.instance_minutes >= report.task_minutes, "{report:?}");
+    assert_eq!(report.changes_failed, 0);
+}
+
+/// A bit of everything, for the determinism and reporting checks.
+const BUSY: &str = "  duration: 2h\n  seed: 5\n  load:\n    - service: app\n      steps: [{at: 0s, rps: 250}, {at: 50m, rps: 40}]\n  events:\n    - at: 20m\n      terminateInstance: {count: 1}\n    - at: 30m\n      outage: {duration: 3m}\n    - at: 55m\n      restartController: {}\n    - at: 1h10m\n      actor: {service: app, desiredCount: 5}\n    - at: 1h30m\n      deploy: {service: app}\n";
+
+#[test]
+fn the_same_scenario_and_seed_give_the_same_report() {
+    let s = load(&scenario(BUSY)).unwrap();
+    let first = run_blocking(&s, &RunOptions::default());
+    let second = run_blocking(&s, &RunOptions::default());
+    assert_eq!(first, second);
+    assert_eq!(serde_json::to_string(&first).unwrap(), serde_json::to_string(&second).unwrap());
+    assert!(first.failed_requests > 0.0, "terminating an instance under load drops requests: {}", first.render());
+}
+
+#[test]
+fn each_event_reports_when_the_plan_converged_again() {
+    let s = load(&scenario(BUSY)).unwrap();
+    let report = run_blocking(&s, &RunOptions::default());
+    let kinds: Vec<&str> = report.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["terminateInstance", "outage", "restartController", "actor", "deploy"]);
+    for e in &report.events {
+        assert_eq!(e.error, None, "{e:?}");
+        let converged = e.converged_after_seconds.unwrap_or_else(|| panic!("{e:?}"));
+        assert!(e.settled_after_seconds.is_none_or(|s| s >= converged), "{e:?}");
+    }
+    // No pass converges while AWS cannot be read.
+    assert!(report.events[1].converged_after_seconds.unwrap() >= secs(180), "{:?}", report.events[1]);
+    // The other actor's count is corrected by a change before convergence.
+    assert!(report.events[3].converged_after_seconds.unwrap() > Duration::ZERO, "{:?}", report.events[3]);
+    let json = serde_json::to_value(&report).unwrap();
+    for key in [
+        "servedRequests",
+        "failedRequests",
+        "targetGroups",
+        "taskMinutes",
+        "instanceMinutes",
+        "minutesCpuAbove90",
+        "scalingActions",
+        "changesApplied",
+        "events",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    assert!(json["events"][0]["convergedAfterSeconds"].is_number(), "{json}");
+    assert_eq!(json["changesApplied"]["desiredCount"], report.changes_applied["desiredCount"]);
+}
+
+#[test]
+fn with_ecs_registering_the_targets_ballast_changes_none() {
+    let s = load(&scenario(
+        "  duration: 40m\n  load:\n    - service: app\n      rps: 200\n  events:\n    - at: 15m\n      terminateInstance: {count: 1}\n",
+    ))
+    .unwrap();
+    let ecs = run_blocking(&s, &RunOptions { targets: TargetManager::Ecs });
+    assert_eq!(ecs.targets, "ecs");
+    assert_eq!((ecs.changes_applied["registerTargets"], ecs.changes_applied["deregisterTargets"]), (0, 0));
+    assert!(ecs.served_requests > 0.0, "{}", ecs.render());
+    let ballast = run_blocking(&s, &RunOptions::default());
+    assert!(ballast.changes_applied["registerTargets"] > 0, "{}", ballast.render());
+}
+
+#[test]
+fn a_desired_state_switch_puts_the_new_state_in_force() {
+    let tmp = switch_bed("app");
+    // The edit: a fixed count of six tasks.
+    let app = std::fs::read_to_string(tmp.path().join("after/app.yaml")).unwrap();
+    let start = app.find("  tasks:").unwrap();
+    let end = app.find("  targetGroups:").unwrap();
+    let scaling = app.find("  scaling:").unwrap();
+    let budget = app.find("  budget:").unwrap();
+    let edited = format!("{}  tasks:\n    count: 6\n{}{}", &app[..start], &app[end..scaling], &app[budget..]);
+    std::fs::write(tmp.path().join("after/app.yaml"), edited).unwrap();
+    let file = tmp.path().join("s.yaml");
+    let text = scenario("  duration: 30m\n  events:\n    - at: 10m\n      desiredState: after\n");
+    let s = load_scenario_str(&file, &text, &tmp.path().join("start"), REGION).unwrap_or_else(|e| panic!("{e}"));
+    let report = run_blocking(&s, &RunOptions::default());
+    assert!(report.changes_applied["desiredCount"] >= 1, "{}", report.render());
+    let e = &report.events[0];
+    assert!(e.converged_after_seconds.is_some_and(|c| c > Duration::ZERO), "{e:?}");
+    // Six tasks for the last part of the run.
+    assert!(report.task_minutes > 2.0 * 10.0 + 6.0 * 15.0, "{}", report.render());
+}
