@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-
 use super::raw::{self, RawAws, RawEvent, RawLoad, RawPoint, RawScenarioDocument};
 use super::scenario::{Action, AwsSettings, Curve, DesiredStateDir, Event, Load, Scenario, Shape};
 use crate::desired::diagnostic::Diagnostic;
@@ -405,7 +404,11 @@ impl Checker<'_, '_, '_> {
         match parse_duration(text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.ctx.at_value(path, format!("`{path}`: {e}"), "write a duration like `500ms`, `15s`, `5m` or `1h30m`");
+                self.ctx.at_value(
+                    path,
+                    format!("`{path}`: {e}"),
+                    "write a duration like `500ms`, `15s`, `5m` or `1h30m`",
+                );
                 None
             }
         }
@@ -429,7 +432,11 @@ impl Checker<'_, '_, '_> {
         {
             self.ctx.at_value(
                 path,
-                format!("`{path}` is {}, not before the end of the run ({})", format_duration(at), format_duration(end)),
+                format!(
+                    "`{path}` is {}, not before the end of the run ({})",
+                    format_duration(at),
+                    format_duration(end)
+                ),
                 "make it earlier, or `spec.duration` longer",
             );
             return None;
@@ -498,7 +505,10 @@ impl Checker<'_, '_, '_> {
             [_, second, ..] => {
                 self.ctx.at_key(
                     &join_key(path, second),
-                    format!("`{path}` has {}: a curve is one of them", given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and ")),
+                    format!(
+                        "`{path}` has {}: a curve is one of them",
+                        given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and ")
+                    ),
                     "keep `rps` (constant), `points` (joined linearly) or `steps` (each holds until the next)",
                 );
                 None
@@ -514,7 +524,11 @@ impl Checker<'_, '_, '_> {
             return None;
         };
         if !rps.is_finite() || rps < 0.0 {
-            self.ctx.at_value(path, format!("`{path}` is {rps}"), "requests per second are a number, 0 or more, e.g. `200`");
+            self.ctx.at_value(
+                path,
+                format!("`{path}` is {rps}"),
+                "requests per second are a number, 0 or more, e.g. `200`",
+            );
             return None;
         }
         Some(rps)
@@ -533,10 +547,10 @@ impl Checker<'_, '_, '_> {
             return None;
         }
         let repeat_path = path.rsplit_once('.').map_or(String::new(), |(p, _)| join_key(p, "repeat"));
-        let repeat = match repeat {
-            None => None,
-            Some(_) => Some(self.positive(repeat, &repeat_path, "write the period of the cycle, e.g. `repeat: 24h`")),
-        };
+        // `Some(None)`: a repeat was written but is invalid (reported).
+        let repeat = repeat
+            .as_ref()
+            .map(|_| self.positive(repeat, &repeat_path, "write the period of the cycle, e.g. `repeat: 24h`"));
         let mut points = Vec::new();
         let mut ok = true;
         for (i, p) in raw.iter().enumerate() {
@@ -553,7 +567,11 @@ impl Checker<'_, '_, '_> {
             {
                 self.ctx.at_value(
                     &at_path,
-                    format!("`{at_path}` is {}, not after the point before it ({})", format_duration(at), format_duration(prev)),
+                    format!(
+                        "`{at_path}` is {}, not after the point before it ({})",
+                        format_duration(at),
+                        format_duration(prev)
+                    ),
                     "list the points in time order; for a sudden change put the next point a second later",
                 );
                 ok = false;
@@ -563,7 +581,11 @@ impl Checker<'_, '_, '_> {
             {
                 self.ctx.at_value(
                     &at_path,
-                    format!("`{at_path}` is {}, not within the repeated period ({})", format_duration(at), format_duration(period)),
+                    format!(
+                        "`{at_path}` is {}, not within the repeated period ({})",
+                        format_duration(at),
+                        format_duration(period)
+                    ),
                     "the points of a repeating curve lie within one period, from `0s`",
                 );
                 ok = false;
@@ -574,7 +596,11 @@ impl Checker<'_, '_, '_> {
                 // Harmless, but surely not what was meant.
                 self.ctx.at_value(
                     &at_path,
-                    format!("`{at_path}` is {}, after the end of the run ({})", format_duration(at), format_duration(end)),
+                    format!(
+                        "`{at_path}` is {}, after the end of the run ({})",
+                        format_duration(at),
+                        format_duration(end)
+                    ),
                     "remove the point, or make `spec.duration` longer",
                 );
                 ok = false;
@@ -582,15 +608,19 @@ impl Checker<'_, '_, '_> {
             points.push((at, rps));
         }
         let repeat = match repeat {
+            Some(None) => return None,
+            Some(Some(period)) => Some(period),
             None => None,
-            Some(r) => Some(r?),
         };
         if let (Some(period), Some(end)) = (repeat, end)
             && (end.as_millis() / period.as_millis().max(1) + 1) * points.len() as u128 > MAX_CURVE_POINTS
         {
             self.ctx.at_value(
                 &repeat_path,
-                format!("`{repeat_path}` is {}: the curve repeats into more than {MAX_CURVE_POINTS} points over the run", format_duration(period)),
+                format!(
+                    "`{repeat_path}` is {}: the curve repeats into more than {MAX_CURVE_POINTS} points over the run",
+                    format_duration(period)
+                ),
                 "repeat a longer period (a day, `24h`, is typical), or make the run shorter",
             );
             return None;
@@ -609,7 +639,11 @@ impl Checker<'_, '_, '_> {
         path: &str,
         state: Option<&DesiredStateDir>,
     ) -> Option<(String, crate::desired::ServiceId)> {
-        let name = self.ctx.required(raw, path, "name the service by its Service document's `metadata.name`, e.g. `service: app`")?;
+        let name = self.ctx.required(
+            raw,
+            path,
+            "name the service by its Service document's `metadata.name`, e.g. `service: app`",
+        )?;
         // An invalid desired state is reported on its own; names cannot be checked.
         let state = state?;
         let services = &state.desired.services;
@@ -643,7 +677,11 @@ impl Checker<'_, '_, '_> {
             let every = match &e.every {
                 None => Some(None),
                 Some(_) => self
-                    .positive(&e.every, &join_key(&path, "every"), "write the time between occurrences, e.g. `every: 4h`")
+                    .positive(
+                        &e.every,
+                        &join_key(&path, "every"),
+                        "write the time between occurrences, e.g. `every: 4h`",
+                    )
                     .map(Some),
             };
             let action = self.action_key(&path);
@@ -674,7 +712,11 @@ impl Checker<'_, '_, '_> {
                 .max_by_key(|(at, j, _)| (*at, *j))
                 .map_or(self.initial, |(_, _, d)| d.as_ref());
             let action = match key {
-                "desiredState" => switches.iter().find(|(_, j, _)| *j == i).and_then(|(_, _, d)| d.clone()).map(|d| Action::DesiredState(Box::new(d))),
+                "desiredState" => switches
+                    .iter()
+                    .find(|(_, j, _)| *j == i)
+                    .and_then(|(_, _, d)| d.clone())
+                    .map(|d| Action::DesiredState(Box::new(d))),
                 _ => self.action(t, key, in_force, switches.iter().any(|(at, _, d)| *at <= t.at && d.is_none())),
             };
             let Some(action) = action else {
@@ -717,7 +759,10 @@ impl Checker<'_, '_, '_> {
                     self.ctx.at_key(
                         path,
                         format!("`{path}` has no action"),
-                        format!("add one of: {}", raw::ACTIONS.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")),
+                        format!(
+                            "add one of: {}",
+                            raw::ACTIONS.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                        ),
                     );
                 }
                 None
@@ -772,24 +817,39 @@ impl Checker<'_, '_, '_> {
         let e = t.raw;
         match key {
             "deploy" => {
-                let r = self.present(&e.deploy, &path, "write which service ECS deploys, e.g. `deploy: {service: app}`")?;
+                let r =
+                    self.present(&e.deploy, &path, "write which service ECS deploys, e.g. `deploy: {service: app}`")?;
                 let (name, service) = self.service(&r.service, &join_key(&path, "service"), state)?;
                 Some(Action::Deploy { name, service })
             }
             "actor" => {
-                let r = self.present(&e.actor, &path, "write the service and its new count, e.g. `actor: {service: app, desiredCount: 6}`")?;
+                let r = self.present(
+                    &e.actor,
+                    &path,
+                    "write the service and its new count, e.g. `actor: {service: app, desiredCount: 6}`",
+                )?;
                 let service = self.service(&r.service, &join_key(&path, "service"), state);
                 let count_path = join_key(&path, "desiredCount");
                 let count = self
                     .ctx
-                    .required(&r.desired_count, &count_path, "write the count the other tool sets, e.g. `desiredCount: 6`")
+                    .required(
+                        &r.desired_count,
+                        &count_path,
+                        "write the count the other tool sets, e.g. `desiredCount: 6`",
+                    )
                     .copied()
-                    .and_then(|v| self.ctx.int(v, &count_path, 0, i64::MAX, "a task count is a whole number, 0 or more"));
+                    .and_then(|v| {
+                        self.ctx.int(v, &count_path, 0, i64::MAX, "a task count is a whole number, 0 or more")
+                    });
                 let (name, service) = service?;
                 Some(Action::Actor { name, service, desired_count: count? })
             }
             "terminateInstance" => {
-                let r = self.present(&e.terminate_instance, &path, "write how many instances, e.g. `terminateInstance: {count: 1}`")?;
+                let r = self.present(
+                    &e.terminate_instance,
+                    &path,
+                    "write how many instances, e.g. `terminateInstance: {count: 1}`",
+                )?;
                 let count_path = join_key(&path, "count");
                 let count = match r.count {
                     None => Some(1),
@@ -814,8 +874,13 @@ impl Checker<'_, '_, '_> {
                 Some(Action::RestartController)
             }
             _ => {
-                let r = self.present(&e.outage, &path, "write how long AWS is unreachable, e.g. `outage: {duration: 2m}`")?;
-                let duration = self.positive(&r.duration, &join_key(&path, "duration"), "write how long AWS is unreachable, e.g. `duration: 2m`")?;
+                let r =
+                    self.present(&e.outage, &path, "write how long AWS is unreachable, e.g. `outage: {duration: 2m}`")?;
+                let duration = self.positive(
+                    &r.duration,
+                    &join_key(&path, "duration"),
+                    "write how long AWS is unreachable, e.g. `duration: 2m`",
+                )?;
                 Some(Action::Outage { duration })
             }
         }
@@ -849,7 +914,11 @@ impl Checker<'_, '_, '_> {
                     self.ctx.file,
                     self.ctx.index.value_pos(&cap_path),
                     format!("`{cap_path}`: no Capacity document `{n}` in the desired state {}", state.dir.display()),
-                    if names.is_empty() { "that desired state has no Capacity document".into() } else { format!("name one of: {list}") },
+                    if names.is_empty() {
+                        "that desired state has no Capacity document".into()
+                    } else {
+                        format!("name one of: {list}")
+                    },
                 );
                 self.ctx.diags.push(d.did_you_mean(did_you_mean(n, &names)));
                 None
@@ -859,7 +928,10 @@ impl Checker<'_, '_, '_> {
                 [] => {
                     self.ctx.at_key(
                         path,
-                        format!("`{path}`: the desired state {} has no Capacity document, so no Auto Scaling group", state.dir.display()),
+                        format!(
+                            "`{path}`: the desired state {} has no Capacity document, so no Auto Scaling group",
+                            state.dir.display()
+                        ),
                         "AWS terminates instances of the group a Capacity document names: add one, or remove the event",
                     );
                     None
@@ -900,31 +972,64 @@ impl Checker<'_, '_, '_> {
             return Some(AwsSettings::default());
         };
         let mut ok = true;
-        let mut dur = |this: &mut Self, v: &Option<DurationText>, key: &str, lo: Duration, hi: Option<Duration>, why: &str| {
-            let path = join_key("spec.aws", key);
-            v.as_ref()?;
-            let Some(d) = this.duration(v, &path, "") else {
-                ok = false;
-                return None;
-            };
-            if d < lo || hi.is_some_and(|hi| d > hi) {
-                let range = match hi {
-                    Some(hi) => format!("between {} and {}", format_duration(lo), format_duration(hi)),
-                    None => format!("at least {}", format_duration(lo)),
+        let mut dur =
+            |this: &mut Self, v: &Option<DurationText>, key: &str, lo: Duration, hi: Option<Duration>, why: &str| {
+                let path = join_key("spec.aws", key);
+                v.as_ref()?;
+                let Some(d) = this.duration(v, &path, "") else {
+                    ok = false;
+                    return None;
                 };
-                this.ctx.at_value(&path, format!("`{path}` is {}, but must be {range}", format_duration(d)), why.to_string());
-                ok = false;
-                return None;
-            }
-            Some(d)
-        };
+                if d < lo || hi.is_some_and(|hi| d > hi) {
+                    let range = match hi {
+                        Some(hi) => format!("between {} and {}", format_duration(lo), format_duration(hi)),
+                        None => format!("at least {}", format_duration(lo)),
+                    };
+                    this.ctx.at_value(
+                        &path,
+                        format!("`{path}` is {}, but must be {range}", format_duration(d)),
+                        why.to_string(),
+                    );
+                    ok = false;
+                    return None;
+                }
+                Some(d)
+            };
         let s = |n| Duration::from_secs(n);
         let settings = AwsSettings {
-            deregistration_propagation_lag: dur(self, &raw.deregistration_propagation_lag, "deregistrationPropagationLag", s(0), None, ""),
-            deregistration_delay: dur(self, &raw.deregistration_delay, "deregistrationDelay", s(0), Some(s(3600)), "ELBv2's deregistration_delay.timeout_seconds is 0 to 3600 seconds"),
-            health_check_interval: dur(self, &raw.health_check_interval, "healthCheckInterval", s(5), Some(s(300)), "ELBv2's HealthCheckIntervalSeconds is 5 to 300 seconds"),
+            deregistration_propagation_lag: dur(
+                self,
+                &raw.deregistration_propagation_lag,
+                "deregistrationPropagationLag",
+                s(0),
+                None,
+                "",
+            ),
+            deregistration_delay: dur(
+                self,
+                &raw.deregistration_delay,
+                "deregistrationDelay",
+                s(0),
+                Some(s(3600)),
+                "ELBv2's deregistration_delay.timeout_seconds is 0 to 3600 seconds",
+            ),
+            health_check_interval: dur(
+                self,
+                &raw.health_check_interval,
+                "healthCheckInterval",
+                s(5),
+                Some(s(300)),
+                "ELBv2's HealthCheckIntervalSeconds is 5 to 300 seconds",
+            ),
             healthy_threshold: None,
-            stop_timeout: dur(self, &raw.stop_timeout, "stopTimeout", s(0), Some(s(120)), "ECS's stopTimeout is at most 120 seconds"),
+            stop_timeout: dur(
+                self,
+                &raw.stop_timeout,
+                "stopTimeout",
+                s(0),
+                Some(s(120)),
+                "ECS's stopTimeout is at most 120 seconds",
+            ),
             sigterm_grace: dur(self, &raw.sigterm_grace, "sigtermGrace", s(0), None, ""),
             consistency_lag: dur(self, &raw.consistency_lag, "consistencyLag", s(0), None, ""),
             az_rebalance: raw.az_rebalance,

@@ -22,7 +22,6 @@ pub mod scenario;
 #[cfg(test)]
 mod tests;
 
-
 pub use load::{ScenarioError, load_scenario, load_scenario_str};
 pub use report::Report;
 pub use runner::{RunOptions, TargetManager, run};

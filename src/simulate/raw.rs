@@ -152,7 +152,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("spec.load[]", &["service", "rps", "points", "steps", "repeat"]),
     ("spec.load[].points[]", &["at", "rps"]),
     ("spec.load[].steps[]", &["at", "rps"]),
-    ("spec.events[]", &["at", "every", "desiredState", "deploy", "terminateInstance", "actor", "restartController", "outage"]),
+    (
+        "spec.events[]",
+        &["at", "every", "desiredState", "deploy", "terminateInstance", "actor", "restartController", "outage"],
+    ),
     ("spec.events[].deploy", &["service"]),
     ("spec.events[].terminateInstance", &["count", "zone", "capacity"]),
     ("spec.events[].actor", &["service", "desiredCount"]),

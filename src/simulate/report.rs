@@ -188,7 +188,8 @@ impl Report {
         if !self.events.is_empty() {
             let _ = writeln!(out, "events:");
         }
-        let since = |d: Option<Duration>| d.map_or_else(|| "never".to_string(), |d| format!("after {}", format_duration(d)));
+        let since =
+            |d: Option<Duration>| d.map_or_else(|| "never".to_string(), |d| format!("after {}", format_duration(d)));
         for e in &self.events {
             let _ = write!(out, "  at {} (line {}): {}", format_duration(e.at_seconds), e.line, e.description);
             match &e.error {

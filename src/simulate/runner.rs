@@ -274,7 +274,8 @@ impl<'s> Run<'s> {
         let tally = self.cloud.tally.lock().unwrap_or_else(|e| e.into_inner());
         let traffic = self.sim.traffic();
         let usage = self.sim.usage();
-        let changes_applied = KINDS.iter().map(|k| (kind_key(*k), tally.applied.get(k).copied().unwrap_or(0))).collect();
+        let changes_applied =
+            KINDS.iter().map(|k| (kind_key(*k), tally.applied.get(k).copied().unwrap_or(0))).collect();
         let scaling_actions = [ChangeKind::DesiredCount, ChangeKind::Capacity]
             .iter()
             .map(|k| tally.applied.get(k).copied().unwrap_or(0))

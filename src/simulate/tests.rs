@@ -121,7 +121,11 @@ const INVALID: &[(&str, &str, usize)] = &[
     ("  duration: 1h\n  durations: 2h\n", "unknown field `durations` in `spec`", 7),
     ("  duration: 1h\n  load:\n    - service: api\n      rps: 5\n", "no service `api`", 8),
     ("  duration: 1h\n  load:\n    - service: app\n", "has no rate", 8),
-    ("  duration: 1h\n  load:\n    - service: app\n      rps: 5\n      steps: [{at: 0s, rps: 1}]\n", "a curve is one of them", 10),
+    (
+        "  duration: 1h\n  load:\n    - service: app\n      rps: 5\n      steps: [{at: 0s, rps: 1}]\n",
+        "a curve is one of them",
+        10,
+    ),
     ("  duration: 1h\n  load:\n    - service: app\n      rps: -5\n", "`spec.load[0].rps` is -5", 9),
     (
         "  duration: 1h\n  load:\n    - service: app\n      points:\n        - {at: 10m, rps: 1}\n        - {at: 5m, rps: 2}\n",
@@ -138,7 +142,11 @@ const INVALID: &[(&str, &str, usize)] = &[
         "not within the repeated period",
         9,
     ),
-    ("  duration: 1h\n  load:\n    - service: app\n      points: [{at: 0s}]\n", "missing required field `spec.load[0].points[0].rps`", 9),
+    (
+        "  duration: 1h\n  load:\n    - service: app\n      points: [{at: 0s}]\n",
+        "missing required field `spec.load[0].points[0].rps`",
+        9,
+    ),
     ("  duration: 1h\n  load:\n    - service: app\n      rps: lots\n", "expected a number", 9),
     ("  duration: 1h\n  events:\n    - at: 2h\n      restartController: {}\n", "not before the end of the run", 8),
     ("  duration: 1h\n  events:\n    - at: 5m\n", "has no action", 8),
@@ -148,14 +156,34 @@ const INVALID: &[(&str, &str, usize)] = &[
         10,
     ),
     ("  duration: 1h\n  events:\n    - at: 5m\n      deploy: {service: apps}\n", "did you mean", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      deploy: {}\n", "missing required field `spec.events[0].deploy.service`", 9),
+    (
+        "  duration: 1h\n  events:\n    - at: 5m\n      deploy: {}\n",
+        "missing required field `spec.events[0].deploy.service`",
+        9,
+    ),
     ("  duration: 1h\n  events:\n    - at: 5m\n      deploy:\n", "`spec.events[0].deploy` is empty", 9),
     ("  duration: 1h\n  events:\n    - at: 5m\n      actor: {service: app, desiredCount: -2}\n", "negative", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      actor: {service: app, desiredcount: 2}\n", "did you mean `desiredCount`", 9),
+    (
+        "  duration: 1h\n  events:\n    - at: 5m\n      actor: {service: app, desiredcount: 2}\n",
+        "did you mean `desiredCount`",
+        9,
+    ),
     ("  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {count: 0}\n", "must be at least 1", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {zone: us-east-2c}\n", "not a zone of the Capacity", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {capacity: other}\n", "no Capacity document `other`", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      outage: {duration: 0s}\n", "`spec.events[0].outage.duration` is 0s", 9),
+    (
+        "  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {zone: us-east-2c}\n",
+        "not a zone of the Capacity",
+        9,
+    ),
+    (
+        "  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {capacity: other}\n",
+        "no Capacity document `other`",
+        9,
+    ),
+    (
+        "  duration: 1h\n  events:\n    - at: 5m\n      outage: {duration: 0s}\n",
+        "`spec.events[0].outage.duration` is 0s",
+        9,
+    ),
     ("  duration: 1h\n  events:\n    - at: 5m\n      restartController: false\n", "is false", 9),
     ("  duration: 1h\n  events:\n    - at: 5m\n      restartController: {now: true}\n", "takes no fields", 9),
     ("  duration: 1h\n  events:\n    - at: 5m\n      desiredState: nowhere/\n", "is not a directory", 9),
@@ -204,12 +232,21 @@ fn the_document_itself_is_checked_first() {
     let cases: &[(&str, &str)] = &[
         ("apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: x}\n", "desired-state `Service` document"),
         ("apiVersion: ballast.dev/v1alpha1\nkind: Scenarios\n", "did you mean `Scenario`?"),
-        ("apiVersion: ballast.dev/v1\nkind: Scenario\nmetadata: {name: x}\nspec: {duration: 1h}\n", "unsupported apiVersion"),
-        ("apiVersion: ballast.dev/v1alpha1\nkind: Scenario\nmetadata: {name: X_1}\nspec: {duration: 1h}\n", "not a lowercase DNS label"),
+        (
+            "apiVersion: ballast.dev/v1\nkind: Scenario\nmetadata: {name: x}\nspec: {duration: 1h}\n",
+            "unsupported apiVersion",
+        ),
+        (
+            "apiVersion: ballast.dev/v1alpha1\nkind: Scenario\nmetadata: {name: X_1}\nspec: {duration: 1h}\n",
+            "not a lowercase DNS label",
+        ),
         ("kind: Scenario\nspec: [1\n", "YAML syntax error"),
         ("- a\n- b\n", "not a mapping"),
         ("", "no document"),
-        ("apiVersion: ballast.dev/v1alpha1\nkind: Scenario\nmetadata: {name: a}\nspec: {duration: 1h}\n---\nkind: Scenario\n", "a second document"),
+        (
+            "apiVersion: ballast.dev/v1alpha1\nkind: Scenario\nmetadata: {name: a}\nspec: {duration: 1h}\n---\nkind: Scenario\n",
+            "a second document",
+        ),
     ];
     for (text, expected) in cases {
         let err = load(text).expect_err(text);
@@ -252,9 +289,15 @@ fn names_are_those_of_the_desired_state_in_force_at_the_event() {
 #[test]
 fn an_invalid_desired_state_is_reported_with_its_own_location() {
     let tmp = switch_bed("web");
-    std::fs::write(tmp.path().join("after/app.yaml"), "apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec: {cluster: c}\n").unwrap();
+    std::fs::write(
+        tmp.path().join("after/app.yaml"),
+        "apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec: {cluster: c}\n",
+    )
+    .unwrap();
     let file = tmp.path().join("s.yaml");
-    let text = scenario("  duration: 1h\n  events:\n    - at: 10m\n      desiredState: after\n    - at: 20m\n      deploy: {service: web}\n");
+    let text = scenario(
+        "  duration: 1h\n  events:\n    - at: 10m\n      desiredState: after\n    - at: 20m\n      deploy: {service: web}\n",
+    );
     let err = load_scenario_str(&file, &text, &tmp.path().join("start"), REGION).unwrap_err();
     assert!(!err.diagnostics.is_empty());
     // Only the desired state's own problems: the scenario's names after

@@ -154,7 +154,15 @@ impl DocCtx<'_> {
     }
 
     /// An optional whole number within `lo..=hi`, with a default.
-    pub(crate) fn int_or(&mut self, v: Option<i64>, path: &str, lo: i64, hi: i64, default: u32, help: &str) -> Option<u32> {
+    pub(crate) fn int_or(
+        &mut self,
+        v: Option<i64>,
+        path: &str,
+        lo: i64,
+        hi: i64,
+        default: u32,
+        help: &str,
+    ) -> Option<u32> {
         match v {
             None => Some(default),
             Some(v) => self.int(v, path, lo, hi, help),
