@@ -333,14 +333,7 @@ impl Checker<'_, '_, '_> {
             "spec",
             "add a `spec:` with at least `duration`, e.g. `duration: 1h`, and the `load` and `events` to play",
         )?;
-        let duration = self.duration(&spec.duration, "spec.duration", "write how long the run lasts, e.g. `1h`");
-        let duration = duration.filter(|d| {
-            let ok = !d.is_zero();
-            if !ok {
-                self.ctx.at_value("spec.duration", "`spec.duration` is 0s", "a run lasts at least a second, e.g. `1h`");
-            }
-            ok
-        });
+        let duration = self.positive(&spec.duration, "spec.duration", "write how long the run lasts, e.g. `1h`");
         let seed = match spec.seed {
             None => Some(DEFAULT_SEED),
             Some(v) if v >= 0 => Some(v as u64),
