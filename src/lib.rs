@@ -18,6 +18,8 @@
 //! - [`http`]: the status page at `/`, `/livez`, `/healthz`, `/readyz`,
 //!   `/metrics` and `/status`.
 //! - [`metrics`]: the Prometheus metric families.
+//! - [`simulate`]: scenarios played in virtual time by the real
+//!   controller on the simulated cloud (`ballast simulate`).
 //! - [`cli`]: the command line; `main.rs` only calls it.
 
 pub mod cli;
@@ -29,3 +31,4 @@ pub mod http;
 pub mod metrics;
 pub mod observed;
 pub mod plan;
+pub mod simulate;

@@ -136,6 +136,61 @@ fn schema_is_a_json_schema() {
     assert!(v["$schema"].as_str().unwrap().contains("json-schema.org"), "{v}");
 }
 
+#[test]
+fn simulate_runs_a_shipped_scenario_and_reports_json() {
+    let (code, out, err) =
+        run(&["simulate", "scenarios/instance-terminated-by-aws.yaml", "desired-state", "--output", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for key in [
+        "servedRequests",
+        "failedRequests",
+        "targetGroups",
+        "taskMinutes",
+        "instanceMinutes",
+        "minutesCpuAbove90",
+        "scalingActions",
+        "changesApplied",
+        "events",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing: {v:#}");
+    }
+    assert!(v["servedRequests"].as_f64().unwrap() > 0.0, "{v:#}");
+    assert!(v["targetGroups"]["frontendTargetGroup"]["failedRequests"].is_number(), "{v:#}");
+    assert_eq!(v["events"][0]["kind"], "terminateInstance");
+    assert!(v["events"][0]["convergedAfterSeconds"].is_number(), "{v:#}");
+    // The same run again: the same report, to the byte.
+    let (_, again, _) = run(&["simulate", "scenarios/instance-terminated-by-aws.yaml", "--output", "json"]);
+    assert_eq!(out, again);
+    // The text report, with ECS registering the targets.
+    let (code, text, err) = run(&["simulate", "scenarios/instance-terminated-by-aws.yaml", "--targets", "ecs"]);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(text.contains("targets registered by ECS's load-balancer integration"), "{text}");
+    assert!(text.contains("requests:"), "{text}");
+}
+
+#[test]
+fn simulate_refuses_an_invalid_scenario_with_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: ballast.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: bad\nspec:\n  duration: 1h\n  events:\n    - at: 5m\n      deploy: {service: nope}\n    - at: 2h\n      restartController: {}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["simulate", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "no report for an invalid scenario: {out}");
+    let path = file.display().to_string();
+    assert!(err.contains(&format!("{path}:9:25: `spec.events[0].deploy.service`: no service `nope`")), "{err}");
+    assert!(err.contains(&format!("{path}:10:11: `spec.events[1].at` is 2h")), "{err}");
+    assert!(err.contains("2 problems"), "{err}");
+    // A desired-state directory where the scenario belongs.
+    let (code, _, err) = run(&["simulate", "desired-state"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("this is a directory, not a scenario file"), "{err}");
+}
+
 /// The HTTP face of a running daemon, in a subprocess or in process.
 struct Endpoint {
     addr: String,

@@ -116,6 +116,13 @@ impl<C: Cloud> Controller<C> {
         }
     }
 
+    /// Draw the backoff jitter from `seed` instead of the OS, so that a
+    /// simulated run is the same every time (`ballast simulate`).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = rand::rngs::StdRng::seed_from_u64(seed);
+        self
+    }
+
     pub fn status(&self) -> SharedStatus {
         self.status.clone()
     }
@@ -133,25 +140,13 @@ impl<C: Cloud> Controller<C> {
     pub fn reload(&mut self) -> Result<(), LoadError> {
         let dir = self.options.dir.clone();
         let result = crate::desired::load_dir(&dir, &self.options.default_region);
-        let now = self.clock.now();
-        let mut st = self.status.write().unwrap();
         match result {
             Ok(desired) => {
-                info!(
-                    services = desired.services.len(),
-                    capacities = desired.capacities.len(),
-                    "desired state reloaded"
-                );
-                self.metrics.reload(true);
-                st.config.valid = true;
-                st.config.errors.clear();
-                st.config.loaded_at = Some(now);
-                st.config.services = desired.services.len();
-                st.config.capacities = desired.capacities.len();
-                self.desired = desired;
+                self.put_in_force(desired);
                 Ok(())
             }
             Err(e) => {
+                let mut st = self.status.write().unwrap();
                 for d in &e.diagnostics {
                     error!("{d}");
                 }
@@ -165,6 +160,27 @@ impl<C: Cloud> Controller<C> {
                 Err(e)
             }
         }
+    }
+
+    /// Put `desired`, which the caller loaded from `dir` and validated, in
+    /// force, as a reload of `dir` would: how `ballast simulate` scripts a
+    /// switch to another desired-state directory.
+    pub fn replace_desired(&mut self, dir: PathBuf, desired: DesiredState) {
+        self.options.dir = dir.clone();
+        self.status.write().unwrap().config.directory = dir.display().to_string();
+        self.put_in_force(desired);
+    }
+
+    fn put_in_force(&mut self, desired: DesiredState) {
+        info!(services = desired.services.len(), capacities = desired.capacities.len(), "desired state reloaded");
+        self.metrics.reload(true);
+        let mut st = self.status.write().unwrap();
+        st.config.valid = true;
+        st.config.errors.clear();
+        st.config.loaded_at = Some(self.clock.now());
+        st.config.services = desired.services.len();
+        st.config.capacities = desired.capacities.len();
+        self.desired = desired;
     }
 
     /// One observe-plan-apply pass. Stops between changes when `stop` is set.

@@ -442,7 +442,7 @@ fn type_error(file: &Path, kind: &str, e: &serde_yaml::Error) -> (Option<Diagnos
 
 /// Rewrites serde's type vocabulary (`i64`, `struct RawTasks`) in the
 /// file's terms.
-fn humanize(message: &str) -> String {
+pub(crate) fn humanize(message: &str) -> String {
     let mut m = message.replace("invalid type: ", "wrong type: found ");
     for (rust, words) in [
         ("expected i64", "expected a whole number"),

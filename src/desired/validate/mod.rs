@@ -109,17 +109,17 @@ impl DocCtx<'_> {
     }
 
     /// A problem with the value at `path`.
-    fn at_value(&mut self, path: &str, message: impl Into<String>, help: impl Into<String>) {
+    pub(crate) fn at_value(&mut self, path: &str, message: impl Into<String>, help: impl Into<String>) {
         self.diags.push(Diagnostic::at(self.file, self.index.value_pos(path), message, help));
     }
 
     /// A problem with the key at `path` (or a missing one: the nearest
     /// enclosing key).
-    fn at_key(&mut self, path: &str, message: impl Into<String>, help: impl Into<String>) {
+    pub(crate) fn at_key(&mut self, path: &str, message: impl Into<String>, help: impl Into<String>) {
         self.diags.push(Diagnostic::at(self.file, self.index.key_pos(path), message, help));
     }
 
-    fn missing(&mut self, path: &str, help: impl Into<String>) {
+    pub(crate) fn missing(&mut self, path: &str, help: impl Into<String>) {
         if self.suggested.iter().any(|s| s == path) {
             return;
         }
@@ -133,7 +133,7 @@ impl DocCtx<'_> {
     }
 
     /// A required value: reports it missing when absent.
-    fn required<'v, T>(&mut self, v: &'v Option<T>, path: &str, help: &str) -> Option<&'v T> {
+    pub(crate) fn required<'v, T>(&mut self, v: &'v Option<T>, path: &str, help: &str) -> Option<&'v T> {
         if v.is_none() {
             self.missing(path, help);
         }
@@ -141,7 +141,7 @@ impl DocCtx<'_> {
     }
 
     /// A whole number within `lo..=hi`, as a `u32`.
-    fn int(&mut self, v: i64, path: &str, lo: i64, hi: i64, help: &str) -> Option<u32> {
+    pub(crate) fn int(&mut self, v: i64, path: &str, lo: i64, hi: i64, help: &str) -> Option<u32> {
         let hi = hi.min(i64::from(u32::MAX));
         if (lo..=hi).contains(&v) {
             return u32::try_from(v).ok();
@@ -154,14 +154,22 @@ impl DocCtx<'_> {
     }
 
     /// An optional whole number within `lo..=hi`, with a default.
-    fn int_or(&mut self, v: Option<i64>, path: &str, lo: i64, hi: i64, default: u32, help: &str) -> Option<u32> {
+    pub(crate) fn int_or(
+        &mut self,
+        v: Option<i64>,
+        path: &str,
+        lo: i64,
+        hi: i64,
+        default: u32,
+        help: &str,
+    ) -> Option<u32> {
         match v {
             None => Some(default),
             Some(v) => self.int(v, path, lo, hi, help),
         }
     }
 
-    fn duration_or(&mut self, v: &Option<DurationText>, path: &str, default: Duration) -> Option<Duration> {
+    pub(crate) fn duration_or(&mut self, v: &Option<DurationText>, path: &str, default: Duration) -> Option<Duration> {
         match v {
             None => Some(default),
             Some(DurationText(text)) => match parse_duration(text) {
@@ -182,7 +190,7 @@ impl DocCtx<'_> {
     }
 
     /// One of a fixed set of strings, with a did-you-mean.
-    fn one_of<'c>(&mut self, v: &str, path: &str, choices: &[&'c str]) -> Option<&'c str> {
+    pub(crate) fn one_of<'c>(&mut self, v: &str, path: &str, choices: &[&'c str]) -> Option<&'c str> {
         if let Some(c) = choices.iter().find(|c| **c == v) {
             return Some(c);
         }
