@@ -142,17 +142,7 @@ fn simulate_runs_a_shipped_scenario_and_reports_json() {
         run(&["simulate", "scenarios/instance-terminated-by-aws.yaml", "desired-state", "--output", "json"]);
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    for key in [
-        "servedRequests",
-        "failedRequests",
-        "targetGroups",
-        "taskMinutes",
-        "instanceMinutes",
-        "minutesCpuAbove90",
-        "scalingActions",
-        "changesApplied",
-        "events",
-    ] {
+    for key in ballast::simulate::report::JSON_KEYS {
         assert!(v.get(key).is_some(), "{key} missing: {v:#}");
     }
     assert!(v["servedRequests"].as_f64().unwrap() > 0.0, "{v:#}");

@@ -430,20 +430,10 @@ async fn an_unread_input_makes_the_pass_partial_and_shows_everywhere() {
 /// recorded, the rest of the pass is left alone, and the next run makes it.
 #[tokio::test(start_paused = true)]
 async fn a_stop_request_during_a_change_lets_it_finish_and_leaves_the_rest() {
-    let desired = example();
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let metrics = Arc::new(Metrics::new());
     // Each call takes a second of (paused) tokio time: the stop request
     // arrives while the first write is in flight.
     let config = SimConfig { latency_per_call: Duration::from_secs(1), ..SimConfig::default() };
-    let sim = SimCloud::from_desired(&desired, true, clock.clone(), 7, metrics.clone(), config);
-    let options = Options {
-        dir: PathBuf::from("unused"),
-        default_region: "us-east-2".into(),
-        interval: Duration::from_secs(15),
-        dry_run: false,
-    };
-    let mut ctl = Controller::new(sim.clone(), clock, metrics, options, desired);
+    let Bed { sim, ctl: mut ctl, .. } = bed_with(example(), config);
     // The changes' own writes; a scaling change's history tag follows it
     // as part of the same change.
     let marks = ["TagResource", "CreateOrUpdateTags"];

@@ -210,14 +210,7 @@ impl<'r> DocumentReader<'r> {
                 ));
                 continue;
             }
-            for (path, pos) in doc.duplicate_keys() {
-                diags.push(Diagnostic::at(
-                    file,
-                    *pos,
-                    format!("`{path}` is written twice"),
-                    "keep one of the two; YAML keys must be unique within a mapping",
-                ));
-            }
+            report_duplicate_keys(file, doc, diags);
             let prior = doc.duplicate_keys().len();
             let Some(kind) = self.kind(file, doc, diags) else {
                 self.complete = false;
@@ -381,6 +374,19 @@ fn ignored_path(path: &serde_ignored::Path) -> String {
 
 /// The diagnostic for an unknown key, and the path of the key it
 /// suggests instead (whose absence then needs no message of its own).
+/// One error per key written twice in a mapping of `doc` (YAML allows it;
+/// the parser would keep the last silently).
+pub(crate) fn report_duplicate_keys(file: &Path, doc: &DocIndex, diags: &mut Vec<Diagnostic>) {
+    for (path, pos) in doc.duplicate_keys() {
+        diags.push(Diagnostic::at(
+            file,
+            *pos,
+            format!("`{path}` is written twice"),
+            "keep one of the two; YAML keys must be unique within a mapping",
+        ));
+    }
+}
+
 fn unknown_key(file: &Path, doc: &DocIndex, kind: &str, path: &str) -> (Diagnostic, Option<String>) {
     let parent = positions::parent_path(path);
     let key = path[parent.len()..].trim_start_matches('.');

@@ -195,14 +195,7 @@ fn read(
         ));
         return None;
     }
-    for (path, pos) in doc.duplicate_keys() {
-        diags.push(Diagnostic::at(
-            file,
-            *pos,
-            format!("`{path}` is written twice"),
-            "keep one of the two; YAML keys must be unique within a mapping",
-        ));
-    }
+    crate::desired::load::report_duplicate_keys(file, doc, diags);
     let prior = doc.duplicate_keys().len();
     if !kind_is_scenario(file, doc, diags) {
         return None;

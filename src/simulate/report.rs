@@ -11,6 +11,20 @@ use serde::{Serialize, Serializer};
 use crate::desired::duration::format_duration;
 use crate::plan::ChangeKind;
 
+/// The top-level keys every JSON report has (`--output json`): what
+/// scripts and the held-out checks may rely on.
+pub const JSON_KEYS: [&str; 9] = [
+    "servedRequests",
+    "failedRequests",
+    "targetGroups",
+    "taskMinutes",
+    "instanceMinutes",
+    "minutesCpuAbove90",
+    "scalingActions",
+    "changesApplied",
+    "events",
+];
+
 /// The report of one run. Every number is deterministic: the same
 /// scenario, seed and options give the same report.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -380,17 +380,7 @@ fn each_event_reports_when_the_plan_converged_again() {
     // The other actor's count is corrected by a change before convergence.
     assert!(report.events[3].converged_after_seconds.unwrap() > Duration::ZERO, "{:?}", report.events[3]);
     let json = serde_json::to_value(&report).unwrap();
-    for key in [
-        "servedRequests",
-        "failedRequests",
-        "targetGroups",
-        "taskMinutes",
-        "instanceMinutes",
-        "minutesCpuAbove90",
-        "scalingActions",
-        "changesApplied",
-        "events",
-    ] {
+    for key in crate::simulate::report::JSON_KEYS {
         assert!(json.get(key).is_some(), "{key} missing from {json}");
     }
     assert!(json["events"][0]["convergedAfterSeconds"].is_number(), "{json}");

@@ -1,0 +1,121 @@
+//! Disruption benchmark (issue 14): how many requests each shipped scenario
+//! loses, with ballast registering the targets and with ECS's own
+//! load-balancer integration doing it, and how long each operation takes to
+//! settle; then the 7-day scenario's wall time and peak memory.
+//!
+//! `cargo bench --bench disruption` prints Markdown tables for
+//! BENCHMARKS.md. Everything but the wall time is deterministic: the
+//! scenarios carry their seeds.
+//!
+//! The scenarios run as shipped: the event-driven ones (deployment, instance
+//! terminated by AWS) at a steady 200 requests per second, the load-driven
+//! ones (scale-in after a load drop, on-demand zone removed, restart
+//! mid-scale-in) with the load curve that makes the operation happen, since
+//! a steady load would not.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ballast::simulate::{self, Report, RunOptions, TargetManager};
+
+const SCENARIOS: &[&str] = &[
+    "scale-in-after-load-drop.yaml",
+    "rolling-deployment.yaml",
+    "instance-terminated-by-aws.yaml",
+    "on-demand-zone-removed.yaml",
+    "controller-restart-mid-scale-in.yaml",
+];
+
+const SEVEN_DAYS: &str = "seven-days.yaml";
+
+/// Run as a child of itself with this argument: plays the 7-day scenario
+/// alone, so that the peak memory measured is that run's.
+const CHILD: &str = "--seven-days-child";
+
+fn scenario_path(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(file)
+}
+
+fn run(file: &str, targets: TargetManager) -> (Report, Duration) {
+    let path = scenario_path(file);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
+    let scenario = simulate::load_scenario(&path, &dir, "us-east-2")
+        .unwrap_or_else(|e| panic!("{} is a valid scenario:\n{e}", path.display()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let started = Instant::now();
+    let report = runtime.block_on(simulate::run(&scenario, &RunOptions { targets }));
+    (report, started.elapsed())
+}
+
+/// The longest time any event of the run took to converge again; `None`
+/// when one never did.
+fn completion(report: &Report) -> Option<Duration> {
+    report.events.iter().map(|e| e.converged_after_seconds).try_fold(Duration::ZERO, |worst, e| Some(worst.max(e?)))
+}
+
+fn show(d: Option<Duration>) -> String {
+    d.map_or_else(|| "never".to_string(), |d| format!("{} s", d.as_secs()))
+}
+
+/// Peak resident memory of this process, from /proc (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == CHILD) {
+        let (report, wall) = run(SEVEN_DAYS, TargetManager::Ballast);
+        println!(
+            "{} {} {} {}",
+            wall.as_secs_f64(),
+            peak_rss_mib().unwrap_or(f64::NAN),
+            report.failed_requests,
+            report.served_requests
+        );
+        return;
+    }
+
+    println!("## Disruption: failed requests per scenario\n");
+    println!(
+        "| scenario | load | failed (ballast) | failed (ECS integration) | served (ballast) | \
+         converged after (ballast) | converged after (ECS) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for file in SCENARIOS {
+        let (ours, _) = run(file, TargetManager::Ballast);
+        let (ecs, _) = run(file, TargetManager::Ecs);
+        let name = file.trim_end_matches(".yaml");
+        let load = if ["rolling-deployment", "instance-terminated-by-aws"].contains(&name) {
+            "steady 200 rps"
+        } else {
+            "curve (see the scenario)"
+        };
+        println!(
+            "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} |",
+            ours.failed_requests,
+            ecs.failed_requests,
+            ours.served_requests,
+            show(completion(&ours)),
+            show(completion(&ecs)),
+        );
+    }
+
+    // The 7-day run in a child process of its own: its peak memory is
+    // then the run's, not this process's after the runs above.
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    let out = std::process::Command::new(exe).arg(CHILD).output().expect("run the 7-day child");
+    assert!(out.status.success(), "the 7-day run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<f64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let [wall, rss, failed, served] = fields[..] else {
+        panic!("unexpected output of the 7-day child: {line}");
+    };
+    println!("\n## Seven days (scenarios/{SEVEN_DAYS}), ballast registering targets\n");
+    println!("| wall time | peak memory | failed requests | served requests |");
+    println!("|---|---|---|---|");
+    println!("| {wall:.1} s | {rss:.1} MiB | {failed:.0} | {served:.0} |");
+    println!("\nGoal: under 60 s and under 100 MiB.");
+}
