@@ -1021,11 +1021,24 @@ impl Checker<'_, '_, '_> {
             az_rebalance: raw.az_rebalance,
             task_start_delay: dur(self, &raw.task_start_delay, "taskStartDelay", s(0), None, ""),
             instance_launch_delay: dur(self, &raw.instance_launch_delay, "instanceLaunchDelay", s(0), None, ""),
+            minimum_healthy_percent: None,
+            maximum_percent: None,
         };
         let help = "ELBv2's health check thresholds are 2 to 10 checks";
         let healthy = raw.healthy_threshold.map(|v| self.ctx.int(v, "spec.aws.healthyThreshold", 2, 10, help));
         ok &= healthy.is_none_or(|h| h.is_some());
-        ok.then_some(AwsSettings { healthy_threshold: healthy.flatten(), ..settings })
+        let help = "ECS's minimumHealthyPercent is 0 to 100";
+        let min = raw.minimum_healthy_percent.map(|v| self.ctx.int(v, "spec.aws.minimumHealthyPercent", 0, 100, help));
+        ok &= min.is_none_or(|m| m.is_some());
+        let help = "ECS's maximumPercent is at least 100 for a rolling update on EC2";
+        let max = raw.maximum_percent.map(|v| self.ctx.int(v, "spec.aws.maximumPercent", 100, 1000, help));
+        ok &= max.is_none_or(|m| m.is_some());
+        ok.then_some(AwsSettings {
+            healthy_threshold: healthy.flatten(),
+            minimum_healthy_percent: min.flatten(),
+            maximum_percent: max.flatten(),
+            ..settings
+        })
     }
 }
 

@@ -109,6 +109,8 @@ pub struct RawAws {
     pub az_rebalance: Option<bool>,
     pub task_start_delay: Option<DurationText>,
     pub instance_launch_delay: Option<DurationText>,
+    pub minimum_healthy_percent: Option<i64>,
+    pub maximum_percent: Option<i64>,
 }
 
 /// An action without fields (`restartController: {}`, `restartController:
@@ -173,6 +175,8 @@ pub const KEYS: &[(&str, &[&str])] = &[
             "azRebalance",
             "taskStartDelay",
             "instanceLaunchDelay",
+            "minimumHealthyPercent",
+            "maximumPercent",
         ],
     ),
 ];

@@ -21,7 +21,9 @@ use tokio::sync::watch;
 
 use super::report::{EventReport, KINDS, Report, TargetGroupReport, kind_key};
 use super::scenario::{Action, DesiredStateDir, Scenario, Shape};
-use crate::cloud::sim::{Interpolation, LoadCurve, SimCloud, SimConfig};
+use crate::cloud::sim::{
+    DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, Interpolation, LoadCurve, SimCloud, SimConfig,
+};
 use crate::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
 use crate::controller::{Controller, Options, PassOutcome};
 use crate::desired::DesiredState;
@@ -142,6 +144,16 @@ impl<'s> Run<'s> {
             // The loader checked that the service is in the desired state
             // the world was built from.
             let _ = sim.set_load_curve(&load.service, curve);
+        }
+        let aws = &scenario.aws;
+        if aws.minimum_healthy_percent.is_some() || aws.maximum_percent.is_some() {
+            for service in &scenario.initial.desired.services {
+                let _ = sim.set_deployment_configuration(
+                    &service.id,
+                    aws.minimum_healthy_percent.unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT),
+                    aws.maximum_percent.unwrap_or(DEFAULT_MAXIMUM_PERCENT),
+                );
+            }
         }
         let cloud = Counting { sim: sim.clone(), tally: Arc::default() };
         let in_force = DesiredStateDir {

@@ -168,6 +168,10 @@ pub struct AwsSettings {
     pub az_rebalance: Option<bool>,
     pub task_start_delay: Option<Duration>,
     pub instance_launch_delay: Option<Duration>,
+    /// Every service's deployment configuration (ECS's defaults: 100 and
+    /// 200); deploy/ runs the app with 0 and 100.
+    pub minimum_healthy_percent: Option<u32>,
+    pub maximum_percent: Option<u32>,
 }
 
 impl AwsSettings {

@@ -194,6 +194,8 @@ const INVALID: &[(&str, &str, usize)] = &[
     ("  duration: 1h\n  aws:\n    deregistrationDelay: 1x\n", "unknown unit", 8),
     ("  duration: 1h\n  aws:\n    deregistrationLag: 1m\n", "unknown field `deregistrationLag` in `spec.aws`", 8),
     ("  duration: 1h\n  aws:\n    azRebalance: maybe\n", "expected `true` or `false`", 8),
+    ("  duration: 1h\n  aws:\n    minimumHealthyPercent: 101\n", "between 0 and 100", 8),
+    ("  duration: 1h\n  aws:\n    maximumPercent: 50\n", "between 100 and 1000", 8),
 ];
 
 #[test]
@@ -421,4 +423,18 @@ fn a_desired_state_switch_puts_the_new_state_in_force() {
     assert!(e.converged_after_seconds.is_some_and(|c| c > Duration::ZERO), "{e:?}");
     // Six tasks for the last part of the run.
     assert!(report.task_minutes > 2.0 * 10.0 + 6.0 * 15.0, "{}", report.render());
+}
+
+#[test]
+fn the_deployment_configuration_of_aws_applies_to_every_service() {
+    // One task per instance (static host ports, no headroom): with ECS's
+    // defaults (100 / 200) the new task finds no room and the old tasks
+    // keep serving; with deploy/'s 0 / 100 the old task stops first, and
+    // its requests fail until the replacement is healthy.
+    let deploy = "  duration: 30m\n  load:\n    - service: app\n      rps: 100\n  events:\n    - at: 10m\n      deploy: {service: app}\n";
+    let defaults = run_blocking(&load(&scenario(deploy)).unwrap(), &RunOptions::default());
+    let stop_first = format!("{deploy}  aws:\n    minimumHealthyPercent: 0\n    maximumPercent: 100\n");
+    let stop_first = run_blocking(&load(&scenario(&stop_first)).unwrap(), &RunOptions::default());
+    assert_eq!(defaults.failed_requests, 0.0, "{}", defaults.render());
+    assert!(stop_first.failed_requests > 0.0, "{}", stop_first.render());
 }
