@@ -47,14 +47,19 @@ fn run(file: &str, targets: TargetManager) -> (Report, Duration) {
     (report, started.elapsed())
 }
 
-/// The longest time any event of the run took to converge again; `None`
-/// when one never did.
-fn completion(report: &Report) -> Option<Duration> {
-    report.events.iter().map(|e| e.converged_after_seconds).try_fold(Duration::ZERO, |worst, e| Some(worst.max(e?)))
-}
-
-fn show(d: Option<Duration>) -> String {
-    d.map_or_else(|| "never".to_string(), |d| format!("{} s", d.as_secs()))
+/// The longest time any event of the run took to converge again
+/// (`never` when one did not).
+fn completion(report: &Report) -> String {
+    if report.events.is_empty() {
+        // A load-driven scenario: no event to measure from.
+        return "(no event)".to_string();
+    }
+    report
+        .events
+        .iter()
+        .map(|e| e.converged_after_seconds)
+        .try_fold(Duration::ZERO, |worst, e| Some(worst.max(e?)))
+        .map_or_else(|| "never".to_string(), |d| format!("{} s", d.as_secs()))
 }
 
 /// Peak resident memory of this process, from /proc (Linux).
@@ -98,8 +103,8 @@ fn main() {
             ours.failed_requests,
             ecs.failed_requests,
             ours.served_requests,
-            show(completion(&ours)),
-            show(completion(&ecs)),
+            completion(&ours),
+            completion(&ecs),
         );
     }
 
