@@ -433,7 +433,7 @@ async fn a_stop_request_during_a_change_lets_it_finish_and_leaves_the_rest() {
     // Each call takes a second of (paused) tokio time: the stop request
     // arrives while the first write is in flight.
     let config = SimConfig { latency_per_call: Duration::from_secs(1), ..SimConfig::default() };
-    let Bed { sim, ctl: mut ctl, .. } = bed_with(example(), config);
+    let Bed { sim, mut ctl, .. } = bed_with(example(), config);
     // The changes' own writes; a scaling change's history tag follows it
     // as part of the same change.
     let marks = ["TagResource", "CreateOrUpdateTags"];
