@@ -30,7 +30,7 @@ use crate::simulate::{RunOptions, TargetManager};
 #[command(name = "ballast", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log format: human-readable text or one JSON object per line. The
-    /// level comes from RUST_LOG (default info).
+    /// level comes from RUST_LOG (default info; error for `simulate`, whose report is the output).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     #[command(subcommand)]
