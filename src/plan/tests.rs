@@ -492,7 +492,82 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
     assert!(d.terminate.is_empty(), "cooldown holds scale-in");
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(301));
     assert_eq!(d.terminate, vec!["i-2".to_string(), "i-4".to_string()], "only the empty instances go");
-    assert!(d.held.iter().any(|h| h.contains("wait for their tasks")));
+    assert!(d.held.iter().any(|h| h.to_string().contains("wait for their tasks")));
+}
+
+/// AWS rejects a capacity outside the group's own MinSize/MaxSize with
+/// ValidationError: the plan stops at them with a typed hold instead.
+#[test]
+fn capacity_stops_at_the_groups_own_max_size_and_holds_the_scale_out_with_it() {
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
+    // 5 tasks wanted, 3 running on a group of 3 whose MaxSize is 3.
+    let (d, mut o) = with_group(service(TaskCount::Fixed(5)), &cap, 3, 3, &["subnet-a"]);
+    if let Some(Ok(g)) = o.groups.get_mut(&cap.group) {
+        g.max_size = 3;
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(
+        !p.changes.iter().any(|c| matches!(c.change.kind(), ChangeKind::Capacity | ChangeKind::DesiredCount)),
+        "no capacity above MaxSize, no tasks without instances: {:#?}",
+        p.changes
+    );
+    let group_holds: Vec<&Hold> = p.holds.iter().filter(|h| h.resource == ResourceKey::group(&cap.group)).collect();
+    assert!(
+        group_holds
+            .iter()
+            .any(|h| h.reason == HoldReason::GroupSize(gate::GroupSize::AboveMaxSize { needed: 5, max_size: 3 })
+                && h.kind() == HoldKind::Scaling),
+        "{:?}",
+        p.holds
+    );
+    let svc_hold = p.holds.iter().find(|h| h.resource == ResourceKey::service(&service_id())).expect("held");
+    assert_eq!(
+        svc_hold.message(),
+        "3 instance(s) hold 3 task(s) of appCluster/appService; the Auto Scaling group's MaxSize is 3, \
+         so the scale-out to 5 waits until MaxSize is raised"
+    );
+
+    // minInstances above the group's MaxSize: capacity goes to MaxSize, never past it.
+    let mut cap = cap;
+    cap.min_instances = 6;
+    let (d, mut o) = with_group(service(TaskCount::Fixed(2)), &cap, 2, 2, &["subnet-a"]);
+    if let Some(Ok(g)) = o.groups.get_mut(&cap.group) {
+        g.max_size = 4;
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(
+        p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCapacity { from: 2, to: 4, .. })),
+        "{:#?}",
+        p.changes
+    );
+    assert!(p.holds.iter().any(|h| h.message().contains("above the Auto Scaling group's MaxSize of 4")));
+}
+
+#[test]
+fn capacity_scale_in_stops_at_the_groups_own_min_size() {
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
+    let mut group = capacity_group(4);
+    for i in &mut group.instances[1..] {
+        i.tasks = Some(0);
+    }
+    group.min_size = 3;
+    let mut mem = memory::CapacityMemory::default();
+    let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0());
+    assert_eq!(d.terminate, vec!["i-2".to_string()], "one goes: 4 -> 3, the MinSize");
+    assert!(d.held.contains(&HoldReason::GroupSize(gate::GroupSize::BelowMinSize { needed: 1, min_size: 3 })));
+    // At MinSize nothing is terminated: AWS would reject it.
+    group.desired_capacity = 3;
+    group.instances.remove(1);
+    let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0());
+    assert!(d.terminate.is_empty() && d.set_capacity.is_none(), "{d:?}");
+    assert_eq!(
+        d.held.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            "the tasks need 1 instance(s), below the Auto Scaling group's MinSize of 3; capacity stays at 3 \
+             (AWS rejects less) until MinSize is lowered"
+                .to_string()
+        ]
+    );
 }
 
 #[test]
