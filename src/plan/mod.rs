@@ -688,6 +688,20 @@ impl<'a> Planner<'a> {
         for mut def in defs {
             let key = ResourceKey::alarm(&svc.id.region, &def.name);
             let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
+            // PutMetricAlarm sets tags only when it creates the alarm: one
+            // that exists without ballast's tag (created by someone else,
+            // or before ballast tagged) is tagged on its own.
+            if let Some(Ok(o)) = observed
+                && o.managed_by_ballast == Some(false)
+            {
+                let change =
+                    Change::TagAlarm { region: svc.id.region.clone(), name: def.name.clone(), arn: o.arn.clone() };
+                let reason = "the alarm lacks ballast's managed-by tag".to_string();
+                let p = Proposal { suspended: svc.suspend, ..Proposal::new(key.clone(), change, reason) };
+                if let Some(pc) = self.admit(p) {
+                    self.out.changes.push(pc);
+                }
+            }
             let (create, reason, field) = match observed {
                 Some(Err(e)) => {
                     self.hold(key, HoldReason::Unobserved(e.to_string()));

@@ -94,10 +94,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
     for svc in &desired.services {
         if let Some(defs) = alarms::desired_alarms(svc) {
             for d in defs {
-                o.alarms.insert(
-                    (REGION.into(), d.name.clone()),
-                    Ok(ObservedAlarm { definition: d, state: AlarmState::Ok, state_updated: t0() }),
-                );
+                o.alarms.insert((REGION.into(), d.name.clone()), Ok(observed_alarm(d)));
             }
         }
     }
@@ -123,6 +120,12 @@ fn scaled_to_zero(o: &mut Observed) {
 
 fn desired_with(s: Service) -> DesiredState {
     DesiredState { services: vec![s], capacities: vec![] }
+}
+
+/// An alarm as read, OK, tagged as ballast's.
+fn observed_alarm(definition: AlarmDefinition) -> ObservedAlarm {
+    let arn = format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:{}", definition.name);
+    ObservedAlarm { definition, state: AlarmState::Ok, state_updated: t0(), arn, managed_by_ballast: Some(true) }
 }
 
 fn kinds(p: &Plan) -> Vec<ChangeKind> {
@@ -394,6 +397,33 @@ fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(p.changes.len(), 1);
     assert!(p.changes[0].reason.contains("threshold 95 -> 70"), "{}", p.changes[0].reason);
+}
+
+/// PutMetricAlarm ignores tags when it updates an alarm: an existing alarm
+/// without ballast's tag is tagged by its own change, once.
+#[test]
+fn an_existing_alarm_without_ballasts_tag_is_tagged() {
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, None, 2);
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    let key = (REGION.to_string(), high.clone());
+    if let Some(Ok(a)) = o.alarms.get_mut(&key) {
+        a.managed_by_ballast = Some(false);
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    let arn = format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:{high}");
+    assert_eq!(
+        p.changes.iter().map(|c| &c.change).collect::<Vec<_>>(),
+        vec![&Change::TagAlarm { region: REGION.into(), name: high.clone(), arn }],
+        "only the tag: the definition is equal"
+    );
+    assert_eq!(p.changes[0].change.to_string(), format!("alarm {high}: tag managed-by=ballast"));
+    // Tags not read (None) or present: nothing.
+    for tagged in [None, Some(true)] {
+        if let Some(Ok(a)) = o.alarms.get_mut(&key) {
+            a.managed_by_ballast = tagged;
+        }
+        assert!(plan(&d, &o, Memory::default(), t0()).changes.is_empty(), "{tagged:?}");
+    }
 }
 
 /// A Capacity document for the test cluster's group, one task per instance.
@@ -733,10 +763,7 @@ fn apply_to_model(o: &mut Observed, change: &Change) {
         }
         Change::DeregisterTargets { targets, .. } => tg_mut(o).targets.retain(|t| !targets.contains(&t.target)),
         Change::PutAlarm { region, alarm, .. } => {
-            o.alarms.insert(
-                (region.clone(), alarm.name.clone()),
-                Ok(ObservedAlarm { definition: alarm.clone(), state: AlarmState::Ok, state_updated: t0() }),
-            );
+            o.alarms.insert((region.clone(), alarm.name.clone()), Ok(observed_alarm(alarm.clone())));
         }
         _ => {}
     }

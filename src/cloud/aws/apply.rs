@@ -52,10 +52,23 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             }
             Ok(())
         }
-        Change::PutAlarm { region, alarm, .. } => {
+        Change::PutAlarm { region, alarm, create } => {
             let rc = cloud.region(region);
             let req = put_alarm_request(rc.cloudwatch.put_metric_alarm(), alarm);
             rc.call(&rc.buckets.cloudwatch_put_alarm, "cloudwatch", "PutMetricAlarm", || req.clone().send()).await?;
+            // Created with the tag (an update ignores tags): no need to
+            // list them next pass.
+            if *create {
+                cloud.tagged_alarm(region, &alarm.name);
+            }
+            Ok(())
+        }
+        Change::TagAlarm { region, name, arn } => {
+            let rc = cloud.region(region);
+            let req = rc.cloudwatch.tag_resource();
+            let req = req.resource_arn(arn).tags(Tag::builder().key(MANAGED_BY_TAG.0).value(MANAGED_BY_TAG.1).build());
+            rc.call(&rc.buckets.cloudwatch_put_alarm, "cloudwatch", "TagResource", || req.clone().send()).await?;
+            cloud.tagged_alarm(region, name);
             Ok(())
         }
         Change::SetDesiredCapacity { group, to, .. } => {
