@@ -257,6 +257,29 @@ async fn terminate_instance_removes_it_and_lowers_capacity() {
     // where AWS answers ValidationError "Instance Id not found".
 }
 
+/// ELBv2 refuses a whole RegisterTargets naming an instance that is not
+/// running; the others are registered without it.
+#[tokio::test]
+async fn registration_leaves_out_an_instance_that_is_not_running() {
+    let m = seeded_with(0, test_options()).await;
+    let [up, gone] = [&m.system.instances[0], &m.system.instances[1]];
+    m.cloud.apply(&Change::TerminateInstance { group: m.system.group_id(), instance_id: gone.clone() }).await.unwrap();
+    let targets = vec![Target { id: gone.clone(), port: 31000 }, Target { id: up.clone(), port: 31000 }];
+    let before = m.cloud.api_calls();
+    m.cloud
+        .apply(&Change::RegisterTargets {
+            region: REGION.into(),
+            target_group_arn: m.system.frontend_arn.clone(),
+            targets,
+        })
+        .await
+        .unwrap();
+    assert_eq!(m.cloud.api_calls().since(&before).of("RegisterTargets"), 2, "once refused, once without it");
+    let registered = targets_of(&m, FRONTEND).await;
+    assert!(registered.contains(&Target { id: up.clone(), port: 31000 }), "{registered:?}");
+    assert!(!registered.iter().any(|t| &t.id == gone), "{registered:?}");
+}
+
 #[tokio::test]
 async fn put_alarm_tags_the_alarm_as_ballasts() {
     let m = seeded_with(0, test_options()).await;
