@@ -389,6 +389,12 @@ pub struct ObservedAlarm {
     pub definition: AlarmDefinition,
     pub state: AlarmState,
     pub state_updated: SystemTime,
+    /// The alarm's ARN: what CloudWatch TagResource names.
+    pub arn: String,
+    /// Whether the alarm carries ballast's `managed-by` tag, which
+    /// PutMetricAlarm sets only when it creates the alarm; `None` when
+    /// its tags were not read.
+    pub managed_by_ballast: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

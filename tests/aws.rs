@@ -257,6 +257,29 @@ async fn terminate_instance_removes_it_and_lowers_capacity() {
     // where AWS answers ValidationError "Instance Id not found".
 }
 
+/// ELBv2 refuses a whole RegisterTargets naming an instance that is not
+/// running; the others are registered without it.
+#[tokio::test]
+async fn registration_leaves_out_an_instance_that_is_not_running() {
+    let m = seeded_with(0, test_options()).await;
+    let [up, gone] = [&m.system.instances[0], &m.system.instances[1]];
+    m.cloud.apply(&Change::TerminateInstance { group: m.system.group_id(), instance_id: gone.clone() }).await.unwrap();
+    let targets = vec![Target { id: gone.clone(), port: 31000 }, Target { id: up.clone(), port: 31000 }];
+    let before = m.cloud.api_calls();
+    m.cloud
+        .apply(&Change::RegisterTargets {
+            region: REGION.into(),
+            target_group_arn: m.system.frontend_arn.clone(),
+            targets,
+        })
+        .await
+        .unwrap();
+    assert_eq!(m.cloud.api_calls().since(&before).of("RegisterTargets"), 2, "once refused, once without it");
+    let registered = targets_of(&m, FRONTEND).await;
+    assert!(registered.contains(&Target { id: up.clone(), port: 31000 }), "{registered:?}");
+    assert!(!registered.iter().any(|t| &t.id == gone), "{registered:?}");
+}
+
 #[tokio::test]
 async fn put_alarm_tags_the_alarm_as_ballasts() {
     let m = seeded_with(0, test_options()).await;
@@ -272,6 +295,43 @@ async fn put_alarm_tags_the_alarm_as_ballasts() {
         "{:?}",
         tags.tags()
     );
+}
+
+/// PutMetricAlarm sets tags only when it creates an alarm: an existing
+/// alarm that lacks ballast's tag is seen so, and TagResource adds it.
+#[tokio::test]
+async fn an_alarm_without_ballasts_tag_is_seen_and_tagged() {
+    let m = seeded_with(0, test_options()).await;
+    let def = contract::cpu_high_alarm(&m.fixture, 70.0);
+    m.cloud.apply(&Change::PutAlarm { region: REGION.into(), alarm: def.clone(), create: true }).await.unwrap();
+    let arn = m.actors.alarm(&def.name).await.alarm_arn().unwrap().to_string();
+    let req = m.actors.cloudwatch.untag_resource();
+    req.resource_arn(&arn).tag_keys("managed-by").send().await.unwrap();
+
+    // A process that did not create it reads its tags.
+    let cloud = m.account.cloud(test_options());
+    let scope = Scope { alarms: vec![(REGION.into(), def.name.clone())], ..Scope::default() };
+    let key = (REGION.to_string(), def.name.clone());
+    let seen = cloud.observe(&scope).await.unwrap().alarms[&key].clone().unwrap();
+    assert_eq!((seen.arn.as_str(), seen.managed_by_ballast), (arn.as_str(), Some(false)));
+
+    cloud.apply(&Change::TagAlarm { region: REGION.into(), name: def.name.clone(), arn: arn.clone() }).await.unwrap();
+    let tags = m.actors.cloudwatch.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    assert!(
+        tags.tags().iter().any(|t| t.key() == Some("managed-by") && t.value() == Some("ballast")),
+        "{:?}",
+        tags.tags()
+    );
+    // Tagged by this process: its tags are not listed again.
+    let before = cloud.api_calls();
+    let seen = cloud.observe(&scope).await.unwrap().alarms[&key].clone().unwrap();
+    assert_eq!(seen.managed_by_ballast, Some(true));
+    assert_eq!(cloud.api_calls().since(&before).of("ListTagsForResource"), 0);
+    // Another process lists them once and finds the tag.
+    let fresh = m.account.cloud(test_options());
+    let seen = fresh.observe(&scope).await.unwrap().alarms[&key].clone().unwrap();
+    assert_eq!(seen.managed_by_ballast, Some(true));
+    assert_eq!(fresh.api_calls().of("ListTagsForResource"), 1);
 }
 
 #[tokio::test]
@@ -565,6 +625,26 @@ async fn throttling_that_outlasts_the_retries_is_reported_as_throttled() {
     let calls = cloud.api_calls();
     assert_eq!(calls.of("SetDesiredCapacity"), 3, "the standard 3 attempts");
     assert_eq!(calls.throttled(), 3);
+}
+
+/// Auto Scaling answers ScalingActivityInProgress while the group is busy:
+/// the adapter retries it like throttling, and it is no throttling.
+#[tokio::test]
+async fn a_scaling_activity_in_progress_is_retried() {
+    let m = seeded_with(0, test_options()).await;
+    let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
+    proxy.set_only(Some(&["SetDesiredCapacity"]));
+    proxy.set_error_code("ScalingActivityInProgress");
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
+    let err =
+        cloud.apply(&Change::SetDesiredCapacity { group: m.system.group_id(), from: 2, to: 3 }).await.unwrap_err();
+    assert!(
+        matches!(&err, CloudError::Rejected { message, .. } if message.contains("ScalingActivityInProgress")),
+        "{err:?}"
+    );
+    let calls = cloud.api_calls();
+    assert_eq!(calls.of("SetDesiredCapacity"), 3, "retried: {calls:#?}");
+    assert_eq!(calls.throttled(), 0, "busy, not throttled");
 }
 
 #[tokio::test]
@@ -1002,8 +1082,9 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
     }
 
     // The binary's `apply --once` on the converged system, counted by a
-    // proxy: the same reads, plus the two lookups a fresh process caches
-    // (target groups by name, the task definition), and no write.
+    // proxy: the same reads, plus the lookups a fresh process caches
+    // (target groups by name, the task definition, the two alarms' tags),
+    // and no write.
     let moto = FaultProxy::start(&m.account.moto_url, 0).await;
     let bridge = FaultProxy::start(&m.account.bridge_url, 0).await;
     let b = Ballast::via(&m.account, &moto.url, &bridge.url, &declared);
@@ -1019,6 +1100,7 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
         converged_pass_reads().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     expected.insert("DescribeTargetGroups".into(), 1);
     expected.insert("DescribeTaskDefinition".into(), 1);
+    expected.insert("ListTagsForResource".into(), 2);
     assert_eq!(seen, expected, "the calls of `apply --once` on a converged system");
 }
 

@@ -1339,6 +1339,8 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("elasticloadbalancing:RegisterTargets", &["target_group_arn", "targets"]),
     ("elasticloadbalancing:DeregisterTargets", &["target_group_arn", "targets"]),
     ("cloudwatch:DescribeAlarms", &["alarm_names", "alarm_types", "next_token"]),
+    ("cloudwatch:ListTagsForResource", &["resource_arn"]),
+    ("cloudwatch:TagResource", &["resource_arn", "tags"]),
     (
         "cloudwatch:PutMetricAlarm",
         &[
@@ -1599,6 +1601,19 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         "cloudwatch:DescribeAlarms" => {
             a.alarms.iter().map(|n| request(arn(&[("AlarmName", n)]), vec![], format!("alarm {n}"))).collect()
         }
+        // ListTagsForResource and TagResource name any taggable resource;
+        // ballast names its alarms by ARN.
+        "cloudwatch:ListTagsForResource" => a
+            .alarms
+            .iter()
+            .map(|n| {
+                request(
+                    format!("arn:aws:cloudwatch:{}:{}:alarm:{n}", a.region, a.account),
+                    vec![],
+                    format!("alarm {n}"),
+                )
+            })
+            .collect(),
         "cloudwatch:PutMetricAlarm" | "cloudwatch:TagResource" => a
             .alarms
             .iter()

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use crate::desired::{Capacity, TasksPerInstance, ZoneMode};
 use crate::observed::{ObservedGroup, TaskSize};
 
+use super::gate::{GroupSize, HoldReason};
 use super::memory::CapacityMemory;
 
 /// What the capacity planner decided for one group.
@@ -25,9 +26,14 @@ pub struct CapacityDecision {
     pub terminate: Vec<String>,
     /// The subnets the group should have, if they change.
     pub subnets: Option<Vec<String>>,
-    /// Why something wanted was not done this pass.
-    pub held: Vec<String>,
+    /// Why something wanted was not done this pass (shown as its message).
+    #[serde(serialize_with = "messages")]
+    pub held: Vec<HoldReason>,
     pub message: String,
+}
+
+fn messages<S: serde::Serializer>(held: &[HoldReason], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(held.iter().map(ToString::to_string))
 }
 
 /// Tasks one instance holds, or why it cannot be known.
@@ -80,7 +86,10 @@ pub fn decide(
         message: format!("{tasks} task(s) at {per_instance} per instance need {needed} instance(s)"),
     };
     if raw_needed > cap.max_instances {
-        d.held.push(format!("the tasks need {raw_needed} instances; maxInstances is {}", cap.max_instances));
+        d.held.push(HoldReason::Scaling(format!(
+            "the tasks need {raw_needed} instances; maxInstances is {}",
+            cap.max_instances
+        )));
     }
 
     // Zones: always-on subnets, plus on-demand ones while needed or draining.
@@ -101,11 +110,11 @@ pub fn decide(
                         .is_none_or(|zone| group.instances.iter().any(|i| i.is_active() && &i.zone == zone));
                     let recent = !cooled(memory.subnet_needed_at.get(&z.subnet));
                     if busy || recent {
-                        d.held.push(format!(
+                        d.held.push(HoldReason::Scaling(format!(
                             "on-demand subnet {} stays until {}",
                             z.subnet,
                             if busy { "its instances are gone" } else { "the scale-in cooldown passes" }
-                        ));
+                        )));
                     }
                     busy || recent
                 } else {
@@ -131,20 +140,31 @@ pub fn decide(
         d.subnets = Some(ordered);
     }
 
+    // The group's own MinSize and MaxSize bound what AWS accepts: a
+    // capacity outside them fails with ValidationError, so it stops there.
     let desired = group.desired_capacity;
-    let ceiling = needed.min(group.max_size.max(cap.min_instances));
+    let ceiling = needed.min(group.max_size);
+    let floor = needed.max(group.min_size);
     if needed > group.max_size {
-        d.held.push(format!("the group's MaxSize {} is below the {needed} instances needed", group.max_size));
+        d.held.push(HoldReason::GroupSize(GroupSize::AboveMaxSize { needed, max_size: group.max_size }));
+    }
+    if needed < group.min_size && needed < desired {
+        d.held.push(HoldReason::GroupSize(GroupSize::BelowMinSize { needed, min_size: group.min_size }));
     }
     if ceiling > desired {
         let to = ceiling.min(desired.saturating_add(cap.max_change_per_pass));
         if to < ceiling {
-            d.held.push(format!("capacity change budget: {desired} -> {to} this pass, {ceiling} wanted"));
+            d.held.push(HoldReason::Scaling(format!(
+                "capacity change budget: {desired} -> {to} this pass, {ceiling} wanted"
+            )));
         }
         d.set_capacity = Some(to);
-    } else if needed < desired {
+    } else if floor < desired {
         if !cooled(memory.last_change.as_ref()) {
-            d.held.push(format!("scale-in to {needed} waits for the cooldown of {:?}", cap.scale_in_cooldown));
+            d.held.push(HoldReason::Scaling(format!(
+                "scale-in to {floor} waits for the cooldown of {:?}",
+                cap.scale_in_cooldown
+            )));
         } else {
             // Only instances with no tasks go, on-demand zones first.
             let on_demand_zones: Vec<&str> = cap
@@ -159,9 +179,9 @@ pub fn decide(
                 .filter(|i| i.lifecycle_state == crate::observed::Lifecycle::InService && i.tasks == Some(0))
                 .collect();
             empty.sort_by_key(|i| (!on_demand_zones.contains(&i.zone.as_str()), i.id.clone()));
-            let wanted = (desired - needed).min(cap.max_change_per_pass) as usize;
+            let wanted = (desired - floor).min(cap.max_change_per_pass) as usize;
             d.terminate = empty.iter().take(wanted).map(|i| i.id.clone()).collect();
-            if d.terminate.len() < (desired - needed) as usize {
+            if d.terminate.len() < (desired - floor) as usize {
                 let in_service =
                     |i: &&crate::observed::ObservedInstance| i.lifecycle_state == crate::observed::Lifecycle::InService;
                 let busy = group.instances.iter().filter(in_service).filter(|i| i.tasks.is_some_and(|n| n > 0)).count();
@@ -179,11 +199,11 @@ pub fn decide(
                 if d.terminate.len() == empty.len() && why.is_empty() {
                     why.push("the others are not in service yet".to_string());
                 }
-                d.held.push(format!(
-                    "scale-in to {needed}: {} empty instance(s) can go this pass; of the rest, {}",
+                d.held.push(HoldReason::Scaling(format!(
+                    "scale-in to {floor}: {} empty instance(s) can go this pass; of the rest, {}",
                     d.terminate.len(),
                     why.join("; ")
-                ));
+                )));
             }
         }
     }

@@ -16,6 +16,9 @@ pub enum Change {
     DeregisterTargets { region: String, target_group_arn: String, targets: Vec<Target> },
     /// CloudWatch PutMetricAlarm, tagged as ballast's.
     PutAlarm { region: String, alarm: AlarmDefinition, create: bool },
+    /// CloudWatch TagResource(managed-by=ballast) on an existing alarm that
+    /// lacks the tag: PutMetricAlarm ignores tags when it updates.
+    TagAlarm { region: String, name: String, arn: String },
     /// Auto Scaling SetDesiredCapacity.
     SetDesiredCapacity { group: GroupId, from: u32, to: u32 },
     /// Auto Scaling TerminateInstanceInAutoScalingGroup, decrementing the
@@ -56,7 +59,7 @@ impl Change {
             Change::SetDesiredCount { .. } => ChangeKind::DesiredCount,
             Change::RegisterTargets { .. } => ChangeKind::RegisterTargets,
             Change::DeregisterTargets { .. } => ChangeKind::DeregisterTargets,
-            Change::PutAlarm { .. } => ChangeKind::Alarm,
+            Change::PutAlarm { .. } | Change::TagAlarm { .. } => ChangeKind::Alarm,
             Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => ChangeKind::Capacity,
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
         }
@@ -92,6 +95,7 @@ impl std::fmt::Display for Change {
                     alarm.period_secs
                 )
             }
+            Change::TagAlarm { name, .. } => write!(f, "alarm {name}: tag managed-by=ballast"),
             Change::SetDesiredCapacity { group, from, to } => {
                 write!(f, "auto scaling group {group}: desired capacity {from} -> {to}")
             }

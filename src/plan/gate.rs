@@ -137,8 +137,20 @@ pub enum Budget {
     /// target groups; `elsewhere` of it went to its other groups this pass.
     Deregistrations { target: Target, per_pass: u32, elsewhere: u32 },
     /// A scale-out cut to what the Auto Scaling group's instances hold
-    /// once this pass's capacity change is made.
-    Instances { instances: u32, fit: u32, service: ServiceId, target: u32 },
+    /// once this pass's capacity change is made. `max_size` is the group's
+    /// MaxSize when the capacity stops there: no more instances come until
+    /// it is raised.
+    Instances { instances: u32, fit: u32, service: ServiceId, target: u32, max_size: Option<u32> },
+}
+
+/// The Auto Scaling group's own size limits. AWS rejects a capacity outside
+/// them with `ValidationError`, so ballast stops at them and says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSize {
+    /// The tasks need more instances than the group's MaxSize allows.
+    AboveMaxSize { needed: u32, max_size: u32 },
+    /// The tasks need fewer instances than the group's MinSize keeps.
+    BelowMinSize { needed: u32, min_size: u32 },
 }
 
 /// A traffic-safety rule that kept something as it is.
@@ -178,6 +190,8 @@ pub enum HoldReason {
     Safety(Safety),
     /// A scaling or capacity rule, in the rule's own words.
     Scaling(String),
+    /// The capacity stops at the group's MinSize or MaxSize.
+    GroupSize(GroupSize),
 }
 
 impl HoldReason {
@@ -190,7 +204,7 @@ impl HoldReason {
             HoldReason::Suspended { .. } => HoldKind::Suspended,
             HoldReason::Budget(_) => HoldKind::Budget,
             HoldReason::Safety(_) => HoldKind::Safety,
-            HoldReason::Scaling(_) => HoldKind::Scaling,
+            HoldReason::Scaling(_) | HoldReason::GroupSize(_) => HoldKind::Scaling,
         }
     }
 }
@@ -230,10 +244,15 @@ impl std::fmt::Display for HoldReason {
                     n => write!(f, " ({n} of it by the service's other target groups)"),
                 }
             }
-            HoldReason::Budget(Budget::Instances { instances, fit, service, target }) => write!(
+            HoldReason::Budget(Budget::Instances { instances, fit, service, target, max_size: None }) => write!(
                 f,
                 "{instances} instance(s) this pass hold {fit} task(s) of {service}; \
                  the scale-out to {target} continues as instances are added"
+            ),
+            HoldReason::Budget(Budget::Instances { instances, fit, service, target, max_size: Some(max) }) => write!(
+                f,
+                "{instances} instance(s) hold {fit} task(s) of {service}; the Auto Scaling group's MaxSize is {max}, \
+                 so the scale-out to {target} waits until MaxSize is raised"
             ),
             HoldReason::Safety(Safety::HealthyFloor { target, healthy_after, floor }) => write!(
                 f,
@@ -255,6 +274,16 @@ impl std::fmt::Display for HoldReason {
                 write!(f, "task {task} has no address for {container}:{port}")
             }
             HoldReason::Scaling(m) => f.write_str(m),
+            HoldReason::GroupSize(GroupSize::AboveMaxSize { needed, max_size }) => write!(
+                f,
+                "the tasks need {needed} instance(s), above the Auto Scaling group's MaxSize of {max_size}; \
+                 capacity stops at {max_size} (AWS rejects more) until MaxSize is raised"
+            ),
+            HoldReason::GroupSize(GroupSize::BelowMinSize { needed, min_size }) => write!(
+                f,
+                "the tasks need {needed} instance(s), below the Auto Scaling group's MinSize of {min_size}; \
+                 capacity stays at {min_size} (AWS rejects less) until MinSize is lowered"
+            ),
         }
     }
 }

@@ -217,6 +217,8 @@ impl Memory {
             Change::SetGroupSubnets { group, to, .. } => {
                 self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)), now);
             }
+            // The tag is read back next pass; nothing to remember.
+            Change::TagAlarm { .. } => {}
         }
     }
 

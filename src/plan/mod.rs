@@ -417,6 +417,9 @@ impl<'a> Planner<'a> {
                 }
             };
             let instances = d.set_capacity.unwrap_or(group.desired_capacity);
+            // At the group's MaxSize no more instances come: the hold says
+            // what must change rather than "as instances are added".
+            let max_size = (d.needed > group.max_size && instances >= group.max_size).then_some(group.max_size);
             // Tasks the cluster runs now, other services' included; tasks
             // being scaled in still hold their instances until they stop.
             let committed: u64 = self
@@ -438,7 +441,7 @@ impl<'a> Planner<'a> {
                 room -= u64::from(allowed);
                 if allowed < wanted {
                     let fit = *from + allowed;
-                    let budget = Budget::Instances { instances, fit, service: service.clone(), target: *to };
+                    let budget = Budget::Instances { instances, fit, service: service.clone(), target: *to, max_size };
                     self.out.holds.push(Hold { resource: pc.resource.clone(), reason: HoldReason::Budget(budget) });
                     pc.reason = format!("{} (limited to what the Auto Scaling group holds this pass)", pc.reason);
                     *to = fit;
@@ -536,7 +539,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             for h in &d.held {
-                self.hold(key.clone(), HoldReason::Scaling(h.clone()));
+                self.hold(key.clone(), h.clone());
             }
             let subnets_now = memory::subnets_fingerprint(&group.subnets);
             let subnets_field = self.check_field(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
@@ -685,6 +688,20 @@ impl<'a> Planner<'a> {
         for mut def in defs {
             let key = ResourceKey::alarm(&svc.id.region, &def.name);
             let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
+            // PutMetricAlarm sets tags only when it creates the alarm: one
+            // that exists without ballast's tag (created by someone else,
+            // or before ballast tagged) is tagged on its own.
+            if let Some(Ok(o)) = observed
+                && o.managed_by_ballast == Some(false)
+            {
+                let change =
+                    Change::TagAlarm { region: svc.id.region.clone(), name: def.name.clone(), arn: o.arn.clone() };
+                let reason = "the alarm lacks ballast's managed-by tag".to_string();
+                let p = Proposal { suspended: svc.suspend, ..Proposal::new(key.clone(), change, reason) };
+                if let Some(pc) = self.admit(p) {
+                    self.out.changes.push(pc);
+                }
+            }
             let (create, reason, field) = match observed {
                 Some(Err(e)) => {
                     self.hold(key, HoldReason::Unobserved(e.to_string()));

@@ -567,6 +567,7 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
                 })
             }),
             Change::PutAlarm { .. }
+            | Change::TagAlarm { .. }
             | Change::SetDesiredCapacity { .. }
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. } => made(&|c| c == &pc.change),

@@ -94,10 +94,7 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
     for svc in &desired.services {
         if let Some(defs) = alarms::desired_alarms(svc) {
             for d in defs {
-                o.alarms.insert(
-                    (REGION.into(), d.name.clone()),
-                    Ok(ObservedAlarm { definition: d, state: AlarmState::Ok, state_updated: t0() }),
-                );
+                o.alarms.insert((REGION.into(), d.name.clone()), Ok(observed_alarm(d)));
             }
         }
     }
@@ -123,6 +120,12 @@ fn scaled_to_zero(o: &mut Observed) {
 
 fn desired_with(s: Service) -> DesiredState {
     DesiredState { services: vec![s], capacities: vec![] }
+}
+
+/// An alarm as read, OK, tagged as ballast's.
+fn observed_alarm(definition: AlarmDefinition) -> ObservedAlarm {
+    let arn = format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:{}", definition.name);
+    ObservedAlarm { definition, state: AlarmState::Ok, state_updated: t0(), arn, managed_by_ballast: Some(true) }
 }
 
 fn kinds(p: &Plan) -> Vec<ChangeKind> {
@@ -396,6 +399,33 @@ fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     assert!(p.changes[0].reason.contains("threshold 95 -> 70"), "{}", p.changes[0].reason);
 }
 
+/// PutMetricAlarm ignores tags when it updates an alarm: an existing alarm
+/// without ballast's tag is tagged by its own change, once.
+#[test]
+fn an_existing_alarm_without_ballasts_tag_is_tagged() {
+    let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, None, 2);
+    let high = alarms::alarm_names(&service_id())[0].clone();
+    let key = (REGION.to_string(), high.clone());
+    if let Some(Ok(a)) = o.alarms.get_mut(&key) {
+        a.managed_by_ballast = Some(false);
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    let arn = format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:{high}");
+    assert_eq!(
+        p.changes.iter().map(|c| &c.change).collect::<Vec<_>>(),
+        vec![&Change::TagAlarm { region: REGION.into(), name: high.clone(), arn }],
+        "only the tag: the definition is equal"
+    );
+    assert_eq!(p.changes[0].change.to_string(), format!("alarm {high}: tag managed-by=ballast"));
+    // Tags not read (None) or present: nothing.
+    for tagged in [None, Some(true)] {
+        if let Some(Ok(a)) = o.alarms.get_mut(&key) {
+            a.managed_by_ballast = tagged;
+        }
+        assert!(plan(&d, &o, Memory::default(), t0()).changes.is_empty(), "{tagged:?}");
+    }
+}
+
 /// A Capacity document for the test cluster's group, one task per instance.
 fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity {
     Capacity {
@@ -492,7 +522,82 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
     assert!(d.terminate.is_empty(), "cooldown holds scale-in");
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(301));
     assert_eq!(d.terminate, vec!["i-2".to_string(), "i-4".to_string()], "only the empty instances go");
-    assert!(d.held.iter().any(|h| h.contains("wait for their tasks")));
+    assert!(d.held.iter().any(|h| h.to_string().contains("wait for their tasks")));
+}
+
+/// AWS rejects a capacity outside the group's own MinSize/MaxSize with
+/// ValidationError: the plan stops at them with a typed hold instead.
+#[test]
+fn capacity_stops_at_the_groups_own_max_size_and_holds_the_scale_out_with_it() {
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
+    // 5 tasks wanted, 3 running on a group of 3 whose MaxSize is 3.
+    let (d, mut o) = with_group(service(TaskCount::Fixed(5)), &cap, 3, 3, &["subnet-a"]);
+    if let Some(Ok(g)) = o.groups.get_mut(&cap.group) {
+        g.max_size = 3;
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(
+        !p.changes.iter().any(|c| matches!(c.change.kind(), ChangeKind::Capacity | ChangeKind::DesiredCount)),
+        "no capacity above MaxSize, no tasks without instances: {:#?}",
+        p.changes
+    );
+    let group_holds: Vec<&Hold> = p.holds.iter().filter(|h| h.resource == ResourceKey::group(&cap.group)).collect();
+    assert!(
+        group_holds
+            .iter()
+            .any(|h| h.reason == HoldReason::GroupSize(gate::GroupSize::AboveMaxSize { needed: 5, max_size: 3 })
+                && h.kind() == HoldKind::Scaling),
+        "{:?}",
+        p.holds
+    );
+    let svc_hold = p.holds.iter().find(|h| h.resource == ResourceKey::service(&service_id())).expect("held");
+    assert_eq!(
+        svc_hold.message(),
+        "3 instance(s) hold 3 task(s) of appCluster/appService; the Auto Scaling group's MaxSize is 3, \
+         so the scale-out to 5 waits until MaxSize is raised"
+    );
+
+    // minInstances above the group's MaxSize: capacity goes to MaxSize, never past it.
+    let mut cap = cap;
+    cap.min_instances = 6;
+    let (d, mut o) = with_group(service(TaskCount::Fixed(2)), &cap, 2, 2, &["subnet-a"]);
+    if let Some(Ok(g)) = o.groups.get_mut(&cap.group) {
+        g.max_size = 4;
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(
+        p.changes.iter().any(|c| matches!(c.change, Change::SetDesiredCapacity { from: 2, to: 4, .. })),
+        "{:#?}",
+        p.changes
+    );
+    assert!(p.holds.iter().any(|h| h.message().contains("above the Auto Scaling group's MaxSize of 4")));
+}
+
+#[test]
+fn capacity_scale_in_stops_at_the_groups_own_min_size() {
+    let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
+    let mut group = capacity_group(4);
+    for i in &mut group.instances[1..] {
+        i.tasks = Some(0);
+    }
+    group.min_size = 3;
+    let mut mem = memory::CapacityMemory::default();
+    let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0());
+    assert_eq!(d.terminate, vec!["i-2".to_string()], "one goes: 4 -> 3, the MinSize");
+    assert!(d.held.contains(&HoldReason::GroupSize(gate::GroupSize::BelowMinSize { needed: 1, min_size: 3 })));
+    // At MinSize nothing is terminated: AWS would reject it.
+    group.desired_capacity = 3;
+    group.instances.remove(1);
+    let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0());
+    assert!(d.terminate.is_empty() && d.set_capacity.is_none(), "{d:?}");
+    assert_eq!(
+        d.held.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            "the tasks need 1 instance(s), below the Auto Scaling group's MinSize of 3; capacity stays at 3 \
+             (AWS rejects less) until MinSize is lowered"
+                .to_string()
+        ]
+    );
 }
 
 #[test]
@@ -658,10 +763,7 @@ fn apply_to_model(o: &mut Observed, change: &Change) {
         }
         Change::DeregisterTargets { targets, .. } => tg_mut(o).targets.retain(|t| !targets.contains(&t.target)),
         Change::PutAlarm { region, alarm, .. } => {
-            o.alarms.insert(
-                (region.clone(), alarm.name.clone()),
-                Ok(ObservedAlarm { definition: alarm.clone(), state: AlarmState::Ok, state_updated: t0() }),
-            );
+            o.alarms.insert((region.clone(), alarm.name.clone()), Ok(observed_alarm(alarm.clone())));
         }
         _ => {}
     }

@@ -39,9 +39,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
         Change::RegisterTargets { region, target_group_arn, targets } => {
             let rc = cloud.region(region);
             for chunk in targets.chunks(TARGETS_PER_CALL) {
-                let req = rc.elbv2.register_targets();
-                let req = req.target_group_arn(target_group_arn).set_targets(Some(descriptions(chunk)));
-                rc.call(&rc.buckets.elbv2_register, "elbv2", "RegisterTargets", || req.clone().send()).await?;
+                register_chunk(&rc, target_group_arn, chunk).await?;
             }
             Ok(())
         }
@@ -52,10 +50,23 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             }
             Ok(())
         }
-        Change::PutAlarm { region, alarm, .. } => {
+        Change::PutAlarm { region, alarm, create } => {
             let rc = cloud.region(region);
             let req = put_alarm_request(rc.cloudwatch.put_metric_alarm(), alarm);
             rc.call(&rc.buckets.cloudwatch_put_alarm, "cloudwatch", "PutMetricAlarm", || req.clone().send()).await?;
+            // Created with the tag (an update ignores tags): no need to
+            // list them next pass.
+            if *create {
+                cloud.tagged_alarm(region, &alarm.name);
+            }
+            Ok(())
+        }
+        Change::TagAlarm { region, name, arn } => {
+            let rc = cloud.region(region);
+            let req = rc.cloudwatch.tag_resource();
+            let req = req.resource_arn(arn).tags(Tag::builder().key(MANAGED_BY_TAG.0).value(MANAGED_BY_TAG.1).build());
+            rc.call(&rc.buckets.cloudwatch_put_alarm, "cloudwatch", "TagResource", || req.clone().send()).await?;
+            cloud.tagged_alarm(region, name);
             Ok(())
         }
         Change::SetDesiredCapacity { group, to, .. } => {
@@ -135,6 +146,54 @@ async fn mark_group(rc: &RegionClients, group: &GroupId, value: String) {
             marks::LAST_CAPACITY_CHANGE
         );
     }
+}
+
+/// Register one chunk. ELBv2 rejects the whole call with InvalidTarget
+/// when an instance in it is not running (stopping, stopped, terminated),
+/// naming those instances: the call is sent again without them, so the
+/// other tasks' targets are not held back by one instance going away. The
+/// instances left out are logged; a rejection that names none of the
+/// chunk's instances fails the change as it is.
+async fn register_chunk(rc: &RegionClients, target_group_arn: &str, chunk: &[Target]) -> Result<(), CloudError> {
+    let mut targets = chunk.to_vec();
+    loop {
+        let req = rc.elbv2.register_targets();
+        let req = req.target_group_arn(target_group_arn).set_targets(Some(descriptions(&targets)));
+        let err = match rc.call(&rc.buckets.elbv2_register, "elbv2", "RegisterTargets", || req.clone().send()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let CloudError::Rejected { message, .. } = &err else { return Err(err) };
+        if !message.starts_with("InvalidTarget") {
+            return Err(err);
+        }
+        let named = instance_ids(message);
+        let (left_out, rest): (Vec<Target>, Vec<Target>) =
+            targets.into_iter().partition(|t| named.contains(&t.id.as_str()));
+        if left_out.is_empty() {
+            return Err(err);
+        }
+        tracing::warn!(
+            target_group = target_group_arn,
+            left_out = ?left_out.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "not registering targets whose instances are not running: {message}"
+        );
+        if rest.is_empty() {
+            return Ok(());
+        }
+        targets = rest;
+    }
+}
+
+/// The EC2 instance ids (`i-` and 8 or 17 hex digits) an error message names.
+fn instance_ids(message: &str) -> Vec<&str> {
+    message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| {
+            w.strip_prefix("i-")
+                .is_some_and(|hex| matches!(hex.len(), 8 | 17) && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .collect()
 }
 
 /// Deregister one chunk. ELBv2 rejects the whole call with InvalidTarget
@@ -250,6 +309,17 @@ mod tests {
         alarm.statistic = Statistic::Extended("p90".into());
         let req = put_alarm_request(client.put_metric_alarm(), &alarm);
         assert_eq!((req.get_statistic(), req.get_extended_statistic().as_deref()), (&None, Some("p90")));
+    }
+
+    #[test]
+    fn the_instances_an_invalid_target_answer_names_are_found() {
+        let msg = "InvalidTarget: The following targets are not in a running state and cannot be registered: \
+                   'i-0123456789abcdef0, i-89abcdef'";
+        assert_eq!(instance_ids(msg), vec!["i-0123456789abcdef0", "i-89abcdef"]);
+        assert_eq!(instance_ids("InvalidTarget: 'i-0123456789abcdef0'"), vec!["i-0123456789abcdef0"]);
+        let none = "InvalidTarget: The specified target does not exist or is not in the same VPC as the target group.";
+        assert!(instance_ids(none).is_empty());
+        assert!(instance_ids("ids-like i-notanid or i-123").is_empty());
     }
 
     #[test]

@@ -146,10 +146,21 @@ where
     }
 }
 
-/// Codes of transient server-side failures that some services send with
-/// a 4xx status.
-const TRANSIENT_CODES: &[&str] =
-    &["RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "InternalFailure"];
+/// Codes of transient failures that some services send with a 4xx
+/// status. Auto Scaling answers `SetDesiredCapacity`,
+/// `TerminateInstanceInAutoScalingGroup` and `UpdateAutoScalingGroup` with
+/// `ScalingActivityInProgress` while a scaling activity of the group runs,
+/// and `ResourceContention` while another update of it is pending: both
+/// pass once the group is idle, so they are retried like throttling.
+const TRANSIENT_CODES: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "InternalError",
+    "InternalFailure",
+    "ScalingActivityInProgress",
+    "ResourceContention",
+];
 
 /// An error and its sources on one line: the SDK's top-level messages
 /// ("dispatch failure") say little without them.
@@ -268,6 +279,26 @@ mod tests {
         );
         assert_eq!(e.label(), "rejected");
         assert!(e.to_string().contains("above max value 10"), "{e}");
+    }
+
+    /// Auto Scaling's busy answers are retried, and stay rejections (not
+    /// throttling) when the retries run out.
+    #[test]
+    fn a_scaling_activity_in_progress_is_retried_but_is_not_throttling() {
+        use aws_sdk_autoscaling::operation::set_desired_capacity::SetDesiredCapacityError;
+        use aws_smithy_runtime_api::http::StatusCode;
+        for code in ["ScalingActivityInProgress", "ResourceContention"] {
+            let meta = aws_sdk_autoscaling::error::ErrorMetadata::builder()
+                .code(code)
+                .message("Scaling activity 1234 is in progress and blocks this action.")
+                .build();
+            let raw = HttpResponse::new(StatusCode::try_from(400).unwrap(), "".into());
+            let err = SdkError::service_error(SetDesiredCapacityError::generic(meta), raw);
+            assert!(is_retryable(&err), "{code}");
+            let e = from_sdk("autoscaling", "SetDesiredCapacity", err);
+            assert_eq!(e.label(), "rejected", "{code}: {e:?}");
+            assert!(!is_throttling(Some(code)));
+        }
     }
 
     #[test]

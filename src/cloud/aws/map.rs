@@ -307,6 +307,9 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
         },
         state: a.state_value().map(|s| AlarmState::from_aws(s.as_str())).unwrap_or(AlarmState::InsufficientData),
         state_updated: a.state_updated_timestamp().and_then(system_time).unwrap_or(SystemTime::UNIX_EPOCH),
+        arn: a.alarm_arn().unwrap_or_default().to_string(),
+        // DescribeAlarms returns no tags; `observe` lists them.
+        managed_by_ballast: None,
     }
 }
 

@@ -230,7 +230,8 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
             }
         }
     }
-    task_definitions(cloud, &rc, &wanted, tally).await;
+    let (_, alarms) =
+        tokio::join!(task_definitions(cloud, &rc, &wanted, tally), alarm_tags(cloud, &rc, region, alarms));
     let task_defs = cloud.inner.task_defs.lock().unwrap().clone();
 
     let mut observed = Observed::default();
@@ -639,6 +640,55 @@ async fn describe_alarms(
         }
     }
     out
+}
+
+/// Whether each alarm read carries ballast's `managed-by` tag, which
+/// PutMetricAlarm sets only on create. DescribeAlarms returns no tags, so
+/// an alarm's are listed until it is seen tagged; alarms seen tagged, or
+/// created or tagged by ballast, are remembered, so a steady pass lists
+/// none. A listing that fails leaves `None` (logged): the alarm itself was
+/// read, only its tag is unknown.
+async fn alarm_tags(
+    cloud: &AwsCloud,
+    rc: &RegionClients,
+    region: &str,
+    mut alarms: BTreeMap<String, Result<ObservedAlarm, ResourceError>>,
+) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
+    let known =
+        |name: &str| cloud.inner.tagged_alarms.lock().unwrap().contains(&(region.to_string(), name.to_string()));
+    let mut unknown = Vec::new();
+    for a in alarms.values_mut().filter_map(|a| a.as_mut().ok()) {
+        if known(&a.definition.name) {
+            a.managed_by_ballast = Some(true);
+        } else if !a.arn.is_empty() {
+            unknown.push((a.definition.name.clone(), a.arn.clone()));
+        }
+    }
+    let listed = in_flight(unknown, |(name, arn)| async move {
+        let req = rc.cloudwatch.list_tags_for_resource().resource_arn(&arn);
+        let bucket = &rc.buckets.cloudwatch_describe_alarms;
+        (name, rc.call(bucket, "cloudwatch", "ListTagsForResource", || req.clone().send()).await)
+    })
+    .await;
+    for (name, tags) in listed {
+        let tagged = match tags {
+            Ok(out) => {
+                let (key, value) = super::apply::MANAGED_BY_TAG;
+                out.tags().iter().any(|t| t.key() == Some(key) && t.value() == Some(value))
+            }
+            Err(e) => {
+                tracing::warn!(alarm = %name, error = %e, "the alarm's tags could not be read");
+                continue;
+            }
+        };
+        if tagged {
+            cloud.inner.tagged_alarms.lock().unwrap().insert((region.to_string(), name.clone()));
+        }
+        if let Some(Ok(a)) = alarms.get_mut(&name) {
+            a.managed_by_ballast = Some(tagged);
+        }
+    }
+    alarms
 }
 
 /// The latest average CPU of each service. A service whose read failed

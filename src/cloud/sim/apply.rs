@@ -47,6 +47,8 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             w.put_alarm(region, alarm.clone());
             Ok(())
         }),
+        // Tags are not modelled: the simulated alarms report none read.
+        Change::TagAlarm { .. } => world.api("cloudwatch", "TagResource", true, |_| Ok(())),
         Change::SetDesiredCapacity { group, to, .. } => {
             let result = world.api("autoscaling", "SetDesiredCapacity", true, |w| w.set_desired_capacity(group, *to));
             world.mark_capacity_change(group, &result);

@@ -102,11 +102,13 @@ impl World {
                         definition: a.definition.clone(),
                         state: a.state,
                         state_updated: a.state_updated,
+                        arn: a.arn(region),
+                        managed_by_ballast: None,
                     })
                 });
                 vec![Before::Alarm { key, alarm: before }]
             }
-            Change::SetGroupSubnets { .. } => Vec::new(),
+            Change::SetGroupSubnets { .. } | Change::TagAlarm { .. } => Vec::new(),
         }
     }
 

@@ -442,6 +442,8 @@ impl SimCloud {
             definition: alarm.definition.clone(),
             state: alarm.state,
             state_updated: alarm.state_updated,
+            arn: alarm.arn(region),
+            managed_by_ballast: None,
         })
     }
 

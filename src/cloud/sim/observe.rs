@@ -201,6 +201,8 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
                                 definition: alarm.definition.clone(),
                                 state: alarm.state,
                                 state_updated: alarm.state_updated,
+                                arn: alarm.arn(region),
+                                managed_by_ballast: None,
                             }),
                         );
                     }

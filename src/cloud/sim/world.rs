@@ -312,6 +312,13 @@ pub(super) struct Alarm {
     pub state_updated: SystemTime,
 }
 
+impl Alarm {
+    /// The ARN CloudWatch gives the alarm in `region`.
+    pub fn arn(&self, region: &str) -> String {
+        format!("arn:aws:cloudwatch:{region}:{}:alarm:{}", super::ACCOUNT_ID, self.definition.name)
+    }
+}
+
 impl World {
     pub fn new(now: SystemTime, seed: u64, metrics: Arc<Metrics>, config: SimConfig) -> Self {
         World {
