@@ -148,7 +148,13 @@ impl Checker<'_, '_, '_> {
 
     /// The event's action, its names resolved in `in_force`. `unknown`: a
     /// switch before it failed, so names cannot be checked.
-    pub(super) fn action(&mut self, t: &Timed, key: &str, in_force: Option<&DesiredStateDir>, unknown: bool) -> Option<Action> {
+    pub(super) fn action(
+        &mut self,
+        t: &Timed,
+        key: &str,
+        in_force: Option<&DesiredStateDir>,
+        unknown: bool,
+    ) -> Option<Action> {
         let path = join_key(&t.path, key);
         let state = if unknown { None } else { in_force };
         let e = t.raw;
