@@ -51,7 +51,11 @@ step "tests"
 log=target/test-output.txt
 mkdir -p target
 set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
+# Four test threads on two cores: most of the suite waits on the emulator,
+# on ballast subprocesses and on headless Chromium, not on the CPU (the
+# emulator tests take about a quarter less wall time than with the
+# default of one thread per core; BENCHMARKS.md, "Test suite").
+cargo test --workspace --locked -- --test-threads 4 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 sum() { grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
