@@ -15,8 +15,22 @@ const HISTORY: usize = 10;
 
 /// How many [`Sample`]s each service keeps for the status page's chart:
 /// with [`SAMPLE_SPACING`], at least two hours, three at the default
-/// 15 s interval. A point is a few dozen bytes.
+/// 15 s interval. A point is about 90 bytes.
 pub const SAMPLES: usize = 720;
+
+/// Chart points kept over all services together (about 9 MB): a fleet of
+/// 1,000 services keeps 100 points each (25 minutes at the default
+/// interval) rather than 63 MB of history, so the daemon's memory stays
+/// within its goal however long it runs.
+pub const SAMPLE_BUDGET: usize = 100_000;
+
+/// The fewest points a service keeps, however large the fleet.
+pub const MIN_SAMPLES: usize = 20;
+
+/// Points per service for a fleet of `services`.
+pub fn samples_per_service(services: usize) -> usize {
+    (SAMPLE_BUDGET / services.max(1)).clamp(MIN_SAMPLES, SAMPLES)
+}
 
 /// The least time between two kept samples. Follow-up passes come 2 s
 /// apart while changes are in progress; keeping each would shrink the
@@ -272,12 +286,18 @@ impl ResourceStatus {
     /// Add a chart point: at most [`SAMPLES`], at least [`SAMPLE_SPACING`]
     /// apart but for the newest, which is always the latest pass.
     pub fn push_sample(&mut self, sample: Sample) {
+        self.push_sample_within(sample, SAMPLES);
+    }
+
+    /// [`push_sample`](Self::push_sample), keeping at most `capacity` points.
+    pub fn push_sample_within(&mut self, sample: Sample, capacity: usize) {
         let n = self.samples.len();
         let crowded = n >= 2
             && self.samples[n - 1].at.duration_since(self.samples[n - 2].at).unwrap_or_default() < SAMPLE_SPACING;
         if crowded {
             self.samples.pop_back();
-        } else if n == SAMPLES {
+        }
+        while self.samples.len() >= capacity.max(1) {
             self.samples.pop_front();
         }
         self.samples.push_back(sample);
@@ -317,8 +337,10 @@ impl Status {
             ..PassStatus::default()
         };
         self.passes += 1;
-        for r in self.resources.iter_mut().filter(|r| matches!(r.resource, ResourceKey::Service { .. })) {
-            r.push_sample(Sample::unobserved(finished_at));
+        let is_service = |r: &&mut ResourceStatus| matches!(r.resource, ResourceKey::Service { .. });
+        let capacity = samples_per_service(self.resources.iter_mut().filter(is_service).count());
+        for r in self.resources.iter_mut().filter(is_service) {
+            r.push_sample_within(Sample::unobserved(finished_at), capacity);
         }
     }
 
@@ -371,9 +393,10 @@ impl Status {
                 }
             }
         }
+        let capacity = samples_per_service(pass.samples.len());
         for (key, sample) in pass.samples {
             if let Some(r) = self.get_mut(&key) {
-                r.push_sample(sample);
+                r.push_sample_within(sample, capacity);
             }
         }
         let decisions = pass.plan.decisions.iter().map(|(id, d)| (ResourceKey::service(id), to_raw(d)));
@@ -467,6 +490,27 @@ mod tests {
         assert_eq!(r.samples.front().unwrap().running, Some((passes - SAMPLES as u64) as u32));
         let span = r.samples.back().unwrap().at.duration_since(r.samples.front().unwrap().at).unwrap();
         assert!(span >= Duration::from_secs(2 * 3600), "{span:?}");
+    }
+
+    #[test]
+    fn a_large_fleet_keeps_fewer_points_per_service_within_the_budget() {
+        assert_eq!(samples_per_service(1), SAMPLES);
+        assert_eq!(samples_per_service(1000), 100);
+        assert_eq!(samples_per_service(1_000_000), MIN_SAMPLES);
+        for services in [1, 10, 138, 139, 1000, 5000] {
+            assert!(services * samples_per_service(services) <= SAMPLE_BUDGET.max(services * MIN_SAMPLES));
+        }
+        let mut st = Status::default();
+        let r = service(&mut st);
+        for i in 0..500 {
+            r.push_sample_within(point(i * 15, i as u32), 100);
+        }
+        assert_eq!(r.samples.len(), 100);
+        assert_eq!(r.samples.back().unwrap().running, Some(499));
+        // A fleet that grows shrinks each history at the next point.
+        r.push_sample_within(point(500 * 15, 500), 40);
+        assert_eq!(r.samples.len(), 40);
+        assert_eq!(r.samples.back().unwrap().running, Some(500));
     }
 
     #[test]
