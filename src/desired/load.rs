@@ -362,7 +362,7 @@ impl DocumentReader<'_> {
 }
 
 /// serde_ignored's path in the index's syntax (`spec.targetGroups[0].x`).
-fn ignored_path(path: &serde_ignored::Path) -> String {
+pub(crate) fn ignored_path(path: &serde_ignored::Path) -> String {
     use serde_ignored::Path as P;
     match path {
         P::Root => String::new(),
@@ -372,8 +372,6 @@ fn ignored_path(path: &serde_ignored::Path) -> String {
     }
 }
 
-/// The diagnostic for an unknown key, and the path of the key it
-/// suggests instead (whose absence then needs no message of its own).
 /// One error per key written twice in a mapping of `doc` (YAML allows it;
 /// the parser would keep the last silently).
 pub(crate) fn report_duplicate_keys(file: &Path, doc: &DocIndex, diags: &mut Vec<Diagnostic>) {
@@ -387,19 +385,40 @@ pub(crate) fn report_duplicate_keys(file: &Path, doc: &DocIndex, diags: &mut Vec
     }
 }
 
+/// The diagnostic for an unknown key of a `kind` document, and the path
+/// of the key it suggests instead (whose absence then needs no message of
+/// its own).
 fn unknown_key(file: &Path, doc: &DocIndex, kind: &str, path: &str) -> (Diagnostic, Option<String>) {
     let parent = positions::parent_path(path);
     let key = path[parent.len()..].trim_start_matches('.');
-    let known = schema::known_keys(kind, parent);
+    unknown_key_among(file, doc, path, &schema::known_keys(kind, parent), &schema::paths_with_key(kind, key))
+}
+
+/// The diagnostic for the unknown key at `path`, given the keys `known`
+/// where it stands and the `elsewhere` paths where that key is known (for
+/// a key indented wrongly), and the path of the key it suggests instead.
+/// Shared with the scenario loader.
+pub(crate) fn unknown_key_among<S: AsRef<str>>(
+    file: &Path,
+    doc: &DocIndex,
+    path: &str,
+    known: &[S],
+    elsewhere: &[S],
+) -> (Diagnostic, Option<String>) {
+    let parent = positions::parent_path(path);
+    let key = path[parent.len()..].trim_start_matches('.');
     let place = if parent.is_empty() { "at the top of the document".to_string() } else { format!("in `{parent}`") };
-    let expected =
-        format!("expected one of: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "));
-    let elsewhere: Vec<String> = schema::paths_with_key(kind, key)
-        .into_iter()
+    let expected = format!(
+        "expected one of: {}",
+        known.iter().map(|k| format!("`{}`", k.as_ref())).collect::<Vec<_>>().join(", ")
+    );
+    let elsewhere: Vec<String> = elsewhere
+        .iter()
+        .map(|p| p.as_ref())
         .map(|p| if p.is_empty() { "the top of the document".into() } else { format!("`{p}`") })
         .collect();
     // `<<` is never close to a known key: the merge-key help stands alone.
-    let suggestion = validate::did_you_mean(key, &known);
+    let suggestion = validate::did_you_mean(key, known);
     let help = if key == "<<" {
         "YAML merge keys are not supported: write the fields out".to_string()
     } else if suggestion.is_some() {

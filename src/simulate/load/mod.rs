@@ -206,7 +206,7 @@ fn read(
     }
     let mut unknown = Vec::new();
     let result: Result<RawScenarioDocument, _> =
-        serde_ignored::deserialize(de, |path| unknown.push(ignored_path(&path)));
+        serde_ignored::deserialize(de, |path| unknown.push(crate::desired::load::ignored_path(&path)));
     let mut suggested = Vec::new();
     for path in &unknown {
         let (d, suggestion) = unknown_key(file, doc, path);
@@ -256,40 +256,11 @@ fn kind_is_scenario(file: &Path, doc: &DocIndex, diags: &mut Vec<Diagnostic>) ->
     false
 }
 
-/// serde_ignored's path in the index's syntax (`spec.load[0].x`).
-fn ignored_path(path: &serde_ignored::Path) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => join_index(&ignored_path(parent), *index),
-        P::Map { parent, key } => join_key(&ignored_path(parent), key),
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
-    }
-}
-
 /// An unknown key, with a did-you-mean, and the path it suggests.
 fn unknown_key(file: &Path, doc: &DocIndex, path: &str) -> (Diagnostic, Option<String>) {
     let parent = positions::parent_path(path);
     let key = path[parent.len()..].trim_start_matches('.');
-    let known = raw::known_keys(parent);
-    let place = if parent.is_empty() { "at the top of the document".to_string() } else { format!("in `{parent}`") };
-    let expected =
-        format!("expected one of: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "));
-    let suggestion = did_you_mean(key, known);
-    let elsewhere = raw::paths_with_key(key);
-    let help = if suggestion.is_some() {
-        expected
-    } else if !elsewhere.is_empty() {
-        let places: Vec<String> = elsewhere
-            .iter()
-            .map(|p| if p.is_empty() { "the top of the document".into() } else { format!("`{p}`") })
-            .collect();
-        format!("`{key}` belongs in {}: check its indentation; {expected}", places.join(" or "))
-    } else {
-        format!("{expected}; remove it or check its spelling")
-    };
-    let d = Diagnostic::at(file, doc.key_pos(path), format!("unknown field `{key}` {place}"), help);
-    (d.did_you_mean(suggestion), suggestion.map(|s| join_key(parent, s)))
+    crate::desired::load::unknown_key_among(file, doc, path, raw::known_keys(parent), &raw::paths_with_key(key))
 }
 
 /// A serde error (a value of the wrong type) at serde_yaml's position.
