@@ -337,9 +337,9 @@ impl Status {
             ..PassStatus::default()
         };
         self.passes += 1;
-        let is_service = |r: &&mut ResourceStatus| matches!(r.resource, ResourceKey::Service { .. });
-        let capacity = samples_per_service(self.resources.iter_mut().filter(is_service).count());
-        for r in self.resources.iter_mut().filter(is_service) {
+        let is_service = |r: &ResourceStatus| matches!(r.resource, ResourceKey::Service { .. });
+        let capacity = samples_per_service(self.resources.iter().filter(|r| is_service(r)).count());
+        for r in self.resources.iter_mut().filter(|r| is_service(r)) {
             r.push_sample_within(Sample::unobserved(finished_at), capacity);
         }
     }
