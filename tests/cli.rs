@@ -13,6 +13,8 @@ use ballast::controller::Options;
 use ballast::desired::ServiceId;
 use ballast::metrics::Metrics;
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "support/daemon_logs.rs"]
 mod daemon_logs;
 
@@ -555,59 +557,6 @@ async fn a_real_prometheus_server_scrapes_the_daemon() {
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The DOM of `url` once loaded in Debian's headless Chromium, with the
-/// flags this machine needs (as app/tests/browser.rs). Chromium is a test
-/// dependency: without it this fails, never skips.
-fn chromium_dom(url: &str) -> String {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the status page test needs Debian's Chromium. The test \
-         command (.ci/run) installs it; by hand: apt-get update && apt-get install -y chromium"
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(90)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("chromium did not finish within 90 s for {url}");
-        }
-    };
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && dom.contains("</html>"),
-        "chromium failed ({}) for {url}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dom
-}
-
 /// Issue 17: the status page at `/`, as a person's browser shows it: the
 /// example's resources with a chart per service, then a broken file's
 /// located error.
@@ -617,7 +566,7 @@ async fn the_status_page_shows_the_resources_and_a_broken_file_in_a_browser() {
     let d = Daemon::start(dir.path(), &["--interval", "1s"]);
     d.wait_status(Duration::from_secs(10), "every resource synced", all_synced).await;
 
-    let dom = chromium_dom(&d.url("/"));
+    let dom = chromium::dump_dom(&d.url("/"), &[]);
     for name in [
         "service/appCluster/appService",
         "targetgroup/frontendTargetGroup",
@@ -638,7 +587,7 @@ async fn the_status_page_shows_the_resources_and_a_broken_file_in_a_browser() {
     let broken = "apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: broken}\nspec:\n  clustr: appCluster\n  service: otherService\n";
     std::fs::write(dir.path().join("broken.yaml"), broken).unwrap();
     d.wait_status(Duration::from_secs(10), "the invalid config reported", |v| v["config"]["valid"] == false).await;
-    let dom = chromium_dom(&d.url("/"));
+    let dom = chromium::dump_dom(&d.url("/"), &[]);
     let errors = dom.split(r#"<ul id="config-errors">"#).nth(1).unwrap_or_else(|| panic!("no error list:\n{dom}"));
     let errors = &errors[..errors.find("</ul>").unwrap()];
     let located = format!("{}:5:3:", dir.path().join("broken.yaml").display());

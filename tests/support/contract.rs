@@ -42,8 +42,7 @@ use std::time::{Duration, SystemTime};
 use ballast::cloud::{Cloud, CloudError, Scope};
 use ballast::desired::{GroupId, MissingData, ServiceId, TargetGroupId, TargetGroupRef};
 use ballast::observed::{
-    AlarmDefinition, Comparison, Observed, ObservedService, ScalingMarks, ServiceStatus, Statistic, Target,
-    TargetGroupType,
+    AlarmDefinition, Observed, ObservedService, ScalingMarks, ServiceStatus, Target, TargetGroupType,
 };
 use ballast::plan::Change;
 
@@ -196,22 +195,11 @@ pub async fn targets_register_and_deregister_idempotently<W: World>(w: &W) {
 /// define it.
 pub fn cpu_high_alarm(f: &Fixture, threshold: f64) -> AlarmDefinition {
     AlarmDefinition {
-        name: alarm_names(f)[0].clone(),
-        namespace: "AWS/ECS".into(),
-        metric_name: "CPUUtilization".into(),
-        statistic: Statistic::Average,
-        dimensions: vec![
-            ("ClusterName".into(), f.service.cluster.clone()),
-            ("ServiceName".into(), f.service.service.clone()),
-        ],
-        period_secs: 60,
         evaluation_periods: 3,
         datapoints_to_alarm: 2,
-        threshold,
-        comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: MissingData::NotBreaching,
         description: "ballast: scale out appService".into(),
-        actions: Default::default(),
+        ..AlarmDefinition::service_cpu(alarm_names(f)[0].clone(), &f.service, threshold)
     }
 }
 

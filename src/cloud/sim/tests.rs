@@ -13,8 +13,8 @@ use crate::desired::{
     ZoneMode,
 };
 use crate::observed::{
-    AlarmDefinition, AlarmState, Comparison, Lifecycle, ObservedService, ResourceError, ServiceStatus, Statistic,
-    Target, TargetGroupType, TargetHealth, TaskStatus,
+    AlarmDefinition, AlarmState, Lifecycle, ObservedService, ResourceError, ServiceStatus, Target, TargetGroupType,
+    TargetHealth, TaskStatus,
 };
 
 /// Traffic and the ECS and NLB behaviours that drop requests.
@@ -159,22 +159,11 @@ impl Fixture {
 
 fn cpu_alarm(name: &str, threshold: f64, m: u32, n: u32, missing: MissingData) -> AlarmDefinition {
     AlarmDefinition {
-        name: name.to_string(),
-        namespace: "AWS/ECS".to_string(),
-        metric_name: "CPUUtilization".to_string(),
-        statistic: Statistic::Average,
-        dimensions: vec![
-            ("ClusterName".to_string(), CLUSTER.to_string()),
-            ("ServiceName".to_string(), "appService".to_string()),
-        ],
-        period_secs: 60,
         evaluation_periods: n,
         datapoints_to_alarm: m,
-        threshold,
-        comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: missing,
         description: "test".to_string(),
-        actions: Default::default(),
+        ..AlarmDefinition::service_cpu(name, &sid("appService"), threshold)
     }
 }
 
