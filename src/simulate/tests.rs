@@ -9,8 +9,10 @@ use super::*;
 
 const REGION: &str = "us-east-2";
 
+use crate::fixtures;
+
 fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    fixtures::repo()
 }
 
 fn example_dir() -> PathBuf {
@@ -314,16 +316,9 @@ fn an_invalid_desired_state_is_reported_with_its_own_location() {
 
 #[test]
 fn every_shipped_scenario_is_valid() {
-    let dir = manifest_dir().join("scenarios");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            load_scenario(&path, &example_dir(), REGION).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
-            n += 1;
-        }
+    for path in fixtures::files("scenarios", "yaml", 6) {
+        load_scenario(&path, &example_dir(), REGION).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
     }
-    assert!(n >= 6, "{n} scenarios");
 }
 
 // ---- the runner ------------------------------------------------------------
