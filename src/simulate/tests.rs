@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::scenario::{Action, Shape};
 use super::*;
+use crate::cloud::sim::SimConfig;
 
 const REGION: &str = "us-east-2";
 
@@ -85,9 +86,9 @@ fn a_full_scenario_loads_with_defaults_and_expanded_events() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.aws.deregistration_delay, Some(secs(30)));
-    assert_eq!(s.aws.healthy_threshold, Some(3));
-    assert_eq!(s.aws.stop_timeout, None);
+    assert_eq!(s.aws.sim.deregistration_delay, secs(30));
+    assert_eq!(s.aws.sim.healthy_threshold, 3);
+    assert_eq!(s.aws.sim.stop_timeout, SimConfig::default().stop_timeout, "not set: AWS's default");
 }
 
 #[test]
