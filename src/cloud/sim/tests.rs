@@ -303,11 +303,8 @@ async fn targets_go_initial_healthy_unhealthy_and_drain() {
     assert_eq!(f.health("frontendTargetGroup", &target), None, "not registered yet");
 
     let arn = f.sim.target_group_arn(&tg("frontendTargetGroup")).unwrap();
-    let register = Change::RegisterTargets {
-        region: REGION.to_string(),
-        target_group_arn: arn.clone(),
-        targets: vec![target.clone()],
-    };
+    let register =
+        Change::RegisterTargets { region: REGION.into(), target_group_arn: arn.clone(), targets: vec![target.clone()] };
     f.apply(register.clone()).await.unwrap();
     assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Initial));
     assert_eq!(f.health_after(secs(19), "frontendTargetGroup", &target), Some(TargetHealth::Initial));
@@ -328,7 +325,7 @@ async fn targets_go_initial_healthy_unhealthy_and_drain() {
     assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), Some(TargetHealth::Healthy));
 
     let deregister = Change::DeregisterTargets {
-        region: REGION.to_string(),
+        region: REGION.into(),
         target_group_arn: arn.clone(),
         targets: vec![target.clone()],
     };
