@@ -439,6 +439,22 @@ pub struct ObservedGroup {
     /// When ballast last changed the group's capacity, from the tag it
     /// left on it ([`crate::cloud::marks`]); `None` if it never did.
     pub last_capacity_change: Option<SystemTime>,
+    /// The group's suspended Auto Scaling processes (`AZRebalance`,
+    /// `Launch`, ...), sorted.
+    pub suspended_processes: Vec<String>,
+}
+
+/// The Auto Scaling process that rebalances a group's instances across
+/// its zones.
+pub const AZ_REBALANCE: &str = "AZRebalance";
+
+impl ObservedGroup {
+    /// Auto Scaling's AZRebalance runs on the group: after a zone change
+    /// (or an unbalanced termination) it launches and terminates instances
+    /// by itself. Suspending `Launch` stops it too.
+    pub fn az_rebalance_active(&self) -> bool {
+        !self.suspended_processes.iter().any(|p| p == AZ_REBALANCE || p == "Launch")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

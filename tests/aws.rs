@@ -1012,8 +1012,9 @@ async fn restart_an_instance_scale_in_by_apply_once_holds_the_next_step_for_the_
 // ----- API economy of whole passes -----
 
 /// A controller on the seeded emulator for what `b` declares, in virtual
-/// time, after its first pass: the two seeded tasks' targets registered
-/// and the two alarms created.
+/// time, after its first pass: the two seeded tasks' targets registered,
+/// the two alarms created and the group's AZRebalance suspended (once:
+/// the converged passes of the tests that follow make no write).
 async fn after_first_pass(
     m: &Moto,
     b: &Ballast,
@@ -1039,8 +1040,16 @@ async fn after_first_pass_at(
     let mut c =
         Controller::new(m.cloud.clone(), clock.clone(), Arc::new(ballast::metrics::Metrics::new()), options, desired);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let before = m.cloud.api_calls();
     let first = c.pass(&stop).await;
-    assert_eq!((first.applied, first.failed), (4, 0), "2 registrations and 2 alarms: {first:?}");
+    assert_eq!(
+        (first.applied, first.failed),
+        (5, 0),
+        "2 registrations, 2 alarms and AZRebalance suspended on the group: {first:?}"
+    );
+    assert_eq!(m.cloud.api_calls().since(&before).of("SuspendProcesses"), 1);
+    let group = observed_group(m).await;
+    assert!(!group.az_rebalance_active(), "{:?}", group.suspended_processes);
     (c, clock, stop_tx, stop)
 }
 

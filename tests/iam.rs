@@ -1368,6 +1368,7 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("autoscaling:SetDesiredCapacity", &["auto_scaling_group_name", "desired_capacity", "honor_cooldown"]),
     ("autoscaling:TerminateInstanceInAutoScalingGroup", &["instance_id", "should_decrement_desired_capacity"]),
     ("autoscaling:CreateOrUpdateTags", &["tags"]),
+    ("autoscaling:SuspendProcesses", &["auto_scaling_group_name", "scaling_processes"]),
     (
         "autoscaling:UpdateAutoScalingGroup",
         &[
@@ -1636,7 +1637,9 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         // the group by its name part. TerminateInstanceInAutoScalingGroup
         // names only the instance: AWS authorizes it against the group the
         // instance is in, and ballast terminates only its groups' instances.
-        "autoscaling:SetDesiredCapacity" | "autoscaling:TerminateInstanceInAutoScalingGroup" => a
+        "autoscaling:SetDesiredCapacity"
+        | "autoscaling:TerminateInstanceInAutoScalingGroup"
+        | "autoscaling:SuspendProcesses" => a
             .groups
             .iter()
             .map(|(g, tags)| {

@@ -77,6 +77,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "autoscaling:TerminateInstanceInAutoScalingGroup",
     "autoscaling:UpdateAutoScalingGroup",
     "autoscaling:CreateOrUpdateTags",
+    "autoscaling:SuspendProcesses",
 ];
 
 /// Tuning of the adapter. The defaults suit real AWS.
