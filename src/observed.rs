@@ -466,6 +466,9 @@ pub struct ObservedInstance {
     /// Tasks ECS reports on this instance (running + pending), where the
     /// instance is registered in a cluster.
     pub tasks: Option<u32>,
+    /// Its subnet, as the ECS agent registered it (`ecs.subnet-id`), where
+    /// the instance is registered in the cluster; `None` until then.
+    pub subnet: Option<String>,
 }
 
 impl ObservedInstance {

@@ -149,7 +149,12 @@ async fn observe_maps_the_seeded_system() {
         assert_eq!(i.lifecycle_state, Lifecycle::InService);
         assert!(i.healthy);
         assert_eq!(i.tasks, Some(1), "each instance runs one task");
+        // The ECS agent's ecs.subnet-id (tests/emulator/moto_server.py
+        // plays the agent): one of the group's subnets.
+        let subnet = i.subnet.as_ref().expect("a registered instance's subnet");
+        assert!(m.system.subnets.contains(subnet), "{subnet} not in {:?}", m.system.subnets);
     }
+    assert_eq!(g.suspended_processes, Vec::<String>::new(), "a new group suspends nothing");
 }
 
 #[tokio::test]

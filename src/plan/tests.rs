@@ -485,6 +485,7 @@ fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) 
                     lifecycle_state: crate::observed::Lifecycle::InService,
                     healthy: true,
                     tasks: Some(1),
+                    subnet: Some("subnet-a".into()),
                 })
                 .collect(),
             managed_scaling: false,
@@ -568,6 +569,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
                 lifecycle_state: crate::observed::Lifecycle::InService,
                 healthy: true,
                 tasks: Some(*tasks),
+                subnet: Some("subnet-a".into()),
             })
             .collect(),
         managed_scaling: false,
@@ -1072,6 +1074,7 @@ fn capacity_group(n: u32) -> ObservedGroup {
                 lifecycle_state: Lifecycle::InService,
                 healthy: true,
                 tasks: Some(1),
+                subnet: Some("subnet-a".into()),
             })
             .collect(),
         managed_scaling: false,
@@ -1150,6 +1153,13 @@ fn a_read_that_lags_a_write_is_not_a_revert_nor_written_again() {
     assert_eq!(p.memory.fields.values().map(|f| f.reverts.len()).sum::<usize>(), 1);
 }
 
+/// Puts an instance in zone `us-east-2X` and its subnet `subnet-X`, as
+/// Auto Scaling and the ECS agent report them.
+fn place(instance: &mut ObservedInstance, zone: &str) {
+    instance.zone = zone.to_string();
+    instance.subnet = Some(format!("subnet-{}", zone.strip_prefix("us-east-2").unwrap()));
+}
+
 /// The scale-out test's world: a Capacity document with an on-demand zone
 /// above 2 instances, `n` instances in service with a task each.
 fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) {
@@ -1165,7 +1175,7 @@ fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) 
     let mut o = world(&d, n);
     let mut group = capacity_group(n);
     group.subnets = vec!["subnet-a".into(), "subnet-b".into()];
-    group.instances[n as usize - 1].zone = "us-east-2b".into();
+    place(&mut group.instances[n as usize - 1], "us-east-2b");
     o.groups.insert(cap.group.clone(), Ok(group));
     (d, o, cap.group)
 }
@@ -1444,7 +1454,7 @@ fn capacity_scale_in_terminates_on_demand_instances_first() {
     for (i, (zone, tasks)) in
         [("us-east-2a", 0), ("us-east-2a", 1), ("us-east-2a", 1), ("us-east-2b", 0)].iter().enumerate()
     {
-        group.instances[i].zone = zone.to_string();
+        place(&mut group.instances[i], zone);
         group.instances[i].tasks = Some(*tasks);
     }
     o.groups.insert(cap.group.clone(), Ok(group));
@@ -1458,6 +1468,52 @@ fn capacity_scale_in_terminates_on_demand_instances_first() {
         })
         .collect();
     assert_eq!(terminated, vec!["i-4"], "{:#?}", p.changes);
+}
+
+/// Issue 15: an instance's subnet is what the ECS agent registered, never
+/// the Capacity document's `zone:` text (a typo there once made ballast
+/// remove a subnet that still had instances).
+#[test]
+fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
+    // 2 tasks need 2 instances; the third, in the on-demand subnet-b, is
+    // empty. The documents' zone names are wrong (or absent).
+    let (mut d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+    d.capacities[0].zones[1].zone = Some("us-east-2x".into());
+    d.capacities[0].zones[0].zone = None;
+    fn group<'o>(o: &'o mut Observed, gid: &GroupId) -> &'o mut ObservedGroup {
+        o.groups.get_mut(gid).and_then(|g| g.as_mut().ok()).expect("the group was read")
+    }
+    group(&mut o, &gid).instances[2].tasks = Some(0);
+    let removes_b = |p: &Plan| {
+        p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
+    };
+    let terminated = |p: &Plan| -> Vec<String> {
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::TerminateInstance { instance_id, .. } => Some(instance_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!removes_b(&p), "i-3 is still in subnet-b: {:#?}", p.changes);
+    assert_eq!(terminated(&p), ["i-3"], "the empty instance of the on-demand subnet");
+    assert!(p.holds.iter().any(|h| h.message().contains("stays until its 1 instance(s) are gone")), "{:#?}", p.holds);
+
+    // Gone: the subnet follows.
+    group(&mut o, &gid).instances.pop();
+    group(&mut o, &gid).desired_capacity = 2;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(removes_b(&p), "{:#?}", p.changes);
+
+    // An instance not registered with ECS yet may be in subnet-b: it stays.
+    let mut unjoined = group(&mut o, &gid).instances[0].clone();
+    (unjoined.id, unjoined.subnet, unjoined.tasks) = ("i-9".into(), None, None);
+    group(&mut o, &gid).instances.push(unjoined);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!removes_b(&p), "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.message().contains("not registered with ECS yet")), "{:#?}", p.holds);
 }
 
 #[test]
@@ -1713,7 +1769,7 @@ fn a_restart_keeps_an_emptied_on_demand_subnet_for_the_cooldown_of_the_marked_ch
     let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 2);
     let changed = t0() - Duration::from_secs(8);
     if let Some(Ok(g)) = o.groups.get_mut(&gid) {
-        g.instances[1].zone = "us-east-2a".into();
+        place(&mut g.instances[1], "us-east-2a");
         g.last_capacity_change = Some(changed);
     }
     let removes_b = |p: &Plan| {

@@ -22,6 +22,31 @@ def _exit_when_parent_goes() -> None:
 
 threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
 
+
+def _agent_attributes() -> None:
+    """Container instances carry `ecs.subnet-id` and `ecs.vpc-id`, as the
+    ECS agent registers them for an instance launched in a VPC (moto sets
+    only ami-id, availability-zone, instance-type and os-type). ballast
+    reads an instance's subnet from them."""
+    from moto.ecs import models
+
+    init = models.ContainerInstance.__init__
+
+    def with_vpc_attributes(self, ec2_instance_id, account_id, region_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        init(self, ec2_instance_id, account_id, region_name, *args, **kwargs)
+        from moto.ec2.models import ec2_backends
+
+        instance = ec2_backends[account_id][region_name].get_instance(ec2_instance_id)
+        if getattr(instance, "subnet_id", None):
+            self.attributes["ecs.subnet-id"] = instance.subnet_id
+        if getattr(instance, "vpc_id", None):
+            self.attributes["ecs.vpc-id"] = instance.vpc_id
+
+    models.ContainerInstance.__init__ = with_vpc_attributes  # type: ignore[method-assign]
+
+
+_agent_attributes()
+
 from moto.server import main  # noqa: E402  (after the watchdog starts)
 
 main(sys.argv[1:])

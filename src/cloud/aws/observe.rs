@@ -257,9 +257,8 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
             Some(Ok(g)) => {
                 match clusters.get(cluster).map(|c| &c.instances) {
                     Some(Ok(cis)) => {
-                        let tasks =
-                            cis.values().filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci.tasks))).collect();
-                        Ok(map::group(g, &tasks))
+                        let by_id = cis.values().filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci))).collect();
+                        Ok(map::group(g, &by_id))
                     }
                     // No such cluster: its instances run no ECS tasks.
                     Some(Err(CloudError::NotFound(_))) | None => Ok(map::group(g, &HashMap::new())),

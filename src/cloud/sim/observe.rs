@@ -458,6 +458,7 @@ impl World {
                         zone: i.zone.clone(),
                         lifecycle_state: i.lifecycle.observed(),
                         healthy: i.healthy,
+                        subnet: registered.then(|| i.subnet.clone()),
                         // Counted until STOPPED: a stopping task still
                         // occupies the instance.
                         tasks: registered.then(|| {
