@@ -32,7 +32,8 @@ pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
 use crate::observed::{
-    AZ_REBALANCE, AlarmState, Observed, ObservedService, ResourceError, ServiceStatus, TaskSize, TaskStatus,
+    AZ_REBALANCE, AlarmState, Observed, ObservedInstance, ObservedService, ResourceError, ServiceStatus, TaskSize,
+    TaskStatus,
 };
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
@@ -464,6 +465,10 @@ impl<'a> Planner<'a> {
             // count as none, and its instances look empty.
             let mut tasks = 0u32;
             let mut ours_on_instances = 0u32;
+            // Our tasks not yet stopped, by instance: ECS's count of an
+            // instance's tasks leaves out the ones still stopping.
+            let mut ours_by_instance: BTreeMap<&str, u32> = BTreeMap::new();
+            let mut deploying: Vec<&ServiceId> = Vec::new();
             let mut sizes: Vec<TaskSize> = Vec::new();
             let mut unread = Vec::new();
             // Services whose count is held because its alarms or CPU could
@@ -488,14 +493,16 @@ impl<'a> Planner<'a> {
                         }
                         tasks += decided.target.unwrap_or(o.desired_count);
                         sizes.extend(o.task_size);
-                        ours_on_instances += o
-                            .tasks
-                            .iter()
-                            .filter(|t| t.last_status != TaskStatus::Stopped)
-                            .filter(|t| {
-                                t.instance_id.as_ref().is_some_and(|i| group.instances.iter().any(|g| &g.id == i))
-                            })
-                            .count() as u32;
+                        if o.deploying {
+                            deploying.push(&svc.id);
+                        }
+                        for t in o.tasks.iter().filter(|t| t.last_status != TaskStatus::Stopped) {
+                            let Some(i) = t.instance_id.as_deref() else { continue };
+                            if group.instances.iter().any(|g| g.id == i) {
+                                ours_on_instances += 1;
+                                *ours_by_instance.entry(i).or_default() += 1;
+                            }
+                        }
                     }
                     Err(why) => unread.push(why),
                 }
@@ -504,6 +511,22 @@ impl<'a> Planner<'a> {
                 self.hold(key, waits_for_cluster(&cap.cluster, "service", "read; unread", &unread));
                 continue;
             }
+            // An instance ECS counts empty while one of our tasks on it is
+            // still stopping (draining, in its SIGTERM grace) is not empty.
+            let still_stopping = |i: &ObservedInstance| {
+                i.tasks.is_some_and(|n| n < ours_by_instance.get(i.id.as_str()).copied().unwrap_or(0))
+            };
+            let adjusted;
+            let group = if group.instances.iter().any(still_stopping) {
+                let mut g = group.clone();
+                for i in g.instances.iter_mut().filter(|i| still_stopping(i)) {
+                    i.tasks = ours_by_instance.get(i.id.as_str()).copied();
+                }
+                adjusted = g;
+                &adjusted
+            } else {
+                group
+            };
             let on_instances: u32 = group.instances.iter().filter_map(|i| i.tasks).sum();
             let other_tasks = on_instances.saturating_sub(ours_on_instances);
             tasks += other_tasks;
@@ -539,6 +562,16 @@ impl<'a> Planner<'a> {
                 d.terminate.clear();
                 self.out.capacity.insert(cap.group.clone(), d);
                 continue;
+            }
+            let scales_in = !d.terminate.is_empty() || d.set_capacity.is_some_and(|to| to < group.desired_capacity);
+            if scales_in && let Some(svc) = deploying.first() {
+                // Its new tasks are being placed and its old ones drained:
+                // an instance taken now may be where they go.
+                d.held.push(HoldReason::Scaling(format!(
+                    "capacity scale-in waits while service {svc} deploys (ECS places its new tasks and stops the old)"
+                )));
+                d.terminate.clear();
+                d.set_capacity = d.set_capacity.filter(|to| *to > group.desired_capacity);
             }
             for h in &d.held {
                 self.hold(key.clone(), h.clone());

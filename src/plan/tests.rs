@@ -1484,6 +1484,7 @@ fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
         o.groups.get_mut(gid).and_then(|g| g.as_mut().ok()).expect("the group was read")
     }
     group(&mut o, &gid).instances[2].tasks = Some(0);
+    svc_mut(&mut o).tasks.truncate(2);
     let removes_b = |p: &Plan| {
         p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
     };
@@ -1514,6 +1515,52 @@ fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(!removes_b(&p), "{:#?}", p.changes);
     assert!(p.holds.iter().any(|h| h.message().contains("not registered with ECS yet")), "{:#?}", p.holds);
+}
+
+/// Issue 15: an instance is empty only when no task is left on it, and no
+/// instance goes while a service of the cluster deploys.
+#[test]
+fn capacity_scale_in_spares_stopping_tasks_and_deployments() {
+    // 2 tasks on 3 instances (one per instance); i-3 is empty, the rest
+    // wants 2: i-3 goes.
+    let empty_third = || {
+        let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+        if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+            g.instances[2].tasks = Some(0);
+        }
+        svc_mut(&mut o).tasks.truncate(2);
+        (d, o)
+    };
+    let terminated = |p: &Plan| -> Vec<String> {
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::TerminateInstance { instance_id, .. } => Some(instance_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (d, o) = empty_third();
+    assert_eq!(terminated(&plan(&d, &o, Memory::default(), t0())), ["i-3"]);
+
+    // A task of ours still stopping on i-3 (ECS no longer counts it):
+    // i-3 stays, and the group is not scaled in around it.
+    for status in [TaskStatus::Deactivating, TaskStatus::Stopping, TaskStatus::Deprovisioning] {
+        let (d, mut o) = empty_third();
+        let mut stopping = task(3, status);
+        stopping.desired_status = TaskStatus::Stopped;
+        svc_mut(&mut o).tasks.push(stopping);
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(terminated(&p), Vec::<String>::new(), "{status:?}: {:#?}", p.changes);
+        assert!(!kinds(&p).contains(&ChangeKind::Capacity), "{status:?}: {:#?}", p.changes);
+    }
+
+    // A deployment of a service in the cluster: no scale-in, said why.
+    let (d, mut o) = empty_third();
+    svc_mut(&mut o).deploying = true;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(terminated(&p), Vec::<String>::new(), "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.message().contains("waits while service")), "{:#?}", p.holds);
 }
 
 #[test]
