@@ -113,6 +113,7 @@ async fn observe_maps_the_seeded_system() {
     assert_eq!(svc.desired_count, 2);
     assert_eq!(svc.task_definition, m.system.task_definition_arn);
     assert!(svc.load_balancer_target_groups.is_empty());
+    assert!(!svc.deploying, "its one deployment is complete");
     assert!(!svc.scalable_target);
     assert_eq!(svc.task_size.map(|s| s.memory), Some(512));
 

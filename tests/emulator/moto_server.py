@@ -47,6 +47,30 @@ def _agent_attributes() -> None:
 
 _agent_attributes()
 
+
+def _steady_deployments() -> None:
+    """A service's deployment is COMPLETED, not IN_PROGRESS forever: moto
+    rolls out nothing (the tests play ECS's scheduler and start the tasks
+    themselves) and marks a deployment complete only when the environment
+    variable MOTO_ECS_SERVICE_RUNNING covers the desired count, which would
+    also fake every service's runningCount. ballast holds capacity scale-in
+    while a service deploys, so a deployment that never ends would hold it
+    for good."""
+    from moto.ecs import models
+
+    init = models.Service.__init__
+
+    def completed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        init(self, *args, **kwargs)
+        for deployment in self.deployments:
+            deployment["rolloutState"] = "COMPLETED"
+            deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} completed."
+
+    models.Service.__init__ = completed  # type: ignore[method-assign]
+
+
+_steady_deployments()
+
 from moto.server import main  # noqa: E402  (after the watchdog starts)
 
 main(sys.argv[1:])
