@@ -1,7 +1,8 @@
-//! Line charts as inline SVG, for the status page: a few polylines over
-//! time with a y scale from zero. Written by hand because the page needs
-//! only this, and a plotting crate would bring fonts, image codecs and a
-//! second drawing model for two charts per service.
+//! Line charts as SVG: a few polylines over time with a y scale from
+//! zero, inline in the status page, and as a standalone file of stacked
+//! panels for `ballast replay --chart`. Written by hand because this is
+//! all either needs, and a plotting crate would bring fonts, image codecs
+//! and a second drawing model for a few lines.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -21,9 +22,9 @@ const BOTTOM: f64 = 22.0;
 
 /// One line of a chart: a CSS class (its colour and dash) and a value per
 /// sample, `None` where there is a gap.
-pub(super) struct Series {
+pub struct Series {
     pub class: &'static str,
-    pub label: &'static str,
+    pub label: String,
     pub values: Vec<Option<f64>>,
 }
 
@@ -31,31 +32,39 @@ pub(super) struct Series {
 /// the count ballast steered toward.
 pub(super) fn tasks(samples: &[Sample]) -> String {
     let series = [
-        Series { class: "running", label: "running", values: values(samples, |s| s.running.map(f64::from)) },
-        Series { class: "desired", label: "desired (ECS)", values: values(samples, |s| s.desired.map(f64::from)) },
-        Series { class: "target", label: "ballast's target", values: values(samples, |s| s.target.map(f64::from)) },
+        Series { class: "running", label: "running".into(), values: values(samples, |s| s.running.map(f64::from)) },
+        Series {
+            class: "desired",
+            label: "desired (ECS)".into(),
+            values: values(samples, |s| s.desired.map(f64::from)),
+        },
+        Series {
+            class: "target",
+            label: "ballast's target".into(),
+            values: values(samples, |s| s.target.map(f64::from)),
+        },
     ];
     let top = series.iter().flat_map(|s| s.values.iter().flatten()).fold(1.0_f64, |m, v| m.max(*v));
     // Whole tasks: a scale to the next even count keeps labels integral.
     let top = (top * 1.1).ceil().max(2.0);
     let top = top + top % 2.0;
-    draw("tasks", "tasks", samples, &series, top)
+    page_chart("tasks", "tasks", samples, &series, top)
 }
 
 /// The CPU chart of a service: the CPU datapoints and the scale-out and
 /// scale-in alarm thresholds.
 pub(super) fn cpu(samples: &[Sample]) -> String {
     let series = [
-        Series { class: "cpu", label: "CPU", values: values(samples, |s| s.cpu) },
-        Series { class: "high", label: "scale-out threshold", values: values(samples, |s| s.high) },
-        Series { class: "low", label: "scale-in threshold", values: values(samples, |s| s.low) },
+        Series { class: "cpu", label: "CPU".into(), values: values(samples, |s| s.cpu) },
+        Series { class: "high", label: "scale-out threshold".into(), values: values(samples, |s| s.high) },
+        Series { class: "low", label: "scale-in threshold".into(), values: values(samples, |s| s.low) },
     ];
     // ECS reports more than 100 % for tasks without a hard CPU limit.
     let top = series.iter().flat_map(|s| s.values.iter().flatten()).fold(100.0_f64, |m, v| m.max(*v));
     // Up to a multiple of 25 for round labels; the epsilon keeps a float
     // just over 100 (a saturated average) on the 0..100 scale.
     let top = (top / 25.0 - 1e-6).ceil() * 25.0;
-    draw("cpu", "CPU %", samples, &series, top)
+    page_chart("cpu", "CPU %", samples, &series, top)
 }
 
 fn values(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Vec<Option<f64>> {
@@ -75,14 +84,14 @@ fn point(at: SystemTime, value: f64, start: SystemTime, end: SystemTime, top: f6
 }
 
 /// The runs of consecutive present values: each is one polyline.
-fn runs(samples: &[Sample], values: &[Option<f64>], top: f64) -> Vec<Vec<(f64, f64)>> {
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return Vec::new() };
+fn runs(times: &[SystemTime], values: &[Option<f64>], top: f64) -> Vec<Vec<(f64, f64)>> {
+    let (Some(first), Some(last)) = (times.first(), times.last()) else { return Vec::new() };
     let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut open = false;
-    for (s, v) in samples.iter().zip(values) {
+    for (at, v) in times.iter().zip(values) {
         match v {
             Some(v) => {
-                let p = point(s.at, *v, first.at, last.at, top);
+                let p = point(*at, *v, *first, *last, top);
                 match out.last_mut() {
                     Some(run) if open => run.push(p),
                     _ => out.push(vec![p]),
@@ -105,17 +114,41 @@ pub(super) fn span(d: Duration) -> String {
     }
 }
 
-fn draw(id: &str, unit: &str, samples: &[Sample], series: &[Series], top: f64) -> String {
-    let mut svg = String::new();
+/// A chart of the status page: the drawing and its HTML legend.
+fn page_chart(id: &str, unit: &str, samples: &[Sample], series: &[Series], top: f64) -> String {
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
         return String::from(r#"<p class="muted">No pass has been recorded yet.</p>"#);
     };
     let shown = span(last.at.duration_since(first.at).unwrap_or_default());
+    let times: Vec<SystemTime> = samples.iter().map(|s| s.at).collect();
+    let axis =
+        Axis { title: format!("{unit} over the last {shown}"), start: format!("{shown} ago"), end: "last pass".into() };
+    let mut svg = draw(&format!(r#"class="chart chart-{id}""#), &axis, &times, series, top);
+    let _ = write!(svg, r#"<p class="legend">"#);
+    for s in series {
+        let _ = write!(svg, r#"<span class="key {}">{}</span> "#, s.class, Esc(&s.label));
+    }
+    svg.push_str("</p>");
+    svg
+}
+
+/// The words around a drawing: its title and the labels of both ends of
+/// the time axis.
+struct Axis {
+    title: String,
+    start: String,
+    end: String,
+}
+
+/// One `<svg>` element: the grid, the time axis' labels and the lines.
+/// `attributes` go on the element (its class, or its place in a larger one).
+fn draw(attributes: &str, axis: &Axis, times: &[SystemTime], series: &[Series], top: f64) -> String {
+    let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart chart-{id}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{} over the last {shown}"><title>{} over the last {shown}</title>"#,
-        Esc(unit),
-        Esc(unit),
+        r#"<svg {attributes} viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}"><title>{}</title>"#,
+        Esc(&axis.title),
+        Esc(&axis.title),
     );
     let bottom = HEIGHT - BOTTOM;
     for frac in [0.0, 0.5, 1.0] {
@@ -131,13 +164,15 @@ fn draw(id: &str, unit: &str, samples: &[Sample], series: &[Series], top: f64) -
     }
     let _ = write!(
         svg,
-        r#"<text class="axis" x="{LEFT}" y="{}">{shown} ago</text><text class="axis" x="{}" y="{}" text-anchor="end">last pass</text>"#,
+        r#"<text class="axis" x="{LEFT}" y="{}">{}</text><text class="axis" x="{}" y="{}" text-anchor="end">{}</text>"#,
         HEIGHT - 6.0,
+        Esc(&axis.start),
         WIDTH - RIGHT,
         HEIGHT - 6.0,
+        Esc(&axis.end),
     );
     for s in series {
-        for run in runs(samples, &s.values, top) {
+        for run in runs(times, &s.values, top) {
             if let [(x, y)] = run[..] {
                 // A lone point between gaps: a polyline of one point is invisible.
                 let _ = write!(svg, r#"<circle class="line {}" cx="{x:.1}" cy="{y:.1}" r="2"/>"#, s.class);
@@ -148,12 +183,68 @@ fn draw(id: &str, unit: &str, samples: &[Sample], series: &[Series], top: f64) -
         }
     }
     svg.push_str("</svg>");
-    let _ = write!(svg, r#"<p class="legend">"#);
-    for s in series {
-        let _ = write!(svg, r#"<span class="key {}">{}</span> "#, s.class, Esc(s.label));
-    }
-    svg.push_str("</p>");
     svg
+}
+
+/// One panel of a standalone chart: a title, a unit and its lines.
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+}
+
+/// Colours of the lines of a standalone chart, by class: `load`, then
+/// `p0`, `p1`, … in order.
+const STANDALONE_STYLE: &str = ".grid{stroke:#ddd;stroke-width:1}.axis{font:11px sans-serif;fill:#555}\
+.line{fill:none;stroke-width:1.5}.load{stroke:#888;stroke-dasharray:4 3}.p0{stroke:#d62728}.p1{stroke:#1f77b4}\
+.p2{stroke:#2ca02c}.p3{stroke:#ff7f0e}.p4{stroke:#9467bd}.p5{stroke:#8c564b}circle.line{fill:currentColor}\
+.title{font:bold 13px sans-serif}.key{font:12px sans-serif}";
+
+/// A standalone SVG document of stacked panels over the same times, each
+/// with its title and a legend of its lines; the time axis runs from
+/// `start` to `end` (their labels). For `ballast replay --chart`.
+pub fn standalone(panels: &[Panel], times: &[SystemTime], start: &str, end: &str) -> String {
+    const TITLE: f64 = 20.0;
+    const LEGEND: f64 = 18.0;
+    let panel_height = TITLE + HEIGHT + LEGEND;
+    let total = panel_height * panels.len() as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {total}" width="{}" height="{}"><style>{STANDALONE_STYLE}</style>"#,
+        WIDTH * 1.5,
+        total * 1.5
+    );
+    for (i, p) in panels.iter().enumerate() {
+        let y = panel_height * i as f64;
+        let _ = write!(svg, r#"<text class="title" x="{LEFT}" y="{:.1}">{}</text>"#, y + 15.0, Esc(&p.title));
+        let top = p.series.iter().flat_map(|s| s.values.iter().flatten()).fold(1.0_f64, |m, v| m.max(*v));
+        let top = nice_top(top * 1.05);
+        let axis = Axis { title: p.title.clone(), start: start.into(), end: end.into() };
+        let place = format!(r#"x="0" y="{:.1}" width="{WIDTH}" height="{HEIGHT}""#, y + TITLE);
+        svg.push_str(&draw(&place, &axis, times, &p.series, top));
+        let mut x = LEFT;
+        for s in &p.series {
+            let ly = y + TITLE + HEIGHT + 12.0;
+            let _ = write!(
+                svg,
+                r#"<line class="line {}" x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="key" x="{:.1}" y="{:.1}">{}</text>"#,
+                s.class,
+                ly - 4.0,
+                x + 16.0,
+                ly - 4.0,
+                x + 20.0,
+                ly,
+                Esc(&s.label)
+            );
+            x += 28.0 + 6.5 * s.label.chars().count() as f64;
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The next round number at or above `v`: 1, 2 or 5 times a power of ten.
+fn nice_top(v: f64) -> f64 {
+    let magnitude = 10f64.powf(v.max(1.0).log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|t| *t >= v).unwrap_or(10.0 * magnitude)
 }
 
 #[cfg(test)]
