@@ -17,7 +17,7 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
 use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
 use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_cloudwatch::types::{AlarmType, MetricDataQuery, ScanBy};
 use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 use aws_sdk_ecs::types::{DesiredStatus, ServiceField};
@@ -63,7 +63,7 @@ where
 /// after `token` (`None`: the first); `next_token` reads a page's
 /// continuation, which ends the read when absent or empty. The first
 /// failed page fails the read.
-async fn all_pages<P, Fut>(
+pub(super) async fn all_pages<P, Fut>(
     next_token: impl Fn(&P) -> Option<&str>,
     mut page: impl FnMut(Option<String>) -> Fut,
 ) -> Result<Vec<P>, CloudError>
@@ -706,27 +706,7 @@ async fn metric_data(
         let queries: Vec<MetricDataQuery> = batch
             .iter()
             .enumerate()
-            .map(|(i, id)| {
-                let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
-                MetricDataQuery::builder()
-                    .id(format!("q{i}"))
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(
-                                Metric::builder()
-                                    .namespace("AWS/ECS")
-                                    .metric_name("CPUUtilization")
-                                    .dimensions(dim("ClusterName", &id.cluster))
-                                    .dimensions(dim("ServiceName", &id.service))
-                                    .build(),
-                            )
-                            .period(60)
-                            .stat("Average")
-                            .build(),
-                    )
-                    .return_data(true)
-                    .build()
-            })
+            .map(|(i, id)| map::service_metric_query(&format!("q{i}"), id, map::SERVICE_CPU, 60))
             .collect();
         let pages = all_pages(GetMetricDataOutput::next_token, |token| {
             let req = rc.cloudwatch.get_metric_data();
