@@ -192,10 +192,10 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-/// Colours of the lines of a standalone chart, by class: `load`, then
+/// Colours of the lines of a standalone chart, by class: `load`, `happened`, then
 /// `p0`, `p1`, … in order.
 const STANDALONE_STYLE: &str = ".grid{stroke:#ddd;stroke-width:1}.axis{font:11px sans-serif;fill:#555}\
-.line{fill:none;stroke-width:1.5}.load{stroke:#888;stroke-dasharray:4 3}.p0{stroke:#d62728}.p1{stroke:#1f77b4}\
+.line{fill:none;stroke-width:1.5}.load{stroke:#888;stroke-dasharray:4 3}.happened{stroke:#000;stroke-dasharray:2 2}.p0{stroke:#d62728}.p1{stroke:#1f77b4}\
 .p2{stroke:#2ca02c}.p3{stroke:#ff7f0e}.p4{stroke:#9467bd}.p5{stroke:#8c564b}circle.line{fill:currentColor}\
 .title{font:bold 13px sans-serif}.key{font:12px sans-serif}";
 
@@ -204,47 +204,73 @@ const STANDALONE_STYLE: &str = ".grid{stroke:#ddd;stroke-width:1}.axis{font:11px
 /// `start` to `end` (their labels). For `ballast replay --chart`.
 pub fn standalone(panels: &[Panel], times: &[SystemTime], start: &str, end: &str) -> String {
     const TITLE: f64 = 20.0;
-    const LEGEND: f64 = 18.0;
-    let panel_height = TITLE + HEIGHT + LEGEND;
-    let total = panel_height * panels.len() as f64;
+    let total: f64 = panels.iter().map(|p| TITLE + HEIGHT + LEGEND_LINE * legend_lines(&p.series) as f64).sum();
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {total}" width="{}" height="{}"><style>{STANDALONE_STYLE}</style>"#,
         WIDTH * 1.5,
         total * 1.5
     );
-    for (i, p) in panels.iter().enumerate() {
-        let y = panel_height * i as f64;
+    let mut y = 0.0;
+    for p in panels {
         let _ = write!(svg, r#"<text class="title" x="{LEFT}" y="{:.1}">{}</text>"#, y + 15.0, Esc(&p.title));
         let top = p.series.iter().flat_map(|s| s.values.iter().flatten()).fold(1.0_f64, |m, v| m.max(*v));
         let top = nice_top(top * 1.05);
         let axis = Axis { title: p.title.clone(), start: start.into(), end: end.into() };
         let place = format!(r#"x="0" y="{:.1}" width="{WIDTH}" height="{HEIGHT}""#, y + TITLE);
         svg.push_str(&draw(&place, &axis, times, &p.series, top));
-        let mut x = LEFT;
-        for s in &p.series {
-            let ly = y + TITLE + HEIGHT + 12.0;
+        let layout = legend_layout(&p.series);
+        for (s, (x, line)) in p.series.iter().zip(&layout) {
+            let (x, ly) = (*x, y + TITLE + HEIGHT + 12.0 + LEGEND_LINE * *line as f64);
             let _ = write!(
                 svg,
-                r#"<line class="line {}" x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="key" x="{:.1}" y="{:.1}">{}</text>"#,
+                r#"<line class="line {}" x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="key" x="{:.1}" y="{ly:.1}">{}</text>"#,
                 s.class,
                 ly - 4.0,
                 x + 16.0,
                 ly - 4.0,
                 x + 20.0,
-                ly,
                 Esc(&s.label)
             );
-            x += 28.0 + 6.5 * s.label.chars().count() as f64;
         }
+        y += TITLE + HEIGHT + LEGEND_LINE * legend_lines(&p.series) as f64;
     }
     svg.push_str("</svg>\n");
     svg
 }
 
-/// The next round number at or above `v`: 1, 2 or 5 times a power of ten.
+/// Height of one line of a standalone chart's legend.
+const LEGEND_LINE: f64 = 18.0;
+
+/// Where each key of a legend of `series` goes: its x and its line,
+/// wrapping at the width of a chart.
+fn legend_layout(series: &[Series]) -> Vec<(f64, usize)> {
+    let (mut line, mut x) = (0, LEFT);
+    let mut out = Vec::new();
+    for s in series {
+        let width = 28.0 + 7.0 * s.label.chars().count() as f64;
+        if x > LEFT && x + width > WIDTH {
+            (line, x) = (line + 1, LEFT);
+        }
+        out.push((x, line));
+        x += width;
+    }
+    out
+}
+
+/// How many lines a legend of `series` takes.
+fn legend_lines(series: &[Series]) -> usize {
+    legend_layout(series).last().map_or(1, |(_, line)| line + 1)
+}
+
+/// The next round number at or above `v`: 1, 1.5, 2, 3, 4, 5, 6 or 8
+/// times a power of ten.
 fn nice_top(v: f64) -> f64 {
     let magnitude = 10f64.powf(v.max(1.0).log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|t| *t >= v).unwrap_or(10.0 * magnitude)
+    [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|t| *t >= v)
+        .unwrap_or(10.0 * magnitude)
 }
 
 #[cfg(test)]

@@ -594,7 +594,7 @@ pub fn chart(history: &History, setup: &Setup, runs: &[Run]) -> String {
         values: (0..n).map(|i| Some(sim_load(setup, at(i).as_secs() as i64))).collect(),
     };
     let mut tasks = vec![Series {
-        class: "load",
+        class: "happened",
         label: "what happened".into(),
         values: (0..n).map(|i| Some(f64::from(row_at(at(i)).tasks))).collect(),
     }];
