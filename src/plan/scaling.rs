@@ -7,12 +7,17 @@
 //! takes the highest recommendation of the stabilisation window, like the
 //! Kubernetes HPA.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::desired::CpuScaling;
 use crate::observed::{AlarmState, MetricSample};
 
 use super::memory::ScalingMemory;
+
+/// The period of the CPU datapoints decisions are sized from: the cloud
+/// reads 1-minute averages (`AWS/ECS CPUUtilization` at period 60, and
+/// the simulated cloud's default metric period).
+pub const CPU_PERIOD: Duration = Duration::from_secs(60);
 
 /// Everything a decision is made from, kept for /status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -242,12 +247,20 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
     }
 
     // Stabilisation: remember this pass, and scale in no lower than the
-    // highest recommendation still inside the window.
-    memory.recommendations.push_back((now, recommendation));
+    // highest recommendation still inside the window. The window is
+    // counted in the data's time: a recommendation made from a datapoint
+    // dates from that datapoint's period, and the window ends with the
+    // newest datapoint, so a 5-minute window is five minutes of CPU that
+    // all ask for no more, whatever the metric's delay (counted from when
+    // a datapoint is read, the window would add that delay and cover six).
+    // Without a datapoint, passes date from `now`.
+    let (stamp, reference) = sample.map_or((now, now), |s| (s.at.min(now), (s.at + CPU_PERIOD).min(now)));
+    let stamp = memory.recommendations.back().map_or(stamp, |(t, _)| stamp.max(*t));
+    memory.recommendations.push_back((stamp, recommendation));
     while memory
         .recommendations
         .front()
-        .is_some_and(|(t, _)| now.duration_since(*t).unwrap_or_default() > policy.stabilization_window)
+        .is_some_and(|(t, _)| reference.duration_since(*t).unwrap_or_default() > policy.stabilization_window)
     {
         memory.recommendations.pop_front();
     }
