@@ -76,6 +76,18 @@ fn ballast_policies() -> Vec<&'static Variant> {
 /// Other policies a user might declare, for the sensitivity table.
 const VARIANTS: &[Variant] = &[
     Variant {
+        name: "previous default",
+        why: "desired-state/app.yaml until 2026-12-07: in after 3 min below 54 %, at most 25 % of the tasks per step",
+        yaml: r#"
+      targetCpu: 60
+      tolerance: 0.1
+      missingData: missing
+      scaleOut: {threshold: 66, period: 1m, evaluationPeriods: 1, cooldown: 1m}
+      scaleIn: {threshold: 54, period: 1m, evaluationPeriods: 3, step: "25%", cooldown: 1m}
+      stabilizationWindow: 5m
+"#,
+    },
+    Variant {
         name: "suggested",
         why: "the issue's suggestion: out 1 min above 70 %, in 5 min below 40 %, cooldowns 1m / 5m",
         yaml: r#"
