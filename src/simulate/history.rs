@@ -195,15 +195,15 @@ impl History {
                 }
             };
             if let Some(t) = time {
-                if let Some((pn, p)) = previous {
-                    if !p.before(&t) {
-                        problem(
-                            n,
-                            tc,
-                            format!("the time does not come after the previous row's (line {pn})"),
-                            "sort the rows by time, oldest first, one row per instant, all times of one kind",
-                        );
-                    }
+                if let Some((pn, p)) = previous
+                    && !p.before(&t)
+                {
+                    problem(
+                        n,
+                        tc,
+                        format!("the time does not come after the previous row's (line {pn})"),
+                        "sort the rows by time, oldest first, one row per instant, all times of one kind",
+                    );
                 }
                 previous = Some((n, t));
             }
@@ -215,7 +215,6 @@ impl History {
             let last = text.lines().count().max(1);
             problem(last, 1, "the history has no rows".into(), "add one row per datapoint after the header");
         }
-        drop(problem);
         if !problems.is_empty() {
             return Err(HistoryError(LoadError { diagnostics: problems }));
         }
