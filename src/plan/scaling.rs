@@ -7,6 +7,7 @@
 //! takes the highest recommendation of the stabilisation window, like the
 //! Kubernetes HPA.
 
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use crate::desired::CpuScaling;
@@ -129,6 +130,14 @@ enum OutStep {
     Proportional(u32),
     /// To this count, by the declared step (no target CPU).
     Step(u32),
+}
+
+/// Drops the recommendations (oldest first) more than `window` older than
+/// `reference`: what a stabilisation window keeps.
+pub fn keep_within(recommendations: &mut VecDeque<(SystemTime, u32)>, reference: SystemTime, window: Duration) {
+    while recommendations.front().is_some_and(|(t, _)| reference.duration_since(*t).unwrap_or_default() > window) {
+        recommendations.pop_front();
+    }
 }
 
 /// Decide the task count, and record this pass's recommendation in
@@ -257,13 +266,7 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
     let (stamp, reference) = sample.map_or((now, now), |s| (s.at.min(now), (s.at + CPU_PERIOD).min(now)));
     let stamp = memory.recommendations.back().map_or(stamp, |(t, _)| stamp.max(*t));
     memory.recommendations.push_back((stamp, recommendation));
-    while memory
-        .recommendations
-        .front()
-        .is_some_and(|(t, _)| reference.duration_since(*t).unwrap_or_default() > policy.stabilization_window)
-    {
-        memory.recommendations.pop_front();
-    }
+    keep_within(&mut memory.recommendations, reference, policy.stabilization_window);
     let window: Vec<u32> = memory.recommendations.iter().map(|(_, r)| *r).collect();
     let mut desired = recommendation;
     if recommendation < clamped {

@@ -194,13 +194,7 @@ pub fn hpa_replicas(cfg: &Hpa, view: HpaView) -> u32 {
 pub fn hpa(cfg: &Hpa, state: &mut HpaState, view: HpaView, now: SystemTime) -> u32 {
     let recommendation = hpa_replicas(cfg, view);
     state.recommendations.push_back((now, recommendation));
-    while state
-        .recommendations
-        .front()
-        .is_some_and(|(t, _)| now.duration_since(*t).unwrap_or_default() > cfg.down_window)
-    {
-        state.recommendations.pop_front();
-    }
+    crate::plan::scaling::keep_within(&mut state.recommendations, now, cfg.down_window);
     let current = view.current;
     let highest = state.recommendations.iter().map(|(_, r)| *r).max().unwrap_or(recommendation);
     let stabilized = if recommendation > current {

@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
 use aws_sdk_cloudwatch::types::ScanBy;
 
 use super::AwsCloud;
 use super::map::{self, SERVICE_CPU, SERVICE_RUNNING_TASKS};
-use super::observe::all_pages;
+use super::observe::get_metric_data;
 use crate::cloud::CloudError;
 use crate::desired::ServiceId;
 use crate::simulate::history::History;
@@ -44,18 +43,7 @@ impl AwsCloud {
             map::service_metric_query("cpu", service, SERVICE_CPU, secs),
             map::service_metric_query("tasks", service, SERVICE_RUNNING_TASKS, secs),
         ];
-        let pages = all_pages(GetMetricDataOutput::next_token, |token| {
-            let req = rc.cloudwatch.get_metric_data();
-            let req = req
-                .set_metric_data_queries(Some(queries.clone()))
-                .start_time(start.into())
-                .end_time(end.into())
-                .scan_by(ScanBy::TimestampAscending)
-                .set_next_token(token);
-            let (rc, bucket) = (&rc, &rc.buckets.cloudwatch_metric_data);
-            async move { rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await }
-        })
-        .await?;
+        let pages = get_metric_data(&rc, &queries, (start, end), ScanBy::TimestampAscending, None).await?;
         let mut cpu: BTreeMap<SystemTime, f64> = BTreeMap::new();
         let mut tasks: BTreeMap<SystemTime, f64> = BTreeMap::new();
         for r in pages.iter().flat_map(|p| p.metric_data_results()) {

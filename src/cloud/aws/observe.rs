@@ -63,7 +63,7 @@ where
 /// after `token` (`None`: the first); `next_token` reads a page's
 /// continuation, which ends the read when absent or empty. The first
 /// failed page fails the read.
-pub(super) async fn all_pages<P, Fut>(
+async fn all_pages<P, Fut>(
     next_token: impl Fn(&P) -> Option<&str>,
     mut page: impl FnMut(Option<String>) -> Fut,
 ) -> Result<Vec<P>, CloudError>
@@ -85,7 +85,7 @@ where
 /// Outcomes of the pass's calls, to tell "AWS is unreachable" (every call
 /// failed to connect) from per-resource trouble.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     ok: AtomicUsize,
     failed: AtomicUsize,
     unreachable: Mutex<Option<CloudError>>,
@@ -708,17 +708,7 @@ async fn metric_data(
             .enumerate()
             .map(|(i, id)| map::service_metric_query(&format!("q{i}"), id, map::SERVICE_CPU, 60))
             .collect();
-        let pages = all_pages(GetMetricDataOutput::next_token, |token| {
-            let req = rc.cloudwatch.get_metric_data();
-            let req = req
-                .set_metric_data_queries(Some(queries.clone()))
-                .start_time(start.into())
-                .end_time(end.into())
-                .scan_by(ScanBy::TimestampDescending)
-                .set_next_token(token);
-            let bucket = &rc.buckets.cloudwatch_metric_data;
-            async move { tally.note(rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await) }
-        });
+        let pages = get_metric_data(rc, &queries, (start, end), ScanBy::TimestampDescending, Some(tally));
         let pages = match pages.await {
             Ok(pages) => pages,
             Err(e) => {
@@ -744,6 +734,35 @@ async fn metric_data(
         }
     }
     out
+}
+
+/// Every page of one GetMetricData request over `(start, end)`; each
+/// attempt's outcome noted in `tally`, when there is one.
+pub(super) async fn get_metric_data(
+    rc: &RegionClients,
+    queries: &[MetricDataQuery],
+    (start, end): (std::time::SystemTime, std::time::SystemTime),
+    scan: ScanBy,
+    tally: Option<&Tally>,
+) -> Result<Vec<GetMetricDataOutput>, CloudError> {
+    all_pages(GetMetricDataOutput::next_token, |token| {
+        let req = rc.cloudwatch.get_metric_data();
+        let req = req
+            .set_metric_data_queries(Some(queries.to_vec()))
+            .start_time(start.into())
+            .end_time(end.into())
+            .scan_by(scan.clone())
+            .set_next_token(token);
+        let bucket = &rc.buckets.cloudwatch_metric_data;
+        async move {
+            let result = rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await;
+            match tally {
+                Some(t) => t.note(result),
+                None => result,
+            }
+        }
+    })
+    .await
 }
 
 /// Auto Scaling groups by name; absent names are not in the map.
