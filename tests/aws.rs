@@ -1630,6 +1630,45 @@ async fn replay_reads_a_services_cpu_and_running_task_history_from_cloudwatch() 
     assert_eq!(cloud.api_calls().of("GetMetricData"), 2);
 }
 
+/// `ballast replay --cloud aws` end to end: the binary reads the history
+/// from CloudWatch and replays it through the declared policy.
+#[tokio::test]
+async fn replay_from_cloudwatch_reports_what_happened_and_each_policy() {
+    let m = seeded().await;
+    let mut declared = Declared::article(&m.system);
+    declared.scaling = Some(Some(60.0));
+    let b = Ballast::new(&m.account, &declared);
+    let minute = Duration::from_secs(60);
+    let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch - since_epoch % 60) - 20 * minute;
+    // Ten minutes at 2 tasks, the CPU at 50 % then 95 % for the last five.
+    for i in 0..10u32 {
+        let at = t0 + minute * i;
+        m.actors.put_cpu(SERVICE, if i < 5 { 50.0 } else { 95.0 }, at).await;
+        m.actors.put_running_tasks(SERVICE, 2, at).await;
+    }
+    let service = format!("{CLUSTER}/{SERVICE}");
+    let out = b.run(&["replay", "--service", &service, "--since", "1h", "--output", "json"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["source"], service, "{report:#}");
+    assert_eq!(report["durationSeconds"], 600, "{report:#}");
+    assert_eq!(report["largestStepAtSeconds"], 300, "50 % to 95 % is the step: {report:#}");
+    let rows = report["policies"].as_array().unwrap();
+    assert_eq!(rows[0]["policy"], "what happened");
+    assert_eq!(rows[0]["taskMinutes"], 20.0, "{report:#}");
+    assert_eq!(rows[0]["minutesCpuAbove90"], 5.0, "{report:#}");
+    let names: Vec<&str> = rows[1..].iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert!(names[0].starts_with("ballast ("), "{names:?}");
+    assert_eq!(names[1..], ["ECS target tracking", "HPA"]);
+    // ballast answers the step (95 % of 2 tasks needs 4 at 60 %).
+    assert!(rows[1]["peakTasks"].as_u64().unwrap() >= 4, "{report:#}");
+    // A service the desired state does not declare has no policy to replay.
+    let out = b.run(&["replay", "--service", &format!("{CLUSTER}/nothingHere"), "--since", "1h"]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("declares no Service for appCluster/nothingHere"), "{out}");
+}
+
 #[tokio::test]
 async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() {
     let m = seeded().await;
