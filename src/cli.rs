@@ -30,7 +30,7 @@ use crate::simulate::{RunOptions, TargetManager};
 #[command(name = "ballast", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log format: human-readable text or one JSON object per line. The
-    /// level comes from RUST_LOG (default info; error for `simulate`, whose report is the output).
+    /// level comes from RUST_LOG (default info; error for `simulate` and `replay`, whose report is the output).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     #[command(subcommand)]
@@ -159,7 +159,7 @@ pub enum Command {
         /// and with --csv when DIR scales more than one service).
         #[arg(long, value_name = "CLUSTER/SERVICE")]
         service: Option<String>,
-        /// How far back CloudWatch is read.
+        /// How far back CloudWatch is read (like 7d, 36h).
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: Duration,
         /// Also replay the policy of this desired-state directory (a
