@@ -203,7 +203,6 @@ const STANDALONE_STYLE: &str = ".grid{stroke:#ddd;stroke-width:1}.axis{font:11px
 /// with its title and a legend of its lines; the time axis runs from
 /// `start` to `end` (their labels). For `ballast replay --chart`.
 pub fn standalone(panels: &[Panel], times: &[SystemTime], start: &str, end: &str) -> String {
-    const TITLE: f64 = 20.0;
     let total: f64 = panels.iter().map(|p| TITLE + HEIGHT + LEGEND_LINE * legend_lines(&p.series) as f64).sum();
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {total}" width="{}" height="{}"><style>{STANDALONE_STYLE}</style>"#,
@@ -237,6 +236,9 @@ pub fn standalone(panels: &[Panel], times: &[SystemTime], start: &str, end: &str
     svg.push_str("</svg>\n");
     svg
 }
+
+/// Height of a standalone chart's panel title.
+const TITLE: f64 = 20.0;
 
 /// Height of one line of a standalone chart's legend.
 const LEGEND_LINE: f64 = 18.0;
@@ -344,6 +346,33 @@ mod tests {
         assert!(saturated.contains(">100</text>") && !saturated.contains(">101"), "{saturated}");
         let over = cpu(&[sample(0, Some(2), Some(137.0))]);
         assert!(over.contains(">150</text>") && over.contains(">75</text>"), "{over}");
+    }
+
+    #[test]
+    fn a_standalone_chart_stacks_its_panels_with_their_legends() {
+        let times: Vec<SystemTime> = (0..4).map(|i| at(i * 60)).collect();
+        let line =
+            |class, label: &str, v: [f64; 4]| Series { class, label: label.into(), values: v.map(Some).to_vec() };
+        let long = "a policy with a long name that takes room";
+        let panels = [
+            Panel { title: "Load".into(), series: vec![line("load", "load", [200.0, 600.0, 600.0, 200.0])] },
+            Panel {
+                title: "Tasks".into(),
+                series: vec![line("p0", long, [4.0, 7.0, 10.0, 4.0]), line("p1", long, [4.0, 4.0, 7.0, 10.0])],
+            },
+        ];
+        let svg = standalone(&panels, &times, "0s", "3m");
+        assert!(svg.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg""#) && svg.ends_with("</svg>\n"), "{svg}");
+        assert!(svg.contains("<style>"), "a file carries its own colours");
+        // Two drawings, each placed below the previous one's legend; the
+        // second legend wraps to two lines, so the document is taller.
+        assert_eq!(svg.matches(r#"<svg x="0""#).count(), 2, "{svg}");
+        let one_line = TITLE + HEIGHT + LEGEND_LINE;
+        assert!(svg.contains(&format!(r#"y="{:.1}""#, one_line + TITLE)), "the second panel below the first: {svg}");
+        assert!(svg.contains(&format!("viewBox=\"0 0 {WIDTH} {}\"", 2.0 * one_line + LEGEND_LINE)), "{svg}");
+        // Scales to a round number above the largest value: 600 -> 800, 10 -> 15.
+        assert!(svg.contains(">800</text>") && svg.contains(">15</text>"), "{svg}");
+        assert_eq!(polylines(&svg, "p0").len(), 1);
     }
 
     #[test]
