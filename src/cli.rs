@@ -369,7 +369,7 @@ async fn replay(request: ReplayRequest, region: &str) -> anyhow::Result<ExitCode
     let Some(desired) = load(&request.dir, region) else {
         return Ok(ExitCode::FAILURE);
     };
-    let service = match replayed_service(&desired, &request.dir, request.service.as_deref()) {
+    let service = match replay::replayed_service(&desired, &request.dir, request.service.as_deref()) {
         Ok(id) => id,
         Err(e) => {
             eprintln!("error: {e}");
@@ -440,53 +440,6 @@ async fn replay(request: ReplayRequest, region: &str) -> anyhow::Result<ExitCode
         Output::Json => println!("{}", serde_json::to_string_pretty(&comparison)?),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The service a replay is about: the one `--service` names (CLUSTER/SERVICE)
-/// in `desired`, or the only one with CPU scaling.
-fn replayed_service(
-    desired: &DesiredState,
-    dir: &Path,
-    named: Option<&str>,
-) -> Result<crate::desired::ServiceId, String> {
-    match named {
-        Some(name) => {
-            let Some((cluster, svc)) = name.split_once('/') else {
-                return Err(format!(
-                    "--service {name}: write the service as CLUSTER/SERVICE, like appCluster/appService"
-                ));
-            };
-            desired
-                .services
-                .iter()
-                .find(|s| s.id.cluster == cluster && s.id.service == svc)
-                .map(|s| s.id.clone())
-                .ok_or_else(|| {
-                    let known: Vec<String> =
-                        desired.services.iter().map(|s| format!("{}/{}", s.id.cluster, s.id.service)).collect();
-                    format!(
-                        "{} declares no Service for {name}, so there is no policy to replay (it declares: {})",
-                        dir.display(),
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
-                    )
-                })
-        }
-        None => {
-            let scaled: Vec<_> = desired.services.iter().filter(|s| s.scaling.is_some()).collect();
-            match scaled[..] {
-                [one] => Ok(one.id.clone()),
-                [] => Err(format!(
-                    "{} declares no Service with spec.scaling.cpu: there is no policy to replay",
-                    dir.display()
-                )),
-                _ => Err(format!(
-                    "{} scales {} services; name the replayed one with --service CLUSTER/SERVICE",
-                    dir.display(),
-                    scaled.len()
-                )),
-            }
-        }
-    }
 }
 
 /// Load and validate, printing every problem. `None` when invalid.

@@ -127,6 +127,53 @@ impl Policy {
     }
 }
 
+/// The service a replay is about: the one `--service` names (CLUSTER/SERVICE)
+/// in `desired`, or the only one with CPU scaling.
+pub fn replayed_service(
+    desired: &DesiredState,
+    dir: &std::path::Path,
+    named: Option<&str>,
+) -> Result<ServiceId, String> {
+    match named {
+        Some(name) => {
+            let Some((cluster, svc)) = name.split_once('/') else {
+                return Err(format!(
+                    "--service {name}: write the service as CLUSTER/SERVICE, like appCluster/appService"
+                ));
+            };
+            desired
+                .services
+                .iter()
+                .find(|s| s.id.cluster == cluster && s.id.service == svc)
+                .map(|s| s.id.clone())
+                .ok_or_else(|| {
+                    let known: Vec<String> =
+                        desired.services.iter().map(|s| format!("{}/{}", s.id.cluster, s.id.service)).collect();
+                    format!(
+                        "{} declares no Service for {name}, so there is no policy to replay (it declares: {})",
+                        dir.display(),
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    )
+                })
+        }
+        None => {
+            let scaled: Vec<_> = desired.services.iter().filter(|s| s.scaling.is_some()).collect();
+            match scaled[..] {
+                [one] => Ok(one.id.clone()),
+                [] => Err(format!(
+                    "{} declares no Service with spec.scaling.cpu: there is no policy to replay",
+                    dir.display()
+                )),
+                _ => Err(format!(
+                    "{} scales {} services; name the replayed one with --service CLUSTER/SERVICE",
+                    dir.display(),
+                    scaled.len()
+                )),
+            }
+        }
+    }
+}
+
 /// The declared target CPU of `service`, or [`DEFAULT_TARGET_CPU`].
 pub fn target_cpu(desired: &DesiredState, service: &ServiceId) -> f64 {
     desired
@@ -703,6 +750,26 @@ spec:
             // 10 minutes at 4, 30 at 10 or fewer, 50 at 4 or more.
             assert!(sc.task_minutes > 40.0 + 120.0 + 200.0 && sc.task_minutes < 40.0 + 300.0 + 500.0, "{sc:?}");
         }
+    }
+
+    #[test]
+    fn the_replayed_service_is_the_named_one_or_the_only_scaled_one() {
+        let (_, desired) = setup(Vec::new(), mins(1));
+        let dir = std::path::Path::new("ds");
+        let id = &desired.services[0].id;
+        assert_eq!(replayed_service(&desired, dir, None).as_ref(), Ok(id));
+        assert_eq!(replayed_service(&desired, dir, Some("appCluster/appService")).as_ref(), Ok(id));
+        let e = replayed_service(&desired, dir, Some("appService")).unwrap_err();
+        assert!(e.contains("write the service as CLUSTER/SERVICE"), "{e}");
+        let e = replayed_service(&desired, dir, Some("appCluster/other")).unwrap_err();
+        assert!(
+            e.contains("ds declares no Service for appCluster/other") && e.contains("appCluster/appService"),
+            "{e}"
+        );
+        let mut unscaled = desired.clone();
+        unscaled.services[0].scaling = None;
+        let e = replayed_service(&unscaled, dir, None).unwrap_err();
+        assert!(e.contains("no Service with spec.scaling.cpu"), "{e}");
     }
 
     #[test]
