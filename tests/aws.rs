@@ -1607,6 +1607,83 @@ async fn synced_daemon(b: &Ballast, within: Duration) -> support::e2e::Daemon {
     d
 }
 
+/// `ballast replay --cloud aws`: the history is the service's CPU average
+/// and Container Insights' running task count, minute by minute, over the
+/// wire through GetMetricData (moto, behind the CBOR bridge).
+#[tokio::test]
+async fn replay_reads_a_services_cpu_and_running_task_history_from_cloudwatch() {
+    let account = Emulator::shared().account().await;
+    let actors = account.actors();
+    let minute = Duration::from_secs(60);
+    // Whole minutes, some way back: CloudWatch buckets by period.
+    let now = SystemTime::now();
+    let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch - since_epoch % 60) - 30 * minute;
+    let recorded = [(40.0, 2), (95.0, 2), (70.0, 3), (62.0, 3), (50.0, 3)];
+    for (i, (cpu, tasks)) in recorded.iter().enumerate() {
+        let at = t0 + minute * i as u32;
+        actors.put_cpu(SERVICE, *cpu, at).await;
+        actors.put_running_tasks(SERVICE, *tasks, at).await;
+    }
+    // A minute with CPU but no task count is no row; nor is another service.
+    actors.put_cpu(SERVICE, 10.0, t0 + 6 * minute).await;
+    actors.put_cpu("otherService", 10.0, t0).await;
+
+    let cloud = account.cloud(test_options());
+    let h = cloud.history(&service_id(SERVICE), t0 - 10 * minute, now).await.unwrap().expect("a history");
+    assert_eq!(h.source, format!("{CLUSTER}/{SERVICE}"));
+    assert_eq!(h.started, Some(t0));
+    let rows: Vec<(u64, f64, u32)> = h.rows.iter().map(|r| (r.at.as_secs(), r.cpu, r.tasks)).collect();
+    let expected: Vec<(u64, f64, u32)> =
+        recorded.iter().enumerate().map(|(i, (c, t))| (60 * i as u64, *c, *t)).collect();
+    assert_eq!(rows, expected);
+    assert_eq!(h.load(1.0)[1].1, 190.0, "the load is CPU x tasks");
+    assert_eq!(h.duration, 5 * minute);
+    // No datapoints at all: no history.
+    let none = cloud.history(&service_id("absentService"), t0 - 10 * minute, now).await.unwrap();
+    assert_eq!(none, None);
+    assert_eq!(cloud.api_calls().of("GetMetricData"), 2);
+}
+
+/// `ballast replay --cloud aws` end to end: the binary reads the history
+/// from CloudWatch and replays it through the declared policy.
+#[tokio::test]
+async fn replay_from_cloudwatch_reports_what_happened_and_each_policy() {
+    let m = seeded().await;
+    let mut declared = Declared::article(&m.system);
+    declared.scaling = Some(Some(60.0));
+    let b = Ballast::new(&m.account, &declared);
+    let minute = Duration::from_secs(60);
+    let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch - since_epoch % 60) - 20 * minute;
+    // Ten minutes at 2 tasks, the CPU at 50 % then 95 % for the last five.
+    for i in 0..10u32 {
+        let at = t0 + minute * i;
+        m.actors.put_cpu(SERVICE, if i < 5 { 50.0 } else { 95.0 }, at).await;
+        m.actors.put_running_tasks(SERVICE, 2, at).await;
+    }
+    let service = format!("{CLUSTER}/{SERVICE}");
+    let out = b.run(&["replay", "--service", &service, "--since", "1h", "--output", "json"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["source"], service, "{report:#}");
+    assert_eq!(report["durationSeconds"], 600, "{report:#}");
+    assert_eq!(report["largestStepAtSeconds"], 300, "50 % to 95 % is the step: {report:#}");
+    let rows = report["policies"].as_array().unwrap();
+    assert_eq!(rows[0]["policy"], "what happened");
+    assert_eq!(rows[0]["taskMinutes"], 20.0, "{report:#}");
+    assert_eq!(rows[0]["minutesCpuAbove90"], 5.0, "{report:#}");
+    let names: Vec<&str> = rows[1..].iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert!(names[0].starts_with("ballast ("), "{names:?}");
+    assert_eq!(names[1..], ["ECS target tracking", "HPA"]);
+    // ballast answers the step (95 % of 2 tasks needs 4 at 60 %).
+    assert!(rows[1]["peakTasks"].as_u64().unwrap() >= 4, "{report:#}");
+    // A service the desired state does not declare has no policy to replay.
+    let out = b.run(&["replay", "--service", &format!("{CLUSTER}/nothingHere"), "--since", "1h"]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("declares no Service for appCluster/nothingHere"), "{out}");
+}
+
 #[tokio::test]
 async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() {
     let m = seeded().await;

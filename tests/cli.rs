@@ -177,6 +177,117 @@ fn simulate_refuses_an_invalid_scenario_with_located_errors() {
     assert!(err.contains("this is a directory, not a scenario file"), "{err}");
 }
 
+/// The scaling benchmark's world (tests/fixtures/replay/bench-world).
+const BENCH_WORLD: &str = "tests/fixtures/replay/bench-world";
+
+/// The `spec.scaling.cpu` block of the first document of a desired-state file.
+fn scaling_block(path: &str) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+    let doc = serde_yaml::Deserializer::from_str(&text).next().unwrap();
+    let doc = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap();
+    doc["spec"]["scaling"]["cpu"].clone()
+}
+
+#[test]
+fn replay_of_a_benchmark_trace_exported_as_csv_reproduces_the_benchmarks_figures() {
+    use ballast::simulate::replay::{self, Policy, Setup};
+    use ballast::simulate::traces;
+    // The benchmark measures the shipped policy in this world.
+    assert_eq!(scaling_block("desired-state/app.yaml"), scaling_block(&format!("{BENCH_WORLD}/app.yaml")));
+    let world = ballast::desired::load_dir(&repo().join(BENCH_WORLD), "us-east-2").unwrap();
+    let trace = traces::all().into_iter().find(|t| t.name == "step").unwrap();
+    // What the benchmark runs (benches/scaling.rs, `setup`).
+    let setup = Setup {
+        service: world.services[0].id.clone(),
+        load: trace.points(Duration::from_secs(15)),
+        duration: trace.duration,
+        warmup: Duration::from_secs(20 * 60),
+        interval: Duration::from_secs(15),
+        seed: 1,
+        config: ballast::cloud::sim::SimConfig::default(),
+        target_cpu: 60.0,
+    };
+    let mut policies = vec![Policy::Ballast { name: "ballast".into(), desired: Box::new(world.clone()) }];
+    policies.extend(Policy::peers(&world, &setup.service));
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runs: Vec<replay::Run> = policies.iter().map(|p| rt.block_on(replay::run(&setup, p))).collect();
+    let bench: Vec<replay::Score> = runs.iter().map(|r| replay::score(&setup, r)).collect();
+    assert_eq!(setup.largest_step(), Some(Duration::from_secs(30 * 60)));
+
+    // The trace as a history CSV, target tracking's tasks as what happened
+    // (what `cargo bench --bench scaling -- --export DIR` writes).
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("step.csv");
+    std::fs::write(&csv, trace.history(&runs[1], 1.0).to_csv()).unwrap();
+    let chart = dir.path().join("step.svg");
+    let (code, out, err) = run(&[
+        "replay",
+        "--csv",
+        csv.to_str().unwrap(),
+        BENCH_WORLD,
+        "--output",
+        "json",
+        "--chart",
+        chart.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["largestStepAtSeconds"], 1800, "{report}");
+    let rows = report["policies"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["what happened", &format!("ballast ({BENCH_WORLD})"), "ECS target tracking", "HPA"]);
+    for (row, score) in rows[1..].iter().zip(&bench) {
+        let name = &row["policy"];
+        assert_eq!(row["taskMinutes"].as_f64(), Some(score.task_minutes), "{name}");
+        assert_eq!(row["minutesCpuAbove90"].as_f64(), Some(score.minutes_cpu_above90), "{name}");
+        assert_eq!(row["scalingActions"].as_u64(), Some(score.scaling_actions as u64), "{name}");
+        assert_eq!(row["reactionSeconds"].as_i64(), score.reaction_seconds, "{name}");
+        assert!(score.reaction_seconds.is_some(), "{name} reacts to the step");
+    }
+    // What happened is target tracking's run, measured from the rows.
+    let happened = &rows[0];
+    assert!((happened["taskMinutes"].as_f64().unwrap() - bench[1].task_minutes).abs() < 1.0, "{happened}");
+    assert_eq!(happened["peakTasks"].as_u64(), Some(u64::from(bench[1].peak_tasks)));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+    for name in ["what happened", "ECS target tracking", "HPA", "load (CPU % x tasks)"] {
+        assert!(svg.contains(name), "{name} missing from the chart");
+    }
+
+    // The text report carries the same figures.
+    let (code, text, err) = run(&["replay", "--csv", csv.to_str().unwrap(), BENCH_WORLD, "--compare", "desired-state"]);
+    assert_eq!(code, 0, "{text}{err}");
+    let ballast_line = text.lines().find(|l| l.starts_with(&format!("ballast ({BENCH_WORLD})"))).unwrap();
+    let cells: Vec<&str> = ballast_line.split_whitespace().collect();
+    assert!(cells.contains(&format!("{:.0}", bench[0].task_minutes).as_str()), "{text}");
+    assert!(text.contains("ballast (desired-state)"), "--compare adds a row: {text}");
+}
+
+#[test]
+fn replay_refuses_an_invalid_history_with_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "time,cpu_percent,running_tasks\n0,50,4\n60,fifty,4\n120,50,-1\n").unwrap();
+    let (code, out, err) = run(&["replay", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "no report for an invalid history: {out}");
+    let path = csv.display().to_string();
+    assert!(err.contains(&format!("{path}:3:4: `fifty` is not a CPU percent")), "{err}");
+    assert!(err.contains(&format!("{path}:4:8: `-1` is not a task count")), "{err}");
+    assert!(err.contains("2 problems in the history"), "{err}");
+    // A missing file, and a service the desired state does not declare.
+    let (code, _, err) = run(&["replay", "--csv", "no-such.csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no-such.csv: cannot read the history"), "{err}");
+    let (code, _, err) = run(&["replay", "--csv", csv.to_str().unwrap(), "--service", "appCluster/other"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("declares no Service for appCluster/other"), "{err}");
+    // Neither a CSV nor a cloud.
+    let (code, _, err) = run(&["replay"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--csv"), "{err}");
+}
+
 /// The HTTP face of a running daemon, in a subprocess or in process.
 struct Endpoint {
     addr: String,

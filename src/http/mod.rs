@@ -8,7 +8,7 @@
 //! unreachable (a restart cannot help, so the container health check must
 //! not use it).
 
-mod chart;
+pub mod chart;
 mod page;
 mod server;
 

@@ -380,6 +380,57 @@ fn scaling_policy() -> CpuScaling {
     }
 }
 
+/// The stabilisation window is counted in the data's time: a scale-in
+/// waits for `stabilizationWindow` of CPU datapoints that all ask for no
+/// more, not for that long after the first of them was read, which would
+/// add the metric's delay (a period and the wait for the next pass).
+#[test]
+fn the_scale_in_window_counts_the_time_of_the_data_not_of_the_passes() {
+    let mut policy = scaling_policy();
+    policy.target_cpu = Some(60.0);
+    policy.scale_in = AlarmRule { step: Step::Percent(100), cooldown: Duration::from_secs(60), ..policy.scale_in };
+    let minute = Duration::from_secs(60);
+    // The load fell at `fall`: the datapoint of the minute before it is the
+    // last at 60 %; every one after is at 20 %. Passes run 40 s after each
+    // datapoint's period ended (CloudWatch's delay and the pass interval),
+    // every 15 s.
+    let fall = t0();
+    let lag = Duration::from_secs(40);
+    let mut mem = memory::ScalingMemory::default();
+    let view = |now: SystemTime| {
+        let newest_end = fall + minute * ((now - lag).duration_since(fall).map_or(0, |d| d.as_secs() / 60) as u32);
+        let at = newest_end.checked_sub(minute).unwrap();
+        let low = at >= fall;
+        scaling::ScalingView {
+            current: 10,
+            running: 10,
+            min: 2,
+            max: 20,
+            deploying: false,
+            high_alarm: Some(AlarmState::Ok),
+            low_alarm: Some(if low { AlarmState::Alarm } else { AlarmState::Ok }),
+            cpu: Some(MetricSample { value: if low { 20.0 } else { 60.0 }, at }),
+        }
+    };
+    let mut now = fall + lag - Duration::from_secs(30);
+    let scaled_in = loop {
+        let d = scaling::decide(&policy, view(now), &mut mem, now);
+        if d.desired < 10 {
+            assert_eq!(d.desired, 4, "straight to the proportional count: {d:?}");
+            break now;
+        }
+        assert!(now < fall + 10 * minute, "never scaled in");
+        now += Duration::from_secs(15);
+    };
+    // The scale-in comes with the fifth low datapoint: five minutes of CPU
+    // data after the fall, read at `fall + 5m + lag`. Counted from when the
+    // first low datapoint was read (`fall + 1m + lag`), it would come a
+    // minute later, with six.
+    let fifth_read = fall + 5 * minute + lag;
+    assert!(scaled_in >= fifth_read, "before the fifth low datapoint: {:?}", scaled_in.duration_since(fall));
+    assert!(scaled_in < fifth_read + Duration::from_secs(15), "{:?}", scaled_in.duration_since(fall));
+}
+
 #[test]
 fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, None, 2);

@@ -705,18 +705,39 @@ impl Actors {
 
     /// ECS reports the service's average CPU for the minute starting at `at`.
     pub async fn put_cpu(&self, service: &str, percent: f64, at: std::time::SystemTime) {
-        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        use aws_sdk_cloudwatch::types::StandardUnit;
+        self.put_service_metric("AWS/ECS", "CPUUtilization", service, percent, StandardUnit::Percent, at).await;
+    }
+
+    /// Container Insights reports the service's running tasks for the
+    /// minute starting at `at`.
+    pub async fn put_running_tasks(&self, service: &str, tasks: u32, at: std::time::SystemTime) {
+        use aws_sdk_cloudwatch::types::StandardUnit;
+        let (namespace, name) = ("ECS/ContainerInsights", "RunningTaskCount");
+        self.put_service_metric(namespace, name, service, f64::from(tasks), StandardUnit::Count, at).await;
+    }
+
+    async fn put_service_metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        value: f64,
+        unit: aws_sdk_cloudwatch::types::StandardUnit,
+        at: std::time::SystemTime,
+    ) {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
         let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
         let datum = MetricDatum::builder()
-            .metric_name("CPUUtilization")
+            .metric_name(name)
             .dimensions(dim("ClusterName", CLUSTER))
             .dimensions(dim("ServiceName", service))
             .timestamp(at.into())
-            .value(percent)
-            .unit(StandardUnit::Percent)
+            .value(value)
+            .unit(unit)
             .build();
         let req = self.cloudwatch.put_metric_data();
-        req.namespace("AWS/ECS").metric_data(datum).send().await.expect("PutMetricData");
+        req.namespace(namespace).metric_data(datum).send().await.expect("PutMetricData");
     }
 
     /// Someone (or ECS managed scaling) changes the group's capacity.

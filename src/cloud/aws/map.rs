@@ -13,7 +13,7 @@ use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 
 use crate::cloud::marks;
-use crate::desired::MissingData;
+use crate::desired::{MissingData, ServiceId};
 use crate::observed::{
     AlarmActions, AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup,
     ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError,
@@ -325,14 +325,43 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
     }
 }
 
+/// A service metric: (namespace, metric name), by cluster and service.
+pub type ServiceMetric = (&'static str, &'static str);
+/// The service's CPU, percent of what its tasks reserve.
+pub const SERVICE_CPU: ServiceMetric = ("AWS/ECS", "CPUUtilization");
+/// The service's running tasks, from Container Insights.
+pub const SERVICE_RUNNING_TASKS: ServiceMetric = ("ECS/ContainerInsights", "RunningTaskCount");
+
+/// A GetMetricData query `id` for the average of a service metric over
+/// periods of `period_secs`.
+pub fn service_metric_query(
+    id: &str,
+    service: &ServiceId,
+    (namespace, name): ServiceMetric,
+    period_secs: i32,
+) -> cw::MetricDataQuery {
+    let dim = |n: &str, v: &str| cw::Dimension::builder().name(n).value(v).build();
+    let metric = cw::Metric::builder()
+        .namespace(namespace)
+        .metric_name(name)
+        .dimensions(dim("ClusterName", &service.cluster))
+        .dimensions(dim("ServiceName", &service.service))
+        .build();
+    cw::MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(cw::MetricStat::builder().metric(metric).period(period_secs).stat("Average").build())
+        .return_data(true)
+        .build()
+}
+
+/// Every datapoint of a GetMetricData result, by time.
+pub fn samples(r: &cw::MetricDataResult) -> impl Iterator<Item = (SystemTime, f64)> + '_ {
+    r.timestamps().iter().zip(r.values()).filter_map(|(t, v)| Some((system_time(t)?, *v)))
+}
+
 /// The newest datapoint of a GetMetricData result.
 pub fn latest_sample(r: &cw::MetricDataResult) -> Option<MetricSample> {
-    r.timestamps()
-        .iter()
-        .zip(r.values())
-        .filter_map(|(t, v)| Some((system_time(t)?, *v)))
-        .max_by_key(|(t, _)| *t)
-        .map(|(at, value)| MetricSample { value, at })
+    samples(r).max_by_key(|(t, _)| *t).map(|(at, value)| MetricSample { value, at })
 }
 
 /// A described Auto Scaling group. `tasks_by_instance` holds the ECS task

@@ -12,6 +12,8 @@
 //!   [`crate::cloud`] says, with the target-group and task-definition
 //!   caches.
 //! - `apply`: one write per [`Change`], plus the scaling marks.
+//! - `history`: a service's CPU and running tasks over a time range, for
+//!   `ballast replay`.
 //! - `map`: pure SDK-shape → observed-type mapping.
 //! - `call`: one operation: every attempt paced by its bucket, retried
 //!   with backoff on throttling and transient errors.
@@ -25,6 +27,7 @@
 mod apply;
 mod call;
 mod errors;
+mod history;
 mod intercept;
 pub mod limiter;
 mod map;
@@ -294,7 +297,8 @@ mod tests {
     /// action listed (or a stale listed action) fails here.
     #[test]
     fn iam_actions_match_the_operations_called() {
-        let sources = [include_str!("mod.rs"), include_str!("observe.rs"), include_str!("apply.rs")];
+        let sources =
+            [include_str!("mod.rs"), include_str!("observe.rs"), include_str!("apply.rs"), include_str!("history.rs")];
         let prefixes = [
             (".ecs.", "ecs"),
             (".elbv2.", "elasticloadbalancing"),
