@@ -85,9 +85,14 @@ pub async fn serve_with(
 }
 
 /// Why the loop counts as stuck, if it does: no pass finished (or, before
-/// the first, none started) for [`STUCK_INTERVALS`] intervals.
+/// the first, none started) for [`STUCK_INTERVALS`] intervals. A standby
+/// makes no pass and is never stuck; a new leader counts from its takeover.
 fn stuck(s: &AppState, st: &Status) -> Option<String> {
-    let last = st.last_pass.finished_at.or(st.started_at);
+    if st.leadership.role == "standby" {
+        return None;
+    }
+    let took_over = st.leadership.transitions.back().map(|t| t.at);
+    let last = st.last_pass.finished_at.max(took_over).or(st.started_at);
     let since = last.and_then(|t| s.clock.now().duration_since(t).ok()).unwrap_or_default();
     (since > s.interval * STUCK_INTERVALS)
         .then(|| format!("no reconcile pass finished for {}s (interval {}s)", since.as_secs(), s.interval.as_secs()))
@@ -126,6 +131,15 @@ async fn healthz(State(s): State<AppState>) -> Response {
 
 async fn readyz(State(s): State<AppState>) -> Response {
     let st = s.status.read().unwrap();
+    // A standby is ready when it could take over: it can reach the lease.
+    if st.leadership.role == "standby" {
+        return if st.leadership.store_reachable {
+            (StatusCode::OK, Json(json!({ "status": "ready", "role": "standby" }))).into_response()
+        } else {
+            let reason = "standby, and the lease table cannot be reached: it could not take over";
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "reason": reason }))).into_response()
+        };
+    }
     if st.last_success_at.is_some() || (st.passes > 0 && st.cloud.reachable) {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
     } else {
