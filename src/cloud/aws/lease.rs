@@ -70,22 +70,11 @@ impl DynamoLease {
         AttributeValue::S(self.name.clone())
     }
 
-    fn item(&self, r: &LeaseRecord) -> HashMap<String, AttributeValue> {
-        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-        HashMap::from([
-            ("name".to_string(), self.key()),
-            ("holder".to_string(), AttributeValue::S(r.holder.clone())),
-            ("version".to_string(), AttributeValue::S(r.version.clone())),
-            ("expires_at".to_string(), AttributeValue::N(secs(r.expires_at).to_string())),
-            ("ttl".to_string(), AttributeValue::N(secs(r.expires_at + TTL_AFTER_EXPIRY).to_string())),
-        ])
-    }
-
     /// PutItem of `next`, on condition that the item is `expected` (a
     /// version) or absent.
     async fn put(&self, expected: Option<&str>, next: &LeaseRecord) -> Result<(), LeaseError> {
         let req = self.dynamodb.put_item();
-        let req = req.table_name(&self.table).set_item(Some(self.item(next)));
+        let req = req.table_name(&self.table).set_item(Some(item(&self.name, next)));
         let req = match expected {
             None => req.condition_expression("attribute_not_exists(#n)").expression_attribute_names("#n", "name"),
             Some(v) => req
@@ -96,6 +85,18 @@ impl DynamoLease {
         let out = tokio::time::timeout(self.timeout, req.send()).await;
         answer(self.timeout, "PutItem", out).map(|_| ())
     }
+}
+
+/// The item of `record` under the key `name`.
+fn item(name: &str, r: &LeaseRecord) -> HashMap<String, AttributeValue> {
+    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    HashMap::from([
+        ("name".to_string(), AttributeValue::S(name.to_string())),
+        ("holder".to_string(), AttributeValue::S(r.holder.clone())),
+        ("version".to_string(), AttributeValue::S(r.version.clone())),
+        ("expires_at".to_string(), AttributeValue::N(secs(r.expires_at).to_string())),
+        ("ttl".to_string(), AttributeValue::N(secs(r.expires_at + TTL_AFTER_EXPIRY).to_string())),
+    ])
 }
 
 /// A call's outcome as the election sees it: a failed condition is a
