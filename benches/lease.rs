@@ -50,25 +50,6 @@ fn time(v: &serde_json::Value) -> Option<SystemTime> {
     humantime::parse_rfc3339(v.as_str()?).ok()
 }
 
-async fn lease_table(account: &Account) {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let client = aws_sdk_dynamodb::Client::new(&account.sdk_config());
-    let req = client.create_table();
-    req.table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("name")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("name").key_type(KeyType::Hash).build().unwrap())
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("CreateTable");
-}
-
 /// Wait until `r` has read the lease (a standby that knows the holder).
 async fn standing_by(r: &Replica) {
     r.daemon
@@ -92,7 +73,7 @@ async fn main() {
     let once = Ballast::new(&account, &declared);
     let apply = once.apply().await;
     assert_eq!(apply.code, 0, "the first apply converges: {apply}");
-    lease_table(&account).await;
+    account.create_lease_table(TABLE).await;
 
     let mut a = start(&account, &declared).await;
     a.daemon

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::support::e2e::{Ballast, Daemon};
-use super::support::emulator::{Account, SERVICE};
+use super::support::emulator::SERVICE;
 use super::support::proxy::{Call, FaultProxy};
 use super::{E2e, converged, synced};
 
@@ -15,26 +15,6 @@ use super::{E2e, converged, synced};
 const LEASE: Duration = Duration::from_secs(6);
 const RENEW: Duration = Duration::from_secs(2);
 const TABLE: &str = "ballast-lease";
-
-/// The lease table, as deploy/ creates it: partition key `name`, on demand.
-async fn lease_table(account: &Account) {
-    let client = aws_sdk_dynamodb::Client::new(&account.sdk_config());
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let req = client.create_table();
-    req.table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("name")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("name").key_type(KeyType::Hash).build().unwrap())
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("CreateTable");
-}
 
 /// One daemon and the proxies that carry its calls.
 struct Replica {
@@ -106,7 +86,7 @@ impl Replica {
 /// stands by.
 async fn pair() -> (E2e, Replica, Replica) {
     let e = converged(2, |_| {}).await;
-    lease_table(&e.m.account).await;
+    e.m.account.create_lease_table(TABLE).await;
     let a = Replica::start(&e).await;
     a.wait_role("leader", Duration::from_secs(20)).await;
     a.wait_synced(Duration::from_secs(30)).await;
