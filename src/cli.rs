@@ -340,9 +340,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     }
                     _ => None,
                 };
-                daemon
-                    .run_with_lease(listener, c.cloud, c.metrics, clock, desired.clone(), store, shutdown_signal())
-                    .await?;
+                daemon.run(listener, c.cloud, c.metrics, clock, desired.clone(), store, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             })
             .await

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tracing::{info, warn};
 
-use crate::cloud::lease::{LeaseStore, MemoryLease};
+use crate::cloud::lease::LeaseStore;
 use crate::cloud::{Clock, Cloud};
 use crate::controller::leader::{Leadership, LeaseOptions};
 use crate::controller::{Controller, Options};
@@ -30,28 +30,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Run, leading alone, until `shutdown` completes, then let the change
-    /// in flight finish (up to the shutdown timeout) and stop the HTTP
-    /// server. An error is returned when the directory cannot be watched
-    /// or the loop ends on its own.
-    pub async fn run<C: Cloud>(
-        self,
-        listener: tokio::net::TcpListener,
-        cloud: C,
-        metrics: Arc<Metrics>,
-        clock: Arc<dyn Clock>,
-        desired: DesiredState,
-        shutdown: impl Future<Output = ()>,
-    ) -> anyhow::Result<()> {
-        let lease: Option<(LeaseOptions, MemoryLease)> = None;
-        self.run_with_lease(listener, cloud, metrics, clock, desired, lease, shutdown).await
-    }
-
-    /// [`run`](Self::run), writing only while this daemon holds `lease`
-    /// (its timing and its store), and releasing it at shutdown once the
-    /// change in flight is done. Without one, it leads alone.
+    /// Run until `shutdown` completes, then let the change in flight finish
+    /// (up to the shutdown timeout), release the lease if one is held, and
+    /// stop the HTTP server. With `lease` (its timing and its store), the
+    /// daemon writes only while it holds the lease; with `None`, it leads
+    /// alone. An error is returned when the directory cannot be watched or
+    /// the loop ends on its own.
     #[allow(clippy::too_many_arguments)]
-    pub async fn run_with_lease<C: Cloud, S: LeaseStore>(
+    pub async fn run<C: Cloud, S: LeaseStore>(
         self,
         listener: tokio::net::TcpListener,
         cloud: C,

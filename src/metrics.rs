@@ -265,16 +265,9 @@ impl Metrics {
             m.unread.clone(),
         );
         registry.register("cloud_reachable", "1 when the last pass could reach the cloud", m.cloud_up.clone());
-        registry.register(
-            "leader",
-            "1 while this daemon leads (holds the lease, or runs without one), 0 while it stands by",
-            m.leader.clone(),
-        );
-        registry.register(
-            "leader_transitions",
-            "Changes of this daemon's role, by the role taken (leader, standby)",
-            m.leader_transitions.clone(),
-        );
+        registry.register("leader", "1 while this replica leads, 0 while it stands by", m.leader.clone());
+        let transitions = m.leader_transitions.clone();
+        registry.register("leader_transitions", "Role changes, by the role taken (leader, standby)", transitions);
         // A gauge, not an OpenMetrics info: promtool and the Prometheus
         // text format know no `info` type.
         let build: Family<BuildLabels, Gauge> = Family::default();

@@ -7,9 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ballast::cloud::lease::MemoryLease;
 use ballast::cloud::sim::{SimCloud, SimConfig};
 use ballast::cloud::{Clock, TokioClock};
 use ballast::controller::Options;
+use ballast::controller::leader::LeaseOptions;
 use ballast::desired::ServiceId;
 use ballast::metrics::Metrics;
 
@@ -284,7 +286,8 @@ impl InProcess {
             debounce: Duration::from_millis(100),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, async {
+        let lease: Option<(LeaseOptions, MemoryLease)> = None;
+        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, lease, async {
             let _ = stopped.await;
         }));
         InProcess { http: Endpoint { addr }, sim, stop: Some(stop), task }
