@@ -32,3 +32,9 @@ pub mod metrics;
 pub mod observed;
 pub mod plan;
 pub mod simulate;
+
+/// The repository's test inputs (broken fixtures, shipped examples), shared
+/// with the CLI tests.
+#[cfg(test)]
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;

@@ -1380,6 +1380,7 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("autoscaling:SetDesiredCapacity", &["auto_scaling_group_name", "desired_capacity", "honor_cooldown"]),
     ("autoscaling:TerminateInstanceInAutoScalingGroup", &["instance_id", "should_decrement_desired_capacity"]),
     ("autoscaling:CreateOrUpdateTags", &["tags"]),
+    ("autoscaling:SuspendProcesses", &["auto_scaling_group_name", "scaling_processes"]),
     // The leadership lease (`src/cloud/aws/lease.rs`): conditions and
     // expressions name the item's own attributes, which IAM does not see
     // unless a policy uses dynamodb:Attributes (this one does not).
@@ -1667,7 +1668,9 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         // the group by its name part. TerminateInstanceInAutoScalingGroup
         // names only the instance: AWS authorizes it against the group the
         // instance is in, and ballast terminates only its groups' instances.
-        "autoscaling:SetDesiredCapacity" | "autoscaling:TerminateInstanceInAutoScalingGroup" => a
+        "autoscaling:SetDesiredCapacity"
+        | "autoscaling:TerminateInstanceInAutoScalingGroup"
+        | "autoscaling:SuspendProcesses" => a
             .groups
             .iter()
             .map(|(g, tags)| {

@@ -301,8 +301,10 @@ async fn cpu_load_moves_tasks_then_capacity_and_zones_and_back() {
     let mut b = bed_with(desired, config);
     b.converge().await;
     // AZ rebalancing would refill the on-demand zone after each of
-    // ballast's terminations, so the zone could never be removed.
-    b.sim.suspend_processes(&group, &["AZRebalance"]).unwrap();
+    // ballast's terminations, so the zone could never be removed: ballast
+    // suspended it when it first saw the group.
+    let group_now = b.sim.group(&group).unwrap();
+    assert!(!group_now.az_rebalance_active(), "{:?}", group_now.suspended_processes);
     // 400 requests/s on 2 tasks: every task at 100 % CPU.
     b.sim.set_load(&id, 400.0).unwrap();
     let mut peak_tasks = 0;

@@ -26,6 +26,9 @@ pub enum Change {
     TerminateInstance { group: GroupId, instance_id: String },
     /// Auto Scaling UpdateAutoScalingGroup(VPCZoneIdentifier).
     SetGroupSubnets { group: GroupId, from: Vec<String>, to: Vec<String> },
+    /// Auto Scaling SuspendProcesses: processes that would act on a group
+    /// ballast sizes behind its back (`AZRebalance`).
+    SuspendProcesses { group: GroupId, processes: Vec<String> },
 }
 
 /// What kind of change, as a stable metric label.
@@ -38,6 +41,7 @@ pub enum ChangeKind {
     Alarm,
     Capacity,
     Subnets,
+    Processes,
 }
 
 impl ChangeKind {
@@ -49,6 +53,7 @@ impl ChangeKind {
             ChangeKind::Alarm => "alarm",
             ChangeKind::Capacity => "capacity",
             ChangeKind::Subnets => "subnets",
+            ChangeKind::Processes => "processes",
         }
     }
 }
@@ -62,6 +67,7 @@ impl Change {
             Change::PutAlarm { .. } | Change::TagAlarm { .. } => ChangeKind::Alarm,
             Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => ChangeKind::Capacity,
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
+            Change::SuspendProcesses { .. } => ChangeKind::Processes,
         }
     }
 }
@@ -104,6 +110,9 @@ impl std::fmt::Display for Change {
             }
             Change::SetGroupSubnets { group, from, to } => {
                 write!(f, "auto scaling group {group}: subnets [{}] -> [{}]", from.join(", "), to.join(", "))
+            }
+            Change::SuspendProcesses { group, processes } => {
+                write!(f, "auto scaling group {group}: suspend {}", processes.join(", "))
             }
         }
     }

@@ -217,8 +217,9 @@ impl Memory {
             Change::SetGroupSubnets { group, to, .. } => {
                 self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)), now);
             }
-            // The tag is read back next pass; nothing to remember.
-            Change::TagAlarm { .. } => {}
+            // The tag (the suspension) is read back next pass; nothing to
+            // remember.
+            Change::TagAlarm { .. } | Change::SuspendProcesses { .. } => {}
         }
     }
 

@@ -31,7 +31,9 @@ pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
-use crate::observed::{AlarmState, Observed, ObservedService, ResourceError, ServiceStatus, TaskSize, TaskStatus};
+use crate::observed::{
+    AZ_REBALANCE, AlarmState, Observed, ObservedService, ResourceError, ServiceStatus, TaskSize, TaskStatus,
+};
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
 
@@ -545,11 +547,28 @@ impl<'a> Planner<'a> {
             let subnets_field = self.check_field(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
             let capacity_field = self.check_field(|| Field::Capacity(cap.group.clone()), group.desired_capacity.into());
             let mut proposals = Vec::new();
+            let az_rebalance = group.az_rebalance_active();
+            if az_rebalance && cap.suspend_az_rebalance {
+                let change =
+                    Change::SuspendProcesses { group: cap.group.clone(), processes: vec![AZ_REBALANCE.to_string()] };
+                let reason = "ballast sizes this group: AZRebalance would launch and terminate instances by itself, \
+                              stopping their tasks without a drain";
+                proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
+            }
             if let Some(to) = &d.subnets {
                 let change =
                     Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
                 let reason = format!("zones needed for {} instance(s)", d.needed);
-                proposals.push((Proposal::new(key.clone(), change, reason), subnets_field.clone()));
+                let p = Proposal::new(key.clone(), change, reason);
+                match (az_rebalance, cap.suspend_az_rebalance) {
+                    (false, _) => proposals.push((p, subnets_field.clone())),
+                    // Suspended this pass: the zone change follows once
+                    // the suspension reads back.
+                    (true, true) => self.hold(key.clone(), HoldReason::Safety(Safety::AzRebalanceActive)),
+                    (true, false) => {
+                        proposals.push((Proposal { conflict: Some(Conflict::AzRebalance), ..p }, subnets_field.clone()))
+                    }
+                }
             }
             if let Some(to) = d.set_capacity {
                 let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
@@ -564,7 +583,8 @@ impl<'a> Planner<'a> {
             for (p, field) in proposals {
                 let p = Proposal {
                     conflict: (group.managed_scaling && !cap.take_over_managed_scaling)
-                        .then_some(Conflict::ManagedScaling),
+                        .then_some(Conflict::ManagedScaling)
+                        .or(p.conflict),
                     contested: field.contested,
                     unconfirmed: field.unconfirmed,
                     suspended: cap.suspend,

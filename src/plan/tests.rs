@@ -442,21 +442,32 @@ fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity
         zones,
         max_change_per_pass,
         take_over_managed_scaling: false,
+        suspend_az_rebalance: true,
     }
 }
 
-#[test]
-fn high_alarm_scales_out_and_capacity_comes_first() {
+/// Two tasks on two instances in one zone, the high alarm firing, and an
+/// on-demand second zone for more than two instances: the next pass adds
+/// the zone, an instance and a task. `suspended`: the group's suspended
+/// processes.
+fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) -> (DesiredState, Observed) {
     let mut s = service(TaskCount::Range { min: 2, max: 10 });
     s.scaling = Some(scaling_policy());
-    let cap = capacity(
-        "ecsAutoScalingGroup",
-        vec![
-            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
-            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above: 2 } },
-        ],
-        2,
-    );
+    let cap = Capacity {
+        suspend_az_rebalance,
+        ..capacity(
+            "ecsAutoScalingGroup",
+            vec![
+                Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
+                Zone {
+                    subnet: "subnet-b".into(),
+                    zone: Some("us-east-2b".into()),
+                    mode: ZoneMode::OnDemand { above: 2 },
+                },
+            ],
+            2,
+        )
+    };
     let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
     let mut o = world(&d, 2);
     o.groups.insert(
@@ -478,11 +489,18 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
                 .collect(),
             managed_scaling: false,
             last_capacity_change: None,
+            suspended_processes: suspended.iter().map(|p| p.to_string()).collect(),
         }),
     );
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), alarms::alarm_names(&service_id())[0].clone())) {
         a.state = AlarmState::Alarm;
     }
+    (d, o)
+}
+
+#[test]
+fn high_alarm_scales_out_and_capacity_comes_first() {
+    let (d, o) = scale_out_into_a_second_zone(&[AZ_REBALANCE], true);
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(
         kinds(&p),
@@ -493,6 +511,44 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
     assert!(matches!(p.changes[1].change, Change::SetDesiredCapacity { from: 2, to: 3, .. }));
     assert!(matches!(p.changes[2].change, Change::SetDesiredCount { from: 2, to: 3, .. }));
     assert_eq!(p.decisions[&service_id()].reason, scaling::DecisionReason::ScaleOut);
+}
+
+/// Issue 15: Auto Scaling's AZRebalance would launch and terminate
+/// instances by itself after a zone change. ballast suspends it on a group
+/// it sizes and changes zones only once the suspension reads back; a
+/// document that keeps it gets a conflict and no zone change.
+#[test]
+fn zones_change_only_with_az_rebalance_suspended() {
+    let zone_hold = |p: &Plan| p.holds.iter().find(|h| h.message().contains("AZRebalance")).map(|h| h.kind());
+
+    // Active: suspended first, the zone change waits; the rest goes on.
+    let (d, o) = scale_out_into_a_second_zone(&[], true);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::Processes, ChangeKind::Capacity, ChangeKind::DesiredCount]);
+    assert!(matches!(&p.changes[0].change, Change::SuspendProcesses { processes, .. } if processes == &[AZ_REBALANCE]));
+    assert_eq!(zone_hold(&p), Some(HoldKind::Safety), "{:#?}", p.holds);
+
+    // Suspended (or Launch, which stops it too): no suspension, the zones change.
+    for suspended in [AZ_REBALANCE, "Launch"] {
+        let (d, o) = scale_out_into_a_second_zone(&[suspended], true);
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(kinds(&p), vec![ChangeKind::Subnets, ChangeKind::Capacity, ChangeKind::DesiredCount], "{suspended}");
+        assert_eq!(zone_hold(&p), None);
+    }
+
+    // `suspendAzRebalance: false` with AZRebalance active: a conflict on
+    // the zone change, nothing suspended.
+    let (d, o) = scale_out_into_a_second_zone(&[], false);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::Capacity, ChangeKind::DesiredCount]);
+    assert_eq!(zone_hold(&p), Some(HoldKind::Conflict), "{:#?}", p.holds);
+
+    // A suspended document suspends nothing either.
+    let (mut d, o) = scale_out_into_a_second_zone(&[], true);
+    d.capacities[0].suspend = true;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!kinds(&p).contains(&ChangeKind::Processes), "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Suspended && h.message().contains("suspend AZRebalance")));
 }
 
 #[test]
@@ -516,6 +572,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
             .collect(),
         managed_scaling: false,
         last_capacity_change: None,
+        suspended_processes: vec![AZ_REBALANCE.into()],
     };
     let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
@@ -1019,6 +1076,7 @@ fn capacity_group(n: u32) -> ObservedGroup {
             .collect(),
         managed_scaling: false,
         last_capacity_change: None,
+        suspended_processes: vec![AZ_REBALANCE.into()],
     }
 }
 

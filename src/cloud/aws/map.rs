@@ -360,6 +360,12 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
         last_capacity_change: marks::last_capacity_change(
             g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
         ),
+        suspended_processes: {
+            let mut names: Vec<String> =
+                g.suspended_processes().iter().filter_map(|p| p.process_name()).map(str::to_string).collect();
+            names.sort();
+            names
+        },
     }
 }
 

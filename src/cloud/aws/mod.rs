@@ -81,6 +81,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "autoscaling:TerminateInstanceInAutoScalingGroup",
     "autoscaling:UpdateAutoScalingGroup",
     "autoscaling:CreateOrUpdateTags",
+    "autoscaling:SuspendProcesses",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",

@@ -470,6 +470,12 @@ impl World {
                 })
                 .collect(),
             managed_scaling: group.managed_scaling,
+            suspended_processes: self
+                .autoscaling
+                .suspended
+                .get(id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
             last_capacity_change: marks::last_capacity_change(group.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }
