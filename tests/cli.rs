@@ -158,6 +158,18 @@ fn simulate_runs_a_shipped_scenario_and_reports_json() {
 }
 
 #[test]
+fn a_lease_needs_the_aws_cloud_and_at_least_a_second() {
+    // The simulated cloud has one daemon: a lease there is a mistake, said before anything starts.
+    let (code, _, err) = run(&["run", "desired-state", "--lease-table", "ballast-lease"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--lease-table") && err.contains("add --cloud aws"), "{err}");
+    let (code, _, err) =
+        run(&["run", "desired-state", "--cloud", "aws", "--lease-table", "t", "--lease-duration", "500ms"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("500ms is too short for a lease: give at least 1s"), "{err}");
+}
+
+#[test]
 fn simulate_refuses_an_invalid_scenario_with_located_errors() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");

@@ -303,21 +303,21 @@ impl Leadership {
         };
         let seen = Instant::now();
         self.observed(record.as_ref(), true);
-        let expected = {
+        // The version to replace: none when the record is absent.
+        let expected: Option<String> = {
             let mut st = self.inner.state.lock().unwrap();
             match &record {
-                None => Some(None),
+                None => None,
                 Some(r) if r.holder == lease.holder && st.own.iter().any(|(v, _)| *v == r.version) => {
-                    Some(Some(r.version.clone()))
+                    Some(r.version.clone())
                 }
                 Some(r) => match &st.watched {
                     Some((v, since)) if *v == r.version => {
                         let due = *since + lease.duration;
-                        if seen >= due {
-                            Some(Some(r.version.clone()))
-                        } else {
+                        if seen < due {
                             return (due - seen).min(lease.poll_every());
                         }
+                        Some(r.version.clone())
                     }
                     _ => {
                         st.watched = Some((r.version.clone(), seen));
@@ -326,7 +326,6 @@ impl Leadership {
                 },
             }
         };
-        let Some(expected) = expected else { return lease.poll_every() };
         let (next, sent) = self.next_record(lease);
         match store.acquire(expected.as_deref(), &next).await {
             Ok(()) => {
