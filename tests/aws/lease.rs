@@ -178,7 +178,14 @@ async fn lease_sigterm_hands_over_within_2_s_and_the_new_leader_makes_no_write()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_a_leader_cut_off_from_dynamodb_stops_writing_before_its_lease_can_expire() {
     let (e, a, b) = pair().await;
-    // a's DynamoDB goes away; ECS stays reachable for it.
+    // a's DynamoDB goes away right after a renew (so that it has most of
+    // a lease left to show it goes on writing); ECS stays reachable for it.
+    let renewals = a.dynamodb.succeeded("PutItem");
+    a.daemon
+        .wait_for(Duration::from_secs(10), "a renew", async |_| {
+            if a.dynamodb.succeeded("PutItem") > renewals { Ok(()) } else { Err("none yet".into()) }
+        })
+        .await;
     a.dynamodb.set_up(false);
     let cut = Instant::now();
     // Someone keeps scaling the service in: a corrects it while its lease
