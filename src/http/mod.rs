@@ -284,6 +284,36 @@ mod tests {
         assert_eq!(readyz(State(s)).await.status(), StatusCode::OK);
     }
 
+    #[tokio::test]
+    async fn a_standby_is_alive_without_passes_and_ready_while_it_can_reach_the_lease() {
+        let clock = Arc::new(ManualClock::new());
+        let mut st = started(clock.now());
+        st.leadership.role = "standby";
+        st.leadership.store_reachable = true;
+        let s = state(st, clock.clone());
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(body(livez(State(s.clone())).await).await.0, StatusCode::OK, "no pass by design");
+        assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
+        assert_eq!(readyz(State(s.clone())).await.status(), StatusCode::OK, "it could take over");
+        s.status.write().unwrap().leadership.store_reachable = false;
+        let (code, v) = body(readyz(State(s.clone())).await).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(v["reason"].as_str().unwrap().contains("lease table cannot be reached"), "{v}");
+
+        // Once it leads, the stuck clock starts at the takeover, not at start-up.
+        let took_over = clock.now();
+        {
+            let mut st = s.status.write().unwrap();
+            st.leadership.role = "leader";
+            let t = crate::controller::leader::Transition { at: took_over, role: "leader", reason: "test".into() };
+            st.leadership.transitions.push_back(t);
+        }
+        clock.advance(Duration::from_secs(44));
+        assert_eq!(body(livez(State(s.clone())).await).await.0, StatusCode::OK);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(body(livez(State(s)).await).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
     /// A server on a free port with `limits` and routes `app`; dropping the
     /// sender stops it.
     async fn spawn(app: Router, limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
