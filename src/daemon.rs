@@ -84,15 +84,24 @@ impl Daemon {
         }
         info!(timeout = ?self.shutdown_timeout, "shutting down: finishing the change in flight");
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(self.shutdown_timeout, ctrl).await.is_err() {
+        let finished = tokio::time::timeout(self.shutdown_timeout, &mut ctrl).await.is_ok();
+        if !finished {
             warn!("the change in flight did not finish within the shutdown timeout");
+            ctrl.abort();
         }
-        // Only now that no write is in flight: the next leader may start.
-        let _ = campaign_stop.send(true);
-        if let Some(campaign) = campaign
-            && tokio::time::timeout(Duration::from_secs(2), campaign).await.is_err()
-        {
-            warn!("the lease was not released within 2 s; it expires on its own");
+        if let Some(campaign) = campaign {
+            if finished {
+                // No write is in flight: the next leader may start now.
+                let _ = campaign_stop.send(true);
+                if tokio::time::timeout(Duration::from_secs(2), campaign).await.is_err() {
+                    warn!("the lease was not released within 2 s; it expires on its own");
+                }
+            } else {
+                // A request of the abandoned write may still reach AWS: let
+                // the lease run out rather than hand it over now.
+                campaign.abort();
+                warn!("the lease is not released: it expires on its own");
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
         info!("stopped");
