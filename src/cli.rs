@@ -14,6 +14,7 @@ use crate::cloud::aws::{AwsCloud, AwsOptions};
 use crate::cloud::sim::{SimCloud, SimConfig};
 use crate::cloud::{Clock, Cloud, Scope, TokioClock};
 use crate::controller::Options;
+use crate::controller::leader::{LeaseOptions, holder_identity};
 use crate::daemon::Daemon;
 use crate::desired::DesiredState;
 use crate::metrics::Metrics;
@@ -108,6 +109,8 @@ pub enum Command {
         /// Quiet time that ends a burst of file events before reloading.
         #[arg(long, default_value = "100ms", value_parser = parse_duration)]
         debounce: Duration,
+        #[command(flatten)]
+        lease: LeaseArgs,
     },
     /// Play a scenario in virtual time: the real controller against the
     /// simulated cloud, starting from the desired state in DIR, with the
@@ -217,6 +220,26 @@ pub struct CloudArgs {
     pub sim_load: f64,
 }
 
+/// Leader election, for running two or more daemons on one desired state.
+#[derive(Debug, Clone, Args)]
+pub struct LeaseArgs {
+    /// DynamoDB table of the leadership lease (partition key `name`, a
+    /// string). Daemons given the same table and lease name elect one
+    /// leader; the others stand by, observing and writing nothing, until
+    /// its lease expires or is released. Needs `--cloud aws`. Without it
+    /// the daemon leads alone.
+    #[arg(long, env = "BALLAST_LEASE_TABLE")]
+    pub lease_table: Option<String>,
+    /// Name of the lease item in the table.
+    #[arg(long, env = "BALLAST_LEASE_NAME", default_value = "ballast")]
+    pub lease_name: String,
+    /// How long a lease stays valid after it is taken or renewed (at least
+    /// 1s). The leader renews every third of it; a standby takes over at
+    /// most this long, plus a second, after the leader stops renewing.
+    #[arg(long, default_value = "15s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum CloudKind {
     Sim,
@@ -231,6 +254,14 @@ pub enum Output {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}: write a number with a unit, like 500ms, 15s or 2m"))
+}
+
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s} is too short for a lease: give at least 1s (the default is 15s)"));
+    }
+    Ok(d)
 }
 
 /// Parse the command line and run it.
@@ -334,7 +365,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let request = ReplayRequest { dir, csv, aws: cloud.is_some(), service, since, compare, chart, output };
             replay(request, &region.region).await
         }
-        Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce } => {
+        Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce, lease } => {
+            if lease.lease_table.is_some() && cloud.cloud != CloudKind::Aws {
+                anyhow::bail!(
+                    "--lease-table elects a leader among daemons on AWS: add --cloud aws (the simulated cloud has one daemon, which leads alone)"
+                );
+            }
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -342,8 +378,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let daemon = Daemon { options, shutdown_timeout, debounce };
             let listener =
                 tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            let region = cloud.region.region.clone();
             with_cloud(&cloud, &desired, async |c, clock| {
-                daemon.run(listener, c.cloud, c.metrics, clock, desired.clone(), shutdown_signal()).await?;
+                let store = match (&lease.lease_table, &c.cloud) {
+                    (Some(table), AnyCloud::Aws(aws)) => {
+                        let options = LeaseOptions {
+                            name: format!("{table}/{}", lease.lease_name),
+                            holder: holder_identity().await,
+                            duration: lease.lease_duration,
+                        };
+                        let store = aws.lease(&region, table, &lease.lease_name, options.write_budget());
+                        Some((options, store))
+                    }
+                    _ => None,
+                };
+                daemon.run(listener, c.cloud, c.metrics, clock, desired.clone(), store, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             })
             .await

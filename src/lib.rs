@@ -9,10 +9,12 @@
 //! - [`plan`]: the pure planning core, `(desired, observed, memory, now)
 //!   -> changes`, with traffic safety, budgets, conflicts and scaling.
 //! - [`cloud`]: the [`cloud::Cloud`] trait and its two implementations,
-//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), and
-//!   the scaling marks both leave on what they scale ([`cloud::marks`]).
-//! - [`controller`]: the level-triggered loop, hot reload, backoff and
-//!   per-resource status.
+//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), the
+//!   scaling marks both leave on what they scale ([`cloud::marks`]), and
+//!   the store of the leadership lease ([`cloud::lease`]).
+//! - [`controller`]: the level-triggered loop, hot reload, backoff,
+//!   per-resource status, and leader election with its write fence
+//!   ([`controller::leader`]).
 //! - [`daemon`]: the loop, the file watcher and the HTTP server side by
 //!   side until a shutdown signal (`ballast run`).
 //! - [`http`]: the status page at `/`, `/livez`, `/healthz`, `/readyz`,

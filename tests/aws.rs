@@ -7,6 +7,10 @@
 
 mod support;
 
+/// Leader election on a DynamoDB lease (issue 16).
+#[path = "aws/lease.rs"]
+mod lease;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 

@@ -7,9 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ballast::cloud::lease::MemoryLease;
 use ballast::cloud::sim::{SimCloud, SimConfig};
 use ballast::cloud::{Clock, TokioClock};
 use ballast::controller::Options;
+use ballast::controller::leader::LeaseOptions;
 use ballast::desired::ServiceId;
 use ballast::metrics::Metrics;
 
@@ -153,6 +155,18 @@ fn simulate_runs_a_shipped_scenario_and_reports_json() {
     assert_eq!(code, 0, "{text}{err}");
     assert!(text.contains("targets registered by ECS's load-balancer integration"), "{text}");
     assert!(text.contains("requests:"), "{text}");
+}
+
+#[test]
+fn a_lease_needs_the_aws_cloud_and_at_least_a_second() {
+    // The simulated cloud has one daemon: a lease there is a mistake, said before anything starts.
+    let (code, _, err) = run(&["run", "desired-state", "--lease-table", "ballast-lease"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--lease-table") && err.contains("add --cloud aws"), "{err}");
+    let (code, _, err) =
+        run(&["run", "desired-state", "--cloud", "aws", "--lease-table", "t", "--lease-duration", "500ms"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("500ms is too short for a lease: give at least 1s"), "{err}");
 }
 
 #[test]
@@ -391,7 +405,8 @@ impl InProcess {
             debounce: Duration::from_millis(100),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, async {
+        let lease: Option<(LeaseOptions, MemoryLease)> = None;
+        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, lease, async {
             let _ = stopped.await;
         }));
         InProcess { http: Endpoint { addr }, sim, stop: Some(stop), task }

@@ -34,6 +34,7 @@
 //! the marks back costs no call.
 
 pub mod aws;
+pub mod lease;
 pub mod marks;
 pub mod sim;
 

@@ -348,6 +348,25 @@ impl Account {
         AwsCloud::new(&self.sdk_config(), Arc::new(Metrics::new()), options)
     }
 
+    /// A lease table as deploy/ creates it (`ballast run --lease-table`):
+    /// partition key `name`, a string, billed on demand.
+    pub async fn create_lease_table(&self, table: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk_config());
+        let name = AttributeDefinition::builder().attribute_name("name").attribute_type(ScalarAttributeType::S);
+        let key = KeySchemaElement::builder().attribute_name("name").key_type(KeyType::Hash);
+        let req = client.create_table();
+        req.table_name(table)
+            .attribute_definitions(name.build().expect("a complete attribute definition"))
+            .key_schema(key.build().expect("a complete key schema"))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("DynamoDB CreateTable");
+    }
+
     /// Plain SDK clients for seeding and for playing other actors (their
     /// calls are not counted by the adapter).
     pub fn actors(&self) -> Actors {
