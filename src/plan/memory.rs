@@ -97,6 +97,30 @@ pub struct ScalingMemory {
     /// (time, recommended count) of recent passes, for the scale-in
     /// stabilisation window.
     pub recommendations: VecDeque<(SystemTime, u32)>,
+    /// The scale-in run under way: when its first scale-in was applied and
+    /// the count before it. A scale-out back to that count undoes it (a
+    /// flap); a scale-in after a scale-out that fell short starts a new
+    /// run.
+    pub dip: Option<(SystemTime, u32)>,
+    /// Since when flap damping has held a scale-in that the plain window
+    /// would allow: the load coming back to the held count ends it as an
+    /// averted flap.
+    pub held_since: Option<SystemTime>,
+    /// Flaps, oldest first: scale-ins undone by a scale-out, and
+    /// scale-ins damping held until the load came back. Read, and pruned,
+    /// by [`super::scaling::decide`].
+    pub flaps: VecDeque<Flap>,
+}
+
+/// A scale-in the load undid (or would have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flap {
+    /// When the tasks were given up (or damping began to hold them).
+    pub gave_up: SystemTime,
+    /// When the load asked for them back.
+    pub back: SystemTime,
+    /// The count it asked back.
+    pub count: u32,
 }
 
 impl ScalingMemory {
@@ -108,15 +132,58 @@ impl ScalingMemory {
     /// cooldown of its own holds anything. A mark later than `now` (a
     /// clock ahead of this one) counts as `now`, so it holds no longer
     /// than a cooldown.
+    ///
+    /// The flap history is what the two marks show: a last scale-out later
+    /// than the last scale-in is taken to have undone it (one flap, which
+    /// the damping's horizon keeps only if it came soon enough); a last
+    /// scale-in later than the last scale-out is a scale-in run under way
+    /// from the count that scale-out set.
     pub fn from_marks(marks: &ScalingMarks, now: SystemTime) -> Self {
         let seen = |m: Option<(SystemTime, u32)>| m.map(|(t, n)| (t.min(now), n));
         let (out, inn) = (seen(marks.last_out), seen(marks.last_in));
         let mut recommendations: Vec<(SystemTime, u32)> = out.into_iter().chain(inn).collect();
         recommendations.sort_unstable();
+        let (mut dip, mut flaps) = (None, VecDeque::new());
+        match (out, inn) {
+            (Some((back, count)), Some((gave_up, _))) if gave_up < back => {
+                flaps.push_back(Flap { gave_up, back, count })
+            }
+            (Some((_, before)), Some((i, _))) => dip = Some((i, before)),
+            _ => {}
+        }
         ScalingMemory {
             last_scale_out: out.map(|(t, _)| t),
             last_scale_in: inn.map(|(t, _)| t),
             recommendations: recommendations.into(),
+            dip,
+            held_since: None,
+            flaps,
+        }
+    }
+
+    /// Record an applied desired-count change from `from` to `to` at
+    /// `now`: the cooldowns' times, and the flap history (a scale-out back
+    /// to the count a scale-in run started from undoes it).
+    pub fn record_change(&mut self, from: u32, to: u32, now: SystemTime) {
+        if to > from {
+            self.last_scale_out = Some(now);
+            if let Some((since, before)) = self.dip
+                && to >= before
+            {
+                self.flaps.push_back(Flap { gave_up: since, back: now, count: to });
+                self.dip = None;
+            }
+        } else if to < from {
+            // A scale-in with no scale-out since the run began continues
+            // it (a step split by the budget or the cooldown); after one,
+            // it starts a new run.
+            let out_since = |since: SystemTime| self.last_scale_out.is_some_and(|o| o > since);
+            self.dip = match self.dip {
+                Some((since, before)) if !out_since(since) => Some((since, before.max(from))),
+                _ => Some((now, from)),
+            };
+            self.last_scale_in = Some(now);
+            self.held_since = None;
         }
     }
 }
@@ -181,12 +248,7 @@ impl Memory {
         match change {
             Change::SetDesiredCount { service, from, to } => {
                 self.written(Field::DesiredCount(service.clone()), FieldValue::Count(*to), now);
-                let s = self.scaling.entry(service.clone()).or_default();
-                if to > from {
-                    s.last_scale_out = Some(now);
-                } else if to < from {
-                    s.last_scale_in = Some(now);
-                }
+                self.scaling.entry(service.clone()).or_default().record_change(*from, *to, now);
             }
             Change::RegisterTargets { target_group_arn, targets, .. } => {
                 self.registered.entry(target_group_arn.clone()).or_default().extend(targets.iter().cloned());

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use crate::desired::CpuScaling;
 use crate::observed::{AlarmState, MetricSample};
 
-use super::memory::ScalingMemory;
+use super::memory::{Flap, ScalingMemory};
 
 /// The period of the CPU datapoints decisions are sized from: the cloud
 /// reads 1-minute averages (`AWS/ECS CPUUtilization` at period 60, and
@@ -41,6 +41,11 @@ pub struct DecisionInputs {
     pub deploying: bool,
     /// Recommendations in the stabilisation window, oldest first.
     pub window: Vec<u32>,
+    /// How long the window was this pass, seconds: the declared
+    /// `stabilizationWindow`, lengthened by flap damping.
+    pub window_secs: u64,
+    /// Flaps within the damping's memory (each doubles the window).
+    pub flaps: usize,
 }
 
 /// Why the decision came out as it did; a stable metric label.
@@ -61,6 +66,9 @@ pub enum DecisionReason {
     InCooldown,
     /// A higher recommendation is still inside the stabilisation window.
     Stabilizing,
+    /// A higher recommendation is still inside the part of the window that
+    /// flap damping added: the load has been undoing scale-ins.
+    FlapDamping,
     /// No scale-in while a deployment rolls out.
     Deploying,
     /// Alarms missing, in INSUFFICIENT_DATA, or the metric is stale.
@@ -82,6 +90,7 @@ impl DecisionReason {
             DecisionReason::Settling => "settling",
             DecisionReason::InCooldown => "in_cooldown",
             DecisionReason::Stabilizing => "stabilizing",
+            DecisionReason::FlapDamping => "flap_damping",
             DecisionReason::Deploying => "deploying",
             DecisionReason::NoData => "no_data",
             DecisionReason::AtMax => "at_max",
@@ -117,6 +126,40 @@ pub struct ScalingView {
     pub low_alarm: Option<AlarmState>,
     /// The newest CPU datapoint, with the start of its period.
     pub cpu: Option<MetricSample>,
+}
+
+/// Flap damping: how a load that keeps undoing scale-ins lengthens the
+/// scale-in stabilisation window. Every length is a multiple of the
+/// declared window, so a policy that declares a longer window damps
+/// proportionally.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Damping {
+    /// A scale-in whose tasks the load asks back within this long was a
+    /// flap.
+    pub horizon: Duration,
+    /// Flaps are remembered this long.
+    pub memory: Duration,
+    /// The window never grows beyond this.
+    pub max_window: Duration,
+}
+
+impl Damping {
+    /// The damping of a policy: a flap is a scale-in whose tasks the load
+    /// asks back within 4 windows; flaps are remembered for 24 windows
+    /// (2 hours with the default `5m`); the window grows to at most 8
+    /// times the declared one.
+    pub fn of(policy: &CpuScaling) -> Damping {
+        let w = policy.stabilization_window;
+        Damping { horizon: w * 4, memory: w * 24, max_window: w * 8 }
+    }
+
+    /// The window with `flaps` flaps remembered: the declared one, doubled
+    /// for each flap after the first (one flap may be chance; two within
+    /// the memory are a pattern), up to `max_window`.
+    pub fn window(&self, declared: Duration, flaps: usize) -> Duration {
+        let doublings = u32::try_from(flaps.saturating_sub(1)).unwrap_or(u32::MAX).min(16);
+        declared.saturating_mul(1 << doublings).min(self.max_window).max(declared)
+    }
 }
 
 /// How far the firing high alarm asks to scale out.
@@ -255,6 +298,31 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         }
     }
 
+    // Flap damping: the flaps still remembered lengthen the window. A
+    // scale-in that damping held ends as an averted flap when the load
+    // comes back to the held count within the horizon.
+    let damping = Damping::of(policy);
+    let came_back = recommendation >= clamped
+        && matches!(
+            reason,
+            DecisionReason::ScaleOut
+                | DecisionReason::Steady
+                | DecisionReason::WithinTolerance
+                | DecisionReason::OutCooldown
+                | DecisionReason::Settling
+        );
+    if came_back && let Some(gave_up) = memory.held_since.take() {
+        memory.flaps.push_back(Flap { gave_up, back: now, count: clamped });
+    }
+    let age = |t: SystemTime| now.duration_since(t).unwrap_or_default();
+    memory.flaps.retain(|f| {
+        f.back.duration_since(f.gave_up).unwrap_or_default() <= damping.horizon && age(f.back) <= damping.memory
+    });
+    let flaps = memory.flaps.len();
+    // The most tasks a remembered flap asked back: damping holds no more.
+    let flap_count = memory.flaps.iter().map(|f| f.count).max();
+    let window_len = damping.window(policy.stabilization_window, flaps);
+
     // Stabilisation: remember this pass, and scale in no lower than the
     // highest recommendation still inside the window. The window is
     // counted in the data's time: a recommendation made from a datapoint
@@ -266,14 +334,35 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
     let (stamp, reference) = sample.map_or((now, now), |s| (s.at.min(now), (s.at + CPU_PERIOD).min(now)));
     let stamp = memory.recommendations.back().map_or(stamp, |(t, _)| stamp.max(*t));
     memory.recommendations.push_back((stamp, recommendation));
-    keep_within(&mut memory.recommendations, reference, policy.stabilization_window);
+    keep_within(&mut memory.recommendations, reference, window_len);
     let window: Vec<u32> = memory.recommendations.iter().map(|(_, r)| *r).collect();
     let mut desired = recommendation;
     if recommendation < clamped {
-        let highest = window.iter().copied().max().unwrap_or(recommendation);
+        // The declared window's highest recommendation, and what damping
+        // adds: the lengthened window's, up to the count flaps asked back.
+        let declared = memory
+            .recommendations
+            .iter()
+            .filter(|(t, _)| reference.duration_since(*t).unwrap_or_default() <= policy.stabilization_window)
+            .map(|(_, r)| *r)
+            .max()
+            .unwrap_or(recommendation);
+        let lengthened = window.iter().copied().max().unwrap_or(recommendation);
+        let highest = declared.max(flap_count.map_or(declared, |c| lengthened.min(c)));
         if highest > recommendation {
             desired = highest.min(clamped);
-            if desired == clamped {
+            if desired == clamped && declared < clamped {
+                reason = DecisionReason::FlapDamping;
+                message = format!(
+                    "scale-in to {recommendation} held by flap damping: the load asked back {} tasks after \
+                     {flaps} recent scale-ins, and {highest} was recommended within the last {} (the \
+                     stabilisation window of {}, doubled for each)",
+                    flap_count.unwrap_or(highest),
+                    humantime::format_duration(window_len),
+                    humantime::format_duration(policy.stabilization_window)
+                );
+                memory.held_since.get_or_insert(now);
+            } else if desired == clamped {
                 reason = DecisionReason::Stabilizing;
                 message = format!(
                     "scale-in to {recommendation} waits: {highest} was recommended within the last {:?}",
@@ -327,6 +416,8 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
             cpu,
             deploying: view.deploying,
             window,
+            window_secs: window_len.as_secs(),
+            flaps,
         },
     }
 }
