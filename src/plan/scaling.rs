@@ -421,3 +421,203 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
         },
     }
 }
+
+#[cfg(test)]
+mod damping_tests {
+    //! Flap damping, on a minute-by-minute model of a service: each task
+    //! serves `load / count` percent of CPU, the alarms compare one
+    //! minute's average with their thresholds, and a decision takes effect
+    //! at once (as the shipped policy in desired-state/app.yaml declares).
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::desired::{AlarmRule, MissingData, Step};
+    use crate::observed::ScalingMarks;
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    /// The policy desired-state/app.yaml ships.
+    fn shipped() -> CpuScaling {
+        let rule = |threshold, step| AlarmRule {
+            threshold,
+            period: CPU_PERIOD,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            step,
+            cooldown: Duration::from_secs(60),
+        };
+        CpuScaling {
+            scale_out: rule(66.0, Step::Tasks(1)),
+            scale_in: rule(54.0, Step::Percent(100)),
+            missing_data: MissingData::Missing,
+            target_cpu: Some(60.0),
+            stabilization_window: Duration::from_secs(300),
+            tolerance: 0.1,
+            max_data_age: Duration::from_secs(180),
+        }
+    }
+
+    /// What one run did: each action as (minute, from, to), and each
+    /// minute's decision.
+    struct Model {
+        actions: Vec<(u64, u32, u32)>,
+        decisions: Vec<Decision>,
+        memory: ScalingMemory,
+        count: u32,
+    }
+
+    /// `minutes` of `load` (one task's CPU percent times tasks) from
+    /// `count` tasks, decided at the end of each minute on that minute's
+    /// datapoint; the memory's flap history as the controller records it.
+    fn run(load: impl Fn(u64) -> f64, minutes: u64, count: u32, memory: ScalingMemory) -> Model {
+        run_from(0, load, minutes, count, memory)
+    }
+
+    /// [`run`] from `start` minutes after `t0` (to go on from a run).
+    fn run_from(start: u64, load: impl Fn(u64) -> f64, minutes: u64, count: u32, memory: ScalingMemory) -> Model {
+        let policy = shipped();
+        let mut m = Model { actions: Vec::new(), decisions: Vec::new(), memory, count };
+        for minute in 0..minutes {
+            let now = t0() + Duration::from_secs((start + minute + 1) * 60);
+            let cpu = load(minute) / f64::from(m.count);
+            let state = |firing| Some(if firing { AlarmState::Alarm } else { AlarmState::Ok });
+            let view = ScalingView {
+                current: m.count,
+                running: m.count,
+                min: 2,
+                max: 20,
+                deploying: false,
+                high_alarm: state(cpu > policy.scale_out.threshold),
+                low_alarm: state(cpu < policy.scale_in.threshold),
+                cpu: Some(MetricSample { value: cpu, at: now - CPU_PERIOD }),
+            };
+            let d = decide(&policy, view, &mut m.memory, now);
+            if d.desired != m.count {
+                m.memory.record_change(m.count, d.desired, now);
+                m.actions.push((minute, m.count, d.desired));
+                m.count = d.desired;
+            }
+            m.decisions.push(d);
+        }
+        m
+    }
+
+    fn sawtooth(period: u64, low: f64, high: f64) -> impl Fn(u64) -> f64 {
+        move |minute| low + (high - low) * (minute % period) as f64 / period as f64
+    }
+
+    fn square(period: u64, low: f64, high: f64) -> impl Fn(u64) -> f64 {
+        move |minute| if minute % period < period / 2 { high } else { low }
+    }
+
+    fn actions_within(m: &Model, from: u64, to: u64) -> usize {
+        m.actions.iter().filter(|(minute, _, _)| (from..to).contains(minute)).count()
+    }
+
+    #[test]
+    fn a_one_off_step_scales_in_as_promptly_as_without_damping() {
+        // 200 for 30 minutes, 600 for an hour, 200 again: out twice, and in
+        // five minutes of data after the drop, as before flap damping.
+        let m = run(|minute| if (30..90).contains(&minute) { 600.0 } else { 200.0 }, 180, 4, ScalingMemory::default());
+        let ins: Vec<u64> = m.actions.iter().filter(|(_, from, to)| to < from).map(|(minute, ..)| *minute).collect();
+        assert_eq!(ins.first(), Some(&94), "{:?}", m.actions);
+        assert!(m.decisions.iter().all(|d| d.reason != DecisionReason::FlapDamping && d.inputs.flaps == 0));
+        assert_eq!(m.count, 4);
+    }
+
+    #[test]
+    fn a_load_that_keeps_undoing_scale_ins_is_held_at_its_peak_then_released_when_calm() {
+        // A 20-minute sawtooth from 100 to 700 for 6 hours: the first
+        // cycles flap (in at the drop, out again on the ramp); then the
+        // window grows past the cycle and the count holds.
+        let m = run(sawtooth(20, 100.0, 700.0), 360, 2, ScalingMemory::default());
+        let (first, last) = (actions_within(&m, 0, 60), actions_within(&m, 180, 360));
+        assert!(first >= 6, "the first hour flaps: {:?}", m.actions);
+        assert_eq!(last, 0, "the last three hours hold: {:?}", m.actions);
+        let last_decision = m.decisions.last().unwrap();
+        assert_eq!(last_decision.inputs.window_secs, 2400, "{last_decision:?}");
+        assert!(m.decisions.iter().any(|d| d.reason == DecisionReason::FlapDamping));
+        assert!(m.decisions[300..].iter().all(|d| d.desired == m.count), "held at {}", m.count);
+
+        // The load then stays at 100: held for the lengthened window (40
+        // minutes), then straight down, and no flap is counted.
+        let held = m.count;
+        let calm = run_from(360, |_| 100.0, 240, held, m.memory);
+        let (minute, from, to) = calm.actions[0];
+        assert_eq!((from, to), (held, 2), "{:?}", calm.actions);
+        assert!((35..=45).contains(&minute), "released after the lengthened window: {:?}", calm.actions);
+        // After the damping's memory (2 hours), flaps are forgotten and a
+        // one-off step scales in as promptly as ever.
+        assert_eq!(calm.decisions.last().unwrap().inputs.flaps, 0);
+        assert_eq!(calm.decisions.last().unwrap().inputs.window_secs, 300);
+    }
+
+    #[test]
+    fn a_flap_is_a_scale_in_run_undone_by_scale_outs_back_to_its_start() {
+        let mut m = ScalingMemory::default();
+        let at = |minute: u64| t0() + Duration::from_secs(minute * 60);
+        // 12 -> 8 -> 5 (one run, split by the budget), 5 -> 9 falls short,
+        // 9 -> 12 reaches the run's start: one flap, dated from the run's
+        // first scale-in.
+        m.record_change(12, 8, at(0));
+        m.record_change(8, 5, at(1));
+        m.record_change(5, 9, at(4));
+        assert!(m.flaps.is_empty());
+        m.record_change(9, 12, at(6));
+        assert_eq!(m.flaps.iter().map(|f| (f.gave_up, f.back, f.count)).collect::<Vec<_>>(), [(at(0), at(6), 12)]);
+        // A scale-in after a scale-out that fell short starts a new run.
+        m.record_change(12, 10, at(10));
+        m.record_change(10, 11, at(12));
+        m.record_change(11, 9, at(14));
+        assert_eq!(m.dip, Some((at(14), 11)));
+        m.record_change(9, 11, at(15));
+        assert_eq!(m.flaps.len(), 2);
+    }
+
+    #[test]
+    fn after_a_restart_the_marks_say_whether_the_last_scale_out_undid_a_scale_in() {
+        let at = |minute: u64| t0() + Duration::from_secs(minute * 60);
+        let marks = ScalingMarks { last_out: Some((at(10), 8)), last_in: Some((at(7), 5)) };
+        let m = ScalingMemory::from_marks(&marks, at(12));
+        assert_eq!(m.flaps.iter().map(|f| (f.gave_up, f.back, f.count)).collect::<Vec<_>>(), [(at(7), at(10), 8)]);
+        assert_eq!(m.dip, None);
+        let marks = ScalingMarks { last_out: Some((at(3), 8)), last_in: Some((at(7), 5)) };
+        let m = ScalingMemory::from_marks(&marks, at(12));
+        assert!(m.flaps.is_empty());
+        assert_eq!(m.dip, Some((at(7), 8)));
+        // A flap the marks show counts towards the damping like one
+        // remembered: a second one within the memory doubles the window.
+        let d = Damping::of(&shipped());
+        assert_eq!(d.window(Duration::from_secs(300), 1), Duration::from_secs(300));
+        assert_eq!(d.window(Duration::from_secs(300), 2), Duration::from_secs(600));
+        assert_eq!(d.window(Duration::from_secs(300), 40), Duration::from_secs(2400));
+    }
+
+    proptest! {
+        /// On any periodic load that swings across the tolerance band
+        /// within the damping's horizon (a square wave or a sawtooth, any
+        /// levels, periods of 6 to 16 minutes), the scaling actions per
+        /// period fall once damping engages: the last four periods of
+        /// sixteen take at most one action, never more than the first four.
+        #[test]
+        fn on_a_periodic_load_the_actions_per_period_fall(
+            period in 6u64..=16,
+            low in 60.0f64..240.0,
+            swing in 300.0f64..900.0,
+            sharp in any::<bool>(),
+        ) {
+            let minutes = period * 16;
+            let load: Box<dyn Fn(u64) -> f64> = if sharp {
+                Box::new(square(period, low, low + swing))
+            } else {
+                Box::new(sawtooth(period, low, low + swing))
+            };
+            let m = run(load, minutes, 2, ScalingMemory::default());
+            let (first, last) = (actions_within(&m, 0, period * 4), actions_within(&m, period * 12, minutes));
+            prop_assert!(last <= 1 && last <= first, "first four periods {first}, last four {last}: {:?}", m.actions);
+        }
+    }
+}
