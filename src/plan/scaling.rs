@@ -354,9 +354,9 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
             if desired == clamped && declared < clamped {
                 reason = DecisionReason::FlapDamping;
                 message = format!(
-                    "scale-in to {recommendation} held by flap damping: the load asked back {} tasks after \
-                     {flaps} recent scale-ins, and {highest} was recommended within the last {} (the \
-                     stabilisation window of {}, doubled for each)",
+                    "scale-in to {recommendation} held by flap damping: the load undid {flaps} recent scale-ins \
+                     (asking back up to {} tasks), and {highest} was recommended within the last {} (the \
+                     stabilisation window of {}, doubled for each flap after the first)",
                     flap_count.unwrap_or(highest),
                     humantime::format_duration(window_len),
                     humantime::format_duration(policy.stabilization_window)
@@ -539,7 +539,12 @@ mod damping_tests {
         assert_eq!(last, 0, "the last three hours hold: {:?}", m.actions);
         let last_decision = m.decisions.last().unwrap();
         assert_eq!(last_decision.inputs.window_secs, 2400, "{last_decision:?}");
-        assert!(m.decisions.iter().any(|d| d.reason == DecisionReason::FlapDamping));
+        let held = m.decisions.iter().rev().find(|d| d.reason == DecisionReason::FlapDamping).expect("damping held");
+        assert!(
+            held.message.contains("held by flap damping") && held.message.contains("within the last 40m"),
+            "{}",
+            held.message
+        );
         assert!(m.decisions[300..].iter().all(|d| d.desired == m.count), "held at {}", m.count);
 
         // The load then stays at 100: held for the lengthened window (40
