@@ -277,6 +277,27 @@ fn replay_of_a_benchmark_trace_exported_as_csv_reproduces_the_benchmarks_figures
     assert!(text.contains("ballast (desired-state)"), "--compare adds a row: {text}");
 }
 
+/// Flap damping end to end: on the invented 20-minute sawtooth
+/// (tests/fixtures/replay/invented, BENCHMARKS.md) the shipped policy
+/// holds the peaks' count instead of following every cycle: no more
+/// actions and minutes above 90 % than ECS target tracking, and fewer
+/// task-minutes than it. Before damping it made 109 actions to target
+/// tracking's 29.
+#[test]
+fn replay_of_a_sawtooth_takes_no_more_actions_than_target_tracking() {
+    let csv = "tests/fixtures/replay/invented/sawtooth.csv";
+    let (code, out, err) = run(&["replay", "--csv", csv, BENCH_WORLD, "--output", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = report["policies"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["policy"].as_str().unwrap().starts_with(name)).unwrap();
+    let (ballast, tt) = (row("ballast"), row("ECS target tracking"));
+    let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+    assert!(f(ballast, "scalingActions") <= f(tt, "scalingActions"), "{report}");
+    assert!(f(ballast, "minutesCpuAbove90") <= f(tt, "minutesCpuAbove90"), "{report}");
+    assert!(f(ballast, "taskMinutes") < f(tt, "taskMinutes"), "{report}");
+}
+
 #[test]
 fn replay_refuses_an_invalid_history_with_located_errors() {
     let dir = tempfile::tempdir().unwrap();
