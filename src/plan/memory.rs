@@ -110,6 +110,10 @@ pub struct ScalingMemory {
     /// scale-ins damping held until the load came back. Read, and pruned,
     /// by [`super::scaling::decide`].
     pub flaps: VecDeque<Flap>,
+    /// The count the last scale-in decision went to, before the count
+    /// budget: a scale-in applied short of it goes on to it in the next
+    /// pass, inside the cooldown.
+    pub scale_in_to: Option<u32>,
 }
 
 /// A scale-in the load undid (or would have).
@@ -158,6 +162,7 @@ impl ScalingMemory {
             dip,
             held_since: None,
             flaps,
+            scale_in_to: None,
         }
     }
 

@@ -378,12 +378,32 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
                 reason = DecisionReason::Deploying;
                 message = "no scale-in while a deployment is in progress".into();
             } else if since_any.is_some_and(|d| d < policy.scale_in.cooldown) {
-                desired = clamped;
-                reason = DecisionReason::InCooldown;
-                message = format!("scale-in cooldown of {:?} not over", policy.scale_in.cooldown);
+                // The last action was a scale-in that stopped short of the
+                // count it was decided for (the count budget applies a
+                // large change in steps): its next step is the same
+                // decision, made from data that described the count it
+                // started from, so it goes on to that count and no
+                // further, without a cooldown of its own.
+                let last_was_in = match (memory.last_scale_in, memory.last_scale_out) {
+                    (Some(i), Some(o)) => i >= o,
+                    (i, _) => i.is_some(),
+                };
+                match memory.scale_in_to.filter(|to| *to < clamped && last_was_in) {
+                    Some(to) => {
+                        desired = desired.max(to);
+                        reason = DecisionReason::ScaleIn;
+                        message = format!("scale-in {clamped} -> {desired}, the rest of a step the count budget split");
+                    }
+                    None => {
+                        desired = clamped;
+                        reason = DecisionReason::InCooldown;
+                        message = format!("scale-in cooldown of {:?} not over", policy.scale_in.cooldown);
+                    }
+                }
             }
         }
     }
+    memory.scale_in_to = (desired < clamped).then_some(desired);
 
     if desired > view.max {
         desired = view.max;
@@ -423,8 +443,9 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
 }
 
 #[cfg(test)]
-mod damping_tests {
-    //! Flap damping, on a minute-by-minute model of a service: each task
+mod tests {
+    //! Flap damping and budget-split scale-ins, the first on a
+    //! minute-by-minute model of a service: each task
     //! serves `load / count` percent of CPU, the alarms compare one
     //! minute's average with their thresholds, and a decision takes effect
     //! at once (as the shipped policy in desired-state/app.yaml declares).
@@ -599,6 +620,54 @@ mod damping_tests {
         assert_eq!(d.window(Duration::from_secs(300), 1), Duration::from_secs(300));
         assert_eq!(d.window(Duration::from_secs(300), 2), Duration::from_secs(600));
         assert_eq!(d.window(Duration::from_secs(300), 40), Duration::from_secs(2400));
+    }
+
+    #[test]
+    fn a_scale_in_the_budget_split_goes_on_to_its_count_inside_the_cooldown_and_no_further() {
+        let policy = shipped();
+        let at = |secs: u64| t0() + Duration::from_secs(secs);
+        let view = |current: u32, cpu: f64, high, low| ScalingView {
+            current,
+            running: current,
+            min: 2,
+            max: 20,
+            deploying: false,
+            high_alarm: Some(high),
+            low_alarm: Some(low),
+            cpu: Some(MetricSample { value: cpu, at: at(0) }),
+        };
+        let (ok, alarm) = (AlarmState::Ok, AlarmState::Alarm);
+        // 12 tasks at 15 %: 3 are enough. The budget applies 12 -> 8.
+        let mut m = ScalingMemory::default();
+        let d = decide(&policy, view(12, 15.0, ok, alarm), &mut m, at(61));
+        assert_eq!((d.desired, d.reason), (3, DecisionReason::ScaleIn), "{}", d.message);
+        m.record_change(12, 8, at(61));
+        // Two seconds later, the same datapoint read against 8 tasks would
+        // ask for 2; the rest of the step goes to 3, inside the cooldown.
+        let d = decide(&policy, view(8, 15.0, ok, alarm), &mut m, at(63));
+        assert_eq!((d.desired, d.reason), (3, DecisionReason::ScaleIn), "{}", d.message);
+        assert!(d.message.contains("the count budget split"), "{}", d.message);
+        m.record_change(8, 3, at(63));
+        // Done: nothing goes on below the count decided (the window and
+        // the cooldown hold the next scale-in).
+        let d = decide(&policy, view(3, 15.0, ok, alarm), &mut m, at(65));
+        assert_eq!((d.desired, d.reason), (3, DecisionReason::Stabilizing), "{}", d.message);
+
+        // A scale-out since (or a load that no longer asks for less) ends
+        // the step: the cooldown holds as before.
+        let mut m = ScalingMemory::default();
+        decide(&policy, view(12, 15.0, ok, alarm), &mut m, at(61));
+        m.record_change(12, 8, at(61));
+        let d = decide(&policy, view(8, 60.0, ok, ok), &mut m, at(63));
+        assert_eq!((d.desired, d.reason), (8, DecisionReason::Steady), "{}", d.message);
+        let d = decide(&policy, view(8, 15.0, ok, alarm), &mut m, at(65));
+        assert_eq!((d.desired, d.reason), (8, DecisionReason::Stabilizing), "{}", d.message);
+        let mut m = ScalingMemory::default();
+        decide(&policy, view(12, 15.0, ok, alarm), &mut m, at(61));
+        m.record_change(12, 8, at(61));
+        m.record_change(8, 9, at(62));
+        let d = decide(&policy, view(9, 15.0, ok, alarm), &mut m, at(63));
+        assert_eq!((d.desired, d.reason), (9, DecisionReason::InCooldown), "{}", d.message);
     }
 
     proptest! {
