@@ -402,6 +402,7 @@ async fn a_converged_pass_makes_exactly_the_table_reads_and_no_writes() {
         cpu: services.clone(),
         task_sizes: services.clone(),
         groups: vec![(m.system.group_id(), CLUSTER.into())],
+        ..Scope::default()
     };
 
     // The first pass also fills the caches: target groups by name (one

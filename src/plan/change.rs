@@ -26,6 +26,11 @@ pub enum Change {
     TerminateInstance { group: GroupId, instance_id: String },
     /// Auto Scaling UpdateAutoScalingGroup(VPCZoneIdentifier).
     SetGroupSubnets { group: GroupId, from: Vec<String>, to: Vec<String> },
+    /// ECS UpdateTaskProtection(protectionEnabled, expiresInMinutes) on
+    /// tasks of the service: scale-in protection on (`minutes` of it) so
+    /// that ECS stops only the tasks ballast chose, or off (`minutes`
+    /// `None`) for the tasks ballast drained and hands to ECS to stop.
+    SetTaskProtection { service: ServiceId, tasks: Vec<String>, minutes: Option<u32> },
 }
 
 /// What kind of change, as a stable metric label.
@@ -38,6 +43,7 @@ pub enum ChangeKind {
     Alarm,
     Capacity,
     Subnets,
+    TaskProtection,
 }
 
 impl ChangeKind {
@@ -49,6 +55,7 @@ impl ChangeKind {
             ChangeKind::Alarm => "alarm",
             ChangeKind::Capacity => "capacity",
             ChangeKind::Subnets => "subnets",
+            ChangeKind::TaskProtection => "task_protection",
         }
     }
 }
@@ -62,6 +69,7 @@ impl Change {
             Change::PutAlarm { .. } | Change::TagAlarm { .. } => ChangeKind::Alarm,
             Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => ChangeKind::Capacity,
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
+            Change::SetTaskProtection { .. } => ChangeKind::TaskProtection,
         }
     }
 }
@@ -105,6 +113,13 @@ impl std::fmt::Display for Change {
             Change::SetGroupSubnets { group, from, to } => {
                 write!(f, "auto scaling group {group}: subnets [{}] -> [{}]", from.join(", "), to.join(", "))
             }
+            Change::SetTaskProtection { service, tasks, minutes } => {
+                let ids = tasks.iter().map(|t| short_task(t)).collect::<Vec<_>>().join(", ");
+                match minutes {
+                    Some(m) => write!(f, "service {service}: protect task(s) {ids} from scale-in for {m} min"),
+                    None => write!(f, "service {service}: remove scale-in protection from drained task(s) {ids}"),
+                }
+            }
         }
     }
 }
@@ -112,6 +127,11 @@ impl std::fmt::Display for Change {
 /// `targetgroup/NAME/ID` of an ARN, or the whole string.
 pub fn short_arn(arn: &str) -> &str {
     arn.split_once(":targetgroup/").map(|(_, rest)| rest.split('/').next().unwrap_or(rest)).unwrap_or(arn)
+}
+
+/// The task ID of a task ARN (`arn:…:task/CLUSTER/ID`), or the whole string.
+pub fn short_task(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 fn comparison_symbol(op: &Comparison) -> &str {

@@ -570,7 +570,8 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
             | Change::TagAlarm { .. }
             | Change::SetDesiredCapacity { .. }
             | Change::TerminateInstance { .. }
-            | Change::SetGroupSubnets { .. } => made(&|c| c == &pc.change),
+            | Change::SetGroupSubnets { .. }
+            | Change::SetTaskProtection { .. } => made(&|c| c == &pc.change),
         };
         prop_assert!(
             ok,

@@ -38,6 +38,7 @@ fn service(tasks: TaskCount) -> Service {
             target_type: TargetType::Instance,
             ownership: Ownership::Shared,
             min_healthy: None,
+            propagation_lag: crate::desired::DEFAULT_PROPAGATION_LAG,
         }],
         scaling: None,
         budget: ServiceBudget::default(),
@@ -54,6 +55,8 @@ fn task(n: u32, status: TaskStatus) -> ObservedTask {
         private_ip: None,
         bindings: vec![PortBinding { container_name: "appContainer".into(), container_port: 80, host_port: 80 }],
         started_at: Some(t0()),
+        protected_until: None,
+        started_by: None,
     }
 }
 
@@ -79,6 +82,8 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             scalable_target: false,
             tasks: (1..=count).map(|n| task(n, TaskStatus::Running)).collect(),
             scaling_marks: Default::default(),
+            protection: ProtectionRead::NotAsked,
+            primary_deployment: None,
         }),
     );
     o.target_groups.insert(

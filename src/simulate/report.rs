@@ -115,17 +115,19 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::Alarm => "alarm",
         ChangeKind::Capacity => "capacity",
         ChangeKind::Subnets => "subnets",
+        ChangeKind::TaskProtection => "taskProtection",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 6] = [
+pub const KINDS: [ChangeKind; 7] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
     ChangeKind::Alarm,
     ChangeKind::Capacity,
     ChangeKind::Subnets,
+    ChangeKind::TaskProtection,
 ];
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

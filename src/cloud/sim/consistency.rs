@@ -108,7 +108,7 @@ impl World {
                 });
                 vec![Before::Alarm { key, alarm: before }]
             }
-            Change::SetGroupSubnets { .. } | Change::TagAlarm { .. } => Vec::new(),
+            Change::SetGroupSubnets { .. } | Change::TagAlarm { .. } | Change::SetTaskProtection { .. } => Vec::new(),
         }
     }
 
