@@ -81,10 +81,9 @@ pub enum ProtectionRead {
     #[default]
     NotAsked,
     /// Read (or reused from a read of the last few minutes): every serving
-    /// task's `protected_until` is what ECS reported.
+    /// task's `protected_until` is what ECS reported. (A failed read makes
+    /// the whole service unreadable, as a failed read of its tasks does.)
     Read,
-    /// GetTaskProtection failed: nothing that depends on protection is decided.
-    Failed(ResourceError),
 }
 
 /// The last scale-out and scale-in ballast made on a service, each with

@@ -254,7 +254,14 @@ mod safety {
                             let tg = tgs.iter().find(|(t, _)| sim.target_group_arn(t).is_some_and(|arn| matches!(&pc.change,
                                 Change::DeregisterTargets { target_group_arn, .. } | Change::RegisterTargets { target_group_arn, .. } if *target_group_arn == arn)));
                             let before = tg.map(|(t, _)| healthy(&sim, t));
-                            let serving = sim.service(&id).map_or(0, |s| s.tasks.iter().filter(|t| t.is_serving()).count());
+                            // The tasks the service should keep serving: since issue 15 a
+                            // scale-in drains the leaving tasks while they still serve, so
+                            // no more than the declared count.
+                            let declared = desired.services[0].tasks.max() as usize;
+                            let serving = sim
+                                .service(&id)
+                                .map_or(0, |s| s.tasks.iter().filter(|t| t.is_serving()).count())
+                                .min(declared);
                             if let Change::DeregisterTargets { targets, .. } = &pc.change {
                                 prop_assert!(!targets.contains(&foreign), "deregistered a foreign target");
                             }

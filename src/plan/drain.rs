@@ -228,6 +228,19 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     out
 }
 
+/// While a scale-in waits for an input it needs, the serving tasks already
+/// out of every group that was read stay out: one of them may be the task
+/// the drain chose, and registering it again would undo its drain.
+pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Leaving {
+    let tasks = service
+        .tasks
+        .iter()
+        .filter(|t| t.is_serving() && routing(t, groups) != Routing::Routed)
+        .map(|t| t.arn.clone())
+        .collect();
+    Leaving { tasks, now: BTreeSet::new() }
+}
+
 fn is_protected(t: &ObservedTask, now: SystemTime) -> bool {
     t.protected_until.is_some_and(|until| until > now)
 }

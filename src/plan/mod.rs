@@ -202,6 +202,17 @@ impl<'a> Planner<'a> {
                 (Some(pc), Drainable::Unread(why)) if scale_in(&pc.change) => {
                     let reason = HoldReason::Unobserved(format!("not applying: {}: {why}", pc.change));
                     self.hold(pc.resource, reason);
+                    if let Ok(observed) = self.live_service(&svc.id) {
+                        let groups: Vec<_> = svc
+                            .target_groups
+                            .iter()
+                            .filter_map(|b| match self.observed.target_groups.get(&b.target_group) {
+                                Some(Ok(g)) => Some((b, g)),
+                                _ => None,
+                            })
+                            .collect();
+                        self.leaving.insert(svc.id.clone(), drain::kept_out(observed, &groups));
+                    }
                 }
                 (count, Drainable::Yes(observed, groups)) => {
                     let target = match &count {
@@ -434,12 +445,8 @@ impl<'a> Planner<'a> {
         if svc.suspend || count_conflict {
             return Drainable::No;
         }
-        match &observed.protection {
-            ProtectionRead::NotAsked => return Drainable::No,
-            ProtectionRead::Failed(e) => {
-                return Drainable::Unread(format!("the scale-in protection of its tasks could not be read: {e}"));
-            }
-            ProtectionRead::Read => {}
+        if observed.protection == ProtectionRead::NotAsked {
+            return Drainable::No;
         }
         let mut groups = Vec::with_capacity(svc.target_groups.len());
         for b in &svc.target_groups {

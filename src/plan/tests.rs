@@ -276,11 +276,16 @@ fn a_target_ballast_registered_is_attributable_after_its_task_is_gone() {
 
 #[test]
 fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
+    // The budget limits what may still carry someone's traffic: here
+    // targets of no task of the service, claimed by an exclusive binding.
+    // (Targets of tasks that are gone are not budgeted: issue 15.)
     let mut s = service(TaskCount::Fixed(0));
     s.budget.max_deregistrations_per_pass = 2;
+    s.target_groups[0].ownership = Ownership::Exclusive;
     let d = desired_with(s);
     let mut o = world(&d, 5);
     scaled_to_zero(&mut o);
+    svc_mut(&mut o).tasks.clear();
     for t in &mut tg_mut(&mut o).targets {
         t.health = TargetHealth::Unhealthy;
     }
@@ -949,7 +954,10 @@ fn the_plan_carries_the_count_it_steers_toward_after_the_gate() {
 fn a_budget_used_by_another_group_says_so() {
     let second =
         TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) };
+    // Claimed foreign targets (an exclusive binding) share the budget;
+    // targets of tasks that are gone are not budgeted (issue 15).
     let mut s = service(TaskCount::Fixed(0));
+    s.target_groups[0].ownership = Ownership::Exclusive;
     let mut backend = s.target_groups[0].clone();
     backend.target_group = second.clone();
     s.target_groups.push(backend);
@@ -957,6 +965,7 @@ fn a_budget_used_by_another_group_says_so() {
     let d = desired_with(s);
     let mut o = world(&d, 1);
     scaled_to_zero(&mut o);
+    svc_mut(&mut o).tasks.clear();
     let mut back = tg_mut(&mut o).clone();
     back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
     back.name = "backendTargetGroup".into();

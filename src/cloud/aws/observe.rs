@@ -257,7 +257,9 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
                         task.protected_until = read.get(&task.arn).copied().flatten();
                     }
                 }
-                Err(e) => svc.protection = ProtectionRead::Failed(resource_error(e)),
+                Err(e) => {
+                    entry = Err(ResourceError::Unavailable(format!("scale-in protection of its tasks: {e}")));
+                }
             }
         }
         observed.services.insert(id.clone(), entry);

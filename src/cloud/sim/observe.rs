@@ -163,8 +163,12 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
                         task.protected_until = read.get(&task.arn).copied().flatten();
                     }
                 }
-                Err(err) => service.protection = ProtectionRead::Failed(err.clone()),
+                Err(_) => {}
             }
+        }
+        if let Err(err) = &read {
+            let err = ResourceError::Unavailable(format!("scale-in protection of its tasks: {err}"));
+            spoil(&mut services, &ids, &err);
         }
     }
 
