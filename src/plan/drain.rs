@@ -216,11 +216,12 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     let staying = current.iter().filter(|t| !chosen_arns.contains(t.arn.as_str()));
     waiting.unprotected =
         staying.filter(|t| t.protected_until.is_none_or(|until| until < now + PROTECTED_MARGIN)).count() as u32;
-    if ready > 0 && waiting.unprotected == 0 {
-        let to = (live.len() as u32 - ready).max(input.target);
-        if to < svc.desired_count {
-            out.lower_to = Some(to);
-        }
+    // ECS stops `live - to` tasks, each an unprotected one: at most the
+    // ready ones, and only those while every task that stays is protected.
+    let to = (live.len() as u32 - ready).max(input.target);
+    let stops = (live.len() as u32).saturating_sub(to);
+    if to < svc.desired_count && (stops == 0 || waiting.unprotected == 0) {
+        out.lower_to = Some(to);
     }
     if (ready as usize) < chosen.len() || (ready > 0 && out.lower_to.is_none()) {
         out.waiting = Some(waiting);
