@@ -72,6 +72,13 @@ pub struct TargetPlan {
     pub held_leaving: BTreeSet<String>,
 }
 
+/// The target a task provides for a binding, if it has one (for tests
+/// that check what the planner did).
+#[cfg(test)]
+pub(crate) fn task_target_of(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
+    task_target(task, b)
+}
+
 /// The target a task provides for a binding, if it has one.
 pub(super) fn task_target(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
     match b.target_type {
