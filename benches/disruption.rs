@@ -1,7 +1,8 @@
-//! Disruption benchmark (issue 14): how many requests each shipped scenario
-//! loses, with ballast registering the targets and with ECS's own
+//! Disruption benchmark (issues 14 and 15): how many requests each shipped
+//! scenario loses, with ballast registering the targets and with ECS's own
 //! load-balancer integration doing it, and how long each operation takes to
-//! settle; then the 7-day scenario's wall time and peak memory.
+//! settle, at the shipped propagation lag and at 120 s; then the 7-day
+//! scenario's wall time and peak memory.
 //!
 //! `cargo bench --bench disruption` prints Markdown tables for
 //! BENCHMARKS.md. Everything but the wall time is deterministic: the
@@ -36,11 +37,31 @@ fn scenario_path(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(file)
 }
 
+/// What a run changes in the scenario's `aws:` settings.
+#[derive(Debug, Clone, Copy, Default)]
+struct Variant {
+    /// `deregistrationPropagationLag`, when not the scenario's.
+    lag: Option<Duration>,
+    /// Auto Scaling's AZRebalance suspended: what is left is not lost to
+    /// instances Auto Scaling moves between zones (issue 15's capacity part).
+    no_az_rebalance: bool,
+}
+
 fn run(file: &str, targets: TargetManager) -> (Report, Duration) {
+    run_variant(file, targets, Variant::default())
+}
+
+fn run_variant(file: &str, targets: TargetManager, variant: Variant) -> (Report, Duration) {
     let path = scenario_path(file);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
-    let scenario = simulate::load_scenario(&path, &dir, "us-east-2")
+    let mut scenario = simulate::load_scenario(&path, &dir, "us-east-2")
         .unwrap_or_else(|e| panic!("{} is a valid scenario:\n{e}", path.display()));
+    if let Some(lag) = variant.lag {
+        scenario.aws.deregistration_propagation_lag = Some(lag);
+    }
+    if variant.no_az_rebalance {
+        scenario.aws.az_rebalance = Some(false);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let started = Instant::now();
     let report = runtime.block_on(simulate::run(&scenario, &RunOptions { targets }));
@@ -83,29 +104,35 @@ fn main() {
         return;
     }
 
-    println!("## Disruption: failed requests per scenario\n");
-    println!(
-        "| scenario | load | failed (ballast) | failed (ECS integration) | served (ballast) | \
-         converged after (ballast) | converged after (ECS) |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for file in SCENARIOS {
-        let (ours, _) = run(file, TargetManager::Ballast);
-        let (ecs, _) = run(file, TargetManager::Ecs);
-        let name = file.trim_end_matches(".yaml");
-        let load = if ["rolling-deployment", "instance-terminated-by-aws"].contains(&name) {
-            "steady 200 rps"
-        } else {
-            "curve (see the scenario)"
-        };
+    for (title, lag) in [("the shipped propagation lag (60 s)", None), ("a propagation lag of 120 s", Some(120))] {
+        let lag = lag.map(Duration::from_secs);
+        println!("## Disruption: failed requests per scenario, {title}\n");
         println!(
-            "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} |",
-            ours.failed_requests,
-            ecs.failed_requests,
-            ours.served_requests,
-            completion(&ours),
-            completion(&ecs),
+            "| scenario | load | failed (ballast) | failed (ballast, AZRebalance suspended) | \
+             failed (ECS integration) | served (ballast) | converged after (ballast) | converged after (ECS) |"
         );
+        println!("|---|---|---|---|---|---|---|---|");
+        for file in SCENARIOS {
+            let (ours, _) = run_variant(file, TargetManager::Ballast, Variant { lag, no_az_rebalance: false });
+            let (still, _) = run_variant(file, TargetManager::Ballast, Variant { lag, no_az_rebalance: true });
+            let (ecs, _) = run_variant(file, TargetManager::Ecs, Variant { lag, no_az_rebalance: false });
+            let name = file.trim_end_matches(".yaml");
+            let load = if ["rolling-deployment", "instance-terminated-by-aws"].contains(&name) {
+                "steady 200 rps"
+            } else {
+                "curve (see the scenario)"
+            };
+            println!(
+                "| {name} | {load} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                ours.failed_requests,
+                still.failed_requests,
+                ecs.failed_requests,
+                ours.served_requests,
+                completion(&ours),
+                completion(&ecs),
+            );
+        }
+        println!();
     }
 
     // The 7-day run in a child process of its own: its peak memory is
