@@ -7,10 +7,12 @@
 //!   validation with located errors, the JSON Schema.
 //! - [`observed`]: what the cloud looks like now, in ballast's own types.
 //! - [`plan`]: the pure planning core, `(desired, observed, memory, now)
-//!   -> changes`, with traffic safety, budgets, conflicts and scaling.
+//!   -> changes`, with traffic safety, budgets, conflicts, scaling and
+//!   scale-in by drain ([`plan::drain`]).
 //! - [`cloud`]: the [`cloud::Cloud`] trait and its two implementations,
-//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), and
-//!   the scaling marks both leave on what they scale ([`cloud::marks`]).
+//!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), the
+//!   scaling marks both leave on what they scale ([`cloud::marks`]) and
+//!   the reads both reuse within a period ([`cloud::reuse`]).
 //! - [`controller`]: the level-triggered loop, hot reload, backoff and
 //!   per-resource status.
 //! - [`daemon`]: the loop, the file watcher and the HTTP server side by

@@ -229,6 +229,16 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     out
 }
 
+/// Whether the service needs nothing from the drain this pass: no
+/// deployment, no more live tasks than the desired count, and every
+/// serving task protected for longer than the renewal threshold.
+pub fn settled(service: &ObservedService, now: SystemTime) -> bool {
+    let live = service.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running);
+    !service.deploying
+        && live.clone().count() as u32 <= service.desired_count
+        && live.filter(|t| t.is_serving()).all(|t| t.protected_until.is_some_and(|u| u >= now + RENEW_BELOW))
+}
+
 /// While a scale-in waits for an input it needs, the serving tasks already
 /// out of every group that was read stay out: one of them may be the task
 /// the drain chose, and registering it again would undo its drain.
@@ -268,7 +278,7 @@ impl std::fmt::Display for Waiting {
         write!(f, "draining {} task(s) for scale-in", self.tasks)?;
         let left = self.left.as_secs();
         match (self.draining, left) {
-            (0, 0) => {}
+            (0, 0) => write!(f, ": drained, handing them to ECS")?,
             (0, s) => write!(f, ", {s} s left")?,
             (n, 0) => write!(f, ": {n} still in service or draining in the load balancer")?,
             (n, s) => write!(f, ": {n} still in service or draining in the load balancer, at least {s} s left")?,

@@ -175,7 +175,10 @@ enum Drainable<'a> {
     No,
     /// Something the drain needs could not be read: scale-in waits.
     Unread(String),
-    Yes(&'a ObservedService, Vec<(&'a crate::desired::TargetGroupBinding, &'a crate::observed::ObservedTargetGroup)>),
+    /// ballast's last count change does not show in reads yet: the drain
+    /// waits for a read that does.
+    Waits,
+    Yes(&'a ObservedService),
 }
 
 impl<'a> Planner<'a> {
@@ -186,35 +189,38 @@ impl<'a> Planner<'a> {
         self.out.services.reserve_exact(self.desired.services.len());
         for svc in &self.desired.services {
             let (mut decided, proposal) = self.propose_count(svc);
-            let drainable = self.drainable(svc);
+            let mut drainable = self.drainable(svc);
             let scale_in = |c: &Change| matches!(c, Change::SetDesiredCount { from, to, .. } if to < from);
             let count = match proposal {
-                Some(p) => match self.admit(p) {
-                    Some(pc) => Some(pc),
-                    None => {
-                        decided.target = decided.observed;
-                        None
+                Some(p) => {
+                    // ballast's last count does not show in reads yet: the
+                    // drain waits for a read that does, rather than take
+                    // the old count for the wanted one and undo itself.
+                    let unconfirmed = p.unconfirmed.is_some();
+                    match self.admit(p) {
+                        Some(pc) => Some(pc),
+                        None => {
+                            decided.target = decided.observed;
+                            if unconfirmed && matches!(drainable, Drainable::Yes(_)) {
+                                drainable = Drainable::Waits;
+                            }
+                            None
+                        }
                     }
-                },
+                }
                 None => None,
             };
             match (count, drainable) {
                 (Some(pc), Drainable::Unread(why)) if scale_in(&pc.change) => {
                     let reason = HoldReason::Unobserved(format!("not applying: {}: {why}", pc.change));
                     self.hold(pc.resource, reason);
-                    if let Ok(observed) = self.live_service(&svc.id) {
-                        let groups: Vec<_> = svc
-                            .target_groups
-                            .iter()
-                            .filter_map(|b| match self.observed.target_groups.get(&b.target_group) {
-                                Some(Ok(g)) => Some((b, g)),
-                                _ => None,
-                            })
-                            .collect();
-                        self.leaving.insert(svc.id.clone(), drain::kept_out(observed, &groups));
-                    }
+                    self.keep_out(svc);
                 }
-                (count, Drainable::Yes(observed, groups)) => {
+                (count, Drainable::Waits) => {
+                    count_changes.extend(count);
+                    self.keep_out(svc);
+                }
+                (count, Drainable::Yes(observed)) => {
                     let target = match &count {
                         Some(PlannedChange { change: Change::SetDesiredCount { to, .. }, .. }) => *to,
                         _ => observed.desired_count,
@@ -224,7 +230,7 @@ impl<'a> Planner<'a> {
                         other => (other, None),
                     };
                     count_changes.extend(count);
-                    self.drain(svc, observed, &groups, target, scale_in, &mut count_changes);
+                    self.drain(svc, observed, target, scale_in, &mut count_changes);
                 }
                 (count, _) => count_changes.extend(count),
             }
@@ -448,10 +454,9 @@ impl<'a> Planner<'a> {
         if observed.protection == ProtectionRead::NotAsked {
             return Drainable::No;
         }
-        let mut groups = Vec::with_capacity(svc.target_groups.len());
         for b in &svc.target_groups {
             match self.observed.target_groups.get(&b.target_group) {
-                Some(Ok(g)) => groups.push((b, g)),
+                Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     return Drainable::Unread(format!(
                         "target group {} could not be read, so its targets cannot be drained: {e}",
@@ -466,7 +471,25 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        Drainable::Yes(observed, groups)
+        Drainable::Yes(observed)
+    }
+
+    /// While the drain waits, the tasks already out of service stay out:
+    /// one may be a drained task ECS is about to stop.
+    fn keep_out(&mut self, svc: &Service) {
+        let Ok(observed) = self.live_service(&svc.id) else { return };
+        let groups: Vec<_> = svc
+            .target_groups
+            .iter()
+            .filter_map(|b| match self.observed.target_groups.get(&b.target_group) {
+                Some(Ok(g)) => Some((b, g)),
+                _ => None,
+            })
+            .collect();
+        let kept = drain::kept_out(observed, &groups);
+        if !kept.tasks.is_empty() {
+            self.leaving.insert(svc.id.clone(), kept);
+        }
     }
 
     /// A task's zone, and whether a Capacity document declares it
@@ -490,13 +513,26 @@ impl<'a> Planner<'a> {
     /// the targets planner.
     fn drain(
         &mut self,
-        svc: &Service,
-        observed: &ObservedService,
-        groups: &[(&crate::desired::TargetGroupBinding, &crate::observed::ObservedTargetGroup)],
+        svc: &'a Service,
+        observed: &'a ObservedService,
         target: u32,
         scale_in: Option<PlannedChange>,
         count_changes: &mut Vec<PlannedChange>,
     ) {
+        // The path of every converged pass, without allocating: nothing
+        // leaves, nothing is draining, every serving task is protected.
+        if scale_in.is_none() && !self.out.memory.drains.contains_key(&svc.id) && drain::settled(observed, self.now) {
+            return;
+        }
+        let groups: Vec<_> = svc
+            .target_groups
+            .iter()
+            .filter_map(|b| match self.observed.target_groups.get(&b.target_group) {
+                Some(Ok(g)) => Some((b, g)),
+                _ => None,
+            })
+            .collect();
+        let groups = &groups[..];
         let mut since = self.out.memory.drains.remove(&svc.id).unwrap_or_default();
         let zone_of = |i: &str| self.zone_of(i);
         let input = drain::DrainInput {
