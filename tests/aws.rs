@@ -910,21 +910,7 @@ async fn restart_a_scale_in_by_apply_once_holds_the_next_one_until_its_window_an
     // deployment; a service with an external deployment controller has no
     // ECS deployments, so moto shows it steady.
     let name = "steadyService";
-    let controller = aws_sdk_ecs::types::DeploymentController::builder()
-        .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
-        .build()
-        .unwrap();
-    let req = m.actors.ecs.create_service();
-    req.cluster(CLUSTER)
-        .service_name(name)
-        .task_definition(&m.system.task_definition_arn)
-        .desired_count(3)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-        .deployment_controller(controller)
-        .send()
-        .await
-        .unwrap();
-    let id = ServiceId { service: name.into(), ..m.system.service_id() };
+    let (id, _) = steady_service(&m, name, 3, 0).await;
     let mut declared = Declared::article(&m.system);
     declared.service = name.into();
     declared.tasks = Tasks::Range { min: 1, max: 10 };
@@ -1863,9 +1849,9 @@ mod sim_contract {
 
 /// A service ECS shows steady (an external deployment controller: moto
 /// keeps a first ECS deployment in progress for ever, and ballast leaves a
-/// deployment's tasks to it), with `tasks` tasks started, declared at
-/// `count` tasks without target groups or scaling.
-async fn steady_service(m: &Moto, name: &str, tasks: u32) -> (ServiceId, Vec<String>) {
+/// deployment's tasks to it), at `desired` tasks with `tasks` of them
+/// started.
+async fn steady_service(m: &Moto, name: &str, desired: u32, tasks: u32) -> (ServiceId, Vec<String>) {
     let controller = aws_sdk_ecs::types::DeploymentController::builder()
         .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
         .build()
@@ -1874,7 +1860,7 @@ async fn steady_service(m: &Moto, name: &str, tasks: u32) -> (ServiceId, Vec<Str
     req.cluster(CLUSTER)
         .service_name(name)
         .task_definition(&m.system.task_definition_arn)
-        .desired_count(tasks as i32)
+        .desired_count(desired as i32)
         .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
         .deployment_controller(controller)
         .send()
@@ -1930,7 +1916,7 @@ async fn protection_of(m: &Moto, arns: &[String]) -> Vec<(bool, u64)> {
 #[tokio::test]
 async fn ballast_protects_the_serving_tasks_of_a_service_it_manages() {
     let m = seeded_with(0, test_options()).await;
-    let (id, arns) = steady_service(&m, "protectedService", 2).await;
+    let (id, arns) = steady_service(&m, "protectedService", 2, 2).await;
     assert_eq!(protection_of(&m, &arns).await, vec![(false, 0), (false, 0)], "not protected before ballast");
     let b = Ballast::new(&m.account, &declared_count(&m, "protectedService", 2));
     let mut c = controller_for(&m, &b);
@@ -1961,7 +1947,7 @@ async fn ballast_protects_the_serving_tasks_of_a_service_it_manages() {
 async fn a_scale_in_unprotects_exactly_the_drained_tasks() {
     let m = seeded_with(0, test_options()).await;
     // Two instances hold one task each.
-    let (id, arns) = steady_service(&m, "shrinkingService", 2).await;
+    let (id, arns) = steady_service(&m, "shrinkingService", 2, 2).await;
     let b = Ballast::new(&m.account, &declared_count(&m, "shrinkingService", 2));
     let mut c = controller_for(&m, &b);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);

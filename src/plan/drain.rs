@@ -151,23 +151,33 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
             *per_zone.entry(zone).or_default() += 1;
         }
     }
-    let mut order = current.clone();
-    order.sort_by_key(|t| {
-        let place = t.instance_id.as_deref().and_then(input.zone_of);
-        let on_demand = place.as_ref().is_some_and(|(_, od)| *od);
-        let crowd = place.as_ref().map_or(0, |(z, _)| per_zone[z]);
-        (
-            routing[t.arn.as_str()],
-            // A task whose drain began earlier is further on its way.
-            since.get(&t.arn).is_none(),
-            since.get(&t.arn).copied(),
-            !on_demand,
-            std::cmp::Reverse(crowd),
-            std::cmp::Reverse(t.started_at),
-            std::cmp::Reverse(t.arn.clone()),
-        )
-    });
-    let chosen: Vec<&ObservedTask> = order.into_iter().take(leave).collect();
+    // One at a time, as ECS balances its own scale-in: the zone counts
+    // change with each task chosen.
+    let mut candidates: Vec<(&ObservedTask, Option<(String, bool)>)> =
+        current.iter().map(|t| (*t, t.instance_id.as_deref().and_then(input.zone_of))).collect();
+    let mut chosen: Vec<&ObservedTask> = Vec::with_capacity(leave);
+    while chosen.len() < leave && !candidates.is_empty() {
+        let key = |(t, place): &(&ObservedTask, Option<(String, bool)>)| {
+            let on_demand = place.as_ref().is_some_and(|(_, od)| *od);
+            let crowd = place.as_ref().map_or(0, |(z, _)| per_zone[z]);
+            (
+                routing[t.arn.as_str()],
+                // A task whose drain began earlier is further on its way.
+                since.get(&t.arn).is_none(),
+                since.get(&t.arn).copied(),
+                !on_demand,
+                std::cmp::Reverse(crowd),
+                std::cmp::Reverse(t.started_at),
+                std::cmp::Reverse(t.arn.clone()),
+            )
+        };
+        let best = (0..candidates.len()).min_by_key(|&i| key(&candidates[i])).unwrap_or(0);
+        let (task, place) = candidates.swap_remove(best);
+        if let Some((zone, _)) = place {
+            per_zone.entry(zone).and_modify(|n| *n -= 1);
+        }
+        chosen.push(task);
+    }
     let chosen_arns: BTreeSet<&str> = chosen.iter().map(|t| t.arn.as_str()).collect();
     since.retain(|arn, _| chosen_arns.contains(arn.as_str()));
 

@@ -476,20 +476,24 @@ impl<'a> Planner<'a> {
 
     /// While the drain waits, the tasks already out of service stay out:
     /// one may be a drained task ECS is about to stop.
-    fn keep_out(&mut self, svc: &Service) {
+    fn keep_out(&mut self, svc: &'a Service) {
         let Ok(observed) = self.live_service(&svc.id) else { return };
-        let groups: Vec<_> = svc
-            .target_groups
-            .iter()
-            .filter_map(|b| match self.observed.target_groups.get(&b.target_group) {
-                Some(Ok(g)) => Some((b, g)),
-                _ => None,
-            })
-            .collect();
-        let kept = drain::kept_out(observed, &groups);
+        let kept = drain::kept_out(observed, &self.bound_groups(svc));
         if !kept.tasks.is_empty() {
             self.leaving.insert(svc.id.clone(), kept);
         }
+    }
+
+    /// The service's bound target groups that were read, with their bindings.
+    fn bound_groups(
+        &self,
+        svc: &'a Service,
+    ) -> Vec<(&'a crate::desired::TargetGroupBinding, &'a crate::observed::ObservedTargetGroup)> {
+        let read = |b: &'a crate::desired::TargetGroupBinding| match self.observed.target_groups.get(&b.target_group) {
+            Some(Ok(g)) => Some((b, g)),
+            _ => None,
+        };
+        svc.target_groups.iter().filter_map(read).collect()
     }
 
     /// A task's zone, and whether a Capacity document declares it
@@ -524,15 +528,7 @@ impl<'a> Planner<'a> {
         if scale_in.is_none() && !self.out.memory.drains.contains_key(&svc.id) && drain::settled(observed, self.now) {
             return;
         }
-        let groups: Vec<_> = svc
-            .target_groups
-            .iter()
-            .filter_map(|b| match self.observed.target_groups.get(&b.target_group) {
-                Some(Ok(g)) => Some((b, g)),
-                _ => None,
-            })
-            .collect();
-        let groups = &groups[..];
+        let groups = &self.bound_groups(svc)[..];
         let mut since = self.out.memory.drains.remove(&svc.id).unwrap_or_default();
         let zone_of = |i: &str| self.zone_of(i);
         let input = drain::DrainInput {
