@@ -583,12 +583,12 @@ impl<'a> Planner<'a> {
                 count_changes.push(pc);
             }
         }
-        if let (Some(to), Some(mut pc)) = (d.lower_to, scale_in) {
-            if let Change::SetDesiredCount { from, .. } = pc.change {
-                pc.change = Change::SetDesiredCount { service: svc.id.clone(), from, to };
-                pc.reason = format!("{}; the drained task(s) leave: ECS stops exactly those", pc.reason);
-                count_changes.push(pc);
-            }
+        if let (Some(to), Some(mut pc)) = (d.lower_to, scale_in)
+            && let Change::SetDesiredCount { from, .. } = pc.change
+        {
+            pc.change = Change::SetDesiredCount { service: svc.id.clone(), from, to };
+            pc.reason = format!("{}; the drained task(s) leave: ECS stops exactly those", pc.reason);
+            count_changes.push(pc);
         }
         if let Some(w) = &d.waiting {
             self.hold(key, HoldReason::Draining(w.clone()));

@@ -154,21 +154,20 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
                     }
                 }
             };
-        for id in &ids {
-            let Some(Ok(service)) = services.get_mut(id) else { continue };
-            match &read {
-                Ok(read) => {
+        match &read {
+            Ok(read) => {
+                for id in &ids {
+                    let Some(Ok(service)) = services.get_mut(id) else { continue };
                     service.protection = ProtectionRead::Read;
                     for task in &mut service.tasks {
                         task.protected_until = read.get(&task.arn).copied().flatten();
                     }
                 }
-                Err(_) => {}
             }
-        }
-        if let Err(err) = &read {
-            let err = ResourceError::Unavailable(format!("scale-in protection of its tasks: {err}"));
-            spoil(&mut services, &ids, &err);
+            Err(err) => {
+                let err = ResourceError::Unavailable(format!("scale-in protection of its tasks: {err}"));
+                spoil(&mut services, &ids, &err);
+            }
         }
     }
 
