@@ -57,10 +57,10 @@ fn run_variant(file: &str, targets: TargetManager, variant: Variant) -> (Report,
     let mut scenario = simulate::load_scenario(&path, &dir, "us-east-2")
         .unwrap_or_else(|e| panic!("{} is a valid scenario:\n{e}", path.display()));
     if let Some(lag) = variant.lag {
-        scenario.aws.deregistration_propagation_lag = Some(lag);
+        scenario.aws.sim.deregistration_propagation_lag = lag;
     }
     if variant.no_az_rebalance {
-        scenario.aws.az_rebalance = Some(false);
+        scenario.aws.sim.az_rebalance = false;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let started = Instant::now();

@@ -11,7 +11,7 @@
 #     passed as AppImageTag and BallastImageTag.
 # ballast is paused (desired count 0) while the stack updates, so that it
 # does not change the subnets between this script reading them and
-# CloudFormation writing them; it is set back to one task afterwards, also
+# CloudFormation writing them; it is set back to two tasks afterwards, also
 # when the update fails.
 #
 #   deploy/update-stack.sh STACK_NAME [PARAMETER=VALUE ...]
@@ -49,7 +49,7 @@ paused=false
 resume() {
   if [ "$paused" = true ]; then
     echo "resuming ballast"
-    aws ecs update-service --cluster "$cluster" --service ballast --desired-count 1 >/dev/null
+    aws ecs update-service --cluster "$cluster" --service ballast --desired-count 2 >/dev/null
   fi
 }
 trap resume EXIT

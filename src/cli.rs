@@ -14,6 +14,7 @@ use crate::cloud::aws::{AwsCloud, AwsOptions};
 use crate::cloud::sim::{SimCloud, SimConfig};
 use crate::cloud::{Clock, Cloud, Scope, TokioClock};
 use crate::controller::Options;
+use crate::controller::leader::{LeaseOptions, holder_identity};
 use crate::daemon::Daemon;
 use crate::desired::DesiredState;
 use crate::metrics::Metrics;
@@ -30,7 +31,7 @@ use crate::simulate::{RunOptions, TargetManager};
 #[command(name = "ballast", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log format: human-readable text or one JSON object per line. The
-    /// level comes from RUST_LOG (default info; error for `simulate`, whose report is the output).
+    /// level comes from RUST_LOG (default info; error for `simulate` and `replay`, whose report is the output).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     #[command(subcommand)]
@@ -108,6 +109,8 @@ pub enum Command {
         /// Quiet time that ends a burst of file events before reloading.
         #[arg(long, default_value = "100ms", value_parser = parse_duration)]
         debounce: Duration,
+        #[command(flatten)]
+        lease: LeaseArgs,
     },
     /// Play a scenario in virtual time: the real controller against the
     /// simulated cloud, starting from the desired state in DIR, with the
@@ -134,8 +137,55 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Targets::Ballast)]
         targets: Targets,
     },
+    /// Replay a service's recorded history through the policy declared in
+    /// DIR on the simulated cloud, and compare it with what happened, with
+    /// ECS target tracking and the Kubernetes HPA (emulated) and,
+    /// optionally, another desired state (docs/simulation.md, "Replay").
+    /// The history comes from a CSV file (--csv) or CloudWatch (--cloud
+    /// aws --service CLUSTER/SERVICE --since 7d). Exit 0 when the replay
+    /// ran, 1 when the history or a desired state is invalid (every
+    /// problem located) or cannot be read.
+    Replay {
+        /// Directory of desired-state YAML files whose policy is replayed.
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        /// The history as CSV: the header time,cpu_percent,running_tasks,
+        /// then one row per datapoint (time in RFC 3339 or seconds).
+        #[arg(long, value_name = "FILE", required_unless_present = "cloud", conflicts_with = "cloud")]
+        csv: Option<PathBuf>,
+        /// Read the history from CloudWatch instead (`aws`, through the
+        /// standard credential chain): the service's CPUUtilization average
+        /// and its ECS/ContainerInsights RunningTaskCount.
+        #[arg(long, value_enum, requires = "service")]
+        cloud: Option<HistoryCloud>,
+        /// The replayed service, CLUSTER/SERVICE (needed with --cloud aws,
+        /// and with --csv when DIR scales more than one service).
+        #[arg(long, value_name = "CLUSTER/SERVICE")]
+        service: Option<String>,
+        /// How far back CloudWatch is read (like 7d, 36h).
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        since: Duration,
+        /// Also replay the policy of this desired-state directory (a
+        /// proposed edit), for the same service.
+        #[arg(long, value_name = "OTHER_DIR")]
+        compare: Vec<PathBuf>,
+        /// Write an SVG chart of the load and of the tasks of each policy.
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
+        #[command(flatten)]
+        region: RegionArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Print the JSON Schema of the desired-state format (for editors).
     Schema,
+}
+
+/// Where `ballast replay` reads a history from, besides a CSV file.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum HistoryCloud {
+    Aws,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -170,6 +220,26 @@ pub struct CloudArgs {
     pub sim_load: f64,
 }
 
+/// Leader election, for running two or more daemons on one desired state.
+#[derive(Debug, Clone, Args)]
+pub struct LeaseArgs {
+    /// DynamoDB table of the leadership lease (partition key `name`, a
+    /// string). Daemons given the same table and lease name elect one
+    /// leader; the others stand by, observing and writing nothing, until
+    /// its lease expires or is released. Needs `--cloud aws`. Without it
+    /// the daemon leads alone.
+    #[arg(long, env = "BALLAST_LEASE_TABLE")]
+    pub lease_table: Option<String>,
+    /// Name of the lease item in the table.
+    #[arg(long, env = "BALLAST_LEASE_NAME", default_value = "ballast")]
+    pub lease_name: String,
+    /// How long a lease stays valid after it is taken or renewed (at least
+    /// 1s). The leader renews every third of it; a standby takes over at
+    /// most this long, plus a second, after the leader stops renewing.
+    #[arg(long, default_value = "15s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum CloudKind {
     Sim,
@@ -186,12 +256,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}: write a number with a unit, like 500ms, 15s or 2m"))
 }
 
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s} is too short for a lease: give at least 1s (the default is 15s)"));
+    }
+    Ok(d)
+}
+
 /// Parse the command line and run it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // A simulation's controller logs every change of a long run, with
     // wall-clock times that mean nothing there: only errors unless asked.
-    let default_level = if matches!(cli.command, Command::Simulate { .. }) { "error" } else { "info" };
+    let default_level =
+        if matches!(cli.command, Command::Simulate { .. } | Command::Replay { .. }) { "error" } else { "info" };
     init_logging(cli.log_format, default_level);
     // One thread is plenty for a controller (its work is I/O and short plans),
     // and it keeps the allocator to one arena: about 15 MiB less resident.
@@ -282,7 +361,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce } => {
+        Command::Replay { dir, csv, cloud, service, since, compare, chart, region, output } => {
+            let request = ReplayRequest { dir, csv, aws: cloud.is_some(), service, since, compare, chart, output };
+            replay(request, &region.region).await
+        }
+        Command::Run { dir, cloud, interval, listen, dry_run, shutdown_timeout, debounce, lease } => {
+            if lease.lease_table.is_some() && cloud.cloud != CloudKind::Aws {
+                anyhow::bail!(
+                    "--lease-table elects a leader among daemons on AWS: add --cloud aws (the simulated cloud has one daemon, which leads alone)"
+                );
+            }
             let Some(desired) = load(&dir, &cloud.region.region) else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -290,13 +378,117 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let daemon = Daemon { options, shutdown_timeout, debounce };
             let listener =
                 tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            let region = cloud.region.region.clone();
             with_cloud(&cloud, &desired, async |c, clock| {
-                daemon.run(listener, c.cloud, c.metrics, clock, desired.clone(), shutdown_signal()).await?;
+                let store = match (&lease.lease_table, &c.cloud) {
+                    (Some(table), AnyCloud::Aws(aws)) => {
+                        let options = LeaseOptions {
+                            name: format!("{table}/{}", lease.lease_name),
+                            holder: holder_identity().await,
+                            duration: lease.lease_duration,
+                        };
+                        let store = aws.lease(&region, table, &lease.lease_name, options.write_budget());
+                        Some((options, store))
+                    }
+                    _ => None,
+                };
+                daemon.run(listener, c.cloud, c.metrics, clock, desired.clone(), store, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             })
             .await
         }
     }
+}
+
+/// What `ballast replay` was asked.
+struct ReplayRequest {
+    dir: PathBuf,
+    csv: Option<PathBuf>,
+    aws: bool,
+    service: Option<String>,
+    since: Duration,
+    compare: Vec<PathBuf>,
+    chart: Option<PathBuf>,
+    output: Output,
+}
+
+async fn replay(request: ReplayRequest, region: &str) -> anyhow::Result<ExitCode> {
+    use crate::simulate::history::History;
+    use crate::simulate::replay::{self, Comparison, Policy, Setup};
+    let Some(desired) = load(&request.dir, region) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let service = match replay::replayed_service(&desired, &request.dir, request.service.as_deref()) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let history = if let Some(path) = &request.csv {
+        match History::read_csv(path) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        debug_assert!(request.aws);
+        let aws = AwsCloud::from_env(Arc::new(Metrics::new()), AwsOptions::default()).await;
+        let now = std::time::SystemTime::now();
+        match aws.history(&service, now - request.since, now).await {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                eprintln!(
+                    "error: CloudWatch has no CPUUtilization and RunningTaskCount datapoints for {}/{} in {} \
+                     over the last {}\n  help: check the service's name and region, and that Container Insights \
+                     is on for the cluster (RunningTaskCount comes from it)",
+                    service.cluster,
+                    service.service,
+                    service.region,
+                    humantime::format_duration(request.since)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => {
+                eprintln!("error: cannot read the history from CloudWatch: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    };
+    let mut policies = vec![Policy::Ballast {
+        name: format!("ballast ({})", request.dir.display()),
+        desired: Box::new(desired.clone()),
+    }];
+    for other in &request.compare {
+        let Some(d) = load(other, region) else {
+            return Ok(ExitCode::FAILURE);
+        };
+        if !d.services.iter().any(|s| s.id == service) {
+            eprintln!(
+                "error: {} declares no Service for {}/{} in {}, the replayed service",
+                other.display(),
+                service.cluster,
+                service.service,
+                service.region
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        policies.push(Policy::Ballast { name: format!("ballast ({})", other.display()), desired: Box::new(d) });
+    }
+    policies.extend(Policy::peers(&desired, &service));
+    let setup = Setup::for_history(&history, service.clone(), replay::target_cpu(&desired, &service));
+    let (comparison, runs) = Comparison::of(&history, &setup, &policies).await;
+    if let Some(path) = &request.chart {
+        std::fs::write(path, replay::chart(&history, &setup, &runs))
+            .with_context(|| format!("cannot write the chart to {}", path.display()))?;
+    }
+    match request.output {
+        Output::Text => print!("{}", comparison.render()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&comparison)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Load and validate, printing every problem. `None` when invalid.

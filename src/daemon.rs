@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tracing::{info, warn};
 
+use crate::cloud::lease::LeaseStore;
 use crate::cloud::{Clock, Cloud};
+use crate::controller::leader::{Leadership, LeaseOptions};
 use crate::controller::{Controller, Options};
 use crate::desired::DesiredState;
 use crate::metrics::Metrics;
@@ -29,20 +31,34 @@ pub struct Daemon {
 
 impl Daemon {
     /// Run until `shutdown` completes, then let the change in flight finish
-    /// (up to the shutdown timeout) and stop the HTTP server. An error is
-    /// returned when the directory cannot be watched or the loop ends on
-    /// its own.
-    pub async fn run<C: Cloud>(
+    /// (up to the shutdown timeout), release the lease if one is held, and
+    /// stop the HTTP server. With `lease` (its timing and its store), the
+    /// daemon writes only while it holds the lease; with `None`, it leads
+    /// alone. An error is returned when the directory cannot be watched or
+    /// the loop ends on its own.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run<C: Cloud, S: LeaseStore>(
         self,
         listener: tokio::net::TcpListener,
         cloud: C,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         desired: DesiredState,
+        lease: Option<(LeaseOptions, S)>,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let bound = listener.local_addr().context("cannot read the listening address")?;
         let controller = Controller::new(cloud, clock.clone(), metrics.clone(), self.options.clone(), desired);
+        let (campaign_stop, campaign_stop_rx) = tokio::sync::watch::channel(false);
+        let lease_name = lease.as_ref().map(|(o, _)| o.name.clone());
+        let (controller, campaign) = match lease {
+            Some((options, store)) => {
+                let leadership = Leadership::contender(options, metrics.clone(), controller.status(), clock.clone());
+                let campaign = tokio::spawn(leadership.clone().campaign(store, campaign_stop_rx));
+                (controller.with_leadership(leadership), Some(campaign))
+            }
+            None => (controller, None),
+        };
         let (_watcher, reloads) =
             crate::controller::watch::watch(&self.options.dir, self.debounce, Duration::from_secs(1))
                 .with_context(|| format!("cannot watch {}", self.options.dir.display()))?;
@@ -58,6 +74,7 @@ impl Daemon {
             dir = %self.options.dir.display(),
             interval = ?self.options.interval,
             dry_run = self.options.dry_run,
+            lease = lease_name.as_deref().unwrap_or("none (leader alone)"),
             "ballast running"
         );
         let mut ctrl = tokio::spawn(controller.run(reloads, stop_rx));
@@ -67,8 +84,24 @@ impl Daemon {
         }
         info!(timeout = ?self.shutdown_timeout, "shutting down: finishing the change in flight");
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(self.shutdown_timeout, ctrl).await.is_err() {
+        let finished = tokio::time::timeout(self.shutdown_timeout, &mut ctrl).await.is_ok();
+        if !finished {
             warn!("the change in flight did not finish within the shutdown timeout");
+            ctrl.abort();
+        }
+        if let Some(campaign) = campaign {
+            if finished {
+                // No write is in flight: the next leader may start now.
+                let _ = campaign_stop.send(true);
+                if tokio::time::timeout(Duration::from_secs(2), campaign).await.is_err() {
+                    warn!("the lease was not released within 2 s; it expires on its own");
+                }
+            } else {
+                // A request of the abandoned write may still reach AWS: let
+                // the lease run out rather than hand it over now.
+                campaign.abort();
+                warn!("the lease is not released: it expires on its own");
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
         info!("stopped");

@@ -11,10 +11,12 @@
 //!   scale-in by drain ([`plan::drain`]).
 //! - [`cloud`]: the [`cloud::Cloud`] trait and its two implementations,
 //!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), the
-//!   scaling marks both leave on what they scale ([`cloud::marks`]) and
-//!   the reads both reuse within a period ([`cloud::reuse`]).
-//! - [`controller`]: the level-triggered loop, hot reload, backoff and
-//!   per-resource status.
+//!   scaling marks both leave on what they scale ([`cloud::marks`]), the
+//!   reads both reuse within a period ([`cloud::reuse`]), and the store
+//!   of the leadership lease ([`cloud::lease`]).
+//! - [`controller`]: the level-triggered loop, hot reload, backoff,
+//!   per-resource status, and leader election with its write fence
+//!   ([`controller::leader`]).
 //! - [`daemon`]: the loop, the file watcher and the HTTP server side by
 //!   side until a shutdown signal (`ballast run`).
 //! - [`http`]: the status page at `/`, `/livez`, `/healthz`, `/readyz`,
@@ -34,3 +36,9 @@ pub mod metrics;
 pub mod observed;
 pub mod plan;
 pub mod simulate;
+
+/// The repository's test inputs (broken fixtures, shipped examples), shared
+/// with the CLI tests.
+#[cfg(test)]
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;

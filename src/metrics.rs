@@ -58,6 +58,11 @@ struct ResultLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RoleLabel {
+    role: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -125,6 +130,8 @@ pub struct Metrics {
     unread: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     cloud_up: Gauge,
+    leader: Gauge,
+    leader_transitions: Family<RoleLabel, Counter>,
 }
 
 /// Gauge families of one kind of resource whose series follow what a pass
@@ -190,6 +197,8 @@ impl Metrics {
             unread: Gauge::default(),
             last_success: Gauge::default(),
             cloud_up: Gauge::default(),
+            leader: Gauge::default(),
+            leader_transitions: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -256,6 +265,9 @@ impl Metrics {
             m.unread.clone(),
         );
         registry.register("cloud_reachable", "1 when the last pass could reach the cloud", m.cloud_up.clone());
+        registry.register("leader", "1 while this replica leads, 0 while it stands by", m.leader.clone());
+        let transitions = m.leader_transitions.clone();
+        registry.register("leader_transitions", "Role changes, by the role taken (leader, standby)", transitions);
         // A gauge, not an OpenMetrics info: promtool and the Prometheus
         // text format know no `info` type.
         let build: Family<BuildLabels, Gauge> = Family::default();
@@ -280,6 +292,14 @@ impl Metrics {
 
     pub fn cloud_reachable(&self, up: bool) {
         self.cloud_up.set(i64::from(up));
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub fn leader_transition(&self, role: &'static str) {
+        self.leader_transitions.get_or_create(&RoleLabel { role }).inc();
     }
 
     pub fn drift(&self, kind: &'static str) {

@@ -293,6 +293,33 @@ pub struct AlarmDefinition {
     pub actions: AlarmActions,
 }
 
+impl AlarmDefinition {
+    /// An alarm on `service`'s average CPU (`AWS/ECS` `CPUUtilization` by
+    /// cluster and service name, the metric ECS publishes), alarming on
+    /// one 60 s period at or above `threshold`, missing data ignored, no
+    /// description and no actions: callers set what differs.
+    pub fn service_cpu(name: impl Into<String>, service: &ServiceId, threshold: f64) -> AlarmDefinition {
+        AlarmDefinition {
+            name: name.into(),
+            namespace: "AWS/ECS".into(),
+            metric_name: "CPUUtilization".into(),
+            statistic: Statistic::Average,
+            dimensions: vec![
+                ("ClusterName".into(), service.cluster.clone()),
+                ("ServiceName".into(), service.service.clone()),
+            ],
+            period_secs: 60,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            threshold,
+            comparison: Comparison::GreaterThanOrEqualToThreshold,
+            missing_data: MissingData::Missing,
+            description: String::new(),
+            actions: AlarmActions::default(),
+        }
+    }
+}
+
 /// The ARNs an alarm notifies or acts on, by state it enters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -440,6 +467,22 @@ pub struct ObservedGroup {
     /// When ballast last changed the group's capacity, from the tag it
     /// left on it ([`crate::cloud::marks`]); `None` if it never did.
     pub last_capacity_change: Option<SystemTime>,
+    /// The group's suspended Auto Scaling processes (`AZRebalance`,
+    /// `Launch`, ...), sorted.
+    pub suspended_processes: Vec<String>,
+}
+
+/// The Auto Scaling process that rebalances a group's instances across
+/// its zones.
+pub const AZ_REBALANCE: &str = "AZRebalance";
+
+impl ObservedGroup {
+    /// Auto Scaling's AZRebalance runs on the group: after a zone change
+    /// (or an unbalanced termination) it launches and terminates instances
+    /// by itself. Suspending `Launch` stops it too.
+    pub fn az_rebalance_active(&self) -> bool {
+        !self.suspended_processes.iter().any(|p| p == AZ_REBALANCE || p == "Launch")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,6 +494,9 @@ pub struct ObservedInstance {
     /// Tasks ECS reports on this instance (running + pending), where the
     /// instance is registered in a cluster.
     pub tasks: Option<u32>,
+    /// Its subnet, as the ECS agent registered it (`ecs.subnet-id`), where
+    /// the instance is registered in the cluster; `None` until then.
+    pub subnet: Option<String>,
 }
 
 impl ObservedInstance {

@@ -7,21 +7,27 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ballast::cloud::lease::MemoryLease;
 use ballast::cloud::sim::{SimCloud, SimConfig};
 use ballast::cloud::{Clock, TokioClock};
 use ballast::controller::Options;
+use ballast::controller::leader::LeaseOptions;
 use ballast::desired::ServiceId;
 use ballast::metrics::Metrics;
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "support/daemon_logs.rs"]
 mod daemon_logs;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ballast")
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    fixtures::repo()
 }
 
 /// A copy of the example desired state in a fresh temporary directory.
@@ -52,18 +58,12 @@ fn the_example_desired_state_is_valid() {
 
 #[test]
 fn every_broken_fixture_fails_with_a_located_message() {
-    let fixtures = repo().join("tests/fixtures/invalid");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&fixtures).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let Some(expect) = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")) else { continue };
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        let (code, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
-        assert_eq!(code, 1, "{} should fail validation", path.display());
-        assert!(err.contains(expect.trim()), "{}: expected {expect:?} in:\n{err}", path.display());
+    for fixture in fixtures::broken_desired_states() {
+        let (path, expect) = (&fixture.path, &fixture.expect);
         let name = path.file_name().unwrap().to_str().unwrap();
+        let (code, _, err) = run(&["validate", fixture.dir.path().to_str().unwrap()]);
+        assert_eq!(code, 1, "{} should fail validation", path.display());
+        assert!(err.contains(expect.as_str()), "{}: expected {expect:?} in:\n{err}", path.display());
         let located = err.lines().any(|l| {
             l.split_once(name).is_some_and(|(_, rest)| {
                 let mut parts = rest.trim_start_matches(':').splitn(3, ':');
@@ -72,9 +72,7 @@ fn every_broken_fixture_fails_with_a_located_message() {
             })
         });
         assert!(located, "{}: no file:line:column in:\n{err}", path.display());
-        checked += 1;
     }
-    assert!(checked >= 10, "only {checked} fixtures checked");
 }
 
 #[test]
@@ -160,6 +158,18 @@ fn simulate_runs_a_shipped_scenario_and_reports_json() {
 }
 
 #[test]
+fn a_lease_needs_the_aws_cloud_and_at_least_a_second() {
+    // The simulated cloud has one daemon: a lease there is a mistake, said before anything starts.
+    let (code, _, err) = run(&["run", "desired-state", "--lease-table", "ballast-lease"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--lease-table") && err.contains("add --cloud aws"), "{err}");
+    let (code, _, err) =
+        run(&["run", "desired-state", "--cloud", "aws", "--lease-table", "t", "--lease-duration", "500ms"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("500ms is too short for a lease: give at least 1s"), "{err}");
+}
+
+#[test]
 fn simulate_refuses_an_invalid_scenario_with_located_errors() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");
@@ -179,6 +189,117 @@ fn simulate_refuses_an_invalid_scenario_with_located_errors() {
     let (code, _, err) = run(&["simulate", "desired-state"]);
     assert_eq!(code, 1);
     assert!(err.contains("this is a directory, not a scenario file"), "{err}");
+}
+
+/// The scaling benchmark's world (tests/fixtures/replay/bench-world).
+const BENCH_WORLD: &str = "tests/fixtures/replay/bench-world";
+
+/// The `spec.scaling.cpu` block of the first document of a desired-state file.
+fn scaling_block(path: &str) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+    let doc = serde_yaml::Deserializer::from_str(&text).next().unwrap();
+    let doc = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap();
+    doc["spec"]["scaling"]["cpu"].clone()
+}
+
+#[test]
+fn replay_of_a_benchmark_trace_exported_as_csv_reproduces_the_benchmarks_figures() {
+    use ballast::simulate::replay::{self, Policy, Setup};
+    use ballast::simulate::traces;
+    // The benchmark measures the shipped policy in this world.
+    assert_eq!(scaling_block("desired-state/app.yaml"), scaling_block(&format!("{BENCH_WORLD}/app.yaml")));
+    let world = ballast::desired::load_dir(&repo().join(BENCH_WORLD), "us-east-2").unwrap();
+    let trace = traces::all().into_iter().find(|t| t.name == "step").unwrap();
+    // What the benchmark runs (benches/scaling.rs, `setup`).
+    let setup = Setup {
+        service: world.services[0].id.clone(),
+        load: trace.points(Duration::from_secs(15)),
+        duration: trace.duration,
+        warmup: Duration::from_secs(20 * 60),
+        interval: Duration::from_secs(15),
+        seed: 1,
+        config: ballast::cloud::sim::SimConfig::default(),
+        target_cpu: 60.0,
+    };
+    let mut policies = vec![Policy::Ballast { name: "ballast".into(), desired: Box::new(world.clone()) }];
+    policies.extend(Policy::peers(&world, &setup.service));
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runs: Vec<replay::Run> = policies.iter().map(|p| rt.block_on(replay::run(&setup, p))).collect();
+    let bench: Vec<replay::Score> = runs.iter().map(|r| replay::score(&setup, r)).collect();
+    assert_eq!(setup.largest_step(), Some(Duration::from_secs(30 * 60)));
+
+    // The trace as a history CSV, target tracking's tasks as what happened
+    // (what `cargo bench --bench scaling -- --export DIR` writes).
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("step.csv");
+    std::fs::write(&csv, trace.history(&runs[1], 1.0).to_csv()).unwrap();
+    let chart = dir.path().join("step.svg");
+    let (code, out, err) = run(&[
+        "replay",
+        "--csv",
+        csv.to_str().unwrap(),
+        BENCH_WORLD,
+        "--output",
+        "json",
+        "--chart",
+        chart.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["largestStepAtSeconds"], 1800, "{report}");
+    let rows = report["policies"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["what happened", &format!("ballast ({BENCH_WORLD})"), "ECS target tracking", "HPA"]);
+    for (row, score) in rows[1..].iter().zip(&bench) {
+        let name = &row["policy"];
+        assert_eq!(row["taskMinutes"].as_f64(), Some(score.task_minutes), "{name}");
+        assert_eq!(row["minutesCpuAbove90"].as_f64(), Some(score.minutes_cpu_above90), "{name}");
+        assert_eq!(row["scalingActions"].as_u64(), Some(score.scaling_actions as u64), "{name}");
+        assert_eq!(row["reactionSeconds"].as_i64(), score.reaction_seconds, "{name}");
+        assert!(score.reaction_seconds.is_some(), "{name} reacts to the step");
+    }
+    // What happened is target tracking's run, measured from the rows.
+    let happened = &rows[0];
+    assert!((happened["taskMinutes"].as_f64().unwrap() - bench[1].task_minutes).abs() < 1.0, "{happened}");
+    assert_eq!(happened["peakTasks"].as_u64(), Some(u64::from(bench[1].peak_tasks)));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+    for name in ["what happened", "ECS target tracking", "HPA", "load (CPU % x tasks)"] {
+        assert!(svg.contains(name), "{name} missing from the chart");
+    }
+
+    // The text report carries the same figures.
+    let (code, text, err) = run(&["replay", "--csv", csv.to_str().unwrap(), BENCH_WORLD, "--compare", "desired-state"]);
+    assert_eq!(code, 0, "{text}{err}");
+    let ballast_line = text.lines().find(|l| l.starts_with(&format!("ballast ({BENCH_WORLD})"))).unwrap();
+    let cells: Vec<&str> = ballast_line.split_whitespace().collect();
+    assert!(cells.contains(&format!("{:.0}", bench[0].task_minutes).as_str()), "{text}");
+    assert!(text.contains("ballast (desired-state)"), "--compare adds a row: {text}");
+}
+
+#[test]
+fn replay_refuses_an_invalid_history_with_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "time,cpu_percent,running_tasks\n0,50,4\n60,fifty,4\n120,50,-1\n").unwrap();
+    let (code, out, err) = run(&["replay", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "no report for an invalid history: {out}");
+    let path = csv.display().to_string();
+    assert!(err.contains(&format!("{path}:3:4: `fifty` is not a CPU percent")), "{err}");
+    assert!(err.contains(&format!("{path}:4:8: `-1` is not a task count")), "{err}");
+    assert!(err.contains("2 problems in the history"), "{err}");
+    // A missing file, and a service the desired state does not declare.
+    let (code, _, err) = run(&["replay", "--csv", "no-such.csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no-such.csv: cannot read the history"), "{err}");
+    let (code, _, err) = run(&["replay", "--csv", csv.to_str().unwrap(), "--service", "appCluster/other"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("declares no Service for appCluster/other"), "{err}");
+    // Neither a CSV nor a cloud.
+    let (code, _, err) = run(&["replay"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--csv"), "{err}");
 }
 
 /// The HTTP face of a running daemon, in a subprocess or in process.
@@ -284,7 +405,8 @@ impl InProcess {
             debounce: Duration::from_millis(100),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, async {
+        let lease: Option<(LeaseOptions, MemoryLease)> = None;
+        let task = tokio::spawn(daemon.run(listener, sim.clone(), metrics, clock, desired, lease, async {
             let _ = stopped.await;
         }));
         InProcess { http: Endpoint { addr }, sim, stop: Some(stop), task }
@@ -555,59 +677,6 @@ async fn a_real_prometheus_server_scrapes_the_daemon() {
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The DOM of `url` once loaded in Debian's headless Chromium, with the
-/// flags this machine needs (as app/tests/browser.rs). Chromium is a test
-/// dependency: without it this fails, never skips.
-fn chromium_dom(url: &str) -> String {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the status page test needs Debian's Chromium. The test \
-         command (.ci/run) installs it; by hand: apt-get update && apt-get install -y chromium"
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(90)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("chromium did not finish within 90 s for {url}");
-        }
-    };
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && dom.contains("</html>"),
-        "chromium failed ({}) for {url}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dom
-}
-
 /// Issue 17: the status page at `/`, as a person's browser shows it: the
 /// example's resources with a chart per service, then a broken file's
 /// located error.
@@ -617,7 +686,7 @@ async fn the_status_page_shows_the_resources_and_a_broken_file_in_a_browser() {
     let d = Daemon::start(dir.path(), &["--interval", "1s"]);
     d.wait_status(Duration::from_secs(10), "every resource synced", all_synced).await;
 
-    let dom = chromium_dom(&d.url("/"));
+    let dom = chromium::dump_dom(&d.url("/"), &[]);
     for name in [
         "service/appCluster/appService",
         "targetgroup/frontendTargetGroup",
@@ -638,7 +707,7 @@ async fn the_status_page_shows_the_resources_and_a_broken_file_in_a_browser() {
     let broken = "apiVersion: ballast.dev/v1alpha1\nkind: Service\nmetadata: {name: broken}\nspec:\n  clustr: appCluster\n  service: otherService\n";
     std::fs::write(dir.path().join("broken.yaml"), broken).unwrap();
     d.wait_status(Duration::from_secs(10), "the invalid config reported", |v| v["config"]["valid"] == false).await;
-    let dom = chromium_dom(&d.url("/"));
+    let dom = chromium::dump_dom(&d.url("/"), &[]);
     let errors = dom.split(r#"<ul id="config-errors">"#).nth(1).unwrap_or_else(|| panic!("no error list:\n{dom}"));
     let errors = &errors[..errors.find("</ul>").unwrap()];
     let located = format!("{}:5:3:", dir.path().join("broken.yaml").display());

@@ -48,6 +48,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("autoscaling", "autoscaling"),
     ("cloudwatch", "cloudwatch"),
     ("appscaling", "application-autoscaling"),
+    ("dynamodb", "dynamodb"),
 ];
 
 /// Methods of an SDK client that are not API operations.
@@ -796,6 +797,7 @@ impl Stack {
             "AWS::EC2::Subnet" => format!("subnet-{}", fake_hex(name, 17)),
             "AWS::EC2::SecurityGroup" => format!("sg-{}", fake_hex(name, 17)),
             "AWS::AutoScaling::AutoScalingGroup" => self.prop(name, "AutoScalingGroupName"),
+            "AWS::DynamoDB::Table" => self.prop(name, "TableName"),
             "AWS::IAM::Role" => format!("{STACK}-{name}-{}", fake_hex(name, 12).to_ascii_uppercase()),
             _ => format!("{name}-{}", fake_hex(name, 8)),
         }
@@ -811,6 +813,7 @@ impl Stack {
                 az.as_str().unwrap_or("").to_string()
             }
             ("AWS::ElasticLoadBalancingV2::TargetGroup", "TargetGroupArn") => self.ref_(name),
+            ("AWS::DynamoDB::Table", "Arn") => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", self.ref_(name)),
             _ => format!("{}.{attr}", self.ref_(name)),
         }
     }
@@ -929,6 +932,15 @@ impl Stack {
     }
 
     /// A resource's tags (`Tags: [{Key, Value}]`), resolved.
+    /// The value of the environment variable `var` of the first container
+    /// of the task definition `logical`, resolved.
+    fn task_environment(&self, logical: &str, var: &str) -> Option<String> {
+        let containers = self.resource(logical)["Properties"]["ContainerDefinitions"].as_sequence()?;
+        let env = containers.first()?["Environment"].as_sequence()?;
+        let entry = env.iter().find(|e| e["Name"].as_str() == Some(var))?;
+        self.resolve(&entry["Value"]).as_str().map(str::to_string)
+    }
+
     fn tags(&self, logical: &str) -> BTreeMap<String, String> {
         let tags = self.resolve(&self.resource(logical)["Properties"]["Tags"]);
         tags.as_sequence()
@@ -1372,6 +1384,19 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("autoscaling:SetDesiredCapacity", &["auto_scaling_group_name", "desired_capacity", "honor_cooldown"]),
     ("autoscaling:TerminateInstanceInAutoScalingGroup", &["instance_id", "should_decrement_desired_capacity"]),
     ("autoscaling:CreateOrUpdateTags", &["tags"]),
+    ("autoscaling:SuspendProcesses", &["auto_scaling_group_name", "scaling_processes"]),
+    // The leadership lease (`src/cloud/aws/lease.rs`): conditions and
+    // expressions name the item's own attributes, which IAM does not see
+    // unless a policy uses dynamodb:Attributes (this one does not).
+    ("dynamodb:GetItem", &["table_name", "key", "consistent_read"]),
+    (
+        "dynamodb:PutItem",
+        &["table_name", "item", "condition_expression", "expression_attribute_names", "expression_attribute_values"],
+    ),
+    (
+        "dynamodb:DeleteItem",
+        &["table_name", "key", "condition_expression", "expression_attribute_names", "expression_attribute_values"],
+    ),
     (
         "autoscaling:UpdateAutoScalingGroup",
         &[
@@ -1412,6 +1437,8 @@ struct Args {
     service_marks: BTreeMap<String, String>,
     /// The capacity mark CreateOrUpdateTags sets on a group.
     group_marks: BTreeMap<String, String>,
+    /// The lease table ballast's task is given (`BALLAST_LEASE_TABLE`).
+    lease_tables: Vec<String>,
 }
 
 /// The tag ballast puts on its alarms (`MANAGED_BY_TAG` in the adapter).
@@ -1445,7 +1472,12 @@ fn args_from(dir: &Path, stack: &Stack) -> Args {
             .map(|k| (k.to_string(), marks::scaling_value(MARK_TIME, 4)))
             .collect(),
         group_marks: [(marks::LAST_CAPACITY_CHANGE.to_string(), marks::capacity_value(MARK_TIME))].into(),
+        lease_tables: stack.task_environment("BallastTaskDefinition", "BALLAST_LEASE_TABLE").into_iter().collect(),
     };
+    assert!(
+        !args.lease_tables.is_empty(),
+        "BallastTaskDefinition gives ballast no BALLAST_LEASE_TABLE: the lease calls would name no table to check"
+    );
     for s in &desired.services {
         args.services.push((s.id.cluster.clone(), s.id.service.clone()));
         args.clusters.insert(s.id.cluster.clone());
@@ -1640,7 +1672,9 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         // the group by its name part. TerminateInstanceInAutoScalingGroup
         // names only the instance: AWS authorizes it against the group the
         // instance is in, and ballast terminates only its groups' instances.
-        "autoscaling:SetDesiredCapacity" | "autoscaling:TerminateInstanceInAutoScalingGroup" => a
+        "autoscaling:SetDesiredCapacity"
+        | "autoscaling:TerminateInstanceInAutoScalingGroup"
+        | "autoscaling:SuspendProcesses" => a
             .groups
             .iter()
             .map(|(g, tags)| {
@@ -1685,6 +1719,11 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
             }
             out
         }
+        "dynamodb:GetItem" | "dynamodb:PutItem" | "dynamodb:DeleteItem" => a
+            .lease_tables
+            .iter()
+            .map(|t| request(arn(&[("TableName", t)]), vec![], format!("lease table {t}")))
+            .collect(),
         a if NO_RESOURCE_LEVEL.contains(&a) => star(a),
         other => panic!(
             "no IAM model for {other} in tests/iam.rs: add one to `requests` from the Service \
@@ -1825,6 +1864,7 @@ const PROBES: &[Probe] = &[
         args: |a| a.group_marks = [("ballast.dev/managed".to_string(), "true".to_string())].into(),
         params: None,
     },
+    Probe { what: "another DynamoDB table", args: |a| a.lease_tables = vec!["someOtherTable".into()], params: None },
     Probe { what: "another region", args: |a| a.region = "eu-west-1".into(), params: None },
     Probe { what: "another account", args: |a| a.account = "210987654321".into(), params: None },
 ];

@@ -10,7 +10,8 @@
 //!   then drains both.
 //!
 //! The binary (`main.rs`) only parses the command line and calls
-//! [`server::serve`] with the process's SIGTERM/Ctrl-C future.
+//! [`server::serve`] with the process's shutdown future: Ctrl-C at once,
+//! SIGTERM after `--drain-seconds` more of serving.
 
 #![warn(missing_docs)]
 

@@ -3,13 +3,15 @@
 //! API Gateway that serves it under a stage prefix.
 //!
 //! Chromium is a test dependency: `.ci/run` installs it
-//! (`apt-get install -y chromium`); without it these tests fail, never skip.
+//! (`apt-get install -y chromium`); without it these tests fail, never skip
+//! (tests/support/chromium.rs).
 
+/// Shared with the status page's browser test.
+#[path = "../../tests/support/chromium.rs"]
+mod chromium;
 mod support;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, RawQuery, State};
@@ -17,8 +19,6 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use support::App;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// What the rendered page says, read from Chromium's `--dump-dom`.
 struct Rendered {
@@ -33,46 +33,11 @@ struct Rendered {
 /// Load `url` in headless Chromium and return the DOM after the page's
 /// fetch settled.
 async fn render(url: &str) -> Rendered {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the browser tests need Debian's Chromium. The test \
-         command (.ci/run) installs it; by hand: apt-get update && apt-get install -y chromium"
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let child = tokio::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        // Virtual time waits for pending fetches, then lets timers run; 10 s
-        // of it is more than the page's 5 s fetch deadline.
-        .arg("--virtual-time-budget=10000")
-        .arg("--dump-dom")
-        .arg(url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromium");
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("chromium did not finish within 90 s")
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && dom.contains("</html>"),
-        "chromium failed ({}) for {url}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let url = url.to_string();
+    // Virtual time waits for pending fetches, then lets timers run; 10 s
+    // of it is more than the page's 5 s fetch deadline.
+    let dom =
+        tokio::task::spawn_blocking(move || chromium::dump_dom(&url, &["--virtual-time-budget=10000"])).await.unwrap();
     let (class, status) = element(&dom, "status");
     let (_, backend_url) = element(&dom, "backend-url");
     Rendered { status, class, backend_url }

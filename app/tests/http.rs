@@ -136,8 +136,46 @@ fn sigterm_stops_both_servers_with_exit_0() {
 }
 
 #[test]
+fn after_sigterm_new_requests_are_served_for_the_drain_seconds_then_it_stops() {
+    let mut app = App::start_with(&["--frontend-port", "0", "--backend-port", "0", "--drain-seconds", "2"]);
+    app.signal(libc::SIGTERM);
+    let signalled = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    // A new connection, as the NLB opens while the deregistration spreads.
+    let mut conn = TcpStream::connect(("127.0.0.1", app.backend_port)).expect("still accepting after SIGTERM");
+    conn.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let (status, _) = app.wait(Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "log: {:?}", app.log());
+    assert!(took >= Duration::from_secs(2), "stopped after {took:?}, before its drain ended");
+    let log = app.log();
+    assert!(log.iter().any(|l| l.starts_with("still serving for 2s")), "{log:?}");
+    assert!(log.iter().any(|l| l == "stopped"), "{log:?}");
+}
+
+#[test]
+fn a_second_signal_ends_the_drain_at_once() {
+    let mut app = App::start_with(&["--frontend-port", "0", "--backend-port", "0", "--drain-seconds", "600"]);
+    app.signal(libc::SIGTERM);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !app.log().iter().any(|l| l.starts_with("still serving")) {
+        assert!(std::time::Instant::now() < deadline, "no drain line: {:?}", app.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, took) = app.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "log: {:?}", app.log());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(app.log().iter().any(|l| l == "received SIGTERM again: stopping now"), "{:?}", app.log());
+}
+
+#[test]
 fn ctrl_c_stops_with_exit_0() {
-    let mut app = App::start();
+    // At once: the drain is for an orchestrator's SIGTERM, not a person.
+    let mut app = App::start_with(&["--frontend-port", "0", "--backend-port", "0", "--drain-seconds", "600"]);
     let (status, _) = app.signal_and_wait(libc::SIGINT, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "log: {:?}", app.log());
     assert!(app.log().iter().any(|l| l == "received Ctrl-C"));

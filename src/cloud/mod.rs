@@ -35,6 +35,7 @@
 //! the marks back costs no call.
 
 pub mod aws;
+pub mod lease;
 pub mod marks;
 pub mod reuse;
 pub mod sim;

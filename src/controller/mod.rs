@@ -7,6 +7,7 @@
 //! more careful (ownership records, cooldowns, revert tracking).
 
 pub mod backoff;
+pub mod leader;
 pub mod status;
 pub mod watch;
 
@@ -24,6 +25,7 @@ use crate::desired::{DesiredState, LoadError};
 use crate::metrics::Metrics;
 use crate::plan::{self, Memory, Plan, ResourceKey};
 use backoff::Backoff;
+use leader::{Fenced, Leadership, Role};
 use status::{ChangeRecord, PassRecord, Status};
 
 /// How soon a pass that made changes, or left steps for later, is
@@ -61,6 +63,11 @@ pub struct Controller<C: Cloud> {
     logged_holds: BTreeSet<(ResourceKey, String)>,
     /// Passes begun since start: the `pass` field of each pass's log lines.
     passes_started: u64,
+    /// Asked before every write; a standby makes no pass.
+    leadership: Leadership,
+    /// The term of leadership the memory was built in: a new term starts
+    /// from an empty memory and a fresh observation.
+    term: Option<u64>,
 }
 
 /// What one pass did.
@@ -71,7 +78,8 @@ pub struct PassOutcome {
     pub failed: usize,
     /// Inputs that could not be read: what depends on them was held.
     pub unread: usize,
-    /// A stop request left changes of the plan for the next run.
+    /// A stop request, or the loss of the lease, left changes of the plan
+    /// for the next run (or the next leader).
     pub interrupted: bool,
     /// The cloud could not be observed at all.
     pub unreachable: bool,
@@ -100,11 +108,13 @@ impl<C: Cloud> Controller<C> {
             capacities: desired.capacities.len(),
         };
         metrics.set_config_valid(true);
+        let status = Arc::new(RwLock::new(status));
+        let leadership = Leadership::sole(metrics.clone(), status.clone(), clock.clone());
         Controller {
             cloud,
             clock,
             metrics,
-            status: Arc::new(RwLock::new(status)),
+            status,
             options,
             desired,
             memory: Memory::default(),
@@ -113,7 +123,20 @@ impl<C: Cloud> Controller<C> {
             rng: rand::rngs::StdRng::from_os_rng(),
             logged_holds: Default::default(),
             passes_started: 0,
+            leadership,
+            term: None,
         }
+    }
+
+    /// Write only under `leadership` (built on this controller's
+    /// [`status`](Self::status)), instead of leading alone.
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
     }
 
     /// Draw the backoff jitter from `seed` instead of the OS, so that a
@@ -310,7 +333,19 @@ impl<C: Cloud> Controller<C> {
                 records.push((pc.resource.clone(), ChangeRecord::new(now, pc, "dry-run".into()), None));
                 continue;
             }
-            match self.cloud.apply(&pc.change).await {
+            let result = match self.leadership.guard(self.cloud.apply(&pc.change)).await {
+                Ok(r) => r,
+                Err(Fenced::Overran(budget)) => Err(crate::cloud::CloudError::Unreachable {
+                    service: "lease",
+                    message: format!("abandoned after its budget of {budget:?} under the lease"),
+                }),
+                Err(fenced) => {
+                    warn!(resource = %pc.resource, change = %pc.change, reason = %fenced, "not applied: this daemon no longer leads; the rest of the pass is left to the leader");
+                    outcome.interrupted = true;
+                    break;
+                }
+            };
+            match result {
                 Ok(()) => {
                     info!(resource = %pc.resource, change = %pc.change, reason = %pc.reason, "applied");
                     self.metrics.change(pc.change.kind().as_str(), "success");
@@ -335,9 +370,23 @@ impl<C: Cloud> Controller<C> {
     }
 
     /// Run until `stop` turns true: a pass every interval, on reload
-    /// signals, and when a backoff is due.
+    /// signals, and when a backoff is due; while the daemon stands by, no
+    /// pass at all (reloads still keep the desired state current).
     pub async fn run(mut self, mut reloads: mpsc::Receiver<()>, mut stop: tokio_watch::Receiver<bool>) {
+        let mut role = self.leadership.subscribe();
         loop {
+            let current = *role.borrow_and_update();
+            let Role::Leader { term } = current else {
+                tokio::select! {
+                    _ = role.changed() => {}
+                    Some(()) = reloads.recv() => { let _ = self.reload(); }
+                    _ = stop.changed() => break,
+                }
+                continue;
+            };
+            if self.term != Some(term) {
+                self.begin_term(term);
+            }
             let outcome = self.pass(&stop).await;
             if *stop.borrow() {
                 break;
@@ -347,12 +396,27 @@ impl<C: Cloud> Controller<C> {
                 _ = tokio::time::sleep(wait) => {}
                 Some(()) = reloads.recv() => { let _ = self.reload(); }
                 _ = stop.changed() => break,
+                _ = role.changed() => {}
             }
             if *stop.borrow() {
                 break;
             }
         }
         info!("controller stopped");
+    }
+
+    /// A new term of leadership starts from nothing this daemon built
+    /// before: an empty memory, no backoffs, a fresh observation (the
+    /// next pass), as a process that just started would.
+    fn begin_term(&mut self, term: u64) {
+        if self.term.is_some() {
+            info!(term, "leading again: starting from a fresh observation");
+        }
+        self.term = Some(term);
+        self.memory = Memory::default();
+        self.backoffs.clear();
+        self.cloud_backoff.reset();
+        self.logged_holds.clear();
     }
 }
 

@@ -46,11 +46,11 @@ fn rfc3339(t: &SystemTime) -> String {
     humantime::format_rfc3339_millis(*t).to_string()
 }
 
-fn ser_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(t))
 }
 
-fn ser_opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&rfc3339(t)),
         None => s.serialize_none(),
@@ -227,6 +227,8 @@ pub struct Status {
     #[serde(serialize_with = "ser_opt_time")]
     pub last_success_at: Option<SystemTime>,
     pub cloud: CloudStatus,
+    /// Leader or standby, who holds the lease, and the last role changes.
+    pub leadership: crate::controller::leader::LeadershipStatus,
     pub resources: Vec<ResourceStatus>,
     #[serde(skip)]
     index: BTreeMap<ResourceKey, usize>,

@@ -316,8 +316,10 @@ async fn cpu_load_moves_tasks_then_capacity_and_zones_and_back() {
     let mut b = bed_with(desired, config);
     b.converge().await;
     // AZ rebalancing would refill the on-demand zone after each of
-    // ballast's terminations, so the zone could never be removed.
-    b.sim.suspend_processes(&group, &["AZRebalance"]).unwrap();
+    // ballast's terminations, so the zone could never be removed: ballast
+    // suspended it when it first saw the group.
+    let group_now = b.sim.group(&group).unwrap();
+    assert!(!group_now.az_rebalance_active(), "{:?}", group_now.suspended_processes);
     // 400 requests/s on 2 tasks: every task at 100 % CPU.
     b.sim.set_load(&id, 400.0).unwrap();
     let mut peak_tasks = 0;
@@ -728,4 +730,93 @@ async fn cpu_is_read_at_most_once_per_metric_period() {
     }
     let reads = b.sim.call_count("GetMetricData");
     assert!((9..=11).contains(&reads), "{reads} GetMetricData calls in {passes} passes over 10 minutes");
+}
+
+// ----- Leadership (issue 16) -----
+
+fn lease_options(holder: &str) -> leader::LeaseOptions {
+    leader::LeaseOptions { name: "table/ballast".into(), holder: holder.into(), duration: Duration::from_secs(15) }
+}
+
+/// Another daemon holding the lease in `store` until its task is aborted.
+fn other_daemon(store: &Arc<crate::cloud::lease::MemoryLease>) -> tokio::task::JoinHandle<()> {
+    let status: SharedStatus = Arc::new(RwLock::new(Status::default()));
+    let other =
+        Leadership::contender(lease_options("other"), Arc::new(Metrics::new()), status, Arc::new(TokioClock::new()));
+    let (tx, rx) = watch::channel(false);
+    let store = store.clone();
+    tokio::spawn(async move {
+        let _keep = tx;
+        other.campaign(store, rx).await
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_observes_and_writes_nothing_until_it_leads() {
+    let store = Arc::new(crate::cloud::lease::MemoryLease::new());
+    let other = other_daemon(&store);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let Bed { sim, ctl, metrics, stop, _stop_tx, clock: _ } = bed(example());
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let leadership = Leadership::contender(lease_options("me"), metrics.clone(), ctl.status(), clock);
+    let (_campaign_stop, campaign_rx) = watch::channel(false);
+    tokio::spawn(leadership.clone().campaign(store.clone(), campaign_rx));
+    let ctl = ctl.with_leadership(leadership.clone());
+    let status = ctl.status();
+    let (_reload_tx, reloads) = mpsc::channel(1);
+    tokio::spawn(ctl.run(reloads, stop));
+
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(sim.calls().is_empty(), "a standby calls nothing: {:?}", sim.calls());
+    assert_eq!(status.read().unwrap().passes, 0);
+    assert_eq!(status.read().unwrap().leadership.role, "standby");
+    assert_eq!(status.read().unwrap().leadership.holder.as_deref(), Some("other"));
+    assert!(metrics.render().contains("ballast_leader 0"));
+
+    other.abort();
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    assert!(matches!(leadership.role(), Role::Leader { term: 1 }));
+    assert!(status.read().unwrap().passes > 0, "it leads and makes passes");
+    assert!(sim.calls().iter().any(|c| c.write), "and corrects the simulated drift");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_term_starts_from_an_empty_memory() {
+    let mut b = bed(example());
+    b.ctl.begin_term(1);
+    b.converge().await;
+    assert_ne!(*b.ctl.memory(), Memory::default(), "the first term remembered what it did");
+    b.ctl.begin_term(2);
+    assert_eq!(*b.ctl.memory(), Memory::default());
+    // The fresh observation finds nothing to do: no takeover wave.
+    b.sim.reset_calls();
+    let out = b.ctl.pass(&b.stop).await;
+    assert_eq!((out.planned, out.applied), (0, 0), "{out:?}");
+    assert!(b.sim.calls().iter().all(|c| !c.write));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_stops_writing_when_the_lease_is_lost() {
+    let store = Arc::new(crate::cloud::lease::MemoryLease::new());
+    let Bed { sim, ctl, metrics, stop, _stop_tx, clock: _ } = bed(example());
+    let leadership =
+        Leadership::contender(lease_options("me"), metrics.clone(), ctl.status(), Arc::new(TokioClock::new()));
+    let (_campaign_stop, campaign_rx) = watch::channel(false);
+    tokio::spawn(leadership.clone().campaign(store.clone(), campaign_rx));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut ctl = ctl.with_leadership(leadership.clone());
+    // The lease changes hands before the pass: no change of it is applied.
+    let thief = crate::cloud::lease::LeaseRecord {
+        holder: "x".into(),
+        version: "x1".into(),
+        expires_at: std::time::SystemTime::now(),
+    };
+    use crate::cloud::lease::LeaseStore as _;
+    store.renew(&store.record().unwrap().version, &thief).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let out = ctl.pass(&stop).await;
+    assert!(out.planned > 0 && out.interrupted, "{out:?}");
+    assert_eq!(out.applied, 0);
+    assert!(sim.calls().iter().all(|c| !c.write), "{:?}", sim.calls());
 }

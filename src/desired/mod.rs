@@ -325,6 +325,9 @@ pub struct Capacity {
     pub max_change_per_pass: u32,
     /// Correct capacity even when ECS managed scaling is on for the group.
     pub take_over_managed_scaling: bool,
+    /// Suspend the group's AZRebalance process (else: no zone changes
+    /// while it is active).
+    pub suspend_az_rebalance: bool,
 }
 
 /// How many tasks one instance holds.

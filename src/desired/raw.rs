@@ -344,6 +344,12 @@ pub struct RawCapacitySpec {
     /// When true, ballast keeps observing and reporting but changes nothing.
     #[schemars(extend("default" = false))]
     pub suspend: Option<bool>,
+    /// When true, ballast suspends the group's AZRebalance process, which
+    /// would otherwise launch and terminate instances on its own after a
+    /// zone change, stopping their tasks without a drain. When false and
+    /// AZRebalance is active, ballast makes no zone change (a conflict).
+    #[schemars(extend("default" = true))]
+    pub suspend_az_rebalance: Option<bool>,
     pub take_over: Option<RawCapacityTakeOver>,
 }
 

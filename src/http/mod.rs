@@ -8,7 +8,7 @@
 //! unreachable (a restart cannot help, so the container health check must
 //! not use it).
 
-mod chart;
+pub mod chart;
 mod page;
 mod server;
 
@@ -85,9 +85,14 @@ pub async fn serve_with(
 }
 
 /// Why the loop counts as stuck, if it does: no pass finished (or, before
-/// the first, none started) for [`STUCK_INTERVALS`] intervals.
+/// the first, none started) for [`STUCK_INTERVALS`] intervals. A standby
+/// makes no pass and is never stuck; a new leader counts from its takeover.
 fn stuck(s: &AppState, st: &Status) -> Option<String> {
-    let last = st.last_pass.finished_at.or(st.started_at);
+    if st.leadership.role == "standby" {
+        return None;
+    }
+    let took_over = st.leadership.transitions.back().map(|t| t.at);
+    let last = st.last_pass.finished_at.max(took_over).or(st.started_at);
     let since = last.and_then(|t| s.clock.now().duration_since(t).ok()).unwrap_or_default();
     (since > s.interval * STUCK_INTERVALS)
         .then(|| format!("no reconcile pass finished for {}s (interval {}s)", since.as_secs(), s.interval.as_secs()))
@@ -126,6 +131,15 @@ async fn healthz(State(s): State<AppState>) -> Response {
 
 async fn readyz(State(s): State<AppState>) -> Response {
     let st = s.status.read().unwrap();
+    // A standby is ready when it could take over: it can reach the lease.
+    if st.leadership.role == "standby" {
+        return if st.leadership.store_reachable {
+            (StatusCode::OK, Json(json!({ "status": "ready", "role": "standby" }))).into_response()
+        } else {
+            let reason = "standby, and the lease table cannot be reached: it could not take over";
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "reason": reason }))).into_response()
+        };
+    }
     if st.last_success_at.is_some() || (st.passes > 0 && st.cloud.reachable) {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
     } else {
@@ -268,6 +282,36 @@ mod tests {
         assert_eq!(readyz(State(s.clone())).await.status(), StatusCode::SERVICE_UNAVAILABLE);
         s.status.write().unwrap().last_success_at = Some(clock.now());
         assert_eq!(readyz(State(s)).await.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_standby_is_alive_without_passes_and_ready_while_it_can_reach_the_lease() {
+        let clock = Arc::new(ManualClock::new());
+        let mut st = started(clock.now());
+        st.leadership.role = "standby";
+        st.leadership.store_reachable = true;
+        let s = state(st, clock.clone());
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(body(livez(State(s.clone())).await).await.0, StatusCode::OK, "no pass by design");
+        assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
+        assert_eq!(readyz(State(s.clone())).await.status(), StatusCode::OK, "it could take over");
+        s.status.write().unwrap().leadership.store_reachable = false;
+        let (code, v) = body(readyz(State(s.clone())).await).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(v["reason"].as_str().unwrap().contains("lease table cannot be reached"), "{v}");
+
+        // Once it leads, the stuck clock starts at the takeover, not at start-up.
+        let took_over = clock.now();
+        {
+            let mut st = s.status.write().unwrap();
+            st.leadership.role = "leader";
+            let t = crate::controller::leader::Transition { at: took_over, role: "leader", reason: "test".into() };
+            st.leadership.transitions.push_back(t);
+        }
+        clock.advance(Duration::from_secs(44));
+        assert_eq!(body(livez(State(s.clone())).await).await.0, StatusCode::OK);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(body(livez(State(s)).await).await.0, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     /// A server on a free port with `limits` and routes `app`; dropping the

@@ -143,6 +143,12 @@ fn loop_health(out: &mut String, st: &Status, view: &View) {
     let p = &st.last_pass;
     out.push_str(r#"<section id="loop"><h2>Loop</h2><table class="kv">"#);
     row(out, "started", &when(st.started_at, view.now));
+    let l = &st.leadership;
+    if let Some(lease) = &l.lease {
+        let holder = l.holder.as_deref().unwrap_or("nobody");
+        let until = when(l.expires_at, view.now);
+        row(out, "role", &format!("{} on lease {lease}, held by {holder} until {until}", l.role));
+    }
     row(out, "passes", &st.passes.to_string());
     let result_class = match p.result.as_str() {
         "success" => "ok",
@@ -464,6 +470,17 @@ mod tests {
         assert!(html.contains("a&amp;b"));
         assert!(html.contains("health: &lt;healthy&gt;, target: i-1:80\nhealth: initial, target: i-2:80"), "{html}");
         assert!(html.contains("&#39;quoted&#39; &lt;b&gt;"));
+    }
+
+    #[test]
+    fn a_replica_on_a_lease_shows_its_role_and_the_holder() {
+        let mut st = hostile();
+        st.leadership.role = "standby";
+        st.leadership.lease = Some("ballast-lease/ballast".into());
+        st.leadership.holder = Some("<other>".into());
+        let html = render(&st, &view());
+        assert!(html.contains("standby on lease ballast-lease/ballast, held by &lt;other&gt; until never"), "{html}");
+        assert!(!render(&hostile(), &view()).contains("<th>role</th>"), "no role row without a lease");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The CPU alarms a scaling policy keeps in CloudWatch.
 
 use crate::desired::{AlarmRule, Service, ServiceId};
-use crate::observed::{AlarmDefinition, Comparison, Statistic};
+use crate::observed::{AlarmDefinition, Comparison};
 
 /// Names of the scale-out and scale-in alarms of a service.
 pub fn alarm_names(id: &ServiceId) -> [String; 2] {
@@ -16,22 +16,13 @@ pub fn desired_alarms(service: &Service) -> Option<[AlarmDefinition; 2]> {
     let scaling = service.scaling.as_ref()?;
     let [high, low] = alarm_names(&service.id);
     let def = |name: String, rule: &AlarmRule, comparison: Comparison, what: &str| AlarmDefinition {
-        name,
-        namespace: "AWS/ECS".into(),
-        metric_name: "CPUUtilization".into(),
-        statistic: Statistic::Average,
-        dimensions: vec![
-            ("ClusterName".into(), service.id.cluster.clone()),
-            ("ServiceName".into(), service.id.service.clone()),
-        ],
         period_secs: rule.period.as_secs() as u32,
         evaluation_periods: rule.evaluation_periods,
         datapoints_to_alarm: rule.datapoints_to_alarm,
-        threshold: rule.threshold,
         comparison,
         missing_data: scaling.missing_data,
         description: format!("Managed by ballast ({}): {what} of {}", service.name, service.id),
-        actions: Default::default(),
+        ..AlarmDefinition::service_cpu(name, &service.id, rule.threshold)
     };
     Some([
         def(high, &scaling.scale_out, Comparison::GreaterThanThreshold, "scale-out alarm"),

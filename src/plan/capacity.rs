@@ -104,19 +104,28 @@ pub fn decide(
                     memory.subnet_needed_at.insert(z.subnet.clone(), now);
                     true
                 } else if group.subnets.contains(&z.subnet) {
-                    let busy = z
-                        .zone
-                        .as_ref()
-                        .is_none_or(|zone| group.instances.iter().any(|i| i.is_active() && &i.zone == zone));
+                    // The subnet of an instance is what the ECS agent
+                    // registered; one not registered yet may be there.
+                    let active = || group.instances.iter().filter(|i| i.is_active());
+                    let there = active().filter(|i| i.subnet.as_ref() == Some(&z.subnet)).count();
+                    let unknown = active().filter(|i| i.subnet.is_none()).count();
                     let recent = !cooled(memory.subnet_needed_at.get(&z.subnet));
-                    if busy || recent {
-                        d.held.push(HoldReason::Scaling(format!(
-                            "on-demand subnet {} stays until {}",
-                            z.subnet,
-                            if busy { "its instances are gone" } else { "the scale-in cooldown passes" }
-                        )));
+                    let why = if there > 0 {
+                        Some(format!("its {there} instance(s) are gone"))
+                    } else if unknown > 0 {
+                        Some(format!(
+                            "{unknown} instance(s) not registered with ECS yet are placed (their subnet is unknown \
+                             until they are)"
+                        ))
+                    } else if recent {
+                        Some("the scale-in cooldown passes".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(why) = &why {
+                        d.held.push(HoldReason::Scaling(format!("on-demand subnet {} stays until {why}", z.subnet)));
                     }
-                    busy || recent
+                    why.is_some()
                 } else {
                     false
                 }
@@ -166,19 +175,19 @@ pub fn decide(
                 cap.scale_in_cooldown
             )));
         } else {
-            // Only instances with no tasks go, on-demand zones first.
-            let on_demand_zones: Vec<&str> = cap
+            // Only instances with no tasks go, on-demand subnets first.
+            let on_demand: Vec<&str> = cap
                 .zones
                 .iter()
                 .filter(|z| matches!(z.mode, ZoneMode::OnDemand { .. }))
-                .filter_map(|z| z.zone.as_deref())
+                .map(|z| z.subnet.as_str())
                 .collect();
             let mut empty: Vec<_> = group
                 .instances
                 .iter()
                 .filter(|i| i.lifecycle_state == crate::observed::Lifecycle::InService && i.tasks == Some(0))
                 .collect();
-            empty.sort_by_key(|i| (!on_demand_zones.contains(&i.zone.as_str()), i.id.clone()));
+            empty.sort_by_key(|i| (!i.subnet.as_deref().is_some_and(|s| on_demand.contains(&s)), i.id.clone()));
             let wanted = (desired - floor).min(cap.max_change_per_pass) as usize;
             d.terminate = empty.iter().take(wanted).map(|i| i.id.clone()).collect();
             if d.terminate.len() < (desired - floor) as usize {

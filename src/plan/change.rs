@@ -31,6 +31,9 @@ pub enum Change {
     /// that ECS stops only the tasks ballast chose, or off (`minutes`
     /// `None`) for the tasks ballast drained and hands to ECS to stop.
     SetTaskProtection { service: ServiceId, tasks: Vec<String>, minutes: Option<u32> },
+    /// Auto Scaling SuspendProcesses: processes that would act on a group
+    /// ballast sizes behind its back (`AZRebalance`).
+    SuspendProcesses { group: GroupId, processes: Vec<String> },
 }
 
 /// What kind of change, as a stable metric label.
@@ -44,6 +47,7 @@ pub enum ChangeKind {
     Capacity,
     Subnets,
     TaskProtection,
+    Processes,
 }
 
 impl ChangeKind {
@@ -56,6 +60,7 @@ impl ChangeKind {
             ChangeKind::Capacity => "capacity",
             ChangeKind::Subnets => "subnets",
             ChangeKind::TaskProtection => "task_protection",
+            ChangeKind::Processes => "processes",
         }
     }
 }
@@ -70,6 +75,7 @@ impl Change {
             Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => ChangeKind::Capacity,
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
             Change::SetTaskProtection { .. } => ChangeKind::TaskProtection,
+            Change::SuspendProcesses { .. } => ChangeKind::Processes,
         }
     }
 }
@@ -119,6 +125,9 @@ impl std::fmt::Display for Change {
                     Some(m) => write!(f, "service {service}: protect task(s) {ids} from scale-in for {m} min"),
                     None => write!(f, "service {service}: remove scale-in protection from drained task(s) {ids}"),
                 }
+            }
+            Change::SuspendProcesses { group, processes } => {
+                write!(f, "auto scaling group {group}: suspend {}", processes.join(", "))
             }
         }
     }

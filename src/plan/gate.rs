@@ -88,6 +88,9 @@ pub enum Conflict {
     ServiceLoadBalancers,
     /// ECS managed scaling (a capacity provider) sizes the group.
     ManagedScaling,
+    /// Auto Scaling's AZRebalance is active and the document keeps ballast
+    /// from suspending it (`suspendAzRebalance: false`).
+    AzRebalance,
 }
 
 impl Conflict {
@@ -104,6 +107,11 @@ impl Conflict {
             Conflict::ManagedScaling => {
                 "ECS managed scaling drives this group (AmazonECSManaged tag); \
                  set takeOver.managedScaling to let ballast manage it"
+            }
+            Conflict::AzRebalance => {
+                "Auto Scaling's AZRebalance is active on this group: after a zone change it would launch and \
+                 terminate instances by itself, stopping their tasks without a drain; remove \
+                 `suspendAzRebalance: false` to let ballast suspend it"
             }
         }
     }
@@ -167,6 +175,9 @@ pub enum Safety {
     /// A healthy stale target kept because `tasks` serving task(s) have no
     /// known address: it may be one of theirs.
     MaybeServing { target: Target, tasks: u32 },
+    /// A zone change waits until the group's AZRebalance shows as
+    /// suspended: with it active, Auto Scaling would move instances itself.
+    AzRebalanceActive,
 }
 
 /// Why a change was held, typed. [`HoldReason::kind`] and the `Display`
@@ -272,6 +283,10 @@ impl std::fmt::Display for HoldReason {
                 f,
                 "task {task} has no port {port} of container {container}: its task definition {task_definition} \
                  maps no such port; check containerName and containerPort in {declared}"
+            ),
+            HoldReason::Safety(Safety::AzRebalanceActive) => f.write_str(
+                "the zone change waits until the group's AZRebalance shows as suspended: \
+                 while it is active, Auto Scaling would move instances between zones by itself",
             ),
             HoldReason::Safety(Safety::NoAddress { task, container, port }) => {
                 write!(f, "task {task} has no address for {container}:{port}")

@@ -222,9 +222,10 @@ impl Memory {
             Change::SetGroupSubnets { group, to, .. } => {
                 self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)), now);
             }
-            // The tag is read back next pass; nothing to remember.
-            // Protection is read back too (the write makes the next read fresh).
-            Change::TagAlarm { .. } | Change::SetTaskProtection { .. } => {}
+            // The tag (the suspension) is read back next pass; nothing to
+            // remember. Protection is read back too (the write makes the
+            // next read fresh).
+            Change::TagAlarm { .. } | Change::SuspendProcesses { .. } | Change::SetTaskProtection { .. } => {}
         }
     }
 

@@ -33,7 +33,8 @@ pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
 use crate::observed::{
-    AlarmState, Observed, ObservedService, ProtectionRead, ResourceError, ServiceStatus, TaskSize, TaskStatus,
+    AZ_REBALANCE, AlarmState, Observed, ObservedInstance, ObservedService, ProtectionRead, ResourceError,
+    ServiceStatus, TaskSize, TaskStatus,
 };
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
@@ -502,8 +503,10 @@ impl<'a> Planner<'a> {
         for cap in &self.desired.capacities {
             let Some(Ok(group)) = self.observed.groups.get(&cap.group) else { continue };
             if let Some(i) = group.instances.iter().find(|i| i.id == instance_id) {
+                // The instance's subnet as the ECS agent registered it.
                 let on_demand = cap.zones.iter().any(|z| {
-                    matches!(z.mode, crate::desired::ZoneMode::OnDemand { .. }) && z.zone.as_deref() == Some(&i.zone)
+                    matches!(z.mode, crate::desired::ZoneMode::OnDemand { .. })
+                        && i.subnet.as_deref() == Some(z.subnet.as_str())
                 });
                 return Some((i.zone.clone(), on_demand));
             }
@@ -678,6 +681,10 @@ impl<'a> Planner<'a> {
             // count as none, and its instances look empty.
             let mut tasks = 0u32;
             let mut ours_on_instances = 0u32;
+            // Our tasks not yet stopped, by instance: ECS's count of an
+            // instance's tasks leaves out the ones still stopping.
+            let mut ours_by_instance: BTreeMap<&str, u32> = BTreeMap::new();
+            let mut deploying: Vec<&ServiceId> = Vec::new();
             let mut sizes: Vec<TaskSize> = Vec::new();
             let mut unread = Vec::new();
             // Services whose count is held because its alarms or CPU could
@@ -702,14 +709,16 @@ impl<'a> Planner<'a> {
                         }
                         tasks += decided.target.unwrap_or(o.desired_count);
                         sizes.extend(o.task_size);
-                        ours_on_instances += o
-                            .tasks
-                            .iter()
-                            .filter(|t| t.last_status != TaskStatus::Stopped)
-                            .filter(|t| {
-                                t.instance_id.as_ref().is_some_and(|i| group.instances.iter().any(|g| &g.id == i))
-                            })
-                            .count() as u32;
+                        if o.deploying {
+                            deploying.push(&svc.id);
+                        }
+                        for t in o.tasks.iter().filter(|t| t.last_status != TaskStatus::Stopped) {
+                            let Some(i) = t.instance_id.as_deref() else { continue };
+                            if group.instances.iter().any(|g| g.id == i) {
+                                ours_on_instances += 1;
+                                *ours_by_instance.entry(i).or_default() += 1;
+                            }
+                        }
                     }
                     Err(why) => unread.push(why),
                 }
@@ -718,6 +727,22 @@ impl<'a> Planner<'a> {
                 self.hold(key, waits_for_cluster(&cap.cluster, "service", "read; unread", &unread));
                 continue;
             }
+            // An instance ECS counts empty while one of our tasks on it is
+            // still stopping (draining, in its SIGTERM grace) is not empty.
+            let still_stopping = |i: &ObservedInstance| {
+                i.tasks.is_some_and(|n| n < ours_by_instance.get(i.id.as_str()).copied().unwrap_or(0))
+            };
+            let adjusted;
+            let group = if group.instances.iter().any(still_stopping) {
+                let mut g = group.clone();
+                for i in g.instances.iter_mut().filter(|i| still_stopping(i)) {
+                    i.tasks = ours_by_instance.get(i.id.as_str()).copied();
+                }
+                adjusted = g;
+                &adjusted
+            } else {
+                group
+            };
             let on_instances: u32 = group.instances.iter().filter_map(|i| i.tasks).sum();
             let other_tasks = on_instances.saturating_sub(ours_on_instances);
             tasks += other_tasks;
@@ -754,6 +779,16 @@ impl<'a> Planner<'a> {
                 self.out.capacity.insert(cap.group.clone(), d);
                 continue;
             }
+            let scales_in = !d.terminate.is_empty() || d.set_capacity.is_some_and(|to| to < group.desired_capacity);
+            if scales_in && let Some(svc) = deploying.first() {
+                // Its new tasks are being placed and its old ones drained:
+                // an instance taken now may be where they go.
+                d.held.push(HoldReason::Scaling(format!(
+                    "capacity scale-in waits while service {svc} deploys (ECS places its new tasks and stops the old)"
+                )));
+                d.terminate.clear();
+                d.set_capacity = d.set_capacity.filter(|to| *to > group.desired_capacity);
+            }
             for h in &d.held {
                 self.hold(key.clone(), h.clone());
             }
@@ -761,11 +796,28 @@ impl<'a> Planner<'a> {
             let subnets_field = self.check_field(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
             let capacity_field = self.check_field(|| Field::Capacity(cap.group.clone()), group.desired_capacity.into());
             let mut proposals = Vec::new();
+            let az_rebalance = group.az_rebalance_active();
+            if az_rebalance && cap.suspend_az_rebalance {
+                let change =
+                    Change::SuspendProcesses { group: cap.group.clone(), processes: vec![AZ_REBALANCE.to_string()] };
+                let reason = "ballast sizes this group: AZRebalance would launch and terminate instances by itself, \
+                              stopping their tasks without a drain";
+                proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
+            }
             if let Some(to) = &d.subnets {
                 let change =
                     Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
                 let reason = format!("zones needed for {} instance(s)", d.needed);
-                proposals.push((Proposal::new(key.clone(), change, reason), subnets_field.clone()));
+                let p = Proposal::new(key.clone(), change, reason);
+                match (az_rebalance, cap.suspend_az_rebalance) {
+                    (false, _) => proposals.push((p, subnets_field.clone())),
+                    // Suspended this pass: the zone change follows once
+                    // the suspension reads back.
+                    (true, true) => self.hold(key.clone(), HoldReason::Safety(Safety::AzRebalanceActive)),
+                    (true, false) => {
+                        proposals.push((Proposal { conflict: Some(Conflict::AzRebalance), ..p }, subnets_field.clone()))
+                    }
+                }
             }
             if let Some(to) = d.set_capacity {
                 let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
@@ -780,7 +832,8 @@ impl<'a> Planner<'a> {
             for (p, field) in proposals {
                 let p = Proposal {
                     conflict: (group.managed_scaling && !cap.take_over_managed_scaling)
-                        .then_some(Conflict::ManagedScaling),
+                        .then_some(Conflict::ManagedScaling)
+                        .or(p.conflict),
                     contested: field.contested,
                     unconfirmed: field.unconfirmed,
                     suspended: cap.suspend,

@@ -571,6 +571,7 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
             | Change::SetDesiredCapacity { .. }
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. }
+            | Change::SuspendProcesses { .. }
             | Change::SetTaskProtection { .. } => made(&|c| c == &pc.change),
         };
         prop_assert!(

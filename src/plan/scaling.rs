@@ -7,12 +7,18 @@
 //! takes the highest recommendation of the stabilisation window, like the
 //! Kubernetes HPA.
 
-use std::time::SystemTime;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
 
 use crate::desired::CpuScaling;
 use crate::observed::{AlarmState, MetricSample};
 
 use super::memory::ScalingMemory;
+
+/// The period of the CPU datapoints decisions are sized from: the cloud
+/// reads 1-minute averages (`AWS/ECS CPUUtilization` at period 60, and
+/// the simulated cloud's default metric period).
+pub const CPU_PERIOD: Duration = Duration::from_secs(60);
 
 /// Everything a decision is made from, kept for /status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -124,6 +130,14 @@ enum OutStep {
     Proportional(u32),
     /// To this count, by the declared step (no target CPU).
     Step(u32),
+}
+
+/// Drops the recommendations (oldest first) more than `window` older than
+/// `reference`: what a stabilisation window keeps.
+pub fn keep_within(recommendations: &mut VecDeque<(SystemTime, u32)>, reference: SystemTime, window: Duration) {
+    while recommendations.front().is_some_and(|(t, _)| reference.duration_since(*t).unwrap_or_default() > window) {
+        recommendations.pop_front();
+    }
 }
 
 /// Decide the task count, and record this pass's recommendation in
@@ -242,15 +256,17 @@ pub fn decide(policy: &CpuScaling, view: ScalingView, memory: &mut ScalingMemory
     }
 
     // Stabilisation: remember this pass, and scale in no lower than the
-    // highest recommendation still inside the window.
-    memory.recommendations.push_back((now, recommendation));
-    while memory
-        .recommendations
-        .front()
-        .is_some_and(|(t, _)| now.duration_since(*t).unwrap_or_default() > policy.stabilization_window)
-    {
-        memory.recommendations.pop_front();
-    }
+    // highest recommendation still inside the window. The window is
+    // counted in the data's time: a recommendation made from a datapoint
+    // dates from that datapoint's period, and the window ends with the
+    // newest datapoint, so a 5-minute window is five minutes of CPU that
+    // all ask for no more, whatever the metric's delay (counted from when
+    // a datapoint is read, the window would add that delay and cover six).
+    // Without a datapoint, passes date from `now`.
+    let (stamp, reference) = sample.map_or((now, now), |s| (s.at.min(now), (s.at + CPU_PERIOD).min(now)));
+    let stamp = memory.recommendations.back().map_or(stamp, |(t, _)| stamp.max(*t));
+    memory.recommendations.push_back((stamp, recommendation));
+    keep_within(&mut memory.recommendations, reference, policy.stabilization_window);
     let window: Vec<u32> = memory.recommendations.iter().map(|(_, r)| *r).collect();
     let mut desired = recommendation;
     if recommendation < clamped {

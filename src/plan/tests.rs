@@ -390,6 +390,57 @@ fn scaling_policy() -> CpuScaling {
     }
 }
 
+/// The stabilisation window is counted in the data's time: a scale-in
+/// waits for `stabilizationWindow` of CPU datapoints that all ask for no
+/// more, not for that long after the first of them was read, which would
+/// add the metric's delay (a period and the wait for the next pass).
+#[test]
+fn the_scale_in_window_counts_the_time_of_the_data_not_of_the_passes() {
+    let mut policy = scaling_policy();
+    policy.target_cpu = Some(60.0);
+    policy.scale_in = AlarmRule { step: Step::Percent(100), cooldown: Duration::from_secs(60), ..policy.scale_in };
+    let minute = Duration::from_secs(60);
+    // The load fell at `fall`: the datapoint of the minute before it is the
+    // last at 60 %; every one after is at 20 %. Passes run 40 s after each
+    // datapoint's period ended (CloudWatch's delay and the pass interval),
+    // every 15 s.
+    let fall = t0();
+    let lag = Duration::from_secs(40);
+    let mut mem = memory::ScalingMemory::default();
+    let view = |now: SystemTime| {
+        let newest_end = fall + minute * ((now - lag).duration_since(fall).map_or(0, |d| d.as_secs() / 60) as u32);
+        let at = newest_end.checked_sub(minute).unwrap();
+        let low = at >= fall;
+        scaling::ScalingView {
+            current: 10,
+            running: 10,
+            min: 2,
+            max: 20,
+            deploying: false,
+            high_alarm: Some(AlarmState::Ok),
+            low_alarm: Some(if low { AlarmState::Alarm } else { AlarmState::Ok }),
+            cpu: Some(MetricSample { value: if low { 20.0 } else { 60.0 }, at }),
+        }
+    };
+    let mut now = fall + lag - Duration::from_secs(30);
+    let scaled_in = loop {
+        let d = scaling::decide(&policy, view(now), &mut mem, now);
+        if d.desired < 10 {
+            assert_eq!(d.desired, 4, "straight to the proportional count: {d:?}");
+            break now;
+        }
+        assert!(now < fall + 10 * minute, "never scaled in");
+        now += Duration::from_secs(15);
+    };
+    // The scale-in comes with the fifth low datapoint: five minutes of CPU
+    // data after the fall, read at `fall + 5m + lag`. Counted from when the
+    // first low datapoint was read (`fall + 1m + lag`), it would come a
+    // minute later, with six.
+    let fifth_read = fall + 5 * minute + lag;
+    assert!(scaled_in >= fifth_read, "before the fifth low datapoint: {:?}", scaled_in.duration_since(fall));
+    assert!(scaled_in < fifth_read + Duration::from_secs(15), "{:?}", scaled_in.duration_since(fall));
+}
+
 #[test]
 fn alarms_are_created_corrected_and_never_rewritten_when_equal() {
     let (d, mut o) = scaling_world(TaskCount::Range { min: 2, max: 10 }, None, 2);
@@ -452,21 +503,32 @@ fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity
         zones,
         max_change_per_pass,
         take_over_managed_scaling: false,
+        suspend_az_rebalance: true,
     }
 }
 
-#[test]
-fn high_alarm_scales_out_and_capacity_comes_first() {
+/// Two tasks on two instances in one zone, the high alarm firing, and an
+/// on-demand second zone for more than two instances: the next pass adds
+/// the zone, an instance and a task. `suspended`: the group's suspended
+/// processes.
+fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) -> (DesiredState, Observed) {
     let mut s = service(TaskCount::Range { min: 2, max: 10 });
     s.scaling = Some(scaling_policy());
-    let cap = capacity(
-        "ecsAutoScalingGroup",
-        vec![
-            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
-            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above: 2 } },
-        ],
-        2,
-    );
+    let cap = Capacity {
+        suspend_az_rebalance,
+        ..capacity(
+            "ecsAutoScalingGroup",
+            vec![
+                Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
+                Zone {
+                    subnet: "subnet-b".into(),
+                    zone: Some("us-east-2b".into()),
+                    mode: ZoneMode::OnDemand { above: 2 },
+                },
+            ],
+            2,
+        )
+    };
     let d = DesiredState { services: vec![s], capacities: vec![cap.clone()] };
     let mut o = world(&d, 2);
     o.groups.insert(
@@ -484,15 +546,23 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
                     lifecycle_state: crate::observed::Lifecycle::InService,
                     healthy: true,
                     tasks: Some(1),
+                    subnet: Some("subnet-a".into()),
                 })
                 .collect(),
             managed_scaling: false,
             last_capacity_change: None,
+            suspended_processes: suspended.iter().map(|p| p.to_string()).collect(),
         }),
     );
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), alarms::alarm_names(&service_id())[0].clone())) {
         a.state = AlarmState::Alarm;
     }
+    (d, o)
+}
+
+#[test]
+fn high_alarm_scales_out_and_capacity_comes_first() {
+    let (d, o) = scale_out_into_a_second_zone(&[AZ_REBALANCE], true);
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(
         kinds(&p),
@@ -503,6 +573,44 @@ fn high_alarm_scales_out_and_capacity_comes_first() {
     assert!(matches!(p.changes[1].change, Change::SetDesiredCapacity { from: 2, to: 3, .. }));
     assert!(matches!(p.changes[2].change, Change::SetDesiredCount { from: 2, to: 3, .. }));
     assert_eq!(p.decisions[&service_id()].reason, scaling::DecisionReason::ScaleOut);
+}
+
+/// Issue 15: Auto Scaling's AZRebalance would launch and terminate
+/// instances by itself after a zone change. ballast suspends it on a group
+/// it sizes and changes zones only once the suspension reads back; a
+/// document that keeps it gets a conflict and no zone change.
+#[test]
+fn zones_change_only_with_az_rebalance_suspended() {
+    let zone_hold = |p: &Plan| p.holds.iter().find(|h| h.message().contains("AZRebalance")).map(|h| h.kind());
+
+    // Active: suspended first, the zone change waits; the rest goes on.
+    let (d, o) = scale_out_into_a_second_zone(&[], true);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::Processes, ChangeKind::Capacity, ChangeKind::DesiredCount]);
+    assert!(matches!(&p.changes[0].change, Change::SuspendProcesses { processes, .. } if processes == &[AZ_REBALANCE]));
+    assert_eq!(zone_hold(&p), Some(HoldKind::Safety), "{:#?}", p.holds);
+
+    // Suspended (or Launch, which stops it too): no suspension, the zones change.
+    for suspended in [AZ_REBALANCE, "Launch"] {
+        let (d, o) = scale_out_into_a_second_zone(&[suspended], true);
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(kinds(&p), vec![ChangeKind::Subnets, ChangeKind::Capacity, ChangeKind::DesiredCount], "{suspended}");
+        assert_eq!(zone_hold(&p), None);
+    }
+
+    // `suspendAzRebalance: false` with AZRebalance active: a conflict on
+    // the zone change, nothing suspended.
+    let (d, o) = scale_out_into_a_second_zone(&[], false);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), vec![ChangeKind::Capacity, ChangeKind::DesiredCount]);
+    assert_eq!(zone_hold(&p), Some(HoldKind::Conflict), "{:#?}", p.holds);
+
+    // A suspended document suspends nothing either.
+    let (mut d, o) = scale_out_into_a_second_zone(&[], true);
+    d.capacities[0].suspend = true;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!kinds(&p).contains(&ChangeKind::Processes), "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Suspended && h.message().contains("suspend AZRebalance")));
 }
 
 #[test]
@@ -522,10 +630,12 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
                 lifecycle_state: crate::observed::Lifecycle::InService,
                 healthy: true,
                 tasks: Some(*tasks),
+                subnet: Some("subnet-a".into()),
             })
             .collect(),
         managed_scaling: false,
         last_capacity_change: None,
+        suspended_processes: vec![AZ_REBALANCE.into()],
     };
     let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
@@ -1029,10 +1139,12 @@ fn capacity_group(n: u32) -> ObservedGroup {
                 lifecycle_state: Lifecycle::InService,
                 healthy: true,
                 tasks: Some(1),
+                subnet: Some("subnet-a".into()),
             })
             .collect(),
         managed_scaling: false,
         last_capacity_change: None,
+        suspended_processes: vec![AZ_REBALANCE.into()],
     }
 }
 
@@ -1106,6 +1218,13 @@ fn a_read_that_lags_a_write_is_not_a_revert_nor_written_again() {
     assert_eq!(p.memory.fields.values().map(|f| f.reverts.len()).sum::<usize>(), 1);
 }
 
+/// Puts an instance in zone `us-east-2X` and its subnet `subnet-X`, as
+/// Auto Scaling and the ECS agent report them.
+fn place(instance: &mut ObservedInstance, zone: &str) {
+    instance.zone = zone.to_string();
+    instance.subnet = Some(format!("subnet-{}", zone.strip_prefix("us-east-2").unwrap()));
+}
+
 /// The scale-out test's world: a Capacity document with an on-demand zone
 /// above 2 instances, `n` instances in service with a task each.
 fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) {
@@ -1121,7 +1240,7 @@ fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) 
     let mut o = world(&d, n);
     let mut group = capacity_group(n);
     group.subnets = vec!["subnet-a".into(), "subnet-b".into()];
-    group.instances[n as usize - 1].zone = "us-east-2b".into();
+    place(&mut group.instances[n as usize - 1], "us-east-2b");
     o.groups.insert(cap.group.clone(), Ok(group));
     (d, o, cap.group)
 }
@@ -1400,7 +1519,7 @@ fn capacity_scale_in_terminates_on_demand_instances_first() {
     for (i, (zone, tasks)) in
         [("us-east-2a", 0), ("us-east-2a", 1), ("us-east-2a", 1), ("us-east-2b", 0)].iter().enumerate()
     {
-        group.instances[i].zone = zone.to_string();
+        place(&mut group.instances[i], zone);
         group.instances[i].tasks = Some(*tasks);
     }
     o.groups.insert(cap.group.clone(), Ok(group));
@@ -1414,6 +1533,99 @@ fn capacity_scale_in_terminates_on_demand_instances_first() {
         })
         .collect();
     assert_eq!(terminated, vec!["i-4"], "{:#?}", p.changes);
+}
+
+/// Issue 15: an instance's subnet is what the ECS agent registered, never
+/// the Capacity document's `zone:` text (a typo there once made ballast
+/// remove a subnet that still had instances).
+#[test]
+fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
+    // 2 tasks need 2 instances; the third, in the on-demand subnet-b, is
+    // empty. The documents' zone names are wrong (or absent).
+    let (mut d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+    d.capacities[0].zones[1].zone = Some("us-east-2x".into());
+    d.capacities[0].zones[0].zone = None;
+    fn group<'o>(o: &'o mut Observed, gid: &GroupId) -> &'o mut ObservedGroup {
+        o.groups.get_mut(gid).and_then(|g| g.as_mut().ok()).expect("the group was read")
+    }
+    group(&mut o, &gid).instances[2].tasks = Some(0);
+    svc_mut(&mut o).tasks.truncate(2);
+    let removes_b = |p: &Plan| {
+        p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
+    };
+    let terminated = |p: &Plan| -> Vec<String> {
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::TerminateInstance { instance_id, .. } => Some(instance_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!removes_b(&p), "i-3 is still in subnet-b: {:#?}", p.changes);
+    assert_eq!(terminated(&p), ["i-3"], "the empty instance of the on-demand subnet");
+    assert!(p.holds.iter().any(|h| h.message().contains("stays until its 1 instance(s) are gone")), "{:#?}", p.holds);
+
+    // Gone: the subnet follows.
+    group(&mut o, &gid).instances.pop();
+    group(&mut o, &gid).desired_capacity = 2;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(removes_b(&p), "{:#?}", p.changes);
+
+    // An instance not registered with ECS yet may be in subnet-b: it stays.
+    let mut unjoined = group(&mut o, &gid).instances[0].clone();
+    (unjoined.id, unjoined.subnet, unjoined.tasks) = ("i-9".into(), None, None);
+    group(&mut o, &gid).instances.push(unjoined);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(!removes_b(&p), "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.message().contains("not registered with ECS yet")), "{:#?}", p.holds);
+}
+
+/// Issue 15: an instance is empty only when no task is left on it, and no
+/// instance goes while a service of the cluster deploys.
+#[test]
+fn capacity_scale_in_spares_stopping_tasks_and_deployments() {
+    // 2 tasks on 3 instances (one per instance); i-3 is empty, the rest
+    // wants 2: i-3 goes.
+    let empty_third = || {
+        let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+        if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+            g.instances[2].tasks = Some(0);
+        }
+        svc_mut(&mut o).tasks.truncate(2);
+        (d, o)
+    };
+    let terminated = |p: &Plan| -> Vec<String> {
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::TerminateInstance { instance_id, .. } => Some(instance_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (d, o) = empty_third();
+    assert_eq!(terminated(&plan(&d, &o, Memory::default(), t0())), ["i-3"]);
+
+    // A task of ours still stopping on i-3 (ECS no longer counts it):
+    // i-3 stays, and the group is not scaled in around it.
+    for status in [TaskStatus::Deactivating, TaskStatus::Stopping, TaskStatus::Deprovisioning] {
+        let (d, mut o) = empty_third();
+        let mut stopping = task(3, status);
+        stopping.desired_status = TaskStatus::Stopped;
+        svc_mut(&mut o).tasks.push(stopping);
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(terminated(&p), Vec::<String>::new(), "{status:?}: {:#?}", p.changes);
+        assert!(!kinds(&p).contains(&ChangeKind::Capacity), "{status:?}: {:#?}", p.changes);
+    }
+
+    // A deployment of a service in the cluster: no scale-in, said why.
+    let (d, mut o) = empty_third();
+    svc_mut(&mut o).deploying = true;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(terminated(&p), Vec::<String>::new(), "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.message().contains("waits while service")), "{:#?}", p.holds);
 }
 
 #[test]
@@ -1669,7 +1881,7 @@ fn a_restart_keeps_an_emptied_on_demand_subnet_for_the_cooldown_of_the_marked_ch
     let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 2);
     let changed = t0() - Duration::from_secs(8);
     if let Some(Ok(g)) = o.groups.get_mut(&gid) {
-        g.instances[1].zone = "us-east-2a".into();
+        place(&mut g.instances[1], "us-east-2a");
         g.last_capacity_change = Some(changed);
     }
     let removes_b = |p: &Plan| {
@@ -1864,17 +2076,18 @@ mod drain {
         tg_mut(&mut o).targets = (1..=5).map(|n| target(n, TargetHealth::Healthy)).collect();
         // Instances 1-2 in a, 3-4 in b... and 5 in the on-demand zone c;
         // task 4 is the newest.
-        let zones = ["us-east-2a", "us-east-2a", "us-east-2b", "us-east-2b", "us-east-2c"];
+        let zones = ["a", "a", "b", "b", "c"];
         let group = o.groups.values_mut().next().unwrap().as_mut().unwrap();
         group.instances = zones
             .iter()
             .enumerate()
             .map(|(i, z)| ObservedInstance {
                 id: format!("i-{}", i + 1),
-                zone: z.to_string(),
+                zone: format!("us-east-2{z}"),
                 lifecycle_state: Lifecycle::InService,
                 healthy: true,
                 tasks: Some(1),
+                subnet: Some(format!("subnet-{z}")),
             })
             .collect();
         svc_mut(&mut o).tasks[3].started_at = Some(t0() + Duration::from_secs(5));

@@ -10,14 +10,23 @@
 //!   applies the `aws:` settings and the load curves, and runs
 //!   [`crate::controller::Controller`] pass by pass with the events.
 //! - [`report`]: what the run measured, as text or JSON.
+//! - `ballast replay`: [`history`] (a service's recorded CPU and tasks,
+//!   from CSV or CloudWatch), [`peers`] (the emulations of ECS target
+//!   tracking and the HPA it compares with) and [`replay`] (each policy on
+//!   the simulated cloud under the recorded load, measured; the scaling
+//!   benchmark runs the same).
 //!
 //! The format is documented in docs/simulation.md, section "Scenarios".
 
+pub mod history;
 pub mod load;
+pub mod peers;
 pub mod raw;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod traces;
 
 #[cfg(test)]
 mod tests;

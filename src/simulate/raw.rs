@@ -9,108 +9,88 @@ use serde::{Deserialize, Deserializer};
 
 use crate::desired::raw::{DurationText, RawMetadata};
 
-/// A `kind: Scenario` document.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawScenarioDocument {
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
-    pub metadata: Option<RawMetadata>,
-    pub spec: Option<RawScenarioSpec>,
+/// Declares permissive mappings: every field optional (so that one run
+/// reports every mistake), keys in camelCase.
+macro_rules! raw_mappings {
+    ($($(#[$doc:meta])* $name:ident { $($(#[$field_doc:meta])* $field:ident: $ty:ty,)* })*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            $($(#[$field_doc])* pub $field: Option<$ty>,)*
+        }
+    )*};
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawScenarioSpec {
-    pub duration: Option<DurationText>,
-    pub seed: Option<i64>,
-    pub interval: Option<DurationText>,
-    pub load: Option<Vec<RawLoad>>,
-    pub events: Option<Vec<RawEvent>>,
-    pub aws: Option<RawAws>,
-}
+raw_mappings! {
+    /// A `kind: Scenario` document.
+    RawScenarioDocument { api_version: String, kind: String, metadata: RawMetadata, spec: RawScenarioSpec, }
 
-/// One service's requests per second over time.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawLoad {
-    pub service: Option<String>,
-    /// A constant rate.
-    pub rps: Option<f64>,
-    /// Joined linearly.
-    pub points: Option<Vec<RawPoint>>,
-    /// Each holds until the next.
-    pub steps: Option<Vec<RawPoint>>,
-    /// The points repeat with this period.
-    pub repeat: Option<DurationText>,
-}
+    RawScenarioSpec {
+        duration: DurationText,
+        seed: i64,
+        interval: DurationText,
+        load: Vec<RawLoad>,
+        events: Vec<RawEvent>,
+        aws: RawAws,
+    }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawPoint {
-    pub at: Option<DurationText>,
-    pub rps: Option<f64>,
-}
+    /// One service's requests per second over time.
+    RawLoad {
+        service: String,
+        /// A constant rate.
+        rps: f64,
+        /// Joined linearly.
+        points: Vec<RawPoint>,
+        /// Each holds until the next.
+        steps: Vec<RawPoint>,
+        /// The points repeat with this period.
+        repeat: DurationText,
+    }
 
-/// One event: a time and exactly one action.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawEvent {
-    pub at: Option<DurationText>,
-    pub every: Option<DurationText>,
-    pub desired_state: Option<String>,
-    pub deploy: Option<RawServiceRef>,
-    pub terminate_instance: Option<RawTerminate>,
-    pub actor: Option<RawActor>,
-    pub restart_controller: Option<RawFlag>,
-    pub outage: Option<RawOutage>,
-}
+    RawPoint { at: DurationText, rps: f64, }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawServiceRef {
-    pub service: Option<String>,
-}
+    /// One event: a time and exactly one action.
+    RawEvent {
+        at: DurationText,
+        every: DurationText,
+        desired_state: String,
+        deploy: RawServiceRef,
+        terminate_instance: RawTerminate,
+        actor: RawActor,
+        restart_controller: RawFlag,
+        outage: RawOutage,
+    }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawTerminate {
-    pub count: Option<i64>,
-    pub zone: Option<String>,
-    /// The Capacity document (by `metadata.name`) whose group loses the
-    /// instances; needed only when the desired state has several.
-    pub capacity: Option<String>,
-}
+    RawServiceRef { service: String, }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawActor {
-    pub service: Option<String>,
-    pub desired_count: Option<i64>,
-}
+    RawTerminate {
+        count: i64,
+        zone: String,
+        /// The Capacity document (by `metadata.name`) whose group loses the
+        /// instances; needed only when the desired state has several.
+        capacity: String,
+    }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawOutage {
-    pub duration: Option<DurationText>,
-}
+    RawActor { service: String, desired_count: i64, }
 
-/// The fidelity settings of the simulated cloud a scenario overrides.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawAws {
-    pub deregistration_propagation_lag: Option<DurationText>,
-    pub deregistration_delay: Option<DurationText>,
-    pub health_check_interval: Option<DurationText>,
-    pub healthy_threshold: Option<i64>,
-    pub stop_timeout: Option<DurationText>,
-    pub sigterm_grace: Option<DurationText>,
-    pub consistency_lag: Option<DurationText>,
-    pub az_rebalance: Option<bool>,
-    pub task_start_delay: Option<DurationText>,
-    pub instance_launch_delay: Option<DurationText>,
-    pub minimum_healthy_percent: Option<i64>,
-    pub maximum_percent: Option<i64>,
+    RawOutage { duration: DurationText, }
+
+    /// The fidelity settings of the simulated cloud a scenario overrides.
+    RawAws {
+        deregistration_propagation_lag: DurationText,
+        deregistration_delay: DurationText,
+        health_check_interval: DurationText,
+        healthy_threshold: i64,
+        stop_timeout: DurationText,
+        sigterm_grace: DurationText,
+        consistency_lag: DurationText,
+        az_rebalance: bool,
+        task_start_delay: DurationText,
+        instance_launch_delay: DurationText,
+        minimum_healthy_percent: i64,
+        maximum_percent: i64,
+    }
 }
 
 /// An action without fields (`restartController: {}`, `restartController:

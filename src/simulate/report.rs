@@ -115,18 +115,20 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::Alarm => "alarm",
         ChangeKind::Capacity => "capacity",
         ChangeKind::Subnets => "subnets",
+        ChangeKind::Processes => "processes",
         ChangeKind::TaskProtection => "taskProtection",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 7] = [
+pub const KINDS: [ChangeKind; 8] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
     ChangeKind::Alarm,
     ChangeKind::Capacity,
     ChangeKind::Subnets,
+    ChangeKind::Processes,
     ChangeKind::TaskProtection,
 ];
 

@@ -21,9 +21,7 @@ use tokio::sync::watch;
 
 use super::report::{EventReport, KINDS, Report, TargetGroupReport, kind_key};
 use super::scenario::{Action, DesiredStateDir, Scenario, Shape};
-use crate::cloud::sim::{
-    DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT, Interpolation, LoadCurve, SimCloud, SimConfig,
-};
+use crate::cloud::sim::{Interpolation, LoadCurve, SimCloud};
 use crate::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
 use crate::controller::{Controller, Options, PassOutcome};
 use crate::desired::DesiredState;
@@ -129,7 +127,7 @@ impl<'s> Run<'s> {
         let clock = Arc::new(ManualClock::new());
         let start = clock.now();
         let metrics = Arc::new(Metrics::new());
-        let config = scenario.aws.apply(SimConfig::default());
+        let config = scenario.aws.sim.clone();
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let sim =
             SimCloud::from_desired(&scenario.initial.desired, false, dyn_clock, scenario.seed, metrics.clone(), config);
@@ -145,14 +143,9 @@ impl<'s> Run<'s> {
             // the world was built from.
             let _ = sim.set_load_curve(&load.service, curve);
         }
-        let aws = &scenario.aws;
-        if aws.minimum_healthy_percent.is_some() || aws.maximum_percent.is_some() {
+        if let Some((minimum_healthy, maximum)) = scenario.aws.deployment {
             for service in &scenario.initial.desired.services {
-                let _ = sim.set_deployment_configuration(
-                    &service.id,
-                    aws.minimum_healthy_percent.unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT),
-                    aws.maximum_percent.unwrap_or(DEFAULT_MAXIMUM_PERCENT),
-                );
+                let _ = sim.set_deployment_configuration(&service.id, minimum_healthy, maximum);
             }
         }
         let cloud = Counting { sim: sim.clone(), tally: Arc::default() };

@@ -155,43 +155,13 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// The `aws:` overrides; `None` keeps the simulated cloud's default.
+/// The simulated cloud a scenario runs on: AWS's defaults with the
+/// scenario's `aws:` overrides.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AwsSettings {
-    pub deregistration_propagation_lag: Option<Duration>,
-    pub deregistration_delay: Option<Duration>,
-    pub health_check_interval: Option<Duration>,
-    pub healthy_threshold: Option<u32>,
-    pub stop_timeout: Option<Duration>,
-    pub sigterm_grace: Option<Duration>,
-    pub consistency_lag: Option<Duration>,
-    pub az_rebalance: Option<bool>,
-    pub task_start_delay: Option<Duration>,
-    pub instance_launch_delay: Option<Duration>,
-    /// Every service's deployment configuration (ECS's defaults: 100 and
-    /// 200); deploy/ runs the app with 0 and 100.
-    pub minimum_healthy_percent: Option<u32>,
-    pub maximum_percent: Option<u32>,
-}
-
-impl AwsSettings {
-    /// The simulated cloud's settings with these overrides.
-    pub fn apply(&self, mut config: SimConfig) -> SimConfig {
-        fn set<T: Copy>(field: &mut T, value: Option<T>) {
-            if let Some(v) = value {
-                *field = v;
-            }
-        }
-        set(&mut config.deregistration_propagation_lag, self.deregistration_propagation_lag);
-        set(&mut config.deregistration_delay, self.deregistration_delay);
-        set(&mut config.health_check_interval, self.health_check_interval);
-        set(&mut config.healthy_threshold, self.healthy_threshold);
-        set(&mut config.stop_timeout, self.stop_timeout);
-        set(&mut config.sigterm_grace, self.sigterm_grace);
-        set(&mut config.consistency_lag, self.consistency_lag);
-        set(&mut config.az_rebalance, self.az_rebalance);
-        set(&mut config.task_start_delay, self.task_start_delay);
-        set(&mut config.instance_launch_delay, self.instance_launch_delay);
-        config
-    }
+    pub sim: SimConfig,
+    /// Every service's deployment configuration (minimum healthy and
+    /// maximum percent) when the scenario sets either; ECS's defaults are
+    /// 100 and 200, deploy/ runs the app with 0 and 100.
+    pub deployment: Option<(u32, u32)>,
 }

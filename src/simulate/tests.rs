@@ -6,11 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use super::scenario::{Action, Shape};
 use super::*;
+use crate::cloud::sim::SimConfig;
 
 const REGION: &str = "us-east-2";
 
+use crate::fixtures;
+
 fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    fixtures::repo()
 }
 
 fn example_dir() -> PathBuf {
@@ -83,9 +86,9 @@ fn a_full_scenario_loads_with_defaults_and_expanded_events() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.aws.deregistration_delay, Some(secs(30)));
-    assert_eq!(s.aws.healthy_threshold, Some(3));
-    assert_eq!(s.aws.stop_timeout, None);
+    assert_eq!(s.aws.sim.deregistration_delay, secs(30));
+    assert_eq!(s.aws.sim.healthy_threshold, 3);
+    assert_eq!(s.aws.sim.stop_timeout, SimConfig::default().stop_timeout, "not set: AWS's default");
 }
 
 #[test]
@@ -110,104 +113,37 @@ fn a_repeating_curve_is_unrolled_periodically_from_before_the_start() {
     assert_eq!(points, [(-15, 50.0), (0, 10.0), (45, 50.0), (60, 10.0), (105, 50.0), (120, 10.0)]);
 }
 
-/// (spec, a substring of the message, its line in the file). Line 6 is
-/// the first line of `spec`.
-const INVALID: &[(&str, &str, usize)] = &[
-    ("  seed: 1\n", "missing required field `spec.duration`", 5),
-    ("  duration: 1x\n", "unknown unit `x`", 6),
-    ("  duration: 0s\n", "`spec.duration` is 0s", 6),
-    ("  duration: 1h\n  seed: -1\n", "negative", 7),
-    ("  duration: 1h\n  interval: 100ms\n", "below a second", 7),
-    ("  duration: 1h\n  durations: 2h\n", "unknown field `durations` in `spec`", 7),
-    ("  duration: 1h\n  load:\n    - service: api\n      rps: 5\n", "no service `api`", 8),
-    ("  duration: 1h\n  load:\n    - service: app\n", "has no rate", 8),
-    (
-        "  duration: 1h\n  load:\n    - service: app\n      rps: 5\n      steps: [{at: 0s, rps: 1}]\n",
-        "a curve is one of them",
-        10,
-    ),
-    ("  duration: 1h\n  load:\n    - service: app\n      rps: -5\n", "`spec.load[0].rps` is -5", 9),
-    (
-        "  duration: 1h\n  load:\n    - service: app\n      points:\n        - {at: 10m, rps: 1}\n        - {at: 5m, rps: 2}\n",
-        "not after the point before it",
-        11,
-    ),
-    (
-        "  duration: 1h\n  load:\n    - service: app\n      points: [{at: 0s, rps: 1}, {at: 2h, rps: 2}]\n",
-        "after the end of the run",
-        9,
-    ),
-    (
-        "  duration: 1h\n  load:\n    - service: app\n      points: [{at: 0s, rps: 1}, {at: 30m, rps: 2}]\n      repeat: 20m\n",
-        "not within the repeated period",
-        9,
-    ),
-    (
-        "  duration: 1h\n  load:\n    - service: app\n      points: [{at: 0s}]\n",
-        "missing required field `spec.load[0].points[0].rps`",
-        9,
-    ),
-    ("  duration: 1h\n  load:\n    - service: app\n      rps: lots\n", "expected a number", 9),
-    ("  duration: 1h\n  events:\n    - at: 2h\n      restartController: {}\n", "not before the end of the run", 8),
-    ("  duration: 1h\n  events:\n    - at: 5m\n", "has no action", 8),
-    (
-        "  duration: 1h\n  events:\n    - at: 5m\n      restartController: {}\n      outage: {duration: 1m}\n",
-        "has 2 actions",
-        10,
-    ),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      deploy: {service: apps}\n", "did you mean", 9),
-    (
-        "  duration: 1h\n  events:\n    - at: 5m\n      deploy: {}\n",
-        "missing required field `spec.events[0].deploy.service`",
-        9,
-    ),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      deploy:\n", "`spec.events[0].deploy` is empty", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      actor: {service: app, desiredCount: -2}\n", "negative", 9),
-    (
-        "  duration: 1h\n  events:\n    - at: 5m\n      actor: {service: app, desiredcount: 2}\n",
-        "did you mean `desiredCount`",
-        9,
-    ),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {count: 0}\n", "must be at least 1", 9),
-    (
-        "  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {zone: us-east-2c}\n",
-        "not a zone of the Capacity",
-        9,
-    ),
-    (
-        "  duration: 1h\n  events:\n    - at: 5m\n      terminateInstance: {capacity: other}\n",
-        "no Capacity document `other`",
-        9,
-    ),
-    (
-        "  duration: 1h\n  events:\n    - at: 5m\n      outage: {duration: 0s}\n",
-        "`spec.events[0].outage.duration` is 0s",
-        9,
-    ),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      restartController: false\n", "is false", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      restartController: {now: true}\n", "takes no fields", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      desiredState: nowhere/\n", "is not a directory", 9),
-    ("  duration: 1h\n  events:\n    - at: 5m\n      every: 0s\n      restartController:\n", "is 0s", 9),
-    ("  duration: 30d\n", "unknown unit `d`", 6),
-    ("  duration: 1h\n  aws:\n    healthyThreshold: 1\n", "between 2 and 10", 8),
-    ("  duration: 1h\n  aws:\n    stopTimeout: 5m\n", "between 0s and 2m", 8),
-    ("  duration: 1h\n  aws:\n    deregistrationDelay: 1x\n", "unknown unit", 8),
-    ("  duration: 1h\n  aws:\n    deregistrationLag: 1m\n", "unknown field `deregistrationLag` in `spec.aws`", 8),
-    ("  duration: 1h\n  aws:\n    azRebalance: maybe\n", "expected `true` or `false`", 8),
-    ("  duration: 1h\n  aws:\n    minimumHealthyPercent: 101\n", "between 0 and 100", 8),
-    ("  duration: 1h\n  aws:\n    maximumPercent: 50\n", "between 100 and 1000", 8),
-];
+/// The broken specs of tests/fixtures/invalid-scenarios.txt: (spec, a
+/// part of the message, its line in the file; line 6 is the first line of
+/// the spec).
+fn invalid_specs() -> Vec<(String, String, usize)> {
+    let text = std::fs::read_to_string(manifest_dir().join("tests/fixtures/invalid-scenarios.txt")).unwrap();
+    let mut cases: Vec<(String, String, usize)> = Vec::new();
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("== ") {
+            let (at, message) = head.split_once(": ").unwrap_or_else(|| panic!("`== LINE: MESSAGE` expected: {line}"));
+            cases.push((String::new(), message.to_string(), at.parse().unwrap()));
+        } else if let Some((spec, _, _)) = cases.last_mut() {
+            spec.push_str(line);
+            spec.push('\n');
+        } else {
+            assert!(line.is_empty() || line.starts_with('#'), "text before the first case: {line}");
+        }
+    }
+    assert!(cases.len() >= 30, "only {} cases", cases.len());
+    cases
+}
 
 #[test]
 fn every_mistake_is_reported_at_its_line_with_help() {
-    for (spec, expected, line) in INVALID {
-        let err = load(&scenario(spec)).expect_err(spec);
+    for (spec, expected, line) in invalid_specs() {
+        let err = load(&scenario(&spec)).expect_err(&spec);
         let hit = err
             .diagnostics
             .iter()
-            .find(|d| d.message.contains(expected) || d.help.as_deref().is_some_and(|h| h.contains(expected)))
+            .find(|d| d.message.contains(&expected) || d.help.as_deref().is_some_and(|h| h.contains(&expected)))
             .unwrap_or_else(|| panic!("{spec:?}: no message contains {expected:?}:\n{err}"));
-        assert_eq!(hit.line, Some(*line), "{spec:?}:\n{err}");
+        assert_eq!(hit.line, Some(line), "{spec:?}:\n{err}");
         assert!(hit.column.is_some(), "{spec:?}: no column in {hit}");
         assert!(hit.help.as_deref().is_some_and(|h| !h.is_empty()), "{spec:?}: no help in {hit}");
         // One mistake, one message.
@@ -314,16 +250,9 @@ fn an_invalid_desired_state_is_reported_with_its_own_location() {
 
 #[test]
 fn every_shipped_scenario_is_valid() {
-    let dir = manifest_dir().join("scenarios");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            load_scenario(&path, &example_dir(), REGION).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
-            n += 1;
-        }
+    for path in fixtures::files("scenarios", "yaml", 6) {
+        load_scenario(&path, &example_dir(), REGION).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
     }
-    assert!(n >= 6, "{n} scenarios");
 }
 
 // ---- the runner ------------------------------------------------------------

@@ -76,6 +76,13 @@ impl Ballast {
         Ballast { dir, home, env }
     }
 
+    /// Set one more environment variable of the binary (e.g.
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, to put a proxy of its own in front of one service).
+    pub fn with_env(mut self, key: &str, value: &str) -> Ballast {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Replace the desired state on disk.
     pub fn declare(&self, declared: &Declared) {
         declared.write_to(self.dir.path());
@@ -181,6 +188,20 @@ impl Daemon {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// `kill -9`: no shutdown, no lease released.
+    pub fn kill(&self) {
+        let mut c = self.child.lock().unwrap();
+        c.kill().expect("SIGKILL the daemon");
+        c.wait().expect("reap the daemon");
+    }
+
+    /// SIGTERM, as ECS stops a task; the daemon shuts down on its own.
+    pub fn terminate(&self) {
+        let pid = self.child.lock().unwrap().id();
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM {pid}");
     }
 
     /// Still running.

@@ -348,6 +348,25 @@ impl Account {
         AwsCloud::new(&self.sdk_config(), Arc::new(Metrics::new()), options)
     }
 
+    /// A lease table as deploy/ creates it (`ballast run --lease-table`):
+    /// partition key `name`, a string, billed on demand.
+    pub async fn create_lease_table(&self, table: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk_config());
+        let name = AttributeDefinition::builder().attribute_name("name").attribute_type(ScalarAttributeType::S);
+        let key = KeySchemaElement::builder().attribute_name("name").key_type(KeyType::Hash);
+        let req = client.create_table();
+        req.table_name(table)
+            .attribute_definitions(name.build().expect("a complete attribute definition"))
+            .key_schema(key.build().expect("a complete key schema"))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("DynamoDB CreateTable");
+    }
+
     /// Plain SDK clients for seeding and for playing other actors (their
     /// calls are not counted by the adapter).
     pub fn actors(&self) -> Actors {
@@ -705,18 +724,39 @@ impl Actors {
 
     /// ECS reports the service's average CPU for the minute starting at `at`.
     pub async fn put_cpu(&self, service: &str, percent: f64, at: std::time::SystemTime) {
-        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        use aws_sdk_cloudwatch::types::StandardUnit;
+        self.put_service_metric("AWS/ECS", "CPUUtilization", service, percent, StandardUnit::Percent, at).await;
+    }
+
+    /// Container Insights reports the service's running tasks for the
+    /// minute starting at `at`.
+    pub async fn put_running_tasks(&self, service: &str, tasks: u32, at: std::time::SystemTime) {
+        use aws_sdk_cloudwatch::types::StandardUnit;
+        let (namespace, name) = ("ECS/ContainerInsights", "RunningTaskCount");
+        self.put_service_metric(namespace, name, service, f64::from(tasks), StandardUnit::Count, at).await;
+    }
+
+    async fn put_service_metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        value: f64,
+        unit: aws_sdk_cloudwatch::types::StandardUnit,
+        at: std::time::SystemTime,
+    ) {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
         let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
         let datum = MetricDatum::builder()
-            .metric_name("CPUUtilization")
+            .metric_name(name)
             .dimensions(dim("ClusterName", CLUSTER))
             .dimensions(dim("ServiceName", service))
             .timestamp(at.into())
-            .value(percent)
-            .unit(StandardUnit::Percent)
+            .value(value)
+            .unit(unit)
             .build();
         let req = self.cloudwatch.put_metric_data();
-        req.namespace("AWS/ECS").metric_data(datum).send().await.expect("PutMetricData");
+        req.namespace(namespace).metric_data(datum).send().await.expect("PutMetricData");
     }
 
     /// Someone (or ECS managed scaling) changes the group's capacity.

@@ -19,9 +19,10 @@ pub struct App {
 impl App {
     /// Start the binary on 127.0.0.1 with port 0 for both servers and
     /// learn the ports it bound from its log: no race between picking a
-    /// free port and binding it.
+    /// free port and binding it. It stops at once on SIGTERM
+    /// (`--drain-seconds 0`); the drain's own tests ask for one.
     pub fn start() -> App {
-        Self::start_with(&["--frontend-port", "0", "--backend-port", "0"])
+        Self::start_with(&["--frontend-port", "0", "--backend-port", "0", "--drain-seconds", "0"])
     }
 
     /// Start with these arguments besides `--bind 127.0.0.1`.
@@ -31,6 +32,7 @@ impl App {
             .args(args)
             .env_remove("FRONTEND_PORT")
             .env_remove("BACKEND_PORT")
+            .env_remove("DRAIN_SECONDS")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -81,9 +83,19 @@ impl App {
     /// Send `signal` and wait at most `within` for the process to exit.
     /// Returns the exit status and how long the exit took.
     pub fn signal_and_wait(&mut self, signal: i32, within: Duration) -> (ExitStatus, Duration) {
+        self.signal(signal);
+        self.wait(within)
+    }
+
+    pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         let rc = unsafe { libc::kill(self.pid(), signal) };
         assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Wait at most `within` for the process to exit (it is killed and the
+    /// test fails otherwise): its status, and how long that took.
+    pub fn wait(&mut self, within: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -91,7 +103,7 @@ impl App {
             }
             if start.elapsed() > within {
                 let _ = self.child.kill();
-                panic!("app still running {within:?} after signal {signal}; log: {:?}", self.log());
+                panic!("app still running after {within:?}; log: {:?}", self.log());
             }
             std::thread::sleep(Duration::from_millis(10));
         }

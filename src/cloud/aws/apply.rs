@@ -129,6 +129,13 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             }
             Ok(())
         }
+        Change::SuspendProcesses { group, processes } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.suspend_processes();
+            let req = req.auto_scaling_group_name(&group.name).set_scaling_processes(Some(processes.clone()));
+            rc.call(&rc.buckets.autoscaling, "autoscaling", "SuspendProcesses", || req.clone().send()).await?;
+            Ok(())
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 
 use crate::cloud::marks;
-use crate::desired::MissingData;
+use crate::desired::{MissingData, ServiceId};
 use crate::observed::{
     AlarmActions, AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup,
     ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ProtectionRead,
@@ -43,12 +43,18 @@ pub struct TargetGroupInfo {
     pub port: Option<u16>,
 }
 
+/// The container-instance attribute that names an instance's subnet.
+const SUBNET_ATTRIBUTE: &str = "ecs.subnet-id";
+
 /// What the adapter needs of a container instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInstanceInfo {
     pub ec2_instance_id: Option<String>,
     /// Running plus pending tasks.
     pub tasks: u32,
+    /// The `ecs.subnet-id` attribute the ECS agent registers for an
+    /// instance launched in a VPC.
+    pub subnet: Option<String>,
 }
 
 pub fn system_time(t: &DateTime) -> Option<SystemTime> {
@@ -228,6 +234,12 @@ pub fn container_instance(ci: &ecs::ContainerInstance) -> ContainerInstanceInfo 
     ContainerInstanceInfo {
         ec2_instance_id: ci.ec2_instance_id().map(str::to_string),
         tasks: count(ci.running_tasks_count()) + count(ci.pending_tasks_count()),
+        subnet: ci
+            .attributes()
+            .iter()
+            .find(|a| a.name() == SUBNET_ATTRIBUTE)
+            .and_then(|a| a.value())
+            .map(str::to_string),
     }
 }
 
@@ -321,27 +333,61 @@ pub fn alarm(a: &cw::MetricAlarm) -> ObservedAlarm {
     }
 }
 
+/// A service metric: (namespace, metric name), by cluster and service.
+pub type ServiceMetric = (&'static str, &'static str);
+/// The service's CPU, percent of what its tasks reserve.
+pub const SERVICE_CPU: ServiceMetric = ("AWS/ECS", "CPUUtilization");
+/// The service's running tasks, from Container Insights.
+pub const SERVICE_RUNNING_TASKS: ServiceMetric = ("ECS/ContainerInsights", "RunningTaskCount");
+
+/// A GetMetricData query `id` for the average of a service metric over
+/// periods of `period_secs`.
+pub fn service_metric_query(
+    id: &str,
+    service: &ServiceId,
+    (namespace, name): ServiceMetric,
+    period_secs: i32,
+) -> cw::MetricDataQuery {
+    let dim = |n: &str, v: &str| cw::Dimension::builder().name(n).value(v).build();
+    let metric = cw::Metric::builder()
+        .namespace(namespace)
+        .metric_name(name)
+        .dimensions(dim("ClusterName", &service.cluster))
+        .dimensions(dim("ServiceName", &service.service))
+        .build();
+    cw::MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(cw::MetricStat::builder().metric(metric).period(period_secs).stat("Average").build())
+        .return_data(true)
+        .build()
+}
+
+/// Every datapoint of a GetMetricData result, by time.
+pub fn samples(r: &cw::MetricDataResult) -> impl Iterator<Item = (SystemTime, f64)> + '_ {
+    r.timestamps().iter().zip(r.values()).filter_map(|(t, v)| Some((system_time(t)?, *v)))
+}
+
 /// The newest datapoint of a GetMetricData result.
 pub fn latest_sample(r: &cw::MetricDataResult) -> Option<MetricSample> {
-    r.timestamps()
-        .iter()
-        .zip(r.values())
-        .filter_map(|(t, v)| Some((system_time(t)?, *v)))
-        .max_by_key(|(t, _)| *t)
-        .map(|(at, value)| MetricSample { value, at })
+    samples(r).max_by_key(|(t, _)| *t).map(|(at, value)| MetricSample { value, at })
 }
 
 /// A described Auto Scaling group. `tasks_by_instance` holds the ECS task
 /// counts of the instances registered in the capacity's cluster, when
 /// those could be read.
-pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>) -> ObservedGroup {
+pub fn group(
+    g: &asg::AutoScalingGroup,
+    container_instances: &HashMap<String, &ContainerInstanceInfo>,
+) -> ObservedGroup {
     let mut instances: Vec<ObservedInstance> = g
         .instances()
         .iter()
         .map(|i| {
             let id = i.instance_id().unwrap_or_default().to_string();
+            let ci = container_instances.get(&id);
             ObservedInstance {
-                tasks: tasks_by_instance.get(&id).copied(),
+                tasks: ci.map(|ci| ci.tasks),
+                subnet: ci.and_then(|ci| ci.subnet.clone()),
                 zone: i.availability_zone().unwrap_or_default().to_string(),
                 lifecycle_state: i.lifecycle_state().map(lifecycle).unwrap_or_else(|| Lifecycle::Other(String::new())),
                 healthy: i.health_status() == Some("Healthy"),
@@ -368,6 +414,12 @@ pub fn group(g: &asg::AutoScalingGroup, tasks_by_instance: &HashMap<String, u32>
         last_capacity_change: marks::last_capacity_change(
             g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
         ),
+        suspended_processes: {
+            let mut names: Vec<String> =
+                g.suspended_processes().iter().filter_map(|p| p.process_name()).map(str::to_string).collect();
+            names.sort();
+            names
+        },
     }
 }
 
@@ -482,7 +534,7 @@ mod tests {
     fn instances() -> HashMap<String, ContainerInstanceInfo> {
         HashMap::from([(
             "arn:ci:1".to_string(),
-            ContainerInstanceInfo { ec2_instance_id: Some("i-0abc".into()), tasks: 1 },
+            ContainerInstanceInfo { ec2_instance_id: Some("i-0abc".into()), tasks: 1, subnet: None },
         )])
     }
 
@@ -705,15 +757,30 @@ mod tests {
             .instances(inst("i-1", asg::LifecycleState::InService, "Unhealthy"))
             .tags(asg::TagDescription::builder().key(MANAGED_SCALING_TAG).value("").build())
             .build();
-        let tasks = HashMap::from([("i-1".to_string(), 2)]);
-        let o = group(&g, &tasks);
+        let ci = container_instance(
+            &ecs::ContainerInstance::builder()
+                .ec2_instance_id("i-1")
+                .running_tasks_count(1)
+                .pending_tasks_count(1)
+                .attributes(
+                    ecs::Attribute::builder().name("ecs.availability-zone").value("us-east-1a").build().unwrap(),
+                )
+                .attributes(ecs::Attribute::builder().name("ecs.subnet-id").value("subnet-a").build().unwrap())
+                .build(),
+        );
+        let o = group(&g, &HashMap::from([("i-1".to_string(), &ci)]));
         assert_eq!(o.subnets, vec!["subnet-a", "subnet-b"]);
         assert_eq!((o.min_size, o.max_size, o.desired_capacity), (1, 10, 2));
         assert!(o.managed_scaling);
         assert_eq!(o.instances[0].id, "i-1");
         assert_eq!(o.instances[0].tasks, Some(2));
+        assert_eq!(o.instances[0].subnet.as_deref(), Some("subnet-a"), "the ECS agent's ecs.subnet-id");
         assert!(!o.instances[0].healthy);
-        assert_eq!(o.instances[1].tasks, None, "not registered in the cluster");
+        assert_eq!(
+            (o.instances[1].tasks, o.instances[1].subnet.as_deref()),
+            (None, None),
+            "not registered in the cluster"
+        );
         assert_eq!(o.instances[1].lifecycle_state, Lifecycle::Pending);
         assert!(o.instances[1].is_active());
     }

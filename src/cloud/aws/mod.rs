@@ -3,7 +3,8 @@
 //!
 //! This folder is the only code in the crate that imports `aws_sdk_*`.
 //! Every SDK operation is called as `<x>.ecs.<op>()`, `.elbv2.<op>()`,
-//! `.autoscaling.<op>()`, `.cloudwatch.<op>()` or `.appscaling.<op>()`,
+//! `.autoscaling.<op>()`, `.cloudwatch.<op>()`, `.appscaling.<op>()` or
+//! `.dynamodb.<op>()`,
 //! on one line (`let req = rc.ecs.describe_services();`), so that a plain
 //! regex over this folder lists the IAM actions it needs (a unit test keeps
 //! [`IAM_ACTIONS`] in step with it).
@@ -12,6 +13,9 @@
 //!   [`crate::cloud`] says, with the target-group and task-definition
 //!   caches.
 //! - `apply`: one write per [`Change`], plus the scaling marks.
+//! - `history`: a service's CPU and running tasks over a time range, for
+//!   `ballast replay`.
+//! - `lease`: [`DynamoLease`], the leadership lease in a DynamoDB table.
 //! - `map`: pure SDK-shape → observed-type mapping.
 //! - `call`: one operation: every attempt paced by its bucket, retried
 //!   with backoff on throttling and transient errors.
@@ -25,7 +29,9 @@
 mod apply;
 mod call;
 mod errors;
+mod history;
 mod intercept;
+mod lease;
 pub mod limiter;
 mod map;
 mod observe;
@@ -40,6 +46,7 @@ use aws_sdk_ecs::config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 pub use intercept::ApiCalls;
+pub use lease::DynamoLease;
 pub use limiter::{Rate, RateLimits};
 
 use crate::cloud::{Clock, Cloud, CloudError, Scope, TokioClock};
@@ -79,6 +86,10 @@ pub const IAM_ACTIONS: &[&str] = &[
     "autoscaling:TerminateInstanceInAutoScalingGroup",
     "autoscaling:UpdateAutoScalingGroup",
     "autoscaling:CreateOrUpdateTags",
+    "autoscaling:SuspendProcesses",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
 ];
 
 /// Tuning of the adapter. The defaults suit real AWS.
@@ -300,13 +311,20 @@ mod tests {
     /// action listed (or a stale listed action) fails here.
     #[test]
     fn iam_actions_match_the_operations_called() {
-        let sources = [include_str!("mod.rs"), include_str!("observe.rs"), include_str!("apply.rs")];
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("observe.rs"),
+            include_str!("apply.rs"),
+            include_str!("history.rs"),
+            include_str!("lease.rs"),
+        ];
         let prefixes = [
             (".ecs.", "ecs"),
             (".elbv2.", "elasticloadbalancing"),
             (".autoscaling.", "autoscaling"),
             (".cloudwatch.", "cloudwatch"),
             (".appscaling.", "application-autoscaling"),
+            (".dynamodb.", "dynamodb"),
         ];
         let mut found = std::collections::BTreeSet::new();
         for src in sources {

@@ -17,7 +17,7 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
 use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
 use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_cloudwatch::types::{AlarmType, MetricDataQuery, ScanBy};
 use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 use aws_sdk_ecs::types::{DesiredStatus, ServiceField};
@@ -86,7 +86,7 @@ where
 /// Outcomes of the pass's calls, to tell "AWS is unreachable" (every call
 /// failed to connect) from per-resource trouble.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     ok: AtomicUsize,
     failed: AtomicUsize,
     unreachable: Mutex<Option<CloudError>>,
@@ -282,9 +282,8 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
             Some(Ok(g)) => {
                 match clusters.get(cluster).map(|c| &c.instances) {
                     Some(Ok(cis)) => {
-                        let tasks =
-                            cis.values().filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci.tasks))).collect();
-                        Ok(map::group(g, &tasks))
+                        let by_id = cis.values().filter_map(|ci| Some((ci.ec2_instance_id.clone()?, ci))).collect();
+                        Ok(map::group(g, &by_id))
                     }
                     // No such cluster: its instances run no ECS tasks.
                     Some(Err(CloudError::NotFound(_))) | None => Ok(map::group(g, &HashMap::new())),
@@ -827,39 +826,9 @@ async fn metric_data(
         let queries: Vec<MetricDataQuery> = batch
             .iter()
             .enumerate()
-            .map(|(i, id)| {
-                let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
-                MetricDataQuery::builder()
-                    .id(format!("q{i}"))
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(
-                                Metric::builder()
-                                    .namespace("AWS/ECS")
-                                    .metric_name("CPUUtilization")
-                                    .dimensions(dim("ClusterName", &id.cluster))
-                                    .dimensions(dim("ServiceName", &id.service))
-                                    .build(),
-                            )
-                            .period(60)
-                            .stat("Average")
-                            .build(),
-                    )
-                    .return_data(true)
-                    .build()
-            })
+            .map(|(i, id)| map::service_metric_query(&format!("q{i}"), id, map::SERVICE_CPU, 60))
             .collect();
-        let pages = all_pages(GetMetricDataOutput::next_token, |token| {
-            let req = rc.cloudwatch.get_metric_data();
-            let req = req
-                .set_metric_data_queries(Some(queries.clone()))
-                .start_time(start.into())
-                .end_time(end.into())
-                .scan_by(ScanBy::TimestampDescending)
-                .set_next_token(token);
-            let bucket = &rc.buckets.cloudwatch_metric_data;
-            async move { tally.note(rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await) }
-        });
+        let pages = get_metric_data(rc, &queries, (start, end), ScanBy::TimestampDescending, Some(tally));
         let pages = match pages.await {
             Ok(pages) => pages,
             Err(e) => {
@@ -888,6 +857,35 @@ async fn metric_data(
         }
     }
     out
+}
+
+/// Every page of one GetMetricData request over `(start, end)`; each
+/// attempt's outcome noted in `tally`, when there is one.
+pub(super) async fn get_metric_data(
+    rc: &RegionClients,
+    queries: &[MetricDataQuery],
+    (start, end): (std::time::SystemTime, std::time::SystemTime),
+    scan: ScanBy,
+    tally: Option<&Tally>,
+) -> Result<Vec<GetMetricDataOutput>, CloudError> {
+    all_pages(GetMetricDataOutput::next_token, |token| {
+        let req = rc.cloudwatch.get_metric_data();
+        let req = req
+            .set_metric_data_queries(Some(queries.to_vec()))
+            .start_time(start.into())
+            .end_time(end.into())
+            .scan_by(scan.clone())
+            .set_next_token(token);
+        let bucket = &rc.buckets.cloudwatch_metric_data;
+        async move {
+            let result = rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await;
+            match tally {
+                Some(t) => t.note(result),
+                None => result,
+            }
+        }
+    })
+    .await
 }
 
 /// Auto Scaling groups by name; absent names are not in the map.

@@ -72,6 +72,11 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
                 world.api("ecs", "UpdateTaskProtection", true, |w| w.update_task_protection(chunk, expires_in))
             })
         }
+        Change::SuspendProcesses { group, processes } => world.api("autoscaling", "SuspendProcesses", true, |w| {
+            // Never empty from the planner: an empty list would suspend all.
+            let names: Vec<&str> = processes.iter().map(String::as_str).collect();
+            w.set_processes(group, &names, true)
+        }),
     };
     if result.is_ok() {
         world.lag_reads(before);

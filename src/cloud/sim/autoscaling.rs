@@ -337,7 +337,12 @@ impl World {
         Ok(victims)
     }
 
-    fn set_processes(&mut self, group: &GroupId, processes: &[&str], suspend: bool) -> Result<(), CloudError> {
+    pub(super) fn set_processes(
+        &mut self,
+        group: &GroupId,
+        processes: &[&str],
+        suspend: bool,
+    ) -> Result<(), CloudError> {
         let operation = if suspend { "SuspendProcesses" } else { "ResumeProcesses" };
         if !self.groups.contains_key(group) {
             return Err(not_found(group));

@@ -549,6 +549,7 @@ impl World {
                         zone: i.zone.clone(),
                         lifecycle_state: i.lifecycle.observed(),
                         healthy: i.healthy,
+                        subnet: registered.then(|| i.subnet.clone()),
                         // Counted until STOPPED: a stopping task still
                         // occupies the instance.
                         tasks: registered.then(|| {
@@ -561,6 +562,12 @@ impl World {
                 })
                 .collect(),
             managed_scaling: group.managed_scaling,
+            suspended_processes: self
+                .autoscaling
+                .suspended
+                .get(id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
             last_capacity_change: marks::last_capacity_change(group.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }

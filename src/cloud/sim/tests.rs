@@ -13,8 +13,8 @@ use crate::desired::{
     ZoneMode,
 };
 use crate::observed::{
-    AlarmDefinition, AlarmState, Comparison, Lifecycle, ObservedService, ResourceError, ServiceStatus, Statistic,
-    Target, TargetGroupType, TargetHealth, TaskStatus,
+    AlarmDefinition, AlarmState, Lifecycle, ObservedService, ResourceError, ServiceStatus, Target, TargetGroupType,
+    TargetHealth, TaskStatus,
 };
 
 /// Traffic and the ECS and NLB behaviours that drop requests.
@@ -93,6 +93,7 @@ fn capacity(min: u32, max: u32, tasks_per_instance: TasksPerInstance) -> Capacit
         ],
         max_change_per_pass: 2,
         take_over_managed_scaling: false,
+        suspend_az_rebalance: true,
     }
 }
 
@@ -149,6 +150,12 @@ impl Fixture {
         self.svc(name).tasks.into_iter().filter(|t| t.desired_status == TaskStatus::Running).collect()
     }
 
+    /// The target's health in the group after `by` of virtual time.
+    fn health_after(&self, by: Duration, tg_name: &str, target: &Target) -> Option<TargetHealth> {
+        self.advance(by);
+        self.health(tg_name, target)
+    }
+
     fn health(&self, tg_name: &str, target: &Target) -> Option<TargetHealth> {
         self.sim.target_group(&tg(tg_name))?.targets.into_iter().find(|t| &t.target == target).map(|t| t.health)
     }
@@ -160,22 +167,11 @@ impl Fixture {
 
 fn cpu_alarm(name: &str, threshold: f64, m: u32, n: u32, missing: MissingData) -> AlarmDefinition {
     AlarmDefinition {
-        name: name.to_string(),
-        namespace: "AWS/ECS".to_string(),
-        metric_name: "CPUUtilization".to_string(),
-        statistic: Statistic::Average,
-        dimensions: vec![
-            ("ClusterName".to_string(), CLUSTER.to_string()),
-            ("ServiceName".to_string(), "appService".to_string()),
-        ],
-        period_secs: 60,
         evaluation_periods: n,
         datapoints_to_alarm: m,
-        threshold,
-        comparison: Comparison::GreaterThanOrEqualToThreshold,
         missing_data: missing,
         description: "test".to_string(),
-        actions: Default::default(),
+        ..AlarmDefinition::service_cpu(name, &sid("appService"), threshold)
     }
 }
 
@@ -309,17 +305,12 @@ async fn targets_go_initial_healthy_unhealthy_and_drain() {
     assert_eq!(f.health("frontendTargetGroup", &target), None, "not registered yet");
 
     let arn = f.sim.target_group_arn(&tg("frontendTargetGroup")).unwrap();
-    let register = Change::RegisterTargets {
-        region: REGION.to_string(),
-        target_group_arn: arn.clone(),
-        targets: vec![target.clone()],
-    };
+    let register =
+        Change::RegisterTargets { region: REGION.into(), target_group_arn: arn.clone(), targets: vec![target.clone()] };
     f.apply(register.clone()).await.unwrap();
     assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Initial));
-    f.advance(secs(19));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Initial));
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Healthy));
+    assert_eq!(f.health_after(secs(19), "frontendTargetGroup", &target), Some(TargetHealth::Initial));
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), Some(TargetHealth::Healthy));
 
     // Registering again changes nothing (no return to initial).
     f.apply(register).await.unwrap();
@@ -329,18 +320,14 @@ async fn targets_go_initial_healthy_unhealthy_and_drain() {
     // replacement on the same instance once the port is free, and the
     // target recovers.
     f.sim.stop_task(&task.arn).unwrap();
-    f.advance(secs(19));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Healthy));
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Unhealthy));
+    assert_eq!(f.health_after(secs(19), "frontendTargetGroup", &target), Some(TargetHealth::Healthy));
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), Some(TargetHealth::Unhealthy));
     // Stopped at 10 s, replacement running at 25 s, healthy at 45 s.
-    f.advance(secs(24));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Unhealthy));
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Healthy));
+    assert_eq!(f.health_after(secs(24), "frontendTargetGroup", &target), Some(TargetHealth::Unhealthy));
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), Some(TargetHealth::Healthy));
 
     let deregister = Change::DeregisterTargets {
-        region: REGION.to_string(),
+        region: REGION.into(),
         target_group_arn: arn.clone(),
         targets: vec![target.clone()],
     };
@@ -354,8 +341,7 @@ async fn targets_go_initial_healthy_unhealthy_and_drain() {
         Some(TargetHealth::Draining),
         "deregistering again does not restart the delay"
     );
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), None, "gone after the deregistration delay");
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), None, "gone after the deregistration delay");
 
     // Deregistering an unknown target is a no-op, like AWS.
     let before = f.sim.target_group(&tg("frontendTargetGroup")).unwrap();
@@ -384,8 +370,7 @@ fn a_killed_instance_turns_its_targets_unhealthy_and_is_replaced() {
     assert_eq!(group.instances.iter().filter(|i| i.is_active()).count(), 2, "a replacement launches at once");
     assert_eq!(f.live_tasks("appService").len(), 1, "its task was lost and cannot be placed yet");
 
-    f.advance(secs(20));
-    assert_eq!(f.health("backendTargetGroup", &target), Some(TargetHealth::Unhealthy));
+    assert_eq!(f.health_after(secs(20), "backendTargetGroup", &target), Some(TargetHealth::Unhealthy));
     f.advance(secs(40));
     assert_eq!(f.live_tasks("appService").len(), 2, "replaced on the new instance");
     let group = f.sim.group(&gid()).unwrap();

@@ -7,10 +7,9 @@ use std::time::Duration;
 use super::*;
 use crate::cloud::ManualClock;
 use crate::cloud::Scope;
-use crate::desired::{GroupId, MissingData, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
+use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
-    AlarmDefinition, Comparison, Lifecycle, Observed, ObservedGroup, ObservedInstance, Statistic, Target, TargetHealth,
-    TaskStatus,
+    AlarmDefinition, Lifecycle, Observed, ObservedGroup, ObservedInstance, Target, TargetHealth, TaskStatus,
 };
 
 const REGION: &str = "us-east-1";
@@ -388,22 +387,10 @@ fn tg_id() -> TargetGroupId {
 
 fn alarm(threshold: f64) -> AlarmDefinition {
     AlarmDefinition {
-        name: "cpu-high".to_string(),
-        namespace: "AWS/ECS".to_string(),
-        metric_name: "CPUUtilization".to_string(),
-        statistic: Statistic::Average,
-        dimensions: vec![
-            ("ClusterName".to_string(), CLUSTER.to_string()),
-            ("ServiceName".to_string(), "app".to_string()),
-        ],
-        period_secs: 60,
         evaluation_periods: 3,
         datapoints_to_alarm: 3,
-        threshold,
-        comparison: Comparison::GreaterThanOrEqualToThreshold,
-        missing_data: MissingData::Missing,
         description: "test".to_string(),
-        actions: Default::default(),
+        ..AlarmDefinition::service_cpu("cpu-high", &sid(), threshold)
     }
 }
 

@@ -93,10 +93,8 @@ fn nlb_a_new_target_gets_no_traffic_until_it_passes_health_checks() {
     let instance = f.sim.group(&gid()).unwrap().instances[0].id.clone();
     let stray = Target { id: instance, port: 9000 };
     f.sim.register_target(&tg("frontendTargetGroup"), stray.clone()).unwrap();
-    f.advance(secs(19));
-    assert_eq!(f.health("frontendTargetGroup", &stray), Some(TargetHealth::Initial));
-    f.advance(secs(41));
-    assert_eq!(f.health("frontendTargetGroup", &stray), Some(TargetHealth::Unhealthy));
+    assert_eq!(f.health_after(secs(19), "frontendTargetGroup", &stray), Some(TargetHealth::Initial));
+    assert_eq!(f.health_after(secs(41), "frontendTargetGroup", &stray), Some(TargetHealth::Unhealthy));
     assert_eq!(
         counts(&f, "frontendTargetGroup"),
         RequestCounts { served: 6000.0, failed: 0.0, seconds_with_failures: 0 }
@@ -122,10 +120,8 @@ fn nlb_keeps_sending_new_connections_to_a_deregistered_target_for_the_propagatio
     assert_eq!((c.failed, c.seconds_with_failures), (50.0 * 20.0, 20));
     assert_eq!(c.served + c.failed, 100.0 * 130.0);
     // Draining for the deregistration delay (300 s), then gone.
-    f.advance(secs(169));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Draining));
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), None);
+    assert_eq!(f.health_after(secs(169), "frontendTargetGroup", &target), Some(TargetHealth::Draining));
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), None);
 
     let (f, _) = run(0);
     assert_eq!(counts(&f, "frontendTargetGroup").failed, 0.0, "without the lag nothing reaches the stopped task");
@@ -135,10 +131,8 @@ fn nlb_keeps_sending_new_connections_to_a_deregistered_target_for_the_propagatio
     let f = Fixture::new(&app(2), false, config);
     let (_, target) = first_task(&f);
     f.sim.deregister_target(&tg("frontendTargetGroup"), target.clone()).unwrap();
-    f.advance(secs(59));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Draining));
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), None);
+    assert_eq!(f.health_after(secs(59), "frontendTargetGroup", &target), Some(TargetHealth::Draining));
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), None);
 }
 
 #[test]
@@ -146,13 +140,10 @@ fn nlb_routes_to_a_target_whose_task_died_until_health_checks_mark_it_unhealthy(
     let f = loaded(2, 100.0, SimConfig::default());
     let (task, target) = first_task(&f);
     f.sim.stop_task(&task).unwrap();
-    f.advance(secs(19));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Healthy));
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Unhealthy));
+    assert_eq!(f.health_after(secs(19), "frontendTargetGroup", &target), Some(TargetHealth::Healthy));
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), Some(TargetHealth::Unhealthy));
     // The replacement runs at 25 s on the same instance, healthy at 45 s.
-    f.advance(secs(100));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Healthy));
+    assert_eq!(f.health_after(secs(100), "frontendTargetGroup", &target), Some(TargetHealth::Healthy));
     for name in ["frontendTargetGroup", "backendTargetGroup"] {
         let c = counts(&f, name);
         assert_eq!((c.failed, c.seconds_with_failures), (50.0 * 20.0, 20), "{name}");
@@ -368,10 +359,8 @@ fn ecs_load_balancer_integration_deregisters_waits_the_drain_then_sends_sigterm(
     f.sim.set_desired_count(&sid("appService"), 3).unwrap();
     let new = f.live_tasks("appService").into_iter().find(|t| t.last_status == TaskStatus::Pending).unwrap();
     let target = Target { id: new.instance_id.clone().unwrap(), port: 80 };
-    f.advance(secs(14));
-    assert_eq!(f.health("frontendTargetGroup", &target), None, "not registered while PENDING");
-    f.advance(secs(1));
-    assert_eq!(f.health("frontendTargetGroup", &target), Some(TargetHealth::Initial));
+    assert_eq!(f.health_after(secs(14), "frontendTargetGroup", &target), None, "not registered while PENDING");
+    assert_eq!(f.health_after(secs(1), "frontendTargetGroup", &target), Some(TargetHealth::Initial));
     f.advance(secs(20));
     f.sim.set_load(&sid("appService"), 90.0).unwrap();
 
@@ -390,56 +379,4 @@ fn ecs_load_balancer_integration_deregisters_waits_the_drain_then_sends_sigterm(
     f.advance(secs(60));
     let c = counts(&f, "frontendTargetGroup");
     assert_eq!((c.served, c.failed), (90.0 * 130.0, 0.0), "the NLB's lag ends before SIGTERM: nothing fails");
-}
-
-/// A week of 250 services with traffic, a deployment of ten services a
-/// day and an instance lost every six hours. Run by hand for timing:
-/// `cargo test --release --lib a_week_of -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing, run by hand"]
-fn a_week_of_a_large_world_with_traffic_keeps_its_state_bounded() {
-    let n = 250;
-    let desired = DesiredState {
-        services: (0..n)
-            .map(|i| {
-                let b = binding(&format!("tg{i:03}"), 10_000 + i as u16, TargetType::Instance);
-                service(&format!("svc{i:03}"), 2, vec![b])
-            })
-            .collect(),
-        capacities: vec![capacity(1, 1000, TasksPerInstance::Resources { cpu: 4096, memory: 8192 })],
-    };
-    let f = Fixture::new(&desired, false, SimConfig::default());
-    // ECS registers the replacements of lost tasks.
-    for i in 0..n {
-        let arn = f.sim.target_group_arn(&tg(&format!("tg{i:03}"))).unwrap();
-        f.sim.set_service_load_balancers(&sid(&format!("svc{i:03}")), vec![arn]).unwrap();
-    }
-    let t0 = f.sim.now();
-    // A daily cycle, hourly points: 50 to 150 requests per second.
-    let points: Vec<_> = (0..=7 * 24)
-        .map(|h| (t0 + secs(h * 3600), 100.0 + 50.0 * (h as f64 * std::f64::consts::PI / 12.0).sin()))
-        .collect();
-    for i in 0..n {
-        let curve = LoadCurve { points: points.clone(), interpolation: Interpolation::Linear };
-        f.sim.set_load_curve(&sid(&format!("svc{i:03}")), curve).unwrap();
-    }
-    let started = std::time::Instant::now();
-    for hour in 0..7 * 24 {
-        if hour % 24 == 12 {
-            for i in (0..n).step_by(25) {
-                f.sim.deploy(&sid(&format!("svc{i:03}"))).unwrap();
-            }
-        }
-        if hour % 6 == 3 {
-            let victim = f.sim.group(&gid()).unwrap().instances[0].id.clone();
-            f.sim.kill_instance(&victim).unwrap();
-        }
-        f.advance(secs(3600));
-    }
-    let wall = started.elapsed();
-    let traffic = f.sim.traffic();
-    let served: f64 = traffic.values().map(|c| c.served).sum();
-    let failed: f64 = traffic.values().map(|c| c.failed).sum();
-    eprintln!("a week: {wall:?} wall, served {served:.0}, failed {failed:.0}, {:?}", f.sim.usage());
-    assert!(served > 0.0);
 }

@@ -76,6 +76,7 @@ const KEYS: &[&str] = &[
     "mode",
     "whenInstancesAbove",
     "managedScaling",
+    "suspendAzRebalance",
     "<<",
     "",
     "targetgroups",

@@ -4,33 +4,21 @@ use std::time::Duration;
 
 #[test]
 fn every_invalid_fixture_fails_with_its_expected_message_at_a_position() {
-    let fixtures = manifest_dir().join("tests/fixtures/invalid");
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&fixtures).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let expect = text
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# expect: "))
-            .unwrap_or_else(|| panic!("{}: first line must be `# expect: …`", path.display()));
-        // Each fixture is loaded as a one-file directory.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        let err = load_dir(dir.path(), REGION).expect_err(&format!("{} should be refused", path.display()));
+    for fixture in fixtures::broken_desired_states() {
+        let path = &fixture.path;
+        let expect = &fixture.expect;
+        let err = load_dir(fixture.dir.path(), REGION).expect_err(&format!("{} should be refused", path.display()));
         let hit = err
             .diagnostics
             .iter()
-            .find(|d| d.message.contains(expect))
+            .find(|d| d.message.contains(expect.as_str()))
             .unwrap_or_else(|| panic!("{}: no message contains {expect:?}:\n{err}", path.display()));
         assert!(hit.line.is_some() && hit.column.is_some(), "{}: no line:col in {hit}", path.display());
         assert!(hit.help.is_some(), "{}: no help in {hit}", path.display());
         // One mistake per fixture: anything more is noise a user
         // would have to read through.
         assert_eq!(err.diagnostics.len(), 1, "{}:\n{err}", path.display());
-        seen += 1;
     }
-    assert!(seen >= 10, "only {seen} fixtures");
 }
 
 #[test]
@@ -203,257 +191,20 @@ fn each_rule_reports_what_is_wrong_where() {
     let line_of = |needle: &str| -> usize {
         base.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}")) + 1
     };
-    // (find, replace with, expected message part, line of `find` + offset)
-    let cases: &[(&str, &str, &str, isize)] = &[
-        ("    min: 2\n", "    min: -1\n", "`spec.tasks.min` is -1, a negative number, but must be at least 0", 0),
-        ("    max: 10\n", "    max: 0\n", "`spec.tasks.max` is 0, but must be at least 1", 0),
-        ("    max: 10\n", "", "missing required field `spec.tasks.max`", -2),
-        (
-            "    min: 2\n    max: 10\n",
-            "    count: 2\n    min: 2\n    max: 10\n",
-            "sets both `count` and `min`/`max`",
-            0,
-        ),
-        ("  tasks:\n    min: 2\n    max: 10\n", "  tasks: {}\n", "has neither `count` nor `min` and `max`", 0),
-        (
-            "containerPort: 80",
-            "containerPort: 70000",
-            "`spec.targetGroups[0].containerPort` is 70000, but must be between 1 and 65535",
-            0,
-        ),
-        ("containerPort: 80", "containerPort: 0", "must be between 1 and 65535", 0),
-        (
-            "      containerPort: 80\n",
-            "      containerPort: 80\n      minHealthy: 11\n",
-            "`spec.targetGroups[0].minHealthy` (11) is more than the 10 tasks",
-            1,
-        ),
-        (
-            "      containerPort: 80\n",
-            "      containerPort: 80\n      targetType: instances\n",
-            "did you mean `instance`?",
-            1,
-        ),
-        (
-            "      containerPort: 80\n",
-            "      containerPort: 80\n      ownership: mine\n",
-            "which is not one of `shared` or `exclusive`",
-            1,
-        ),
-        (
-            "targetGroup: frontendTargetGroup",
-            "targetGroup: frontend_target_group",
-            "is not a valid target group name",
-            0,
-        ),
-        (
-            "targetGroup: frontendTargetGroup",
-            "targetGroup: arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/fe/0123456789abcdef",
-            "is in region `us-west-2`, but this service is in `us-east-2`",
-            0,
-        ),
-        (
-            "targetGroup: frontendTargetGroup",
-            "targetGroup: arn:aws:ecs:us-east-2:123456789012:service/x",
-            "is not a target group ARN",
-            0,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 170\n",
-            "`spec.scaling.cpu.scaleOut.threshold` is 170, but must be between 0 and 100",
-            0,
-        ),
-        ("        threshold: 30\n", "        threshold: -5\n", "must be between 0 and 100", 0),
-        (
-            "        threshold: 30\n",
-            "        threshold: 70\n",
-            "`scaleIn.threshold` (70) is not below `scaleOut.threshold` (70)",
-            0,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        period: 45s\n",
-            "`spec.scaling.cpu.scaleOut.period` is 45s, which CloudWatch does not accept",
-            1,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        period: 0s\n",
-            "does not accept as an alarm period",
-            1,
-        ),
-        ("        threshold: 70\n", "        threshold: 70\n        period: 1m30s\n", "is 1m30s, which CloudWatch", 1),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        evaluationPeriods: 2\n        datapointsToAlarm: 3\n",
-            "`spec.scaling.cpu.scaleOut.datapointsToAlarm` (3) is more than `evaluationPeriods` (2)",
-            2,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        evaluationPeriods: 0\n",
-            "evaluationPeriods` is 0, but must be at least 1",
-            1,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        period: 1h\n        evaluationPeriods: 25\n",
-            "is more than one day",
-            2,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        step: 0\n",
-            "`spec.scaling.cpu.scaleOut.step` is 0, but must be at least 1",
-            1,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        step: \"0%\"\n",
-            "a percent step must be at least 1%",
-            1,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        step: lots\n",
-            "is neither a number of tasks nor a percent",
-            1,
-        ),
-        (
-            "        threshold: 70\n",
-            "        threshold: 70\n        cooldown: 5\n",
-            "`5` has a number without a unit",
-            1,
-        ),
-        ("        threshold: 70\n", "        threshold: 70\n        cooldown: 1.5m\n", "write whole numbers", 1),
-        (
-            "    cpu:\n",
-            "    cpu:\n      targetCpu: 0\n",
-            "`spec.scaling.cpu.targetCpu` is 0, but must be above 0 and at most 100",
-            1,
-        ),
-        ("    cpu:\n", "    cpu:\n      tolerance: 1\n", "must be at least 0 and below 1", 1),
-        ("    cpu:\n", "    cpu:\n      maxDataAge: 0s\n", "`spec.scaling.cpu.maxDataAge` is zero", 1),
-        ("    cpu:\n", "    cpu:\n      missingData: notbreaching\n", "did you mean `notBreaching`?", 1),
-        ("      scaleIn:\n        threshold: 30\n", "", "missing required field `spec.scaling.cpu.scaleIn`", -3),
-        ("  name: app\n", "  name: App_1\n", "`metadata.name` `App_1` is not a lowercase DNS label", 0),
-        ("  name: app\n", "  name: app-\n", "not a lowercase DNS label", 0),
-        ("  name: app\n", "", "`metadata` is empty", -1),
-        ("  name: app\n", "  nam: app\n", "unknown field `nam` in `metadata`", 0),
-        (
-            "  cluster: appCluster\n  service",
-            "  cluster: arn:aws:ecs:us-east-2:123456789012:cluster/appCluster\n  service",
-            "`spec.cluster` is an ARN",
-            0,
-        ),
-        (
-            "  service: appService\n",
-            "  service: app service\n",
-            "`spec.service` `app service` is not a valid ECS service name",
-            0,
-        ),
-        (
-            "  service: appService\n",
-            "  service: appService\n  region: us-east\n",
-            "`spec.region` `us-east` is not an AWS region code",
-            1,
-        ),
-        (
-            "  service: appService\n",
-            "  service: appService\n  budget: {maxDeregistrationsPerPass: 0}\n",
-            "maxDeregistrationsPerPass` is 0, but must be at least 1",
-            1,
-        ),
-        (
-            "  service: appService\n",
-            "  service: appService\n  budget: {maxCountChangePerPass: 0}\n",
-            "maxCountChangePerPass` is 0",
-            1,
-        ),
-        (
-            "  minInstances: 1\n",
-            "  minInstances: 11\n",
-            "`spec.minInstances` (11) is greater than `spec.maxInstances` (10)",
-            0,
-        ),
-        ("  minInstances: 1\n", "  minInstances: -1\n", "`spec.minInstances` is -1, a negative number", 0),
-        ("  maxInstances: 10\n", "", "missing required field `spec.maxInstances`", -4),
-        (
-            "  tasksPerInstance: 1\n",
-            "  tasksPerInstance: 0\n",
-            "`spec.tasksPerInstance` is 0, but must be at least 1",
-            0,
-        ),
-        ("  tasksPerInstance: 1\n", "", "has neither `tasksPerInstance` nor `instanceResources`", -5),
-        (
-            "  tasksPerInstance: 1\n",
-            "  tasksPerInstance: 1\n  instanceResources: {cpu: 1024, memory: 983}\n",
-            "sets both `tasksPerInstance` and `instanceResources`",
-            1,
-        ),
-        (
-            "  tasksPerInstance: 1\n",
-            "  instanceResources: {cpu: 1024}\n",
-            "missing required field `spec.instanceResources.memory`",
-            0,
-        ),
-        ("  tasksPerInstance: 1\n", "  tasksPerInstance: 1\n  headroom: -1\n", "`spec.headroom` is -1", 1),
-        ("  tasksPerInstance: 1\n", "  tasksPerInstance: 1\n  scaleInCooldown: soon\n", "`soon` is not a duration", 1),
-        (
-            "  tasksPerInstance: 1\n",
-            "  tasksPerInstance: 1\n  maxChangePerPass: 0\n",
-            "`spec.maxChangePerPass` is 0",
-            1,
-        ),
-        ("subnet-0a1b2c3d4e5f60001\n", "subnet-XYZ\n", "`spec.zones[0].subnet` `subnet-XYZ` is not a subnet id", 0),
-        (
-            "subnet-0a1b2c3d4e5f60002\n",
-            "subnet-0a1b2c3d4e5f60001\n",
-            "subnet `subnet-0a1b2c3d4e5f60001` is listed twice, first at `spec.zones[0]`",
-            0,
-        ),
-        ("      whenInstancesAbove: 2\n", "", "missing required field `spec.zones[1].whenInstancesAbove`", -2),
-        (
-            "      mode: onDemand\n",
-            "      mode: alwaysOn\n",
-            "`spec.zones[1].whenInstancesAbove` is set on an `alwaysOn` zone",
-            1,
-        ),
-        ("      mode: onDemand\n", "      mode: ondemand\n", "did you mean `onDemand`?", 0),
-        (
-            "    - subnet: subnet-0a1b2c3d4e5f60001\n",
-            "    - subnet: subnet-0a1b2c3d4e5f60001\n      mode: onDemand\n      whenInstancesAbove: 1\n",
-            "no zone in `spec.zones` is `alwaysOn`",
-            -1,
-        ),
-        (
-            "  zones:\n    - subnet: subnet-0a1b2c3d4e5f60001\n    - subnet: subnet-0a1b2c3d4e5f60002\n      mode: onDemand\n      whenInstancesAbove: 2\n",
-            "  zones: []\n",
-            "`spec.zones` is empty",
-            0,
-        ),
-        // Points at the Capacity's maxInstances, 21 lines below.
-        (
-            "    min: 2\n    max: 10\n",
-            "    min: 12\n    max: 12\n",
-            "need at least 12 tasks, but at most 10 fit on 10 instances",
-            21,
-        ),
-    ];
+    let cases = edits(&std::fs::read_to_string(manifest_dir().join("tests/fixtures/desired-state-edits.txt")).unwrap());
+    assert!(cases.len() >= 50, "only {} cases", cases.len());
     let mut failures = Vec::new();
-    for (find, replace, expected, offset) in cases {
-        assert!(base.contains(find), "{find:?} not in the base text");
-        let text = base.replacen(find, replace, 1);
+    for Edit { find, replace, expected, offset } in &cases {
+        assert!(base.contains(find.as_str()), "{find:?} not in the base text");
+        let text = base.replacen(find.as_str(), replace, 1);
         let Err(err) = load_str("t.yaml", &text, REGION) else {
             failures.push(format!("{find:?} -> {replace:?} was accepted"));
             continue;
         };
         let diags = err.diagnostics;
-        let Some(hit) = diags
-            .iter()
-            .find(|d| d.message.contains(expected) || d.help.as_ref().is_some_and(|h| h.contains(expected)))
-        else {
+        let Some(hit) = diags.iter().find(|d| {
+            d.message.contains(expected.as_str()) || d.help.as_ref().is_some_and(|h| h.contains(expected.as_str()))
+        }) else {
             failures.push(format!("{find:?} -> {replace:?}: expected {expected:?} in {diags:#?}"));
             continue;
         };
@@ -469,6 +220,38 @@ fn each_rule_reports_what_is_wrong_where() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One case of tests/fixtures/desired-state-edits.txt (its header says
+/// the format).
+struct Edit {
+    find: String,
+    replace: String,
+    /// Part of the message or help of the one diagnostic.
+    expected: String,
+    /// From the first line of `find` to the line the diagnostic names.
+    offset: isize,
+}
+
+fn edits(text: &str) -> Vec<Edit> {
+    let mut cases: Vec<Edit> = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some(head) = line.strip_prefix("== ") {
+            let (offset, expected) = head.split_once(": ").unwrap_or_else(|| panic!("`== OFFSET: MESSAGE`: {line}"));
+            let offset = offset.parse().unwrap_or_else(|_| panic!("OFFSET is not a number: {line}"));
+            cases.push(Edit { find: String::new(), replace: String::new(), expected: expected.into(), offset });
+            continue;
+        }
+        let case = cases.last_mut().unwrap_or_else(|| panic!("a line before the first case: {line}"));
+        let (into, rest) = match line.split_at_checked(2) {
+            Some(("- ", rest)) => (&mut case.find, rest),
+            Some(("+ ", rest)) => (&mut case.replace, rest),
+            _ => panic!("a case's lines start with `- ` or `+ `: {line:?}"),
+        };
+        into.push_str(rest);
+        into.push('\n');
+    }
+    cases
 }
 
 #[test]

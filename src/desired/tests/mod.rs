@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 const REGION: &str = "us-east-2";
 
+use crate::fixtures;
+
 fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    fixtures::repo()
 }
 
 fn errors(text: &str) -> Vec<Diagnostic> {

@@ -159,6 +159,7 @@ pub(crate) fn capacity(ctx: &mut DocCtx, doc: &RawCapacityDocument, default_regi
             zones: zones?,
             max_change_per_pass: max_change_per_pass?,
             take_over_managed_scaling: bool_or(take_over.managed_scaling, false),
+            suspend_az_rebalance: bool_or(spec.suspend_az_rebalance, true),
         })
     })();
     Checked::Capacity(claims, capacity)

@@ -246,24 +246,12 @@ impl Checker<'_, '_, '_> {
         let state = state.filter(|_| !quiet)?;
         let caps = &state.desired.capacities;
         let names: Vec<&str> = caps.iter().map(|c| c.name.as_str()).collect();
-        let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         match named {
             Some(n) => {
                 if let Some(c) = caps.iter().find(|c| c.name == n) {
                     return Some(c);
                 }
-                let cap_path = join_key(path, "capacity");
-                let d = Diagnostic::at(
-                    self.ctx.file,
-                    self.ctx.index.value_pos(&cap_path),
-                    format!("`{cap_path}`: no Capacity document `{n}` in the desired state {}", state.dir.display()),
-                    if names.is_empty() {
-                        "that desired state has no Capacity document".into()
-                    } else {
-                        format!("name one of: {list}")
-                    },
-                );
-                self.ctx.diags.push(d.did_you_mean(did_you_mean(n, &names)));
+                self.no_such(&join_key(path, "capacity"), "Capacity", ("Capacity document", n), &names, state);
                 None
             }
             None => match caps.as_slice() {
@@ -283,7 +271,7 @@ impl Checker<'_, '_, '_> {
                     self.ctx.at_key(
                         path,
                         format!("`{path}`: the desired state {} has several Capacity documents", state.dir.display()),
-                        format!("say whose group loses instances with `capacity:`, one of {list}"),
+                        format!("say whose group loses instances with `capacity:`, one of {}", backticked(&names)),
                     );
                     None
                 }

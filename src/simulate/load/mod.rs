@@ -428,19 +428,28 @@ impl Checker<'_, '_, '_> {
             return Some((name.clone(), s.id.clone()));
         }
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-        let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-        let d = Diagnostic::at(
-            self.ctx.file,
-            self.ctx.index.value_pos(path),
-            format!("`{path}`: no service `{name}` in the desired state {}", state.dir.display()),
-            if names.is_empty() {
-                "that desired state has no Service document".to_string()
-            } else {
-                format!("name a Service document by its `metadata.name`: {list}")
-            },
-        );
-        self.ctx.diags.push(d.did_you_mean(did_you_mean(name, &names)));
+        self.no_such(path, "Service", ("service", name), &names, state);
         None
+    }
+
+    /// `path` names (`what`: a noun and the name) no document of `kind` in
+    /// `state`: the message, the names it could have been, and the closest.
+    pub(super) fn no_such(
+        &mut self,
+        path: &str,
+        kind: &str,
+        (noun, name): (&str, &str),
+        names: &[&str],
+        state: &DesiredStateDir,
+    ) {
+        let help = if names.is_empty() {
+            format!("that desired state has no {kind} document")
+        } else {
+            format!("name a {kind} document by its `metadata.name`: {}", backticked(names))
+        };
+        let message = format!("`{path}`: no {noun} `{name}` in the desired state {}", state.dir.display());
+        let d = Diagnostic::at(self.ctx.file, self.ctx.index.value_pos(path), message, help);
+        self.ctx.diags.push(d.did_you_mean(did_you_mean(name, names)));
     }
 }
 
@@ -458,4 +467,9 @@ pub fn find_service<'s>(services: &'s [Service], name: &str) -> Option<&'s Servi
         }
     };
     by(&|s| s.id.service == name).or_else(|| by(&|s| format!("{}/{}", s.id.cluster, s.id.service) == name))
+}
+
+/// `a`, `b`, `c`: names for a message.
+fn backticked(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }

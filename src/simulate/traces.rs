@@ -1,4 +1,7 @@
-//! Deterministic load traces, in requests per second over time.
+//! The scaling benchmark's load traces (`benches/scaling.rs`), in
+//! requests per second over time: deterministic, and also the known
+//! histories `ballast replay` is tested with (a trace exported as a
+//! history CSV and replayed gives the benchmark's figures).
 //!
 //! With the simulation's default `cpu_per_rps` of 1.0, one task's CPU
 //! percent is the load divided by the running tasks, so a load of `L`
@@ -6,7 +9,10 @@
 //! chosen so every policy has to move well inside the 2..20 task range.
 
 use std::f64::consts::TAU;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use super::history::{History, round_load};
+use super::replay::Run;
 
 const MIN: u64 = 60;
 const HOUR: u64 = 3600;
@@ -63,12 +69,31 @@ impl Trace {
         }
     }
 
-    /// When the step starts, for traces that have one.
-    pub fn step_at(&self) -> Option<Duration> {
-        match self.shape {
-            Shape::Step { at, .. } => Some(at),
-            _ => None,
-        }
+    /// The load at every `interval` from 0 to the end, each holding until
+    /// the next: what the benchmark replays.
+    pub fn points(&self, interval: Duration) -> Vec<(Duration, f64)> {
+        let n = self.duration.as_secs() / interval.as_secs().max(1);
+        (0..n).map(|i| interval * i as u32).map(|t| (t, round_load(self.load(t)))).collect()
+    }
+
+    /// The trace as a recorded history: `run`'s running tasks at each of
+    /// its samples from 0 on, and the CPU that puts the trace's load on
+    /// them (`cpu_per_rps` percent per request per second).
+    pub fn history(&self, run: &Run, cpu_per_rps: f64) -> History {
+        let end = self.duration.as_secs() as i64;
+        let rows = run
+            .samples
+            .iter()
+            .filter(|s| s.t >= 0 && s.t < end)
+            .map(|s| {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(s.t as u64);
+                let tasks = s.running.max(1);
+                (at, round_load(self.load(Duration::from_secs(s.t as u64))) * cpu_per_rps / f64::from(tasks), tasks)
+            })
+            .collect();
+        let mut h = History::from_samples(self.name, rows).expect("a run has samples");
+        h.started = None;
+        h
     }
 }
 

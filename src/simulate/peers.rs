@@ -1,9 +1,9 @@
-//! The two competitors, as pure decision functions: ECS service target
-//! tracking (Application Auto Scaling) and the Kubernetes HPA. Both follow
-//! the algorithms and defaults in `/work/shared/notes/aws-facts.md` and the
-//! AWS and Kubernetes documentation; where the documentation leaves room,
-//! the choice is the one that favours the competitor, so that ballast is
-//! not compared with a strawman.
+//! The peers ballast's scaling is compared with, as pure decision
+//! functions: ECS service target tracking (Application Auto Scaling) and
+//! the Kubernetes HPA. The scaling benchmark and `ballast replay` both run
+//! them. Both follow the AWS and Kubernetes documentation and defaults;
+//! where the documentation leaves room, the choice is the one that favours
+//! the peer, so that ballast is not compared with a strawman.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -194,13 +194,7 @@ pub fn hpa_replicas(cfg: &Hpa, view: HpaView) -> u32 {
 pub fn hpa(cfg: &Hpa, state: &mut HpaState, view: HpaView, now: SystemTime) -> u32 {
     let recommendation = hpa_replicas(cfg, view);
     state.recommendations.push_back((now, recommendation));
-    while state
-        .recommendations
-        .front()
-        .is_some_and(|(t, _)| now.duration_since(*t).unwrap_or_default() > cfg.down_window)
-    {
-        state.recommendations.pop_front();
-    }
+    crate::plan::scaling::keep_within(&mut state.recommendations, now, cfg.down_window);
     let current = view.current;
     let highest = state.recommendations.iter().map(|(_, r)| *r).max().unwrap_or(recommendation);
     let stabilized = if recommendation > current {
@@ -216,63 +210,69 @@ pub fn hpa(cfg: &Hpa, state: &mut HpaState, view: HpaView, now: SystemTime) -> u
     stabilized.min(up_limit).clamp(cfg.min, cfg.max)
 }
 
-/// Hand-computed cases for both emulations; the benchmark refuses to run
-/// when one fails, so a broken competitor cannot produce a flattering table.
-pub fn self_check() {
-    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let min = Duration::from_secs(60);
-    let at = |m: u64| t0 + min * m as u32;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    // Target tracking: two minutes above target is not enough, three is.
-    let tt = TargetTracking::aws_defaults(60.0, 2, 20);
-    let mut st = TargetTrackingState::default();
-    st.datapoints.extend([(at(0), 50.0), (at(1), 90.0), (at(2), 90.0)]);
-    assert_eq!(target_tracking(&tt, &mut st, 4, min, at(3)), None, "2 of 3 minutes above target");
-    st.datapoints.push_back((at(3), 90.0));
-    assert_eq!(target_tracking(&tt, &mut st, 4, min, at(4)), Some(6), "ceil(4 x 90 / 60) = 6");
-    // During the cooldown the same metric does not compound on the new count...
-    st.datapoints.push_back((at(4), 90.0));
-    assert_eq!(target_tracking(&tt, &mut st, 6, min, at(5)), None, "no compounding during cooldown");
-    // ...but a larger scale-out is taken, from the same base.
-    st.datapoints.push_back((at(5), 100.0));
-    assert_eq!(target_tracking(&tt, &mut st, 6, min, at(6)), Some(7), "ceil(4 x 100 / 60) = 7");
-    // A gap in the data is insufficient data: no scaling.
-    let mut gap = TargetTrackingState::default();
-    gap.datapoints.extend([(at(0), 90.0), (at(2), 90.0), (at(3), 90.0)]);
-    assert_eq!(target_tracking(&tt, &mut gap, 4, min, at(4)), None, "gap means insufficient data");
-    // Scale-in: 15 minutes below 54 %, then 10 % (at least 1) per action.
-    let mut low = TargetTrackingState::default();
-    low.datapoints.extend((0..14).map(|m| (at(m), 20.0)));
-    assert_eq!(target_tracking(&tt, &mut low, 20, min, at(14)), None, "14 of 15 minutes low");
-    low.datapoints.push_back((at(14), 20.0));
-    assert_eq!(target_tracking(&tt, &mut low, 20, min, at(15)), Some(18), "-10 % of 20");
-    low.datapoints.push_back((at(15), 22.0));
-    assert_eq!(target_tracking(&tt, &mut low, 18, min, at(16)), None, "scale-in cooldown");
-    // Never below the proportional count: 5 tasks at 50 % stay 5.
-    let mut near = TargetTrackingState::default();
-    near.datapoints.extend((0..15).map(|m| (at(m), 50.0)));
-    assert_eq!(target_tracking(&tt, &mut near, 5, min, at(15)), None, "ceil(5 x 50 / 60) = 5");
+    /// Hand-computed cases for both emulations, so that a broken peer
+    /// cannot produce a flattering table.
+    #[test]
+    fn the_emulations_follow_the_documented_algorithms() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let min = Duration::from_secs(60);
+        let at = |m: u64| t0 + min * m as u32;
 
-    // HPA: tolerance, proportional, missing pods, window, rate limit.
-    let h = Hpa::k8s_defaults(60.0, 2, 20);
-    let v = |current, pods, measured, cpu| HpaView { current, pods, measured, cpu };
-    assert_eq!(hpa_replicas(&h, v(4, 4, 4, Some(64.0))), 4, "within tolerance");
-    assert_eq!(hpa_replicas(&h, v(4, 4, 4, Some(90.0))), 6, "ceil(1.5 x 4)");
-    assert_eq!(hpa_replicas(&h, v(6, 6, 4, Some(90.0))), 6, "new pods at 0 %: ceil(4 x 90 / 60) = 6");
-    assert_eq!(hpa_replicas(&h, v(6, 6, 4, Some(100.0))), 7, "new pods at 0 %: ceil(4 x 100 / 60) = 7");
-    assert_eq!(hpa_replicas(&h, v(8, 8, 8, Some(30.0))), 4, "scale down proportionally");
-    assert_eq!(hpa_replicas(&h, v(4, 4, 4, None)), 4, "no metric, no change");
-    let mut hs = HpaState::default();
-    assert_eq!(hpa(&h, &mut hs, v(8, 8, 8, Some(60.0)), at(0)), 8);
-    assert_eq!(hpa(&h, &mut hs, v(8, 8, 8, Some(30.0)), at(1)), 8, "8 is still in the window");
-    assert_eq!(hpa(&h, &mut hs, v(8, 8, 8, Some(30.0)), at(6)), 4, "window passed");
-    let mut up = HpaState::default();
-    assert_eq!(hpa(&h, &mut up, v(2, 2, 2, Some(100.0)), at(0)), 4, "ceil(2 x 100 / 60)");
-    assert_eq!(hpa(&h, &mut up, v(3, 3, 3, Some(90.0)), at(0)), 5, "ceil(3 x 1.5)");
-    let big = Hpa { max: 100, ..h.clone() };
-    let mut lim = HpaState::default();
-    assert_eq!(hpa(&big, &mut lim, v(10, 10, 10, Some(100.0)), at(0)), 17, "ceil(10 x 100 / 60) is under +100 %");
-    let tiny = Hpa { target: 10.0, ..big };
-    let mut lim2 = HpaState::default();
-    assert_eq!(hpa(&tiny, &mut lim2, v(3, 3, 3, Some(100.0)), at(0)), 7, "30 wanted; max(+100 %, +4) from 3 is 7");
+        // Target tracking: two minutes above target is not enough, three is.
+        let tt = TargetTracking::aws_defaults(60.0, 2, 20);
+        let mut st = TargetTrackingState::default();
+        st.datapoints.extend([(at(0), 50.0), (at(1), 90.0), (at(2), 90.0)]);
+        assert_eq!(target_tracking(&tt, &mut st, 4, min, at(3)), None, "2 of 3 minutes above target");
+        st.datapoints.push_back((at(3), 90.0));
+        assert_eq!(target_tracking(&tt, &mut st, 4, min, at(4)), Some(6), "ceil(4 x 90 / 60) = 6");
+        // During the cooldown the same metric does not compound on the new count...
+        st.datapoints.push_back((at(4), 90.0));
+        assert_eq!(target_tracking(&tt, &mut st, 6, min, at(5)), None, "no compounding during cooldown");
+        // ...but a larger scale-out is taken, from the same base.
+        st.datapoints.push_back((at(5), 100.0));
+        assert_eq!(target_tracking(&tt, &mut st, 6, min, at(6)), Some(7), "ceil(4 x 100 / 60) = 7");
+        // A gap in the data is insufficient data: no scaling.
+        let mut gap = TargetTrackingState::default();
+        gap.datapoints.extend([(at(0), 90.0), (at(2), 90.0), (at(3), 90.0)]);
+        assert_eq!(target_tracking(&tt, &mut gap, 4, min, at(4)), None, "gap means insufficient data");
+        // Scale-in: 15 minutes below 54 %, then 10 % (at least 1) per action.
+        let mut low = TargetTrackingState::default();
+        low.datapoints.extend((0..14).map(|m| (at(m), 20.0)));
+        assert_eq!(target_tracking(&tt, &mut low, 20, min, at(14)), None, "14 of 15 minutes low");
+        low.datapoints.push_back((at(14), 20.0));
+        assert_eq!(target_tracking(&tt, &mut low, 20, min, at(15)), Some(18), "-10 % of 20");
+        low.datapoints.push_back((at(15), 22.0));
+        assert_eq!(target_tracking(&tt, &mut low, 18, min, at(16)), None, "scale-in cooldown");
+        // Never below the proportional count: 5 tasks at 50 % stay 5.
+        let mut near = TargetTrackingState::default();
+        near.datapoints.extend((0..15).map(|m| (at(m), 50.0)));
+        assert_eq!(target_tracking(&tt, &mut near, 5, min, at(15)), None, "ceil(5 x 50 / 60) = 5");
+
+        // HPA: tolerance, proportional, missing pods, window, rate limit.
+        let h = Hpa::k8s_defaults(60.0, 2, 20);
+        let v = |current, pods, measured, cpu| HpaView { current, pods, measured, cpu };
+        assert_eq!(hpa_replicas(&h, v(4, 4, 4, Some(64.0))), 4, "within tolerance");
+        assert_eq!(hpa_replicas(&h, v(4, 4, 4, Some(90.0))), 6, "ceil(1.5 x 4)");
+        assert_eq!(hpa_replicas(&h, v(6, 6, 4, Some(90.0))), 6, "new pods at 0 %: ceil(4 x 90 / 60) = 6");
+        assert_eq!(hpa_replicas(&h, v(6, 6, 4, Some(100.0))), 7, "new pods at 0 %: ceil(4 x 100 / 60) = 7");
+        assert_eq!(hpa_replicas(&h, v(8, 8, 8, Some(30.0))), 4, "scale down proportionally");
+        assert_eq!(hpa_replicas(&h, v(4, 4, 4, None)), 4, "no metric, no change");
+        let mut hs = HpaState::default();
+        assert_eq!(hpa(&h, &mut hs, v(8, 8, 8, Some(60.0)), at(0)), 8);
+        assert_eq!(hpa(&h, &mut hs, v(8, 8, 8, Some(30.0)), at(1)), 8, "8 is still in the window");
+        assert_eq!(hpa(&h, &mut hs, v(8, 8, 8, Some(30.0)), at(6)), 4, "window passed");
+        let mut up = HpaState::default();
+        assert_eq!(hpa(&h, &mut up, v(2, 2, 2, Some(100.0)), at(0)), 4, "ceil(2 x 100 / 60)");
+        assert_eq!(hpa(&h, &mut up, v(3, 3, 3, Some(90.0)), at(0)), 5, "ceil(3 x 1.5)");
+        let big = Hpa { max: 100, ..h.clone() };
+        let mut lim = HpaState::default();
+        assert_eq!(hpa(&big, &mut lim, v(10, 10, 10, Some(100.0)), at(0)), 17, "ceil(10 x 100 / 60) is under +100 %");
+        let tiny = Hpa { target: 10.0, ..big };
+        let mut lim2 = HpaState::default();
+        assert_eq!(hpa(&tiny, &mut lim2, v(3, 3, 3, Some(100.0)), at(0)), 7, "30 wanted; max(+100 %, +4) from 3 is 7");
+    }
 }
