@@ -1016,7 +1016,9 @@ async fn after_first_pass(
     m: &Moto,
     b: &Ballast,
 ) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
-    after_first_pass_at(m, b, ManualClock::new()).await
+    // Starting at the wall clock: task protection expires at AWS's time,
+    // which a clock years ahead would take for long gone.
+    after_first_pass_at(m, b, ManualClock::starting_at(SystemTime::now())).await
 }
 
 /// [`after_first_pass`] with a given clock.

@@ -558,35 +558,34 @@ mod drain {
             .collect()
     }
 
-    /// Serving tasks that are neither protected nor out of every group,
-    /// and that were already serving at `since` (the last pass that could
-    /// reach AWS): ECS could stop them on a scale-in ballast did not choose.
-    fn exposed(b: &Bed, id: &ServiceId, since: SystemTime) -> Vec<String> {
+    /// Serving tasks that carried traffic when the last pass observed
+    /// (`routed_before`) and still do, yet are not protected: ECS could
+    /// stop them on a scale-in ballast did not choose.
+    fn exposed(b: &Bed, id: &ServiceId, routed_before: &[String]) -> Vec<String> {
         let protected: BTreeMap<String, SystemTime> = b.sim.protected_tasks(id);
         let routed = routed(b, id);
         let observed = b.sim.service(id).unwrap();
         observed
             .tasks
             .iter()
-            .filter(|t| t.is_serving() && t.started_at.is_some_and(|at| at < since))
-            .filter(|t| !protected.contains_key(&t.arn) && routed.contains(&t.arn))
+            .filter(|t| t.is_serving() && routed_before.contains(&t.arn) && routed.contains(&t.arn))
+            .filter(|t| !protected.contains_key(&t.arn))
             .map(|t| t.arn.clone())
             .collect()
     }
 
     /// Passes as the daemon makes them for `secs` of virtual time; after
-    /// each, no task is exposed.
-    async fn run_for(b: &mut Bed, id: &ServiceId, secs: u64, last_ok: &mut SystemTime) -> Result<(), String> {
+    /// each that reached AWS, no task is exposed.
+    async fn run_for(b: &mut Bed, id: &ServiceId, secs: u64) -> Result<(), String> {
         let end = b.clock.now() + Duration::from_secs(secs);
         while b.clock.now() < end {
-            let started = b.clock.now();
+            let routed_before = routed(b, id);
             let out = b.ctl.pass(&b.stop).await;
             if !out.unreachable {
-                *last_ok = started;
-            }
-            let exposed = exposed(b, id, *last_ok);
-            if !exposed.is_empty() {
-                return Err(format!("unprotected and routed, not chosen by ballast: {exposed:?}"));
+                let exposed = exposed(b, id, &routed_before);
+                if !exposed.is_empty() {
+                    return Err(format!("unprotected and routed, not chosen by ballast: {exposed:?}"));
+                }
             }
             let wait = out.retry_in.map_or(Duration::from_secs(15), |r| r.min(Duration::from_secs(15)));
             tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
@@ -602,12 +601,11 @@ mod drain {
         let mut desired = b.ctl.desired().clone();
         desired.services[0].tasks = TaskCount::Fixed(4);
         b.ctl.replace_desired(PathBuf::from("four"), desired.clone());
-        let mut last_ok = b.clock.now();
-        run_for(&mut b, &id, 300, &mut last_ok).await.unwrap();
+        run_for(&mut b, &id, 300).await.unwrap();
         assert_eq!(b.sim.service(&id).unwrap().running_count, 4);
         desired.services[0].tasks = TaskCount::Fixed(2);
         b.ctl.replace_desired(PathBuf::from("two"), desired);
-        run_for(&mut b, &id, 60, &mut last_ok).await.unwrap();
+        run_for(&mut b, &id, 60).await.unwrap();
         // Every step shows in /status: the drain is the service's hold.
         let held: Vec<String> = {
             let st = b.ctl.status();
@@ -617,7 +615,7 @@ mod drain {
         assert!(held.iter().any(|m| m.starts_with("draining 2 task(s) for scale-in")), "{held:?}");
         assert_eq!(b.sim.service(&id).unwrap().desired_count, 4, "ECS stops nothing before the drain ends");
         // The deregistration delay (300 s) and a few passes more.
-        run_for(&mut b, &id, 400, &mut last_ok).await.unwrap();
+        run_for(&mut b, &id, 400).await.unwrap();
         let svc = b.sim.service(&id).unwrap();
         assert_eq!((svc.desired_count, svc.running_count), (2, 2), "{svc:?}");
         assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
@@ -630,19 +628,18 @@ mod drain {
         let mut desired = b.ctl.desired().clone();
         desired.services[0].tasks = TaskCount::Fixed(3);
         b.ctl.replace_desired(PathBuf::from("three"), desired.clone());
-        let mut last_ok = b.clock.now();
-        run_for(&mut b, &id, 300, &mut last_ok).await.unwrap();
+        run_for(&mut b, &id, 300).await.unwrap();
         desired.services[0].tasks = TaskCount::Fixed(2);
         b.ctl.replace_desired(PathBuf::from("two"), desired);
         // Into the drain: the chosen task's targets are draining.
-        run_for(&mut b, &id, 60, &mut last_ok).await.unwrap();
+        run_for(&mut b, &id, 60).await.unwrap();
         let draining =
             b.sim.service(&id).unwrap().tasks.iter().filter(|t| t.is_serving()).count() - routed(&b, &id).len();
         assert_eq!(draining, 1, "one task is out of its groups");
         assert_eq!(b.sim.service(&id).unwrap().desired_count, 3, "the count waits for the drain");
 
         b.restart();
-        run_for(&mut b, &id, 900, &mut last_ok).await.unwrap();
+        run_for(&mut b, &id, 900).await.unwrap();
         let svc = b.sim.service(&id).unwrap();
         assert_eq!((svc.desired_count, svc.running_count), (2, 2), "{svc:?}");
         assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
@@ -678,11 +675,10 @@ mod drain {
                 let (mut b, id) = drain_bed();
                 let example = b.ctl.desired().clone();
                 b.sim.set_load(&id, 100.0).unwrap();
-                let mut last_ok = b.clock.now();
-                run_for(&mut b, &id, 120, &mut last_ok).await?;
+                run_for(&mut b, &id, 120).await?;
                 for ev in events {
                     match ev {
-                        Event::Wait(s) => run_for(&mut b, &id, s, &mut last_ok).await?,
+                        Event::Wait(s) => run_for(&mut b, &id, s).await?,
                         Event::Load(rps) => b.sim.set_load(&id, rps).unwrap(),
                         Event::Count(n) => {
                             let mut d = b.ctl.desired().clone();
@@ -693,14 +689,14 @@ mod drain {
                         Event::Restart => b.restart(),
                         Event::Outage(s) => {
                             b.sim.set_unreachable(true);
-                            run_for(&mut b, &id, s, &mut last_ok).await?;
+                            run_for(&mut b, &id, s).await?;
                             b.sim.set_unreachable(false);
                         }
                     }
-                    run_for(&mut b, &id, 30, &mut last_ok).await?;
+                    run_for(&mut b, &id, 30).await?;
                 }
                 // Long enough for every drain to end.
-                run_for(&mut b, &id, 900, &mut last_ok).await?;
+                run_for(&mut b, &id, 900).await?;
                 let failed = failed(&b.sim);
                 if failed > 0.0 {
                     return Err(format!("{failed} requests failed: {:?}", b.sim.traffic()));

@@ -133,9 +133,10 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     let now = input.now;
     let mut out = DrainPlan::default();
     let live: Vec<&ObservedTask> = svc.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running).collect();
-    // Tasks of an older deployment are the deployment's to replace.
+    // Tasks of an older deployment are the deployment's to replace. Once
+    // no deployment rolls, every task is the service's to keep.
     let old = |t: &ObservedTask| match (&svc.primary_deployment, &t.started_by) {
-        (Some(primary), Some(by)) => by.starts_with("ecs-svc/") && by != primary,
+        (Some(primary), Some(by)) => svc.deploying && by.starts_with("ecs-svc/") && by != primary,
         _ => false,
     };
     let current: Vec<&ObservedTask> = live.iter().copied().filter(|t| !old(t)).collect();
@@ -181,8 +182,15 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     let chosen_arns: BTreeSet<&str> = chosen.iter().map(|t| t.arn.as_str()).collect();
     since.retain(|arn, _| chosen_arns.contains(arn.as_str()));
 
-    // Protection of the tasks that stay.
-    for t in current.iter().filter(|t| !chosen_arns.contains(t.arn.as_str()) && t.is_serving()) {
+    // Protection of the tasks that stay and carry traffic: a target in
+    // service in some bound group (any serving task, without groups). A
+    // task the load balancer does not route to yet loses nothing if ECS
+    // stops it, and is protected once registered.
+    let carries_traffic =
+        |t: &ObservedTask| t.is_serving() && (input.groups.is_empty() || routing[t.arn.as_str()] == Routing::Routed);
+    let staying: Vec<&ObservedTask> =
+        current.iter().copied().filter(|t| !chosen_arns.contains(t.arn.as_str()) && carries_traffic(t)).collect();
+    for t in &staying {
         if t.protected_until.is_none_or(|until| until < now + RENEW_BELOW) {
             out.protect.push(t.arn.clone());
         }
@@ -222,10 +230,11 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
         }
     }
 
-    // Hand the ready tasks to ECS once every other task is protected.
-    let staying = current.iter().filter(|t| !chosen_arns.contains(t.arn.as_str()));
+    // Hand the ready tasks to ECS once every task that stays and carries
+    // traffic is protected (ECS may stop one that carries none instead:
+    // nothing is lost, and the drained task is handed over again).
     waiting.unprotected =
-        staying.filter(|t| t.protected_until.is_none_or(|until| until < now + PROTECTED_MARGIN)).count() as u32;
+        staying.iter().filter(|t| t.protected_until.is_none_or(|until| until < now + PROTECTED_MARGIN)).count() as u32;
     // ECS stops `live - to` tasks, each an unprotected one: at most the
     // ready ones, and only those while every task that stays is protected.
     let to = (live.len() as u32 - ready).max(input.target);
@@ -241,7 +250,8 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
 
 /// Whether the service needs nothing from the drain this pass: no
 /// deployment, no more live tasks than the desired count, and every
-/// serving task protected for longer than the renewal threshold.
+/// serving task protected for longer than the renewal threshold. (A task
+/// not yet registered fails the last test: the full drain then looks.)
 pub fn settled(service: &ObservedService, now: SystemTime) -> bool {
     let live = service.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running);
     !service.deploying
