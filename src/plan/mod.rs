@@ -176,8 +176,8 @@ enum Drainable<'a> {
     No,
     /// Something the drain needs could not be read: scale-in waits.
     Unread(String),
-    /// ballast's last count change does not show in reads yet: the drain
-    /// waits for a read that does.
+    /// ballast's last count change does not show in reads yet, or the
+    /// count could not be decided: the drain waits for a read that does.
     Waits,
     Yes(&'a ObservedService),
 }
@@ -189,8 +189,15 @@ impl<'a> Planner<'a> {
         let mut count_changes = Vec::new();
         self.out.services.reserve_exact(self.desired.services.len());
         for svc in &self.desired.services {
+            let holds_before = self.out.holds.len();
             let (mut decided, proposal) = self.propose_count(svc);
             let mut drainable = self.drainable(svc);
+            // A count decided without its inputs (alarms, CPU unread) says
+            // nothing about a scale-in under way: the drain waits.
+            let undecided = self.out.holds[holds_before..].iter().any(|h| h.kind() == HoldKind::Unobserved);
+            if undecided && matches!(drainable, Drainable::Yes(_)) {
+                drainable = Drainable::Waits;
+            }
             let scale_in = |c: &Change| matches!(c, Change::SetDesiredCount { from, to, .. } if to < from);
             let count = match proposal {
                 Some(p) => {
