@@ -37,30 +37,18 @@ fn scenario_path(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(file)
 }
 
-/// What a run changes in the scenario's `aws:` settings.
-#[derive(Debug, Clone, Copy, Default)]
-struct Variant {
-    /// `deregistrationPropagationLag`, when not the scenario's.
-    lag: Option<Duration>,
-    /// Auto Scaling's AZRebalance suspended: what is left is not lost to
-    /// instances Auto Scaling moves between zones (issue 15's capacity part).
-    no_az_rebalance: bool,
-}
-
 fn run(file: &str, targets: TargetManager) -> (Report, Duration) {
-    run_variant(file, targets, Variant::default())
+    run_with_lag(file, targets, None)
 }
 
-fn run_variant(file: &str, targets: TargetManager, variant: Variant) -> (Report, Duration) {
+/// `lag`: a `deregistrationPropagationLag` other than the scenario's.
+fn run_with_lag(file: &str, targets: TargetManager, lag: Option<Duration>) -> (Report, Duration) {
     let path = scenario_path(file);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
     let mut scenario = simulate::load_scenario(&path, &dir, "us-east-2")
         .unwrap_or_else(|e| panic!("{} is a valid scenario:\n{e}", path.display()));
-    if let Some(lag) = variant.lag {
+    if let Some(lag) = lag {
         scenario.aws.sim.deregistration_propagation_lag = lag;
-    }
-    if variant.no_az_rebalance {
-        scenario.aws.sim.az_rebalance = false;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let started = Instant::now();
@@ -108,14 +96,13 @@ fn main() {
         let lag = lag.map(Duration::from_secs);
         println!("## Disruption: failed requests per scenario, {title}\n");
         println!(
-            "| scenario | load | failed (ballast) | failed (ballast, AZRebalance suspended) | \
-             failed (ECS integration) | served (ballast) | converged after (ballast) | converged after (ECS) |"
+            "| scenario | load | failed (ballast) | failed (ECS integration) | served (ballast) | \
+             converged after (ballast) | converged after (ECS) |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for file in SCENARIOS {
-            let (ours, _) = run_variant(file, TargetManager::Ballast, Variant { lag, no_az_rebalance: false });
-            let (still, _) = run_variant(file, TargetManager::Ballast, Variant { lag, no_az_rebalance: true });
-            let (ecs, _) = run_variant(file, TargetManager::Ecs, Variant { lag, no_az_rebalance: false });
+            let (ours, _) = run_with_lag(file, TargetManager::Ballast, lag);
+            let (ecs, _) = run_with_lag(file, TargetManager::Ecs, lag);
             let name = file.trim_end_matches(".yaml");
             let load = if ["rolling-deployment", "instance-terminated-by-aws"].contains(&name) {
                 "steady 200 rps"
@@ -123,9 +110,8 @@ fn main() {
                 "curve (see the scenario)"
             };
             println!(
-                "| {name} | {load} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} |",
                 ours.failed_requests,
-                still.failed_requests,
                 ecs.failed_requests,
                 ours.served_requests,
                 completion(&ours),
