@@ -1027,17 +1027,8 @@ async fn after_first_pass_at(
     b: &Ballast,
     clock: ManualClock,
 ) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
-    let dir = b.dir.path();
-    let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
-    let options = ControllerOptions {
-        dir: dir.to_path_buf(),
-        default_region: REGION.into(),
-        interval: Duration::from_secs(15),
-        dry_run: false,
-    };
     let clock = Arc::new(clock);
-    let mut c =
-        Controller::new(m.cloud.clone(), clock.clone(), Arc::new(ballast::metrics::Metrics::new()), options, desired);
+    let mut c = controller_for(m, b, clock.clone());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let before = m.cloud.api_calls();
     let first = c.pass(&stop).await;
@@ -1958,8 +1949,8 @@ fn declared_count(m: &Moto, name: &str, count: u32) -> Declared {
     declared
 }
 
-/// A controller on the adapter, enforcing what `b` declares.
-fn controller_for(m: &Moto, b: &Ballast) -> Controller<AwsCloud> {
+/// A controller on the adapter, enforcing what `b` declares, on `clock`.
+fn controller_for(m: &Moto, b: &Ballast, clock: Arc<dyn Clock>) -> Controller<AwsCloud> {
     let dir = b.dir.path();
     let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
     let options = ControllerOptions {
@@ -1968,8 +1959,13 @@ fn controller_for(m: &Moto, b: &Ballast) -> Controller<AwsCloud> {
         interval: Duration::from_secs(15),
         dry_run: false,
     };
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_at(SystemTime::now()));
     Controller::new(m.cloud.clone(), clock, Arc::new(ballast::metrics::Metrics::new()), options, desired)
+}
+
+/// A controller whose clock starts at the wall clock (task protection
+/// expires at AWS's time).
+fn controller_now(m: &Moto, b: &Ballast) -> Controller<AwsCloud> {
+    controller_for(m, b, Arc::new(ManualClock::starting_at(SystemTime::now())))
 }
 
 /// Each task's protection as GetTaskProtection answers it: (on, minutes left).
@@ -1996,7 +1992,7 @@ async fn ballast_protects_the_serving_tasks_of_a_service_it_manages() {
     let (id, arns) = steady_service(&m, "protectedService", 2, 2).await;
     assert_eq!(protection_of(&m, &arns).await, vec![(false, 0), (false, 0)], "not protected before ballast");
     let b = Ballast::new(&m.account, &declared_count(&m, "protectedService", 2));
-    let mut c = controller_for(&m, &b);
+    let mut c = controller_now(&m, &b);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
 
     let before = m.cloud.api_calls();
@@ -2026,7 +2022,7 @@ async fn a_scale_in_unprotects_exactly_the_drained_tasks() {
     // Two instances hold one task each.
     let (id, arns) = steady_service(&m, "shrinkingService", 2, 2).await;
     let b = Ballast::new(&m.account, &declared_count(&m, "shrinkingService", 2));
-    let mut c = controller_for(&m, &b);
+    let mut c = controller_now(&m, &b);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     c.pass(&stop).await;
     assert!(protection_of(&m, &arns).await.iter().all(|(on, _)| *on), "both protected");
