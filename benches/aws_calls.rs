@@ -40,6 +40,7 @@ fn scope(services: &[ServiceId], system: &System) -> Scope {
         cpu: services.to_vec(),
         task_sizes: services.to_vec(),
         groups: vec![(system.group_id(), CLUSTER.to_string())],
+        ..Scope::default()
     }
 }
 

@@ -1,7 +1,8 @@
-//! Disruption benchmark (issue 14): how many requests each shipped scenario
-//! loses, with ballast registering the targets and with ECS's own
+//! Disruption benchmark (issues 14 and 15): how many requests each shipped
+//! scenario loses, with ballast registering the targets and with ECS's own
 //! load-balancer integration doing it, and how long each operation takes to
-//! settle; then the 7-day scenario's wall time and peak memory.
+//! settle, at the shipped propagation lag and at 120 s; then the 7-day
+//! scenario's wall time and peak memory.
 //!
 //! `cargo bench --bench disruption` prints Markdown tables for
 //! BENCHMARKS.md. Everything but the wall time is deterministic: the
@@ -37,10 +38,18 @@ fn scenario_path(file: &str) -> PathBuf {
 }
 
 fn run(file: &str, targets: TargetManager) -> (Report, Duration) {
+    run_with_lag(file, targets, None)
+}
+
+/// `lag`: a `deregistrationPropagationLag` other than the scenario's.
+fn run_with_lag(file: &str, targets: TargetManager, lag: Option<Duration>) -> (Report, Duration) {
     let path = scenario_path(file);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
-    let scenario = simulate::load_scenario(&path, &dir, "us-east-2")
+    let mut scenario = simulate::load_scenario(&path, &dir, "us-east-2")
         .unwrap_or_else(|e| panic!("{} is a valid scenario:\n{e}", path.display()));
+    if let Some(lag) = lag {
+        scenario.aws.sim.deregistration_propagation_lag = lag;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let started = Instant::now();
     let report = runtime.block_on(simulate::run(&scenario, &RunOptions { targets }));
@@ -83,29 +92,33 @@ fn main() {
         return;
     }
 
-    println!("## Disruption: failed requests per scenario\n");
-    println!(
-        "| scenario | load | failed (ballast) | failed (ECS integration) | served (ballast) | \
-         converged after (ballast) | converged after (ECS) |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for file in SCENARIOS {
-        let (ours, _) = run(file, TargetManager::Ballast);
-        let (ecs, _) = run(file, TargetManager::Ecs);
-        let name = file.trim_end_matches(".yaml");
-        let load = if ["rolling-deployment", "instance-terminated-by-aws"].contains(&name) {
-            "steady 200 rps"
-        } else {
-            "curve (see the scenario)"
-        };
+    for (title, lag) in [("the shipped propagation lag (60 s)", None), ("a propagation lag of 120 s", Some(120))] {
+        let lag = lag.map(Duration::from_secs);
+        println!("## Disruption: failed requests per scenario, {title}\n");
         println!(
-            "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} |",
-            ours.failed_requests,
-            ecs.failed_requests,
-            ours.served_requests,
-            completion(&ours),
-            completion(&ecs),
+            "| scenario | load | failed (ballast) | failed (ECS integration) | served (ballast) | \
+             converged after (ballast) | converged after (ECS) |"
         );
+        println!("|---|---|---|---|---|---|---|");
+        for file in SCENARIOS {
+            let (ours, _) = run_with_lag(file, TargetManager::Ballast, lag);
+            let (ecs, _) = run_with_lag(file, TargetManager::Ecs, lag);
+            let name = file.trim_end_matches(".yaml");
+            let load = if ["rolling-deployment", "instance-terminated-by-aws"].contains(&name) {
+                "steady 200 rps"
+            } else {
+                "curve (see the scenario)"
+            };
+            println!(
+                "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                ours.failed_requests,
+                ecs.failed_requests,
+                ours.served_requests,
+                completion(&ours),
+                completion(&ecs),
+            );
+        }
+        println!();
     }
 
     // The 7-day run in a child process of its own: its peak memory is

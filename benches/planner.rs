@@ -50,6 +50,9 @@ fn build(n: usize) -> (DesiredState, Observed) {
                     PortBinding { container_name: "app".into(), container_port: 8000, host_port: 8000 },
                 ],
                 started_at: None,
+                // Protected for an hour past the bench's `now`: nothing to renew.
+                protected_until: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_003_600)),
+                started_by: None,
             })
             .collect();
         for port in [80u16, 8000] {
@@ -62,6 +65,7 @@ fn build(n: usize) -> (DesiredState, Observed) {
                 target_type: TargetType::Instance,
                 ownership: Ownership::Shared,
                 min_healthy: None,
+                propagation_lag: ballast::desired::DEFAULT_PROPAGATION_LAG,
             });
             observed.target_groups.insert(
                 tg,
@@ -94,6 +98,8 @@ fn build(n: usize) -> (DesiredState, Observed) {
                 scalable_target: false,
                 tasks,
                 scaling_marks: Default::default(),
+                protection: ProtectionRead::Read,
+                primary_deployment: None,
             }),
         );
         desired.services.push(Service {

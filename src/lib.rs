@@ -7,11 +7,13 @@
 //!   validation with located errors, the JSON Schema.
 //! - [`observed`]: what the cloud looks like now, in ballast's own types.
 //! - [`plan`]: the pure planning core, `(desired, observed, memory, now)
-//!   -> changes`, with traffic safety, budgets, conflicts and scaling.
+//!   -> changes`, with traffic safety, budgets, conflicts, scaling and
+//!   scale-in by drain ([`plan::drain`]).
 //! - [`cloud`]: the [`cloud::Cloud`] trait and its two implementations,
 //!   the simulated cloud ([`cloud::sim`]) and AWS ([`cloud::aws`]), the
-//!   scaling marks both leave on what they scale ([`cloud::marks`]), and
-//!   the store of the leadership lease ([`cloud::lease`]).
+//!   scaling marks both leave on what they scale ([`cloud::marks`]), the
+//!   reads both reuse within a period ([`cloud::reuse`]), and the store
+//!   of the leadership lease ([`cloud::lease`]).
 //! - [`controller`]: the level-triggered loop, hot reload, backoff,
 //!   per-resource status, and leader election with its write fence
 //!   ([`controller::leader`]).

@@ -63,6 +63,27 @@ pub struct ObservedService {
     pub tasks: Vec<ObservedTask>,
     /// When ballast last scaled the service, from the tags it left on it.
     pub scaling_marks: ScalingMarks,
+    /// Whether the serving tasks' scale-in protection was read
+    /// (GetTaskProtection): each task's [`ObservedTask::protected_until`]
+    /// means something only when it was.
+    pub protection: ProtectionRead,
+    /// The ID of the service's PRIMARY deployment (`ecs-svc/…`), what
+    /// ECS writes as `startedBy` on the tasks it starts for it.
+    pub primary_deployment: Option<String>,
+}
+
+/// Whether a service's task scale-in protection was read this pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProtectionRead {
+    /// The scope did not ask for it: ballast does not manage the
+    /// protection of this service's tasks, and a scale-in is the plain
+    /// desired-count change (ECS chooses the tasks).
+    #[default]
+    NotAsked,
+    /// Read (or reused from a read of the last few minutes): every serving
+    /// task's `protected_until` is what ECS reported. (A failed read makes
+    /// the whole service unreadable, as a failed read of its tasks does.)
+    Read,
 }
 
 /// The last scale-out and scale-in ballast made on a service, each with
@@ -150,6 +171,13 @@ pub struct ObservedTask {
     pub private_ip: Option<String>,
     pub bindings: Vec<PortBinding>,
     pub started_at: Option<SystemTime>,
+    /// ECS task scale-in protection: when it expires while it is on
+    /// (GetTaskProtection's `expirationDate`), `None` when it is off or
+    /// was not read (see [`ObservedService::protection`]).
+    pub protected_until: Option<SystemTime>,
+    /// What started the task: for a service's task, the ID of its
+    /// deployment (`startedBy`).
+    pub started_by: Option<String>,
 }
 
 impl ObservedTask {

@@ -412,6 +412,7 @@ async fn a_converged_pass_makes_exactly_the_table_reads_and_no_writes() {
         cpu: services.clone(),
         task_sizes: services.clone(),
         groups: vec![(m.system.group_id(), CLUSTER.into())],
+        ..Scope::default()
     };
 
     // The first pass also fills the caches: target groups by name (one
@@ -919,21 +920,7 @@ async fn restart_a_scale_in_by_apply_once_holds_the_next_one_until_its_window_an
     // deployment; a service with an external deployment controller has no
     // ECS deployments, so moto shows it steady.
     let name = "steadyService";
-    let controller = aws_sdk_ecs::types::DeploymentController::builder()
-        .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
-        .build()
-        .unwrap();
-    let req = m.actors.ecs.create_service();
-    req.cluster(CLUSTER)
-        .service_name(name)
-        .task_definition(&m.system.task_definition_arn)
-        .desired_count(3)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-        .deployment_controller(controller)
-        .send()
-        .await
-        .unwrap();
-    let id = ServiceId { service: name.into(), ..m.system.service_id() };
+    let (id, _) = steady_service(&m, name, 3, 0).await;
     let mut declared = Declared::article(&m.system);
     declared.service = name.into();
     declared.tasks = Tasks::Range { min: 1, max: 10 };
@@ -1029,7 +1016,9 @@ async fn after_first_pass(
     m: &Moto,
     b: &Ballast,
 ) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
-    after_first_pass_at(m, b, ManualClock::new()).await
+    // Starting at the wall clock: task protection expires at AWS's time,
+    // which a clock years ahead would take for long gone.
+    after_first_pass_at(m, b, ManualClock::starting_at(SystemTime::now())).await
 }
 
 /// [`after_first_pass`] with a given clock.
@@ -1038,17 +1027,8 @@ async fn after_first_pass_at(
     b: &Ballast,
     clock: ManualClock,
 ) -> (Controller<AwsCloud>, Arc<ManualClock>, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
-    let dir = b.dir.path();
-    let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
-    let options = ControllerOptions {
-        dir: dir.to_path_buf(),
-        default_region: REGION.into(),
-        interval: Duration::from_secs(15),
-        dry_run: false,
-    };
     let clock = Arc::new(clock);
-    let mut c =
-        Controller::new(m.cloud.clone(), clock.clone(), Arc::new(ballast::metrics::Metrics::new()), options, desired);
+    let mut c = controller_for(m, b, clock.clone());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let before = m.cloud.api_calls();
     let first = c.pass(&stop).await;
@@ -1091,7 +1071,9 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
     let b = Ballast::new(&m.account, &declared);
     let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
     for pass in 0..3 {
-        clock.advance(Duration::from_secs(15));
+        // A metric period apart: the CPU is read at most once per period
+        // (issue 15); task protection is reused for five minutes.
+        clock.advance(Duration::from_secs(60));
         let before = m.cloud.api_calls();
         let outcome = c.pass(&stop).await;
         let calls = m.cloud.api_calls().since(&before);
@@ -1102,8 +1084,8 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
 
     // The binary's `apply --once` on the converged system, counted by a
     // proxy: the same reads, plus the lookups a fresh process caches
-    // (target groups by name, the task definition, the two alarms' tags),
-    // and no write.
+    // (target groups by name, the task definition, the two alarms' tags,
+    // the tasks' scale-in protection), and no write.
     let moto = FaultProxy::start(&m.account.moto_url, 0).await;
     let bridge = FaultProxy::start(&m.account.bridge_url, 0).await;
     let b = Ballast::via(&m.account, &moto.url, &bridge.url, &declared);
@@ -1120,6 +1102,7 @@ async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
     expected.insert("DescribeTargetGroups".into(), 1);
     expected.insert("DescribeTaskDefinition".into(), 1);
     expected.insert("ListTagsForResource".into(), 2);
+    expected.insert("GetTaskProtection".into(), 1);
     assert_eq!(seen, expected, "the calls of `apply --once` on a converged system");
 }
 
@@ -1711,7 +1694,8 @@ async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() 
     // 2 tasks at 80 % for a 60 % target: ceil(2 x 80 / 60) = 3 (the
     // declared step, used without targetCpu, would give 2 + 2).
     m.actors.put_cpu(SERVICE, 80.0, clock.now() - Duration::from_secs(60)).await;
-    clock.advance(Duration::from_secs(15));
+    // The next metric period: CPU is read at most once per period (issue 15).
+    clock.advance(Duration::from_secs(60));
     let outcome = c.pass(&stop).await;
     assert_eq!(outcome.failed, 0, "{outcome:?}");
     let d = service_decision(&c);
@@ -1927,4 +1911,144 @@ mod sim_contract {
     }
 
     crate::contract_suite!(seeded(); missing_group_changes_are_not_found);
+}
+
+// ----- Scale-in by drain: task scale-in protection (issue 15) -----
+
+/// A service ECS shows steady (an external deployment controller: moto
+/// keeps a first ECS deployment in progress for ever, and ballast leaves a
+/// deployment's tasks to it), at `desired` tasks with `tasks` of them
+/// started.
+async fn steady_service(m: &Moto, name: &str, desired: u32, tasks: u32) -> (ServiceId, Vec<String>) {
+    let controller = aws_sdk_ecs::types::DeploymentController::builder()
+        .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
+        .build()
+        .unwrap();
+    let req = m.actors.ecs.create_service();
+    req.cluster(CLUSTER)
+        .service_name(name)
+        .task_definition(&m.system.task_definition_arn)
+        .desired_count(desired as i32)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .deployment_controller(controller)
+        .send()
+        .await
+        .unwrap();
+    let arns = m.actors.start_tasks(name, tasks).await;
+    assert_eq!(arns.len(), tasks as usize, "moto placed every task");
+    (ServiceId { service: name.into(), ..m.system.service_id() }, arns)
+}
+
+fn declared_count(m: &Moto, name: &str, count: u32) -> Declared {
+    let mut declared = Declared::article(&m.system);
+    declared.service = name.into();
+    declared.tasks = Tasks::Count(count);
+    declared.scaling = None;
+    declared.target_groups = false;
+    declared.capacity = None;
+    declared
+}
+
+/// A controller on the adapter, enforcing what `b` declares, on `clock`.
+fn controller_for(m: &Moto, b: &Ballast, clock: Arc<dyn Clock>) -> Controller<AwsCloud> {
+    let dir = b.dir.path();
+    let desired = ballast::desired::load_dir(dir, REGION).expect("the declared documents are valid");
+    let options = ControllerOptions {
+        dir: dir.to_path_buf(),
+        default_region: REGION.into(),
+        interval: Duration::from_secs(15),
+        dry_run: false,
+    };
+    Controller::new(m.cloud.clone(), clock, Arc::new(ballast::metrics::Metrics::new()), options, desired)
+}
+
+/// A controller whose clock starts at the wall clock (task protection
+/// expires at AWS's time).
+fn controller_now(m: &Moto, b: &Ballast) -> Controller<AwsCloud> {
+    controller_for(m, b, Arc::new(ManualClock::starting_at(SystemTime::now())))
+}
+
+/// Each task's protection as GetTaskProtection answers it: (on, minutes left).
+async fn protection_of(m: &Moto, arns: &[String]) -> Vec<(bool, u64)> {
+    let out = m.actors.ecs.get_task_protection().cluster(CLUSTER).set_tasks(Some(arns.to_vec())).send().await;
+    let out = out.expect("GetTaskProtection");
+    arns.iter()
+        .map(|arn| {
+            let t =
+                out.protected_tasks().iter().find(|t| t.task_arn() == Some(arn.as_str())).expect("every task answered");
+            let left = t
+                .expiration_date()
+                .and_then(|d| SystemTime::try_from(*d).ok())
+                .and_then(|d| d.duration_since(SystemTime::now()).ok())
+                .map_or(0, |d| d.as_secs() / 60);
+            (t.protection_enabled(), left)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ballast_protects_the_serving_tasks_of_a_service_it_manages() {
+    let m = seeded_with(0, test_options()).await;
+    let (id, arns) = steady_service(&m, "protectedService", 2, 2).await;
+    assert_eq!(protection_of(&m, &arns).await, vec![(false, 0), (false, 0)], "not protected before ballast");
+    let b = Ballast::new(&m.account, &declared_count(&m, "protectedService", 2));
+    let mut c = controller_now(&m, &b);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+
+    let before = m.cloud.api_calls();
+    let first = c.pass(&stop).await;
+    assert_eq!((first.applied, first.failed), (1, 0), "one UpdateTaskProtection: {first:?}");
+    let calls = m.cloud.api_calls().since(&before);
+    assert_eq!((calls.of("GetTaskProtection"), calls.of("UpdateTaskProtection")), (1, 1));
+    for (on, left) in protection_of(&m, &arns).await {
+        assert!(on && (58..=60).contains(&left), "protected for ballast's hour: {left} min left");
+    }
+
+    // The adapter reads it back over the wire.
+    let scope = Scope { services: vec![id.clone()], protection: vec![id.clone()], ..Scope::default() };
+    let svc = m.cloud.observe(&scope).await.unwrap().services[&id].clone().unwrap();
+    assert_eq!(svc.protection, ballast::observed::ProtectionRead::Read);
+    assert!(svc.tasks.iter().all(|t| t.protected_until.is_some()), "{:?}", svc.tasks);
+
+    // Protected: the next pass has nothing to do, and reuses the read
+    // it made after its write.
+    let second = c.pass(&stop).await;
+    assert_eq!((second.planned, second.failed), (0, 0), "{second:?}");
+}
+
+#[tokio::test]
+async fn a_scale_in_unprotects_exactly_the_drained_tasks() {
+    let m = seeded_with(0, test_options()).await;
+    // Two instances hold one task each.
+    let (id, arns) = steady_service(&m, "shrinkingService", 2, 2).await;
+    let b = Ballast::new(&m.account, &declared_count(&m, "shrinkingService", 2));
+    let mut c = controller_now(&m, &b);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    c.pass(&stop).await;
+    assert!(protection_of(&m, &arns).await.iter().all(|(on, _)| *on), "both protected");
+
+    // The declared count drops to 1. Without target groups, the chosen
+    // task has nothing to drain: its protection comes off, and only once
+    // a read shows that does the count drop, so ECS stops that task and
+    // no other.
+    let smaller = Ballast::new(&m.account, &declared_count(&m, "shrinkingService", 1));
+    let desired = ballast::desired::load_dir(smaller.dir.path(), REGION).unwrap();
+    c.replace_desired(smaller.dir.path().to_path_buf(), desired);
+    let pass = c.pass(&stop).await;
+    assert_eq!((pass.applied, pass.failed), (1, 0), "{pass:?}");
+    let after: Vec<bool> = protection_of(&m, &arns).await.into_iter().map(|(on, _)| on).collect();
+    assert_eq!(after.iter().filter(|on| !**on).count(), 1, "exactly one task unprotected: {after:?}");
+    let desired_count = async || observed_service_id(&m, &id).await.desired_count;
+    assert_eq!(desired_count().await, 2, "the count waits for the read that shows it");
+
+    let pass = c.pass(&stop).await;
+    assert_eq!((pass.applied, pass.failed), (1, 0), "{pass:?}");
+    assert_eq!(desired_count().await, 1);
+    let still: Vec<bool> = protection_of(&m, &arns).await.into_iter().map(|(on, _)| on).collect();
+    assert_eq!(still, after, "the task that stays keeps its protection");
+}
+
+async fn observed_service_id(m: &Moto, id: &ServiceId) -> ballast::observed::ObservedService {
+    let o = m.cloud.observe(&Scope { services: vec![id.clone()], ..Scope::default() }).await.unwrap();
+    o.services[id].clone().expect("the service is observed")
 }

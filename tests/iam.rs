@@ -1339,6 +1339,10 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("ecs:TagResource", &["resource_arn", "tags"]),
     ("ecs:ListTasks", &["cluster", "desired_status", "max_results", "next_token", "container_instance"]),
     ("ecs:DescribeTasks", &["cluster", "tasks"]),
+    // Task scale-in protection (issue 15): the same resource and keys as
+    // DescribeTasks in the reference.
+    ("ecs:GetTaskProtection", &["cluster", "tasks"]),
+    ("ecs:UpdateTaskProtection", &["cluster", "tasks", "protection_enabled", "expires_in_minutes"]),
     ("ecs:ListContainerInstances", &["cluster", "max_results", "next_token"]),
     ("ecs:DescribeContainerInstances", &["cluster", "container_instances"]),
     ("ecs:DescribeTaskDefinition", &["task_definition"]),
@@ -1608,7 +1612,7 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
             },
             "the tasks of cluster",
         ),
-        "ecs:DescribeTasks" => {
+        "ecs:DescribeTasks" | "ecs:GetTaskProtection" | "ecs:UpdateTaskProtection" => {
             in_each_cluster(&|c| arn(&[("ClusterName", c), ("TaskId", TASK_ID)]), "a task of cluster")
         }
         "ecs:ListContainerInstances" => a

@@ -21,7 +21,8 @@
 //! | other scalers | Application Auto Scaling DescribeScalableTargets (ecs namespace), 50 resource ids per call |
 //! | target groups | ELBv2 DescribeTargetGroups once per name (then cached by ARN), 20 names per call; DescribeTargetHealth once per target group |
 //! | alarms | CloudWatch DescribeAlarms, 100 names per call |
-//! | CPU | CloudWatch GetMetricData, 500 queries per call |
+//! | CPU | CloudWatch GetMetricData, 500 queries per call; with the pass time in the scope, at most once per metric period (60 s) per service |
+//! | task protection | per cluster with services in `scope.protection`: ECS GetTaskProtection for the RUNNING tasks, 100 per call; with the pass time in the scope, reused for 5 minutes unless ballast changed a task's protection in the cluster or a task is new |
 //! | groups | Auto Scaling DescribeAutoScalingGroups, 50 names per call |
 //!
 //! A converged pass makes no write calls. Each change is one write call
@@ -36,6 +37,7 @@
 pub mod aws;
 pub mod lease;
 pub mod marks;
+pub mod reuse;
 pub mod sim;
 
 use std::future::Future;
@@ -58,6 +60,10 @@ pub mod batch {
     pub const ALARM_NAMES: usize = 100;
     pub const METRIC_QUERIES: usize = 500;
     pub const GROUP_NAMES: usize = 50;
+    /// GetTaskProtection's task list.
+    pub const TASK_PROTECTION: usize = 100;
+    /// UpdateTaskProtection's task list.
+    pub const UPDATE_TASK_PROTECTION: usize = 10;
 }
 
 /// What one pass asks the cloud to observe. Built from the desired state
@@ -74,6 +80,14 @@ pub struct Scope {
     pub task_sizes: Vec<ServiceId>,
     /// Each group with the ECS cluster its instances join.
     pub groups: Vec<(GroupId, String)>,
+    /// Services whose serving tasks' scale-in protection is read
+    /// (GetTaskProtection): those whose scale-in ballast drains.
+    pub protection: Vec<ServiceId>,
+    /// The pass's time. With it, reads that stay true for a while are
+    /// reused ([`reuse`]): CPU within one metric period, task protection
+    /// for a few minutes unless ballast changed it or a task is new.
+    /// Without it (a one-off observation), everything is read.
+    pub now: Option<SystemTime>,
 }
 
 impl Scope {
@@ -82,6 +96,7 @@ impl Scope {
         let mut scope = Scope::default();
         for svc in &desired.services {
             scope.services.push(svc.id.clone());
+            scope.protection.push(svc.id.clone());
             for b in &svc.target_groups {
                 scope.target_groups.push(b.target_group.clone());
             }
@@ -112,7 +127,14 @@ impl Scope {
         sorted(&mut scope.cpu);
         sorted(&mut scope.task_sizes);
         sorted(&mut scope.groups);
+        sorted(&mut scope.protection);
         scope
+    }
+
+    /// The same scope, observed at the pass time `now`: see [`Scope::now`].
+    pub fn at(mut self, now: SystemTime) -> Scope {
+        self.now = Some(now);
+        self
     }
 }
 

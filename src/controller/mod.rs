@@ -212,7 +212,7 @@ impl<C: Cloud> Controller<C> {
         self.passes_started += 1;
         let mut timer = self.metrics.time_pass();
         let started_at = self.clock.now();
-        let scope = Scope::of(&self.desired);
+        let scope = Scope::of(&self.desired).at(started_at);
         let mut outcome = PassOutcome::default();
 
         let observed = match self.cloud.observe(&scope).instrument(info_span!("observe")).await {

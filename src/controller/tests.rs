@@ -19,6 +19,7 @@ fn example() -> DesiredState {
 struct Bed {
     sim: SimCloud,
     ctl: Controller<SimCloud>,
+    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     _stop_tx: watch::Sender<bool>,
@@ -38,12 +39,19 @@ fn bed_with(desired: DesiredState, config: SimConfig) -> Bed {
         interval: Duration::from_secs(15),
         dry_run: false,
     };
-    let ctl = Controller::new(sim.clone(), clock, metrics.clone(), options, desired);
+    let ctl = Controller::new(sim.clone(), clock.clone(), metrics.clone(), options, desired);
     let (tx, stop) = watch::channel(false);
-    Bed { sim, ctl, metrics, stop, _stop_tx: tx }
+    Bed { sim, ctl, clock, metrics, stop, _stop_tx: tx }
 }
 
 impl Bed {
+    /// A new controller on the same cloud, with no memory: a restart.
+    fn restart(&mut self) {
+        let options = self.ctl.options.clone();
+        let desired = self.ctl.desired().clone();
+        self.ctl = Controller::new(self.sim.clone(), self.clock.clone(), self.metrics.clone(), options, desired);
+    }
+
     /// Passes every 5 s of virtual time until one plans nothing.
     async fn converge(&mut self) -> u32 {
         for n in 1..=60 {
@@ -254,7 +262,14 @@ mod safety {
                             let tg = tgs.iter().find(|(t, _)| sim.target_group_arn(t).is_some_and(|arn| matches!(&pc.change,
                                 Change::DeregisterTargets { target_group_arn, .. } | Change::RegisterTargets { target_group_arn, .. } if *target_group_arn == arn)));
                             let before = tg.map(|(t, _)| healthy(&sim, t));
-                            let serving = sim.service(&id).map_or(0, |s| s.tasks.iter().filter(|t| t.is_serving()).count());
+                            // The tasks the service should keep serving: since issue 15 a
+                            // scale-in drains the leaving tasks while they still serve, so
+                            // no more than the declared count.
+                            let declared = desired.services[0].tasks.max() as usize;
+                            let serving = sim
+                                .service(&id)
+                                .map_or(0, |s| s.tasks.iter().filter(|t| t.is_serving()).count())
+                                .min(declared);
                             if let Change::DeregisterTargets { targets, .. } = &pc.change {
                                 prop_assert!(!targets.contains(&foreign), "deregistered a foreign target");
                             }
@@ -493,6 +508,226 @@ async fn each_pass_adds_a_chart_point_with_what_it_observed() {
     );
 }
 
+mod drain {
+    //! Scale-in by drain (issue 15) on the simulated cloud with traffic:
+    //! no request fails because of a ballast scale-in, a restart mid-drain
+    //! carries on from what AWS reports, and every serving task is
+    //! protected from scale-in unless ballast chose it to leave.
+
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::desired::ServiceId;
+    use crate::observed::TargetHealth;
+
+    /// The example without AZ rebalancing: Auto Scaling moving instances
+    /// between zones takes their tasks with them, which is the capacity
+    /// drain's part of issue 15, not the scale-in's.
+    fn drain_bed() -> (Bed, ServiceId) {
+        let desired = example();
+        let id = desired.services[0].id.clone();
+        let config = SimConfig { az_rebalance: false, ..SimConfig::default() };
+        (bed_with(desired, config), id)
+    }
+
+    fn failed(sim: &SimCloud) -> f64 {
+        sim.traffic().values().map(|c| c.failed).sum()
+    }
+
+    /// The tasks whose targets are in service (registered, not draining)
+    /// in some bound group.
+    fn routed(b: &Bed, id: &ServiceId) -> Vec<String> {
+        let desired = b.ctl.desired();
+        let svc = desired.services.iter().find(|s| &s.id == id).unwrap();
+        let observed = b.sim.service(id).unwrap();
+        observed
+            .tasks
+            .iter()
+            .filter(|t| {
+                svc.target_groups.iter().any(|binding| {
+                    let Some(target) = crate::plan::targets::task_target_of(t, binding) else { return false };
+                    b.sim.target_group(&binding.target_group).is_some_and(|g| {
+                        g.targets.iter().any(|x| x.target == target && x.health != TargetHealth::Draining)
+                    })
+                })
+            })
+            .map(|t| t.arn.clone())
+            .collect()
+    }
+
+    /// Serving tasks that carried traffic when the last pass observed
+    /// (`routed_before`) and still do, yet are not protected: ECS could
+    /// stop them on a scale-in ballast did not choose.
+    fn exposed(b: &Bed, id: &ServiceId, routed_before: &[String]) -> Vec<String> {
+        let protected: BTreeMap<String, SystemTime> = b.sim.protected_tasks(id);
+        let routed = routed(b, id);
+        let observed = b.sim.service(id).unwrap();
+        observed
+            .tasks
+            .iter()
+            .filter(|t| t.is_serving() && routed_before.contains(&t.arn) && routed.contains(&t.arn))
+            .filter(|t| !protected.contains_key(&t.arn))
+            .map(|t| t.arn.clone())
+            .collect()
+    }
+
+    /// Passes as the daemon makes them for `secs` of virtual time; after
+    /// each that reached AWS, no task is exposed.
+    async fn run_for(b: &mut Bed, id: &ServiceId, secs: u64) -> Result<(), String> {
+        let end = b.clock.now() + Duration::from_secs(secs);
+        while b.clock.now() < end {
+            let routed_before = routed(b, id);
+            let out = b.ctl.pass(&b.stop).await;
+            if !out.unreachable {
+                let exposed = exposed(b, id, &routed_before);
+                if !exposed.is_empty() {
+                    return Err(format!("unprotected and routed, not chosen by ballast: {exposed:?}"));
+                }
+            }
+            let wait = out.retry_in.map_or(Duration::from_secs(15), |r| r.min(Duration::from_secs(15)));
+            tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
+        }
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scale_in_stops_only_drained_tasks_and_loses_no_request() {
+        let (mut b, id) = drain_bed();
+        b.sim.set_load(&id, 100.0).unwrap();
+        b.converge().await;
+        let mut desired = b.ctl.desired().clone();
+        desired.services[0].tasks = TaskCount::Fixed(4);
+        b.ctl.replace_desired(PathBuf::from("four"), desired.clone());
+        run_for(&mut b, &id, 300).await.unwrap();
+        assert_eq!(b.sim.service(&id).unwrap().running_count, 4);
+        desired.services[0].tasks = TaskCount::Fixed(2);
+        b.ctl.replace_desired(PathBuf::from("two"), desired);
+        run_for(&mut b, &id, 60).await.unwrap();
+        // Every step shows in /status: the drain is the service's hold.
+        let held: Vec<String> = {
+            let st = b.ctl.status();
+            let st = st.read().unwrap();
+            st.resources.iter().flat_map(|r| r.held.iter().map(|h| h.message())).collect()
+        };
+        assert!(held.iter().any(|m| m.starts_with("draining 2 task(s) for scale-in")), "{held:?}");
+        assert_eq!(b.sim.service(&id).unwrap().desired_count, 4, "ECS stops nothing before the drain ends");
+        // The deregistration delay (300 s) and a few passes more.
+        run_for(&mut b, &id, 400).await.unwrap();
+        let svc = b.sim.service(&id).unwrap();
+        assert_eq!((svc.desired_count, svc.running_count), (2, 2), "{svc:?}");
+        assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_mid_drain_carries_on_from_what_aws_reports() {
+        let (mut b, id) = drain_bed();
+        b.sim.set_load(&id, 100.0).unwrap();
+        let mut desired = b.ctl.desired().clone();
+        desired.services[0].tasks = TaskCount::Fixed(3);
+        b.ctl.replace_desired(PathBuf::from("three"), desired.clone());
+        run_for(&mut b, &id, 300).await.unwrap();
+        desired.services[0].tasks = TaskCount::Fixed(2);
+        b.ctl.replace_desired(PathBuf::from("two"), desired);
+        // Into the drain: the chosen task's targets are draining.
+        run_for(&mut b, &id, 60).await.unwrap();
+        let draining =
+            b.sim.service(&id).unwrap().tasks.iter().filter(|t| t.is_serving()).count() - routed(&b, &id).len();
+        assert_eq!(draining, 1, "one task is out of its groups");
+        assert_eq!(b.sim.service(&id).unwrap().desired_count, 3, "the count waits for the drain");
+
+        b.restart();
+        run_for(&mut b, &id, 900).await.unwrap();
+        let svc = b.sim.service(&id).unwrap();
+        assert_eq!((svc.desired_count, svc.running_count), (2, 2), "{svc:?}");
+        assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Wait(u64),
+        Load(f64),
+        Count(u32),
+        Scaling,
+        Restart,
+        Outage(u64),
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            2 => (30u64..400).prop_map(Event::Wait),
+            2 => prop_oneof![Just(20.0), Just(100.0), Just(250.0), Just(400.0)].prop_map(Event::Load),
+            2 => (1u32..6).prop_map(Event::Count),
+            1 => Just(Event::Scaling),
+            1 => Just(Event::Restart),
+            1 => (10u64..180).prop_map(Event::Outage),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+        #[test]
+        fn no_request_fails_because_of_a_ballast_scale_in(events in proptest::collection::vec(event(), 1..10)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+            let result: Result<(), String> = rt.block_on(async {
+                let (mut b, id) = drain_bed();
+                let example = b.ctl.desired().clone();
+                b.sim.set_load(&id, 100.0).unwrap();
+                run_for(&mut b, &id, 120).await?;
+                for ev in events {
+                    match ev {
+                        Event::Wait(s) => run_for(&mut b, &id, s).await?,
+                        Event::Load(rps) => b.sim.set_load(&id, rps).unwrap(),
+                        Event::Count(n) => {
+                            let mut d = b.ctl.desired().clone();
+                            d.services[0].tasks = TaskCount::Fixed(n);
+                            b.ctl.replace_desired(PathBuf::from("edited"), d);
+                        }
+                        Event::Scaling => b.ctl.replace_desired(PathBuf::from("example"), example.clone()),
+                        Event::Restart => b.restart(),
+                        Event::Outage(s) => {
+                            b.sim.set_unreachable(true);
+                            run_for(&mut b, &id, s).await?;
+                            b.sim.set_unreachable(false);
+                        }
+                    }
+                    run_for(&mut b, &id, 30).await?;
+                }
+                // Long enough for every drain to end.
+                run_for(&mut b, &id, 900).await?;
+                let failed = failed(&b.sim);
+                if failed > 0.0 {
+                    return Err(format!("{failed} requests failed: {:?}", b.sim.traffic()));
+                }
+                Ok(())
+            });
+            prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+        }
+    }
+}
+
+/// Issue 15: GetMetricData at most once per metric period, not every pass.
+#[tokio::test(start_paused = true)]
+async fn cpu_is_read_at_most_once_per_metric_period() {
+    let desired = example();
+    assert!(desired.services[0].scaling.as_ref().is_some_and(|p| p.target_cpu.is_some()), "ballast reads CPU");
+    let mut b = bed(desired);
+    b.converge().await;
+    b.sim.reset_calls();
+    // Ten minutes of passes every 15 s: 40 passes, 10 metric periods
+    // (the first may fall short of a period after the last read).
+    let mut passes = 0;
+    for _ in 0..40 {
+        b.ctl.pass(&b.stop).await;
+        passes += 1;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    let reads = b.sim.call_count("GetMetricData");
+    assert!((9..=11).contains(&reads), "{reads} GetMetricData calls in {passes} passes over 10 minutes");
+}
+
 // ----- Leadership (issue 16) -----
 
 fn lease_options(holder: &str) -> leader::LeaseOptions {
@@ -518,7 +753,7 @@ async fn a_standby_observes_and_writes_nothing_until_it_leads() {
     let other = other_daemon(&store);
     tokio::time::sleep(Duration::from_millis(10)).await;
 
-    let Bed { sim, ctl, metrics, stop, _stop_tx } = bed(example());
+    let Bed { sim, ctl, metrics, stop, _stop_tx, clock: _ } = bed(example());
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     let leadership = Leadership::contender(lease_options("me"), metrics.clone(), ctl.status(), clock);
     let (_campaign_stop, campaign_rx) = watch::channel(false);
@@ -560,7 +795,7 @@ async fn a_new_term_starts_from_an_empty_memory() {
 #[tokio::test(start_paused = true)]
 async fn a_pass_stops_writing_when_the_lease_is_lost() {
     let store = Arc::new(crate::cloud::lease::MemoryLease::new());
-    let Bed { sim, ctl, metrics, stop, _stop_tx } = bed(example());
+    let Bed { sim, ctl, metrics, stop, _stop_tx, clock: _ } = bed(example());
     let leadership =
         Leadership::contender(lease_options("me"), metrics.clone(), ctl.status(), Arc::new(TokioClock::new()));
     let (_campaign_stop, campaign_rx) = watch::channel(false);

@@ -192,7 +192,16 @@ pub struct TargetGroupBinding {
     /// below the number healthy before the change, and never to zero
     /// while any target is healthy.
     pub min_healthy: Option<u32>,
+    /// How long the load balancer may still send new connections to a
+    /// deregistered target (`propagationLag`): a task leaving for a
+    /// scale-in stops no sooner than this after its deregistration.
+    pub propagation_lag: Duration,
 }
+
+/// The default `propagationLag`: public reports of NLB targets receiving
+/// new connections after DeregisterTargets reach about two minutes
+/// (aws/containers-roadmap#470, aws-load-balancer-controller#2366, #3270).
+pub const DEFAULT_PROPAGATION_LAG: Duration = Duration::from_secs(120);
 
 /// CPU-alarm scaling of a service's task count.
 #[derive(Debug, Clone, PartialEq)]

@@ -143,6 +143,13 @@ pub struct RawTargetGroupBinding {
     /// target is healthy. At most `tasks.max`.
     #[schemars(range(min = 0))]
     pub min_healthy: Option<i64>,
+    /// How long after DeregisterTargets the load balancer may still send
+    /// new connections to a target: a task ballast scales in is stopped
+    /// only once its targets have drained and this long has passed since
+    /// they were deregistered. Default `2m` (public reports of NLB targets
+    /// receiving connections after deregistration reach about two minutes).
+    #[schemars(extend("default" = "2m"))]
+    pub propagation_lag: Option<DurationText>,
 }
 
 // Only for the schema; the loader reads the value as a string.

@@ -26,6 +26,11 @@ pub enum Change {
     TerminateInstance { group: GroupId, instance_id: String },
     /// Auto Scaling UpdateAutoScalingGroup(VPCZoneIdentifier).
     SetGroupSubnets { group: GroupId, from: Vec<String>, to: Vec<String> },
+    /// ECS UpdateTaskProtection(protectionEnabled, expiresInMinutes) on
+    /// tasks of the service: scale-in protection on (`minutes` of it) so
+    /// that ECS stops only the tasks ballast chose, or off (`minutes`
+    /// `None`) for the tasks ballast drained and hands to ECS to stop.
+    SetTaskProtection { service: ServiceId, tasks: Vec<String>, minutes: Option<u32> },
     /// Auto Scaling SuspendProcesses: processes that would act on a group
     /// ballast sizes behind its back (`AZRebalance`).
     SuspendProcesses { group: GroupId, processes: Vec<String> },
@@ -41,6 +46,7 @@ pub enum ChangeKind {
     Alarm,
     Capacity,
     Subnets,
+    TaskProtection,
     Processes,
 }
 
@@ -53,6 +59,7 @@ impl ChangeKind {
             ChangeKind::Alarm => "alarm",
             ChangeKind::Capacity => "capacity",
             ChangeKind::Subnets => "subnets",
+            ChangeKind::TaskProtection => "task_protection",
             ChangeKind::Processes => "processes",
         }
     }
@@ -67,6 +74,7 @@ impl Change {
             Change::PutAlarm { .. } | Change::TagAlarm { .. } => ChangeKind::Alarm,
             Change::SetDesiredCapacity { .. } | Change::TerminateInstance { .. } => ChangeKind::Capacity,
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
+            Change::SetTaskProtection { .. } => ChangeKind::TaskProtection,
             Change::SuspendProcesses { .. } => ChangeKind::Processes,
         }
     }
@@ -111,6 +119,13 @@ impl std::fmt::Display for Change {
             Change::SetGroupSubnets { group, from, to } => {
                 write!(f, "auto scaling group {group}: subnets [{}] -> [{}]", from.join(", "), to.join(", "))
             }
+            Change::SetTaskProtection { service, tasks, minutes } => {
+                let ids = tasks.iter().map(|t| short_task(t)).collect::<Vec<_>>().join(", ");
+                match minutes {
+                    Some(m) => write!(f, "service {service}: protect task(s) {ids} from scale-in for {m} min"),
+                    None => write!(f, "service {service}: remove scale-in protection from drained task(s) {ids}"),
+                }
+            }
             Change::SuspendProcesses { group, processes } => {
                 write!(f, "auto scaling group {group}: suspend {}", processes.join(", "))
             }
@@ -121,6 +136,11 @@ impl std::fmt::Display for Change {
 /// `targetgroup/NAME/ID` of an ARN, or the whole string.
 pub fn short_arn(arn: &str) -> &str {
     arn.split_once(":targetgroup/").map(|(_, rest)| rest.split('/').next().unwrap_or(rest)).unwrap_or(arn)
+}
+
+/// The task ID of a task ARN (`arn:…:task/CLUSTER/ID`), or the whole string.
+pub fn short_task(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 fn comparison_symbol(op: &Comparison) -> &str {

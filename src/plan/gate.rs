@@ -203,6 +203,8 @@ pub enum HoldReason {
     Scaling(String),
     /// The capacity stops at the group's MinSize or MaxSize.
     GroupSize(GroupSize),
+    /// A scale-in waits while the tasks it takes out drain ([`super::drain`]).
+    Draining(super::drain::Waiting),
 }
 
 impl HoldReason {
@@ -215,7 +217,7 @@ impl HoldReason {
             HoldReason::Suspended { .. } => HoldKind::Suspended,
             HoldReason::Budget(_) => HoldKind::Budget,
             HoldReason::Safety(_) => HoldKind::Safety,
-            HoldReason::Scaling(_) | HoldReason::GroupSize(_) => HoldKind::Scaling,
+            HoldReason::Scaling(_) | HoldReason::GroupSize(_) | HoldReason::Draining(_) => HoldKind::Scaling,
         }
     }
 }
@@ -244,6 +246,7 @@ impl std::fmt::Display for HoldReason {
                 humantime::format_duration(u.lag)
             ),
             HoldReason::Suspended { change } => write!(f, "document is suspended; not applying: {change}"),
+            HoldReason::Draining(w) => write!(f, "{w}"),
             HoldReason::Budget(Budget::DesiredCount { per_pass, from, now, target }) => {
                 write!(f, "desired count moves by at most {per_pass} per pass: {from} -> {now} now, {target} later")
             }

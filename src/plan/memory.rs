@@ -245,6 +245,11 @@ pub struct Memory {
     pub fields: BTreeMap<Field, FieldMemory>,
     pub scaling: BTreeMap<ServiceId, ScalingMemory>,
     pub capacity: BTreeMap<GroupId, CapacityMemory>,
+    /// Tasks leaving for a scale-in, by ARN: when a pass first saw all
+    /// their targets out of service (draining or gone). The propagation
+    /// lag counts from then; a process that starts has none and counts
+    /// from its first pass, which only waits longer (see [`super::drain`]).
+    pub drains: BTreeMap<ServiceId, BTreeMap<String, SystemTime>>,
 }
 
 impl Memory {
@@ -285,8 +290,9 @@ impl Memory {
                 self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)), now);
             }
             // The tag (the suspension) is read back next pass; nothing to
-            // remember.
-            Change::TagAlarm { .. } | Change::SuspendProcesses { .. } => {}
+            // remember. Protection is read back too (the write makes the
+            // next read fresh).
+            Change::TagAlarm { .. } | Change::SuspendProcesses { .. } | Change::SetTaskProtection { .. } => {}
         }
     }
 

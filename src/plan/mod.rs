@@ -16,24 +16,25 @@
 pub mod alarms;
 pub mod capacity;
 mod change;
+pub mod drain;
 pub mod gate;
 pub mod memory;
 mod report;
 pub mod scaling;
 pub mod targets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-pub use change::{Change, ChangeKind, short_arn};
+pub use change::{Change, ChangeKind, short_arn, short_task};
 pub use gate::{Hold, HoldKind, HoldReason, Notice};
 pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
 use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
 use crate::observed::{
-    AZ_REBALANCE, AlarmState, Observed, ObservedInstance, ObservedService, ResourceError, ServiceStatus, TaskSize,
-    TaskStatus,
+    AZ_REBALANCE, AlarmState, Observed, ObservedInstance, ObservedService, ProtectionRead, ResourceError,
+    ServiceStatus, TaskSize, TaskStatus,
 };
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
@@ -154,7 +155,7 @@ pub fn plan_with(
     now: SystemTime,
     fight: FightPolicy,
 ) -> Plan {
-    Planner { desired, observed, now, fight, out: Plan { memory, ..Plan::default() } }.run()
+    Planner { desired, observed, now, fight, out: Plan { memory, ..Plan::default() }, leaving: BTreeMap::new() }.run()
 }
 
 struct Planner<'a> {
@@ -163,6 +164,22 @@ struct Planner<'a> {
     now: SystemTime,
     fight: FightPolicy,
     out: Plan,
+    /// Tasks leaving for a scale-in, by service: the targets planner takes
+    /// them out of their groups and registers them no more.
+    leaving: BTreeMap<ServiceId, drain::Leaving>,
+}
+
+/// Whether a service's scale-in goes by drain, and what it has to go on.
+enum Drainable<'a> {
+    /// ballast does not manage the tasks' protection (not asked for, a
+    /// suspended document, another actor on the count): the plain count change.
+    No,
+    /// Something the drain needs could not be read: scale-in waits.
+    Unread(String),
+    /// ballast's last count change does not show in reads yet, or the
+    /// count could not be decided: the drain waits for a read that does.
+    Waits,
+    Yes(&'a ObservedService),
 }
 
 impl<'a> Planner<'a> {
@@ -172,15 +189,64 @@ impl<'a> Planner<'a> {
         let mut count_changes = Vec::new();
         self.out.services.reserve_exact(self.desired.services.len());
         for svc in &self.desired.services {
+            let holds_before = self.out.holds.len();
             let (mut decided, proposal) = self.propose_count(svc);
-            if let Some(p) = proposal {
-                match self.admit(p) {
-                    Some(pc) => count_changes.push(pc),
-                    None => decided.target = decided.observed,
+            let mut drainable = self.drainable(svc);
+            // A count decided without its inputs (alarms, CPU unread) says
+            // nothing about a scale-in under way: the drain waits.
+            let undecided = self.out.holds[holds_before..].iter().any(|h| h.kind() == HoldKind::Unobserved);
+            if undecided && matches!(drainable, Drainable::Yes(_)) {
+                drainable = Drainable::Waits;
+            }
+            let scale_in = |c: &Change| matches!(c, Change::SetDesiredCount { from, to, .. } if to < from);
+            let count = match proposal {
+                Some(p) => {
+                    // ballast's last count does not show in reads yet: the
+                    // drain waits for a read that does, rather than take
+                    // the old count for the wanted one and undo itself.
+                    let unconfirmed = p.unconfirmed.is_some();
+                    match self.admit(p) {
+                        Some(pc) => Some(pc),
+                        None => {
+                            decided.target = decided.observed;
+                            if unconfirmed && matches!(drainable, Drainable::Yes(_)) {
+                                drainable = Drainable::Waits;
+                            }
+                            None
+                        }
+                    }
                 }
+                None => None,
+            };
+            match (count, drainable) {
+                (Some(pc), Drainable::Unread(why)) if scale_in(&pc.change) => {
+                    let reason = HoldReason::Unobserved(format!("not applying: {}: {why}", pc.change));
+                    self.hold(pc.resource, reason);
+                    self.keep_out(svc);
+                }
+                (count, Drainable::Waits) => {
+                    count_changes.extend(count);
+                    self.keep_out(svc);
+                }
+                (count, Drainable::Yes(observed)) => {
+                    let target = match &count {
+                        Some(PlannedChange { change: Change::SetDesiredCount { to, .. }, .. }) => *to,
+                        _ => observed.desired_count,
+                    };
+                    let (count, scale_in) = match count {
+                        Some(pc) if scale_in(&pc.change) => (None, Some(pc)),
+                        other => (other, None),
+                    };
+                    count_changes.extend(count);
+                    self.drain(svc, observed, target, scale_in, &mut count_changes);
+                }
+                (count, _) => count_changes.extend(count),
             }
             self.out.services.push(decided);
         }
+        // Drains of services no longer in the desired state are forgotten.
+        let services = &self.desired.services;
+        self.out.memory.drains.retain(|id, _| services.iter().any(|s| &s.id == id));
         self.plan_capacities();
         self.fit_scale_outs_to_capacity(&mut count_changes);
         self.out.changes.extend(count_changes);
@@ -383,6 +449,163 @@ impl<'a> Planner<'a> {
             ..Proposal::new(ResourceKey::service(&svc.id), change, reason)
         };
         (decided, Some(p))
+    }
+
+    /// Whether the service's scale-in drains ([`drain`]): ballast manages
+    /// its count and its tasks' protection was read, with every bound group.
+    fn drainable(&self, svc: &'a Service) -> Drainable<'a> {
+        let Ok(observed) = self.live_service(&svc.id) else { return Drainable::No };
+        let count_conflict = observed.scalable_target && !svc.take_over.desired_count;
+        if svc.suspend || count_conflict {
+            return Drainable::No;
+        }
+        if observed.protection == ProtectionRead::NotAsked {
+            return Drainable::No;
+        }
+        for b in &svc.target_groups {
+            match self.observed.target_groups.get(&b.target_group) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    return Drainable::Unread(format!(
+                        "target group {} could not be read, so its targets cannot be drained: {e}",
+                        b.target_group.target_group.name()
+                    ));
+                }
+                None => {
+                    return Drainable::Unread(format!(
+                        "target group {} was not read",
+                        b.target_group.target_group.name()
+                    ));
+                }
+            }
+        }
+        Drainable::Yes(observed)
+    }
+
+    /// While the drain waits, the tasks already out of service stay out:
+    /// one may be a drained task ECS is about to stop.
+    fn keep_out(&mut self, svc: &'a Service) {
+        let Ok(observed) = self.live_service(&svc.id) else { return };
+        let kept = drain::kept_out(observed, &self.bound_groups(svc));
+        if !kept.tasks.is_empty() {
+            self.leaving.insert(svc.id.clone(), kept);
+        }
+    }
+
+    /// The service's bound target groups that were read, with their bindings.
+    fn bound_groups(
+        &self,
+        svc: &'a Service,
+    ) -> Vec<(&'a crate::desired::TargetGroupBinding, &'a crate::observed::ObservedTargetGroup)> {
+        let read = |b: &'a crate::desired::TargetGroupBinding| match self.observed.target_groups.get(&b.target_group) {
+            Some(Ok(g)) => Some((b, g)),
+            _ => None,
+        };
+        svc.target_groups.iter().filter_map(read).collect()
+    }
+
+    /// A task's zone, and whether a Capacity document declares it
+    /// on-demand, from the groups' instances.
+    fn zone_of(&self, instance_id: &str) -> Option<(String, bool)> {
+        for cap in &self.desired.capacities {
+            let Some(Ok(group)) = self.observed.groups.get(&cap.group) else { continue };
+            if let Some(i) = group.instances.iter().find(|i| i.id == instance_id) {
+                // The instance's subnet as the ECS agent registered it.
+                let on_demand = cap.zones.iter().any(|z| {
+                    matches!(z.mode, crate::desired::ZoneMode::OnDemand { .. })
+                        && i.subnet.as_deref() == Some(z.subnet.as_str())
+                });
+                return Some((i.zone.clone(), on_demand));
+            }
+        }
+        None
+    }
+
+    /// Keep the service's tasks protected and drive its scale-in
+    /// (`scale_in`, the admitted count change, when one is wanted) by
+    /// drain: its changes go into `count_changes`, the leaving tasks to
+    /// the targets planner.
+    fn drain(
+        &mut self,
+        svc: &'a Service,
+        observed: &'a ObservedService,
+        target: u32,
+        scale_in: Option<PlannedChange>,
+        count_changes: &mut Vec<PlannedChange>,
+    ) {
+        // The path of every converged pass, without allocating: nothing
+        // leaves, nothing is draining, every serving task is protected.
+        if scale_in.is_none() && !self.out.memory.drains.contains_key(&svc.id) && drain::settled(observed, self.now) {
+            return;
+        }
+        let groups = &self.bound_groups(svc)[..];
+        let mut since = self.out.memory.drains.remove(&svc.id).unwrap_or_default();
+        let zone_of = |i: &str| self.zone_of(i);
+        let input = drain::DrainInput {
+            service: observed,
+            groups,
+            target,
+            per_pass: svc.budget.max_deregistrations_per_pass,
+            zone_of: &zone_of,
+            no_scale_in: observed.deploying,
+            now: self.now,
+        };
+        let d = drain::plan_drain(&input, &mut since);
+        if !since.is_empty() {
+            self.out.memory.drains.insert(svc.id.clone(), since);
+        }
+        let key = ResourceKey::service(&svc.id);
+        if observed.deploying && observed.desired_count > target {
+            let why = "scale-in waits until the deployment in progress is done: ballast drains only the tasks it                        chooses, and the deployment is replacing them";
+            self.hold(key.clone(), HoldReason::Scaling(why.to_string()));
+        }
+        let mut proposals = Vec::new();
+        if !d.protect.is_empty() {
+            let change = Change::SetTaskProtection {
+                service: svc.id.clone(),
+                tasks: d.protect.clone(),
+                minutes: Some(drain::PROTECTION_MINUTES),
+            };
+            let reason = format!(
+                "{} serving task(s) of {} are not protected from scale-in, or their protection ends within {} min:                  ECS must stop only the tasks ballast drained",
+                d.protect.len(),
+                svc.id,
+                drain::RENEW_BELOW.as_secs() / 60
+            );
+            proposals.push(Proposal::new(key.clone(), change, reason));
+        }
+        if !d.unprotect.is_empty() {
+            let change =
+                Change::SetTaskProtection { service: svc.id.clone(), tasks: d.unprotect.clone(), minutes: None };
+            let reason = if d.leaving.tasks.is_empty() {
+                format!(
+                    "{} task(s) of an older deployment of {}: the deployment replaces them",
+                    d.unprotect.len(),
+                    svc.id
+                )
+            } else {
+                format!("{} task(s) of {} drained for scale-in: ECS may stop them", d.unprotect.len(), svc.id)
+            };
+            proposals.push(Proposal::new(key.clone(), change, reason));
+        }
+        for p in proposals {
+            if let Some(pc) = self.admit(p) {
+                count_changes.push(pc);
+            }
+        }
+        if let (Some(to), Some(mut pc)) = (d.lower_to, scale_in)
+            && let Change::SetDesiredCount { from, .. } = pc.change
+        {
+            pc.change = Change::SetDesiredCount { service: svc.id.clone(), from, to };
+            pc.reason = format!("{}; the drained task(s) leave: ECS stops exactly those", pc.reason);
+            count_changes.push(pc);
+        }
+        if let Some(w) = &d.waiting {
+            self.hold(key, HoldReason::Draining(w.clone()));
+        }
+        if !d.leaving.tasks.is_empty() {
+            self.leaving.insert(svc.id.clone(), d.leaving);
+        }
     }
 
     /// Tasks never outrun instances: where a Capacity document covers the
@@ -636,15 +859,40 @@ impl<'a> Planner<'a> {
         let Ok(observed_svc) = self.live_service(&svc.id) else {
             return;
         };
-        let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
+        let no_one = drain::Leaving::default();
+        let mut leaving = self.leaving.get(&svc.id).cloned().unwrap_or_default();
+        // One task's targets leave all its groups together: a task one
+        // group's floor keeps stays in every group this pass.
+        let mut read = Vec::new();
         for b in &svc.target_groups {
             let key = || ResourceKey::target_group(&b.target_group);
             let Some(group) = self.read(key, self.observed.target_groups.get(&b.target_group)) else { continue };
-            if targets::is_converged(b, observed_svc, group) {
-                continue;
+            read.push((b, group));
+        }
+        let mut plans = Vec::new();
+        loop {
+            let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
+            plans.clear();
+            let mut held = BTreeSet::new();
+            for (b, group) in &read {
+                let leaving = if leaving.tasks.is_empty() { &no_one } else { &leaving };
+                if leaving.tasks.is_empty() && targets::is_converged(b, observed_svc, group) {
+                    continue;
+                }
+                let registered = self.out.memory.registered.get(&group.arn);
+                let tp = targets::plan_targets(b, observed_svc, group, registered, budget, leaving);
+                budget.used += tp.deregister.iter().filter(|t| tp.claimed.contains(*t)).count() as u32;
+                held.extend(tp.held_leaving.iter().cloned());
+                plans.push((*b, *group, tp));
             }
-            let key = key();
-            let tp = targets::plan_targets(b, observed_svc, group, self.out.memory.registered.get(&group.arn), budget);
+            let split = held.iter().any(|arn| leaving.now.contains(arn));
+            if !split {
+                break;
+            }
+            leaving.now.retain(|arn| !held.contains(arn));
+        }
+        for (b, group, tp) in plans {
+            let key = ResourceKey::target_group(&b.target_group);
             for arn in tp.unaddressable {
                 let task = observed_svc.tasks.iter().find(|t| t.arn == arn);
                 // Its task definition was read (the task has port mappings)
@@ -720,8 +968,7 @@ impl<'a> Planner<'a> {
                     ..p
                 };
                 let Some(pc) = self.admit(p) else { continue };
-                if let Change::DeregisterTargets { targets, .. } = &pc.change {
-                    budget.used += targets.len() as u32;
+                if let Change::DeregisterTargets { .. } = &pc.change {
                     deregs.push(pc);
                 } else {
                     self.out.changes.push(pc);

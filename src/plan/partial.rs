@@ -571,7 +571,8 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
             | Change::SetDesiredCapacity { .. }
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. }
-            | Change::SuspendProcesses { .. } => made(&|c| c == &pc.change),
+            | Change::SuspendProcesses { .. }
+            | Change::SetTaskProtection { .. } => made(&|c| c == &pc.change),
         };
         prop_assert!(
             ok,

@@ -102,8 +102,14 @@ pub fn reports(desired: &DesiredState, observed: &Observed, plan: &Plan, memory:
         for b in &svc.target_groups {
             let (desired_json, obs, error) = match (observed.target_groups.get(&b.target_group), observed_svc) {
                 (Some(Ok(g)), Some(Ok(s))) => {
-                    let tp =
-                        targets::plan_targets(b, s, g, memory.registered.get(&g.arn), DeregistrationBudget::UNLIMITED);
+                    let tp = targets::plan_targets(
+                        b,
+                        s,
+                        g,
+                        memory.registered.get(&g.arn),
+                        DeregistrationBudget::UNLIMITED,
+                        &super::drain::Leaving::default(),
+                    );
                     let count = |h| g.targets.iter().filter(|t| t.health == h).count();
                     (
                         json!({

@@ -2,7 +2,8 @@
 //!
 //! Rules, in the order they apply:
 //! 1. Register first: every serving task's target that is missing (or
-//!    draining) is registered in this pass.
+//!    draining) is registered in this pass, except a task leaving for a
+//!    scale-in ([`super::drain`]).
 //! 2. Only deregister what can be attributed to the bound service: a task
 //!    of the service (running or recently stopped) or a target ballast
 //!    itself registered, unless the binding owns the group exclusively.
@@ -14,16 +15,22 @@
 //!    count. Targets that are not healthy can always go; healthy ones stay
 //!    while a serving task's address is unknown (the target may be its).
 //! 4. Targets already draining are left alone.
-//! 5. At most the budget's deregistrations per pass; the rest waits.
+//! 5. Budgets limit what takes serving tasks out of service: a leaving
+//!    task's targets go in the pass the drain picks for it (all its groups
+//!    at once, `budget.maxDeregistrationsPerPass` tasks per pass), and
+//!    foreign targets an exclusive binding claims go within the same
+//!    budget. A target whose task is gone is removed at once: it serves
+//!    nothing, and the load balancer may still send it requests.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::drain::Leaving;
 use super::gate::{Budget, HoldReason, Safety};
 use crate::desired::{Ownership, TargetGroupBinding, TargetType};
 use crate::observed::{ObservedService, ObservedTargetGroup, Target, TargetHealth};
 
-/// A service's deregistration budget for this pass, shared by all its
-/// target groups.
+/// A service's budget for deregistering claimed foreign targets this
+/// pass, shared by all its target groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeregistrationBudget {
     /// `budget.maxDeregistrationsPerPass`.
@@ -60,10 +67,20 @@ pub struct TargetPlan {
     /// Healthy targets left once the planned deregistrations are done.
     pub healthy_after: u32,
     pub floor: u32,
+    /// Leaving tasks due out this pass whose target here a safety rule
+    /// kept: their targets in the other groups stay too.
+    pub held_leaving: BTreeSet<String>,
+}
+
+/// The target a task provides for a binding, if it has one (for tests
+/// that check what the planner did).
+#[cfg(test)]
+pub(crate) fn task_target_of(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
+    task_target(task, b)
 }
 
 /// The target a task provides for a binding, if it has one.
-fn task_target(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
+pub(super) fn task_target(task: &crate::observed::ObservedTask, b: &TargetGroupBinding) -> Option<Target> {
     match b.target_type {
         TargetType::Instance => {
             Some(Target { id: task.instance_id.clone()?, port: task.host_port(&b.container_name, b.container_port)? })
@@ -78,11 +95,21 @@ pub fn plan_targets(
     group: &ObservedTargetGroup,
     registered_by_us: Option<&BTreeSet<Target>>,
     budget: DeregistrationBudget,
+    leaving: &Leaving,
 ) -> TargetPlan {
     let mut out = TargetPlan::default();
     let mut attributable = BTreeSet::new();
+    // Targets of tasks that leave, with the task.
+    let mut leaving_targets: BTreeMap<Target, &str> = BTreeMap::new();
     for task in &service.tasks {
         let target = task_target(task, binding);
+        if leaving.tasks.contains(&task.arn) {
+            if let Some(t) = target {
+                attributable.insert(t.clone());
+                leaving_targets.insert(t, &task.arn);
+            }
+            continue;
+        }
         if task.is_serving() {
             match target.clone() {
                 Some(t) => {
@@ -120,7 +147,8 @@ pub fn plan_targets(
             stale.push((t, *health));
         }
     }
-    stale.sort_by_key(|(t, h)| (*h == TargetHealth::Healthy, (*t).clone()));
+    // A leaving task's own targets go after those of tasks that are gone.
+    stale.sort_by_key(|(t, h)| (*h == TargetHealth::Healthy, leaving_targets.contains_key(*t), (*t).clone()));
 
     // The floor counts the service's own targets: a healthy foreign target
     // serves someone else's traffic and is no replacement for this one.
@@ -133,8 +161,15 @@ pub fn plan_targets(
     }
 
     let mut healthy_after = out.healthy;
+    let mut claimed_used = 0u32;
     for (t, health) in stale {
-        if out.deregister.len() as u32 >= budget.left() {
+        let leaving_task = leaving_targets.get(t).copied();
+        let budget_held = match leaving_task {
+            // The drain picked the tasks whose targets go this pass.
+            Some(task) => !leaving.now.contains(task),
+            None => out.claimed.contains(t) && claimed_used >= budget.left(),
+        };
+        if budget_held {
             out.held.push(HoldReason::Budget(Budget::Deregistrations {
                 target: t.clone(),
                 per_pass: budget.per_pass,
@@ -143,21 +178,24 @@ pub fn plan_targets(
             continue;
         }
         if health == TargetHealth::Healthy {
-            // A serving task without a known address may be behind it.
-            if !out.unaddressable.is_empty() {
+            let safety = if !out.unaddressable.is_empty() {
+                // A serving task without a known address may be behind it.
                 let tasks = out.unaddressable.len() as u32;
-                out.held.push(HoldReason::Safety(Safety::MaybeServing { target: t.clone(), tasks }));
-                continue;
-            }
-            if healthy_after <= out.floor {
-                out.held.push(HoldReason::Safety(Safety::HealthyFloor {
-                    target: t.clone(),
-                    healthy_after,
-                    floor: out.floor,
-                }));
+                Some(Safety::MaybeServing { target: t.clone(), tasks })
+            } else if healthy_after <= out.floor {
+                Some(Safety::HealthyFloor { target: t.clone(), healthy_after, floor: out.floor })
+            } else {
+                None
+            };
+            if let Some(safety) = safety {
+                out.held.push(HoldReason::Safety(safety));
+                out.held_leaving.extend(leaving_task.map(str::to_string));
                 continue;
             }
             healthy_after -= 1;
+        }
+        if out.claimed.contains(t) {
+            claimed_used += 1;
         }
         out.deregister.push(t.clone());
     }

@@ -38,6 +38,7 @@ fn service(tasks: TaskCount) -> Service {
             target_type: TargetType::Instance,
             ownership: Ownership::Shared,
             min_healthy: None,
+            propagation_lag: crate::desired::DEFAULT_PROPAGATION_LAG,
         }],
         scaling: None,
         budget: ServiceBudget::default(),
@@ -54,6 +55,8 @@ fn task(n: u32, status: TaskStatus) -> ObservedTask {
         private_ip: None,
         bindings: vec![PortBinding { container_name: "appContainer".into(), container_port: 80, host_port: 80 }],
         started_at: Some(t0()),
+        protected_until: None,
+        started_by: None,
     }
 }
 
@@ -79,6 +82,8 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             scalable_target: false,
             tasks: (1..=count).map(|n| task(n, TaskStatus::Running)).collect(),
             scaling_marks: Default::default(),
+            protection: ProtectionRead::NotAsked,
+            primary_deployment: None,
         }),
     );
     o.target_groups.insert(
@@ -271,11 +276,16 @@ fn a_target_ballast_registered_is_attributable_after_its_task_is_gone() {
 
 #[test]
 fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
+    // The budget limits what may still carry someone's traffic: here
+    // targets of no task of the service, claimed by an exclusive binding.
+    // (Targets of tasks that are gone are not budgeted: issue 15.)
     let mut s = service(TaskCount::Fixed(0));
     s.budget.max_deregistrations_per_pass = 2;
+    s.target_groups[0].ownership = Ownership::Exclusive;
     let d = desired_with(s);
     let mut o = world(&d, 5);
     scaled_to_zero(&mut o);
+    svc_mut(&mut o).tasks.clear();
     for t in &mut tg_mut(&mut o).targets {
         t.health = TargetHealth::Unhealthy;
     }
@@ -1054,7 +1064,10 @@ fn the_plan_carries_the_count_it_steers_toward_after_the_gate() {
 fn a_budget_used_by_another_group_says_so() {
     let second =
         TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) };
+    // Claimed foreign targets (an exclusive binding) share the budget;
+    // targets of tasks that are gone are not budgeted (issue 15).
     let mut s = service(TaskCount::Fixed(0));
+    s.target_groups[0].ownership = Ownership::Exclusive;
     let mut backend = s.target_groups[0].clone();
     backend.target_group = second.clone();
     s.target_groups.push(backend);
@@ -1062,6 +1075,7 @@ fn a_budget_used_by_another_group_says_so() {
     let d = desired_with(s);
     let mut o = world(&d, 1);
     scaled_to_zero(&mut o);
+    svc_mut(&mut o).tasks.clear();
     let mut back = tg_mut(&mut o).clone();
     back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
     back.name = "backendTargetGroup".into();
@@ -1883,4 +1897,213 @@ fn a_restart_keeps_an_emptied_on_demand_subnet_for_the_cooldown_of_the_marked_ch
         g.last_capacity_change = None;
     }
     assert!(removes_b(&plan(&d, &o, Memory::default(), t0())), "no mark: nothing of ballast's holds it");
+}
+
+mod drain {
+    //! Scale-in by drain at the planner: pure, with `now` passed in.
+
+    use super::*;
+
+    /// `world` with protection read and every task protected for an hour.
+    fn protected_world(d: &DesiredState, count: u32) -> Observed {
+        let mut o = world(d, count);
+        let svc = svc_mut(&mut o);
+        svc.protection = ProtectionRead::Read;
+        for t in &mut svc.tasks {
+            t.protected_until = Some(t0() + Duration::from_secs(3600));
+        }
+        o
+    }
+
+    fn protection_changes(p: &Plan) -> Vec<(Vec<String>, Option<u32>)> {
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::SetTaskProtection { tasks, minutes, .. } => Some((tasks.clone(), *minutes)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn arn(n: u32) -> String {
+        task(n, TaskStatus::Running).arn
+    }
+
+    #[test]
+    fn serving_tasks_are_protected_and_renewed_before_their_protection_ends() {
+        let d = desired_with(service(TaskCount::Fixed(2)));
+        let mut o = protected_world(&d, 2);
+        assert!(plan(&d, &o, Memory::default(), t0()).changes.is_empty(), "protected for an hour: nothing to do");
+        svc_mut(&mut o).tasks[0].protected_until = None;
+        svc_mut(&mut o).tasks[1].protected_until = Some(t0() + Duration::from_secs(29 * 60));
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(protection_changes(&p), vec![(vec![arn(1), arn(2)], Some(crate::plan::drain::PROTECTION_MINUTES))]);
+    }
+
+    #[test]
+    fn a_scale_in_drains_the_newest_task_then_unprotects_it_then_lowers_the_count() {
+        let mut s = service(TaskCount::Fixed(2));
+        s.target_groups[0].propagation_lag = Duration::from_secs(120);
+        let d = desired_with(s);
+        let mut o = protected_world(&d, 3);
+        // Task 3 is the newest.
+        svc_mut(&mut o).tasks[2].started_at = Some(t0() + Duration::from_secs(1));
+
+        // 1. Out of the group; the count stays.
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets], "{:#?}", p.changes);
+        assert!(matches!(&p.changes[0].change, Change::DeregisterTargets { targets, .. } if targets[0].id == "i-3"));
+        let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
+        assert!(held.iter().any(|m| m.starts_with("draining 1 task(s) for scale-in")), "{held:?}");
+
+        // 2. Draining in the load balancer: nothing but waiting.
+        tg_mut(&mut o).targets[2].health = TargetHealth::Draining;
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(2));
+        assert!(p.changes.is_empty(), "{:#?}", p.changes);
+
+        // 3. Gone from the group after the delay (300 s), long after the
+        // lag: its protection comes off.
+        tg_mut(&mut o).targets.remove(2);
+        let later = t0() + Duration::from_secs(302);
+        let p = plan(&d, &o, p.memory, later);
+        assert_eq!(protection_changes(&p), vec![(vec![arn(3)], None)]);
+        assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::DesiredCount), "the count waits a read");
+
+        // 4. The read shows it unprotected: the count drops by one.
+        svc_mut(&mut o).tasks[2].protected_until = None;
+        let p = plan(&d, &o, p.memory, later + Duration::from_secs(2));
+        assert!(
+            matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]),
+            "{:#?}",
+            p.changes
+        );
+    }
+
+    #[test]
+    fn the_propagation_lag_counts_from_the_first_pass_that_saw_the_task_out() {
+        // A restart: the task is out of its group and unprotected, but this
+        // process never saw it leave.
+        let mut s = service(TaskCount::Fixed(1));
+        s.target_groups[0].propagation_lag = Duration::from_secs(120);
+        let d = desired_with(s);
+        let mut o = protected_world(&d, 2);
+        tg_mut(&mut o).targets.remove(1);
+        svc_mut(&mut o).tasks[1].protected_until = None;
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert!(p.changes.is_empty(), "waits the lag: {:#?}", p.changes);
+        let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
+        assert!(held.iter().any(|m| m == "draining 1 task(s) for scale-in, 120 s left"), "{held:?}");
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(120));
+        assert!(matches!(
+            p.changes[..],
+            [PlannedChange { change: Change::SetDesiredCount { from: 2, to: 1, .. }, .. }]
+        ));
+    }
+
+    #[test]
+    fn the_count_drops_only_while_every_task_that_stays_is_protected() {
+        let mut s = service(TaskCount::Fixed(1));
+        s.target_groups[0].propagation_lag = Duration::ZERO;
+        let d = desired_with(s);
+        let mut o = protected_world(&d, 2);
+        tg_mut(&mut o).targets.remove(1);
+        svc_mut(&mut o).tasks[1].protected_until = None;
+        svc_mut(&mut o).tasks[0].protected_until = None;
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(kinds(&p), vec![ChangeKind::TaskProtection], "protect the one that stays first: {:#?}", p.changes);
+        let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
+        assert!(held.iter().any(|m| m.contains("1 task(s) that stay are protected")), "{held:?}");
+    }
+
+    #[test]
+    fn a_task_leaves_all_its_groups_together_and_the_budget_counts_tasks() {
+        let second =
+            TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) };
+        let mut s = service(TaskCount::Fixed(2));
+        let mut backend = s.target_groups[0].clone();
+        backend.target_group = second.clone();
+        s.target_groups.push(backend);
+        s.budget.max_deregistrations_per_pass = 1;
+        let d = desired_with(s);
+        let mut o = protected_world(&d, 4);
+        let mut back = tg_mut(&mut o).clone();
+        back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
+        o.target_groups.insert(second, Ok(back));
+        let p = plan(&d, &o, Memory::default(), t0());
+        let out: Vec<(String, Vec<String>)> = p
+            .changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::DeregisterTargets { target_group_arn, targets, .. } => {
+                    Some((short_arn(target_group_arn).to_string(), targets.iter().map(ToString::to_string).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        // One task per pass (the budget), in both groups at once.
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].1, out[1].1, "the same task's targets: {out:?}");
+        assert_eq!(out[0].1.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn on_demand_zones_go_first_then_the_fullest_zone() {
+        let mut s = service(TaskCount::Fixed(2));
+        s.target_groups[0].propagation_lag = Duration::ZERO;
+        let cap = capacity(
+            "asg",
+            vec![
+                Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
+                Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::AlwaysOn },
+                Zone {
+                    subnet: "subnet-c".into(),
+                    zone: Some("us-east-2c".into()),
+                    mode: ZoneMode::OnDemand { above: 2 },
+                },
+            ],
+            5,
+        );
+        let (d, mut o) = with_group(s, &cap, 5, 5, &["subnet-a", "subnet-b", "subnet-c"]);
+        {
+            let svc = svc_mut(&mut o);
+            svc.protection = ProtectionRead::Read;
+            svc.tasks = (1..=5).map(|n| task(n, TaskStatus::Running)).collect();
+            svc.desired_count = 5;
+            for t in &mut svc.tasks {
+                t.protected_until = Some(t0() + Duration::from_secs(3600));
+            }
+        }
+        tg_mut(&mut o).targets = (1..=5).map(|n| target(n, TargetHealth::Healthy)).collect();
+        // Instances 1-2 in a, 3-4 in b... and 5 in the on-demand zone c;
+        // task 4 is the newest.
+        let zones = ["a", "a", "b", "b", "c"];
+        let group = o.groups.values_mut().next().unwrap().as_mut().unwrap();
+        group.instances = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| ObservedInstance {
+                id: format!("i-{}", i + 1),
+                zone: format!("us-east-2{z}"),
+                lifecycle_state: Lifecycle::InService,
+                healthy: true,
+                tasks: Some(1),
+                subnet: Some(format!("subnet-{z}")),
+            })
+            .collect();
+        svc_mut(&mut o).tasks[3].started_at = Some(t0() + Duration::from_secs(5));
+        let mut d = d;
+        d.services[0].budget.max_deregistrations_per_pass = 3;
+        d.services[0].tasks = TaskCount::Fixed(3);
+        let p = plan(&d, &o, Memory::default(), t0());
+        let gone: Vec<String> = p
+            .changes
+            .iter()
+            .flat_map(|c| match &c.change {
+                Change::DeregisterTargets { targets, .. } => targets.iter().map(|t| t.id.clone()).collect(),
+                _ => vec![],
+            })
+            .collect();
+        // The on-demand zone's task, then the newest of a full zone.
+        assert_eq!(gone, vec!["i-4".to_string(), "i-5".to_string()], "{:#?}", p.changes);
+    }
 }

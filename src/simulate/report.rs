@@ -116,11 +116,12 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::Capacity => "capacity",
         ChangeKind::Subnets => "subnets",
         ChangeKind::Processes => "processes",
+        ChangeKind::TaskProtection => "taskProtection",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 7] = [
+pub const KINDS: [ChangeKind; 8] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
@@ -128,6 +129,7 @@ pub const KINDS: [ChangeKind; 7] = [
     ChangeKind::Capacity,
     ChangeKind::Subnets,
     ChangeKind::Processes,
+    ChangeKind::TaskProtection,
 ];
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -89,6 +89,7 @@ pub fn scope(f: &Fixture) -> Scope {
         cpu: vec![],
         task_sizes: vec![],
         groups: vec![(f.group.clone(), f.cluster.clone())],
+        ..Scope::default()
     }
 }
 

@@ -559,6 +559,9 @@ impl Actors {
 
         let mut tasks = self.start_tasks(SERVICE, tasks).await;
         tasks.sort();
+        // The running system as ballast keeps it: its serving tasks are
+        // protected from scale-in (issue 15).
+        self.protect_tasks(&tasks).await;
         System {
             vpc_id,
             subnets,
@@ -641,6 +644,16 @@ impl Actors {
             .await
             .expect("RunTask");
         out.tasks().iter().filter_map(|t| t.task_arn().map(str::to_string)).collect()
+    }
+
+    /// UpdateTaskProtection on `tasks` for an hour, as ballast sets it.
+    pub async fn protect_tasks(&self, tasks: &[String]) {
+        if tasks.is_empty() {
+            return;
+        }
+        let req = self.ecs.update_task_protection();
+        let req = req.cluster(CLUSTER).set_tasks(Some(tasks.to_vec())).protection_enabled(true).expires_in_minutes(60);
+        req.send().await.expect("UpdateTaskProtection");
     }
 
     /// Stop a task as ECS would when scaling in or replacing it.

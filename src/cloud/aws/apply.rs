@@ -7,7 +7,7 @@ use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use std::collections::HashSet;
 
 use super::{AwsCloud, RegionClients};
-use crate::cloud::{Clock, CloudError, marks};
+use crate::cloud::{Clock, CloudError, batch, marks};
 use crate::desired::{GroupId, ServiceId};
 use crate::observed::{AlarmDefinition, Statistic, Target};
 use crate::plan::Change;
@@ -98,6 +98,35 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             let req = rc.autoscaling.update_auto_scaling_group();
             let req = req.auto_scaling_group_name(&group.name).vpc_zone_identifier(to.join(","));
             rc.call(&rc.buckets.autoscaling, "autoscaling", "UpdateAutoScalingGroup", || req.clone().send()).await?;
+            Ok(())
+        }
+        Change::SetTaskProtection { service, tasks, minutes } => {
+            let rc = cloud.region(&service.region);
+            // Whatever the outcome, the cluster's protection read is stale.
+            cloud.inner.protection_reads.lock().unwrap().forget(&(service.region.clone(), service.cluster.clone()));
+            for chunk in tasks.chunks(batch::UPDATE_TASK_PROTECTION) {
+                let req = rc.ecs.update_task_protection();
+                let req = req
+                    .cluster(&service.cluster)
+                    .set_tasks(Some(chunk.to_vec()))
+                    .protection_enabled(minutes.is_some())
+                    .set_expires_in_minutes(minutes.map(|m| i32::try_from(m).unwrap_or(i32::MAX)));
+                let out = rc.call(&rc.buckets.ecs_write, "ecs", "UpdateTaskProtection", || req.clone().send()).await?;
+                // A task that stopped since the read is no one's to protect;
+                // any other failure is the change's.
+                if let Some(f) = out.failures().iter().find(|f| f.reason() != Some("TASK_NOT_VALID")) {
+                    return Err(CloudError::Rejected {
+                        service: "ecs",
+                        operation: "UpdateTaskProtection",
+                        message: format!(
+                            "{}: {}{}",
+                            f.arn().unwrap_or("task"),
+                            f.reason().unwrap_or("unknown reason"),
+                            f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
             Ok(())
         }
         Change::SuspendProcesses { group, processes } => {

@@ -16,8 +16,8 @@ use crate::cloud::marks;
 use crate::desired::{MissingData, ServiceId};
 use crate::observed::{
     AlarmActions, AlarmDefinition, AlarmState, Comparison, Lifecycle, MetricSample, ObservedAlarm, ObservedGroup,
-    ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ResourceError,
-    ServiceStatus, Statistic, Target, TargetGroupType, TargetHealth, TaskSize, TaskStatus,
+    ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup, ObservedTask, PortBinding, ProtectionRead,
+    ResourceError, ServiceStatus, Statistic, Target, TargetGroupType, TargetHealth, TaskSize, TaskStatus,
 };
 
 /// The tag ECS puts on an Auto Scaling group it scales through a capacity
@@ -96,6 +96,12 @@ pub fn service(s: &ecs::Service) -> ObservedService {
         scaling_marks: marks::scaling_marks(
             s.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
         ),
+        protection: ProtectionRead::NotAsked,
+        primary_deployment: deployments
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"))
+            .and_then(|d| d.id())
+            .map(str::to_string),
     }
 }
 
@@ -178,6 +184,8 @@ pub fn task(
         private_ip,
         bindings,
         started_at: t.started_at().and_then(system_time),
+        protected_until: None,
+        started_by: t.started_by().map(str::to_string),
     }
 }
 

@@ -67,7 +67,9 @@ pub const IAM_ACTIONS: &[&str] = &[
     "ecs:ListContainerInstances",
     "ecs:DescribeContainerInstances",
     "ecs:DescribeTaskDefinition",
+    "ecs:GetTaskProtection",
     "ecs:UpdateService",
+    "ecs:UpdateTaskProtection",
     "ecs:TagResource",
     "application-autoscaling:DescribeScalableTargets",
     "elasticloadbalancing:DescribeTargetGroups",
@@ -156,6 +158,9 @@ struct Inner {
     /// `managed-by` tag, so that their tags are listed at most once per
     /// process rather than every pass.
     tagged_alarms: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Reads reused within their period (see [`crate::cloud::reuse`]).
+    cpu_reads: Mutex<crate::cloud::reuse::CpuReads<crate::desired::ServiceId>>,
+    protection_reads: Mutex<crate::cloud::reuse::ProtectionReads>,
 }
 
 /// The five SDK clients of one region, with that region's rate buckets.
@@ -211,6 +216,8 @@ impl AwsCloud {
                 regions: Mutex::new(HashMap::new()),
                 target_groups: Mutex::new(HashMap::new()),
                 task_defs: Mutex::new(HashMap::new()),
+                cpu_reads: Mutex::default(),
+                protection_reads: Mutex::default(),
                 tagged_alarms: Mutex::new(std::collections::HashSet::new()),
             }),
         }

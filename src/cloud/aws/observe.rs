@@ -28,7 +28,8 @@ use super::{AwsCloud, RegionClients};
 use crate::cloud::{Clock, CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
 use crate::observed::{
-    MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ResourceError, TaskStatus,
+    MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ProtectionRead, ResourceError,
+    TaskStatus,
 };
 
 use crate::cloud::batch;
@@ -133,6 +134,8 @@ struct RegionScope {
     cpu: Vec<ServiceId>,
     task_sizes: HashSet<ServiceId>,
     groups: Vec<(GroupId, String)>,
+    protection: HashSet<ServiceId>,
+    now: Option<std::time::SystemTime>,
 }
 
 fn split_by_region(scope: &Scope) -> BTreeMap<String, RegionScope> {
@@ -154,6 +157,12 @@ fn split_by_region(scope: &Scope) -> BTreeMap<String, RegionScope> {
     }
     for (g, cluster) in &scope.groups {
         out.entry(g.region.clone()).or_default().groups.push((g.clone(), cluster.clone()));
+    }
+    for s in &scope.protection {
+        out.entry(s.region.clone()).or_default().protection.insert(s.clone());
+    }
+    for part in out.values_mut() {
+        part.now = scope.now;
     }
     out
 }
@@ -204,7 +213,7 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
         scalable_targets(&rc, &part.services, tally),
         target_groups(cloud, &rc, region, &part.target_groups, tally),
         describe_alarms(&rc, &part.alarms, tally),
-        metric_data(cloud, &rc, &part.cpu, tally),
+        metric_data(cloud, &rc, &part.cpu, part.now, tally),
         describe_groups(&rc, &group_names, tally),
     );
 
@@ -230,13 +239,29 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
             }
         }
     }
-    let (_, alarms) =
-        tokio::join!(task_definitions(cloud, &rc, &wanted, tally), alarm_tags(cloud, &rc, region, alarms));
+    let (_, alarms, protection) = tokio::join!(
+        task_definitions(cloud, &rc, &wanted, tally),
+        alarm_tags(cloud, &rc, region, alarms),
+        task_protection(cloud, &rc, region, &clusters, part, tally),
+    );
     let task_defs = cloud.inner.task_defs.lock().unwrap().clone();
 
     let mut observed = Observed::default();
     for id in &part.services {
-        let entry = assemble_service(id, &clusters, &scalable, &task_defs, part);
+        let mut entry = assemble_service(id, &clusters, &scalable, &task_defs, part);
+        if let (Ok(svc), Some(read)) = (&mut entry, protection.get(&id.cluster)) {
+            match read {
+                Ok(read) => {
+                    svc.protection = ProtectionRead::Read;
+                    for task in &mut svc.tasks {
+                        task.protected_until = read.get(&task.arn).copied().flatten();
+                    }
+                }
+                Err(e) => {
+                    entry = Err(ResourceError::Unavailable(format!("scale-in protection of its tasks: {e}")));
+                }
+            }
+        }
         observed.services.insert(id.clone(), entry);
     }
     for tg in &part.target_groups {
@@ -311,6 +336,86 @@ fn assemble_service(
         observed.task_size = task_defs.get(&observed.task_definition).and_then(|td| td.size);
     }
     Ok(observed)
+}
+
+/// Each task's protection expiry (`None`: off), by task ARN.
+type ProtectionMap = BTreeMap<String, Option<std::time::SystemTime>>;
+
+/// Scale-in protection of the RUNNING tasks of the services in
+/// `part.protection`, per cluster: GetTaskProtection, 100 tasks per call,
+/// or a read of the last few minutes that covers them all
+/// ([`crate::cloud::reuse`]). Clusters whose tasks were not read are left
+/// out (their services are unreadable anyway).
+async fn task_protection(
+    cloud: &AwsCloud,
+    rc: &RegionClients,
+    region: &str,
+    clusters: &HashMap<String, ClusterView>,
+    part: &RegionScope,
+    tally: &Tally,
+) -> HashMap<String, Result<ProtectionMap, CloudError>> {
+    let mut out = HashMap::new();
+    for (cluster, view) in clusters {
+        let asked: HashSet<String> = part
+            .protection
+            .iter()
+            .filter(|id| &id.cluster == cluster)
+            .map(|id| format!("service:{}", id.service))
+            .collect();
+        let Ok(tasks) = &view.tasks else { continue };
+        if asked.is_empty() {
+            continue;
+        }
+        let running: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.group().is_some_and(|g| asked.contains(g)))
+            .filter(|t| t.last_status() == Some("RUNNING") && t.desired_status() == Some("RUNNING"))
+            .filter_map(|t| t.task_arn().map(str::to_string))
+            .collect();
+        let reused = cloud
+            .inner
+            .protection_reads
+            .lock()
+            .unwrap()
+            .covering(region, cluster, running.iter().map(String::as_str), part.now)
+            .cloned();
+        if let Some(read) = reused {
+            out.insert(cluster.clone(), Ok(read));
+            continue;
+        }
+        let results = in_flight(map::batches(&running, batch::TASK_PROTECTION), |batch| async move {
+            let req = rc.ecs.get_task_protection().cluster(cluster).set_tasks(Some(batch.to_vec()));
+            tally.note(rc.call(&rc.buckets.ecs_read, "ecs", "GetTaskProtection", || req.clone().send()).await)
+        })
+        .await;
+        let mut read: ProtectionMap = running.iter().map(|arn| (arn.clone(), None)).collect();
+        let mut failed = None;
+        for result in results {
+            match result {
+                Ok(resp) => {
+                    for t in resp.protected_tasks() {
+                        let Some(arn) = t.task_arn() else { continue };
+                        let until = t.expiration_date().and_then(map::system_time);
+                        read.insert(arn.to_string(), if t.protection_enabled() { until } else { None });
+                    }
+                    // failures[] are tasks that stopped since DescribeTasks:
+                    // unprotected, and no longer anyone's to protect.
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        match failed {
+            Some(e) => {
+                out.insert(cluster.clone(), Err(e));
+            }
+            None => {
+                let key = (region.to_string(), cluster.clone());
+                cloud.inner.protection_reads.lock().unwrap().put(key, part.now, read.clone());
+                out.insert(cluster.clone(), Ok(read));
+            }
+        }
+    }
+    out
 }
 
 /// Application Auto Scaling's resource id of an ECS service.
@@ -696,12 +801,28 @@ async fn metric_data(
     cloud: &AwsCloud,
     rc: &RegionClients,
     services: &[ServiceId],
+    now: Option<std::time::SystemTime>,
     tally: &Tally,
 ) -> BTreeMap<ServiceId, Result<Option<MetricSample>, ResourceError>> {
     let mut out = BTreeMap::new();
     let end = cloud.inner.clock.now();
     let start = end - cloud.inner.options.metric_lookback;
-    for batch in map::batches(services, batch::METRIC_QUERIES) {
+    // At most one read per metric period per service.
+    let services: Vec<ServiceId> = {
+        let reads = cloud.inner.cpu_reads.lock().unwrap();
+        services
+            .iter()
+            .filter(|id| match reads.fresh(id, now) {
+                Some(sample) => {
+                    out.insert((*id).clone(), Ok(*sample));
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect()
+    };
+    for batch in map::batches(&services, batch::METRIC_QUERIES) {
         let queries: Vec<MetricDataQuery> = batch
             .iter()
             .enumerate()
@@ -728,8 +849,11 @@ async fn metric_data(
                 *slot = s;
             }
         }
+        let mut reads = cloud.inner.cpu_reads.lock().unwrap();
         for (i, id) in batch.iter().enumerate() {
-            out.insert(id.clone(), Ok(samples.get(&format!("q{i}")).copied().flatten()));
+            let sample = samples.get(&format!("q{i}")).copied().flatten();
+            reads.put(id.clone(), now, sample);
+            out.insert(id.clone(), Ok(sample));
         }
     }
     out
@@ -812,6 +936,8 @@ mod tests {
             cpu: vec![sid("eu-west-1", "c", "a")],
             task_sizes: vec![sid("us-east-1", "c", "b")],
             groups: vec![(GroupId { region: "us-east-1".into(), name: "ecsAutoScalingGroup".into() }, "c".into())],
+            protection: vec![sid("us-east-1", "c", "b")],
+            now: None,
         };
         let parts = split_by_region(&scope);
         assert_eq!(parts.len(), 2);

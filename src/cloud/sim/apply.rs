@@ -64,6 +64,14 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
         Change::SetGroupSubnets { group, to, .. } => {
             world.api("autoscaling", "UpdateAutoScalingGroup", true, |w| w.set_group_subnets(group, to))
         }
+        Change::SetTaskProtection { service, tasks, minutes } => {
+            // A write makes the cluster's protection read stale.
+            world.api.protection_reads.forget(&(service.region.clone(), service.cluster.clone()));
+            let expires_in = minutes.map(|m| std::time::Duration::from_secs(u64::from(m) * 60));
+            tasks.chunks(crate::cloud::batch::UPDATE_TASK_PROTECTION).try_for_each(|chunk| {
+                world.api("ecs", "UpdateTaskProtection", true, |w| w.update_task_protection(chunk, expires_in))
+            })
+        }
         Change::SuspendProcesses { group, processes } => world.api("autoscaling", "SuspendProcesses", true, |w| {
             // Never empty from the planner: an empty list would suspend all.
             let names: Vec<&str> = processes.iter().map(String::as_str).collect();

@@ -108,7 +108,10 @@ impl World {
                 });
                 vec![Before::Alarm { key, alarm: before }]
             }
-            Change::SetGroupSubnets { .. } | Change::TagAlarm { .. } | Change::SuspendProcesses { .. } => Vec::new(),
+            Change::SetGroupSubnets { .. }
+            | Change::TagAlarm { .. }
+            | Change::SuspendProcesses { .. }
+            | Change::SetTaskProtection { .. } => Vec::new(),
         }
     }
 

@@ -414,6 +414,19 @@ impl SimCloud {
         self.world().service_view(id, true)
     }
 
+    /// The service's live tasks under scale-in protection now, with when
+    /// it ends (what GetTaskProtection would answer).
+    pub fn protected_tasks(&self, id: &ServiceId) -> BTreeMap<String, SystemTime> {
+        let world = self.world();
+        let now = world.now;
+        world
+            .tasks
+            .values()
+            .filter(|t| &t.service == id && t.is_live())
+            .filter_map(|t| Some((t.arn.clone(), t.protected_until.filter(|u| *u > now)?)))
+            .collect()
+    }
+
     /// The target group as `observe` would show it.
     pub fn target_group(&self, id: &TargetGroupId) -> Option<ObservedTargetGroup> {
         let world = self.world();

@@ -314,6 +314,29 @@ impl World {
         protection.chain(healthy).filter(|at| *at > now).min()
     }
 
+    /// UpdateTaskProtection on `arns`: every task is checked first, and
+    /// one that is unknown or no longer meant to run fails the call as
+    /// AWS's per-task failures would (`TASK_NOT_VALID`).
+    pub fn update_task_protection(&mut self, arns: &[String], expires_in: Option<Duration>) -> Result<(), CloudError> {
+        for arn in arns {
+            let task = self.tasks.get(arn).ok_or_else(|| CloudError::NotFound(format!("task {arn}")))?;
+            if !task.is_live() {
+                return Err(CloudError::Rejected {
+                    service: "ecs",
+                    operation: "UpdateTaskProtection",
+                    message: format!("TASK_NOT_VALID: the task {arn} is stopping or stopped"),
+                });
+            }
+        }
+        let until = expires_in.map(|d| self.now + d);
+        for arn in arns {
+            if let Some(task) = self.tasks.get_mut(arn) {
+                task.protected_until = until;
+            }
+        }
+        Ok(())
+    }
+
     /// Forget draining marks of instances that are gone.
     pub fn forget_gone_container_instances(&mut self) {
         if !self.draining.is_empty() {
@@ -343,19 +366,7 @@ impl SimCloud {
                 ),
             });
         }
-        self.control(|w| {
-            let now = w.now;
-            let task = w.tasks.get_mut(task_arn).ok_or_else(|| CloudError::NotFound(format!("task {task_arn}")))?;
-            if !task.is_live() {
-                return Err(CloudError::Rejected {
-                    service: "ecs",
-                    operation: "UpdateTaskProtection",
-                    message: format!("TASK_NOT_VALID: the task {task_arn} is stopping or stopped"),
-                });
-            }
-            task.protected_until = expires_in.map(|d| now + d);
-            Ok(())
-        })
+        self.control(|w| w.update_task_protection(&[task_arn.to_string()], expires_in))
     }
 
     /// ECS UpdateContainerInstancesState DRAINING for the container

@@ -128,10 +128,11 @@ use world::World;
 /// Every read operation of an observation, with its AWS service: the
 /// names `observe.rs` records, in the order it makes them.
 #[cfg(test)]
-pub(crate) const READS: [(&str, &str); 12] = [
+pub(crate) const READS: [(&str, &str); 13] = [
     ("ecs", "DescribeServices"),
     ("ecs", "ListTasks"),
     ("ecs", "DescribeTasks"),
+    ("ecs", "GetTaskProtection"),
     ("ecs", "ListContainerInstances"),
     ("ecs", "DescribeContainerInstances"),
     ("ecs", "DescribeTaskDefinition"),

@@ -9,10 +9,16 @@ use crate::cloud::{CloudError, Scope, marks};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
 use crate::observed::{
     Observed, ObservedAlarm, ObservedGroup, ObservedInstance, ObservedService, ObservedTarget, ObservedTargetGroup,
-    ObservedTask, ResourceError, ServiceStatus, TargetGroupType, TaskStatus,
+    ObservedTask, ProtectionRead, ResourceError, ServiceStatus, TargetGroupType, TaskStatus,
 };
 
 use crate::cloud::batch;
+
+/// A deployment's ID as ECS writes it (`ecs-svc/…`), and as the tasks it
+/// starts carry it in `startedBy`.
+fn deployment_id(n: u64) -> String {
+    format!("ecs-svc/{n:019}")
+}
 
 /// Pages a paginated list takes: always at least one call.
 fn pages(items: usize, per_page: usize) -> usize {
@@ -107,6 +113,61 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
             .and_then(|()| calls(world, "ecs", "DescribeTasks", (running + stopped).div_ceil(batch::DESCRIBE_TASKS)));
         if let Err(err) = result {
             spoil(&mut services, &by_cluster[cluster], &per_resource(err)?);
+        }
+    }
+
+    // Scale-in protection of the RUNNING tasks of the services that ask
+    // for it, 100 tasks per GetTaskProtection, reused while fresh.
+    let protection_clusters: BTreeSet<&String> = scope
+        .protection
+        .iter()
+        .filter(in_region)
+        .map(|id| &id.cluster)
+        .filter(|c| existing_clusters.contains(*c))
+        .collect();
+    for cluster in protection_clusters {
+        let ids: Vec<ServiceId> =
+            scope.protection.iter().filter(|id| id.region == region && &id.cluster == cluster).cloned().collect();
+        let running = world.running_tasks(&ids);
+        let key = (region.to_string(), cluster.clone());
+        let read =
+            match world.api.protection_reads.covering(region, cluster, running.iter().map(String::as_str), scope.now) {
+                Some(read) => Ok(read.clone()),
+                None => {
+                    let mut read = BTreeMap::new();
+                    let mut result = Ok(());
+                    for chunk in running.chunks(batch::TASK_PROTECTION) {
+                        result = world.api("ecs", "GetTaskProtection", false, |w| {
+                            read.extend(chunk.iter().map(|arn| (arn.clone(), w.protection_of(arn))));
+                            Ok(())
+                        });
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    match result {
+                        Ok(()) => {
+                            world.api.protection_reads.put(key, scope.now, read.clone());
+                            Ok(read)
+                        }
+                        Err(err) => Err(per_resource(err)?),
+                    }
+                }
+            };
+        match &read {
+            Ok(read) => {
+                for id in &ids {
+                    let Some(Ok(service)) = services.get_mut(id) else { continue };
+                    service.protection = ProtectionRead::Read;
+                    for task in &mut service.tasks {
+                        task.protected_until = read.get(&task.arn).copied().flatten();
+                    }
+                }
+            }
+            Err(err) => {
+                let err = ResourceError::Unavailable(format!("scale-in protection of its tasks: {err}"));
+                spoil(&mut services, &ids, &err);
+            }
         }
     }
 
@@ -217,13 +278,23 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
         }
     }
 
-    // CPU, 500 queries per GetMetricData.
-    let cpu: Vec<ServiceId> = scope.cpu.iter().filter(in_region).cloned().collect();
+    // CPU, 500 queries per GetMetricData, at most once per metric period.
+    let mut cpu: Vec<ServiceId> = Vec::new();
+    for id in scope.cpu.iter().filter(in_region) {
+        match world.api.cpu_reads.fresh(id, scope.now) {
+            Some(sample) => {
+                out.cpu.insert(id.clone(), Ok(*sample));
+            }
+            None => cpu.push(id.clone()),
+        }
+    }
     for chunk in cpu.chunks(batch::METRIC_QUERIES) {
         match world.api("cloudwatch", "GetMetricData", false, |_| Ok(())) {
             Ok(()) => {
                 for id in chunk {
-                    out.cpu.insert(id.clone(), Ok(world.latest_cpu(id)));
+                    let sample = world.latest_cpu(id);
+                    world.api.cpu_reads.put(id.clone(), scope.now, sample);
+                    out.cpu.insert(id.clone(), Ok(sample));
                 }
             }
             Err(err) => {
@@ -359,6 +430,22 @@ fn observe_target_groups(world: &mut World, scope: &Scope, region: &str, out: &m
 impl World {
     /// (desired RUNNING, desired STOPPED) tasks of a cluster, as ListTasks
     /// would count them.
+    /// The RUNNING tasks of these services: what GetTaskProtection is asked about.
+    fn running_tasks(&self, ids: &[ServiceId]) -> Vec<String> {
+        let mut tasks: Vec<&super::world::Task> = self
+            .tasks
+            .values()
+            .filter(|t| ids.contains(&t.service) && t.is_live() && t.last_status == TaskStatus::Running)
+            .collect();
+        tasks.sort_by_key(|t| t.seq);
+        tasks.into_iter().map(|t| t.arn.clone()).collect()
+    }
+
+    /// GetTaskProtection's answer for one task: its expiry while protected.
+    fn protection_of(&self, arn: &str) -> Option<std::time::SystemTime> {
+        self.tasks.get(arn).and_then(|t| t.protected_until).filter(|until| *until > self.now)
+    }
+
     fn task_counts(&self, region: &str, cluster: &str) -> (usize, usize) {
         let in_cluster = self.tasks.values().filter(|t| t.service.region == region && t.service.cluster == cluster);
         let (mut running, mut stopped) = (0, 0);
@@ -410,9 +497,13 @@ impl World {
                     private_ip: t.private_ip.clone(),
                     bindings: t.bindings.clone(),
                     started_at: t.started_at,
+                    protected_until: None,
+                    started_by: Some(deployment_id(t.deployment)),
                 })
                 .collect(),
             scaling_marks: marks::scaling_marks(service.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            protection: ProtectionRead::NotAsked,
+            primary_deployment: Some(deployment_id(service.deployment)),
         })
     }
 

@@ -52,6 +52,7 @@ fn binding(tg_name: &str, port: u16, target_type: TargetType) -> TargetGroupBind
         target_type,
         ownership: Ownership::Shared,
         min_healthy: None,
+        propagation_lag: crate::desired::DEFAULT_PROPAGATION_LAG,
     }
 }
 

@@ -76,6 +76,9 @@ pub(super) struct ApiState {
     pub task_sizes: BTreeMap<String, TaskSize>,
     /// Writes reads do not show yet, oldest first (eventual consistency).
     pub lagging: VecDeque<LaggingWrite>,
+    /// Reads reused within their period, as the adapter reuses them.
+    pub cpu_reads: crate::cloud::reuse::CpuReads<ServiceId>,
+    pub protection_reads: crate::cloud::reuse::ProtectionReads,
 }
 
 /// The immutable part of a target group.

@@ -43,6 +43,7 @@ const FIELDS: &[(&str, &str, &[&str], &[&str])] = &[
     ("Service", "spec.targetGroups[0].targetType", &["instance", "ip"], &["Instance", "instances", "IP", "''", "1"]),
     ("Service", "spec.targetGroups[0].ownership", &["shared", "exclusive"], &["Shared", "mine", "''"]),
     ("Service", "spec.targetGroups[0].minHealthy", &["0", "1", "10"], &["-1", "'1'"]),
+    ("Service", "spec.targetGroups[0].propagationLag", &["2m", "0s", "90s"], &["120", "later"]),
     ("Service", "spec.scaling.cpu.targetCpu", &["60", "100", "0.5", "99.9"], &["0", "-5", "100.5", "'60'"]),
     ("Service", "spec.scaling.cpu.tolerance", &["0", "0.1", "0.99"], &["1", "-0.1", "1.5"]),
     (

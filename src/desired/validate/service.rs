@@ -6,8 +6,8 @@ use crate::desired::duration::format_duration;
 use crate::desired::positions::{join_index, join_key};
 use crate::desired::raw::{RawAlarmRule, RawScaling, RawServiceDocument, RawStep, RawTargetGroupBinding, RawTasks};
 use crate::desired::{
-    AlarmRule, CpuScaling, MissingData, Origin, Ownership, Service, ServiceBudget, ServiceId, ServiceTakeOver, Step,
-    TargetGroupBinding, TargetGroupId, TargetGroupRef, TargetType, TaskCount,
+    AlarmRule, CpuScaling, DEFAULT_PROPAGATION_LAG, MissingData, Origin, Ownership, Service, ServiceBudget, ServiceId,
+    ServiceTakeOver, Step, TargetGroupBinding, TargetGroupId, TargetGroupRef, TargetType, TaskCount,
 };
 use std::time::Duration;
 
@@ -226,6 +226,8 @@ fn binding(
                 _ => Some(Some(v)),
             }),
     };
+    let propagation_lag =
+        ctx.duration_or(&raw.propagation_lag, &join_key(path, "propagationLag"), DEFAULT_PROPAGATION_LAG);
     Some(TargetGroupBinding {
         target_group: TargetGroupId { region: region?.to_string(), target_group: target_group? },
         container_name: container_name?,
@@ -233,6 +235,7 @@ fn binding(
         target_type: target_type?,
         ownership: ownership?,
         min_healthy: min_healthy?,
+        propagation_lag: propagation_lag?,
     })
 }
 

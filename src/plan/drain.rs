@@ -1,0 +1,315 @@
+//! Scale-in by drain: ballast chooses the tasks that leave, takes their
+//! targets out of every bound group, waits until they have drained, then
+//! removes their scale-in protection and lowers the desired count, so that
+//! ECS stops those tasks and no others.
+//!
+//! ECS picks the tasks to stop when a desired count drops, and stops them
+//! at once, while the load balancer still sends them connections. ECS
+//! task scale-in protection (UpdateTaskProtection) keeps the scheduler's
+//! scale-in off a task; ballast keeps it on every serving task of a
+//! service whose count it manages, so that when it lowers the count, the
+//! only unprotected tasks are the ones it drained.
+//!
+//! Every step is derived from what AWS reports, so a controller that
+//! restarts mid-drain carries on:
+//!
+//! - **Which tasks leave** is chosen each pass, by an order that puts the
+//!   tasks furthest on their way out first (not yet started, then out of
+//!   every group, then draining, then serving), then those in on-demand
+//!   zones, in the zone with the most of the service's tasks, the newest.
+//!   A task ballast already took out of its groups is chosen again.
+//! - **Drained** means no target of the task is left in any bound group
+//!   (the load balancer removes a target once the group's deregistration
+//!   delay has passed) and the binding's `propagationLag` has passed since
+//!   a pass first saw the task out of service ([`Memory::drains`]). After
+//!   a restart that count starts again at the first pass: a longer wait,
+//!   never a shorter one.
+//! - **Handed to ECS**: protection comes off the drained tasks (a write
+//!   that makes the next pass read protection afresh); once a read shows
+//!   them unprotected and every other task protected, the desired count
+//!   drops by as many. A failure between the two steps leaves drained,
+//!   unprotected tasks that the next pass hands over again.
+//!
+//! The same per-task steps (take out of every group, wait, release) are
+//! what a deployment hand-over or an instance drain needs: they ask for a
+//! task to leave through [`Leaving`], whatever the cause.
+//!
+//! [`Memory::drains`]: super::Memory::drains
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use crate::desired::TargetGroupBinding;
+use crate::observed::{ObservedService, ObservedTargetGroup, ObservedTask, TargetHealth, TaskStatus};
+
+/// How long ballast protects a serving task at a time (UpdateTaskProtection's
+/// `expiresInMinutes`). Short enough that a controller that is gone lets
+/// ECS scale in by itself within the hour.
+pub const PROTECTION_MINUTES: u32 = 60;
+
+/// Protection is renewed once less than this is left.
+pub const RENEW_BELOW: Duration = Duration::from_secs(30 * 60);
+
+/// Every task that stays must be protected at least this much longer when
+/// the desired count drops: ECS acts on the new count at once.
+const PROTECTED_MARGIN: Duration = Duration::from_secs(60);
+
+/// Tasks taken out of their target groups, for the targets planner.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Leaving {
+    /// Every task leaving: its targets are no longer wanted in any group
+    /// and it is not registered again.
+    pub tasks: BTreeSet<String>,
+    /// Those whose serving targets are deregistered this pass (the rest
+    /// wait for the budget): all their groups at once.
+    pub now: BTreeSet<String>,
+}
+
+/// Where a task is on its way out of its target groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Routing {
+    /// Not RUNNING yet: never received traffic.
+    NotStarted,
+    /// No target in any bound group.
+    Out,
+    /// No target in service, at least one still draining.
+    Draining,
+    /// At least one target registered and not draining (or none yet).
+    Routed,
+}
+
+/// What the drain decided for one service this pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrainPlan {
+    pub leaving: Leaving,
+    /// Serving tasks to protect, or whose protection runs out soon.
+    pub protect: Vec<String>,
+    /// Drained tasks (and tasks of an older deployment) whose protection
+    /// comes off.
+    pub unprotect: Vec<String>,
+    /// The desired count that hands the drained tasks to ECS, when lower
+    /// than the count ECS has.
+    pub lower_to: Option<u32>,
+    /// Why the scale-in is not done yet, for the hold.
+    pub waiting: Option<Waiting>,
+}
+
+/// A scale-in in progress: what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// Tasks chosen to leave.
+    pub tasks: u32,
+    /// Of them, tasks whose targets are still in service or draining.
+    pub draining: u32,
+    /// The longest wait left that is known: the propagation lag after the
+    /// last target is gone (the deregistration delay itself is the load
+    /// balancer's to count).
+    pub left: Duration,
+    /// Tasks that stay but are not protected yet: ECS could pick them.
+    pub unprotected: u32,
+}
+
+/// What the drain of one service reads.
+pub struct DrainInput<'a> {
+    pub service: &'a ObservedService,
+    /// Each bound group with what it holds.
+    pub groups: &'a [(&'a TargetGroupBinding, &'a ObservedTargetGroup)],
+    /// How many tasks should run: a scale-in when below the live tasks.
+    pub target: u32,
+    /// `budget.maxDeregistrationsPerPass`: tasks taken out of service per pass.
+    pub per_pass: u32,
+    /// A task's zone and whether it is an on-demand one, by instance id.
+    pub zone_of: &'a dyn Fn(&str) -> Option<(String, bool)>,
+    /// No task may be chosen (a deployment is rolling): protection only.
+    pub no_scale_in: bool,
+    pub now: SystemTime,
+}
+
+/// Decide the service's protection and drain. `since` is the service's
+/// part of [`super::Memory::drains`]: entries of tasks that no longer
+/// leave are dropped.
+pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTime>) -> DrainPlan {
+    let svc = input.service;
+    let now = input.now;
+    let mut out = DrainPlan::default();
+    let live: Vec<&ObservedTask> = svc.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running).collect();
+    // Tasks of an older deployment are the deployment's to replace. Once
+    // no deployment rolls, every task is the service's to keep.
+    let old = |t: &ObservedTask| match (&svc.primary_deployment, &t.started_by) {
+        (Some(primary), Some(by)) => svc.deploying && by.starts_with("ecs-svc/") && by != primary,
+        _ => false,
+    };
+    let current: Vec<&ObservedTask> = live.iter().copied().filter(|t| !old(t)).collect();
+    for t in live.iter().filter(|t| old(t) && is_protected(t, now)) {
+        out.unprotect.push(t.arn.clone());
+    }
+
+    let leave = if input.no_scale_in { 0 } else { (live.len() as u32).saturating_sub(input.target) as usize };
+    let routing: BTreeMap<&str, Routing> = current.iter().map(|t| (t.arn.as_str(), routing(t, input.groups))).collect();
+    let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &current {
+        if let Some((zone, _)) = t.instance_id.as_deref().and_then(input.zone_of) {
+            *per_zone.entry(zone).or_default() += 1;
+        }
+    }
+    // One at a time, as ECS balances its own scale-in: the zone counts
+    // change with each task chosen.
+    let mut candidates: Vec<(&ObservedTask, Option<(String, bool)>)> =
+        current.iter().map(|t| (*t, t.instance_id.as_deref().and_then(input.zone_of))).collect();
+    let mut chosen: Vec<&ObservedTask> = Vec::with_capacity(leave);
+    while chosen.len() < leave && !candidates.is_empty() {
+        let key = |(t, place): &(&ObservedTask, Option<(String, bool)>)| {
+            let on_demand = place.as_ref().is_some_and(|(_, od)| *od);
+            let crowd = place.as_ref().map_or(0, |(z, _)| per_zone[z]);
+            (
+                routing[t.arn.as_str()],
+                // A task whose drain began earlier is further on its way.
+                since.get(&t.arn).is_none(),
+                since.get(&t.arn).copied(),
+                !on_demand,
+                std::cmp::Reverse(crowd),
+                std::cmp::Reverse(t.started_at),
+                std::cmp::Reverse(t.arn.clone()),
+            )
+        };
+        let best = (0..candidates.len()).min_by_key(|&i| key(&candidates[i])).unwrap_or(0);
+        let (task, place) = candidates.swap_remove(best);
+        if let Some((zone, _)) = place {
+            per_zone.entry(zone).and_modify(|n| *n -= 1);
+        }
+        chosen.push(task);
+    }
+    let chosen_arns: BTreeSet<&str> = chosen.iter().map(|t| t.arn.as_str()).collect();
+    since.retain(|arn, _| chosen_arns.contains(arn.as_str()));
+
+    // Protection of the tasks that stay and carry traffic: a target in
+    // service in some bound group (any serving task, without groups). A
+    // task the load balancer does not route to yet loses nothing if ECS
+    // stops it, and is protected once registered.
+    let carries_traffic =
+        |t: &ObservedTask| t.is_serving() && (input.groups.is_empty() || routing[t.arn.as_str()] == Routing::Routed);
+    let staying: Vec<&ObservedTask> =
+        current.iter().copied().filter(|t| !chosen_arns.contains(t.arn.as_str()) && carries_traffic(t)).collect();
+    for t in &staying {
+        if t.protected_until.is_none_or(|until| until < now + RENEW_BELOW) {
+            out.protect.push(t.arn.clone());
+        }
+    }
+
+    let lag = input.groups.iter().map(|(b, _)| b.propagation_lag).max().unwrap_or_default();
+    let mut ready = 0u32;
+    let mut waiting = Waiting { tasks: chosen.len() as u32, draining: 0, left: Duration::ZERO, unprotected: 0 };
+    for t in &chosen {
+        out.leaving.tasks.insert(t.arn.clone());
+        match routing[t.arn.as_str()] {
+            Routing::NotStarted => ready += 1,
+            Routing::Routed => {
+                waiting.draining += 1;
+                if (out.leaving.now.len() as u32) < input.per_pass {
+                    out.leaving.now.insert(t.arn.clone());
+                }
+            }
+            Routing::Draining => {
+                since.entry(t.arn.clone()).or_insert(now);
+                waiting.draining += 1;
+            }
+            Routing::Out => {
+                let from = *since.entry(t.arn.clone()).or_insert(now);
+                let left = (from + lag).duration_since(now).unwrap_or_default();
+                if !left.is_zero() {
+                    waiting.left = waiting.left.max(left);
+                } else if t.protected_until.is_some() {
+                    out.unprotect.push(t.arn.clone());
+                } else {
+                    ready += 1;
+                }
+            }
+        }
+        if let Some(from) = since.get(&t.arn) {
+            waiting.left = waiting.left.max((*from + lag).duration_since(now).unwrap_or_default());
+        }
+    }
+
+    // Hand the ready tasks to ECS once every task that stays and carries
+    // traffic is protected (ECS may stop one that carries none instead:
+    // nothing is lost, and the drained task is handed over again).
+    waiting.unprotected =
+        staying.iter().filter(|t| t.protected_until.is_none_or(|until| until < now + PROTECTED_MARGIN)).count() as u32;
+    // ECS stops `live - to` tasks, each an unprotected one: at most the
+    // ready ones, and only those while every task that stays is protected.
+    let to = (live.len() as u32 - ready).max(input.target);
+    let stops = (live.len() as u32).saturating_sub(to);
+    if to < svc.desired_count && (stops == 0 || waiting.unprotected == 0) {
+        out.lower_to = Some(to);
+    }
+    if (ready as usize) < chosen.len() || (ready > 0 && out.lower_to.is_none()) {
+        out.waiting = Some(waiting);
+    }
+    out
+}
+
+/// Whether the service needs nothing from the drain this pass: no
+/// deployment, no more live tasks than the desired count, and every
+/// serving task protected for longer than the renewal threshold. (A task
+/// not yet registered fails the last test: the full drain then looks.)
+pub fn settled(service: &ObservedService, now: SystemTime) -> bool {
+    let live = service.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running);
+    !service.deploying
+        && live.clone().count() as u32 <= service.desired_count
+        && live.filter(|t| t.is_serving()).all(|t| t.protected_until.is_some_and(|u| u >= now + RENEW_BELOW))
+}
+
+/// While a scale-in waits for an input it needs, the serving tasks already
+/// out of every group that was read stay out: one of them may be the task
+/// the drain chose, and registering it again would undo its drain.
+pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Leaving {
+    let tasks = service
+        .tasks
+        .iter()
+        .filter(|t| t.is_serving() && routing(t, groups) != Routing::Routed)
+        .map(|t| t.arn.clone())
+        .collect();
+    Leaving { tasks, now: BTreeSet::new() }
+}
+
+fn is_protected(t: &ObservedTask, now: SystemTime) -> bool {
+    t.protected_until.is_some_and(|until| until > now)
+}
+
+/// Where the task's targets are, over every bound group.
+fn routing(task: &ObservedTask, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Routing {
+    if task.last_status < TaskStatus::Running {
+        return Routing::NotStarted;
+    }
+    let mut draining = false;
+    for (b, g) in groups {
+        let Some(target) = super::targets::task_target(task, b) else { continue };
+        match g.targets.iter().find(|t| t.target == target).map(|t| t.health) {
+            Some(TargetHealth::Draining) => draining = true,
+            Some(_) => return Routing::Routed,
+            None => {}
+        }
+    }
+    if draining { Routing::Draining } else { Routing::Out }
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "draining {} task(s) for scale-in", self.tasks)?;
+        let left = self.left.as_secs();
+        match (self.draining, left) {
+            (0, 0) => write!(f, ": drained, handing them to ECS")?,
+            (0, s) => write!(f, ", {s} s left")?,
+            (n, 0) => write!(f, ": {n} still in service or draining in the load balancer")?,
+            (n, s) => write!(f, ": {n} still in service or draining in the load balancer, at least {s} s left")?,
+        }
+        if self.unprotected > 0 {
+            write!(
+                f,
+                "; waiting until {} task(s) that stay are protected from scale-in, so ECS stops only the drained ones",
+                self.unprotected
+            )?;
+        }
+        Ok(())
+    }
+}
