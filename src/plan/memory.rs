@@ -97,11 +97,10 @@ pub struct ScalingMemory {
     /// (time, recommended count) of recent passes, for the scale-in
     /// stabilisation window.
     pub recommendations: VecDeque<(SystemTime, u32)>,
-    /// The scale-in run under way: when its first scale-in was applied and
-    /// the count before it. A scale-out back to that count undoes it (a
-    /// flap); a scale-in after a scale-out that fell short starts a new
-    /// run.
-    pub dip: Option<(SystemTime, u32)>,
+    /// The scale-in run under way. Scale-outs that bring back three
+    /// quarters of the tasks it gave up undo it (a flap); a scale-in after
+    /// a scale-out that fell short starts a new run.
+    pub dip: Option<Dip>,
     /// Since when flap damping has held a scale-in that the plain window
     /// would allow: the load coming back to the held count ends it as an
     /// averted flap.
@@ -114,6 +113,26 @@ pub struct ScalingMemory {
     /// budget: a scale-in applied short of it goes on to it in the next
     /// pass, inside the cooldown.
     pub scale_in_to: Option<u32>,
+}
+
+/// A run of scale-ins: consecutive ones with no scale-out between (a step
+/// split by the count budget or the cooldown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dip {
+    /// When its first scale-in was applied.
+    pub since: SystemTime,
+    /// The count before it, and the count it went down to.
+    pub from: u32,
+    pub to: u32,
+}
+
+impl Dip {
+    /// Whether a scale-out to `count` brings back most of what the run
+    /// gave up: three quarters of its tasks, rounded up (a proportional
+    /// scale-out seldom lands on the same count twice).
+    pub fn undone_by(&self, count: u32) -> bool {
+        count >= self.to + (3 * (self.from - self.to)).div_ceil(4)
+    }
 }
 
 /// A scale-in the load undid (or would have).
@@ -152,7 +171,7 @@ impl ScalingMemory {
             (Some((back, count)), Some((gave_up, _))) if gave_up < back => {
                 flaps.push_back(Flap { gave_up, back, count })
             }
-            (Some((_, before)), Some((i, _))) => dip = Some((i, before)),
+            (Some((_, from)), Some((since, to))) if to < from => dip = Some(Dip { since, from, to }),
             _ => {}
         }
         ScalingMemory {
@@ -167,15 +186,15 @@ impl ScalingMemory {
     }
 
     /// Record an applied desired-count change from `from` to `to` at
-    /// `now`: the cooldowns' times, and the flap history (a scale-out back
-    /// to the count a scale-in run started from undoes it).
+    /// `now`: the cooldowns' times, and the flap history (scale-outs that
+    /// bring back most of what a scale-in run gave up undo it).
     pub fn record_change(&mut self, from: u32, to: u32, now: SystemTime) {
         if to > from {
             self.last_scale_out = Some(now);
-            if let Some((since, before)) = self.dip
-                && to >= before
+            if let Some(dip) = self.dip
+                && dip.undone_by(to)
             {
-                self.flaps.push_back(Flap { gave_up: since, back: now, count: to });
+                self.flaps.push_back(Flap { gave_up: dip.since, back: now, count: to });
                 self.dip = None;
             }
         } else if to < from {
@@ -184,8 +203,8 @@ impl ScalingMemory {
             // it starts a new run.
             let out_since = |since: SystemTime| self.last_scale_out.is_some_and(|o| o > since);
             self.dip = match self.dip {
-                Some((since, before)) if !out_since(since) => Some((since, before.max(from))),
-                _ => Some((now, from)),
+                Some(dip) if !out_since(dip.since) => Some(Dip { to, from: dip.from.max(from), ..dip }),
+                _ => Some(Dip { since: now, from, to }),
             };
             self.last_scale_in = Some(now);
             self.held_since = None;

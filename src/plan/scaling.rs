@@ -455,6 +455,7 @@ mod tests {
     use super::*;
     use crate::desired::{AlarmRule, MissingData, Step};
     use crate::observed::ScalingMarks;
+    use crate::plan::memory::Dip;
 
     fn t0() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
@@ -585,20 +586,21 @@ mod tests {
     fn a_flap_is_a_scale_in_run_undone_by_scale_outs_back_to_its_start() {
         let mut m = ScalingMemory::default();
         let at = |minute: u64| t0() + Duration::from_secs(minute * 60);
-        // 12 -> 8 -> 5 (one run, split by the budget), 5 -> 9 falls short,
-        // 9 -> 12 reaches the run's start: one flap, dated from the run's
-        // first scale-in.
+        // 12 -> 8 -> 4 (one run, split by the budget), 4 -> 9 falls short,
+        // 9 -> 10 brings back three quarters of the 8 tasks: one flap,
+        // dated from the run's first scale-in.
         m.record_change(12, 8, at(0));
-        m.record_change(8, 5, at(1));
-        m.record_change(5, 9, at(4));
+        m.record_change(8, 4, at(1));
+        assert_eq!(m.dip, Some(Dip { since: at(0), from: 12, to: 4 }));
+        m.record_change(4, 9, at(4));
         assert!(m.flaps.is_empty());
-        m.record_change(9, 12, at(6));
-        assert_eq!(m.flaps.iter().map(|f| (f.gave_up, f.back, f.count)).collect::<Vec<_>>(), [(at(0), at(6), 12)]);
+        m.record_change(9, 10, at(6));
+        assert_eq!(m.flaps.iter().map(|f| (f.gave_up, f.back, f.count)).collect::<Vec<_>>(), [(at(0), at(6), 10)]);
         // A scale-in after a scale-out that fell short starts a new run.
         m.record_change(12, 10, at(10));
         m.record_change(10, 11, at(12));
         m.record_change(11, 9, at(14));
-        assert_eq!(m.dip, Some((at(14), 11)));
+        assert_eq!(m.dip, Some(Dip { since: at(14), from: 11, to: 9 }));
         m.record_change(9, 11, at(15));
         assert_eq!(m.flaps.len(), 2);
     }
@@ -613,7 +615,7 @@ mod tests {
         let marks = ScalingMarks { last_out: Some((at(3), 8)), last_in: Some((at(7), 5)) };
         let m = ScalingMemory::from_marks(&marks, at(12));
         assert!(m.flaps.is_empty());
-        assert_eq!(m.dip, Some((at(7), 8)));
+        assert_eq!(m.dip, Some(Dip { since: at(7), from: 8, to: 5 }));
         // A flap the marks show counts towards the damping like one
         // remembered: a second one within the memory doubles the window.
         let d = Damping::of(&shipped());
