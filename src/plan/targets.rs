@@ -154,7 +154,9 @@ pub fn plan_targets(
     // serves someone else's traffic and is no replacement for this one.
     out.healthy =
         present.iter().filter(|(t, h)| **h == TargetHealth::Healthy && !out.foreign.contains(**t)).count() as u32;
-    let expected_n = out.expected.len() as u32;
+    // Tasks kept out while the count is undecided are no leavers yet.
+    let kept_out = if leaving.undecided { leaving_targets.len() } else { 0 };
+    let expected_n = (out.expected.len() + kept_out) as u32;
     out.floor = binding.min_healthy.unwrap_or(expected_n.min(out.healthy));
     if out.healthy > 0 {
         out.floor = out.floor.max(1);
