@@ -95,6 +95,12 @@ def start_moto():
     for name in ("moto", "werkzeug"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+    # What moto leaves out, as the Rust tests' emulator has it (task
+    # protection calls, the ECS agent's attributes, completed deployments).
+    sys.path.insert(0, str(ROOT / "tests/emulator"))
+    import moto_shims
+
+    moto_shims.install()
     from moto.server import ThreadedMotoServer
 
     port = free_port()

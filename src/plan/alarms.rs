@@ -1,7 +1,10 @@
 //! The CPU alarms a scaling policy keeps in CloudWatch.
 
+use super::gate::{HoldReason, Proposal};
+use super::memory::{self, Field, FieldValue};
+use super::{Change, FieldCheck, ResourceKey};
 use crate::desired::{AlarmRule, Service, ServiceId};
-use crate::observed::{AlarmDefinition, Comparison};
+use crate::observed::{AlarmDefinition, Comparison, ServiceStatus};
 
 /// Names of the scale-out and scale-in alarms of a service.
 pub fn alarm_names(id: &ServiceId) -> [String; 2] {
@@ -52,4 +55,68 @@ pub fn differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec
     check("statistic", desired.statistic.to_string(), observed.statistic.to_string());
     check("dimensions", format!("{:?}", desired.dimensions), format!("{:?}", observed.dimensions));
     diffs
+}
+
+impl super::Planner<'_> {
+    /// The service's alarms as its policy declares them: created, tagged,
+    /// or put back where they were edited outside ballast.
+    pub(super) fn plan_alarms(&mut self, svc: &Service) {
+        let Some(defs) = desired_alarms(svc) else {
+            return;
+        };
+        // No alarms are kept for a deleted service (its hold says why).
+        if matches!(self.observed.services.get(&svc.id), Some(Ok(o)) if o.status != ServiceStatus::Active) {
+            return;
+        }
+        for mut def in defs {
+            let key = ResourceKey::alarm(&svc.id.region, &def.name);
+            let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
+            // PutMetricAlarm sets tags only when it creates the alarm: one
+            // that exists without ballast's tag (created by someone else,
+            // or before ballast tagged) is tagged on its own.
+            if let Some(Ok(o)) = observed
+                && o.managed_by_ballast == Some(false)
+            {
+                let change =
+                    Change::TagAlarm { region: svc.id.region.clone(), name: def.name.clone(), arn: o.arn.clone() };
+                let reason = "the alarm lacks ballast's managed-by tag".to_string();
+                let p = Proposal { suspended: svc.suspend, ..Proposal::new(key.clone(), change, reason) };
+                if let Some(pc) = self.admit(p) {
+                    self.out.changes.push(pc);
+                }
+            }
+            let (create, reason, field) = match observed {
+                Some(Err(e)) => {
+                    self.hold(key, HoldReason::Unobserved(e.to_string()));
+                    continue;
+                }
+                None => (true, "alarm does not exist".to_string(), FieldCheck::default()),
+                Some(Ok(o)) => {
+                    let fingerprint = memory::alarm_fingerprint(&o.definition);
+                    let field = self.check_field(
+                        || Field::Alarm(svc.id.region.clone(), def.name.clone()),
+                        FieldValue::Text(fingerprint),
+                    );
+                    let diffs = differences(&def, &o.definition);
+                    if diffs.is_empty() {
+                        continue;
+                    }
+                    // PutMetricAlarm replaces the actions too: keep those
+                    // someone added, which ballast does not declare.
+                    def.actions = o.definition.actions.clone();
+                    (false, format!("edited outside ballast: {}", diffs.join(", ")), field)
+                }
+            };
+            let change = Change::PutAlarm { region: svc.id.region.clone(), alarm: def, create };
+            let p = Proposal {
+                contested: field.contested,
+                unconfirmed: field.unconfirmed,
+                suspended: svc.suspend,
+                ..Proposal::new(key, change, reason)
+            };
+            if let Some(pc) = self.admit(p) {
+                self.out.changes.push(pc);
+            }
+        }
+    }
 }

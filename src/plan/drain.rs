@@ -63,6 +63,10 @@ pub struct Leaving {
     /// Those whose serving targets are deregistered this pass (the rest
     /// wait for the budget): all their groups at once.
     pub now: BTreeSet<String>,
+    /// The tasks are only kept out until the count can be decided
+    /// ([`kept_out`]): none was chosen to leave, so they still count toward
+    /// the healthy floor, which must not drop because an input is unread.
+    pub undecided: bool,
 }
 
 /// Where a task is on its way out of its target groups.
@@ -269,7 +273,7 @@ pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &Obse
         .filter(|t| t.is_serving() && routing(t, groups) != Routing::Routed)
         .map(|t| t.arn.clone())
         .collect();
-    Leaving { tasks, now: BTreeSet::new() }
+    Leaving { tasks, now: BTreeSet::new(), undecided: true }
 }
 
 fn is_protected(t: &ObservedTask, now: SystemTime) -> bool {

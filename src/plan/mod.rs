@@ -23,7 +23,7 @@ mod report;
 pub mod scaling;
 pub mod targets;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 pub use change::{Change, ChangeKind, short_arn, short_task};
@@ -31,7 +31,7 @@ pub use gate::{Hold, HoldKind, HoldReason, Notice};
 pub use memory::{FightPolicy, Memory};
 pub use report::{ResourceReport, reports};
 
-use crate::desired::{DesiredState, GroupId, Ownership, Service, ServiceId, TargetGroupId, TargetType, TaskCount};
+use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
 use crate::observed::{
     AZ_REBALANCE, AlarmState, Observed, ObservedInstance, ObservedService, ProtectionRead, ResourceError,
     ServiceStatus, TaskSize, TaskStatus,
@@ -45,7 +45,6 @@ struct FieldCheck {
     contested: Option<Contested>,
     unconfirmed: Option<Unconfirmed>,
 }
-use targets::DeregistrationBudget;
 
 /// A managed resource, as status and backoff know it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -849,190 +848,6 @@ impl<'a> Planner<'a> {
                 if let Some(pc) = self.admit(p) {
                     self.out.changes.push(pc);
                 }
-            }
-        }
-    }
-
-    /// Registrations go straight into the plan; deregistrations into
-    /// `deregs`, emitted after every registration of the pass.
-    fn plan_service_targets(&mut self, svc: &Service, deregs: &mut Vec<PlannedChange>) {
-        let Ok(observed_svc) = self.live_service(&svc.id) else {
-            return;
-        };
-        let no_one = drain::Leaving::default();
-        let mut leaving = self.leaving.get(&svc.id).cloned().unwrap_or_default();
-        // One task's targets leave all its groups together: a task one
-        // group's floor keeps stays in every group this pass.
-        let mut read = Vec::new();
-        for b in &svc.target_groups {
-            let key = || ResourceKey::target_group(&b.target_group);
-            let Some(group) = self.read(key, self.observed.target_groups.get(&b.target_group)) else { continue };
-            read.push((b, group));
-        }
-        let mut plans = Vec::new();
-        loop {
-            let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
-            plans.clear();
-            let mut held = BTreeSet::new();
-            for (b, group) in &read {
-                let leaving = if leaving.tasks.is_empty() { &no_one } else { &leaving };
-                if leaving.tasks.is_empty() && targets::is_converged(b, observed_svc, group) {
-                    continue;
-                }
-                let registered = self.out.memory.registered.get(&group.arn);
-                let tp = targets::plan_targets(b, observed_svc, group, registered, budget, leaving);
-                budget.used += tp.deregister.iter().filter(|t| tp.claimed.contains(*t)).count() as u32;
-                held.extend(tp.held_leaving.iter().cloned());
-                plans.push((*b, *group, tp));
-            }
-            let split = held.iter().any(|arn| leaving.now.contains(arn));
-            if !split {
-                break;
-            }
-            leaving.now.retain(|arn| !held.contains(arn));
-        }
-        for (b, group, tp) in plans {
-            let key = ResourceKey::target_group(&b.target_group);
-            for arn in tp.unaddressable {
-                let task = observed_svc.tasks.iter().find(|t| t.arn == arn);
-                // Its task definition was read (the task has port mappings)
-                // but none is the binding's: a mistake in the document.
-                let mapped = task.is_some_and(|t| !t.bindings.is_empty() && b.target_type == TargetType::Instance);
-                let (container, port) = (b.container_name.clone(), b.container_port);
-                let safety = if mapped {
-                    Safety::NoSuchPort {
-                        task: arn,
-                        container,
-                        port,
-                        task_definition: observed_svc.task_definition.clone(),
-                        declared: svc.origin.to_string(),
-                    }
-                } else {
-                    Safety::NoAddress { task: arn, container, port }
-                };
-                self.hold(key.clone(), HoldReason::Safety(safety));
-            }
-            if b.ownership == Ownership::Shared {
-                for t in &tp.foreign {
-                    let message = format!(
-                        "target {t} is left alone: it is no task of {} and ballast did not register it \
-                         (the group is shared; ownership: exclusive would remove it)",
-                        svc.id
-                    );
-                    self.out.notices.push(Notice { resource: key.clone(), message });
-                }
-            }
-            let mut proposals = Vec::new();
-            if !tp.register.is_empty() {
-                let reason = format!("{} serving task(s) of {} are not registered", tp.register.len(), svc.id);
-                let change = Change::RegisterTargets {
-                    region: b.target_group.region.clone(),
-                    target_group_arn: group.arn.clone(),
-                    targets: tp.register,
-                };
-                proposals.push(Proposal::new(key.clone(), change, reason));
-            }
-            if !tp.deregister.is_empty() {
-                let mut reason = format!(
-                    "no serving task of {} behind these target(s); {} healthy remain, floor {}",
-                    svc.id, tp.healthy_after, tp.floor
-                );
-                let claimed: Vec<String> =
-                    tp.deregister.iter().filter(|t| tp.claimed.contains(t)).map(ToString::to_string).collect();
-                if !claimed.is_empty() {
-                    reason = format!(
-                        "{reason}; {} not the service's (foreign), removed because the binding owns the group \
-                         exclusively (ownership: exclusive)",
-                        claimed.join(", ")
-                    );
-                }
-                let change = Change::DeregisterTargets {
-                    region: b.target_group.region.clone(),
-                    target_group_arn: group.arn.clone(),
-                    targets: tp.deregister,
-                };
-                proposals.push(Proposal { limits: tp.held, ..Proposal::new(key.clone(), change, reason) });
-            } else {
-                // Nothing leaves, so the stale targets kept are no change's
-                // limits: they are reported as they are.
-                for reason in tp.held {
-                    self.hold(key.clone(), reason);
-                }
-            }
-            let conflict =
-                observed_svc.load_balancer_target_groups.contains(&group.arn) && !svc.take_over.load_balancers;
-            for p in proposals {
-                let p = Proposal {
-                    conflict: conflict.then_some(Conflict::ServiceLoadBalancers),
-                    suspended: svc.suspend,
-                    ..p
-                };
-                let Some(pc) = self.admit(p) else { continue };
-                if let Change::DeregisterTargets { .. } = &pc.change {
-                    deregs.push(pc);
-                } else {
-                    self.out.changes.push(pc);
-                }
-            }
-        }
-    }
-
-    fn plan_alarms(&mut self, svc: &Service) {
-        let Some(defs) = alarms::desired_alarms(svc) else {
-            return;
-        };
-        // No alarms are kept for a deleted service (its hold says why).
-        if matches!(self.observed.services.get(&svc.id), Some(Ok(o)) if o.status != ServiceStatus::Active) {
-            return;
-        }
-        for mut def in defs {
-            let key = ResourceKey::alarm(&svc.id.region, &def.name);
-            let observed = self.observed.alarms.get(&(svc.id.region.clone(), def.name.clone()));
-            // PutMetricAlarm sets tags only when it creates the alarm: one
-            // that exists without ballast's tag (created by someone else,
-            // or before ballast tagged) is tagged on its own.
-            if let Some(Ok(o)) = observed
-                && o.managed_by_ballast == Some(false)
-            {
-                let change =
-                    Change::TagAlarm { region: svc.id.region.clone(), name: def.name.clone(), arn: o.arn.clone() };
-                let reason = "the alarm lacks ballast's managed-by tag".to_string();
-                let p = Proposal { suspended: svc.suspend, ..Proposal::new(key.clone(), change, reason) };
-                if let Some(pc) = self.admit(p) {
-                    self.out.changes.push(pc);
-                }
-            }
-            let (create, reason, field) = match observed {
-                Some(Err(e)) => {
-                    self.hold(key, HoldReason::Unobserved(e.to_string()));
-                    continue;
-                }
-                None => (true, "alarm does not exist".to_string(), FieldCheck::default()),
-                Some(Ok(o)) => {
-                    let fingerprint = memory::alarm_fingerprint(&o.definition);
-                    let field = self.check_field(
-                        || Field::Alarm(svc.id.region.clone(), def.name.clone()),
-                        FieldValue::Text(fingerprint),
-                    );
-                    let diffs = alarms::differences(&def, &o.definition);
-                    if diffs.is_empty() {
-                        continue;
-                    }
-                    // PutMetricAlarm replaces the actions too: keep those
-                    // someone added, which ballast does not declare.
-                    def.actions = o.definition.actions.clone();
-                    (false, format!("edited outside ballast: {}", diffs.join(", ")), field)
-                }
-            };
-            let change = Change::PutAlarm { region: svc.id.region.clone(), alarm: def, create };
-            let p = Proposal {
-                contested: field.contested,
-                unconfirmed: field.unconfirmed,
-                suspended: svc.suspend,
-                ..Proposal::new(key, change, reason)
-            };
-            if let Some(pc) = self.admit(p) {
-                self.out.changes.push(pc);
             }
         }
     }

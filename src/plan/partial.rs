@@ -39,6 +39,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::cloud::sim::{SimCloud, SimConfig};
 use crate::cloud::{Clock, Cloud, CloudError, ManualClock, Scope};
+use crate::desired::Ownership;
 use crate::desired::{TargetGroupBinding, TargetGroupRef, TasksPerInstance};
 use crate::metrics::Metrics;
 use crate::observed::Target;

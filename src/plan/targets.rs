@@ -24,9 +24,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::drain::Leaving;
-use super::gate::{Budget, HoldReason, Safety};
-use crate::desired::{Ownership, TargetGroupBinding, TargetType};
+use super::drain::{self, Leaving};
+use super::gate::{Budget, Conflict, HoldReason, Notice, Proposal, Safety};
+use super::{Change, PlannedChange, ResourceKey};
+use crate::desired::{Ownership, Service, TargetGroupBinding, TargetType};
 use crate::observed::{ObservedService, ObservedTargetGroup, Target, TargetHealth};
 
 /// A service's budget for deregistering claimed foreign targets this
@@ -154,7 +155,9 @@ pub fn plan_targets(
     // serves someone else's traffic and is no replacement for this one.
     out.healthy =
         present.iter().filter(|(t, h)| **h == TargetHealth::Healthy && !out.foreign.contains(**t)).count() as u32;
-    let expected_n = out.expected.len() as u32;
+    // Tasks kept out while the count is undecided are no leavers yet.
+    let kept_out = if leaving.undecided { leaving_targets.len() } else { 0 };
+    let expected_n = (out.expected.len() + kept_out) as u32;
     out.floor = binding.min_healthy.unwrap_or(expected_n.min(out.healthy));
     if out.healthy > 0 {
         out.floor = out.floor.max(1);
@@ -232,4 +235,130 @@ pub fn is_converged(binding: &TargetGroupBinding, service: &ObservedService, gro
     // Every target present is a serving task's (targets are unique by id
     // and port, so equal counts mean equal sets).
     serving == group.targets.len()
+}
+
+impl super::Planner<'_> {
+    /// Registrations go straight into the plan; deregistrations into
+    /// `deregs`, emitted after every registration of the pass.
+    pub(super) fn plan_service_targets(&mut self, svc: &Service, deregs: &mut Vec<PlannedChange>) {
+        let Ok(observed_svc) = self.live_service(&svc.id) else {
+            return;
+        };
+        let no_one = drain::Leaving::default();
+        let mut leaving = self.leaving.get(&svc.id).cloned().unwrap_or_default();
+        // One task's targets leave all its groups together: a task one
+        // group's floor keeps stays in every group this pass.
+        let mut read = Vec::new();
+        for b in &svc.target_groups {
+            let key = || ResourceKey::target_group(&b.target_group);
+            let Some(group) = self.read(key, self.observed.target_groups.get(&b.target_group)) else { continue };
+            read.push((b, group));
+        }
+        let mut plans = Vec::new();
+        loop {
+            let mut budget = DeregistrationBudget { per_pass: svc.budget.max_deregistrations_per_pass, used: 0 };
+            plans.clear();
+            let mut held = BTreeSet::new();
+            for (b, group) in &read {
+                let leaving = if leaving.tasks.is_empty() { &no_one } else { &leaving };
+                if leaving.tasks.is_empty() && is_converged(b, observed_svc, group) {
+                    continue;
+                }
+                let registered = self.out.memory.registered.get(&group.arn);
+                let tp = plan_targets(b, observed_svc, group, registered, budget, leaving);
+                budget.used += tp.deregister.iter().filter(|t| tp.claimed.contains(*t)).count() as u32;
+                held.extend(tp.held_leaving.iter().cloned());
+                plans.push((*b, *group, tp));
+            }
+            let split = held.iter().any(|arn| leaving.now.contains(arn));
+            if !split {
+                break;
+            }
+            leaving.now.retain(|arn| !held.contains(arn));
+        }
+        for (b, group, tp) in plans {
+            let key = ResourceKey::target_group(&b.target_group);
+            for arn in tp.unaddressable {
+                let task = observed_svc.tasks.iter().find(|t| t.arn == arn);
+                // Its task definition was read (the task has port mappings)
+                // but none is the binding's: a mistake in the document.
+                let mapped = task.is_some_and(|t| !t.bindings.is_empty() && b.target_type == TargetType::Instance);
+                let (container, port) = (b.container_name.clone(), b.container_port);
+                let safety = if mapped {
+                    Safety::NoSuchPort {
+                        task: arn,
+                        container,
+                        port,
+                        task_definition: observed_svc.task_definition.clone(),
+                        declared: svc.origin.to_string(),
+                    }
+                } else {
+                    Safety::NoAddress { task: arn, container, port }
+                };
+                self.hold(key.clone(), HoldReason::Safety(safety));
+            }
+            if b.ownership == Ownership::Shared {
+                for t in &tp.foreign {
+                    let message = format!(
+                        "target {t} is left alone: it is no task of {} and ballast did not register it \
+                         (the group is shared; ownership: exclusive would remove it)",
+                        svc.id
+                    );
+                    self.out.notices.push(Notice { resource: key.clone(), message });
+                }
+            }
+            let mut proposals = Vec::new();
+            if !tp.register.is_empty() {
+                let reason = format!("{} serving task(s) of {} are not registered", tp.register.len(), svc.id);
+                let change = Change::RegisterTargets {
+                    region: b.target_group.region.clone(),
+                    target_group_arn: group.arn.clone(),
+                    targets: tp.register,
+                };
+                proposals.push(Proposal::new(key.clone(), change, reason));
+            }
+            if !tp.deregister.is_empty() {
+                let mut reason = format!(
+                    "no serving task of {} behind these target(s); {} healthy remain, floor {}",
+                    svc.id, tp.healthy_after, tp.floor
+                );
+                let claimed: Vec<String> =
+                    tp.deregister.iter().filter(|t| tp.claimed.contains(t)).map(ToString::to_string).collect();
+                if !claimed.is_empty() {
+                    reason = format!(
+                        "{reason}; {} not the service's (foreign), removed because the binding owns the group \
+                         exclusively (ownership: exclusive)",
+                        claimed.join(", ")
+                    );
+                }
+                let change = Change::DeregisterTargets {
+                    region: b.target_group.region.clone(),
+                    target_group_arn: group.arn.clone(),
+                    targets: tp.deregister,
+                };
+                proposals.push(Proposal { limits: tp.held, ..Proposal::new(key.clone(), change, reason) });
+            } else {
+                // Nothing leaves, so the stale targets kept are no change's
+                // limits: they are reported as they are.
+                for reason in tp.held {
+                    self.hold(key.clone(), reason);
+                }
+            }
+            let conflict =
+                observed_svc.load_balancer_target_groups.contains(&group.arn) && !svc.take_over.load_balancers;
+            for p in proposals {
+                let p = Proposal {
+                    conflict: conflict.then_some(Conflict::ServiceLoadBalancers),
+                    suspended: svc.suspend,
+                    ..p
+                };
+                let Some(pc) = self.admit(p) else { continue };
+                if let Change::DeregisterTargets { .. } = &pc.change {
+                    deregs.push(pc);
+                } else {
+                    self.out.changes.push(pc);
+                }
+            }
+        }
+    }
 }

@@ -137,6 +137,28 @@ fn kinds(p: &Plan) -> Vec<ChangeKind> {
     p.changes.iter().map(|c| c.change.kind()).collect()
 }
 
+/// The instances the plan terminates.
+fn terminated(p: &Plan) -> Vec<&str> {
+    p.changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::TerminateInstance { instance_id, .. } => Some(instance_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The plan makes one change: the desired count `from` -> `to`.
+#[track_caller]
+fn assert_only_count_change(p: &Plan, from: u32, to: u32) {
+    assert!(
+        matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: f, to: t, .. }, .. }]
+            if (f, t) == (from, to)),
+        "expected only desired count {from} -> {to}: {:#?}",
+        p.changes
+    );
+}
+
 #[test]
 fn converged_state_plans_nothing() {
     let d = desired_with(service(TaskCount::Fixed(2)));
@@ -1524,15 +1546,7 @@ fn capacity_scale_in_terminates_on_demand_instances_first() {
     }
     o.groups.insert(cap.group.clone(), Ok(group));
     let p = plan(&d, &o, Memory::default(), t0());
-    let terminated: Vec<&str> = p
-        .changes
-        .iter()
-        .filter_map(|c| match &c.change {
-            Change::TerminateInstance { instance_id, .. } => Some(instance_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(terminated, vec!["i-4"], "{:#?}", p.changes);
+    assert_eq!(terminated(&p), vec!["i-4"], "{:#?}", p.changes);
 }
 
 /// Issue 15: an instance's subnet is what the ECS agent registered, never
@@ -1552,15 +1566,6 @@ fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
     svc_mut(&mut o).tasks.truncate(2);
     let removes_b = |p: &Plan| {
         p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
-    };
-    let terminated = |p: &Plan| -> Vec<String> {
-        p.changes
-            .iter()
-            .filter_map(|c| match &c.change {
-                Change::TerminateInstance { instance_id, .. } => Some(instance_id.clone()),
-                _ => None,
-            })
-            .collect()
     };
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(!removes_b(&p), "i-3 is still in subnet-b: {:#?}", p.changes);
@@ -1595,15 +1600,6 @@ fn capacity_scale_in_spares_stopping_tasks_and_deployments() {
         }
         svc_mut(&mut o).tasks.truncate(2);
         (d, o)
-    };
-    let terminated = |p: &Plan| -> Vec<String> {
-        p.changes
-            .iter()
-            .filter_map(|c| match &c.change {
-                Change::TerminateInstance { instance_id, .. } => Some(instance_id.clone()),
-                _ => None,
-            })
-            .collect()
     };
     let (d, o) = empty_third();
     assert_eq!(terminated(&plan(&d, &o, Memory::default(), t0())), ["i-3"]);
@@ -1681,7 +1677,7 @@ fn a_failed_cpu_read_is_no_missing_datapoint_and_holds_the_decision() {
     set_alarm_state(&mut o, 0, AlarmState::Alarm);
     o.cpu.insert(service_id(), Ok(Some(MetricSample { value: 95.0, at: t0() - Duration::from_secs(60) })));
     let p = plan(&d, &o, Memory::default(), t0());
-    assert!(matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 2, to: 4, .. }, .. }]));
+    assert_only_count_change(&p, 2, 4);
 
     o.cpu.insert(service_id(), Err(ResourceError::Unavailable("GetMetricData: throttled".into())));
     let p = plan(&d, &o, Memory::default(), t0());
@@ -1787,11 +1783,7 @@ fn a_restart_keeps_the_scale_in_cooldown_and_window_of_the_marked_scale_in() {
         now += Duration::from_secs(15);
     }
     let p = plan(&d, &o, m, now);
-    assert!(
-        matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]),
-        "{:#?}",
-        p.changes
-    );
+    assert_only_count_change(&p, 3, 2);
 }
 
 #[test]
@@ -1800,11 +1792,7 @@ fn a_restart_without_marks_scales_in_at_once() {
     // cooldowns holds the scale-in the alarm asks for.
     let (d, o) = restarted_with_low_alarm(ScalingMarks::default());
     let p = plan(&d, &o, Memory::default(), t0());
-    assert!(
-        matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]),
-        "{:#?}",
-        p.changes
-    );
+    assert_only_count_change(&p, 3, 2);
     // A mark from long ago holds nothing either.
     let long_ago = ScalingMarks { last_out: Some((t0() - Duration::from_secs(3600), 5)), last_in: None };
     let (d, o) = restarted_with_low_alarm(long_ago);
@@ -1824,7 +1812,7 @@ fn a_restart_keeps_the_scale_out_cooldown_of_the_marked_scale_out() {
     assert!(p.changes.is_empty(), "{:#?}", p.changes);
     assert_eq!(p.decisions[&service_id()].reason, scaling::DecisionReason::OutCooldown);
     let p = plan(&d, &o, p.memory, t0() + cooldown / 2);
-    assert!(matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 4, .. }, .. }]));
+    assert_only_count_change(&p, 3, 4);
 }
 
 #[test]
@@ -1972,11 +1960,7 @@ mod drain {
         // 4. The read shows it unprotected: the count drops by one.
         svc_mut(&mut o).tasks[2].protected_until = None;
         let p = plan(&d, &o, p.memory, later + Duration::from_secs(2));
-        assert!(
-            matches!(p.changes[..], [PlannedChange { change: Change::SetDesiredCount { from: 3, to: 2, .. }, .. }]),
-            "{:#?}",
-            p.changes
-        );
+        assert_only_count_change(&p, 3, 2);
     }
 
     #[test]

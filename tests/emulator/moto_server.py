@@ -6,8 +6,9 @@ SIGKILL), the kernel closes the pipe, the read below returns EOF and the
 server exits: no emulator outlives a test run. Arguments are moto_server's
 own (`-H 127.0.0.1 -p PORT`).
 
-It also answers the ECS calls moto lacks (task scale-in protection) with
-their documented shapes, so the adapter's calls are tested over the wire.
+It installs moto_shims first: what moto leaves out of AWS (task scale-in
+protection calls, the ECS agent's instance attributes, deployments that
+complete).
 """
 
 import os
@@ -25,126 +26,9 @@ def _exit_when_parent_goes() -> None:
 
 threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
 
+import moto_shims  # noqa: E402  (this file's folder is on sys.path)
 
-
-def _install_task_protection() -> None:
-    """Answer ECS GetTaskProtection and UpdateTaskProtection, which moto lacks.
-
-    The documented request and response shapes
-    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_GetTaskProtection.html,
-    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateTaskProtection.html):
-    `protectedTasks[]` with `taskArn`, `protectionEnabled`, `expirationDate`;
-    `failures[]` with `arn` and `reason` (`MISSING` for an unknown task,
-    `TASK_NOT_VALID` for one that is stopping or stopped). Protection lives
-    on moto's task object and expires like ECS's (1 to 2,880 minutes,
-    default 120). The behaviour that protection has on scale-in is the
-    simulated cloud's to model, not the emulator's.
-    """
-    import datetime as dt
-
-    from moto.core.responses import ActionResult
-    from moto.ecs.exceptions import InvalidParameterException
-    from moto.ecs.responses import EC2ContainerServiceResponse
-
-    def find(response, cluster, ids):
-        backend = response.ecs_backend
-        name = backend._get_cluster(cluster).name
-        tasks = backend.tasks.get(name, {})
-        found, failures = [], []
-        for ident in ids:
-            task = next((t for arn, t in tasks.items() if ident in (arn, arn.split("/")[-1])), None)
-            if task is None:
-                failures.append({"arn": ident, "reason": "MISSING"})
-            else:
-                found.append(task)
-        return found, failures
-
-    def described(task):
-        until = getattr(task, "protection_expires", None)
-        now = dt.datetime.now(dt.timezone.utc)
-        if until is not None and until <= now:
-            until = None
-        out = {"taskArn": task.task_arn, "protectionEnabled": until is not None}
-        if until is not None:
-            out["expirationDate"] = until
-        return out
-
-    def get_task_protection(self):
-        tasks, failures = find(self, self._get_param("cluster", "default"), self._get_param("tasks", []))
-        return ActionResult({"protectedTasks": [described(t) for t in tasks], "failures": failures})
-
-    def update_task_protection(self):
-        enabled = bool(self._get_param("protectionEnabled"))
-        minutes = self._get_param("expiresInMinutes")
-        if minutes is None:
-            minutes = 120
-        if enabled and not 1 <= int(minutes) <= 2880:
-            raise InvalidParameterException("expiresInMinutes must be between 1 and 2880.")
-        tasks, failures = find(self, self._get_param("cluster", "default"), self._get_param("tasks", []))
-        done = []
-        for task in tasks:
-            if task.desired_status != "RUNNING":
-                failures.append({"arn": task.task_arn, "reason": "TASK_NOT_VALID"})
-                continue
-            now = dt.datetime.now(dt.timezone.utc)
-            task.protection_expires = now + dt.timedelta(minutes=int(minutes)) if enabled else None
-            done.append(described(task))
-        return ActionResult({"protectedTasks": done, "failures": failures})
-
-    EC2ContainerServiceResponse.get_task_protection = get_task_protection
-    EC2ContainerServiceResponse.update_task_protection = update_task_protection
-
-
-_install_task_protection()
-
-
-def _agent_attributes() -> None:
-    """Container instances carry `ecs.subnet-id` and `ecs.vpc-id`, as the
-    ECS agent registers them for an instance launched in a VPC (moto sets
-    only ami-id, availability-zone, instance-type and os-type). ballast
-    reads an instance's subnet from them."""
-    from moto.ecs import models
-
-    init = models.ContainerInstance.__init__
-
-    def with_vpc_attributes(self, ec2_instance_id, account_id, region_name, *args, **kwargs):  # type: ignore[no-untyped-def]
-        init(self, ec2_instance_id, account_id, region_name, *args, **kwargs)
-        from moto.ec2.models import ec2_backends
-
-        instance = ec2_backends[account_id][region_name].get_instance(ec2_instance_id)
-        if getattr(instance, "subnet_id", None):
-            self.attributes["ecs.subnet-id"] = instance.subnet_id
-        if getattr(instance, "vpc_id", None):
-            self.attributes["ecs.vpc-id"] = instance.vpc_id
-
-    models.ContainerInstance.__init__ = with_vpc_attributes  # type: ignore[method-assign]
-
-
-_agent_attributes()
-
-
-def _steady_deployments() -> None:
-    """A service's deployment is COMPLETED, not IN_PROGRESS forever: moto
-    rolls out nothing (the tests play ECS's scheduler and start the tasks
-    themselves) and marks a deployment complete only when the environment
-    variable MOTO_ECS_SERVICE_RUNNING covers the desired count, which would
-    also fake every service's runningCount. ballast holds capacity scale-in
-    while a service deploys, so a deployment that never ends would hold it
-    for good."""
-    from moto.ecs import models
-
-    init = models.Service.__init__
-
-    def completed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        init(self, *args, **kwargs)
-        for deployment in self.deployments:
-            deployment["rolloutState"] = "COMPLETED"
-            deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} completed."
-
-    models.Service.__init__ = completed  # type: ignore[method-assign]
-
-
-_steady_deployments()
+moto_shims.install()
 
 from moto.server import main  # noqa: E402  (after the watchdog starts)
 

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_cloudwatch::types::ScanBy;
 
 use super::AwsCloud;
+use super::cloudwatch::get_metric_data;
 use super::map::{self, SERVICE_CPU, SERVICE_RUNNING_TASKS};
-use super::observe::get_metric_data;
 use crate::cloud::CloudError;
 use crate::desired::ServiceId;
 use crate::simulate::history::History;

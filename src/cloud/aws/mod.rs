@@ -28,6 +28,7 @@
 
 mod apply;
 mod call;
+mod cloudwatch;
 mod errors;
 mod history;
 mod intercept;
@@ -317,6 +318,7 @@ mod tests {
             include_str!("apply.rs"),
             include_str!("history.rs"),
             include_str!("lease.rs"),
+            include_str!("cloudwatch.rs"),
         ];
         let prefixes = [
             (".ecs.", "ecs"),

@@ -15,22 +15,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
-use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
-use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-use aws_sdk_cloudwatch::types::{AlarmType, MetricDataQuery, ScanBy};
 use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 use aws_sdk_ecs::types::{DesiredStatus, ServiceField};
 use futures_util::{StreamExt, stream};
 
+use super::cloudwatch::{alarm_tags, describe_alarms, metric_data};
 use super::map::{self, ContainerInstanceInfo, TargetGroupInfo};
 use super::{AwsCloud, RegionClients};
-use crate::cloud::{Clock, CloudError, Scope};
+use crate::cloud::{CloudError, Scope};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
-use crate::observed::{
-    MetricSample, Observed, ObservedAlarm, ObservedService, ObservedTargetGroup, ProtectionRead, ResourceError,
-    TaskStatus,
-};
+use crate::observed::{Observed, ObservedService, ObservedTargetGroup, ProtectionRead, ResourceError, TaskStatus};
 
 use crate::cloud::batch;
 /// ListTasks / ListContainerInstances page size, as the SDK takes it.
@@ -46,7 +41,7 @@ const IN_FLIGHT: usize = 8;
 /// `items`. A call starts as soon as any other ends: finished outputs wait
 /// for their turn outside the limit, so one slow call holds back no other
 /// (`buffered` would keep them in its slots).
-async fn in_flight<T, F, Fut>(items: impl IntoIterator<Item = T>, f: F) -> Vec<Fut::Output>
+pub(super) async fn in_flight<T, F, Fut>(items: impl IntoIterator<Item = T>, f: F) -> Vec<Fut::Output>
 where
     F: Fn(T) -> Fut,
     Fut: Future,
@@ -64,7 +59,7 @@ where
 /// after `token` (`None`: the first); `next_token` reads a page's
 /// continuation, which ends the read when absent or empty. The first
 /// failed page fails the read.
-async fn all_pages<P, Fut>(
+pub(super) async fn all_pages<P, Fut>(
     next_token: impl Fn(&P) -> Option<&str>,
     mut page: impl FnMut(Option<String>) -> Fut,
 ) -> Result<Vec<P>, CloudError>
@@ -93,7 +88,7 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    fn note<T>(&self, r: Result<T, CloudError>) -> Result<T, CloudError> {
+    pub(super) fn note<T>(&self, r: Result<T, CloudError>) -> Result<T, CloudError> {
         match &r {
             Ok(_) => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
@@ -109,7 +104,7 @@ impl Tally {
     }
 }
 
-fn resource_error(e: &CloudError) -> ResourceError {
+pub(super) fn resource_error(e: &CloudError) -> ResourceError {
     match e {
         CloudError::NotFound(m) => ResourceError::NotFound(m.clone()),
         other => ResourceError::Unavailable(other.to_string()),
@@ -117,7 +112,7 @@ fn resource_error(e: &CloudError) -> ResourceError {
 }
 
 /// A failed batch call fails every item it asked for, with its error.
-fn failed_batch<'a, K: ToString, T>(
+pub(super) fn failed_batch<'a, K: ToString, T>(
     batch: &'a [K],
     e: &CloudError,
 ) -> impl Iterator<Item = (String, Result<T, ResourceError>)> + use<'a, K, T> {
@@ -713,179 +708,6 @@ async fn describe_target_groups(
         }
         Err(e) => failed_batch(batch, &e).collect(),
     }
-}
-
-/// Alarms by name; absent names are simply not there.
-async fn describe_alarms(
-    rc: &RegionClients,
-    names: &[String],
-    tally: &Tally,
-) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
-    let results = in_flight(map::batches(names, batch::ALARM_NAMES), |batch| async move {
-        let pages = all_pages(DescribeAlarmsOutput::next_token, |token| {
-            let req = rc.cloudwatch.describe_alarms();
-            let req =
-                req.set_alarm_names(Some(batch.to_vec())).alarm_types(AlarmType::MetricAlarm).set_next_token(token);
-            let bucket = &rc.buckets.cloudwatch_describe_alarms;
-            async move { tally.note(rc.call(bucket, "cloudwatch", "DescribeAlarms", || req.clone().send()).await) }
-        });
-        (batch, pages.await)
-    })
-    .await;
-    let mut out = BTreeMap::new();
-    for (batch, result) in results {
-        match result {
-            Ok(pages) => {
-                for a in pages.iter().flat_map(|p| p.metric_alarms()).map(map::alarm) {
-                    out.insert(a.definition.name.clone(), Ok(a));
-                }
-            }
-            Err(e) => out.extend(failed_batch(batch, &e)),
-        }
-    }
-    out
-}
-
-/// Whether each alarm read carries ballast's `managed-by` tag, which
-/// PutMetricAlarm sets only on create. DescribeAlarms returns no tags, so
-/// an alarm's are listed until it is seen tagged; alarms seen tagged, or
-/// created or tagged by ballast, are remembered, so a steady pass lists
-/// none. A listing that fails leaves `None` (logged): the alarm itself was
-/// read, only its tag is unknown.
-async fn alarm_tags(
-    cloud: &AwsCloud,
-    rc: &RegionClients,
-    region: &str,
-    mut alarms: BTreeMap<String, Result<ObservedAlarm, ResourceError>>,
-) -> BTreeMap<String, Result<ObservedAlarm, ResourceError>> {
-    let known =
-        |name: &str| cloud.inner.tagged_alarms.lock().unwrap().contains(&(region.to_string(), name.to_string()));
-    let mut unknown = Vec::new();
-    for a in alarms.values_mut().filter_map(|a| a.as_mut().ok()) {
-        if known(&a.definition.name) {
-            a.managed_by_ballast = Some(true);
-        } else if !a.arn.is_empty() {
-            unknown.push((a.definition.name.clone(), a.arn.clone()));
-        }
-    }
-    let listed = in_flight(unknown, |(name, arn)| async move {
-        let req = rc.cloudwatch.list_tags_for_resource().resource_arn(&arn);
-        let bucket = &rc.buckets.cloudwatch_describe_alarms;
-        (name, rc.call(bucket, "cloudwatch", "ListTagsForResource", || req.clone().send()).await)
-    })
-    .await;
-    for (name, tags) in listed {
-        let tagged = match tags {
-            Ok(out) => {
-                let (key, value) = super::apply::MANAGED_BY_TAG;
-                out.tags().iter().any(|t| t.key() == Some(key) && t.value() == Some(value))
-            }
-            Err(e) => {
-                tracing::warn!(alarm = %name, error = %e, "the alarm's tags could not be read");
-                continue;
-            }
-        };
-        if tagged {
-            cloud.inner.tagged_alarms.lock().unwrap().insert((region.to_string(), name.clone()));
-        }
-        if let Some(Ok(a)) = alarms.get_mut(&name) {
-            a.managed_by_ballast = Some(tagged);
-        }
-    }
-    alarms
-}
-
-/// The latest average CPU of each service. A service whose read failed
-/// is left out; one without datapoints maps to `None`.
-async fn metric_data(
-    cloud: &AwsCloud,
-    rc: &RegionClients,
-    services: &[ServiceId],
-    now: Option<std::time::SystemTime>,
-    tally: &Tally,
-) -> BTreeMap<ServiceId, Result<Option<MetricSample>, ResourceError>> {
-    let mut out = BTreeMap::new();
-    let end = cloud.inner.clock.now();
-    let start = end - cloud.inner.options.metric_lookback;
-    // At most one read per metric period per service.
-    let services: Vec<ServiceId> = {
-        let reads = cloud.inner.cpu_reads.lock().unwrap();
-        services
-            .iter()
-            .filter(|id| match reads.fresh(id, now) {
-                Some(sample) => {
-                    out.insert((*id).clone(), Ok(*sample));
-                    false
-                }
-                None => true,
-            })
-            .cloned()
-            .collect()
-    };
-    for batch in map::batches(&services, batch::METRIC_QUERIES) {
-        let queries: Vec<MetricDataQuery> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, id)| map::service_metric_query(&format!("q{i}"), id, map::SERVICE_CPU, 60))
-            .collect();
-        let pages = get_metric_data(rc, &queries, (start, end), ScanBy::TimestampDescending, Some(tally));
-        let pages = match pages.await {
-            Ok(pages) => pages,
-            Err(e) => {
-                // A failed read is no "no datapoint": the decision that
-                // needs it must know it was not read.
-                let err = resource_error(&e);
-                out.extend(batch.iter().map(|id| (id.clone(), Err(err.clone()))));
-                continue;
-            }
-        };
-        let mut samples: HashMap<String, Option<MetricSample>> = HashMap::new();
-        for r in pages.iter().flat_map(|p| p.metric_data_results()) {
-            let Some(qid) = r.id() else { continue };
-            let s = map::latest_sample(r);
-            let slot = samples.entry(qid.to_string()).or_default();
-            // Pages split datapoints; keep the newest.
-            if s.map(|s| s.at) > slot.map(|s| s.at) {
-                *slot = s;
-            }
-        }
-        let mut reads = cloud.inner.cpu_reads.lock().unwrap();
-        for (i, id) in batch.iter().enumerate() {
-            let sample = samples.get(&format!("q{i}")).copied().flatten();
-            reads.put(id.clone(), now, sample);
-            out.insert(id.clone(), Ok(sample));
-        }
-    }
-    out
-}
-
-/// Every page of one GetMetricData request over `(start, end)`; each
-/// attempt's outcome noted in `tally`, when there is one.
-pub(super) async fn get_metric_data(
-    rc: &RegionClients,
-    queries: &[MetricDataQuery],
-    (start, end): (std::time::SystemTime, std::time::SystemTime),
-    scan: ScanBy,
-    tally: Option<&Tally>,
-) -> Result<Vec<GetMetricDataOutput>, CloudError> {
-    all_pages(GetMetricDataOutput::next_token, |token| {
-        let req = rc.cloudwatch.get_metric_data();
-        let req = req
-            .set_metric_data_queries(Some(queries.to_vec()))
-            .start_time(start.into())
-            .end_time(end.into())
-            .scan_by(scan.clone())
-            .set_next_token(token);
-        let bucket = &rc.buckets.cloudwatch_metric_data;
-        async move {
-            let result = rc.call(bucket, "cloudwatch", "GetMetricData", || req.clone().send()).await;
-            match tally {
-                Some(t) => t.note(result),
-                None => result,
-            }
-        }
-    })
-    .await
 }
 
 /// Auto Scaling groups by name; absent names are not in the map.
