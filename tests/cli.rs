@@ -26,6 +26,17 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ballast")
 }
 
+/// `ballast COMMAND FILE` refuses the file: exit 1, no report on stdout.
+/// Its stderr, and the file's path as messages name it.
+fn refused(command: &str, file: &Path) -> (String, String) {
+    let mut args: Vec<&str> = command.split(' ').collect();
+    args.push(file.to_str().unwrap());
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "no report for an invalid input: {out}");
+    (err, file.display().to_string())
+}
+
 fn repo() -> PathBuf {
     fixtures::repo()
 }
@@ -178,10 +189,7 @@ fn simulate_refuses_an_invalid_scenario_with_located_errors() {
         "apiVersion: ballast.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: bad\nspec:\n  duration: 1h\n  events:\n    - at: 5m\n      deploy: {service: nope}\n    - at: 2h\n      restartController: {}\n",
     )
     .unwrap();
-    let (code, out, err) = run(&["simulate", file.to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(out.is_empty(), "no report for an invalid scenario: {out}");
-    let path = file.display().to_string();
+    let (err, path) = refused("simulate", &file);
     assert!(err.contains(&format!("{path}:9:25: `spec.events[0].deploy.service`: no service `nope`")), "{err}");
     assert!(err.contains(&format!("{path}:10:11: `spec.events[1].at` is 2h")), "{err}");
     assert!(err.contains("2 problems"), "{err}");
@@ -303,10 +311,7 @@ fn replay_refuses_an_invalid_history_with_located_errors() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("bad.csv");
     std::fs::write(&csv, "time,cpu_percent,running_tasks\n0,50,4\n60,fifty,4\n120,50,-1\n").unwrap();
-    let (code, out, err) = run(&["replay", "--csv", csv.to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(out.is_empty(), "no report for an invalid history: {out}");
-    let path = csv.display().to_string();
+    let (err, path) = refused("replay --csv", &csv);
     assert!(err.contains(&format!("{path}:3:4: `fifty` is not a CPU percent")), "{err}");
     assert!(err.contains(&format!("{path}:4:8: `-1` is not a task count")), "{err}");
     assert!(err.contains("2 problems in the history"), "{err}");

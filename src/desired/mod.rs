@@ -351,6 +351,18 @@ pub struct Zone {
     pub mode: ZoneMode,
 }
 
+impl Zone {
+    /// A subnet always in the group.
+    pub fn always_on(subnet: &str, zone: &str) -> Zone {
+        Zone { subnet: subnet.into(), zone: Some(zone.into()), mode: ZoneMode::AlwaysOn }
+    }
+
+    /// A subnet in the group only while more than `above` instances are needed.
+    pub fn on_demand(subnet: &str, zone: &str, above: u32) -> Zone {
+        Zone { subnet: subnet.into(), zone: Some(zone.into()), mode: ZoneMode::OnDemand { above } }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZoneMode {
     AlwaysOn,

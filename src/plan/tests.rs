@@ -540,14 +540,7 @@ fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) 
         suspend_az_rebalance,
         ..capacity(
             "ecsAutoScalingGroup",
-            vec![
-                Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
-                Zone {
-                    subnet: "subnet-b".into(),
-                    zone: Some("us-east-2b".into()),
-                    mode: ZoneMode::OnDemand { above: 2 },
-                },
-            ],
+            vec![Zone::always_on("subnet-a", "us-east-2a"), Zone::on_demand("subnet-b", "us-east-2b", 2)],
             2,
         )
     };
@@ -556,24 +549,9 @@ fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) 
     o.groups.insert(
         cap.group.clone(),
         Ok(ObservedGroup {
-            arn: "arn:asg".into(),
-            min_size: 0,
-            max_size: 10,
-            desired_capacity: 2,
             subnets: vec!["subnet-a".into()],
-            instances: (1..=2)
-                .map(|n| ObservedInstance {
-                    id: format!("i-{n}"),
-                    zone: "us-east-2a".into(),
-                    lifecycle_state: crate::observed::Lifecycle::InService,
-                    healthy: true,
-                    tasks: Some(1),
-                    subnet: Some("subnet-a".into()),
-                })
-                .collect(),
-            managed_scaling: false,
-            last_capacity_change: None,
             suspended_processes: suspended.iter().map(|p| p.to_string()).collect(),
+            ..capacity_group(2)
         }),
     );
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), alarms::alarm_names(&service_id())[0].clone())) {
@@ -1252,10 +1230,7 @@ fn place(instance: &mut ObservedInstance, zone: &str) {
 fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) {
     let cap = capacity(
         "asg",
-        vec![
-            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
-            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above: 2 } },
-        ],
+        vec![Zone::always_on("subnet-a", "us-east-2a"), Zone::on_demand("subnet-b", "us-east-2b", 2)],
         2,
     );
     let d = DesiredState { services: vec![service(tasks)], capacities: vec![cap.clone()] };
@@ -1365,10 +1340,7 @@ fn the_plan_says_what_a_foreign_target_and_a_wrong_container_port_are() {
 fn two_zone_capacity(above: u32, max_change_per_pass: u32) -> Capacity {
     capacity(
         "asg",
-        vec![
-            Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
-            Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::OnDemand { above } },
-        ],
+        vec![Zone::always_on("subnet-a", "us-east-2a"), Zone::on_demand("subnet-b", "us-east-2b", above)],
         max_change_per_pass,
     )
 }
@@ -2037,13 +2009,9 @@ mod drain {
         let cap = capacity(
             "asg",
             vec![
-                Zone { subnet: "subnet-a".into(), zone: Some("us-east-2a".into()), mode: ZoneMode::AlwaysOn },
-                Zone { subnet: "subnet-b".into(), zone: Some("us-east-2b".into()), mode: ZoneMode::AlwaysOn },
-                Zone {
-                    subnet: "subnet-c".into(),
-                    zone: Some("us-east-2c".into()),
-                    mode: ZoneMode::OnDemand { above: 2 },
-                },
+                Zone::always_on("subnet-a", "us-east-2a"),
+                Zone::always_on("subnet-b", "us-east-2b"),
+                Zone::on_demand("subnet-c", "us-east-2c", 2),
             ],
             5,
         );

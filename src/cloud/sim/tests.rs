@@ -10,7 +10,6 @@ use crate::cloud::ManualClock;
 use crate::desired::{
     Capacity, DesiredState, GroupId, MissingData, Origin, Ownership, Service, ServiceBudget, ServiceId,
     ServiceTakeOver, TargetGroupBinding, TargetGroupId, TargetGroupRef, TargetType, TaskCount, TasksPerInstance, Zone,
-    ZoneMode,
 };
 use crate::observed::{
     AlarmDefinition, AlarmState, Lifecycle, ObservedService, ResourceError, ServiceStatus, Target, TargetGroupType,
@@ -83,13 +82,9 @@ fn capacity(min: u32, max: u32, tasks_per_instance: TasksPerInstance) -> Capacit
         headroom: 0,
         scale_in_cooldown: secs(600),
         zones: vec![
-            Zone { subnet: "subnet-a".to_string(), zone: Some("us-east-1a".to_string()), mode: ZoneMode::AlwaysOn },
-            Zone { subnet: "subnet-b".to_string(), zone: Some("us-east-1b".to_string()), mode: ZoneMode::AlwaysOn },
-            Zone {
-                subnet: "subnet-c".to_string(),
-                zone: Some("us-east-1c".to_string()),
-                mode: ZoneMode::OnDemand { above: 4 },
-            },
+            Zone::always_on("subnet-a", "us-east-1a"),
+            Zone::always_on("subnet-b", "us-east-1b"),
+            Zone::on_demand("subnet-c", "us-east-1c", 4),
         ],
         max_change_per_pass: 2,
         take_over_managed_scaling: false,

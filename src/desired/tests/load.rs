@@ -176,10 +176,7 @@ spec:
     assert_eq!(c.tasks_per_instance, TasksPerInstance::Resources { cpu: 1024, memory: 983 });
     assert_eq!((c.headroom, c.max_change_per_pass), (1, 1));
     assert_eq!(c.scale_in_cooldown, Duration::from_secs(600));
-    assert_eq!(
-        c.zones[0],
-        Zone { subnet: "subnet-0a1b2c3d".into(), zone: Some("eu-west-1a".into()), mode: ZoneMode::AlwaysOn }
-    );
+    assert_eq!(c.zones[0], Zone::always_on("subnet-0a1b2c3d", "eu-west-1a"));
     assert!(c.suspend && c.take_over_managed_scaling);
 }
 
