@@ -583,7 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flap_is_a_scale_in_run_undone_by_scale_outs_back_to_its_start() {
+    fn a_flap_is_a_scale_in_run_whose_tasks_scale_outs_bring_back() {
         let mut m = ScalingMemory::default();
         let at = |minute: u64| t0() + Duration::from_secs(minute * 60);
         // 12 -> 8 -> 4 (one run, split by the budget), 4 -> 9 falls short,
