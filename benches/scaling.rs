@@ -43,9 +43,21 @@ const WORLD: &str = include_str!("../tests/fixtures/replay/bench-world/app.yaml"
 /// A ballast scaling policy (the `spec.scaling.cpu` block), as a user
 /// would declare it.
 struct Variant {
-    name: &'static str,
-    why: &'static str,
-    yaml: &'static str,
+    name: String,
+    why: String,
+    /// The `cpu` block, indented as under `spec.scaling:` in the world.
+    yaml: String,
+}
+
+/// A policy from its `spec.scaling.cpu` mapping.
+fn variant(name: impl Into<String>, why: impl Into<String>, cpu: &serde_yaml::Value) -> Variant {
+    assert!(cpu.is_mapping(), "a scaling policy is a mapping: {cpu:?}");
+    let yaml = serde_yaml::to_string(cpu)
+        .expect("a YAML value serialises")
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    Variant { name: name.into(), why: why.into(), yaml }
 }
 
 /// The policy in the headline tables: the one `desired-state/app.yaml`
@@ -54,18 +66,7 @@ struct Variant {
 static EXAMPLE: LazyLock<Variant> = LazyLock::new(|| {
     let doc: serde_yaml::Value =
         serde_yaml::from_str(include_str!("../desired-state/app.yaml")).expect("desired-state/app.yaml is YAML");
-    let cpu = &doc["spec"]["scaling"]["cpu"];
-    assert!(cpu.is_mapping(), "desired-state/app.yaml declares spec.scaling.cpu");
-    let block: String = serde_yaml::to_string(cpu)
-        .expect("a YAML value serialises")
-        .lines()
-        .map(|line| format!("      {line}\n"))
-        .collect();
-    Variant {
-        name: "example",
-        why: "desired-state/app.yaml as shipped, read from the file",
-        yaml: Box::leak(format!("\n{block}").into_boxed_str()),
-    }
+    variant("example", "desired-state/app.yaml as shipped, read from the file", &doc["spec"]["scaling"]["cpu"])
 });
 
 /// Every ballast policy measured: the shipped example, then the others.
@@ -73,52 +74,19 @@ fn ballast_policies() -> Vec<&'static Variant> {
     std::iter::once(&*EXAMPLE).chain(VARIANTS.iter()).collect()
 }
 
-/// Other policies a user might declare, for the sensitivity table.
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "previous default",
-        why: "desired-state/app.yaml until 2026-12-07: in after 3 min below 54 %, at most 25 % of the tasks per step",
-        yaml: r#"
-      targetCpu: 60
-      tolerance: 0.1
-      missingData: missing
-      scaleOut: {threshold: 66, period: 1m, evaluationPeriods: 1, cooldown: 1m}
-      scaleIn: {threshold: 54, period: 1m, evaluationPeriods: 3, step: "25%", cooldown: 1m}
-      stabilizationWindow: 5m
-"#,
-    },
-    Variant {
-        name: "suggested",
-        why: "the issue's suggestion: out 1 min above 70 %, in 5 min below 40 %, cooldowns 1m / 5m",
-        yaml: r#"
-      targetCpu: 60
-      tolerance: 0.1
-      stabilizationWindow: 5m
-      scaleOut: {threshold: 70, period: 1m, evaluationPeriods: 1, step: "50%", cooldown: 1m}
-      scaleIn: {threshold: 40, period: 1m, evaluationPeriods: 5, step: "25%", cooldown: 5m}
-"#,
-    },
-    Variant {
-        name: "step, fast",
-        why: "step scaling (no targetCpu, no CPU reads): out +50 % after 1 min above 66 % with a 2m cooldown, \
-              in -25 % after 3 min below 54 %",
-        yaml: r#"
-      stabilizationWindow: 5m
-      scaleOut: {threshold: 66, period: 1m, evaluationPeriods: 1, step: "50%", cooldown: 2m}
-      scaleIn: {threshold: 54, period: 1m, evaluationPeriods: 3, step: "25%", cooldown: 1m}
-"#,
-    },
-    Variant {
-        name: "step, slow",
-        why: "the first shipped example: step scaling (no targetCpu), out +50 % after 3 min above 70 %, \
-              in -1 after 15 min below 30 %",
-        yaml: r#"
-      missingData: missing
-      scaleOut: {threshold: 70, period: 1m, evaluationPeriods: 3, step: "50%", cooldown: 3m}
-      scaleIn: {threshold: 30, period: 1m, evaluationPeriods: 15, step: 1, cooldown: 5m}
-"#,
-    },
-];
+/// Other policies a user might declare, for the sensitivity table
+/// (benches/scaling-variants.yaml).
+static VARIANTS: LazyLock<Vec<Variant>> = LazyLock::new(|| {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        name: String,
+        why: String,
+        cpu: serde_yaml::Value,
+    }
+    let declared: Vec<Declared> =
+        serde_yaml::from_str(include_str!("scaling-variants.yaml")).expect("benches/scaling-variants.yaml");
+    declared.into_iter().map(|d| variant(d.name, d.why, &d.cpu)).collect()
+});
 
 fn desired_for(variant: &Variant) -> DesiredState {
     let (before, after) = WORLD.split_once("  scaling:\n").expect("the world declares scaling");
