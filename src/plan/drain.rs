@@ -30,9 +30,19 @@
 //!   drops by as many. A failure between the two steps leaves drained,
 //!   unprotected tasks that the next pass hands over again.
 //!
+//! - **Deployments** hand their old tasks over with the same steps: while
+//!   a service deploys, a task ECS started for an older deployment
+//!   (`startedBy`) stays protected until it is chosen; it is chosen once
+//!   every bound group keeps more healthy targets than its floor without
+//!   it (the binding's `minHealthy`, or the count the service should
+//!   have: a new task healthy first), or at once if it is healthy in no
+//!   group; drained, its protection comes off and the deployment stops
+//!   it. No count changes. A deployment held at the floor while a new
+//!   task stays unhealthy for [`STALL_AFTER`] is reported as stalled.
+//!
 //! The same per-task steps (take out of every group, wait, release) are
-//! what a deployment hand-over or an instance drain needs: they ask for a
-//! task to leave through [`Leaving`], whatever the cause.
+//! what an instance drain needs: they ask for a task to leave through
+//! [`Leaving`], whatever the cause.
 //!
 //! [`Memory::drains`]: super::Memory::drains
 
@@ -235,8 +245,6 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     // nothing is lost, and the drained task is handed over again).
     waiting.unprotected =
         staying.iter().filter(|t| t.protected_until.is_none_or(|until| until < now + PROTECTED_MARGIN)).count() as u32;
-    // ECS stops `live - to` tasks, each an unprotected one: at most the
-    // ready ones, and only those while every task that stays is protected.
     if let Some(handover) = &mut out.deployment {
         // The deployment stops the handed-over tasks itself: no count
         // changes for them.
@@ -244,6 +252,8 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
         handover.left = waiting.left;
         return out;
     }
+    // ECS stops `live - to` tasks, each an unprotected one: at most the
+    // ready ones, and only those while every task that stays is protected.
     let to = (live.len() as u32 - ready).max(input.target);
     let stops = (live.len() as u32).saturating_sub(to);
     if to < svc.desired_count && (stops == 0 || waiting.unprotected == 0) {
@@ -438,15 +448,25 @@ fn routing(task: &ObservedTask, groups: &[(&TargetGroupBinding, &ObservedTargetG
     if draining { Routing::Draining } else { Routing::Out }
 }
 
+/// How far tasks on their way out are, for the holds: those still in
+/// service or draining, and the longest known wait left; `None` once
+/// they are drained.
+fn progress(draining: u32, left: Duration) -> Option<String> {
+    match (draining, left.as_secs()) {
+        (0, 0) => None,
+        (0, s) => Some(format!("{s} s left")),
+        (n, 0) => Some(format!("{n} still in service or draining in the load balancer")),
+        (n, s) => Some(format!("{n} still in service or draining in the load balancer, at least {s} s left")),
+    }
+}
+
 impl std::fmt::Display for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "draining {} task(s) for scale-in", self.tasks)?;
-        let left = self.left.as_secs();
-        match (self.draining, left) {
-            (0, 0) => write!(f, ": drained, handing them to ECS")?,
-            (0, s) => write!(f, ", {s} s left")?,
-            (n, 0) => write!(f, ": {n} still in service or draining in the load balancer")?,
-            (n, s) => write!(f, ": {n} still in service or draining in the load balancer, at least {s} s left")?,
+        match progress(self.draining, self.left) {
+            None => write!(f, ": drained, handing them to ECS")?,
+            Some(p) if self.draining == 0 => write!(f, ", {p}")?,
+            Some(p) => write!(f, ": {p}")?,
         }
         if self.unprotected > 0 {
             write!(
@@ -466,11 +486,8 @@ impl std::fmt::Display for Handover {
             "deployment: {} old task(s), {} new ({} healthy in every target group); {} old handed over",
             self.old, self.new, self.new_healthy, self.leaving
         )?;
-        match (self.draining, self.left.as_secs()) {
-            (0, 0) => {}
-            (0, s) => write!(f, ", {s} s of propagation lag left")?,
-            (n, 0) => write!(f, ", {n} still in service or draining in the load balancer")?,
-            (n, s) => write!(f, ", {n} still in service or draining in the load balancer, at least {s} s left")?,
+        if let Some(p) = progress(self.draining, self.left) {
+            write!(f, ", {p}")?;
         }
         if self.held > 0 {
             write!(

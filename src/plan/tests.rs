@@ -2178,7 +2178,7 @@ mod drain {
         let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(340));
         assert!(p.changes.is_empty(), "the lag is not over: {:#?}", p.changes);
         let message = deployment_hold(&p).message();
-        assert!(message.contains("60 s of propagation lag left"), "{message}");
+        assert!(message.contains("1 old handed over, 60 s left"), "{message}");
         let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(400));
         assert_eq!(protection_changes(&p), vec![(vec![arn(1)], None)], "{:#?}", p.changes);
         assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::DesiredCount), "ECS stops it, not a count");
