@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::desired::DesiredState;
 use crate::observed::{Observed, TargetHealth};
-use crate::plan::{HoldKind, Memory, Plan};
+use crate::plan::{HoldKind, HoldReason, Memory, Plan, ResourceKey};
 
 /// The result of one cloud API call, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +124,8 @@ pub struct Metrics {
     groups: ResourceGauges<GroupLabels, 1>,
     decisions: Family<DecisionLabels, Counter>,
     contested: ResourceGauges<FieldLabels, 1>,
+    /// Per deploying service: old tasks, new tasks healthy, stalled (1/0).
+    deployments: ResourceGauges<ServiceLabels, 3>,
     reloads: Family<ResultLabel, Counter>,
     config_valid: Gauge,
     /// Inputs the last pass could not read.
@@ -192,6 +194,7 @@ impl Metrics {
             groups: ResourceGauges::default(),
             decisions: Family::default(),
             contested: ResourceGauges::default(),
+            deployments: ResourceGauges::default(),
             reloads: Family::default(),
             config_valid: Gauge::default(),
             unread: Gauge::default(),
@@ -247,6 +250,22 @@ impl Metrics {
             "contested_fields",
             "1 while ballast has stopped correcting a field another actor keeps reverting",
             m.contested.families[0].clone(),
+        );
+        let [old, new_healthy, stalled] = &m.deployments.families;
+        registry.register(
+            "deployment_old_tasks",
+            "Tasks of older deployments still live while a deployment hands them over",
+            old.clone(),
+        );
+        registry.register(
+            "deployment_new_healthy_tasks",
+            "Tasks of the rolling deployment healthy in every bound target group",
+            new_healthy.clone(),
+        );
+        registry.register(
+            "deployment_stalled",
+            "1 while a deployment's new tasks do not become healthy and the old ones keep serving at the floor",
+            stalled.clone(),
         );
         registry.register("config_reloads", "Desired-state reloads by result (success, invalid)", m.reloads.clone());
         registry.register(
@@ -345,6 +364,14 @@ impl Metrics {
                 .filter(|(_, m)| m.contested_since.is_some())
                 .map(|(f, _)| (FieldLabels { field: f.to_string() }, [1])),
         );
+        self.deployments.set(plan.holds.iter().filter_map(|h| {
+            let (HoldReason::Deploying(d), ResourceKey::Service { cluster, service, .. }) = (&h.reason, &h.resource)
+            else {
+                return None;
+            };
+            let labels = ServiceLabels { cluster: cluster.clone(), service: service.clone() };
+            Some((labels, [i64::from(d.old), i64::from(d.new_healthy), i64::from(d.stalled)]))
+        }));
         for (id, d) in &plan.decisions {
             self.decisions
                 .get_or_create(&DecisionLabels {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::desired::DesiredState;
 use crate::observed::Observed;
-use crate::plan::{Hold, HoldKind, Plan, PlannedChange, ResourceKey, ResourceReport};
+use crate::plan::{Hold, HoldKind, HoldReason, Plan, PlannedChange, ResourceKey, ResourceReport};
 
 /// How many applied changes each resource remembers.
 const HISTORY: usize = 10;
@@ -457,6 +457,12 @@ impl ResourceStatus {
             if let Some(h) = self.held.iter().find(|h| h.kind() == kind) {
                 conditions.push(Condition { kind: label, status: "True", reason: label.into(), message: h.message() });
             }
+        }
+        // A deployment whose new tasks do not become healthy: the old
+        // ones keep serving at the floor until someone acts.
+        if let Some(h) = self.held.iter().find(|h| matches!(&h.reason, HoldReason::Deploying(d) if d.stalled)) {
+            let label = "DeploymentStalled";
+            conditions.push(Condition { kind: label, status: "True", reason: label.into(), message: h.message() });
         }
         if !failed_now && self.last_changes.back().is_some_and(|c| c.at == now) {
             self.last_error = None;

@@ -509,10 +509,12 @@ async fn each_pass_adds_a_chart_point_with_what_it_observed() {
 }
 
 mod drain {
-    //! Scale-in by drain (issue 15) on the simulated cloud with traffic:
-    //! no request fails because of a ballast scale-in, a restart mid-drain
-    //! carries on from what AWS reports, and every serving task is
-    //! protected from scale-in unless ballast chose it to leave.
+    //! Scale-in by drain and deployment hand-over (issue 15) on the
+    //! simulated cloud with traffic: no request fails because of a ballast
+    //! scale-in or a deployment, a restart mid-drain or mid-deployment
+    //! carries on from what AWS reports, a deployment whose new tasks never
+    //! become healthy stops at the floor and is reported, and every serving
+    //! task is protected from scale-in unless ballast chose it to leave.
 
     use std::collections::BTreeMap;
     use std::time::SystemTime;
@@ -645,6 +647,91 @@ mod drain {
         assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
     }
 
+    /// The drain bed with deploy/'s deployment configuration (0 / 100: one
+    /// static-port task per instance leaves a new task no room before an
+    /// old one stops), at 100 requests per second, converged.
+    async fn deploy_bed() -> (Bed, ServiceId) {
+        let (mut b, id) = drain_bed();
+        b.sim.set_deployment_configuration(&id, 0, 100).unwrap();
+        b.sim.set_load(&id, 100.0).unwrap();
+        run_for(&mut b, &id, 300).await.unwrap();
+        (b, id)
+    }
+
+    /// Whether the deployment is done: not deploying, and every live task
+    /// the primary deployment's.
+    fn deployed(b: &Bed, id: &ServiceId) -> bool {
+        let svc = b.sim.service(id).unwrap();
+        let live = svc.tasks.iter().filter(|t| t.desired_status == crate::observed::TaskStatus::Running);
+        !svc.deploying && live.clone().count() > 0 && live.clone().all(|t| t.started_by == svc.primary_deployment)
+    }
+
+    fn service_status(b: &Bed) -> (Vec<String>, Vec<&'static str>) {
+        let st = b.ctl.status();
+        let st = st.read().unwrap();
+        let svc = st.resources.iter().find(|r| matches!(r.resource, crate::plan::ResourceKey::Service { .. })).unwrap();
+        (svc.held.iter().map(|h| h.message()).collect(), svc.conditions.iter().map(|c| c.kind).collect())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deployment_hands_the_old_tasks_over_and_loses_no_request() {
+        let (mut b, id) = deploy_bed().await;
+        let before = b.sim.service(&id).unwrap().running_count;
+        b.sim.deploy(&id).unwrap();
+        run_for(&mut b, &id, 60).await.unwrap();
+        let (held, _) = service_status(&b);
+        assert!(held.iter().any(|m| m.starts_with("deployment: ")), "progress in /status: {held:?}");
+        // Each old task: the deregistration delay (300 s), the lag, a pass.
+        run_for(&mut b, &id, 1800).await.unwrap();
+        assert!(deployed(&b, &id), "{:?}", b.sim.service(&id));
+        assert_eq!(b.sim.service(&id).unwrap().running_count, before);
+        assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_mid_deployment_carries_on() {
+        let (mut b, id) = deploy_bed().await;
+        b.sim.deploy(&id).unwrap();
+        // Into the hand-over: an old task is out of its groups.
+        run_for(&mut b, &id, 120).await.unwrap();
+        let svc = b.sim.service(&id).unwrap();
+        assert!(svc.deploying);
+        assert!(svc.tasks.iter().filter(|t| t.is_serving()).count() > routed(&b, &id).len(), "one is draining");
+        b.restart();
+        run_for(&mut b, &id, 1800).await.unwrap();
+        assert!(deployed(&b, &id), "{:?}", b.sim.service(&id));
+        assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deployment_whose_new_tasks_never_get_healthy_stops_at_the_floor_and_is_reported() {
+        let (mut b, id) = deploy_bed().await;
+        let old: Vec<String> = b.sim.service(&id).unwrap().tasks.iter().map(|t| t.arn.clone()).collect();
+        b.sim.deploy_broken(&id).unwrap();
+        run_for(&mut b, &id, 1800).await.unwrap();
+        let svc = b.sim.service(&id).unwrap();
+        assert!(svc.deploying);
+        // The example's bindings declare minHealthy 1: one old task keeps
+        // serving, the rest were handed over.
+        let old_serving: Vec<&String> =
+            svc.tasks.iter().filter(|t| t.is_serving() && old.contains(&t.arn)).map(|t| &t.arn).collect();
+        assert_eq!(old_serving.len(), 1, "{svc:?}");
+        // (A stopped old task shares its target with the new task on its
+        // instance: only the serving one counts.)
+        let routed = routed(&b, &id);
+        assert!(routed.contains(old_serving[0]), "and stays routed");
+        let (held, conditions) = service_status(&b);
+        assert!(conditions.contains(&"DeploymentStalled"), "{conditions:?} {held:?}");
+        assert!(held.iter().any(|m| m.contains("stalled")), "{held:?}");
+        let text = b.metrics.render();
+        assert!(
+            text.lines().any(|l| l.starts_with("ballast_deployment_stalled{") && l.ends_with(" 1")),
+            "{}",
+            text.lines().filter(|l| l.contains("deployment")).collect::<Vec<_>>().join("\n")
+        );
+        assert_eq!(failed(&b.sim), 0.0, "no request failed: {:?}", b.sim.traffic());
+    }
+
     #[derive(Debug, Clone)]
     enum Event {
         Wait(u64),
@@ -653,6 +740,7 @@ mod drain {
         Scaling,
         Restart,
         Outage(u64),
+        Deploy,
     }
 
     fn event() -> impl Strategy<Value = Event> {
@@ -663,17 +751,21 @@ mod drain {
             1 => Just(Event::Scaling),
             1 => Just(Event::Restart),
             1 => (10u64..180).prop_map(Event::Outage),
+            1 => Just(Event::Deploy),
         ]
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
         #[test]
-        fn no_request_fails_because_of_a_ballast_scale_in(events in proptest::collection::vec(event(), 1..10)) {
+        fn no_request_fails_because_of_a_ballast_scale_in_or_a_deployment(events in proptest::collection::vec(event(), 1..10)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
             let result: Result<(), String> = rt.block_on(async {
                 let (mut b, id) = drain_bed();
                 let example = b.ctl.desired().clone();
+                // deploy/'s deployment configuration: ECS's defaults leave
+                // a new static-port task no room.
+                b.sim.set_deployment_configuration(&id, 0, 100).unwrap();
                 b.sim.set_load(&id, 100.0).unwrap();
                 run_for(&mut b, &id, 120).await?;
                 for ev in events {
@@ -692,6 +784,7 @@ mod drain {
                             run_for(&mut b, &id, s).await?;
                             b.sim.set_unreachable(false);
                         }
+                        Event::Deploy => b.sim.deploy(&id).unwrap(),
                     }
                     run_for(&mut b, &id, 30).await?;
                 }

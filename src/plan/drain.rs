@@ -30,9 +30,19 @@
 //!   drops by as many. A failure between the two steps leaves drained,
 //!   unprotected tasks that the next pass hands over again.
 //!
+//! - **Deployments** hand their old tasks over with the same steps: while
+//!   a service deploys, a task ECS started for an older deployment
+//!   (`startedBy`) stays protected until it is chosen; it is chosen once
+//!   every bound group keeps more healthy targets than its floor without
+//!   it (the binding's `minHealthy`, or the count the service should
+//!   have: a new task healthy first), or at once if it is healthy in no
+//!   group; drained, its protection comes off and the deployment stops
+//!   it. No count changes. A deployment held at the floor while a new
+//!   task stays unhealthy for [`STALL_AFTER`] is reported as stalled.
+//!
 //! The same per-task steps (take out of every group, wait, release) are
-//! what a deployment hand-over or an instance drain needs: they ask for a
-//! task to leave through [`Leaving`], whatever the cause.
+//! what an instance drain needs: they ask for a task to leave through
+//! [`Leaving`], whatever the cause.
 //!
 //! [`Memory::drains`]: super::Memory::drains
 
@@ -96,6 +106,42 @@ pub struct DrainPlan {
     pub lower_to: Option<u32>,
     /// Why the scale-in is not done yet, for the hold.
     pub waiting: Option<Waiting>,
+    /// A deployment's hand-over of its old tasks, while one rolls.
+    pub deployment: Option<Handover>,
+}
+
+/// A new task that has been RUNNING this long without becoming healthy
+/// in every bound group, while the hand-over is at its floor, makes the
+/// deployment stalled: reported, and no old task goes further.
+pub const STALL_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// A deployment's hand-over: where it is, and what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// Live tasks of older deployments.
+    pub old: u32,
+    /// Live tasks of the primary deployment, and those of them healthy in
+    /// every bound group.
+    pub new: u32,
+    pub new_healthy: u32,
+    /// Old tasks taken out of their groups (draining, drained or handed to ECS).
+    pub leaving: u32,
+    /// Old healthy tasks kept in service by the floor.
+    pub held: u32,
+    /// The healthy targets the tightest bound group keeps at the least:
+    /// its binding's `minHealthy`, or the count the service should have
+    /// (never 0).
+    pub floor: u32,
+    /// That group's healthy targets of the service once the leaving
+    /// tasks are out.
+    pub in_service: u32,
+    /// Of the leaving tasks, those still in service or draining.
+    pub draining: u32,
+    /// The longest known wait left (the propagation lag).
+    pub left: Duration,
+    /// At the floor while a new task has not become healthy for
+    /// [`STALL_AFTER`]: reported as a condition and a metric.
+    pub stalled: bool,
 }
 
 /// A scale-in in progress: what it waits for.
@@ -137,52 +183,16 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     let now = input.now;
     let mut out = DrainPlan::default();
     let live: Vec<&ObservedTask> = svc.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running).collect();
-    // Tasks of an older deployment are the deployment's to replace. Once
-    // no deployment rolls, every task is the service's to keep.
-    let old = |t: &ObservedTask| match (&svc.primary_deployment, &t.started_by) {
-        (Some(primary), Some(by)) => svc.deploying && by.starts_with("ecs-svc/") && by != primary,
-        _ => false,
+    let routing: BTreeMap<&str, Routing> = live.iter().map(|t| (t.arn.as_str(), routing(t, input.groups))).collect();
+    let (old, current): (Vec<&ObservedTask>, Vec<&ObservedTask>) =
+        live.iter().copied().partition(|t| is_older_deployment(svc, t));
+    let chosen: Vec<&ObservedTask> = if old.is_empty() {
+        choose_for_scale_in(input, &current, &routing, since)
+    } else {
+        let (chosen, handover) = choose_for_handover(input, &live, &old, &routing, since);
+        out.deployment = Some(handover);
+        chosen
     };
-    let current: Vec<&ObservedTask> = live.iter().copied().filter(|t| !old(t)).collect();
-    for t in live.iter().filter(|t| old(t) && is_protected(t, now)) {
-        out.unprotect.push(t.arn.clone());
-    }
-
-    let leave = if input.no_scale_in { 0 } else { (live.len() as u32).saturating_sub(input.target) as usize };
-    let routing: BTreeMap<&str, Routing> = current.iter().map(|t| (t.arn.as_str(), routing(t, input.groups))).collect();
-    let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
-    for t in &current {
-        if let Some((zone, _)) = t.instance_id.as_deref().and_then(input.zone_of) {
-            *per_zone.entry(zone).or_default() += 1;
-        }
-    }
-    // One at a time, as ECS balances its own scale-in: the zone counts
-    // change with each task chosen.
-    let mut candidates: Vec<(&ObservedTask, Option<(String, bool)>)> =
-        current.iter().map(|t| (*t, t.instance_id.as_deref().and_then(input.zone_of))).collect();
-    let mut chosen: Vec<&ObservedTask> = Vec::with_capacity(leave);
-    while chosen.len() < leave && !candidates.is_empty() {
-        let key = |(t, place): &(&ObservedTask, Option<(String, bool)>)| {
-            let on_demand = place.as_ref().is_some_and(|(_, od)| *od);
-            let crowd = place.as_ref().map_or(0, |(z, _)| per_zone[z]);
-            (
-                routing[t.arn.as_str()],
-                // A task whose drain began earlier is further on its way.
-                since.get(&t.arn).is_none(),
-                since.get(&t.arn).copied(),
-                !on_demand,
-                std::cmp::Reverse(crowd),
-                std::cmp::Reverse(t.started_at),
-                std::cmp::Reverse(t.arn.clone()),
-            )
-        };
-        let best = (0..candidates.len()).min_by_key(|&i| key(&candidates[i])).unwrap_or(0);
-        let (task, place) = candidates.swap_remove(best);
-        if let Some((zone, _)) = place {
-            per_zone.entry(zone).and_modify(|n| *n -= 1);
-        }
-        chosen.push(task);
-    }
     let chosen_arns: BTreeSet<&str> = chosen.iter().map(|t| t.arn.as_str()).collect();
     since.retain(|arn, _| chosen_arns.contains(arn.as_str()));
 
@@ -193,7 +203,7 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     let carries_traffic =
         |t: &ObservedTask| t.is_serving() && (input.groups.is_empty() || routing[t.arn.as_str()] == Routing::Routed);
     let staying: Vec<&ObservedTask> =
-        current.iter().copied().filter(|t| !chosen_arns.contains(t.arn.as_str()) && carries_traffic(t)).collect();
+        live.iter().copied().filter(|t| !chosen_arns.contains(t.arn.as_str()) && carries_traffic(t)).collect();
     for t in &staying {
         if t.protected_until.is_none_or(|until| until < now + RENEW_BELOW) {
             out.protect.push(t.arn.clone());
@@ -239,6 +249,13 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     // nothing is lost, and the drained task is handed over again).
     waiting.unprotected =
         staying.iter().filter(|t| t.protected_until.is_none_or(|until| until < now + PROTECTED_MARGIN)).count() as u32;
+    if let Some(handover) = &mut out.deployment {
+        // The deployment stops the handed-over tasks itself: no count
+        // changes for them.
+        handover.draining = waiting.draining;
+        handover.left = waiting.left;
+        return out;
+    }
     // ECS stops `live - to` tasks, each an unprotected one: at most the
     // ready ones, and only those while every task that stays is protected.
     let to = (live.len() as u32 - ready).max(input.target);
@@ -250,6 +267,139 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
         out.waiting = Some(waiting);
     }
     out
+}
+
+/// Whether the task was started by a deployment older than the primary
+/// one while the service deploys: the deployment is replacing it.
+fn is_older_deployment(svc: &ObservedService, t: &ObservedTask) -> bool {
+    match (&svc.primary_deployment, &t.started_by) {
+        (Some(primary), Some(by)) => svc.deploying && by.starts_with("ecs-svc/") && by != primary,
+        _ => false,
+    }
+}
+
+/// The tasks a scale-in takes out, one at a time as ECS balances its own
+/// scale-in (the zone counts change with each task chosen): the tasks
+/// furthest on their way out first, then those in on-demand zones, in the
+/// zone with the most of the service's tasks, the newest.
+fn choose_for_scale_in<'t>(
+    input: &DrainInput<'t>,
+    current: &[&'t ObservedTask],
+    routing: &BTreeMap<&str, Routing>,
+    since: &BTreeMap<String, SystemTime>,
+) -> Vec<&'t ObservedTask> {
+    let leave = if input.no_scale_in { 0 } else { (current.len() as u32).saturating_sub(input.target) as usize };
+    let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
+    for t in current {
+        if let Some((zone, _)) = t.instance_id.as_deref().and_then(input.zone_of) {
+            *per_zone.entry(zone).or_default() += 1;
+        }
+    }
+    let mut candidates: Vec<(&ObservedTask, Option<(String, bool)>)> =
+        current.iter().map(|t| (*t, t.instance_id.as_deref().and_then(input.zone_of))).collect();
+    let mut chosen: Vec<&ObservedTask> = Vec::with_capacity(leave);
+    while chosen.len() < leave && !candidates.is_empty() {
+        let key = |(t, place): &(&ObservedTask, Option<(String, bool)>)| {
+            let on_demand = place.as_ref().is_some_and(|(_, od)| *od);
+            let crowd = place.as_ref().map_or(0, |(z, _)| per_zone[z]);
+            (
+                routing[t.arn.as_str()],
+                // A task whose drain began earlier is further on its way.
+                since.get(&t.arn).is_none(),
+                since.get(&t.arn).copied(),
+                !on_demand,
+                std::cmp::Reverse(crowd),
+                std::cmp::Reverse(t.started_at),
+                std::cmp::Reverse(t.arn.clone()),
+            )
+        };
+        let best = (0..candidates.len()).min_by_key(|&i| key(&candidates[i])).unwrap_or(0);
+        let (task, place) = candidates.swap_remove(best);
+        if let Some((zone, _)) = place {
+            per_zone.entry(zone).and_modify(|n| *n -= 1);
+        }
+        chosen.push(task);
+    }
+    chosen
+}
+
+/// The old tasks a deployment's hand-over takes out this pass: every old
+/// task that carries no healthy traffic (it costs nothing), then healthy
+/// ones, furthest on their way out then the oldest, while every bound
+/// group keeps more healthy targets than its floor: the binding's
+/// `minHealthy`, or by default the count the service should have (the
+/// larger of ECS's desired count and ballast's), so that a new task is
+/// healthy before an old one goes.
+fn choose_for_handover<'t>(
+    input: &DrainInput<'t>,
+    live: &[&'t ObservedTask],
+    old: &[&'t ObservedTask],
+    routing: &BTreeMap<&str, Routing>,
+    since: &BTreeMap<String, SystemTime>,
+) -> (Vec<&'t ObservedTask>, Handover) {
+    // Per bound group: the floor, and the service's tasks healthy there.
+    // Without bound groups ballast routes nothing to the tasks (ECS's own
+    // load-balancer integration drains them before it stops them, if
+    // any): every old task is handed over at once.
+    let desired = input.service.desired_count.max(input.target);
+    let healthy_in_group = |t: &ObservedTask, g: Option<usize>| g.is_some_and(|i| is_healthy_in(t, input.groups[i]));
+    let groups: Vec<Option<usize>> =
+        if input.groups.is_empty() { vec![None] } else { (0..input.groups.len()).map(Some).collect() };
+    let floor_of = |g: Option<usize>| g.map_or(0, |i| input.groups[i].0.min_healthy.unwrap_or(desired).max(1));
+    let mut healthy: Vec<u32> =
+        groups.iter().map(|&g| live.iter().filter(|t| healthy_in_group(t, g)).count() as u32).collect();
+    let serves = |t: &ObservedTask| groups.iter().any(|&g| healthy_in_group(t, g));
+    let mut order: Vec<&ObservedTask> = old.to_vec();
+    order.sort_by_key(|t| {
+        (serves(t), routing[t.arn.as_str()], since.get(&t.arn).is_none(), t.started_at, t.arn.clone())
+    });
+    let mut chosen = Vec::new();
+    let mut held = 0u32;
+    for t in order {
+        let costs: Vec<usize> = (0..groups.len()).filter(|&i| healthy_in_group(t, groups[i])).collect();
+        if costs.iter().all(|&i| healthy[i] > floor_of(groups[i])) {
+            for i in costs {
+                healthy[i] -= 1;
+            }
+            chosen.push(t);
+        } else {
+            held += 1;
+        }
+    }
+    // The group with the least room tells what the hand-over waits for.
+    let tightest = (0..groups.len()).min_by_key(|&i| healthy[i] as i64 - floor_of(groups[i]) as i64).unwrap_or(0);
+    let new: Vec<&ObservedTask> = live.iter().copied().filter(|t| !old.iter().any(|o| o.arn == t.arn)).collect();
+    let healthy_everywhere = |t: &ObservedTask| groups.iter().all(|&g| healthy_in_group(t, g));
+    let new_healthy = new.iter().filter(|t| healthy_everywhere(t)).count() as u32;
+    // Held at the floor while a new task has run for long without becoming
+    // healthy: the deployment is not getting anywhere by itself.
+    let stuck_since = new
+        .iter()
+        .filter(|t| t.last_status == TaskStatus::Running && !healthy_everywhere(t))
+        .filter_map(|t| t.started_at)
+        .min();
+    let stalled = held > 0 && stuck_since.is_some_and(|at| at + STALL_AFTER <= input.now);
+    let handover = Handover {
+        old: old.len() as u32,
+        new: new.len() as u32,
+        new_healthy,
+        leaving: chosen.len() as u32,
+        held,
+        floor: floor_of(groups[tightest]),
+        in_service: healthy[tightest],
+        draining: 0,
+        left: Duration::ZERO,
+        stalled,
+    };
+    (chosen, handover)
+}
+
+/// Whether the task's target is healthy in the group: the load balancer
+/// routes to it (a task that is no longer RUNNING included, until its
+/// health checks fail).
+fn is_healthy_in(task: &ObservedTask, (b, g): (&TargetGroupBinding, &ObservedTargetGroup)) -> bool {
+    super::targets::task_target(task, b)
+        .is_some_and(|target| g.targets.iter().any(|t| t.target == target && t.health == TargetHealth::Healthy))
 }
 
 /// Whether the service needs nothing from the drain this pass: no
@@ -265,19 +415,24 @@ pub fn settled(service: &ObservedService, now: SystemTime) -> bool {
 
 /// While a scale-in waits for an input it needs, the serving tasks already
 /// out of every group that was read stay out: one of them may be the task
-/// the drain chose, and registering it again would undo its drain.
+/// the drain chose, and registering it again would undo its drain. So do
+/// the tasks of an older deployment: the hand-over may have chosen them.
 pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Leaving {
     let tasks = service
         .tasks
         .iter()
-        .filter(|t| t.is_serving() && routing(t, groups) != Routing::Routed)
+        .filter(|t| t.is_serving() && (routing(t, groups) != Routing::Routed || is_older_deployment(service, t)))
         .map(|t| t.arn.clone())
         .collect();
     Leaving { tasks, now: BTreeSet::new(), undecided: true }
 }
 
-fn is_protected(t: &ObservedTask, now: SystemTime) -> bool {
-    t.protected_until.is_some_and(|until| until > now)
+/// While a deployment's hand-over cannot decide (a bound group unread),
+/// the tasks of older deployments are neither registered nor
+/// deregistered: the hand-over may have taken them out.
+pub fn old_tasks_kept_out(service: &ObservedService) -> Leaving {
+    let tasks = service.tasks.iter().filter(|t| is_older_deployment(service, t)).map(|t| t.arn.clone()).collect();
+    Leaving { tasks, now: BTreeSet::new() }
 }
 
 /// Where the task's targets are, over every bound group.
@@ -297,21 +452,69 @@ fn routing(task: &ObservedTask, groups: &[(&TargetGroupBinding, &ObservedTargetG
     if draining { Routing::Draining } else { Routing::Out }
 }
 
+/// How far tasks on their way out are, for the holds: those still in
+/// service or draining, and the longest known wait left; `None` once
+/// they are drained.
+fn progress(draining: u32, left: Duration) -> Option<String> {
+    match (draining, left.as_secs()) {
+        (0, 0) => None,
+        (0, s) => Some(format!("{s} s left")),
+        (n, 0) => Some(format!("{n} still in service or draining in the load balancer")),
+        (n, s) => Some(format!("{n} still in service or draining in the load balancer, at least {s} s left")),
+    }
+}
+
 impl std::fmt::Display for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "draining {} task(s) for scale-in", self.tasks)?;
-        let left = self.left.as_secs();
-        match (self.draining, left) {
-            (0, 0) => write!(f, ": drained, handing them to ECS")?,
-            (0, s) => write!(f, ", {s} s left")?,
-            (n, 0) => write!(f, ": {n} still in service or draining in the load balancer")?,
-            (n, s) => write!(f, ": {n} still in service or draining in the load balancer, at least {s} s left")?,
+        match progress(self.draining, self.left) {
+            None => write!(f, ": drained, handing them to ECS")?,
+            Some(p) if self.draining == 0 => write!(f, ", {p}")?,
+            Some(p) => write!(f, ": {p}")?,
         }
         if self.unprotected > 0 {
             write!(
                 f,
                 "; waiting until {} task(s) that stay are protected from scale-in, so ECS stops only the drained ones",
                 self.unprotected
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "deployment: {} old task(s), {} new ({} healthy in every target group); {} old handed over",
+            self.old, self.new, self.new_healthy, self.leaving
+        )?;
+        if let Some(p) = progress(self.draining, self.left) {
+            write!(f, ", {p}")?;
+        }
+        if self.held > 0 {
+            write!(
+                f,
+                "; {} old task(s) keep serving: {} healthy target(s) in a bound group, floor {}; ",
+                self.held, self.in_service, self.floor
+            )?;
+            if self.new == 0 {
+                write!(
+                    f,
+                    "no new task has started (ECS needs room for one: a maximumPercent above 100, or a lower \
+                     minHealthy on the binding)"
+                )?;
+            } else {
+                write!(f, "waiting for a new task to become healthy")?;
+            }
+        }
+        if self.stalled {
+            write!(
+                f,
+                "; stalled: a new task has run for over {} min without becoming healthy, so no more old tasks are \
+                 drained (fix or roll back the deployment)",
+                STALL_AFTER.as_secs() / 60
             )?;
         }
         Ok(())

@@ -223,6 +223,26 @@ impl<'a> Planner<'a> {
                     self.hold(pc.resource, reason);
                     self.keep_out(svc);
                 }
+                (count, Drainable::Unread(_)) if self.live_service(&svc.id).is_ok_and(|o| o.deploying) => {
+                    // The hand-over may have taken old tasks out of groups
+                    // that were read: they stay out until it can decide.
+                    count_changes.extend(count);
+                    if let Ok(observed) = self.live_service(&svc.id) {
+                        let kept = drain::old_tasks_kept_out(observed);
+                        if !kept.tasks.is_empty() {
+                            self.leaving.insert(svc.id.clone(), kept);
+                        }
+                    }
+                }
+                (Some(pc), Drainable::Waits) if scale_in(&pc.change) => {
+                    // A scale-in goes by drain only: it waits with the drain.
+                    let reason = HoldReason::Unobserved(format!(
+                        "not applying: {}: the drain waits for a complete read of the service's inputs",
+                        pc.change
+                    ));
+                    self.hold(pc.resource, reason);
+                    self.keep_out(svc);
+                }
                 (count, Drainable::Waits) => {
                     count_changes.extend(count);
                     self.keep_out(svc);
@@ -576,9 +596,9 @@ impl<'a> Planner<'a> {
         if !d.unprotect.is_empty() {
             let change =
                 Change::SetTaskProtection { service: svc.id.clone(), tasks: d.unprotect.clone(), minutes: None };
-            let reason = if d.leaving.tasks.is_empty() {
+            let reason = if d.deployment.is_some() {
                 format!(
-                    "{} task(s) of an older deployment of {}: the deployment replaces them",
+                    "{} task(s) of an older deployment of {} drained: the deployment may stop them",
                     d.unprotect.len(),
                     svc.id
                 )
@@ -600,7 +620,10 @@ impl<'a> Planner<'a> {
             count_changes.push(pc);
         }
         if let Some(w) = &d.waiting {
-            self.hold(key, HoldReason::Draining(w.clone()));
+            self.hold(key.clone(), HoldReason::Draining(w.clone()));
+        }
+        if let Some(h) = &d.deployment {
+            self.hold(key, HoldReason::Deploying(h.clone()));
         }
         if !d.leaving.tasks.is_empty() {
             self.leaving.insert(svc.id.clone(), d.leaving);

@@ -162,6 +162,18 @@ pub fn plan_targets(
     if out.healthy > 0 {
         out.floor = out.floor.max(1);
     }
+    // A target that is no leaving task's (its task is gone) is held by a
+    // floor that still counts the leaving tasks while they run: they are
+    // on their way out, not replacements for it.
+    let running_leaving = service
+        .tasks
+        .iter()
+        .filter(|t| t.is_serving() && leaving.tasks.contains(&t.arn) && task_target(t, binding).is_some())
+        .count() as u32;
+    let floor_of_others = match binding.min_healthy {
+        Some(_) => out.floor,
+        None => (expected_n + running_leaving).min(out.healthy).max(out.floor),
+    };
 
     let mut healthy_after = out.healthy;
     let mut claimed_used = 0u32;
@@ -185,8 +197,10 @@ pub fn plan_targets(
                 // A serving task without a known address may be behind it.
                 let tasks = out.unaddressable.len() as u32;
                 Some(Safety::MaybeServing { target: t.clone(), tasks })
-            } else if healthy_after <= out.floor {
-                Some(Safety::HealthyFloor { target: t.clone(), healthy_after, floor: out.floor })
+            } else if let floor = if leaving_task.is_some() { out.floor } else { floor_of_others }
+                && healthy_after <= floor
+            {
+                Some(Safety::HealthyFloor { target: t.clone(), healthy_after, floor })
             } else {
                 None
             };

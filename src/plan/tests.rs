@@ -2058,4 +2058,142 @@ mod drain {
         // The on-demand zone's task, then the newest of a full zone.
         assert_eq!(gone, vec!["i-4".to_string(), "i-5".to_string()], "{:#?}", p.changes);
     }
+
+    /// `protected_world` in the middle of a deployment: every task is of
+    /// the old one, the service's primary deployment is a new one.
+    fn deploying_world(d: &DesiredState, count: u32) -> Observed {
+        let mut o = protected_world(d, count);
+        let svc = svc_mut(&mut o);
+        svc.deploying = true;
+        svc.primary_deployment = Some("ecs-svc/new".into());
+        for t in &mut svc.tasks {
+            t.started_by = Some("ecs-svc/old".into());
+        }
+        o
+    }
+
+    /// A task of the new deployment, RUNNING, not registered yet.
+    fn new_task(n: u32) -> ObservedTask {
+        ObservedTask { started_by: Some("ecs-svc/new".into()), ..task(n, TaskStatus::Running) }
+    }
+
+    fn deregistered(p: &Plan) -> Vec<String> {
+        p.changes
+            .iter()
+            .flat_map(|c| match &c.change {
+                Change::DeregisterTargets { targets, .. } => targets.iter().map(|t| t.id.clone()).collect(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    fn deployment_hold(p: &Plan) -> Hold {
+        p.holds.iter().find(|h| matches!(h.reason, HoldReason::Deploying(_))).cloned().expect("a deployment hold")
+    }
+
+    #[test]
+    fn a_deployment_hands_over_one_old_task_at_a_time_once_a_new_one_is_healthy() {
+        let mut s = service(TaskCount::Fixed(3));
+        s.target_groups[0].propagation_lag = Duration::from_secs(60);
+        let d = desired_with(s);
+        let mut o = deploying_world(&d, 3);
+
+        // 1. No new task yet: every old one keeps serving, protected (the
+        // floor is the desired count).
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert!(p.changes.is_empty(), "{:#?}", p.changes);
+        let hold = deployment_hold(&p);
+        assert_eq!(hold.kind(), HoldKind::Scaling);
+        assert!(hold.message().starts_with("deployment: 3 old task(s), 0 new"), "{}", hold.message());
+        assert!(hold.message().contains("no new task has started"), "{}", hold.message());
+
+        // 2. A new task runs: it is registered, and no old task leaves
+        // while it is not healthy.
+        svc_mut(&mut o).tasks.push(new_task(4));
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(10));
+        assert!(deregistered(&p).is_empty(), "{:#?}", p.changes);
+        assert!(p.changes.iter().any(|c| c.change.kind() == ChangeKind::RegisterTargets), "{:#?}", p.changes);
+        assert!(deployment_hold(&p).message().contains("waiting for a new task to become healthy"));
+
+        // 3. Healthy: the oldest old task leaves its group; the new one is
+        // protected; no old task is unprotected before it has drained.
+        tg_mut(&mut o).targets.push(target(4, TargetHealth::Healthy));
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(40));
+        assert_eq!(deregistered(&p), vec!["i-1".to_string()], "{:#?}", p.changes);
+        assert_eq!(protection_changes(&p), vec![(vec![arn(4)], Some(crate::plan::drain::PROTECTION_MINUTES))]);
+
+        // 4. Gone from the group; a restarted controller (no memory) waits
+        // the propagation lag from its first pass, then unprotects that
+        // task only, and lowers no count: the deployment stops it.
+        tg_mut(&mut o).targets.remove(0);
+        svc_mut(&mut o).tasks[3].protected_until = Some(t0() + Duration::from_secs(3600));
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(340));
+        assert!(p.changes.is_empty(), "the lag is not over: {:#?}", p.changes);
+        let message = deployment_hold(&p).message();
+        assert!(message.contains("1 old handed over, 60 s left"), "{message}");
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(400));
+        assert_eq!(protection_changes(&p), vec![(vec![arn(1)], None)], "{:#?}", p.changes);
+        assert!(!p.changes.iter().any(|c| c.change.kind() == ChangeKind::DesiredCount), "ECS stops it, not a count");
+
+        // 5. ECS stopped it: three healthy, the floor; the next old task
+        // waits for the next new one.
+        svc_mut(&mut o).tasks.remove(0);
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(410));
+        assert!(p.changes.is_empty(), "{:#?}", p.changes);
+        let message = deployment_hold(&p).message();
+        assert!(message.contains("2 old task(s) keep serving") && message.contains("floor 3"), "{message}");
+    }
+
+    #[test]
+    fn a_declared_min_healthy_lets_old_tasks_go_before_new_ones_run() {
+        // deploy/'s maximumPercent of 100 leaves no room for a new task
+        // before an old one stops: the binding's minHealthy says how many
+        // may go.
+        let mut s = service(TaskCount::Fixed(3));
+        s.target_groups[0].min_healthy = Some(2);
+        let d = desired_with(s);
+        let o = deploying_world(&d, 3);
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(deregistered(&p), vec!["i-1".to_string()], "{:#?}", p.changes);
+    }
+
+    #[test]
+    fn more_old_tasks_go_at_once_when_the_floor_allows() {
+        let mut s = service(TaskCount::Fixed(2));
+        s.budget.max_deregistrations_per_pass = 10;
+        let d = desired_with(s);
+        let mut o = deploying_world(&d, 2);
+        // maximumPercent 200: both replacements run and are healthy.
+        svc_mut(&mut o).tasks.extend([new_task(3), new_task(4)]);
+        tg_mut(&mut o).targets.extend([target(3, TargetHealth::Healthy), target(4, TargetHealth::Healthy)]);
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(deregistered(&p), vec!["i-1".to_string(), "i-2".to_string()], "{:#?}", p.changes);
+    }
+
+    #[test]
+    fn a_deployment_whose_new_tasks_never_get_healthy_stops_at_the_floor_and_is_reported() {
+        let d = desired_with(service(TaskCount::Fixed(3)));
+        let mut o = deploying_world(&d, 3);
+        // The first old task is gone; its replacement runs but fails its
+        // health checks.
+        let svc = svc_mut(&mut o);
+        svc.tasks.remove(0);
+        svc.tasks.push(new_task(4));
+        let targets = &mut tg_mut(&mut o).targets;
+        targets.remove(0);
+        targets.push(target(4, TargetHealth::Unhealthy));
+
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(60));
+        assert!(deregistered(&p).is_empty(), "{:#?}", p.changes);
+        let unprotected = protection_changes(&p).into_iter().filter(|(_, minutes)| minutes.is_none()).count();
+        assert_eq!(unprotected, 0, "{:#?}", p.changes);
+        assert_eq!(deployment_hold(&p).kind(), HoldKind::Scaling, "not stalled yet");
+
+        let later = t0() + crate::plan::drain::STALL_AFTER;
+        let p = plan(&d, &o, p.memory, later);
+        assert!(deregistered(&p).is_empty(), "never below the floor: {:#?}", p.changes);
+        let hold = deployment_hold(&p);
+        assert_eq!(hold.kind(), HoldKind::Safety, "{}", hold.message());
+        assert!(hold.message().contains("stalled"), "{}", hold.message());
+    }
 }

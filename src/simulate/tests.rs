@@ -359,11 +359,14 @@ fn the_deployment_configuration_of_aws_applies_to_every_service() {
     // One task per instance (static host ports, no headroom): with ECS's
     // defaults (100 / 200) the new task finds no room and the old tasks
     // keep serving; with deploy/'s 0 / 100 the old task stops first, and
-    // its requests fail until the replacement is healthy.
+    // its requests fail until the replacement is healthy. (ECS registers
+    // the targets: ballast's hand-over, which loses nothing, would hide
+    // the configuration's effect.)
     let deploy = "  duration: 30m\n  load:\n    - service: app\n      rps: 100\n  events:\n    - at: 10m\n      deploy: {service: app}\n";
-    let defaults = run_blocking(&load(&scenario(deploy)).unwrap(), &RunOptions::default());
+    let ecs = RunOptions { targets: TargetManager::Ecs };
+    let defaults = run_blocking(&load(&scenario(deploy)).unwrap(), &ecs);
     let stop_first = format!("{deploy}  aws:\n    minimumHealthyPercent: 0\n    maximumPercent: 100\n");
-    let stop_first = run_blocking(&load(&scenario(&stop_first)).unwrap(), &RunOptions::default());
+    let stop_first = run_blocking(&load(&scenario(&stop_first)).unwrap(), &ecs);
     assert_eq!(defaults.failed_requests, 0.0, "{}", defaults.render());
     assert!(stop_first.failed_requests > 0.0, "{}", stop_first.render());
 }

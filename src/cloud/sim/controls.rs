@@ -106,6 +106,7 @@ impl World {
                 load_balancers: Vec::new(),
                 deployment: 1,
                 rolling: false,
+                broken_deployment: None,
                 minimum_healthy_percent: spec.minimum_healthy_percent,
                 maximum_percent: spec.maximum_percent,
                 cpu_acc: 0.0,
@@ -371,6 +372,18 @@ impl SimCloud {
             let service = w.service_mut(id)?;
             service.deployment += 1;
             service.rolling = true;
+            Ok(())
+        })
+    }
+
+    /// Like [`SimCloud::deploy`], with a broken revision: its tasks run
+    /// but never answer, so their targets never become healthy.
+    pub fn deploy_broken(&self, id: &ServiceId) -> Result<(), CloudError> {
+        self.control(|w| {
+            let service = w.service_mut(id)?;
+            service.deployment += 1;
+            service.rolling = true;
+            service.broken_deployment = Some(service.deployment);
             Ok(())
         })
     }

@@ -41,6 +41,7 @@ impl World {
         let service = self.services.get(id)?;
         let task_def = self.task_defs.get(&service.task_def).cloned()?;
         let deployment = service.deployment;
+        let broken = service.broken_deployment == Some(deployment);
         let host_ports = task_def.host_ports();
         let Some(instance_id) = self.place(id, &host_ports, task_def.cpu, task_def.memory) else {
             self.record_event(id, &format!("(service {}) {NO_ROOM}.", id.service));
@@ -86,6 +87,7 @@ impl World {
                 due,
                 sigterm_at: None,
                 protected_until: None,
+                broken,
             },
         );
         Some(arn)

@@ -193,7 +193,7 @@ fn answers(task: &Task, instances: &BTreeMap<String, Instance>, now: SystemTime,
     let before_sigterm_grace = task.sigterm_at.is_none_or(|at| now < at + sigterm_grace);
     let on_live_instance =
         task.instance_id.as_deref().and_then(|id| instances.get(id)).is_some_and(Instance::runs_tasks);
-    up && before_sigterm_grace && on_live_instance
+    up && before_sigterm_grace && on_live_instance && !task.broken
 }
 
 /// Every endpoint a task answers on now. Takes the world's parts, so that

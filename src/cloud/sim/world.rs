@@ -141,6 +141,8 @@ pub(super) struct Service {
     pub deployment: u64,
     /// A deployment is rolling out.
     pub rolling: bool,
+    /// A deployment whose tasks run but never answer (a broken revision).
+    pub broken_deployment: Option<u64>,
     /// `deploymentConfiguration`: the bounds on running tasks, in percent
     /// of the desired count, while tasks are replaced.
     pub minimum_healthy_percent: u32,
@@ -186,6 +188,9 @@ pub(super) struct Task {
     pub sigterm_at: Option<SystemTime>,
     /// Scale-in protection (UpdateTaskProtection) holds until then.
     pub protected_until: Option<SystemTime>,
+    /// Of a broken revision: it runs but never answers, so its targets
+    /// never become healthy.
+    pub broken: bool,
 }
 
 impl Task {
