@@ -432,7 +432,7 @@ pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &Obse
 /// deregistered: the hand-over may have taken them out.
 pub fn old_tasks_kept_out(service: &ObservedService) -> Leaving {
     let tasks = service.tasks.iter().filter(|t| is_older_deployment(service, t)).map(|t| t.arn.clone()).collect();
-    Leaving { tasks, now: BTreeSet::new() }
+    Leaving { tasks, now: BTreeSet::new(), undecided: true }
 }
 
 /// Where the task's targets are, over every bound group.

@@ -165,11 +165,16 @@ pub fn plan_targets(
     // A target that is no leaving task's (its task is gone) is held by a
     // floor that still counts the leaving tasks while they run: they are
     // on their way out, not replacements for it.
-    let running_leaving = service
-        .tasks
-        .iter()
-        .filter(|t| t.is_serving() && leaving.tasks.contains(&t.arn) && task_target(t, binding).is_some())
-        .count() as u32;
+    // (Kept-out tasks are in `expected_n` already.)
+    let running_leaving = if leaving.undecided {
+        0
+    } else {
+        service
+            .tasks
+            .iter()
+            .filter(|t| t.is_serving() && leaving.tasks.contains(&t.arn) && task_target(t, binding).is_some())
+            .count() as u32
+    };
     let floor_of_others = match binding.min_healthy {
         Some(_) => out.floor,
         None => (expected_n + running_leaving).min(out.healthy).max(out.floor),
