@@ -368,22 +368,23 @@ impl SimCloud {
     /// Force a new deployment: tasks are replaced one at a time, and the
     /// service reports `deploying` until all replacements run.
     pub fn deploy(&self, id: &ServiceId) -> Result<(), CloudError> {
-        self.control(|w| {
-            let service = w.service_mut(id)?;
-            service.deployment += 1;
-            service.rolling = true;
-            Ok(())
-        })
+        self.new_deployment(id, false)
     }
 
     /// Like [`SimCloud::deploy`], with a broken revision: its tasks run
     /// but never answer, so their targets never become healthy.
     pub fn deploy_broken(&self, id: &ServiceId) -> Result<(), CloudError> {
+        self.new_deployment(id, true)
+    }
+
+    fn new_deployment(&self, id: &ServiceId, broken: bool) -> Result<(), CloudError> {
         self.control(|w| {
             let service = w.service_mut(id)?;
             service.deployment += 1;
             service.rolling = true;
-            service.broken_deployment = Some(service.deployment);
+            if broken {
+                service.broken_deployment = Some(service.deployment);
+            }
             Ok(())
         })
     }
