@@ -127,6 +127,14 @@ fn desired_with(s: Service) -> DesiredState {
     DesiredState { services: vec![s], capacities: vec![] }
 }
 
+/// One service of `count` tasks whose target group's propagation lag is
+/// `lag_secs`.
+fn with_lag(count: u32, lag_secs: u64) -> DesiredState {
+    let mut s = service(TaskCount::Fixed(count));
+    s.target_groups[0].propagation_lag = Duration::from_secs(lag_secs);
+    desired_with(s)
+}
+
 /// An alarm as read, OK, tagged as ballast's.
 fn observed_alarm(definition: AlarmDefinition) -> ObservedAlarm {
     let arn = format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:{}", definition.name);
@@ -1902,9 +1910,7 @@ mod drain {
 
     #[test]
     fn a_scale_in_drains_the_newest_task_then_unprotects_it_then_lowers_the_count() {
-        let mut s = service(TaskCount::Fixed(2));
-        s.target_groups[0].propagation_lag = Duration::from_secs(120);
-        let d = desired_with(s);
+        let d = with_lag(2, 120);
         let mut o = protected_world(&d, 3);
         // Task 3 is the newest.
         svc_mut(&mut o).tasks[2].started_at = Some(t0() + Duration::from_secs(1));
@@ -1939,9 +1945,7 @@ mod drain {
     fn the_propagation_lag_counts_from_the_first_pass_that_saw_the_task_out() {
         // A restart: the task is out of its group and unprotected, but this
         // process never saw it leave.
-        let mut s = service(TaskCount::Fixed(1));
-        s.target_groups[0].propagation_lag = Duration::from_secs(120);
-        let d = desired_with(s);
+        let d = with_lag(1, 120);
         let mut o = protected_world(&d, 2);
         tg_mut(&mut o).targets.remove(1);
         svc_mut(&mut o).tasks[1].protected_until = None;
@@ -1958,9 +1962,7 @@ mod drain {
 
     #[test]
     fn the_count_drops_only_while_every_task_that_stays_is_protected() {
-        let mut s = service(TaskCount::Fixed(1));
-        s.target_groups[0].propagation_lag = Duration::ZERO;
-        let d = desired_with(s);
+        let d = with_lag(1, 0);
         let mut o = protected_world(&d, 2);
         tg_mut(&mut o).targets.remove(1);
         svc_mut(&mut o).tasks[1].protected_until = None;
@@ -2093,9 +2095,7 @@ mod drain {
 
     #[test]
     fn a_deployment_hands_over_one_old_task_at_a_time_once_a_new_one_is_healthy() {
-        let mut s = service(TaskCount::Fixed(3));
-        s.target_groups[0].propagation_lag = Duration::from_secs(60);
-        let d = desired_with(s);
+        let d = with_lag(3, 60);
         let mut o = deploying_world(&d, 3);
 
         // 1. No new task yet: every old one keeps serving, protected (the
