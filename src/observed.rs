@@ -470,6 +470,10 @@ pub struct ObservedGroup {
     /// The group's suspended Auto Scaling processes (`AZRebalance`,
     /// `Launch`, ...), sorted.
     pub suspended_processes: Vec<String>,
+    /// ballast's termination lifecycle hook on the group
+    /// ([`crate::desired::TERMINATION_HOOK_NAME`]), as DescribeLifecycleHooks
+    /// reports it; `None` if the group has none.
+    pub termination_hook: Option<crate::desired::TerminationHook>,
 }
 
 /// The Auto Scaling process that rebalances a group's instances across

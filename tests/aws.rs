@@ -864,6 +864,45 @@ async fn drift_an_alarm_threshold_edited_by_hand_is_put_back() {
     assert_eq!(alarm(&low).threshold, scale_in::THRESHOLD, "the other alarm is as it was");
 }
 
+/// Issue 15 item 3: the declared termination hook is created, read back
+/// as declared (the converged plan has no changes), and put back when
+/// someone edits it.
+#[tokio::test]
+async fn drift_a_termination_hook_is_created_and_put_back() {
+    let e = converged(2, |d| d.capacity.as_mut().unwrap().termination_hook = Some("10m")).await;
+    let observed_hook = || async {
+        let scope = Scope { hooks: vec![e.m.system.group_id()], ..full_scope(&e.m.system) };
+        let o = e.m.cloud.observe(&scope).await.expect("moto is reachable");
+        o.groups[&e.m.system.group_id()].clone().expect("the group is observed").termination_hook
+    };
+    let hook = observed_hook().await.expect("ballast created its termination hook");
+    assert_eq!(hook.heartbeat_timeout, std::time::Duration::from_secs(600));
+    assert_eq!(hook.default_result, "CONTINUE");
+    e.m.actors
+        .autoscaling
+        .put_lifecycle_hook()
+        .auto_scaling_group_name(GROUP)
+        .lifecycle_hook_name(ballast::desired::TERMINATION_HOOK_NAME)
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+        .heartbeat_timeout(60)
+        .default_result("ABANDON")
+        .send()
+        .await
+        .unwrap();
+    drift_is_found_and_corrected(
+        &e,
+        &[&format!(
+            "~ auto scaling group {}: put back termination lifecycle hook ballast-drain (heartbeat timeout 600 s, \
+             default result CONTINUE)",
+            e.m.system.group_id()
+        )],
+        1,
+    )
+    .await;
+    let hook = observed_hook().await.unwrap();
+    assert_eq!((hook.heartbeat_timeout.as_secs(), hook.default_result.as_str()), (600, "CONTINUE"));
+}
+
 #[tokio::test]
 async fn drift_a_group_capacity_raised_by_hand_is_brought_back_by_removing_empty_instances() {
     let e = converged(2, |_| {}).await;

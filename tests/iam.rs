@@ -78,6 +78,7 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "elasticloadbalancing:DescribeTargetHealth",
     "cloudwatch:GetMetricData",
     "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeLifecycleHooks",
 ];
 
 /// Actions that have a resource type but that AWS authorizes against `*`
@@ -1385,6 +1386,17 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("autoscaling:TerminateInstanceInAutoScalingGroup", &["instance_id", "should_decrement_desired_capacity"]),
     ("autoscaling:CreateOrUpdateTags", &["tags"]),
     ("autoscaling:SuspendProcesses", &["auto_scaling_group_name", "scaling_processes"]),
+    ("autoscaling:DescribeLifecycleHooks", &["auto_scaling_group_name", "lifecycle_hook_names"]),
+    (
+        "autoscaling:PutLifecycleHook",
+        &[
+            "auto_scaling_group_name",
+            "lifecycle_hook_name",
+            "lifecycle_transition",
+            "heartbeat_timeout",
+            "default_result",
+        ],
+    ),
     // The leadership lease (`src/cloud/aws/lease.rs`): conditions and
     // expressions name the item's own attributes, which IAM does not see
     // unless a policy uses dynamodb:Attributes (this one does not).
@@ -1674,7 +1686,8 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         // instance is in, and ballast terminates only its groups' instances.
         "autoscaling:SetDesiredCapacity"
         | "autoscaling:TerminateInstanceInAutoScalingGroup"
-        | "autoscaling:SuspendProcesses" => a
+        | "autoscaling:SuspendProcesses"
+        | "autoscaling:PutLifecycleHook" => a
             .groups
             .iter()
             .map(|(g, tags)| {

@@ -83,6 +83,9 @@ pub struct Scope {
     /// Services whose serving tasks' scale-in protection is read
     /// (GetTaskProtection): those whose scale-in ballast drains.
     pub protection: Vec<ServiceId>,
+    /// Groups whose termination lifecycle hook is read
+    /// (DescribeLifecycleHooks): those whose document declares one.
+    pub hooks: Vec<GroupId>,
     /// The pass's time. With it, reads that stay true for a while are
     /// reused ([`reuse`]): CPU within one metric period, task protection
     /// for a few minutes unless ballast changed it or a task is new.
@@ -111,6 +114,9 @@ impl Scope {
         }
         for cap in &desired.capacities {
             scope.groups.push((cap.group.clone(), cap.cluster.clone()));
+            if cap.termination_hook.is_some() {
+                scope.hooks.push(cap.group.clone());
+            }
             if matches!(cap.tasks_per_instance, crate::desired::TasksPerInstance::Resources { .. }) {
                 let in_cluster =
                     desired.services.iter().filter(|s| s.id.region == cap.group.region && s.id.cluster == cap.cluster);
@@ -128,6 +134,7 @@ impl Scope {
         sorted(&mut scope.task_sizes);
         sorted(&mut scope.groups);
         sorted(&mut scope.protection);
+        sorted(&mut scope.hooks);
         scope
     }
 

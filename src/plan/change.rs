@@ -1,6 +1,6 @@
 //! The planner's output: changes to make in the cloud, each with its reason.
 
-use crate::desired::{GroupId, ServiceId};
+use crate::desired::{GroupId, ServiceId, TerminationHook};
 use crate::observed::{AlarmDefinition, Comparison, Target};
 
 /// One write to the cloud. Changes carry everything the cloud needs to
@@ -34,6 +34,10 @@ pub enum Change {
     /// Auto Scaling SuspendProcesses: processes that would act on a group
     /// ballast sizes behind its back (`AZRebalance`).
     SuspendProcesses { group: GroupId, processes: Vec<String> },
+    /// Auto Scaling PutLifecycleHook(autoscaling:EC2_INSTANCE_TERMINATING)
+    /// named [`crate::desired::TERMINATION_HOOK_NAME`]: creates the group's
+    /// termination hook or puts it back as declared.
+    PutLifecycleHook { group: GroupId, hook: TerminationHook, create: bool },
 }
 
 /// What kind of change, as a stable metric label.
@@ -48,6 +52,7 @@ pub enum ChangeKind {
     Subnets,
     TaskProtection,
     Processes,
+    LifecycleHook,
 }
 
 impl ChangeKind {
@@ -61,6 +66,7 @@ impl ChangeKind {
             ChangeKind::Subnets => "subnets",
             ChangeKind::TaskProtection => "task_protection",
             ChangeKind::Processes => "processes",
+            ChangeKind::LifecycleHook => "lifecycle_hook",
         }
     }
 }
@@ -76,6 +82,7 @@ impl Change {
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
             Change::SetTaskProtection { .. } => ChangeKind::TaskProtection,
             Change::SuspendProcesses { .. } => ChangeKind::Processes,
+            Change::PutLifecycleHook { .. } => ChangeKind::LifecycleHook,
         }
     }
 }
@@ -128,6 +135,17 @@ impl std::fmt::Display for Change {
             }
             Change::SuspendProcesses { group, processes } => {
                 write!(f, "auto scaling group {group}: suspend {}", processes.join(", "))
+            }
+            Change::PutLifecycleHook { group, hook, create } => {
+                let verb = if *create { "create" } else { "put back" };
+                write!(
+                    f,
+                    "auto scaling group {group}: {verb} termination lifecycle hook {} (heartbeat timeout {} s, default \
+                     result {})",
+                    crate::desired::TERMINATION_HOOK_NAME,
+                    hook.heartbeat_timeout.as_secs(),
+                    hook.default_result
+                )
             }
         }
     }

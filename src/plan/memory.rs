@@ -225,7 +225,10 @@ impl Memory {
             // The tag (the suspension) is read back next pass; nothing to
             // remember. Protection is read back too (the write makes the
             // next read fresh).
-            Change::TagAlarm { .. } | Change::SuspendProcesses { .. } | Change::SetTaskProtection { .. } => {}
+            Change::TagAlarm { .. }
+            | Change::SuspendProcesses { .. }
+            | Change::SetTaskProtection { .. }
+            | Change::PutLifecycleHook { .. } => {}
         }
     }
 

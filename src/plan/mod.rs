@@ -811,6 +811,19 @@ impl<'a> Planner<'a> {
                               stopping their tasks without a drain";
                 proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
             }
+            if let Some(hook) = &cap.termination_hook
+                && group.termination_hook.as_ref() != Some(hook)
+            {
+                let create = group.termination_hook.is_none();
+                let change = Change::PutLifecycleHook { group: cap.group.clone(), hook: hook.clone(), create };
+                let reason = if create {
+                    "the document declares a termination hook: instances Auto Scaling terminates wait while their \
+                     tasks drain"
+                } else {
+                    "the group's termination hook differs from the document's"
+                };
+                proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
+            }
             if let Some(to) = &d.subnets {
                 let change =
                     Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };

@@ -572,6 +572,7 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. }
             | Change::SuspendProcesses { .. }
+            | Change::PutLifecycleHook { .. }
             | Change::SetTaskProtection { .. } => made(&|c| c == &pc.change),
         };
         prop_assert!(

@@ -504,6 +504,7 @@ fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity
         max_change_per_pass,
         take_over_managed_scaling: false,
         suspend_az_rebalance: true,
+        termination_hook: None,
     }
 }
 
@@ -552,12 +553,40 @@ fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) 
             managed_scaling: false,
             last_capacity_change: None,
             suspended_processes: suspended.iter().map(|p| p.to_string()).collect(),
+            termination_hook: None,
         }),
     );
     if let Some(Ok(a)) = o.alarms.get_mut(&(REGION.to_string(), alarms::alarm_names(&service_id())[0].clone())) {
         a.state = AlarmState::Alarm;
     }
     (d, o)
+}
+
+/// Issue 15 item 3: a declared termination hook is created on the group,
+/// put back when it differs, and left alone when it is as declared.
+#[test]
+fn termination_hook_is_created_and_kept() {
+    let declared = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
+    let hook_changes = |observed: Option<TerminationHook>| {
+        let (mut d, mut o) = scale_out_into_a_second_zone(&[AZ_REBALANCE], true);
+        d.capacities[0].termination_hook = Some(declared.clone());
+        let group = d.capacities[0].group.clone();
+        if let Some(Ok(g)) = o.groups.get_mut(&group) {
+            g.termination_hook = observed;
+        }
+        let p = plan(&d, &o, Memory::default(), t0());
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::PutLifecycleHook { hook, create, .. } => Some((hook.clone(), *create)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hook_changes(None), vec![(declared.clone(), true)], "created");
+    let changed = TerminationHook { heartbeat_timeout: Duration::from_secs(60), ..declared.clone() };
+    assert_eq!(hook_changes(Some(changed)), vec![(declared.clone(), false)], "put back");
+    assert_eq!(hook_changes(Some(declared.clone())), vec![], "as declared: left alone");
 }
 
 #[test]
@@ -636,6 +665,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
         managed_scaling: false,
         last_capacity_change: None,
         suspended_processes: vec![AZ_REBALANCE.into()],
+        termination_hook: None,
     };
     let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
@@ -1145,6 +1175,7 @@ fn capacity_group(n: u32) -> ObservedGroup {
         managed_scaling: false,
         last_capacity_change: None,
         suspended_processes: vec![AZ_REBALANCE.into()],
+        termination_hook: None,
     }
 }
 

@@ -117,11 +117,12 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::Subnets => "subnets",
         ChangeKind::Processes => "processes",
         ChangeKind::TaskProtection => "taskProtection",
+        ChangeKind::LifecycleHook => "lifecycleHook",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 8] = [
+pub const KINDS: [ChangeKind; 9] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
@@ -130,6 +131,7 @@ pub const KINDS: [ChangeKind; 8] = [
     ChangeKind::Subnets,
     ChangeKind::Processes,
     ChangeKind::TaskProtection,
+    ChangeKind::LifecycleHook,
 ];
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

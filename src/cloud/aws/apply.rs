@@ -136,6 +136,18 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             rc.call(&rc.buckets.autoscaling, "autoscaling", "SuspendProcesses", || req.clone().send()).await?;
             Ok(())
         }
+        Change::PutLifecycleHook { group, hook, .. } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.put_lifecycle_hook();
+            let req = req
+                .auto_scaling_group_name(&group.name)
+                .lifecycle_hook_name(crate::desired::TERMINATION_HOOK_NAME)
+                .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+                .heartbeat_timeout(hook.heartbeat_timeout.as_secs().min(i32::MAX as u64) as i32)
+                .default_result(&hook.default_result);
+            rc.call(&rc.buckets.autoscaling, "autoscaling", "PutLifecycleHook", || req.clone().send()).await?;
+            Ok(())
+        }
     }
 }
 

@@ -375,6 +375,21 @@ pub fn latest_sample(r: &cw::MetricDataResult) -> Option<MetricSample> {
 /// A described Auto Scaling group. `tasks_by_instance` holds the ECS task
 /// counts of the instances registered in the capacity's cluster, when
 /// those could be read.
+/// ballast's termination hook among a group's lifecycle hooks; a hook of
+/// that name for another transition is not one.
+pub fn termination_hook(hooks: &[asg::LifecycleHook]) -> Option<crate::desired::TerminationHook> {
+    hooks
+        .iter()
+        .find(|h| {
+            h.lifecycle_hook_name() == Some(crate::desired::TERMINATION_HOOK_NAME)
+                && h.lifecycle_transition() == Some("autoscaling:EC2_INSTANCE_TERMINATING")
+        })
+        .map(|h| crate::desired::TerminationHook {
+            heartbeat_timeout: std::time::Duration::from_secs(h.heartbeat_timeout().map_or(3600, |s| s.max(0) as u64)),
+            default_result: h.default_result().unwrap_or("ABANDON").to_string(),
+        })
+}
+
 pub fn group(
     g: &asg::AutoScalingGroup,
     container_instances: &HashMap<String, &ContainerInstanceInfo>,
@@ -414,6 +429,7 @@ pub fn group(
         last_capacity_change: marks::last_capacity_change(
             g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
         ),
+        termination_hook: None,
         suspended_processes: {
             let mut names: Vec<String> =
                 g.suspended_processes().iter().filter_map(|p| p.process_name()).map(str::to_string).collect();

@@ -87,6 +87,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "autoscaling:UpdateAutoScalingGroup",
     "autoscaling:CreateOrUpdateTags",
     "autoscaling:SuspendProcesses",
+    "autoscaling:DescribeLifecycleHooks",
+    "autoscaling:PutLifecycleHook",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",

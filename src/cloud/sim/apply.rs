@@ -77,6 +77,9 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             let names: Vec<&str> = processes.iter().map(String::as_str).collect();
             w.set_processes(group, &names, true)
         }),
+        Change::PutLifecycleHook { group, hook, .. } => world.api("autoscaling", "PutLifecycleHook", true, |w| {
+            w.put_hook(group, crate::desired::TERMINATION_HOOK_NAME, hook)
+        }),
     };
     if result.is_ok() {
         world.lag_reads(before);

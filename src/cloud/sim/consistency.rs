@@ -111,6 +111,7 @@ impl World {
             Change::SetGroupSubnets { .. }
             | Change::TagAlarm { .. }
             | Change::SuspendProcesses { .. }
+            | Change::PutLifecycleHook { .. }
             | Change::SetTaskProtection { .. } => Vec::new(),
         }
     }
