@@ -501,6 +501,17 @@ pub struct ObservedInstance {
     /// Its subnet, as the ECS agent registered it (`ecs.subnet-id`), where
     /// the instance is registered in the cluster; `None` until then.
     pub subnet: Option<String>,
+    /// Its container instance in the group's cluster, where registered.
+    pub container_instance: Option<ContainerInstance>,
+}
+
+/// An instance's registration in an ECS cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInstance {
+    pub arn: String,
+    /// ECS status `DRAINING`: no new task is placed there, and its service
+    /// tasks are replaced elsewhere.
+    pub draining: bool,
 }
 
 impl ObservedInstance {

@@ -1346,6 +1346,7 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("ecs:UpdateTaskProtection", &["cluster", "tasks", "protection_enabled", "expires_in_minutes"]),
     ("ecs:ListContainerInstances", &["cluster", "max_results", "next_token"]),
     ("ecs:DescribeContainerInstances", &["cluster", "container_instances"]),
+    ("ecs:UpdateContainerInstancesState", &["cluster", "container_instances", "status"]),
     ("ecs:DescribeTaskDefinition", &["task_definition"]),
     (
         "application-autoscaling:DescribeScalableTargets",
@@ -1396,6 +1397,11 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
             "heartbeat_timeout",
             "default_result",
         ],
+    ),
+    ("autoscaling:RecordLifecycleActionHeartbeat", &["auto_scaling_group_name", "lifecycle_hook_name", "instance_id"]),
+    (
+        "autoscaling:CompleteLifecycleAction",
+        &["auto_scaling_group_name", "lifecycle_hook_name", "instance_id", "lifecycle_action_result"],
     ),
     // The leadership lease (`src/cloud/aws/lease.rs`): conditions and
     // expressions name the item's own attributes, which IAM does not see
@@ -1632,7 +1638,7 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
             .iter()
             .map(|c| request(arn(&[("ClusterName", c)]), vec![], format!("the instances of cluster {c}")))
             .collect(),
-        "ecs:DescribeContainerInstances" => in_each_cluster(
+        "ecs:DescribeContainerInstances" | "ecs:UpdateContainerInstancesState" => in_each_cluster(
             &|c| arn(&[("ClusterName", c), ("ContainerInstanceId", CONTAINER_INSTANCE_ID)]),
             "an instance of cluster",
         ),
@@ -1687,7 +1693,9 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         "autoscaling:SetDesiredCapacity"
         | "autoscaling:TerminateInstanceInAutoScalingGroup"
         | "autoscaling:SuspendProcesses"
-        | "autoscaling:PutLifecycleHook" => a
+        | "autoscaling:PutLifecycleHook"
+        | "autoscaling:RecordLifecycleActionHeartbeat"
+        | "autoscaling:CompleteLifecycleAction" => a
             .groups
             .iter()
             .map(|(g, tags)| {

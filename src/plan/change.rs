@@ -38,6 +38,16 @@ pub enum Change {
     /// named [`crate::desired::TERMINATION_HOOK_NAME`]: creates the group's
     /// termination hook or puts it back as declared.
     PutLifecycleHook { group: GroupId, hook: TerminationHook, create: bool },
+    /// ECS UpdateContainerInstancesState(DRAINING) on the container
+    /// instance of an instance in `Terminating:Wait` whose tasks' targets
+    /// have drained: ECS places their replacements elsewhere.
+    DrainContainerInstance { region: String, cluster: String, container_instance_arn: String, instance_id: String },
+    /// Auto Scaling RecordLifecycleActionHeartbeat for ballast's hook: the
+    /// instance's drain takes longer than part of the heartbeat timeout.
+    RecordLifecycleActionHeartbeat { group: GroupId, instance_id: String },
+    /// Auto Scaling CompleteLifecycleAction(CONTINUE) for ballast's hook:
+    /// no task is left on the instance, it may terminate.
+    CompleteLifecycleAction { group: GroupId, instance_id: String },
 }
 
 /// What kind of change, as a stable metric label.
@@ -53,6 +63,7 @@ pub enum ChangeKind {
     TaskProtection,
     Processes,
     LifecycleHook,
+    Termination,
 }
 
 impl ChangeKind {
@@ -67,6 +78,7 @@ impl ChangeKind {
             ChangeKind::TaskProtection => "task_protection",
             ChangeKind::Processes => "processes",
             ChangeKind::LifecycleHook => "lifecycle_hook",
+            ChangeKind::Termination => "termination",
         }
     }
 }
@@ -83,6 +95,9 @@ impl Change {
             Change::SetTaskProtection { .. } => ChangeKind::TaskProtection,
             Change::SuspendProcesses { .. } => ChangeKind::Processes,
             Change::PutLifecycleHook { .. } => ChangeKind::LifecycleHook,
+            Change::DrainContainerInstance { .. }
+            | Change::RecordLifecycleActionHeartbeat { .. }
+            | Change::CompleteLifecycleAction { .. } => ChangeKind::Termination,
         }
     }
 }
@@ -146,6 +161,15 @@ impl std::fmt::Display for Change {
                     hook.heartbeat_timeout.as_secs(),
                     hook.default_result
                 )
+            }
+            Change::DrainContainerInstance { cluster, instance_id, .. } => {
+                write!(f, "cluster {cluster}: set the container instance on {instance_id} to DRAINING")
+            }
+            Change::RecordLifecycleActionHeartbeat { group, instance_id } => {
+                write!(f, "auto scaling group {group}: record a heartbeat for terminating instance {instance_id}")
+            }
+            Change::CompleteLifecycleAction { group, instance_id } => {
+                write!(f, "auto scaling group {group}: complete the lifecycle action of {instance_id} (CONTINUE)")
             }
         }
     }

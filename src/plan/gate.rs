@@ -205,6 +205,9 @@ pub enum HoldReason {
     GroupSize(GroupSize),
     /// A scale-in waits while the tasks it takes out drain ([`super::drain`]).
     Draining(super::drain::Waiting),
+    /// An instance in `Terminating:Wait` waits while its tasks drain
+    /// ([`super::terminations`]).
+    Terminating(super::terminations::TerminationWait),
 }
 
 impl HoldReason {
@@ -217,7 +220,10 @@ impl HoldReason {
             HoldReason::Suspended { .. } => HoldKind::Suspended,
             HoldReason::Budget(_) => HoldKind::Budget,
             HoldReason::Safety(_) => HoldKind::Safety,
-            HoldReason::Scaling(_) | HoldReason::GroupSize(_) | HoldReason::Draining(_) => HoldKind::Scaling,
+            HoldReason::Scaling(_)
+            | HoldReason::GroupSize(_)
+            | HoldReason::Draining(_)
+            | HoldReason::Terminating(_) => HoldKind::Scaling,
         }
     }
 }
@@ -247,6 +253,7 @@ impl std::fmt::Display for HoldReason {
             ),
             HoldReason::Suspended { change } => write!(f, "document is suspended; not applying: {change}"),
             HoldReason::Draining(w) => write!(f, "{w}"),
+            HoldReason::Terminating(w) => write!(f, "{w}"),
             HoldReason::Budget(Budget::DesiredCount { per_pass, from, now, target }) => {
                 write!(f, "desired count moves by at most {per_pass} per pass: {from} -> {now} now, {target} later")
             }

@@ -548,6 +548,7 @@ fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) 
                     healthy: true,
                     tasks: Some(1),
                     subnet: Some("subnet-a".into()),
+                    container_instance: None,
                 })
                 .collect(),
             managed_scaling: false,
@@ -660,6 +661,7 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
                 healthy: true,
                 tasks: Some(*tasks),
                 subnet: Some("subnet-a".into()),
+                container_instance: None,
             })
             .collect(),
         managed_scaling: false,
@@ -1170,6 +1172,7 @@ fn capacity_group(n: u32) -> ObservedGroup {
                 healthy: true,
                 tasks: Some(1),
                 subnet: Some("subnet-a".into()),
+                container_instance: None,
             })
             .collect(),
         managed_scaling: false,
@@ -2119,6 +2122,7 @@ mod drain {
                 healthy: true,
                 tasks: Some(1),
                 subnet: Some(format!("subnet-{z}")),
+                container_instance: None,
             })
             .collect();
         svc_mut(&mut o).tasks[3].started_at = Some(t0() + Duration::from_secs(5));

@@ -118,11 +118,12 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::Processes => "processes",
         ChangeKind::TaskProtection => "taskProtection",
         ChangeKind::LifecycleHook => "lifecycleHook",
+        ChangeKind::Termination => "termination",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 9] = [
+pub const KINDS: [ChangeKind; 10] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
@@ -132,6 +133,7 @@ pub const KINDS: [ChangeKind; 9] = [
     ChangeKind::Processes,
     ChangeKind::TaskProtection,
     ChangeKind::LifecycleHook,
+    ChangeKind::Termination,
 ];
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

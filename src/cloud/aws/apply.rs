@@ -148,6 +148,52 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             rc.call(&rc.buckets.autoscaling, "autoscaling", "PutLifecycleHook", || req.clone().send()).await?;
             Ok(())
         }
+        Change::DrainContainerInstance { region, cluster, container_instance_arn, .. } => {
+            let rc = cloud.region(region);
+            let req = rc.ecs.update_container_instances_state();
+            let req = req
+                .cluster(cluster)
+                .container_instances(container_instance_arn)
+                .status(aws_sdk_ecs::types::ContainerInstanceStatus::Draining);
+            let out =
+                rc.call(&rc.buckets.ecs_write, "ecs", "UpdateContainerInstancesState", || req.clone().send()).await?;
+            if let Some(f) = out.failures().first() {
+                return Err(CloudError::Rejected {
+                    service: "ecs",
+                    operation: "UpdateContainerInstancesState",
+                    message: format!(
+                        "{}: {}{}",
+                        f.arn().unwrap_or("container instance"),
+                        f.reason().unwrap_or("unknown reason"),
+                        f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Change::RecordLifecycleActionHeartbeat { group, instance_id } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.record_lifecycle_action_heartbeat();
+            let req = req
+                .auto_scaling_group_name(&group.name)
+                .lifecycle_hook_name(crate::desired::TERMINATION_HOOK_NAME)
+                .instance_id(instance_id);
+            let op = "RecordLifecycleActionHeartbeat";
+            rc.call(&rc.buckets.autoscaling, "autoscaling", op, || req.clone().send()).await?;
+            Ok(())
+        }
+        Change::CompleteLifecycleAction { group, instance_id } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.complete_lifecycle_action();
+            let req = req
+                .auto_scaling_group_name(&group.name)
+                .lifecycle_hook_name(crate::desired::TERMINATION_HOOK_NAME)
+                .instance_id(instance_id)
+                .lifecycle_action_result("CONTINUE");
+            let op = "CompleteLifecycleAction";
+            rc.call(&rc.buckets.autoscaling, "autoscaling", op, || req.clone().send()).await?;
+            Ok(())
+        }
     }
 }
 

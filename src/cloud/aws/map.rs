@@ -55,6 +55,9 @@ pub struct ContainerInstanceInfo {
     /// The `ecs.subnet-id` attribute the ECS agent registers for an
     /// instance launched in a VPC.
     pub subnet: Option<String>,
+    pub arn: Option<String>,
+    /// Status `DRAINING`.
+    pub draining: bool,
 }
 
 pub fn system_time(t: &DateTime) -> Option<SystemTime> {
@@ -240,6 +243,8 @@ pub fn container_instance(ci: &ecs::ContainerInstance) -> ContainerInstanceInfo 
             .find(|a| a.name() == SUBNET_ATTRIBUTE)
             .and_then(|a| a.value())
             .map(str::to_string),
+        arn: ci.container_instance_arn().map(str::to_string),
+        draining: ci.status() == Some("DRAINING"),
     }
 }
 
@@ -403,6 +408,9 @@ pub fn group(
             ObservedInstance {
                 tasks: ci.map(|ci| ci.tasks),
                 subnet: ci.and_then(|ci| ci.subnet.clone()),
+                container_instance: ci.and_then(|ci| {
+                    Some(crate::observed::ContainerInstance { arn: ci.arn.clone()?, draining: ci.draining })
+                }),
                 zone: i.availability_zone().unwrap_or_default().to_string(),
                 lifecycle_state: i.lifecycle_state().map(lifecycle).unwrap_or_else(|| Lifecycle::Other(String::new())),
                 healthy: i.health_status() == Some("Healthy"),
@@ -550,7 +558,13 @@ mod tests {
     fn instances() -> HashMap<String, ContainerInstanceInfo> {
         HashMap::from([(
             "arn:ci:1".to_string(),
-            ContainerInstanceInfo { ec2_instance_id: Some("i-0abc".into()), tasks: 1, subnet: None },
+            ContainerInstanceInfo {
+                ec2_instance_id: Some("i-0abc".into()),
+                tasks: 1,
+                subnet: None,
+                arn: None,
+                draining: false,
+            },
         )])
     }
 

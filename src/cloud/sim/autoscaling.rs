@@ -377,6 +377,43 @@ impl World {
         Ok(())
     }
 
+    /// The instance of `group` waiting in `Terminating:Wait`, or AWS's error.
+    fn waiting_instance(
+        &mut self,
+        group: &GroupId,
+        instance_id: &str,
+        operation: &'static str,
+    ) -> Result<&mut super::world::Instance, CloudError> {
+        if !self.groups.contains_key(group) {
+            return Err(not_found(group));
+        }
+        match self.instances.get_mut(instance_id) {
+            Some(i) if i.group.as_ref() == Some(group) && i.lifecycle == Lifecycle::TerminatingWait => Ok(i),
+            _ => Err(rejected(
+                operation,
+                format!("ValidationError: No active Lifecycle Action found with instance ID {instance_id}"),
+            )),
+        }
+    }
+
+    /// CompleteLifecycleAction: the instance terminates now.
+    pub(super) fn complete_lifecycle_action(&mut self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
+        self.waiting_instance(group, instance_id, "CompleteLifecycleAction")?;
+        self.finish_termination(instance_id);
+        Ok(())
+    }
+
+    /// RecordLifecycleActionHeartbeat: the wait starts again from now.
+    pub(super) fn record_heartbeat(&mut self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
+        let timeout = self.autoscaling.termination_hooks.get(group).map(|h| h.settings.heartbeat_timeout);
+        let now = self.now;
+        let instance = self.waiting_instance(group, instance_id, "RecordLifecycleActionHeartbeat")?;
+        if let Some(timeout) = timeout {
+            instance.due = Some(now + timeout);
+        }
+        Ok(())
+    }
+
     pub(super) fn set_processes(
         &mut self,
         group: &GroupId,
@@ -449,22 +486,6 @@ impl SimCloud {
     /// CompleteLifecycleAction for an instance in `Terminating:Wait`: it
     /// terminates now.
     pub fn complete_lifecycle_action(&self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
-        self.control(|w| {
-            if !w.groups.contains_key(group) {
-                return Err(not_found(group));
-            }
-            let waiting = w
-                .instances
-                .get(instance_id)
-                .is_some_and(|i| i.group.as_ref() == Some(group) && i.lifecycle == Lifecycle::TerminatingWait);
-            if !waiting {
-                return Err(rejected(
-                    "CompleteLifecycleAction",
-                    format!("ValidationError: No active Lifecycle Action found with instance ID {instance_id}"),
-                ));
-            }
-            w.finish_termination(instance_id);
-            Ok(())
-        })
+        self.control(|w| w.complete_lifecycle_action(group, instance_id))
     }
 }

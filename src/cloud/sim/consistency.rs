@@ -112,6 +112,9 @@ impl World {
             | Change::TagAlarm { .. }
             | Change::SuspendProcesses { .. }
             | Change::PutLifecycleHook { .. }
+            | Change::DrainContainerInstance { .. }
+            | Change::RecordLifecycleActionHeartbeat { .. }
+            | Change::CompleteLifecycleAction { .. }
             | Change::SetTaskProtection { .. } => Vec::new(),
         }
     }

@@ -563,6 +563,12 @@ impl World {
                         lifecycle_state: i.lifecycle.observed(),
                         healthy: i.healthy,
                         subnet: registered.then(|| i.subnet.clone()),
+                        container_instance: i.container_instance.as_ref().filter(|_| registered).map(|arn| {
+                            crate::observed::ContainerInstance {
+                                arn: arn.clone(),
+                                draining: self.draining.contains(&i.id),
+                            }
+                        }),
                         // Counted until STOPPED: a stopping task still
                         // occupies the instance.
                         tasks: registered.then(|| {
