@@ -2142,3 +2142,70 @@ mod drain {
         assert_eq!(gone, vec!["i-4".to_string(), "i-5".to_string()], "{:#?}", p.changes);
     }
 }
+
+/// Issue 15 item 3: an instance in `Terminating:Wait` (ballast's hook) is
+/// drained step by step: its task's target out (with a heartbeat), then,
+/// after the propagation lag, DRAINING; the lifecycle action completes only
+/// once no task is left. The replacement ECS starts meanwhile is registered,
+/// not taken for a scale-in.
+#[test]
+fn a_terminating_instance_is_drained_then_completed() {
+    let hook = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
+    let cap = Capacity {
+        termination_hook: Some(hook.clone()),
+        ..capacity(
+            "ecsAutoScalingGroup",
+            vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
+            2,
+        )
+    };
+    // A fourth instance, where ECS places the replacement.
+    let (d, mut o) = with_group(service(TaskCount::Fixed(3)), &cap, 3, 4, &["subnet-a"]);
+    // ballast manages the tasks' protection: the service's own drain runs.
+    svc_mut(&mut o).protection = ProtectionRead::Read;
+    {
+        let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+        g.termination_hook = Some(hook.clone());
+        let i = &mut g.instances[2];
+        i.lifecycle_state = Lifecycle::TerminatingWait;
+        i.container_instance = Some(crate::observed::ContainerInstance { arn: "arn:ci/3".into(), draining: false });
+    }
+    let of = |p: &Plan| p.changes.iter().map(|c| c.change.to_string()).collect::<Vec<_>>();
+    let terminating = |p: &Plan| p.holds.iter().any(|h| matches!(h.reason, HoldReason::Terminating(_)));
+
+    // First sight: the target leaves, a heartbeat; no DRAINING, no completion.
+    let p = plan(&d, &o, Memory::default(), t0());
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("deregister i-3:80")), "{changes:#?}");
+    assert!(changes.iter().any(|c| c.contains("record a heartbeat for terminating instance i-3")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("DRAINING") || c.contains("complete")), "{changes:#?}");
+    assert!(terminating(&p), "{:#?}", p.holds);
+
+    // The target is gone, and ECS starts a replacement: it is registered,
+    // not chosen for a scale-in; DRAINING waits for the propagation lag.
+    tg_mut(&mut o).targets.retain(|t| t.target.id != "i-3");
+    svc_mut(&mut o)
+        .tasks
+        .push(ObservedTask { started_at: Some(t0() + Duration::from_secs(10)), ..task(4, TaskStatus::Running) });
+    let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(15));
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("register i-4:80")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("desired count")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("DRAINING") || c.contains("complete")), "{changes:#?}");
+
+    let later = t0() + Duration::from_secs(15) + crate::desired::DEFAULT_PROPAGATION_LAG;
+    let p = plan(&d, &o, p.memory, later);
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("set the container instance on i-3 to DRAINING")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("complete")), "the task is still there: {changes:#?}");
+
+    // ECS stopped the task: the action completes.
+    svc_mut(&mut o).tasks.retain(|t| t.instance_id.as_deref() != Some("i-3"));
+    let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+    g.instances[2].tasks = Some(0);
+    g.instances[2].container_instance.as_mut().unwrap().draining = true;
+    let p = plan(&d, &o, p.memory, later + Duration::from_secs(15));
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("complete the lifecycle action of i-3 (CONTINUE)")), "{changes:#?}");
+    assert!(!terminating(&p), "{:#?}", p.holds);
+}

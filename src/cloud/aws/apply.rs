@@ -115,16 +115,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
                 // A task that stopped since the read is no one's to protect;
                 // any other failure is the change's.
                 if let Some(f) = out.failures().iter().find(|f| f.reason() != Some("TASK_NOT_VALID")) {
-                    return Err(CloudError::Rejected {
-                        service: "ecs",
-                        operation: "UpdateTaskProtection",
-                        message: format!(
-                            "{}: {}{}",
-                            f.arn().unwrap_or("task"),
-                            f.reason().unwrap_or("unknown reason"),
-                            f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
-                        ),
-                    });
+                    return Err(ecs_failure("UpdateTaskProtection", "task", f));
                 }
             }
             Ok(())
@@ -158,16 +149,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             let out =
                 rc.call(&rc.buckets.ecs_write, "ecs", "UpdateContainerInstancesState", || req.clone().send()).await?;
             if let Some(f) = out.failures().first() {
-                return Err(CloudError::Rejected {
-                    service: "ecs",
-                    operation: "UpdateContainerInstancesState",
-                    message: format!(
-                        "{}: {}{}",
-                        f.arn().unwrap_or("container instance"),
-                        f.reason().unwrap_or("unknown reason"),
-                        f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
-                    ),
-                });
+                return Err(ecs_failure("UpdateContainerInstancesState", "container instance", f));
             }
             Ok(())
         }
@@ -194,6 +176,21 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             rc.call(&rc.buckets.autoscaling, "autoscaling", op, || req.clone().send()).await?;
             Ok(())
         }
+    }
+}
+
+/// An entry of an ECS answer's `failures[]` as the change's error; `what`
+/// names the resource when the entry has no ARN.
+fn ecs_failure(operation: &'static str, what: &str, f: &aws_sdk_ecs::types::Failure) -> CloudError {
+    CloudError::Rejected {
+        service: "ecs",
+        operation,
+        message: format!(
+            "{}: {}{}",
+            f.arn().unwrap_or(what),
+            f.reason().unwrap_or("unknown reason"),
+            f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
     }
 }
 
