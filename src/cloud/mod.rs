@@ -24,6 +24,7 @@
 //! | CPU | CloudWatch GetMetricData, 500 queries per call; with the pass time in the scope, at most once per metric period (60 s) per service |
 //! | task protection | per cluster with services in `scope.protection`: ECS GetTaskProtection for the RUNNING tasks, 100 per call; with the pass time in the scope, reused for 5 minutes unless ballast changed a task's protection in the cluster or a task is new |
 //! | groups | Auto Scaling DescribeAutoScalingGroups, 50 names per call |
+//! | termination hooks | Auto Scaling DescribeLifecycleHooks, one per group whose document declares `terminationHook` |
 //!
 //! A converged pass makes no write calls. Each change is one write call
 //! (chunked where the API wants it), except that a desired-count change is
