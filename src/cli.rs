@@ -648,7 +648,7 @@ pub fn render_plan(plan: &Plan, reports: &[ResourceReport]) -> String {
             let sign = match &pc.change {
                 Change::RegisterTargets { .. } => "+",
                 Change::DeregisterTargets { .. } | Change::TerminateInstance { .. } => "-",
-                Change::PutAlarm { create: true, .. } => "+",
+                Change::PutAlarm { create: true, .. } | Change::PutLifecycleHook { create: true, .. } => "+",
                 _ => "~",
             };
             let _ = writeln!(out, "  {sign} {}", pc.change);

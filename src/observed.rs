@@ -470,6 +470,10 @@ pub struct ObservedGroup {
     /// The group's suspended Auto Scaling processes (`AZRebalance`,
     /// `Launch`, ...), sorted.
     pub suspended_processes: Vec<String>,
+    /// ballast's termination lifecycle hook on the group
+    /// ([`crate::desired::TERMINATION_HOOK_NAME`]), as DescribeLifecycleHooks
+    /// reports it; `None` if the group has none.
+    pub termination_hook: Option<crate::desired::TerminationHook>,
 }
 
 /// The Auto Scaling process that rebalances a group's instances across
@@ -497,6 +501,17 @@ pub struct ObservedInstance {
     /// Its subnet, as the ECS agent registered it (`ecs.subnet-id`), where
     /// the instance is registered in the cluster; `None` until then.
     pub subnet: Option<String>,
+    /// Its container instance in the group's cluster, where registered.
+    pub container_instance: Option<ContainerInstance>,
+}
+
+/// An instance's registration in an ECS cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInstance {
+    pub arn: String,
+    /// ECS status `DRAINING`: no new task is placed there, and its service
+    /// tasks are replaced elsewhere.
+    pub draining: bool,
 }
 
 impl ObservedInstance {

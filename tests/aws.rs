@@ -864,6 +864,45 @@ async fn drift_an_alarm_threshold_edited_by_hand_is_put_back() {
     assert_eq!(alarm(&low).threshold, scale_in::THRESHOLD, "the other alarm is as it was");
 }
 
+/// Issue 15 item 3: the declared termination hook is created, read back
+/// as declared (the converged plan has no changes), and put back when
+/// someone edits it.
+#[tokio::test]
+async fn drift_a_termination_hook_is_created_and_put_back() {
+    let e = converged(2, |d| d.capacity.as_mut().unwrap().termination_hook = Some("10m")).await;
+    let observed_hook = || async {
+        let scope = Scope { hooks: vec![e.m.system.group_id()], ..full_scope(&e.m.system) };
+        let o = e.m.cloud.observe(&scope).await.expect("moto is reachable");
+        o.groups[&e.m.system.group_id()].clone().expect("the group is observed").termination_hook
+    };
+    let hook = observed_hook().await.expect("ballast created its termination hook");
+    assert_eq!(hook.heartbeat_timeout, std::time::Duration::from_secs(600));
+    assert_eq!(hook.default_result, "CONTINUE");
+    e.m.actors
+        .autoscaling
+        .put_lifecycle_hook()
+        .auto_scaling_group_name(GROUP)
+        .lifecycle_hook_name(ballast::desired::TERMINATION_HOOK_NAME)
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+        .heartbeat_timeout(60)
+        .default_result("ABANDON")
+        .send()
+        .await
+        .unwrap();
+    drift_is_found_and_corrected(
+        &e,
+        &[&format!(
+            "~ auto scaling group {}: put back termination lifecycle hook ballast-drain (heartbeat timeout 600 s, \
+             default result CONTINUE)",
+            e.m.system.group_id()
+        )],
+        1,
+    )
+    .await;
+    let hook = observed_hook().await.unwrap();
+    assert_eq!((hook.heartbeat_timeout.as_secs(), hook.default_result.as_str()), (600, "CONTINUE"));
+}
+
 #[tokio::test]
 async fn drift_a_group_capacity_raised_by_hand_is_brought_back_by_removing_empty_instances() {
     let e = converged(2, |_| {}).await;
@@ -2051,4 +2090,69 @@ async fn a_scale_in_unprotects_exactly_the_drained_tasks() {
 async fn observed_service_id(m: &Moto, id: &ServiceId) -> ballast::observed::ObservedService {
     let o = m.cloud.observe(&Scope { services: vec![id.clone()], ..Scope::default() }).await.unwrap();
     o.services[id].clone().expect("the service is observed")
+}
+
+/// Issue 15 item 3: AWS terminates an instance running a task (the group
+/// has ballast's termination hook): it waits in `Terminating:Wait`; ballast
+/// takes the task's targets out, records a heartbeat, sets the container
+/// instance to DRAINING once the lag has passed, and completes the
+/// lifecycle action only once no task is left (ECS, played by the test,
+/// stops it), never while its targets are in the groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_in_terminating_wait_is_completed_only_after_its_targets_are_gone() {
+    let m = seeded().await;
+    let mut declared = Declared::article(&m.system);
+    declared.capacity.as_mut().unwrap().termination_hook = Some("10m");
+    let b = Ballast::new(&m.account, &declared);
+    let clock = Arc::new(ManualClock::starting_at(SystemTime::now()));
+    let mut c = controller_for(&m, &b, clock.clone());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let before = m.cloud.api_calls();
+    let first = c.pass(&stop).await;
+    assert_eq!(first.failed, 0, "{first:?}");
+    assert_eq!(m.cloud.api_calls().since(&before).of("PutLifecycleHook"), 1);
+
+    let svc = observed_service(&m).await;
+    let task = svc.tasks.iter().find(|t| t.instance_id.is_some()).expect("a seeded task on an instance").clone();
+    let victim = task.instance_id.clone().unwrap();
+    assert!(targets_of(&m, FRONTEND).await.iter().any(|t| t.id == victim), "the task is routed");
+    let req = m.actors.autoscaling.terminate_instance_in_auto_scaling_group();
+    req.instance_id(&victim).should_decrement_desired_capacity(false).send().await.unwrap();
+    let waiting = |g: &ballast::observed::ObservedGroup| {
+        g.instances.iter().any(|i| i.id == victim && i.lifecycle_state == ballast::observed::Lifecycle::TerminatingWait)
+    };
+    assert!(waiting(&observed_group(&m).await), "the hook holds the instance");
+
+    // Its targets leave; no completion while the task is there.
+    let before = m.cloud.api_calls();
+    let mut drained_at = None;
+    for pass in 0..12 {
+        clock.advance(Duration::from_secs(30));
+        let outcome = c.pass(&stop).await;
+        assert_eq!(outcome.failed, 0, "{outcome:?}");
+        for name in [FRONTEND, BACKEND] {
+            assert!(!targets_of(&m, name).await.iter().any(|t| t.id == victim), "{name}: out after the first pass");
+        }
+        if m.cloud.api_calls().since(&before).of("UpdateContainerInstancesState") > 0 {
+            drained_at = Some(pass);
+            break;
+        }
+    }
+    let calls = m.cloud.api_calls().since(&before);
+    assert!(drained_at.is_some_and(|p| p >= 3), "DRAINING only after the propagation lag: {drained_at:?}");
+    assert_eq!(calls.of("CompleteLifecycleAction"), 0, "the task is still on the instance");
+    assert!(calls.of("RecordLifecycleActionHeartbeat") >= 1, "{calls:#?}");
+    let g = observed_group(&m).await;
+    assert!(waiting(&g), "still waiting");
+    let ci = g.instances.iter().find(|i| i.id == victim).and_then(|i| i.container_instance.clone());
+    assert!(ci.is_some_and(|c| c.draining), "the container instance is DRAINING");
+
+    // ECS stops the task: the action completes and the instance goes.
+    m.actors.stop_task(&task.arn).await;
+    clock.advance(Duration::from_secs(15));
+    let before = m.cloud.api_calls();
+    let outcome = c.pass(&stop).await;
+    assert_eq!(outcome.failed, 0, "{outcome:?}");
+    assert_eq!(m.cloud.api_calls().since(&before).of("CompleteLifecycleAction"), 1);
+    assert!(!observed_group(&m).await.instances.iter().any(|i| i.id == victim), "terminated");
 }

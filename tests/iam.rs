@@ -78,6 +78,7 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "elasticloadbalancing:DescribeTargetHealth",
     "cloudwatch:GetMetricData",
     "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeLifecycleHooks",
 ];
 
 /// Actions that have a resource type but that AWS authorizes against `*`
@@ -1345,6 +1346,7 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("ecs:UpdateTaskProtection", &["cluster", "tasks", "protection_enabled", "expires_in_minutes"]),
     ("ecs:ListContainerInstances", &["cluster", "max_results", "next_token"]),
     ("ecs:DescribeContainerInstances", &["cluster", "container_instances"]),
+    ("ecs:UpdateContainerInstancesState", &["cluster", "container_instances", "status"]),
     ("ecs:DescribeTaskDefinition", &["task_definition"]),
     (
         "application-autoscaling:DescribeScalableTargets",
@@ -1385,6 +1387,22 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("autoscaling:TerminateInstanceInAutoScalingGroup", &["instance_id", "should_decrement_desired_capacity"]),
     ("autoscaling:CreateOrUpdateTags", &["tags"]),
     ("autoscaling:SuspendProcesses", &["auto_scaling_group_name", "scaling_processes"]),
+    ("autoscaling:DescribeLifecycleHooks", &["auto_scaling_group_name", "lifecycle_hook_names"]),
+    (
+        "autoscaling:PutLifecycleHook",
+        &[
+            "auto_scaling_group_name",
+            "lifecycle_hook_name",
+            "lifecycle_transition",
+            "heartbeat_timeout",
+            "default_result",
+        ],
+    ),
+    ("autoscaling:RecordLifecycleActionHeartbeat", &["auto_scaling_group_name", "lifecycle_hook_name", "instance_id"]),
+    (
+        "autoscaling:CompleteLifecycleAction",
+        &["auto_scaling_group_name", "lifecycle_hook_name", "instance_id", "lifecycle_action_result"],
+    ),
     // The leadership lease (`src/cloud/aws/lease.rs`): conditions and
     // expressions name the item's own attributes, which IAM does not see
     // unless a policy uses dynamodb:Attributes (this one does not).
@@ -1620,7 +1638,7 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
             .iter()
             .map(|c| request(arn(&[("ClusterName", c)]), vec![], format!("the instances of cluster {c}")))
             .collect(),
-        "ecs:DescribeContainerInstances" => in_each_cluster(
+        "ecs:DescribeContainerInstances" | "ecs:UpdateContainerInstancesState" => in_each_cluster(
             &|c| arn(&[("ClusterName", c), ("ContainerInstanceId", CONTAINER_INSTANCE_ID)]),
             "an instance of cluster",
         ),
@@ -1674,7 +1692,10 @@ fn requests(sar: &Reference, action: &str, a: &Args, params: &BTreeSet<String>) 
         // instance is in, and ballast terminates only its groups' instances.
         "autoscaling:SetDesiredCapacity"
         | "autoscaling:TerminateInstanceInAutoScalingGroup"
-        | "autoscaling:SuspendProcesses" => a
+        | "autoscaling:SuspendProcesses"
+        | "autoscaling:PutLifecycleHook"
+        | "autoscaling:RecordLifecycleActionHeartbeat"
+        | "autoscaling:CompleteLifecycleAction" => a
             .groups
             .iter()
             .map(|(g, tags)| {

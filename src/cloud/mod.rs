@@ -24,6 +24,7 @@
 //! | CPU | CloudWatch GetMetricData, 500 queries per call; with the pass time in the scope, at most once per metric period (60 s) per service |
 //! | task protection | per cluster with services in `scope.protection`: ECS GetTaskProtection for the RUNNING tasks, 100 per call; with the pass time in the scope, reused for 5 minutes unless ballast changed a task's protection in the cluster or a task is new |
 //! | groups | Auto Scaling DescribeAutoScalingGroups, 50 names per call |
+//! | termination hooks | Auto Scaling DescribeLifecycleHooks, one per group whose document declares `terminationHook` |
 //!
 //! A converged pass makes no write calls. Each change is one write call
 //! (chunked where the API wants it), except that a desired-count change is
@@ -83,6 +84,9 @@ pub struct Scope {
     /// Services whose serving tasks' scale-in protection is read
     /// (GetTaskProtection): those whose scale-in ballast drains.
     pub protection: Vec<ServiceId>,
+    /// Groups whose termination lifecycle hook is read
+    /// (DescribeLifecycleHooks): those whose document declares one.
+    pub hooks: Vec<GroupId>,
     /// The pass's time. With it, reads that stay true for a while are
     /// reused ([`reuse`]): CPU within one metric period, task protection
     /// for a few minutes unless ballast changed it or a task is new.
@@ -111,6 +115,9 @@ impl Scope {
         }
         for cap in &desired.capacities {
             scope.groups.push((cap.group.clone(), cap.cluster.clone()));
+            if cap.termination_hook.is_some() {
+                scope.hooks.push(cap.group.clone());
+            }
             if matches!(cap.tasks_per_instance, crate::desired::TasksPerInstance::Resources { .. }) {
                 let in_cluster =
                     desired.services.iter().filter(|s| s.id.region == cap.group.region && s.id.cluster == cap.cluster);
@@ -128,6 +135,7 @@ impl Scope {
         sorted(&mut scope.task_sizes);
         sorted(&mut scope.groups);
         sorted(&mut scope.protection);
+        sorted(&mut scope.hooks);
         scope
     }
 

@@ -328,7 +328,30 @@ pub struct Capacity {
     /// Suspend the group's AZRebalance process (else: no zone changes
     /// while it is active).
     pub suspend_az_rebalance: bool,
+    /// The termination lifecycle hook ballast keeps on the group, if declared.
+    pub termination_hook: Option<TerminationHook>,
 }
+
+/// A termination lifecycle hook on a group, as declared or as AWS reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TerminationHook {
+    #[serde(serialize_with = "seconds")]
+    pub heartbeat_timeout: Duration,
+    /// `CONTINUE` or `ABANDON`.
+    pub default_result: String,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+/// The name of the termination lifecycle hook ballast creates and drains for.
+pub const TERMINATION_HOOK_NAME: &str = "ballast-drain";
+
+/// PutLifecycleHook's HeartbeatTimeout range
+/// (<https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html>).
+pub const HEARTBEAT_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(7200));
 
 /// How many tasks one instance holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -350,7 +350,39 @@ pub struct RawCapacitySpec {
     /// AZRebalance is active, ballast makes no zone change (a conflict).
     #[schemars(extend("default" = true))]
     pub suspend_az_rebalance: Option<bool>,
+    /// A termination lifecycle hook ballast creates and keeps on the group:
+    /// an instance Auto Scaling terminates, whoever starts it, waits in
+    /// `Terminating:Wait` while ballast drains its tasks.
+    pub termination_hook: Option<RawTerminationHook>,
     pub take_over: Option<RawCapacityTakeOver>,
+}
+
+/// The group's termination lifecycle hook (`PutLifecycleHook` for
+/// `autoscaling:EC2_INSTANCE_TERMINATING`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "TerminationHook")]
+pub struct RawTerminationHook {
+    /// How long an instance waits in `Terminating:Wait` without a heartbeat
+    /// before Auto Scaling applies `defaultResult` (30s to 2h, AWS's range).
+    /// ballast records a heartbeat while a drain takes longer.
+    #[schemars(extend("default" = "10m"))]
+    pub heartbeat_timeout: Option<DurationText>,
+    /// What Auto Scaling does when the timeout passes (both terminate the
+    /// instance; `ABANDON` stops the group's other hooks).
+    #[schemars(with = "Option<HookResultSchema>", extend("default" = "CONTINUE"))]
+    pub default_result: Option<String>,
+}
+
+// Only for the schema; the loader reads the value as a string.
+/// A lifecycle hook's result.
+#[derive(JsonSchema)]
+#[schemars(rename = "HookResult")]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+enum HookResultSchema {
+    CONTINUE,
+    ABANDON,
 }
 
 /// One instance's resources as ECS counts them.

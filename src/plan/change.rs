@@ -1,6 +1,6 @@
 //! The planner's output: changes to make in the cloud, each with its reason.
 
-use crate::desired::{GroupId, ServiceId};
+use crate::desired::{GroupId, ServiceId, TerminationHook};
 use crate::observed::{AlarmDefinition, Comparison, Target};
 
 /// One write to the cloud. Changes carry everything the cloud needs to
@@ -34,6 +34,20 @@ pub enum Change {
     /// Auto Scaling SuspendProcesses: processes that would act on a group
     /// ballast sizes behind its back (`AZRebalance`).
     SuspendProcesses { group: GroupId, processes: Vec<String> },
+    /// Auto Scaling PutLifecycleHook(autoscaling:EC2_INSTANCE_TERMINATING)
+    /// named [`crate::desired::TERMINATION_HOOK_NAME`]: creates the group's
+    /// termination hook or puts it back as declared.
+    PutLifecycleHook { group: GroupId, hook: TerminationHook, create: bool },
+    /// ECS UpdateContainerInstancesState(DRAINING) on the container
+    /// instance of an instance in `Terminating:Wait` whose tasks' targets
+    /// have drained: ECS places their replacements elsewhere.
+    DrainContainerInstance { region: String, cluster: String, container_instance_arn: String, instance_id: String },
+    /// Auto Scaling RecordLifecycleActionHeartbeat for ballast's hook: the
+    /// instance's drain takes longer than part of the heartbeat timeout.
+    RecordLifecycleActionHeartbeat { group: GroupId, instance_id: String },
+    /// Auto Scaling CompleteLifecycleAction(CONTINUE) for ballast's hook:
+    /// no task is left on the instance, it may terminate.
+    CompleteLifecycleAction { group: GroupId, instance_id: String },
 }
 
 /// What kind of change, as a stable metric label.
@@ -48,6 +62,8 @@ pub enum ChangeKind {
     Subnets,
     TaskProtection,
     Processes,
+    LifecycleHook,
+    Termination,
 }
 
 impl ChangeKind {
@@ -61,6 +77,8 @@ impl ChangeKind {
             ChangeKind::Subnets => "subnets",
             ChangeKind::TaskProtection => "task_protection",
             ChangeKind::Processes => "processes",
+            ChangeKind::LifecycleHook => "lifecycle_hook",
+            ChangeKind::Termination => "termination",
         }
     }
 }
@@ -76,6 +94,10 @@ impl Change {
             Change::SetGroupSubnets { .. } => ChangeKind::Subnets,
             Change::SetTaskProtection { .. } => ChangeKind::TaskProtection,
             Change::SuspendProcesses { .. } => ChangeKind::Processes,
+            Change::PutLifecycleHook { .. } => ChangeKind::LifecycleHook,
+            Change::DrainContainerInstance { .. }
+            | Change::RecordLifecycleActionHeartbeat { .. }
+            | Change::CompleteLifecycleAction { .. } => ChangeKind::Termination,
         }
     }
 }
@@ -128,6 +150,26 @@ impl std::fmt::Display for Change {
             }
             Change::SuspendProcesses { group, processes } => {
                 write!(f, "auto scaling group {group}: suspend {}", processes.join(", "))
+            }
+            Change::PutLifecycleHook { group, hook, create } => {
+                let verb = if *create { "create" } else { "put back" };
+                write!(
+                    f,
+                    "auto scaling group {group}: {verb} termination lifecycle hook {} (heartbeat timeout {} s, default \
+                     result {})",
+                    crate::desired::TERMINATION_HOOK_NAME,
+                    hook.heartbeat_timeout.as_secs(),
+                    hook.default_result
+                )
+            }
+            Change::DrainContainerInstance { cluster, instance_id, .. } => {
+                write!(f, "cluster {cluster}: set the container instance on {instance_id} to DRAINING")
+            }
+            Change::RecordLifecycleActionHeartbeat { group, instance_id } => {
+                write!(f, "auto scaling group {group}: record a heartbeat for terminating instance {instance_id}")
+            }
+            Change::CompleteLifecycleAction { group, instance_id } => {
+                write!(f, "auto scaling group {group}: complete the lifecycle action of {instance_id} (CONTINUE)")
             }
         }
     }

@@ -81,7 +81,7 @@ pub struct Leaving {
 
 /// Where a task is on its way out of its target groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Routing {
+pub(super) enum Routing {
     /// Not RUNNING yet: never received traffic.
     NotStarted,
     /// No target in any bound group.
@@ -436,7 +436,7 @@ pub fn old_tasks_kept_out(service: &ObservedService) -> Leaving {
 }
 
 /// Where the task's targets are, over every bound group.
-fn routing(task: &ObservedTask, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Routing {
+pub(super) fn routing(task: &ObservedTask, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Routing {
     if task.last_status < TaskStatus::Running {
         return Routing::NotStarted;
     }

@@ -208,6 +208,9 @@ pub enum HoldReason {
     /// A deployment hands its old tasks over ([`super::drain::Handover`]):
     /// progress, or stalled at the floor (a safety hold).
     Deploying(super::drain::Handover),
+    /// An instance in `Terminating:Wait` waits while its tasks drain
+    /// ([`super::terminations`]).
+    Terminating(super::terminations::TerminationWait),
 }
 
 impl HoldReason {
@@ -221,9 +224,11 @@ impl HoldReason {
             HoldReason::Budget(_) => HoldKind::Budget,
             HoldReason::Safety(_) => HoldKind::Safety,
             HoldReason::Deploying(h) if h.stalled => HoldKind::Safety,
-            HoldReason::Scaling(_) | HoldReason::GroupSize(_) | HoldReason::Draining(_) | HoldReason::Deploying(_) => {
-                HoldKind::Scaling
-            }
+            HoldReason::Scaling(_)
+            | HoldReason::GroupSize(_)
+            | HoldReason::Draining(_)
+            | HoldReason::Deploying(_)
+            | HoldReason::Terminating(_) => HoldKind::Scaling,
         }
     }
 }
@@ -254,6 +259,7 @@ impl std::fmt::Display for HoldReason {
             HoldReason::Suspended { change } => write!(f, "document is suspended; not applying: {change}"),
             HoldReason::Draining(w) => write!(f, "{w}"),
             HoldReason::Deploying(h) => write!(f, "{h}"),
+            HoldReason::Terminating(w) => write!(f, "{w}"),
             HoldReason::Budget(Budget::DesiredCount { per_pass, from, now, target }) => {
                 write!(f, "desired count moves by at most {per_pass} per pass: {from} -> {now} now, {target} later")
             }

@@ -269,6 +269,20 @@ pub struct Memory {
     /// lag counts from then; a process that starts has none and counts
     /// from its first pass, which only waits longer (see [`super::drain`]).
     pub drains: BTreeMap<ServiceId, BTreeMap<String, SystemTime>>,
+    /// Instances in `Terminating:Wait` that ballast drains, by instance id
+    /// (see [`super::terminations`]).
+    pub terminations: BTreeMap<String, TerminationMemory>,
+}
+
+/// What ballast remembers of one instance's drain for termination. Lost on
+/// a restart, which only makes it wait longer and send a heartbeat sooner.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TerminationMemory {
+    /// Its tasks, by ARN: when a pass first saw all their targets out of
+    /// service (the propagation lag counts from then).
+    pub out_since: BTreeMap<String, SystemTime>,
+    /// When ballast last recorded a heartbeat for it.
+    pub heartbeat: Option<SystemTime>,
 }
 
 impl Memory {
@@ -311,7 +325,15 @@ impl Memory {
             // The tag (the suspension) is read back next pass; nothing to
             // remember. Protection is read back too (the write makes the
             // next read fresh).
-            Change::TagAlarm { .. } | Change::SuspendProcesses { .. } | Change::SetTaskProtection { .. } => {}
+            Change::TagAlarm { .. }
+            | Change::SuspendProcesses { .. }
+            | Change::SetTaskProtection { .. }
+            | Change::PutLifecycleHook { .. }
+            | Change::DrainContainerInstance { .. }
+            | Change::CompleteLifecycleAction { .. } => {}
+            Change::RecordLifecycleActionHeartbeat { instance_id, .. } => {
+                self.terminations.entry(instance_id.clone()).or_default().heartbeat = Some(now);
+            }
         }
     }
 

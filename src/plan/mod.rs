@@ -22,8 +22,9 @@ pub mod memory;
 mod report;
 pub mod scaling;
 pub mod targets;
+pub mod terminations;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 pub use change::{Change, ChangeKind, short_arn, short_task};
@@ -154,7 +155,16 @@ pub fn plan_with(
     now: SystemTime,
     fight: FightPolicy,
 ) -> Plan {
-    Planner { desired, observed, now, fight, out: Plan { memory, ..Plan::default() }, leaving: BTreeMap::new() }.run()
+    Planner {
+        desired,
+        observed,
+        now,
+        fight,
+        out: Plan { memory, ..Plan::default() },
+        leaving: BTreeMap::new(),
+        terminating: BTreeMap::new(),
+    }
+    .run()
 }
 
 struct Planner<'a> {
@@ -166,6 +176,10 @@ struct Planner<'a> {
     /// Tasks leaving for a scale-in, by service: the targets planner takes
     /// them out of their groups and registers them no more.
     leaving: BTreeMap<ServiceId, drain::Leaving>,
+    /// Tasks on instances in `Terminating:Wait`, by service
+    /// ([`terminations`]): out of their groups, and not the service's
+    /// drain's to choose or protect.
+    terminating: BTreeMap<ServiceId, drain::Leaving>,
 }
 
 /// Whether a service's scale-in goes by drain, and what it has to go on.
@@ -186,6 +200,7 @@ impl<'a> Planner<'a> {
         // Counts are decided first (capacity follows them) but emitted after
         // capacity changes, so instances exist before tasks need them.
         let mut count_changes = Vec::new();
+        let termination_changes = self.plan_terminations();
         self.out.services.reserve_exact(self.desired.services.len());
         for svc in &self.desired.services {
             let holds_before = self.out.holds.len();
@@ -274,10 +289,121 @@ impl<'a> Planner<'a> {
             self.plan_service_targets(svc, &mut deregistrations);
         }
         self.out.changes.extend(deregistrations);
+        self.out.changes.extend(termination_changes);
         for svc in &self.desired.services {
             self.plan_alarms(svc);
         }
         self.out
+    }
+
+    /// Drain the instances in `Terminating:Wait` of every group with
+    /// ballast's termination hook ([`terminations`]); their tasks go to
+    /// `self.terminating`, the changes are returned.
+    fn plan_terminations(&mut self) -> Vec<PlannedChange> {
+        let mut changes = Vec::new();
+        let mut waiting_ids = BTreeSet::new();
+        for cap in &self.desired.capacities {
+            let Some(Ok(group)) = self.observed.groups.get(&cap.group) else { continue };
+            // Only ballast's hook holds the instance for ballast to release.
+            let (Some(_), Some(hook)) = (&cap.termination_hook, &group.termination_hook) else { continue };
+            let waiting =
+                group.instances.iter().filter(|i| i.lifecycle_state == crate::observed::Lifecycle::TerminatingWait);
+            for instance in waiting {
+                waiting_ids.insert(instance.id.clone());
+                let mut views = Vec::new();
+                let mut unread = Vec::new();
+                for svc in &self.desired.services {
+                    if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
+                        continue;
+                    }
+                    let Ok(observed) = self.live_service(&svc.id) else {
+                        unread.push(format!("service {}", svc.id));
+                        continue;
+                    };
+                    let groups = self.bound_groups(svc);
+                    if groups.len() < svc.target_groups.len() {
+                        unread.push(format!("the target groups of service {}", svc.id));
+                    }
+                    views.push(terminations::ServiceView { id: &svc.id, service: observed, groups });
+                }
+                let mut memory = self.out.memory.terminations.remove(&instance.id).unwrap_or_default();
+                let mut d = terminations::plan_instance(instance, hook, &views, &mut memory, self.now);
+                if !unread.is_empty() {
+                    // Whether its tasks have drained cannot be told: the
+                    // heartbeat only, and targets keep leaving.
+                    d.unprotect.clear();
+                    (d.drain_container_instance, d.complete) = (None, false);
+                    let why =
+                        format!("terminating instance {} waits until {} can be read", instance.id, unread.join(", "));
+                    self.hold(ResourceKey::group(&cap.group), HoldReason::Unobserved(why));
+                }
+                self.out.memory.terminations.insert(instance.id.clone(), memory);
+                for (id, tasks) in d.leaving {
+                    let now = d.deregister.get(&id).cloned().unwrap_or_default();
+                    let l = self.terminating.entry(id).or_default();
+                    l.tasks.extend(tasks);
+                    l.now.extend(now);
+                }
+                let key = ResourceKey::group(&cap.group);
+                let mut proposals = Vec::new();
+                for (id, tasks) in d.unprotect {
+                    let n = tasks.len();
+                    let change = Change::SetTaskProtection { service: id.clone(), tasks, minutes: None };
+                    let reason = format!(
+                        "{n} task(s) of {id} on terminating instance {} drained: ECS may stop them",
+                        instance.id
+                    );
+                    proposals.push(Proposal::new(ResourceKey::service(&id), change, reason));
+                }
+                if let Some(arn) = d.drain_container_instance {
+                    let change = Change::DrainContainerInstance {
+                        region: cap.group.region.clone(),
+                        cluster: cap.cluster.clone(),
+                        container_instance_arn: arn,
+                        instance_id: instance.id.clone(),
+                    };
+                    let reason = "the instance is terminating and its tasks' targets have drained: ECS places their \
+                                  replacements elsewhere and stops them";
+                    proposals.push(Proposal { suspended: cap.suspend, ..Proposal::new(key.clone(), change, reason) });
+                }
+                if d.heartbeat {
+                    let change = Change::RecordLifecycleActionHeartbeat {
+                        group: cap.group.clone(),
+                        instance_id: instance.id.clone(),
+                    };
+                    let reason = format!(
+                        "its drain may outlast part of the heartbeat timeout ({} s)",
+                        hook.heartbeat_timeout.as_secs()
+                    );
+                    proposals.push(Proposal { suspended: cap.suspend, ..Proposal::new(key.clone(), change, reason) });
+                }
+                if d.complete {
+                    let change =
+                        Change::CompleteLifecycleAction { group: cap.group.clone(), instance_id: instance.id.clone() };
+                    let reason = "no task is left on the terminating instance";
+                    proposals.push(Proposal { suspended: cap.suspend, ..Proposal::new(key.clone(), change, reason) });
+                }
+                for p in proposals {
+                    if let Some(pc) = self.admit(p) {
+                        changes.push(pc);
+                    }
+                }
+                if let Some(w) = d.waiting {
+                    self.hold(key.clone(), HoldReason::Terminating(w));
+                }
+            }
+        }
+        self.out.memory.terminations.retain(|id, _| waiting_ids.contains(id));
+        changes
+    }
+
+    /// The service as its own drain sees it: without the tasks of
+    /// instances in `Terminating:Wait` ([`terminations`]).
+    fn without_terminating(&self, id: &ServiceId, observed: &ObservedService) -> Option<ObservedService> {
+        let leaving = self.terminating.get(id)?;
+        let mut view = observed.clone();
+        view.tasks.retain(|t| !leaving.tasks.contains(&t.arn));
+        Some(view)
     }
 
     fn hold(&mut self, resource: ResourceKey, reason: HoldReason) {
@@ -552,6 +678,8 @@ impl<'a> Planner<'a> {
         scale_in: Option<PlannedChange>,
         count_changes: &mut Vec<PlannedChange>,
     ) {
+        let view = self.without_terminating(&svc.id, observed);
+        let observed = view.as_ref().unwrap_or(observed);
         // The path of every converged pass, without allocating: nothing
         // leaves, nothing is draining, every serving task is protected.
         if scale_in.is_none() && !self.out.memory.drains.contains_key(&svc.id) && drain::settled(observed, self.now) {
@@ -831,6 +959,19 @@ impl<'a> Planner<'a> {
                     Change::SuspendProcesses { group: cap.group.clone(), processes: vec![AZ_REBALANCE.to_string()] };
                 let reason = "ballast sizes this group: AZRebalance would launch and terminate instances by itself, \
                               stopping their tasks without a drain";
+                proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
+            }
+            if let Some(hook) = &cap.termination_hook
+                && group.termination_hook.as_ref() != Some(hook)
+            {
+                let create = group.termination_hook.is_none();
+                let change = Change::PutLifecycleHook { group: cap.group.clone(), hook: hook.clone(), create };
+                let reason = if create {
+                    "the document declares a termination hook: instances Auto Scaling terminates wait while their \
+                     tasks drain"
+                } else {
+                    "the group's termination hook differs from the document's"
+                };
                 proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
             }
             if let Some(to) = &d.subnets {

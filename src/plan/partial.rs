@@ -573,6 +573,10 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. }
             | Change::SuspendProcesses { .. }
+            | Change::PutLifecycleHook { .. }
+            | Change::DrainContainerInstance { .. }
+            | Change::RecordLifecycleActionHeartbeat { .. }
+            | Change::CompleteLifecycleAction { .. }
             | Change::SetTaskProtection { .. } => made(&|c| c == &pc.change),
         };
         prop_assert!(

@@ -265,6 +265,10 @@ impl super::Planner<'_> {
         };
         let no_one = drain::Leaving::default();
         let mut leaving = self.leaving.get(&svc.id).cloned().unwrap_or_default();
+        if let Some(t) = self.terminating.get(&svc.id) {
+            leaving.tasks.extend(t.tasks.iter().cloned());
+            leaving.now.extend(t.now.iter().cloned());
+        }
         // One task's targets leave all its groups together: a task one
         // group's floor keeps stays in every group this pass.
         let mut read = Vec::new();

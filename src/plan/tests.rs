@@ -534,6 +534,7 @@ fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity
         max_change_per_pass,
         take_over_managed_scaling: false,
         suspend_az_rebalance: true,
+        termination_hook: None,
     }
 }
 
@@ -566,6 +567,33 @@ fn scale_out_into_a_second_zone(suspended: &[&str], suspend_az_rebalance: bool) 
         a.state = AlarmState::Alarm;
     }
     (d, o)
+}
+
+/// Issue 15 item 3: a declared termination hook is created on the group,
+/// put back when it differs, and left alone when it is as declared.
+#[test]
+fn termination_hook_is_created_and_kept() {
+    let declared = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
+    let hook_changes = |observed: Option<TerminationHook>| {
+        let (mut d, mut o) = scale_out_into_a_second_zone(&[AZ_REBALANCE], true);
+        d.capacities[0].termination_hook = Some(declared.clone());
+        let group = d.capacities[0].group.clone();
+        if let Some(Ok(g)) = o.groups.get_mut(&group) {
+            g.termination_hook = observed;
+        }
+        let p = plan(&d, &o, Memory::default(), t0());
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::PutLifecycleHook { hook, create, .. } => Some((hook.clone(), *create)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hook_changes(None), vec![(declared.clone(), true)], "created");
+    let changed = TerminationHook { heartbeat_timeout: Duration::from_secs(60), ..declared.clone() };
+    assert_eq!(hook_changes(Some(changed)), vec![(declared.clone(), false)], "put back");
+    assert_eq!(hook_changes(Some(declared.clone())), vec![], "as declared: left alone");
 }
 
 #[test]
@@ -639,11 +667,13 @@ fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
                 healthy: true,
                 tasks: Some(*tasks),
                 subnet: Some("subnet-a".into()),
+                container_instance: None,
             })
             .collect(),
         managed_scaling: false,
         last_capacity_change: None,
         suspended_processes: vec![AZ_REBALANCE.into()],
+        termination_hook: None,
     };
     let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
@@ -1148,11 +1178,13 @@ fn capacity_group(n: u32) -> ObservedGroup {
                 healthy: true,
                 tasks: Some(1),
                 subnet: Some("subnet-a".into()),
+                container_instance: None,
             })
             .collect(),
         managed_scaling: false,
         last_capacity_change: None,
         suspended_processes: vec![AZ_REBALANCE.into()],
+        termination_hook: None,
     }
 }
 
@@ -2042,6 +2074,7 @@ mod drain {
                 healthy: true,
                 tasks: Some(1),
                 subnet: Some(format!("subnet-{z}")),
+                container_instance: None,
             })
             .collect();
         svc_mut(&mut o).tasks[3].started_at = Some(t0() + Duration::from_secs(5));
@@ -2196,4 +2229,71 @@ mod drain {
         assert_eq!(hold.kind(), HoldKind::Safety, "{}", hold.message());
         assert!(hold.message().contains("stalled"), "{}", hold.message());
     }
+}
+
+/// Issue 15 item 3: an instance in `Terminating:Wait` (ballast's hook) is
+/// drained step by step: its task's target out (with a heartbeat), then,
+/// after the propagation lag, DRAINING; the lifecycle action completes only
+/// once no task is left. The replacement ECS starts meanwhile is registered,
+/// not taken for a scale-in.
+#[test]
+fn a_terminating_instance_is_drained_then_completed() {
+    let hook = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
+    let cap = Capacity {
+        termination_hook: Some(hook.clone()),
+        ..capacity(
+            "ecsAutoScalingGroup",
+            vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
+            2,
+        )
+    };
+    // A fourth instance, where ECS places the replacement.
+    let (d, mut o) = with_group(service(TaskCount::Fixed(3)), &cap, 3, 4, &["subnet-a"]);
+    // ballast manages the tasks' protection: the service's own drain runs.
+    svc_mut(&mut o).protection = ProtectionRead::Read;
+    {
+        let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+        g.termination_hook = Some(hook.clone());
+        let i = &mut g.instances[2];
+        i.lifecycle_state = Lifecycle::TerminatingWait;
+        i.container_instance = Some(crate::observed::ContainerInstance { arn: "arn:ci/3".into(), draining: false });
+    }
+    let of = |p: &Plan| p.changes.iter().map(|c| c.change.to_string()).collect::<Vec<_>>();
+    let terminating = |p: &Plan| p.holds.iter().any(|h| matches!(h.reason, HoldReason::Terminating(_)));
+
+    // First sight: the target leaves, a heartbeat; no DRAINING, no completion.
+    let p = plan(&d, &o, Memory::default(), t0());
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("deregister i-3:80")), "{changes:#?}");
+    assert!(changes.iter().any(|c| c.contains("record a heartbeat for terminating instance i-3")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("DRAINING") || c.contains("complete")), "{changes:#?}");
+    assert!(terminating(&p), "{:#?}", p.holds);
+
+    // The target is gone, and ECS starts a replacement: it is registered,
+    // not chosen for a scale-in; DRAINING waits for the propagation lag.
+    tg_mut(&mut o).targets.retain(|t| t.target.id != "i-3");
+    svc_mut(&mut o)
+        .tasks
+        .push(ObservedTask { started_at: Some(t0() + Duration::from_secs(10)), ..task(4, TaskStatus::Running) });
+    let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(15));
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("register i-4:80")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("desired count")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("DRAINING") || c.contains("complete")), "{changes:#?}");
+
+    let later = t0() + Duration::from_secs(15) + crate::desired::DEFAULT_PROPAGATION_LAG;
+    let p = plan(&d, &o, p.memory, later);
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("set the container instance on i-3 to DRAINING")), "{changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("complete")), "the task is still there: {changes:#?}");
+
+    // ECS stopped the task: the action completes.
+    svc_mut(&mut o).tasks.retain(|t| t.instance_id.as_deref() != Some("i-3"));
+    let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+    g.instances[2].tasks = Some(0);
+    g.instances[2].container_instance.as_mut().unwrap().draining = true;
+    let p = plan(&d, &o, p.memory, later + Duration::from_secs(15));
+    let changes = of(&p);
+    assert!(changes.iter().any(|c| c.contains("complete the lifecycle action of i-3 (CONTINUE)")), "{changes:#?}");
+    assert!(!terminating(&p), "{:#?}", p.holds);
 }

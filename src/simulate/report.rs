@@ -117,11 +117,13 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::Subnets => "subnets",
         ChangeKind::Processes => "processes",
         ChangeKind::TaskProtection => "taskProtection",
+        ChangeKind::LifecycleHook => "lifecycleHook",
+        ChangeKind::Termination => "termination",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 8] = [
+pub const KINDS: [ChangeKind; 10] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
@@ -130,6 +132,8 @@ pub const KINDS: [ChangeKind; 8] = [
     ChangeKind::Subnets,
     ChangeKind::Processes,
     ChangeKind::TaskProtection,
+    ChangeKind::LifecycleHook,
+    ChangeKind::Termination,
 ];
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

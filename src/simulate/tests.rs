@@ -287,7 +287,10 @@ const BUSY: &str = "  duration: 2h\n  seed: 5\n  load:\n    - service: app\n    
 
 #[test]
 fn the_same_scenario_and_seed_give_the_same_report() {
-    let s = load(&scenario(BUSY)).unwrap();
+    let mut s = load(&scenario(BUSY)).unwrap();
+    // Without the example's termination hook, the terminated instance's
+    // task dies with it: a report with failures to compare.
+    s.initial.desired.capacities[0].termination_hook = None;
     let first = run_blocking(&s, &RunOptions::default());
     let second = run_blocking(&s, &RunOptions::default());
     assert_eq!(first, second);
@@ -369,4 +372,27 @@ fn the_deployment_configuration_of_aws_applies_to_every_service() {
     let stop_first = run_blocking(&load(&scenario(&stop_first)).unwrap(), &ecs);
     assert_eq!(defaults.failed_requests, 0.0, "{}", defaults.render());
     assert!(stop_first.failed_requests > 0.0, "{}", stop_first.render());
+}
+
+/// Issue 15 item 3: AWS terminates an instance (a health replacement, a
+/// Spot interruption) under steady load, with the example's termination
+/// hook: ballast drains it (targets out, the lag, DRAINING, ECS replaces
+/// the task elsewhere) and completes the lifecycle action, and no request
+/// fails, at the shipped propagation lag and at 120 s.
+#[test]
+fn an_instance_aws_terminates_through_the_hook_loses_no_request() {
+    for lag in [None, Some(secs(120))] {
+        let text = std::fs::read_to_string(manifest_dir().join("scenarios/instance-terminated-by-aws.yaml")).unwrap();
+        let mut s = load(&text).unwrap();
+        if let Some(lag) = lag {
+            s.aws.sim.deregistration_propagation_lag = lag;
+        }
+        let report = run_blocking(&s, &RunOptions::default());
+        assert_eq!(report.failed_requests, 0.0, "lag {lag:?}: {}", report.render());
+        assert_eq!(report.changes_applied["lifecycleHook"], 1, "the hook is created once: {}", report.render());
+        assert!(report.changes_applied["termination"] >= 2, "DRAINING and the completion: {}", report.render());
+        assert_eq!(report.changes_failed, 0, "{}", report.render());
+        let event = &report.events[0];
+        assert!(event.converged_after_seconds.is_some(), "{event:?}");
+    }
 }

@@ -7,7 +7,10 @@ the Rust tests, deploy/dry_run.py for the deploy dry run) before it serves:
   shapes, so the adapter's calls are tested over the wire;
 - the container-instance attributes the ECS agent registers (`ecs.subnet-id`,
   `ecs.vpc-id`);
-- a service's one deployment COMPLETED (moto never completes it).
+- a service's one deployment COMPLETED (moto never completes it);
+- Auto Scaling's termination lifecycle hooks: an instance held in
+  Terminating:Wait, CompleteLifecycleAction and
+  RecordLifecycleActionHeartbeat with their documented shapes.
 """
 
 
@@ -126,7 +129,89 @@ def _steady_deployments() -> None:
     models.Service.__init__ = completed  # type: ignore[method-assign]
 
 
+def _termination_hooks() -> None:
+    """Termination lifecycle hooks hold an instance in `Terminating:Wait`.
+
+    moto stores hooks (PutLifecycleHook, DescribeLifecycleHooks) but
+    terminates at once and lacks CompleteLifecycleAction and
+    RecordLifecycleActionHeartbeat. With a hook for
+    `autoscaling:EC2_INSTANCE_TERMINATING` on the group,
+    TerminateInstanceInAutoScalingGroup leaves the instance in
+    `Terminating:Wait`
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html);
+    CompleteLifecycleAction
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CompleteLifecycleAction.html:
+    AutoScalingGroupName, LifecycleHookName, InstanceId or
+    LifecycleActionToken, LifecycleActionResult CONTINUE or ABANDON; an empty
+    result) terminates it then, and RecordLifecycleActionHeartbeat
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RecordLifecycleActionHeartbeat.html:
+    the same names; an empty result) accepts a heartbeat. Either fails with
+    ValidationError for an instance with no action waiting, as AWS does. The
+    heartbeat timeout itself is the simulated cloud's to model.
+    """
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.autoscaling.models import TerminateInstanceActivity
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult, EmptyResult
+
+    def state_of(backend, instance_id):
+        return next(
+            (s for g in backend.autoscaling_groups.values() for s in g.instance_states if s.instance.id == instance_id),
+            None,
+        )
+
+    def has_termination_hook(backend, group):
+        return any(
+            h.auto_scaling_group_name == group and h.lifecycle_transition == "autoscaling:EC2_INSTANCE_TERMINATING"
+            for h in backend.lifecycle_hooks.values()
+        )
+
+    terminate = AutoScalingResponse.terminate_instance_in_auto_scaling_group
+
+    def terminate_through_hooks(self):
+        backend = self.autoscaling_backend
+        instance_id = self._get_param("InstanceId")
+        state = state_of(backend, instance_id)
+        if state is None or not has_termination_hook(backend, state.auto_scaling_group_name):
+            return terminate(self)
+        if state.lifecycle_state != "Terminating:Wait":
+            group = state.auto_scaling_group
+            original = group.desired_capacity
+            decrement = self._get_bool_param("ShouldDecrementDesiredCapacity", False)
+            state.lifecycle_state = "Terminating:Wait"
+            state.decrement_on_completion = decrement
+            return ActionResult({"Activity": TerminateInstanceActivity(state.instance, original)})
+        return ActionResult({"Activity": TerminateInstanceActivity(state.instance, state.auto_scaling_group.desired_capacity)})
+
+    def waiting(self, operation):
+        backend = self.autoscaling_backend
+        group = self._get_param("AutoScalingGroupName")
+        instance_id = self._get_param("InstanceId")
+        if self._get_param("LifecycleHookName") is None:
+            raise ValidationError(f"{operation}: LifecycleHookName is required")
+        state = state_of(backend, instance_id)
+        if state is None or state.auto_scaling_group_name != group or state.lifecycle_state != "Terminating:Wait":
+            raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
+        return backend, state
+
+    def complete_lifecycle_action(self):
+        backend, state = waiting(self, "CompleteLifecycleAction")
+        if self._get_param("LifecycleActionResult") not in ("CONTINUE", "ABANDON"):
+            raise ValidationError("LifecycleActionResult must be CONTINUE or ABANDON")
+        backend.terminate_instance(state.instance.id, getattr(state, "decrement_on_completion", False))
+        return EmptyResult()
+
+    def record_lifecycle_action_heartbeat(self):
+        waiting(self, "RecordLifecycleActionHeartbeat")
+        return EmptyResult()
+
+    AutoScalingResponse.terminate_instance_in_auto_scaling_group = terminate_through_hooks
+    AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
+    AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+
+
 def install() -> None:
     _install_task_protection()
     _agent_attributes()
     _steady_deployments()
+    _termination_hooks()

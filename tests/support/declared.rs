@@ -49,6 +49,8 @@ pub struct Capacity {
     pub max_change_per_pass: u32,
     /// `takeOver.managedScaling`.
     pub take_over_managed_scaling: bool,
+    /// `terminationHook.heartbeatTimeout`, if a hook is declared.
+    pub termination_hook: Option<&'static str>,
 }
 
 /// What a test declares about the seeded system.
@@ -93,6 +95,7 @@ impl Declared {
                 on_demand: Some((system.spare_subnet.clone(), 3)),
                 max_change_per_pass: 2,
                 take_over_managed_scaling: false,
+                termination_hook: None,
             }),
         }
     }
@@ -149,6 +152,9 @@ impl Declared {
                  scaleInCooldown: 5m\n  maxChangePerPass: {}\n  takeOver: {{managedScaling: {}}}\n  zones:\n",
                 c.max_change_per_pass, c.take_over_managed_scaling
             );
+            if let Some(timeout) = c.termination_hook {
+                y = y.replace("  zones:\n", &format!("  terminationHook: {{heartbeatTimeout: {timeout}}}\n  zones:\n"));
+            }
             for s in &c.always_on {
                 y += &format!("    - {{subnet: {s}, mode: alwaysOn}}\n");
             }

@@ -115,16 +115,7 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
                 // A task that stopped since the read is no one's to protect;
                 // any other failure is the change's.
                 if let Some(f) = out.failures().iter().find(|f| f.reason() != Some("TASK_NOT_VALID")) {
-                    return Err(CloudError::Rejected {
-                        service: "ecs",
-                        operation: "UpdateTaskProtection",
-                        message: format!(
-                            "{}: {}{}",
-                            f.arn().unwrap_or("task"),
-                            f.reason().unwrap_or("unknown reason"),
-                            f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
-                        ),
-                    });
+                    return Err(ecs_failure("UpdateTaskProtection", "task", f));
                 }
             }
             Ok(())
@@ -136,6 +127,70 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             rc.call(&rc.buckets.autoscaling, "autoscaling", "SuspendProcesses", || req.clone().send()).await?;
             Ok(())
         }
+        Change::PutLifecycleHook { group, hook, .. } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.put_lifecycle_hook();
+            let req = req
+                .auto_scaling_group_name(&group.name)
+                .lifecycle_hook_name(crate::desired::TERMINATION_HOOK_NAME)
+                .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+                .heartbeat_timeout(hook.heartbeat_timeout.as_secs().min(i32::MAX as u64) as i32)
+                .default_result(&hook.default_result);
+            rc.call(&rc.buckets.autoscaling, "autoscaling", "PutLifecycleHook", || req.clone().send()).await?;
+            Ok(())
+        }
+        Change::DrainContainerInstance { region, cluster, container_instance_arn, .. } => {
+            let rc = cloud.region(region);
+            let req = rc.ecs.update_container_instances_state();
+            let req = req
+                .cluster(cluster)
+                .container_instances(container_instance_arn)
+                .status(aws_sdk_ecs::types::ContainerInstanceStatus::Draining);
+            let out =
+                rc.call(&rc.buckets.ecs_write, "ecs", "UpdateContainerInstancesState", || req.clone().send()).await?;
+            if let Some(f) = out.failures().first() {
+                return Err(ecs_failure("UpdateContainerInstancesState", "container instance", f));
+            }
+            Ok(())
+        }
+        Change::RecordLifecycleActionHeartbeat { group, instance_id } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.record_lifecycle_action_heartbeat();
+            let req = req
+                .auto_scaling_group_name(&group.name)
+                .lifecycle_hook_name(crate::desired::TERMINATION_HOOK_NAME)
+                .instance_id(instance_id);
+            let op = "RecordLifecycleActionHeartbeat";
+            rc.call(&rc.buckets.autoscaling, "autoscaling", op, || req.clone().send()).await?;
+            Ok(())
+        }
+        Change::CompleteLifecycleAction { group, instance_id } => {
+            let rc = cloud.region(&group.region);
+            let req = rc.autoscaling.complete_lifecycle_action();
+            let req = req
+                .auto_scaling_group_name(&group.name)
+                .lifecycle_hook_name(crate::desired::TERMINATION_HOOK_NAME)
+                .instance_id(instance_id)
+                .lifecycle_action_result("CONTINUE");
+            let op = "CompleteLifecycleAction";
+            rc.call(&rc.buckets.autoscaling, "autoscaling", op, || req.clone().send()).await?;
+            Ok(())
+        }
+    }
+}
+
+/// An entry of an ECS answer's `failures[]` as the change's error; `what`
+/// names the resource when the entry has no ARN.
+fn ecs_failure(operation: &'static str, what: &str, f: &aws_sdk_ecs::types::Failure) -> CloudError {
+    CloudError::Rejected {
+        service: "ecs",
+        operation,
+        message: format!(
+            "{}: {}{}",
+            f.arn().unwrap_or(what),
+            f.reason().unwrap_or("unknown reason"),
+            f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
     }
 }
 

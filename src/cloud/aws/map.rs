@@ -55,6 +55,9 @@ pub struct ContainerInstanceInfo {
     /// The `ecs.subnet-id` attribute the ECS agent registers for an
     /// instance launched in a VPC.
     pub subnet: Option<String>,
+    pub arn: Option<String>,
+    /// Status `DRAINING`.
+    pub draining: bool,
 }
 
 pub fn system_time(t: &DateTime) -> Option<SystemTime> {
@@ -240,6 +243,8 @@ pub fn container_instance(ci: &ecs::ContainerInstance) -> ContainerInstanceInfo 
             .find(|a| a.name() == SUBNET_ATTRIBUTE)
             .and_then(|a| a.value())
             .map(str::to_string),
+        arn: ci.container_instance_arn().map(str::to_string),
+        draining: ci.status() == Some("DRAINING"),
     }
 }
 
@@ -375,6 +380,21 @@ pub fn latest_sample(r: &cw::MetricDataResult) -> Option<MetricSample> {
 /// A described Auto Scaling group. `tasks_by_instance` holds the ECS task
 /// counts of the instances registered in the capacity's cluster, when
 /// those could be read.
+/// ballast's termination hook among a group's lifecycle hooks; a hook of
+/// that name for another transition is not one.
+pub fn termination_hook(hooks: &[asg::LifecycleHook]) -> Option<crate::desired::TerminationHook> {
+    hooks
+        .iter()
+        .find(|h| {
+            h.lifecycle_hook_name() == Some(crate::desired::TERMINATION_HOOK_NAME)
+                && h.lifecycle_transition() == Some("autoscaling:EC2_INSTANCE_TERMINATING")
+        })
+        .map(|h| crate::desired::TerminationHook {
+            heartbeat_timeout: std::time::Duration::from_secs(h.heartbeat_timeout().map_or(3600, |s| s.max(0) as u64)),
+            default_result: h.default_result().unwrap_or("ABANDON").to_string(),
+        })
+}
+
 pub fn group(
     g: &asg::AutoScalingGroup,
     container_instances: &HashMap<String, &ContainerInstanceInfo>,
@@ -388,6 +408,9 @@ pub fn group(
             ObservedInstance {
                 tasks: ci.map(|ci| ci.tasks),
                 subnet: ci.and_then(|ci| ci.subnet.clone()),
+                container_instance: ci.and_then(|ci| {
+                    Some(crate::observed::ContainerInstance { arn: ci.arn.clone()?, draining: ci.draining })
+                }),
                 zone: i.availability_zone().unwrap_or_default().to_string(),
                 lifecycle_state: i.lifecycle_state().map(lifecycle).unwrap_or_else(|| Lifecycle::Other(String::new())),
                 healthy: i.health_status() == Some("Healthy"),
@@ -414,6 +437,7 @@ pub fn group(
         last_capacity_change: marks::last_capacity_change(
             g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
         ),
+        termination_hook: None,
         suspended_processes: {
             let mut names: Vec<String> =
                 g.suspended_processes().iter().filter_map(|p| p.process_name()).map(str::to_string).collect();
@@ -534,7 +558,13 @@ mod tests {
     fn instances() -> HashMap<String, ContainerInstanceInfo> {
         HashMap::from([(
             "arn:ci:1".to_string(),
-            ContainerInstanceInfo { ec2_instance_id: Some("i-0abc".into()), tasks: 1, subnet: None },
+            ContainerInstanceInfo {
+                ec2_instance_id: Some("i-0abc".into()),
+                tasks: 1,
+                subnet: None,
+                arn: None,
+                draining: false,
+            },
         )])
     }
 

@@ -130,6 +130,7 @@ struct RegionScope {
     task_sizes: HashSet<ServiceId>,
     groups: Vec<(GroupId, String)>,
     protection: HashSet<ServiceId>,
+    hooks: Vec<GroupId>,
     now: Option<std::time::SystemTime>,
 }
 
@@ -155,6 +156,9 @@ fn split_by_region(scope: &Scope) -> BTreeMap<String, RegionScope> {
     }
     for s in &scope.protection {
         out.entry(s.region.clone()).or_default().protection.insert(s.clone());
+    }
+    for g in &scope.hooks {
+        out.entry(g.region.clone()).or_default().hooks.push(g.clone());
     }
     for part in out.values_mut() {
         part.now = scope.now;
@@ -234,10 +238,11 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
             }
         }
     }
-    let (_, alarms, protection) = tokio::join!(
+    let (_, alarms, protection, hooks) = tokio::join!(
         task_definitions(cloud, &rc, &wanted, tally),
         alarm_tags(cloud, &rc, region, alarms),
         task_protection(cloud, &rc, region, &clusters, part, tally),
+        termination_hooks(&rc, &part.hooks, tally),
     );
     let task_defs = cloud.inner.task_defs.lock().unwrap().clone();
 
@@ -288,9 +293,38 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
                 }
             }
         };
+        let entry = match (entry, hooks.get(&gid.name)) {
+            (Ok(mut g), Some(Ok(hook))) => {
+                g.termination_hook = hook.clone();
+                Ok(g)
+            }
+            (Ok(_), Some(Err(e))) => Err(ResourceError::Unavailable(format!("its termination lifecycle hook: {e}"))),
+            (entry, _) => entry,
+        };
         observed.groups.insert(gid.clone(), entry);
     }
     observed
+}
+
+/// ballast's termination lifecycle hook of each group, one
+/// DescribeLifecycleHooks per group.
+async fn termination_hooks(
+    rc: &RegionClients,
+    groups: &[GroupId],
+    tally: &Tally,
+) -> HashMap<String, Result<Option<crate::desired::TerminationHook>, CloudError>> {
+    let reads = in_flight(groups.to_vec(), |g| {
+        let req = rc.autoscaling.describe_lifecycle_hooks();
+        let req = req.auto_scaling_group_name(&g.name).lifecycle_hook_names(crate::desired::TERMINATION_HOOK_NAME);
+        async move {
+            let result = tally.note(
+                rc.call(&rc.buckets.autoscaling, "autoscaling", "DescribeLifecycleHooks", || req.clone().send()).await,
+            );
+            (g.name.clone(), result.map(|out| map::termination_hook(out.lifecycle_hooks())))
+        }
+    })
+    .await;
+    reads.into_iter().collect()
 }
 
 fn assemble_service(
@@ -759,6 +793,7 @@ mod tests {
             task_sizes: vec![sid("us-east-1", "c", "b")],
             groups: vec![(GroupId { region: "us-east-1".into(), name: "ecsAutoScalingGroup".into() }, "c".into())],
             protection: vec![sid("us-east-1", "c", "b")],
+            hooks: vec![],
             now: None,
         };
         let parts = split_by_region(&scope);

@@ -77,6 +77,20 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             let names: Vec<&str> = processes.iter().map(String::as_str).collect();
             w.set_processes(group, &names, true)
         }),
+        Change::PutLifecycleHook { group, hook, .. } => world.api("autoscaling", "PutLifecycleHook", true, |w| {
+            w.put_hook(group, crate::desired::TERMINATION_HOOK_NAME, hook)
+        }),
+        Change::DrainContainerInstance { instance_id, .. } => {
+            world.api("ecs", "UpdateContainerInstancesState", true, |w| w.drain_container_instance(instance_id))
+        }
+        Change::RecordLifecycleActionHeartbeat { group, instance_id } => {
+            world.api("autoscaling", "RecordLifecycleActionHeartbeat", true, |w| w.record_heartbeat(group, instance_id))
+        }
+        Change::CompleteLifecycleAction { group, instance_id } => {
+            world.api("autoscaling", "CompleteLifecycleAction", true, |w| {
+                w.complete_lifecycle_action(group, instance_id)
+            })
+        }
     };
     if result.is_ok() {
         world.lag_reads(before);

@@ -28,17 +28,25 @@ pub const SCALING_PROCESSES: [&str; 9] = [
     "ScheduledActions",
 ];
 
-/// PutLifecycleHook's HeartbeatTimeout range
-/// (<https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html>).
-const HEARTBEAT_TIMEOUT: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(7200));
+use crate::desired::{HEARTBEAT_TIMEOUT_RANGE as HEARTBEAT_TIMEOUT, TerminationHook};
+
+/// A group's termination lifecycle hook: its name and settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Hook {
+    pub name: String,
+    pub settings: TerminationHook,
+}
+
+/// The name of a hook a scenario or test puts on a group itself.
+pub const OTHER_HOOK_NAME: &str = "scenario-hook";
 
 /// Auto Scaling's per-group state beyond the group's own settings.
 #[derive(Default)]
 pub(super) struct AutoScaling {
     /// SuspendProcesses: group → suspended process names.
     pub suspended: BTreeMap<GroupId, BTreeSet<String>>,
-    /// A termination lifecycle hook: group → its heartbeat timeout.
-    pub termination_hooks: BTreeMap<GroupId, Duration>,
+    /// A termination lifecycle hook: group → the hook (one per group).
+    pub termination_hooks: BTreeMap<GroupId, Hook>,
     /// Group → the instances its AZ rebalancing launched; as many
     /// instances of fuller zones terminate once these are in service.
     pub rebalancing: BTreeMap<GroupId, Vec<String>>,
@@ -293,7 +301,11 @@ impl World {
         if instance.is_terminating() {
             return;
         }
-        let hook = instance.group.as_ref().and_then(|g| self.autoscaling.termination_hooks.get(g)).copied();
+        let hook = instance
+            .group
+            .as_ref()
+            .and_then(|g| self.autoscaling.termination_hooks.get(g))
+            .map(|h| h.settings.heartbeat_timeout);
         let Some(timeout) = hook else {
             self.finish_termination(id);
             return;
@@ -335,6 +347,71 @@ impl World {
             self.terminate_instance(id);
         }
         Ok(victims)
+    }
+
+    /// PutLifecycleHook for `autoscaling:EC2_INSTANCE_TERMINATING`.
+    pub(super) fn put_hook(
+        &mut self,
+        group: &GroupId,
+        name: &str,
+        settings: &TerminationHook,
+    ) -> Result<(), CloudError> {
+        if !self.groups.contains_key(group) {
+            return Err(not_found(group));
+        }
+        let (min, max) = HEARTBEAT_TIMEOUT;
+        let timeout = settings.heartbeat_timeout;
+        if timeout < min || timeout > max {
+            return Err(rejected(
+                "PutLifecycleHook",
+                format!(
+                    "ValidationError: HeartbeatTimeout {} s is outside {} s to {} s",
+                    timeout.as_secs(),
+                    min.as_secs(),
+                    max.as_secs()
+                ),
+            ));
+        }
+        let hook = Hook { name: name.to_string(), settings: settings.clone() };
+        self.autoscaling.termination_hooks.insert(group.clone(), hook);
+        Ok(())
+    }
+
+    /// The instance of `group` waiting in `Terminating:Wait`, or AWS's error.
+    fn waiting_instance(
+        &mut self,
+        group: &GroupId,
+        instance_id: &str,
+        operation: &'static str,
+    ) -> Result<&mut super::world::Instance, CloudError> {
+        if !self.groups.contains_key(group) {
+            return Err(not_found(group));
+        }
+        match self.instances.get_mut(instance_id) {
+            Some(i) if i.group.as_ref() == Some(group) && i.lifecycle == Lifecycle::TerminatingWait => Ok(i),
+            _ => Err(rejected(
+                operation,
+                format!("ValidationError: No active Lifecycle Action found with instance ID {instance_id}"),
+            )),
+        }
+    }
+
+    /// CompleteLifecycleAction: the instance terminates now.
+    pub(super) fn complete_lifecycle_action(&mut self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
+        self.waiting_instance(group, instance_id, "CompleteLifecycleAction")?;
+        self.finish_termination(instance_id);
+        Ok(())
+    }
+
+    /// RecordLifecycleActionHeartbeat: the wait starts again from now.
+    pub(super) fn record_heartbeat(&mut self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
+        let timeout = self.autoscaling.termination_hooks.get(group).map(|h| h.settings.heartbeat_timeout);
+        let now = self.now;
+        let instance = self.waiting_instance(group, instance_id, "RecordLifecycleActionHeartbeat")?;
+        if let Some(timeout) = timeout {
+            instance.due = Some(now + timeout);
+        }
+        Ok(())
     }
 
     pub(super) fn set_processes(
@@ -398,49 +475,17 @@ impl SimCloud {
     }
 
     /// PutLifecycleHook(autoscaling:EC2_INSTANCE_TERMINATING) with this
-    /// heartbeat timeout (30 s to 2 h, AWS's range; AWS's default is 1 h).
+    /// heartbeat timeout (30 s to 2 h, AWS's range; AWS's default is 1 h),
+    /// named [`OTHER_HOOK_NAME`]: a hook someone other than ballast put.
     /// Replaces the group's hook if it has one.
     pub fn put_termination_hook(&self, group: &GroupId, heartbeat_timeout: Duration) -> Result<(), CloudError> {
-        self.control(|w| {
-            if !w.groups.contains_key(group) {
-                return Err(not_found(group));
-            }
-            let (min, max) = HEARTBEAT_TIMEOUT;
-            if heartbeat_timeout < min || heartbeat_timeout > max {
-                return Err(rejected(
-                    "PutLifecycleHook",
-                    format!(
-                        "ValidationError: HeartbeatTimeout {} s is outside {} s to {} s",
-                        heartbeat_timeout.as_secs(),
-                        min.as_secs(),
-                        max.as_secs()
-                    ),
-                ));
-            }
-            w.autoscaling.termination_hooks.insert(group.clone(), heartbeat_timeout);
-            Ok(())
-        })
+        let settings = TerminationHook { heartbeat_timeout, default_result: "CONTINUE".into() };
+        self.control(|w| w.put_hook(group, OTHER_HOOK_NAME, &settings))
     }
 
     /// CompleteLifecycleAction for an instance in `Terminating:Wait`: it
     /// terminates now.
     pub fn complete_lifecycle_action(&self, group: &GroupId, instance_id: &str) -> Result<(), CloudError> {
-        self.control(|w| {
-            if !w.groups.contains_key(group) {
-                return Err(not_found(group));
-            }
-            let waiting = w
-                .instances
-                .get(instance_id)
-                .is_some_and(|i| i.group.as_ref() == Some(group) && i.lifecycle == Lifecycle::TerminatingWait);
-            if !waiting {
-                return Err(rejected(
-                    "CompleteLifecycleAction",
-                    format!("ValidationError: No active Lifecycle Action found with instance ID {instance_id}"),
-                ));
-            }
-            w.finish_termination(instance_id);
-            Ok(())
-        })
+        self.control(|w| w.complete_lifecycle_action(group, instance_id))
     }
 }

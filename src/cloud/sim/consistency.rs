@@ -111,6 +111,10 @@ impl World {
             Change::SetGroupSubnets { .. }
             | Change::TagAlarm { .. }
             | Change::SuspendProcesses { .. }
+            | Change::PutLifecycleHook { .. }
+            | Change::DrainContainerInstance { .. }
+            | Change::RecordLifecycleActionHeartbeat { .. }
+            | Change::CompleteLifecycleAction { .. }
             | Change::SetTaskProtection { .. } => Vec::new(),
         }
     }

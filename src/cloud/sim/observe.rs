@@ -330,6 +330,19 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
             }
         }
     }
+    // ballast's termination hook, one DescribeLifecycleHooks per group
+    // that declares one; the others are not read.
+    for (id, _) in &groups {
+        let Some(Ok(group)) = out.groups.get_mut(id) else { continue };
+        if !scope.hooks.contains(id) {
+            group.termination_hook = None;
+            continue;
+        }
+        if let Err(err) = world.api("autoscaling", "DescribeLifecycleHooks", false, |_| Ok(())) {
+            let err = per_resource(err)?;
+            out.groups.insert(id.clone(), Err(err));
+        }
+    }
     Ok(())
 }
 
@@ -550,6 +563,12 @@ impl World {
                         lifecycle_state: i.lifecycle.observed(),
                         healthy: i.healthy,
                         subnet: registered.then(|| i.subnet.clone()),
+                        container_instance: i.container_instance.as_ref().filter(|_| registered).map(|arn| {
+                            crate::observed::ContainerInstance {
+                                arn: arn.clone(),
+                                draining: self.draining.contains(&i.id),
+                            }
+                        }),
                         // Counted until STOPPED: a stopping task still
                         // occupies the instance.
                         tasks: registered.then(|| {
@@ -568,6 +587,12 @@ impl World {
                 .get(id)
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default(),
+            termination_hook: self
+                .autoscaling
+                .termination_hooks
+                .get(id)
+                .filter(|h| h.name == crate::desired::TERMINATION_HOOK_NAME)
+                .map(|h| h.settings.clone()),
             last_capacity_change: marks::last_capacity_change(group.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }

@@ -89,6 +89,7 @@ fn capacity(min: u32, max: u32, tasks_per_instance: TasksPerInstance) -> Capacit
         max_change_per_pass: 2,
         take_over_managed_scaling: false,
         suspend_az_rebalance: true,
+        termination_hook: None,
     }
 }
 

@@ -3,8 +3,10 @@
 
 use super::{CapacityClaims, Checked, DocCtx, Unique, bool_or, ecs_name, header, is_subnet_id, region};
 use crate::desired::positions::{join_index, join_key};
-use crate::desired::raw::{RawCapacityDocument, RawZone};
-use crate::desired::{Capacity, GroupId, Origin, TasksPerInstance, Zone, ZoneMode};
+use crate::desired::raw::{RawCapacityDocument, RawTerminationHook, RawZone};
+use crate::desired::{
+    Capacity, GroupId, HEARTBEAT_TIMEOUT_RANGE, Origin, TasksPerInstance, TerminationHook, Zone, ZoneMode,
+};
 use std::time::Duration;
 
 /// Checks a `Capacity` document.
@@ -139,6 +141,7 @@ pub(crate) fn capacity(ctx: &mut DocCtx, doc: &RawCapacityDocument, default_regi
     );
     let zones = zones(ctx, &spec.zones, max_instances);
     let take_over = spec.take_over.clone().unwrap_or_default();
+    let termination_hook = spec.termination_hook.as_ref().map(|h| termination_hook(ctx, h));
 
     let clean = ctx.diags.len() == errors_before && ctx.prior_errors == 0;
     let capacity = (|| {
@@ -160,9 +163,33 @@ pub(crate) fn capacity(ctx: &mut DocCtx, doc: &RawCapacityDocument, default_regi
             max_change_per_pass: max_change_per_pass?,
             take_over_managed_scaling: bool_or(take_over.managed_scaling, false),
             suspend_az_rebalance: bool_or(spec.suspend_az_rebalance, true),
+            termination_hook: match termination_hook {
+                None => None,
+                Some(hook) => Some(hook?),
+            },
         })
     })();
     Checked::Capacity(claims, capacity)
+}
+
+/// `spec.terminationHook`: AWS's heartbeat range, and a result it knows.
+fn termination_hook(ctx: &mut DocCtx, raw: &RawTerminationHook) -> Option<TerminationHook> {
+    let path = "spec.terminationHook.heartbeatTimeout";
+    let timeout = ctx.duration_or(&raw.heartbeat_timeout, path, Duration::from_secs(600))?;
+    let (min, max) = HEARTBEAT_TIMEOUT_RANGE;
+    if timeout < min || timeout > max {
+        ctx.at_value(
+            path,
+            format!("a heartbeat timeout of {} s is outside what Auto Scaling accepts (30s to 2h)", timeout.as_secs()),
+            "use a duration from `30s` to `2h`, e.g. `10m`: longer than the target groups' deregistration delay",
+        );
+        return None;
+    }
+    let result = match raw.default_result.as_deref() {
+        None => "CONTINUE",
+        Some(r) => ctx.one_of(r, "spec.terminationHook.defaultResult", &["CONTINUE", "ABANDON"])?,
+    };
+    Some(TerminationHook { heartbeat_timeout: timeout, default_result: result.to_string() })
 }
 
 fn zones(ctx: &mut DocCtx, raw: &Option<Vec<RawZone>>, max_instances: Option<u32>) -> Option<Vec<Zone>> {
