@@ -296,6 +296,23 @@ impl<'a> Planner<'a> {
         self.out
     }
 
+    /// The group could not be read, so which instances are terminating
+    /// cannot be told: the cluster's tasks already out of their groups stay
+    /// out (one may be on an instance being drained) and count toward the
+    /// healthy floor, as while a count is undecided.
+    fn keep_out_while_terminations_are_unread(&mut self, cap: &crate::desired::Capacity) {
+        for svc in &self.desired.services {
+            if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster || svc.target_groups.is_empty() {
+                continue;
+            }
+            let Ok(observed) = self.live_service(&svc.id) else { continue };
+            let kept = drain::kept_out(observed, &self.bound_groups(svc));
+            let l = self.terminating.entry(svc.id.clone()).or_default();
+            l.tasks.extend(kept.tasks);
+            l.undecided = true;
+        }
+    }
+
     /// Drain the instances in `Terminating:Wait` of every group with
     /// ballast's termination hook ([`terminations`]); their tasks go to
     /// `self.terminating`, the changes are returned.
@@ -303,7 +320,14 @@ impl<'a> Planner<'a> {
         let mut changes = Vec::new();
         let mut waiting_ids = BTreeSet::new();
         for cap in &self.desired.capacities {
-            let Some(Ok(group)) = self.observed.groups.get(&cap.group) else { continue };
+            let group = match self.observed.groups.get(&cap.group) {
+                Some(Ok(group)) => group,
+                Some(Err(_)) if cap.termination_hook.is_some() => {
+                    self.keep_out_while_terminations_are_unread(cap);
+                    continue;
+                }
+                _ => continue,
+            };
             // Only ballast's hook holds the instance for ballast to release.
             let (Some(_), Some(hook)) = (&cap.termination_hook, &group.termination_hook) else { continue };
             let waiting =
@@ -399,8 +423,10 @@ impl<'a> Planner<'a> {
 
     /// The service as its own drain sees it: without the tasks of
     /// instances in `Terminating:Wait` ([`terminations`]).
+    /// (Tasks only kept out while the group is unread are the drain's to
+    /// count.)
     fn without_terminating(&self, id: &ServiceId, observed: &ObservedService) -> Option<ObservedService> {
-        let leaving = self.terminating.get(id)?;
+        let leaving = self.terminating.get(id).filter(|l| !l.undecided)?;
         let mut view = observed.clone();
         view.tasks.retain(|t| !leaving.tasks.contains(&t.arn));
         Some(view)

@@ -268,6 +268,7 @@ impl super::Planner<'_> {
         if let Some(t) = self.terminating.get(&svc.id) {
             leaving.tasks.extend(t.tasks.iter().cloned());
             leaving.now.extend(t.now.iter().cloned());
+            leaving.undecided |= t.undecided;
         }
         // One task's targets leave all its groups together: a task one
         // group's floor keeps stays in every group this pass.
