@@ -27,6 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use super::gate::{HoldReason, Proposal};
+use super::{Change, PlannedChange, ResourceKey, drain};
 use crate::desired::{ServiceId, TargetGroupBinding, TerminationHook};
 use crate::observed::{ObservedInstance, ObservedService, ObservedTargetGroup, TaskStatus};
 
@@ -162,5 +164,143 @@ impl std::fmt::Display for TerminationWait {
             (n, _, _) => write!(f, "draining {n} task(s) from their target groups"),
         }?;
         write!(f, "; the lifecycle action completes once no task is left")
+    }
+}
+
+impl super::Planner<'_> {
+    /// The group could not be read, so which instances are terminating
+    /// cannot be told: the cluster's tasks already out of their groups stay
+    /// out (one may be on an instance being drained) and count toward the
+    /// healthy floor, as while a count is undecided.
+    pub(super) fn keep_out_while_terminations_are_unread(&mut self, cap: &crate::desired::Capacity) {
+        for svc in &self.desired.services {
+            if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster || svc.target_groups.is_empty() {
+                continue;
+            }
+            let Ok(observed) = self.live_service(&svc.id) else { continue };
+            let kept = drain::kept_out(observed, &self.bound_groups(svc));
+            let l = self.terminating.entry(svc.id.clone()).or_default();
+            l.tasks.extend(kept.tasks);
+            l.undecided = true;
+        }
+    }
+
+    /// Drain the instances in `Terminating:Wait` of every group with
+    /// ballast's termination hook ([`terminations`]); their tasks go to
+    /// `self.terminating`, the changes are returned.
+    pub(super) fn plan_terminations(&mut self) -> Vec<PlannedChange> {
+        let mut changes = Vec::new();
+        let mut waiting_ids = BTreeSet::new();
+        for cap in &self.desired.capacities {
+            let group = match self.observed.groups.get(&cap.group) {
+                Some(Ok(group)) => group,
+                Some(Err(_)) if cap.termination_hook.is_some() => {
+                    self.keep_out_while_terminations_are_unread(cap);
+                    continue;
+                }
+                _ => continue,
+            };
+            // Only ballast's hook holds the instance for ballast to release.
+            let (Some(_), Some(hook)) = (&cap.termination_hook, &group.termination_hook) else { continue };
+            let waiting =
+                group.instances.iter().filter(|i| i.lifecycle_state == crate::observed::Lifecycle::TerminatingWait);
+            for instance in waiting {
+                waiting_ids.insert(instance.id.clone());
+                let mut views = Vec::new();
+                let mut unread = Vec::new();
+                for svc in &self.desired.services {
+                    if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
+                        continue;
+                    }
+                    let Ok(observed) = self.live_service(&svc.id) else {
+                        unread.push(format!("service {}", svc.id));
+                        continue;
+                    };
+                    let groups = self.bound_groups(svc);
+                    if groups.len() < svc.target_groups.len() {
+                        unread.push(format!("the target groups of service {}", svc.id));
+                    }
+                    views.push(ServiceView { id: &svc.id, service: observed, groups });
+                }
+                let mut memory = self.out.memory.terminations.remove(&instance.id).unwrap_or_default();
+                let mut d = plan_instance(instance, hook, &views, &mut memory, self.now);
+                if !unread.is_empty() {
+                    // Whether its tasks have drained cannot be told: the
+                    // heartbeat only, and targets keep leaving.
+                    d.unprotect.clear();
+                    (d.drain_container_instance, d.complete) = (None, false);
+                    let why =
+                        format!("terminating instance {} waits until {} can be read", instance.id, unread.join(", "));
+                    self.hold(ResourceKey::group(&cap.group), HoldReason::Unobserved(why));
+                }
+                self.out.memory.terminations.insert(instance.id.clone(), memory);
+                for (id, tasks) in d.leaving {
+                    let now = d.deregister.get(&id).cloned().unwrap_or_default();
+                    let l = self.terminating.entry(id).or_default();
+                    l.tasks.extend(tasks);
+                    l.now.extend(now);
+                }
+                let key = ResourceKey::group(&cap.group);
+                let mut proposals = Vec::new();
+                for (id, tasks) in d.unprotect {
+                    let n = tasks.len();
+                    let change = Change::SetTaskProtection { service: id.clone(), tasks, minutes: None };
+                    let reason = format!(
+                        "{n} task(s) of {id} on terminating instance {} drained: ECS may stop them",
+                        instance.id
+                    );
+                    proposals.push(Proposal::new(ResourceKey::service(&id), change, reason));
+                }
+                if let Some(arn) = d.drain_container_instance {
+                    let change = Change::DrainContainerInstance {
+                        region: cap.group.region.clone(),
+                        cluster: cap.cluster.clone(),
+                        container_instance_arn: arn,
+                        instance_id: instance.id.clone(),
+                    };
+                    let reason = "the instance is terminating and its tasks' targets have drained: ECS places their \
+                                  replacements elsewhere and stops them";
+                    proposals.push(Proposal { suspended: cap.suspend, ..Proposal::new(key.clone(), change, reason) });
+                }
+                if d.heartbeat {
+                    let change = Change::RecordLifecycleActionHeartbeat {
+                        group: cap.group.clone(),
+                        instance_id: instance.id.clone(),
+                    };
+                    let reason = format!(
+                        "its drain may outlast part of the heartbeat timeout ({} s)",
+                        hook.heartbeat_timeout.as_secs()
+                    );
+                    proposals.push(Proposal { suspended: cap.suspend, ..Proposal::new(key.clone(), change, reason) });
+                }
+                if d.complete {
+                    let change =
+                        Change::CompleteLifecycleAction { group: cap.group.clone(), instance_id: instance.id.clone() };
+                    let reason = "no task is left on the terminating instance";
+                    proposals.push(Proposal { suspended: cap.suspend, ..Proposal::new(key.clone(), change, reason) });
+                }
+                for p in proposals {
+                    if let Some(pc) = self.admit(p) {
+                        changes.push(pc);
+                    }
+                }
+                if let Some(w) = d.waiting {
+                    self.hold(key.clone(), HoldReason::Terminating(w));
+                }
+            }
+        }
+        self.out.memory.terminations.retain(|id, _| waiting_ids.contains(id));
+        changes
+    }
+
+    /// The service as its own drain sees it: without the tasks of
+    /// instances in `Terminating:Wait` ([`terminations`]).
+    /// (Tasks only kept out while the group is unread are the drain's to
+    /// count.)
+    pub(super) fn without_terminating(&self, id: &ServiceId, observed: &ObservedService) -> Option<ObservedService> {
+        let leaving = self.terminating.get(id).filter(|l| !l.undecided)?;
+        let mut view = observed.clone();
+        view.tasks.retain(|t| !leaving.tasks.contains(&t.arn));
+        Some(view)
     }
 }
