@@ -652,29 +652,11 @@ fn zones_change_only_with_az_rebalance_suspended() {
 #[test]
 fn capacity_scale_in_terminates_only_empty_instances_after_cooldown() {
     let cap = capacity("asg", vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }], 5);
-    let group = ObservedGroup {
-        arn: "arn".into(),
-        min_size: 0,
-        max_size: 10,
-        desired_capacity: 4,
-        subnets: vec!["subnet-a".into()],
-        instances: [(1, 1), (2, 0), (3, 1), (4, 0)]
-            .iter()
-            .map(|(n, tasks)| ObservedInstance {
-                id: format!("i-{n}"),
-                zone: "a".into(),
-                lifecycle_state: crate::observed::Lifecycle::InService,
-                healthy: true,
-                tasks: Some(*tasks),
-                subnet: Some("subnet-a".into()),
-                container_instance: None,
-            })
-            .collect(),
-        managed_scaling: false,
-        last_capacity_change: None,
-        suspended_processes: vec![AZ_REBALANCE.into()],
-        termination_hook: None,
-    };
+    // Instances 1 to 4 with 1, 0, 1 and 0 tasks.
+    let mut group = ObservedGroup { subnets: vec!["subnet-a".into()], ..capacity_group(4) };
+    for (instance, tasks) in group.instances.iter_mut().zip([1, 0, 1, 0]) {
+        instance.tasks = Some(tasks);
+    }
     let mut mem = memory::CapacityMemory { last_change: Some(t0()), ..Default::default() };
     let d = capacity::decide(&cap, &group, 1, 1, &mut mem, t0() + Duration::from_secs(60));
     assert!(d.terminate.is_empty(), "cooldown holds scale-in");
