@@ -414,14 +414,15 @@ pub fn settled(service: &ObservedService, now: SystemTime) -> bool {
 }
 
 /// While a scale-in waits for an input it needs, the serving tasks already
-/// out of every group that was read stay out: one of them may be the task
-/// the drain chose, and registering it again would undo its drain. So do
-/// the tasks of an older deployment: the hand-over may have chosen them.
+/// out of a group that was read stay out of it: one of them may be the task
+/// the drain chooses, and registering it would undo or contradict its
+/// drain. So do the tasks of an older deployment: the hand-over may have
+/// chosen them.
 pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> Leaving {
     let tasks = service
         .tasks
         .iter()
-        .filter(|t| t.is_serving() && (routing(t, groups) != Routing::Routed || is_older_deployment(service, t)))
+        .filter(|t| t.is_serving() && (!in_every_group(t, groups) || is_older_deployment(service, t)))
         .map(|t| t.arn.clone())
         .collect();
     Leaving { tasks, now: BTreeSet::new(), undecided: true }
@@ -433,6 +434,15 @@ pub fn kept_out(service: &ObservedService, groups: &[(&TargetGroupBinding, &Obse
 pub fn old_tasks_kept_out(service: &ObservedService) -> Leaving {
     let tasks = service.tasks.iter().filter(|t| is_older_deployment(service, t)).map(|t| t.arn.clone()).collect();
     Leaving { tasks, now: BTreeSet::new(), undecided: true }
+}
+
+/// Whether each group that was read routes to the task (a target there,
+/// not draining).
+fn in_every_group(task: &ObservedTask, groups: &[(&TargetGroupBinding, &ObservedTargetGroup)]) -> bool {
+    groups.iter().all(|(b, g)| {
+        let Some(target) = super::targets::task_target(task, b) else { return true };
+        g.targets.iter().any(|t| t.target == target && t.health != TargetHealth::Draining)
+    })
 }
 
 /// Where the task's targets are, over every bound group.

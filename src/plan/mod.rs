@@ -514,6 +514,15 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        // The tasks of instances that may be terminating are neither the
+        // drain's to protect nor to choose until the group is read.
+        if self.terminating.get(&svc.id).is_some_and(|l| l.undecided) {
+            return Drainable::Unread(format!(
+                "the Auto Scaling group of cluster {} could not be read, so which instances are terminating \
+                 cannot be told",
+                svc.id.cluster
+            ));
+        }
         Drainable::Yes(observed)
     }
 
