@@ -258,7 +258,9 @@ impl<'a> Planner<'a> {
                     self.hold(pc.resource, reason);
                     self.keep_out(svc);
                 }
-                (count, Drainable::Waits) => {
+                // A drain may be under way that this pass cannot see
+                // through: what is out stays out.
+                (count, Drainable::Waits | Drainable::Unread(_)) => {
                     count_changes.extend(count);
                     self.keep_out(svc);
                 }
