@@ -23,7 +23,7 @@ use ballast::observed::{AlarmState, Lifecycle, ResourceError, ServiceStatus, Tar
 use ballast::plan::Change;
 use support::contract::{self, Fixture, Others, World};
 use support::declared::Tasks;
-use support::e2e::{Ballast, Declared, MISSING_DATA, Output, scale_in, scale_out};
+use support::e2e::{Ballast, Declared, MISSING_DATA, Output, SCALE_IN, SCALE_OUT};
 use support::emulator::{
     self, Account, Actors, BACKEND, CLUSTER, Emulator, FRONTEND, GROUP, REGION, SERVICE, System, service_id,
     test_options,
@@ -848,8 +848,8 @@ async fn drift_an_alarm_threshold_edited_by_hand_is_put_back() {
     .await;
     let o = observe(&e.m).await;
     let alarm = |n: &str| o.alarms[&(REGION.to_string(), n.to_string())].clone().unwrap().definition;
-    assert_eq!(alarm(&high).threshold, scale_out::THRESHOLD);
-    assert_eq!(alarm(&low).threshold, scale_in::THRESHOLD, "the other alarm is as it was");
+    assert_eq!(alarm(&high).threshold, SCALE_OUT.threshold);
+    assert_eq!(alarm(&low).threshold, SCALE_IN.threshold, "the other alarm is as it was");
 }
 
 /// Issue 15 item 3: the declared termination hook is created, read back
@@ -1479,33 +1479,17 @@ async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then
     let out = req.alarm_names(&high).alarm_names(&low).send().await.unwrap();
     let alarms = out.metric_alarms();
     assert_eq!(alarms.len(), 2);
-    for (name, threshold, comparison, period, evaluation, datapoints) in [
-        (
-            &high,
-            scale_out::THRESHOLD,
-            "GreaterThanThreshold",
-            scale_out::PERIOD_SECS,
-            scale_out::EVALUATION_PERIODS,
-            scale_out::DATAPOINTS,
-        ),
-        (
-            &low,
-            scale_in::THRESHOLD,
-            "LessThanThreshold",
-            scale_in::PERIOD_SECS,
-            scale_in::EVALUATION_PERIODS,
-            scale_in::DATAPOINTS,
-        ),
-    ] {
+    for (name, rule, comparison) in [(&high, SCALE_OUT, "GreaterThanThreshold"), (&low, SCALE_IN, "LessThanThreshold")]
+    {
         let a = alarms.iter().find(|a| a.alarm_name() == Some(name.as_str())).unwrap();
         assert_eq!(a.namespace(), Some("AWS/ECS"), "{name}");
         assert_eq!(a.metric_name(), Some("CPUUtilization"), "{name}");
         assert_eq!(a.statistic().map(|s| s.as_str()), Some("Average"), "{name}");
-        assert_eq!(a.threshold(), Some(threshold), "{name}");
+        assert_eq!(a.threshold(), Some(rule.threshold), "{name}");
         assert_eq!(a.comparison_operator().map(|c| c.as_str()), Some(comparison), "{name}");
-        assert_eq!(a.period(), Some(period), "{name}");
-        assert_eq!(a.evaluation_periods(), Some(evaluation), "{name}");
-        assert_eq!(a.datapoints_to_alarm(), Some(datapoints), "{name}");
+        assert_eq!(a.period(), Some(rule.period_secs), "{name}");
+        assert_eq!(a.evaluation_periods(), Some(rule.evaluation_periods), "{name}");
+        assert_eq!(a.datapoints_to_alarm(), Some(rule.datapoints), "{name}");
         assert_eq!(a.treat_missing_data(), Some(MISSING_DATA), "{name}");
         let mut dims: Vec<(&str, &str)> =
             a.dimensions().iter().map(|d| (d.name().unwrap_or(""), d.value().unwrap_or(""))).collect();
@@ -1545,7 +1529,7 @@ async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then
     for op in ["UpdateService", "SetDesiredCapacity", "UpdateAutoScalingGroup"] {
         assert_eq!(calls.of(op), 1, "{op}: {calls:#?}");
     }
-    let grown = 2 + scale_out::STEP;
+    let grown = 2 + SCALE_OUT.step;
     assert_eq!(observed_service(&m).await.desired_count, grown);
     let g = observed_group(&m).await;
     assert_eq!(g.desired_capacity, grown, "one instance per task");
