@@ -179,6 +179,15 @@ impl Default for Metrics {
     }
 }
 
+/// Registers a table of `name, help, metric;` rows in `$registry` (which
+/// adds the `ballast_` prefix, and `_total` to counters), each metric
+/// cloned: the registry and [`Metrics`] share the same series.
+macro_rules! register {
+    ($registry:ident; $($name:literal, $help:literal, $metric:expr;)+) => {
+        $($registry.register($name, $help, $metric.clone());)+
+    };
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ballast");
@@ -204,94 +213,48 @@ impl Metrics {
             leader_transitions: Family::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "reconcile_passes",
-            "Reconcile passes by result (success, partial, error, interrupted)",
-            m.passes.clone(),
-        );
-        registry.register("reconcile_pass_duration_seconds", "Time one reconcile pass takes", m.pass_duration.clone());
-        registry.register(
-            "drift_detected",
-            "Differences between desired and observed state found, by change kind",
-            m.drift.clone(),
-        );
-        registry.register("changes_applied", "Changes applied to the cloud, by kind and result", m.changes.clone());
-        registry.register("changes_held", "Changes held back in the last pass, by why", m.held.clone());
-        registry.register(
-            "cloud_api_calls",
-            "Cloud API calls (each attempt) by service, operation and result",
-            m.api_calls.clone(),
-        );
         let [wanted, observed] = &m.services.families;
-        registry.register(
-            "service_desired_tasks",
-            "Task count ballast steers the service toward (the observed count while a hold keeps it)",
-            wanted.clone(),
-        );
-        registry.register(
-            "service_observed_desired_tasks",
-            "The service's desired count as observed in ECS",
-            observed.clone(),
-        );
         let [registered, healthy] = &m.target_groups.families;
-        registry.register(
-            "target_group_registered_targets",
-            "Targets registered in the target group (any state)",
-            registered.clone(),
-        );
-        registry.register("target_group_healthy_targets", "Healthy targets in the target group", healthy.clone());
-        registry.register(
-            "auto_scaling_group_desired_capacity",
-            "Observed desired capacity of the Auto Scaling group",
-            m.groups.families[0].clone(),
-        );
-        registry.register("scaling_decisions", "Scaling decisions by service and reason", m.decisions.clone());
-        registry.register(
-            "contested_fields",
-            "1 while ballast has stopped correcting a field another actor keeps reverting",
-            m.contested.families[0].clone(),
-        );
         let [old, new_healthy, stalled] = &m.deployments.families;
-        registry.register(
-            "deployment_old_tasks",
-            "Tasks of older deployments still live while a deployment hands them over",
-            old.clone(),
-        );
-        registry.register(
-            "deployment_new_healthy_tasks",
-            "Tasks of the rolling deployment healthy in every bound target group",
-            new_healthy.clone(),
-        );
-        registry.register(
-            "deployment_stalled",
-            "1 while a deployment's new tasks do not become healthy and the old ones keep serving at the floor",
-            stalled.clone(),
-        );
-        registry.register("config_reloads", "Desired-state reloads by result (success, invalid)", m.reloads.clone());
-        registry.register(
-            "config_valid",
-            "1 when the desired state on disk is valid, 0 while an invalid version is ignored",
-            m.config_valid.clone(),
-        );
-        registry.register(
-            "last_successful_pass_timestamp_seconds",
-            "Unix time of the last pass that read every input and applied every change",
-            m.last_success.clone(),
-        );
-        registry.register(
-            "unread_inputs",
-            "Inputs (resources, metrics) the last pass could not read; what depends on them was held",
-            m.unread.clone(),
-        );
-        registry.register("cloud_reachable", "1 when the last pass could reach the cloud", m.cloud_up.clone());
-        registry.register("leader", "1 while this replica leads, 0 while it stands by", m.leader.clone());
-        let transitions = m.leader_transitions.clone();
-        registry.register("leader_transitions", "Role changes, by the role taken (leader, standby)", transitions);
         // A gauge, not an OpenMetrics info: promtool and the Prometheus
         // text format know no `info` type.
         let build: Family<BuildLabels, Gauge> = Family::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
-        registry.register("build_info", "Build information; the value is always 1", build);
+        register! { registry;
+            "reconcile_passes", "Reconcile passes by result (success, partial, error, interrupted)", m.passes;
+            "reconcile_pass_duration_seconds", "Time one reconcile pass takes", m.pass_duration;
+            "drift_detected", "Differences between desired and observed state found, by change kind", m.drift;
+            "changes_applied", "Changes applied to the cloud, by kind and result", m.changes;
+            "changes_held", "Changes held back in the last pass, by why", m.held;
+            "cloud_api_calls", "Cloud API calls (each attempt) by service, operation and result", m.api_calls;
+            "service_desired_tasks",
+                "Task count ballast steers the service toward (the observed count while a hold keeps it)", wanted;
+            "service_observed_desired_tasks", "The service's desired count as observed in ECS", observed;
+            "target_group_registered_targets", "Targets registered in the target group (any state)", registered;
+            "target_group_healthy_targets", "Healthy targets in the target group", healthy;
+            "auto_scaling_group_desired_capacity", "Observed desired capacity of the Auto Scaling group",
+                m.groups.families[0];
+            "scaling_decisions", "Scaling decisions by service and reason", m.decisions;
+            "contested_fields", "1 while ballast has stopped correcting a field another actor keeps reverting",
+                m.contested.families[0];
+            "deployment_old_tasks", "Tasks of older deployments still live while a deployment hands them over", old;
+            "deployment_new_healthy_tasks", "Tasks of the rolling deployment healthy in every bound target group",
+                new_healthy;
+            "deployment_stalled",
+                "1 while a deployment's new tasks do not become healthy and the old ones keep serving at the floor",
+                stalled;
+            "config_reloads", "Desired-state reloads by result (success, invalid)", m.reloads;
+            "config_valid", "1 when the desired state on disk is valid, 0 while an invalid version is ignored",
+                m.config_valid;
+            "last_successful_pass_timestamp_seconds",
+                "Unix time of the last pass that read every input and applied every change", m.last_success;
+            "unread_inputs",
+                "Inputs (resources, metrics) the last pass could not read; what depends on them was held", m.unread;
+            "cloud_reachable", "1 when the last pass could reach the cloud", m.cloud_up;
+            "leader", "1 while this replica leads, 0 while it stands by", m.leader;
+            "leader_transitions", "Role changes, by the role taken (leader, standby)", m.leader_transitions;
+            "build_info", "Build information; the value is always 1", build;
+        }
         Metrics { registry, ..m }
     }
 

@@ -21,9 +21,9 @@ use ballast::controller::{Controller, Options as ControllerOptions};
 use ballast::desired::ServiceId;
 use ballast::observed::{AlarmState, Lifecycle, ResourceError, ServiceStatus, Target, TargetGroupType, TaskStatus};
 use ballast::plan::Change;
-use support::contract::{self, Fixture, World};
+use support::contract::{self, Fixture, Others, World};
 use support::declared::Tasks;
-use support::e2e::{Ballast, Declared, MISSING_DATA, Output, scale_in, scale_out};
+use support::e2e::{Ballast, Declared, MISSING_DATA, Output, SCALE_IN, SCALE_OUT};
 use support::emulator::{
     self, Account, Actors, BACKEND, CLUSTER, Emulator, FRONTEND, GROUP, REGION, SERVICE, System, service_id,
     test_options,
@@ -44,7 +44,13 @@ async fn seeded_with(tasks: u32, options: AwsOptions) -> Moto {
     let actors = account.actors();
     let system = actors.seed(tasks).await;
     let cloud = account.cloud(options);
-    let fixture = Fixture {
+    let fixture = fixture_of(&system);
+    Moto { account, actors, system, cloud, fixture }
+}
+
+/// The contract suite's names and ids of the seeded system.
+fn fixture_of(system: &System) -> Fixture {
+    Fixture {
         service: system.service_id(),
         running_tasks: system.tasks.len(),
         group: system.group_id(),
@@ -54,12 +60,20 @@ async fn seeded_with(tasks: u32, options: AwsOptions) -> Moto {
         instances: system.instances.clone(),
         subnets: system.subnets.clone(),
         spare_subnet: system.spare_subnet.clone(),
-    };
-    Moto { account, actors, system, cloud, fixture }
+    }
 }
 
 async fn seeded() -> Moto {
     seeded_with(2, test_options()).await
+}
+
+/// A seeded account without tasks, and the adapter on it reaching moto
+/// through a fault proxy that faults every `every`-th request (0: none).
+async fn seeded_behind_proxy(every: u64) -> (Moto, FaultProxy, AwsCloud) {
+    let m = seeded_with(0, test_options()).await;
+    let proxy = FaultProxy::start(&m.account.moto_url, every).await;
+    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
+    (m, proxy, cloud)
 }
 
 /// The adapter on `account`, reaching moto and the CloudWatch bridge at
@@ -68,16 +82,10 @@ fn cloud_via(account: &Account, moto: &str, bridge: &str, options: AwsOptions) -
     AwsCloud::new(&account.sdk_config_via(moto, bridge), Arc::new(ballast::metrics::Metrics::new()), options)
 }
 
-impl World for Moto {
-    type Cloud = AwsCloud;
-    fn cloud(&self) -> &AwsCloud {
-        &self.cloud
-    }
-    fn fixture(&self) -> &Fixture {
-        &self.fixture
-    }
-    async fn set_desired_count_out_of_band(&self, n: u32) {
-        self.actors.set_desired_count(SERVICE, n).await;
+/// The account's own clients act for everyone else.
+impl Others for Actors {
+    async fn set_desired_count(&self, service: &ServiceId, n: u32) {
+        Actors::set_desired_count(self, &service.service, n).await;
     }
     fn now(&self) -> SystemTime {
         // The adapter's clock: the wall clock, as tokio moves it.
@@ -85,19 +93,15 @@ impl World for Moto {
     }
 }
 
+/// The contract suite's world on a seeded account.
+async fn seeded_world() -> World<AwsCloud, Actors> {
+    let Moto { cloud, fixture, actors, .. } = seeded().await;
+    World { cloud, fixture, others: actors }
+}
+
 /// Everything of the seeded system, with CPU and task sizes.
 fn full_scope(system: &System) -> Scope {
-    let mut scope = contract::scope(&Fixture {
-        service: system.service_id(),
-        running_tasks: 0,
-        group: system.group_id(),
-        cluster: CLUSTER.into(),
-        frontend: (System::target_group(FRONTEND), String::new()),
-        backend: (System::target_group(BACKEND), String::new()),
-        instances: vec![],
-        subnets: vec![],
-        spare_subnet: String::new(),
-    });
+    let mut scope = contract::scope(&fixture_of(system));
     scope.cpu = vec![system.service_id()];
     scope.task_sizes = vec![system.service_id()];
     scope
@@ -212,21 +216,9 @@ async fn observe_follows_the_other_actors() {
 #[tokio::test]
 async fn a_service_with_its_own_load_balancers_reports_them() {
     let m = seeded_with(0, test_options()).await;
-    let req = m.actors.ecs.create_service();
-    req.cluster(CLUSTER)
-        .service_name("lbService")
-        .task_definition(&m.system.task_definition_arn)
-        .desired_count(1)
-        .load_balancers(
-            aws_sdk_ecs::types::LoadBalancer::builder()
-                .target_group_arn(&m.system.frontend_arn)
-                .container_name(emulator::CONTAINER)
-                .container_port(80)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    m.actors
+        .create_service_in_target_group("lbService", &m.system.task_definition_arn, 1, &m.system.frontend_arn)
+        .await;
     let id = service_id("lbService");
     let o = m.cloud.observe(&Scope { services: vec![id.clone()], ..Scope::default() }).await.unwrap();
     let svc = o.services[&id].as_ref().unwrap();
@@ -544,9 +536,7 @@ async fn writes_carry_what_moto_would_fill_in_or_ignore() {
     // moto deregisters by instance id whatever the port, fills a missing
     // port with the group's, and ignores HonorCooldown: the requests are
     // where a dropped port or cooldown shows.
-    let m = seeded_with(0, test_options()).await;
-    let proxy = FaultProxy::start(&m.account.moto_url, 0).await;
-    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
+    let (m, proxy, cloud) = seeded_behind_proxy(0).await;
     let targets = on_port(&m.system.instances, 8000);
     let arn = &m.system.backend_arn;
     let changes = [
@@ -598,11 +588,9 @@ async fn writes_carry_what_moto_would_fill_in_or_ignore() {
 async fn a_scaling_mark_that_cannot_be_written_fails_no_change() {
     // A role without ecs:TagResource: the count is still changed (and the
     // change reported as made); only a restart's knowledge of it is lost.
-    let m = seeded_with(0, test_options()).await;
-    let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
+    let (m, proxy, cloud) = seeded_behind_proxy(1).await;
     proxy.set_only(Some(&["TagResource"]));
     proxy.set_error_code("AccessDeniedException");
-    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     cloud.apply(&Change::SetDesiredCount { service: m.system.service_id(), from: 2, to: 3 }).await.unwrap();
     let svc = observed_service(&m).await;
     assert_eq!(svc.desired_count, 3);
@@ -612,10 +600,8 @@ async fn a_scaling_mark_that_cannot_be_written_fails_no_change() {
 
 #[tokio::test]
 async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
-    let m = seeded_with(0, test_options()).await;
-    let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
+    let (m, proxy, cloud) = seeded_behind_proxy(1).await;
     proxy.set_error_code("LimitExceededException");
-    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let err =
         cloud.apply(&Change::SetDesiredCount { service: m.system.service_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(matches!(err, CloudError::Quota { service: "ecs", .. }), "{err:?}");
@@ -627,9 +613,7 @@ async fn ecs_limit_exceeded_is_a_quota_and_not_retried() {
 
 #[tokio::test]
 async fn throttling_that_outlasts_the_retries_is_reported_as_throttled() {
-    let m = seeded_with(0, test_options()).await;
-    let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
-    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
+    let (m, _proxy, cloud) = seeded_behind_proxy(1).await;
     let err =
         cloud.apply(&Change::SetDesiredCapacity { group: m.system.group_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(matches!(err, CloudError::Throttled { .. }), "{err:?}");
@@ -642,11 +626,9 @@ async fn throttling_that_outlasts_the_retries_is_reported_as_throttled() {
 /// the adapter retries it like throttling, and it is no throttling.
 #[tokio::test]
 async fn a_scaling_activity_in_progress_is_retried() {
-    let m = seeded_with(0, test_options()).await;
-    let proxy = FaultProxy::start(&m.account.moto_url, 1).await;
+    let (m, proxy, cloud) = seeded_behind_proxy(1).await;
     proxy.set_only(Some(&["SetDesiredCapacity"]));
     proxy.set_error_code("ScalingActivityInProgress");
-    let cloud = cloud_via(&m.account, &proxy.url, &m.account.bridge_url, test_options());
     let err =
         cloud.apply(&Change::SetDesiredCapacity { group: m.system.group_id(), from: 2, to: 3 }).await.unwrap_err();
     assert!(
@@ -704,18 +686,24 @@ struct E2e {
     ballast: Ballast,
 }
 
-/// Seed the article's system with `tasks` running, declare it (as edited
-/// by `edit`), and converge it with one `apply --once`, after which
-/// `plan` must report no changes.
-async fn converged(tasks: u32, edit: impl FnOnce(&mut Declared)) -> E2e {
+/// Seed the article's system with `tasks` running and declare it (as
+/// edited by `edit`); nothing is applied yet.
+async fn declared(tasks: u32, edit: impl FnOnce(&mut Declared)) -> E2e {
     let m = seeded_with(tasks, test_options()).await;
     let mut declared = Declared::article(&m.system);
     edit(&mut declared);
     let ballast = Ballast::new(&m.account, &declared);
-    let apply = ballast.apply().await;
-    assert_eq!(apply.code, 0, "the first apply converges: {apply}");
-    assert_no_changes(&ballast.plan().await);
     E2e { m, declared, ballast }
+}
+
+/// [`declared`], converged with one `apply --once`, after which `plan`
+/// must report no changes.
+async fn converged(tasks: u32, edit: impl FnOnce(&mut Declared)) -> E2e {
+    let e = declared(tasks, edit).await;
+    let apply = e.ballast.apply().await;
+    assert_eq!(apply.code, 0, "the first apply converges: {apply}");
+    assert_no_changes(&e.ballast.plan().await);
+    e
 }
 
 fn assert_no_changes(plan: &Output) {
@@ -860,8 +848,8 @@ async fn drift_an_alarm_threshold_edited_by_hand_is_put_back() {
     .await;
     let o = observe(&e.m).await;
     let alarm = |n: &str| o.alarms[&(REGION.to_string(), n.to_string())].clone().unwrap().definition;
-    assert_eq!(alarm(&high).threshold, scale_out::THRESHOLD);
-    assert_eq!(alarm(&low).threshold, scale_in::THRESHOLD, "the other alarm is as it was");
+    assert_eq!(alarm(&high).threshold, SCALE_OUT.threshold);
+    assert_eq!(alarm(&low).threshold, SCALE_IN.threshold, "the other alarm is as it was");
 }
 
 /// Issue 15 item 3: the declared termination hook is created, read back
@@ -927,9 +915,8 @@ async fn drift_a_running_controller_deregisters_the_targets_it_registered_for_a_
     // The daemon's case: the process that registered the targets remembers
     // them, so they are the service's even when the stopped task no
     // longer says which ports it had.
-    let m = seeded().await;
+    let E2e { m, ballast: b, .. } = declared(2, |_| {}).await;
     let s = &m.system;
-    let b = Ballast::new(&m.account, &Declared::article(s));
     let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
     let svc = observed_service(&m).await;
     let on = |arn: &str| svc.tasks.iter().find(|t| t.arn == arn).and_then(|t| t.instance_id.clone()).unwrap();
@@ -1104,10 +1091,8 @@ fn converged_pass_reads() -> std::collections::BTreeMap<&'static str, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converged_pass_makes_no_writes_and_only_the_table_reads() {
-    let m = seeded().await;
-    let mut declared = Declared::article(&m.system);
-    declared.scaling = Some(Some(60.0)); // targetCpu: ballast reads CPU too
-    let b = Ballast::new(&m.account, &declared);
+    // targetCpu: ballast reads CPU too.
+    let E2e { m, ballast: b, declared } = declared(2, |d| d.scaling = Some(Some(60.0))).await;
     let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
     for pass in 0..3 {
         // A metric period apart: the CPU is read at most once per period
@@ -1176,22 +1161,7 @@ async fn conflict_a_service_with_its_own_load_balancers_keeps_its_target_group()
     // loadBalancers); backendTargetGroup is ballast's.
     let m = seeded_with(0, test_options()).await;
     let s = &m.system;
-    let req = m.actors.ecs.create_service();
-    req.cluster(CLUSTER)
-        .service_name("lbService")
-        .task_definition(&s.task_definition_arn)
-        .desired_count(2)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-        .load_balancers(
-            aws_sdk_ecs::types::LoadBalancer::builder()
-                .target_group_arn(&s.frontend_arn)
-                .container_name(emulator::CONTAINER)
-                .container_port(80)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    m.actors.create_service_in_target_group("lbService", &s.task_definition_arn, 2, &s.frontend_arn).await;
     m.actors.start_tasks("lbService", 2).await;
     let mut declared = Declared::article(s);
     declared.service = "lbService".into();
@@ -1499,9 +1469,8 @@ async fn without_the_cloudwatch_bridge_the_rest_is_still_corrected() {
 
 #[tokio::test]
 async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then_capacity() {
-    let m = seeded().await;
+    let E2e { m, ballast: b, .. } = declared(2, |_| {}).await;
     let s = &m.system;
-    let b = Ballast::new(&m.account, &Declared::article(s));
     let (mut c, clock, _stop_tx, stop) = after_first_pass(&m, &b).await;
 
     // The alarms, read back from CloudWatch, are exactly as declared.
@@ -1510,33 +1479,17 @@ async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then
     let out = req.alarm_names(&high).alarm_names(&low).send().await.unwrap();
     let alarms = out.metric_alarms();
     assert_eq!(alarms.len(), 2);
-    for (name, threshold, comparison, period, evaluation, datapoints) in [
-        (
-            &high,
-            scale_out::THRESHOLD,
-            "GreaterThanThreshold",
-            scale_out::PERIOD_SECS,
-            scale_out::EVALUATION_PERIODS,
-            scale_out::DATAPOINTS,
-        ),
-        (
-            &low,
-            scale_in::THRESHOLD,
-            "LessThanThreshold",
-            scale_in::PERIOD_SECS,
-            scale_in::EVALUATION_PERIODS,
-            scale_in::DATAPOINTS,
-        ),
-    ] {
+    for (name, rule, comparison) in [(&high, SCALE_OUT, "GreaterThanThreshold"), (&low, SCALE_IN, "LessThanThreshold")]
+    {
         let a = alarms.iter().find(|a| a.alarm_name() == Some(name.as_str())).unwrap();
         assert_eq!(a.namespace(), Some("AWS/ECS"), "{name}");
         assert_eq!(a.metric_name(), Some("CPUUtilization"), "{name}");
         assert_eq!(a.statistic().map(|s| s.as_str()), Some("Average"), "{name}");
-        assert_eq!(a.threshold(), Some(threshold), "{name}");
+        assert_eq!(a.threshold(), Some(rule.threshold), "{name}");
         assert_eq!(a.comparison_operator().map(|c| c.as_str()), Some(comparison), "{name}");
-        assert_eq!(a.period(), Some(period), "{name}");
-        assert_eq!(a.evaluation_periods(), Some(evaluation), "{name}");
-        assert_eq!(a.datapoints_to_alarm(), Some(datapoints), "{name}");
+        assert_eq!(a.period(), Some(rule.period_secs), "{name}");
+        assert_eq!(a.evaluation_periods(), Some(rule.evaluation_periods), "{name}");
+        assert_eq!(a.datapoints_to_alarm(), Some(rule.datapoints), "{name}");
         assert_eq!(a.treat_missing_data(), Some(MISSING_DATA), "{name}");
         let mut dims: Vec<(&str, &str)> =
             a.dimensions().iter().map(|d| (d.name().unwrap_or(""), d.value().unwrap_or(""))).collect();
@@ -1576,7 +1529,7 @@ async fn alarms_are_created_as_declared_and_the_scale_out_alarm_grows_tasks_then
     for op in ["UpdateService", "SetDesiredCapacity", "UpdateAutoScalingGroup"] {
         assert_eq!(calls.of(op), 1, "{op}: {calls:#?}");
     }
-    let grown = 2 + scale_out::STEP;
+    let grown = 2 + SCALE_OUT.step;
     assert_eq!(observed_service(&m).await.desired_count, grown);
     let g = observed_group(&m).await;
     assert_eq!(g.desired_capacity, grown, "one instance per task");
@@ -1675,10 +1628,7 @@ async fn replay_reads_a_services_cpu_and_running_task_history_from_cloudwatch() 
 /// from CloudWatch and replays it through the declared policy.
 #[tokio::test]
 async fn replay_from_cloudwatch_reports_what_happened_and_each_policy() {
-    let m = seeded().await;
-    let mut declared = Declared::article(&m.system);
-    declared.scaling = Some(Some(60.0));
-    let b = Ballast::new(&m.account, &declared);
+    let E2e { m, ballast: b, .. } = declared(2, |d| d.scaling = Some(Some(60.0))).await;
     let minute = Duration::from_secs(60);
     let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch - since_epoch % 60) - 20 * minute;
@@ -1712,10 +1662,7 @@ async fn replay_from_cloudwatch_reports_what_happened_and_each_policy() {
 
 #[tokio::test]
 async fn a_proportional_policy_sizes_its_step_by_the_cpu_read_from_cloudwatch() {
-    let m = seeded().await;
-    let mut declared = Declared::article(&m.system);
-    declared.scaling = Some(Some(60.0));
-    let b = Ballast::new(&m.account, &declared);
+    let E2e { m, ballast: b, .. } = declared(2, |d| d.scaling = Some(Some(60.0))).await;
     // CloudWatch stamps datapoints with the wall clock: start there.
     let (mut c, clock, _stop_tx, stop) = after_first_pass_at(&m, &b, ManualClock::starting_at(SystemTime::now())).await;
     let [high, _] = ballast::plan::alarms::alarm_names(&m.system.service_id());
@@ -1851,7 +1798,7 @@ mod moto_contract {
     // moto 5.2.5 answers SetDesiredCapacity / UpdateAutoScalingGroup on an
     // unknown group with an HTTP 500 (KeyError) instead of AWS's
     // ValidationError.
-    crate::contract_suite!(seeded().await;);
+    crate::contract_suite!(seeded_world().await;);
 }
 
 // ---------------------------------------------------------------------
@@ -1867,24 +1814,17 @@ mod sim_contract {
     use ballast::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef, TargetType};
     use ballast::metrics::Metrics;
 
-    use super::support::contract::{self, Fixture, World};
+    use super::support::contract::{self, Fixture, Others, World};
 
-    pub struct SimWorld {
+    /// The simulation's own controls act for everyone else.
+    pub struct SimOthers {
         sim: SimCloud,
         clock: Arc<ManualClock>,
-        fixture: Fixture,
     }
 
-    impl World for SimWorld {
-        type Cloud = SimCloud;
-        fn cloud(&self) -> &SimCloud {
-            &self.sim
-        }
-        fn fixture(&self) -> &Fixture {
-            &self.fixture
-        }
-        async fn set_desired_count_out_of_band(&self, n: u32) {
-            self.sim.set_desired_count(&self.fixture.service, n).unwrap();
+    impl Others for SimOthers {
+        async fn set_desired_count(&self, service: &ServiceId, n: u32) {
+            self.sim.set_desired_count(service, n).unwrap();
         }
         fn now(&self) -> std::time::SystemTime {
             self.clock.now()
@@ -1893,7 +1833,7 @@ mod sim_contract {
 
     /// The article's system, built by hand in the simulation and run until
     /// the instances are in service and the tasks running.
-    pub fn seeded() -> SimWorld {
+    pub fn seeded() -> World<SimCloud, SimOthers> {
         let region = "us-east-1";
         let clock = Arc::new(ManualClock::new());
         let sim = SimCloud::new(clock.clone(), 11, Arc::new(Metrics::new()), SimConfig::default());
@@ -1946,7 +1886,7 @@ mod sim_contract {
             subnets,
             spare_subnet: "subnet-0spare00c".into(),
         };
-        SimWorld { sim, clock, fixture }
+        World { cloud: sim.clone(), fixture, others: SimOthers { sim, clock } }
     }
 
     crate::contract_suite!(seeded(); missing_group_changes_are_not_found);
@@ -2100,10 +2040,7 @@ async fn observed_service_id(m: &Moto, id: &ServiceId) -> ballast::observed::Obs
 /// stops it), never while its targets are in the groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_in_terminating_wait_is_completed_only_after_its_targets_are_gone() {
-    let m = seeded().await;
-    let mut declared = Declared::article(&m.system);
-    declared.capacity.as_mut().unwrap().termination_hook = Some("10m");
-    let b = Ballast::new(&m.account, &declared);
+    let E2e { m, ballast: b, .. } = declared(2, |d| d.capacity.as_mut().unwrap().termination_hook = Some("10m")).await;
     let clock = Arc::new(ManualClock::starting_at(SystemTime::now()));
     let mut c = controller_for(&m, &b, clock.clone());
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);

@@ -212,6 +212,13 @@ mod tests {
         (code, serde_json::from_slice(&bytes).unwrap())
     }
 
+    /// `r` is a 503 whose `reason` says `why`.
+    async fn assert_unavailable_because(r: Response, why: &str) {
+        let (code, v) = body(r).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert!(v["reason"].as_str().unwrap().contains(why), "{v}");
+    }
+
     fn started(now: SystemTime) -> Status {
         let mut st = Status::default();
         st.started_at = Some(now);
@@ -236,9 +243,7 @@ mod tests {
         clock.advance(Duration::from_secs(44));
         assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
         clock.advance(Duration::from_secs(2));
-        let (code, v) = body(healthz(State(s)).await).await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(v["reason"].as_str().unwrap().contains("no reconcile pass finished"), "{v}");
+        assert_unavailable_because(healthz(State(s)).await, "no reconcile pass finished").await;
     }
 
     #[tokio::test]
@@ -253,9 +258,7 @@ mod tests {
         assert_eq!(code, StatusCode::OK, "a config error alone is not unhealthy");
         assert_eq!(v["config"]["valid"], false);
         s.status.write().unwrap().cloud.consecutive_failures = 3;
-        let (code, v) = body(healthz(State(s)).await).await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(v["reason"].as_str().unwrap().contains("connection refused"), "{v}");
+        assert_unavailable_because(healthz(State(s)).await, "connection refused").await;
     }
 
     #[tokio::test]
@@ -270,9 +273,7 @@ mod tests {
         let (code, v) = body(livez(State(s.clone())).await).await;
         assert_eq!(code, StatusCode::OK, "an outage is no reason to restart: {v}");
         clock.advance(Duration::from_secs(46));
-        let (code, v) = body(livez(State(s)).await).await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(v["reason"].as_str().unwrap().contains("no reconcile pass finished for 46s"), "{v}");
+        assert_unavailable_because(livez(State(s)).await, "no reconcile pass finished for 46s").await;
     }
 
     #[tokio::test]
@@ -296,9 +297,7 @@ mod tests {
         assert_eq!(body(healthz(State(s.clone())).await).await.0, StatusCode::OK);
         assert_eq!(readyz(State(s.clone())).await.status(), StatusCode::OK, "it could take over");
         s.status.write().unwrap().leadership.store_reachable = false;
-        let (code, v) = body(readyz(State(s.clone())).await).await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(v["reason"].as_str().unwrap().contains("lease table cannot be reached"), "{v}");
+        assert_unavailable_because(readyz(State(s.clone())).await, "lease table cannot be reached").await;
 
         // Once it leads, the stuck clock starts at the takeover, not at start-up.
         let took_over = clock.now();

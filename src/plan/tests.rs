@@ -64,6 +64,14 @@ fn target(n: u32, health: TargetHealth) -> ObservedTarget {
     ObservedTarget { target: Target { id: format!("i-{n}"), port: 80 }, health }
 }
 
+/// The one-task world of `desired` plus target `i-9`, which no task of
+/// the service accounts for.
+fn with_foreign_target(desired: &DesiredState, health: TargetHealth) -> Observed {
+    let mut o = world(desired, 1);
+    tg_mut(&mut o).targets.push(target(9, health));
+    o
+}
+
 /// A world with `count` running tasks, each registered and healthy.
 fn world(desired: &DesiredState, count: u32) -> Observed {
     let mut o = Observed::default();
@@ -114,6 +122,28 @@ fn tg_mut(o: &mut Observed) -> &mut ObservedTargetGroup {
     o.target_groups.get_mut(&tg_id()).unwrap().as_mut().unwrap()
 }
 
+fn backend_tg_id() -> TargetGroupId {
+    TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) }
+}
+
+/// `s` bound to the backend target group too, as to its first one, with
+/// a budget of one deregistration per pass for both.
+fn two_groups_one_deregistration_per_pass(mut s: Service) -> DesiredState {
+    let mut backend = s.target_groups[0].clone();
+    backend.target_group = backend_tg_id();
+    s.target_groups.push(backend);
+    s.budget.max_deregistrations_per_pass = 1;
+    desired_with(s)
+}
+
+/// Observes the backend target group in `o`, with the front one's targets.
+fn observe_backend(o: &mut Observed) {
+    let mut back = tg_mut(o).clone();
+    back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
+    back.name = "backendTargetGroup".into();
+    o.target_groups.insert(backend_tg_id(), Ok(back));
+}
+
 /// The service scaled to 0: every task stopped.
 fn scaled_to_zero(o: &mut Observed) {
     svc_mut(o).desired_count = 0;
@@ -121,6 +151,19 @@ fn scaled_to_zero(o: &mut Observed) {
         t.last_status = TaskStatus::Stopped;
         t.desired_status = TaskStatus::Stopped;
     }
+}
+
+/// The service scaled to 0 with no task left, while its target group
+/// still holds `count` unhealthy targets: targets of no task of the
+/// service.
+fn only_targets_of_no_task(desired: &DesiredState, count: u32) -> Observed {
+    let mut o = world(desired, count);
+    scaled_to_zero(&mut o);
+    svc_mut(&mut o).tasks.clear();
+    for t in &mut tg_mut(&mut o).targets {
+        t.health = TargetHealth::Unhealthy;
+    }
+    o
 }
 
 fn desired_with(s: Service) -> DesiredState {
@@ -165,6 +208,13 @@ fn assert_only_count_change(p: &Plan, from: u32, to: u32) {
         "expected only desired count {from} -> {to}: {:#?}",
         p.changes
     );
+}
+
+/// One of the plan's holds says what `want` accepts.
+#[track_caller]
+fn assert_held(p: &Plan, want: impl Fn(&str) -> bool) {
+    let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
+    assert!(held.iter().any(|m| want(m)), "no such hold in {held:?}");
 }
 
 #[test]
@@ -287,8 +337,7 @@ fn foreign_targets_are_left_alone_unless_the_group_is_exclusive() {
 #[test]
 fn a_target_ballast_registered_is_attributable_after_its_task_is_gone() {
     let d = desired_with(service(TaskCount::Fixed(1)));
-    let mut o = world(&d, 1);
-    tg_mut(&mut o).targets.push(target(9, TargetHealth::Unhealthy));
+    let o = with_foreign_target(&d, TargetHealth::Unhealthy);
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty(), "unknown target left alone");
     let mut m = Memory::default();
@@ -313,12 +362,7 @@ fn draining_targets_are_left_alone_and_budgets_limit_deregistrations() {
     s.budget.max_deregistrations_per_pass = 2;
     s.target_groups[0].ownership = Ownership::Exclusive;
     let d = desired_with(s);
-    let mut o = world(&d, 5);
-    scaled_to_zero(&mut o);
-    svc_mut(&mut o).tasks.clear();
-    for t in &mut tg_mut(&mut o).targets {
-        t.health = TargetHealth::Unhealthy;
-    }
+    let mut o = only_targets_of_no_task(&d, 5);
     tg_mut(&mut o).targets[0].health = TargetHealth::Draining;
     let p = plan(&d, &o, Memory::default(), t0());
     let deregistered: Vec<&Target> = p
@@ -1082,30 +1126,13 @@ fn the_plan_carries_the_count_it_steers_toward_after_the_gate() {
 
 #[test]
 fn a_budget_used_by_another_group_says_so() {
-    let second =
-        TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) };
     // Claimed foreign targets (an exclusive binding) share the budget;
     // targets of tasks that are gone are not budgeted (issue 15).
     let mut s = service(TaskCount::Fixed(0));
     s.target_groups[0].ownership = Ownership::Exclusive;
-    let mut backend = s.target_groups[0].clone();
-    backend.target_group = second.clone();
-    s.target_groups.push(backend);
-    s.budget.max_deregistrations_per_pass = 1;
-    let d = desired_with(s);
-    let mut o = world(&d, 1);
-    scaled_to_zero(&mut o);
-    svc_mut(&mut o).tasks.clear();
-    let mut back = tg_mut(&mut o).clone();
-    back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
-    back.name = "backendTargetGroup".into();
-    for t in &mut back.targets {
-        t.health = TargetHealth::Unhealthy;
-    }
-    for t in &mut tg_mut(&mut o).targets {
-        t.health = TargetHealth::Unhealthy;
-    }
-    o.target_groups.insert(second, Ok(back));
+    let d = two_groups_one_deregistration_per_pass(s);
+    let mut o = only_targets_of_no_task(&d, 1);
+    observe_backend(&mut o);
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets], "one per pass for the service");
     let budget: Vec<String> = p.holds.iter().filter(|h| h.kind() == HoldKind::Budget).map(|h| h.message()).collect();
@@ -1191,8 +1218,7 @@ fn exclusive_ownership_says_why_a_foreign_target_goes_and_keeps_targets_tasks_ma
     let mut s = service(TaskCount::Fixed(1));
     s.target_groups[0].ownership = Ownership::Exclusive;
     let d = desired_with(s);
-    let mut o = world(&d, 1);
-    tg_mut(&mut o).targets.push(target(9, TargetHealth::Unhealthy));
+    let o = with_foreign_target(&d, TargetHealth::Unhealthy);
     let p = plan(&d, &o, Memory::default(), t0());
     assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets]);
     assert!(
@@ -1332,8 +1358,7 @@ fn a_scale_out_waits_while_the_group_is_unread() {
 #[test]
 fn the_plan_says_what_a_foreign_target_and_a_wrong_container_port_are() {
     let d = desired_with(service(TaskCount::Fixed(1)));
-    let mut o = world(&d, 1);
-    tg_mut(&mut o).targets.push(target(9, TargetHealth::Healthy));
+    let o = with_foreign_target(&d, TargetHealth::Healthy);
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(p.changes.is_empty() && p.holds.is_empty(), "{:?} {:?}", p.changes, p.holds);
     assert_eq!(p.notices.len(), 1);
@@ -1345,11 +1370,7 @@ fn the_plan_says_what_a_foreign_target_and_a_wrong_container_port_are() {
     let d = desired_with(s);
     let o = world(&d, 1);
     let p = plan(&d, &o, Memory::default(), t0());
-    let msg: Vec<String> = p.holds.iter().map(Hold::message).collect();
-    assert!(
-        msg.iter().any(|m| m.contains("has no port 8080 of container appContainer") && m.contains("app.yaml:1")),
-        "{msg:?}"
-    );
+    assert_held(&p, |m| m.contains("has no port 8080 of container appContainer") && m.contains("app.yaml:1"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1897,6 +1918,16 @@ mod drain {
         o
     }
 
+    /// A scale-in from 2 tasks to 1 with a propagation lag of `lag_secs`,
+    /// whose task 2 is already out of its group and unprotected.
+    fn second_task_out_and_unprotected(lag_secs: u64) -> (DesiredState, Observed) {
+        let d = with_lag(1, lag_secs);
+        let mut o = protected_world(&d, 2);
+        tg_mut(&mut o).targets.remove(1);
+        svc_mut(&mut o).tasks[1].protected_until = None;
+        (d, o)
+    }
+
     fn protection_changes(p: &Plan) -> Vec<(Vec<String>, Option<u32>)> {
         p.changes
             .iter()
@@ -1933,8 +1964,7 @@ mod drain {
         let p = plan(&d, &o, Memory::default(), t0());
         assert_eq!(kinds(&p), vec![ChangeKind::DeregisterTargets], "{:#?}", p.changes);
         assert!(matches!(&p.changes[0].change, Change::DeregisterTargets { targets, .. } if targets[0].id == "i-3"));
-        let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
-        assert!(held.iter().any(|m| m.starts_with("draining 1 task(s) for scale-in")), "{held:?}");
+        assert_held(&p, |m| m.starts_with("draining 1 task(s) for scale-in"));
 
         // 2. Draining in the load balancer: nothing but waiting.
         tg_mut(&mut o).targets[2].health = TargetHealth::Draining;
@@ -1959,45 +1989,28 @@ mod drain {
     fn the_propagation_lag_counts_from_the_first_pass_that_saw_the_task_out() {
         // A restart: the task is out of its group and unprotected, but this
         // process never saw it leave.
-        let d = with_lag(1, 120);
-        let mut o = protected_world(&d, 2);
-        tg_mut(&mut o).targets.remove(1);
-        svc_mut(&mut o).tasks[1].protected_until = None;
+        let (d, o) = second_task_out_and_unprotected(120);
         let p = plan(&d, &o, Memory::default(), t0());
         assert!(p.changes.is_empty(), "waits the lag: {:#?}", p.changes);
-        let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
-        assert!(held.iter().any(|m| m == "draining 1 task(s) for scale-in, 120 s left"), "{held:?}");
+        assert_held(&p, |m| m == "draining 1 task(s) for scale-in, 120 s left");
         let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(120));
         assert_only_count_change(&p, 2, 1);
     }
 
     #[test]
     fn the_count_drops_only_while_every_task_that_stays_is_protected() {
-        let d = with_lag(1, 0);
-        let mut o = protected_world(&d, 2);
-        tg_mut(&mut o).targets.remove(1);
-        svc_mut(&mut o).tasks[1].protected_until = None;
+        let (d, mut o) = second_task_out_and_unprotected(0);
         svc_mut(&mut o).tasks[0].protected_until = None;
         let p = plan(&d, &o, Memory::default(), t0());
         assert_eq!(kinds(&p), vec![ChangeKind::TaskProtection], "protect the one that stays first: {:#?}", p.changes);
-        let held: Vec<String> = p.holds.iter().map(Hold::message).collect();
-        assert!(held.iter().any(|m| m.contains("1 task(s) that stay are protected")), "{held:?}");
+        assert_held(&p, |m| m.contains("1 task(s) that stay are protected"));
     }
 
     #[test]
     fn a_task_leaves_all_its_groups_together_and_the_budget_counts_tasks() {
-        let second =
-            TargetGroupId { region: REGION.into(), target_group: TargetGroupRef::Name("backendTargetGroup".into()) };
-        let mut s = service(TaskCount::Fixed(2));
-        let mut backend = s.target_groups[0].clone();
-        backend.target_group = second.clone();
-        s.target_groups.push(backend);
-        s.budget.max_deregistrations_per_pass = 1;
-        let d = desired_with(s);
+        let d = two_groups_one_deregistration_per_pass(service(TaskCount::Fixed(2)));
         let mut o = protected_world(&d, 4);
-        let mut back = tg_mut(&mut o).clone();
-        back.arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/backendTargetGroup/def".into();
-        o.target_groups.insert(second, Ok(back));
+        observe_backend(&mut o);
         let p = plan(&d, &o, Memory::default(), t0());
         let out: Vec<(String, Vec<String>)> = p
             .changes

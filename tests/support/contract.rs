@@ -4,10 +4,11 @@
 //!
 //! # How to run it against an implementation
 //!
-//! Implement [`World`] for a freshly seeded instance of the article's
+//! Build a [`World`] on a freshly seeded instance of the article's
 //! system (one ECS service with running tasks, an Auto Scaling group with
-//! at least two instances, two target groups, all in one region), then
-//! call each `pub async fn` of this module with it, e.g.
+//! at least two instances, two target groups, all in one region) and an
+//! [`Others`] that acts for everyone else, then call each `pub async fn`
+//! of this module with it, e.g.
 //!
 //! ```ignore
 //! #[path = "support/contract.rs"]
@@ -15,7 +16,7 @@
 //!
 //! #[tokio::test]
 //! async fn contract_set_desired_count() {
-//!     contract::set_desired_count_is_observed_and_idempotent(&MyWorld::seed().await).await;
+//!     contract::set_desired_count_is_observed_and_idempotent(&my_world().await).await;
 //! }
 //! ```
 //!
@@ -66,18 +67,34 @@ pub struct Fixture {
     pub spare_subnet: String,
 }
 
-/// A seeded cloud plus the test-side controls the suite needs. Kept
-/// small on purpose: each method is something another actor does.
-pub trait World: Send + Sync {
-    type Cloud: Cloud;
+/// What the suite runs against: a freshly seeded implementation, its
+/// fixture, and `others` acting for everyone but the controller.
+pub struct World<C, O> {
     /// The implementation under test.
-    fn cloud(&self) -> &Self::Cloud;
-    fn fixture(&self) -> &Fixture;
-    /// Another actor (a person, an autoscaler) sets the service's desired
+    pub cloud: C,
+    pub fixture: Fixture,
+    pub others: O,
+}
+
+/// The test-side controls the suite needs. Kept small on purpose: each
+/// method is something another actor does, or what the implementation's
+/// clock reads.
+pub trait Others: Send + Sync {
+    /// Another actor (a person, an autoscaler) sets `service`'s desired
     /// count behind the controller's back.
-    fn set_desired_count_out_of_band(&self, n: u32) -> impl Future<Output = ()> + Send;
+    fn set_desired_count(&self, service: &ServiceId, n: u32) -> impl Future<Output = ()> + Send;
     /// The time on the implementation's clock (what its writes stamp).
     fn now(&self) -> SystemTime;
+}
+
+impl<C: Cloud, O: Others> World<C, O> {
+    async fn set_desired_count_out_of_band(&self, n: u32) {
+        self.others.set_desired_count(&self.fixture.service, n).await;
+    }
+
+    fn now(&self) -> SystemTime {
+        self.others.now()
+    }
 }
 
 /// The scope that covers the whole fixture.
@@ -97,24 +114,24 @@ fn alarm_names(f: &Fixture) -> Vec<String> {
     ballast::plan::alarms::alarm_names(&f.service).to_vec()
 }
 
-async fn observe<W: World>(w: &W) -> Observed {
-    w.cloud().observe(&scope(w.fixture())).await.expect("observe succeeds")
+async fn observe<C: Cloud, O: Others>(w: &World<C, O>) -> Observed {
+    w.cloud.observe(&scope(&w.fixture)).await.expect("observe succeeds")
 }
 
-async fn service<W: World>(w: &W) -> ObservedService {
+async fn service<C: Cloud, O: Others>(w: &World<C, O>) -> ObservedService {
     let o = observe(w).await;
-    o.services[&w.fixture().service].clone().expect("the service is observed")
+    o.services[&w.fixture.service].clone().expect("the service is observed")
 }
 
-async fn apply<W: World>(w: &W, change: Change) {
-    w.cloud().apply(&change).await.unwrap_or_else(|e| panic!("{change}: {e}"));
+async fn apply<C: Cloud, O: Others>(w: &World<C, O>, change: Change) {
+    w.cloud.apply(&change).await.unwrap_or_else(|e| panic!("{change}: {e}"));
 }
 
 /// The seeded system is observed as seeded: the service with its tasks
 /// placed on the group's instances, both target groups, the group with
 /// its instances and subnets, no alarms yet.
-pub async fn observe_sees_the_seeded_system<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn observe_sees_the_seeded_system<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let o = observe(w).await;
     let svc = o.services[&f.service].as_ref().expect("service");
     assert_eq!(svc.status, ServiceStatus::Active);
@@ -140,8 +157,8 @@ pub async fn observe_sees_the_seeded_system<W: World>(w: &W) {
 }
 
 /// SetDesiredCount is observed, and applying it twice changes nothing more.
-pub async fn set_desired_count_is_observed_and_idempotent<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn set_desired_count_is_observed_and_idempotent<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let before = service(w).await.desired_count;
     let change = Change::SetDesiredCount { service: f.service.clone(), from: before, to: before + 3 };
     apply(w, change.clone()).await;
@@ -151,15 +168,15 @@ pub async fn set_desired_count_is_observed_and_idempotent<W: World>(w: &W) {
 }
 
 /// A desired count changed by someone else is what the next observe sees.
-pub async fn out_of_band_desired_count_is_observed<W: World>(w: &W) {
+pub async fn out_of_band_desired_count_is_observed<C: Cloud, O: Others>(w: &World<C, O>) {
     w.set_desired_count_out_of_band(7).await;
     assert_eq!(service(w).await.desired_count, 7);
 }
 
 /// Registering and deregistering targets (with ports) is observed, and
 /// both are idempotent.
-pub async fn targets_register_and_deregister_idempotently<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn targets_register_and_deregister_idempotently<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let (tg, arn) = &f.frontend;
     let target = Target { id: f.instances[0].clone(), port: 80 };
     let region = f.service.region.clone();
@@ -206,8 +223,8 @@ pub fn cpu_high_alarm(f: &Fixture, threshold: f64) -> AlarmDefinition {
 
 /// PutAlarm creates an alarm observed with exactly its definition;
 /// putting it again is a no-op; a changed definition replaces it.
-pub async fn alarms_are_put_and_observed_exactly<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn alarms_are_put_and_observed_exactly<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let region = f.service.region.clone();
     let def = cpu_high_alarm(f, 70.0);
     let key = (region.clone(), def.name.clone());
@@ -223,8 +240,8 @@ pub async fn alarms_are_put_and_observed_exactly<W: World>(w: &W) {
 }
 
 /// SetDesiredCapacity and SetGroupSubnets are observed and idempotent.
-pub async fn group_capacity_and_subnets_are_observed_and_idempotent<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn group_capacity_and_subnets_are_observed_and_idempotent<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let group = |o: Observed| o.groups[&f.group].clone().expect("group");
     let before = group(observe(w).await).desired_capacity;
     let capacity = Change::SetDesiredCapacity { group: f.group.clone(), from: before, to: before + 1 };
@@ -245,8 +262,8 @@ pub async fn group_capacity_and_subnets_are_observed_and_idempotent<W: World>(w:
 
 /// Changes naming resources that do not exist fail with NotFound, and
 /// observing them yields per-resource NotFound, not a failed pass.
-pub async fn missing_resources_are_not_found<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn missing_resources_are_not_found<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let region = f.service.region.clone();
     let ghost_service = ServiceId { service: "ghostService".into(), ..f.service.clone() };
     let ghost_group = GroupId { region: region.clone(), name: "ghostGroup".into() };
@@ -261,7 +278,7 @@ pub async fn missing_resources_are_not_found<W: World>(w: &W) {
         groups: vec![(ghost_group.clone(), f.cluster.clone()), (f.group.clone(), f.cluster.clone())],
         ..Scope::default()
     };
-    let o = w.cloud().observe(&scope).await.expect("a pass with missing resources still succeeds");
+    let o = w.cloud.observe(&scope).await.expect("a pass with missing resources still succeeds");
     assert!(
         matches!(o.services[&ghost_service], Err(ballast::observed::ResourceError::NotFound(_))),
         "{:?}",
@@ -278,11 +295,11 @@ pub async fn missing_resources_are_not_found<W: World>(w: &W) {
         other => panic!("{what}: expected NotFound, got {other:?}"),
     };
     not_found(
-        w.cloud().apply(&Change::SetDesiredCount { service: ghost_service, from: 1, to: 2 }).await,
+        w.cloud.apply(&Change::SetDesiredCount { service: ghost_service, from: 1, to: 2 }).await,
         "SetDesiredCount",
     );
     not_found(
-        w.cloud()
+        w.cloud
             .apply(&Change::RegisterTargets {
                 region: region.clone(),
                 target_group_arn: ghost_tg_arn.clone(),
@@ -292,7 +309,7 @@ pub async fn missing_resources_are_not_found<W: World>(w: &W) {
         "RegisterTargets",
     );
     not_found(
-        w.cloud()
+        w.cloud
             .apply(&Change::DeregisterTargets {
                 region: region.clone(),
                 target_group_arn: ghost_tg_arn,
@@ -307,14 +324,14 @@ pub async fn missing_resources_are_not_found<W: World>(w: &W) {
 /// (Not run on moto 5.2.5, which answers these with an HTTP 500 KeyError
 /// instead of AWS's `ValidationError: AutoScalingGroup name not found`;
 /// the mapping of that error is unit-tested in the adapter.)
-pub async fn missing_group_changes_are_not_found<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn missing_group_changes_are_not_found<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let ghost_group = GroupId { region: f.group.region.clone(), name: "ghostGroup".into() };
     for change in [
         Change::SetDesiredCapacity { group: ghost_group.clone(), from: 1, to: 2 },
         Change::SetGroupSubnets { group: ghost_group, from: vec![], to: f.subnets.clone() },
     ] {
-        match w.cloud().apply(&change).await {
+        match w.cloud.apply(&change).await {
             Err(CloudError::NotFound(_)) => {}
             other => panic!("{change}: expected NotFound, got {other:?}"),
         }
@@ -333,8 +350,8 @@ fn stamped_between(at: SystemTime, before: SystemTime, after: SystemTime) -> boo
 /// and the count it set), and a capacity change its mark on the group:
 /// the next observe reads them back. A process that starts keeps its
 /// cooldowns from them.
-pub async fn scaling_changes_leave_marks_read_back_by_observe<W: World>(w: &W) {
-    let f = w.fixture();
+pub async fn scaling_changes_leave_marks_read_back_by_observe<C: Cloud, O: Others>(w: &World<C, O>) {
+    let f = &w.fixture;
     let svc = service(w).await;
     assert_eq!(svc.scaling_marks, ScalingMarks::default(), "the seeded service has never been scaled by ballast");
     let n = svc.desired_count;

@@ -7,23 +7,40 @@ use std::path::Path;
 
 use super::emulator::{BACKEND, CLUSTER, CONTAINER, FRONTEND, GROUP, REGION, SERVICE, System};
 
-/// The scale-out rule every scaling document declares.
-pub mod scale_out {
-    pub const THRESHOLD: f64 = 70.0;
-    pub const PERIOD_SECS: i32 = 60;
-    pub const EVALUATION_PERIODS: i32 = 3;
-    pub const DATAPOINTS: i32 = 2;
-    /// Tasks added per action.
-    pub const STEP: u32 = 2;
+/// A CPU alarm rule of a scaling document (`scaleOut` or `scaleIn`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub threshold: f64,
+    pub period_secs: i32,
+    pub evaluation_periods: i32,
+    pub datapoints: i32,
+    /// Tasks added or removed per action.
+    pub step: u32,
+    pub cooldown: &'static str,
 }
 
-/// The scale-in rule every scaling document declares.
-pub mod scale_in {
-    pub const THRESHOLD: f64 = 25.0;
-    pub const PERIOD_SECS: i32 = 60;
-    pub const EVALUATION_PERIODS: i32 = 15;
-    pub const DATAPOINTS: i32 = 15;
+impl Rule {
+    /// The rule as a YAML flow mapping. `datapointsToAlarm` is left out
+    /// where it is its default (`evaluationPeriods`), so a test sees the
+    /// default applied.
+    fn yaml(&self) -> String {
+        let Rule { threshold, period_secs, evaluation_periods, datapoints, step, cooldown } = self;
+        let datapoints =
+            if datapoints == evaluation_periods { String::new() } else { format!(" datapointsToAlarm: {datapoints},") };
+        format!(
+            "{{threshold: {threshold}, period: {period_secs}s, evaluationPeriods: {evaluation_periods},{datapoints} \
+             step: {step}, cooldown: {cooldown}}}"
+        )
+    }
 }
+
+/// The scale-out rule every scaling document declares.
+pub const SCALE_OUT: Rule =
+    Rule { threshold: 70.0, period_secs: 60, evaluation_periods: 3, datapoints: 2, step: 2, cooldown: "3m" };
+
+/// The scale-in rule every scaling document declares.
+pub const SCALE_IN: Rule =
+    Rule { threshold: 25.0, period_secs: 60, evaluation_periods: 15, datapoints: 15, step: 1, cooldown: "5m" };
 
 /// `missingData` of every scaling document (not the default, so a test
 /// sees it was applied).
@@ -123,18 +140,10 @@ impl Declared {
         }
         if let Some(target_cpu) = self.scaling {
             svc += &format!(
-                "  scaling:\n    cpu:\n      missingData: {MISSING_DATA}\n{}\
-                 \x20     scaleOut: {{threshold: {}, period: {}s, evaluationPeriods: {}, datapointsToAlarm: {}, step: {}, cooldown: 3m}}\n\
-                 \x20     scaleIn: {{threshold: {}, period: {}s, evaluationPeriods: {}, step: 1, cooldown: 5m}}\n",
+                "  scaling:\n    cpu:\n      missingData: {MISSING_DATA}\n{}      scaleOut: {}\n      scaleIn: {}\n",
                 target_cpu.map(|t| format!("      targetCpu: {t}\n")).unwrap_or_default(),
-                scale_out::THRESHOLD,
-                scale_out::PERIOD_SECS,
-                scale_out::EVALUATION_PERIODS,
-                scale_out::DATAPOINTS,
-                scale_out::STEP,
-                scale_in::THRESHOLD,
-                scale_in::PERIOD_SECS,
-                scale_in::EVALUATION_PERIODS,
+                SCALE_OUT.yaml(),
+                SCALE_IN.yaml(),
             );
         }
         svc += &format!(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::emulator::{Account, REGION};
 
-pub use super::declared::{Declared, MISSING_DATA, scale_in, scale_out};
+pub use super::declared::{Declared, MISSING_DATA, SCALE_IN, SCALE_OUT};
 
 /// What one command printed, and how it exited.
 #[derive(Debug, Clone)]

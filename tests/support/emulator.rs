@@ -587,12 +587,40 @@ impl Actors {
     }
 
     pub async fn create_service(&self, name: &str, task_definition: &str, desired: i32) {
+        self.create_ec2_service(name, task_definition, desired, None).await;
+    }
+
+    /// A service that registers its tasks' port 80 in `target_group_arn`
+    /// itself (its own ECS `loadBalancers`).
+    pub async fn create_service_in_target_group(
+        &self,
+        name: &str,
+        task_definition: &str,
+        desired: i32,
+        target_group_arn: &str,
+    ) {
+        let lb = aws_sdk_ecs::types::LoadBalancer::builder()
+            .target_group_arn(target_group_arn)
+            .container_name(CONTAINER)
+            .container_port(80)
+            .build();
+        self.create_ec2_service(name, task_definition, desired, Some(vec![lb])).await;
+    }
+
+    async fn create_ec2_service(
+        &self,
+        name: &str,
+        task_definition: &str,
+        desired: i32,
+        load_balancers: Option<Vec<aws_sdk_ecs::types::LoadBalancer>>,
+    ) {
         let req = self.ecs.create_service();
         req.cluster(CLUSTER)
             .service_name(name)
             .task_definition(task_definition)
             .desired_count(desired)
             .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+            .set_load_balancers(load_balancers)
             .send()
             .await
             .expect("CreateService");

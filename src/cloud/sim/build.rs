@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::controls::{ContainerSpec, GroupSpec, ServiceSpec};
-use super::world::{Lifecycle, RegisteredTarget, World};
+use super::world::{RegisteredTarget, World};
 use super::{SimCloud, SimConfig};
 use crate::cloud::Clock;
 use crate::desired::{DesiredState, GroupId, Service, TargetGroupRef, TargetType, TasksPerInstance, ZoneMode};
@@ -234,26 +234,8 @@ fn add_instance(w: &mut World, desired: &DesiredState, svc: &Service) -> bool {
         None => {
             let id = w.new_instance_id();
             let subnet = format!("subnet-{}", w.hex(17));
-            let zone = w.zone_of(&svc.id.region, &subnet);
-            let seq = w.next_seq();
-            w.instances.insert(
-                id.clone(),
-                super::world::Instance {
-                    id: id.clone(),
-                    region: svc.id.region.clone(),
-                    group: None,
-                    subnet,
-                    zone,
-                    lifecycle: Lifecycle::Pending,
-                    healthy: true,
-                    cluster: Some(svc.id.cluster.clone()),
-                    container_instance: None,
-                    cpu: w.config.instance_cpu,
-                    memory: w.config.instance_memory,
-                    seq,
-                    due: None,
-                },
-            );
+            let size = (w.config.instance_cpu, w.config.instance_memory);
+            w.add_launched_instance(&id, &svc.id.region, None, subnet, Some(svc.id.cluster.clone()), size);
             w.bring_into_service(&id);
             true
         }

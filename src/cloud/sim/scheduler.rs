@@ -197,31 +197,44 @@ impl World {
     /// None when the group has no subnet.
     pub fn launch_instance(&mut self, group: &GroupId) -> Option<String> {
         let g = self.groups.get(group)?;
-        let (cluster, cpu, memory) = (g.cluster.clone(), g.instance_cpu, g.instance_memory);
+        let (cluster, size) = (g.cluster.clone(), (g.instance_cpu, g.instance_memory));
         let subnet = self.emptiest_subnet(group)?;
-        let zone = self.zone_of(&group.region, &subnet);
         let id = self.new_instance_id();
+        self.add_launched_instance(&id, &group.region, Some(group.clone()), subnet, cluster, size);
+        Some(id)
+    }
+
+    /// Add instance `id`, just launched into `subnet` (of `group`, or
+    /// standalone): Pending for the launch delay, then to join `cluster`
+    /// (if any) offering ECS `size`, CPU units and MiB.
+    pub fn add_launched_instance(
+        &mut self,
+        id: &str,
+        region: &str,
+        group: Option<GroupId>,
+        subnet: String,
+        cluster: Option<String>,
+        (cpu, memory): (u32, u32),
+    ) {
+        let zone = self.zone_of(region, &subnet);
         let seq = self.next_seq();
         let due = Some(self.now + self.config.instance_launch_delay);
-        self.instances.insert(
-            id.clone(),
-            Instance {
-                id: id.clone(),
-                region: group.region.clone(),
-                group: Some(group.clone()),
-                subnet,
-                zone,
-                lifecycle: Lifecycle::Pending,
-                healthy: true,
-                cluster,
-                container_instance: None,
-                cpu,
-                memory,
-                seq,
-                due,
-            },
-        );
-        Some(id)
+        let instance = Instance {
+            id: id.to_string(),
+            region: region.to_string(),
+            group,
+            subnet,
+            zone,
+            lifecycle: Lifecycle::Pending,
+            healthy: true,
+            cluster,
+            container_instance: None,
+            cpu,
+            memory,
+            seq,
+            due,
+        };
+        self.instances.insert(id.to_string(), instance);
     }
 
     /// The instance is in service and joins its cluster as an ACTIVE
