@@ -52,6 +52,10 @@ pub struct InstanceDrain {
     /// Drained tasks whose scale-in protection comes off, so that ECS may
     /// stop them once the instance drains.
     pub unprotect: BTreeMap<ServiceId, Vec<String>>,
+    /// Tasks still routed or draining whose protection ends soon: they
+    /// carry traffic until their targets are gone, however long the healthy
+    /// floor keeps them, so it is renewed (ECS must not stop them first).
+    pub protect: BTreeMap<ServiceId, Vec<String>>,
     /// Set the container instance to `DRAINING` (its ARN).
     pub drain_container_instance: Option<String>,
     pub heartbeat: bool,
@@ -104,7 +108,12 @@ pub fn plan_instance(
             live_tasks += 1;
             seen.insert(&t.arn);
             out.leaving.entry(view.id.clone()).or_default().insert(t.arn.clone());
-            let drained = match routing(t, &view.groups) {
+            let route = routing(t, &view.groups);
+            let serving = matches!(route, Routing::Routed | Routing::Draining);
+            if serving && t.protected_until.is_none_or(|until| until < now + drain::RENEW_BELOW) {
+                out.protect.entry(view.id.clone()).or_default().push(t.arn.clone());
+            }
+            let drained = match route {
                 Routing::NotStarted => true,
                 Routing::Routed => {
                     out.deregister.entry(view.id.clone()).or_default().insert(t.arn.clone());
@@ -228,6 +237,7 @@ impl super::Planner<'_> {
                     // Whether its tasks have drained cannot be told: the
                     // heartbeat only, and targets keep leaving.
                     d.unprotect.clear();
+                    d.protect.clear();
                     (d.drain_container_instance, d.complete) = (None, false);
                     let why =
                         format!("terminating instance {} waits until {} can be read", instance.id, unread.join(", "));
@@ -248,6 +258,18 @@ impl super::Planner<'_> {
                     let reason = format!(
                         "{n} task(s) of {id} on terminating instance {} drained: ECS may stop them",
                         instance.id
+                    );
+                    proposals.push(Proposal::new(ResourceKey::service(&id), change, reason));
+                }
+                for (id, tasks) in d.protect {
+                    let n = tasks.len();
+                    let minutes = Some(drain::PROTECTION_MINUTES);
+                    let change = Change::SetTaskProtection { service: id.clone(), tasks, minutes };
+                    let reason = format!(
+                        "{n} task(s) of {id} on terminating instance {} still carry traffic and their protection \
+                         ends within {} min: ECS must not stop them before their targets are gone",
+                        instance.id,
+                        drain::RENEW_BELOW.as_secs() / 60
                     );
                     proposals.push(Proposal::new(ResourceKey::service(&id), change, reason));
                 }

@@ -2289,3 +2289,55 @@ fn a_terminating_instance_is_drained_then_completed() {
     assert!(changes.iter().any(|c| c.contains("complete the lifecycle action of i-3 (CONTINUE)")), "{changes:#?}");
     assert!(!terminating(&p), "{:#?}", p.holds);
 }
+
+/// A terminating instance's task that the healthy floor keeps in service
+/// (no replacement yet) still carries traffic: its scale-in protection is
+/// renewed before it runs out, so that no deployment or other scale-in
+/// stops it while routed; the instance is not set to DRAINING meanwhile.
+/// (A held-out scenario lost requests this way: the floor held the task for
+/// over an hour, its protection lapsed, and a deployment stopped it.)
+#[test]
+fn a_terminating_instance_task_the_floor_keeps_stays_protected() {
+    let hook = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
+    let cap = Capacity {
+        termination_hook: Some(hook.clone()),
+        ..capacity(
+            "ecsAutoScalingGroup",
+            vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
+            2,
+        )
+    };
+    let mut s = service(TaskCount::Fixed(2));
+    for b in &mut s.target_groups {
+        b.min_healthy = Some(2);
+    }
+    let (d, mut o) = with_group(s, &cap, 2, 3, &["subnet-a"]);
+    svc_mut(&mut o).protection = ProtectionRead::Read;
+    // Both tasks protected for another 20 minutes: below the renewal threshold.
+    for t in &mut svc_mut(&mut o).tasks {
+        t.protected_until = Some(t0() + Duration::from_secs(20 * 60));
+    }
+    {
+        let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+        g.termination_hook = Some(hook.clone());
+        let i = &mut g.instances[1];
+        i.lifecycle_state = Lifecycle::TerminatingWait;
+        i.container_instance = Some(crate::observed::ContainerInstance { arn: "arn:ci/2".into(), draining: false });
+    }
+    let p = plan(&d, &o, Memory::default(), t0());
+    let protected: Vec<String> = p
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::SetTaskProtection { tasks, minutes: Some(_), .. } => Some(tasks.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let on_terminating =
+        svc_mut(&mut o).tasks.iter().find(|t| t.instance_id.as_deref() == Some("i-2")).unwrap().arn.clone();
+    assert!(protected.contains(&on_terminating), "{:#?}", p.changes);
+    let changes: Vec<String> = p.changes.iter().map(|c| c.change.to_string()).collect();
+    assert!(!changes.iter().any(|c| c.contains("deregister i-2")), "the floor keeps it: {changes:#?}");
+    assert!(!changes.iter().any(|c| c.contains("DRAINING") || c.contains("complete")), "{changes:#?}");
+}
