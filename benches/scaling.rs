@@ -281,7 +281,14 @@ fn goals(variants: &[String], show: &[String], only: &[String]) {
         if show.iter().any(|s| s == name) {
             for r in &runs {
                 for a in r.actions.iter().filter(|a| a.t >= 0) {
-                    eprintln!("{name} {:<20} t={:>7.2} {:>2} -> {:<2} {}", r.policy, a.t as f64 / 60.0, a.from, a.to, a.why);
+                    eprintln!(
+                        "{name} {:<20} t={:>7.2} {:>2} -> {:<2} {}",
+                        r.policy,
+                        a.t as f64 / 60.0,
+                        a.from,
+                        a.to,
+                        a.why
+                    );
                 }
                 for (t, v) in r.datapoints.iter().filter(|(t, v)| *t >= 0 && *v > replay::HOT_CPU) {
                     eprintln!("{name} {:<20} hot minute at t={:>7.2}: {v:.1} %", r.policy, *t as f64 / 60.0);
@@ -303,8 +310,7 @@ fn main() {
     {
         let args: Vec<String> = std::env::args().collect();
         if args.iter().any(|a| a == "--goals") {
-            let variants: Vec<String> =
-                args.windows(2).filter(|w| w[0] == "--variant").map(|w| w[1].clone()).collect();
+            let variants: Vec<String> = args.windows(2).filter(|w| w[0] == "--variant").map(|w| w[1].clone()).collect();
             let named = |flag: &str| -> Vec<String> {
                 args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
             };
