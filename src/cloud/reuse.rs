@@ -47,11 +47,15 @@ struct Entry<V> {
 #[derive(Debug, Clone)]
 pub struct Reads<K, V, const PERIOD_SECS: u64> {
     entries: HashMap<K, Entry<V>>,
+    /// Per key, the newest change a read was forgotten for: each change
+    /// makes at most one read stale, whatever the skew between the pass
+    /// clock and the cloud's timestamps.
+    changes: HashMap<K, SystemTime>,
 }
 
 impl<K, V, const PERIOD_SECS: u64> Default for Reads<K, V, PERIOD_SECS> {
     fn default() -> Self {
-        Reads { entries: HashMap::new() }
+        Reads { entries: HashMap::new(), changes: HashMap::new() }
     }
 }
 
@@ -71,9 +75,18 @@ impl<K: Eq + Hash, V, const PERIOD_SECS: u64> Reads<K, V, PERIOD_SECS> {
         }
     }
 
-    /// Forget a read made before `t` (something newer is known to
-    /// exist); whether there was one.
-    pub fn forget_older_than(&mut self, key: &K, t: SystemTime) -> bool {
+    /// Forget a read made before `t`, a change that happened after it (a
+    /// newer value is known to exist); whether there was one. Each `t`
+    /// does so once: a read made after it by the pass clock, but before it
+    /// by a cloud's clock that runs ahead, stays.
+    pub fn forget_older_than(&mut self, key: &K, t: SystemTime) -> bool
+    where
+        K: Clone,
+    {
+        if self.changes.get(key).is_some_and(|seen| *seen >= t) {
+            return false;
+        }
+        self.changes.insert(key.clone(), t);
         let older = self.entries.get(key).is_some_and(|e| e.at < t);
         if older {
             self.entries.remove(key);
@@ -182,5 +195,10 @@ mod tests {
         assert!(reads.fresh(&id, Some(t(40))).is_some());
         assert!(reads.forget_older_than(&id, t(30)), "a read before the change goes");
         assert_eq!(reads.fresh(&id, Some(t(40))), None, "and the next pass reads the newer datapoint");
+        // A cloud clock ahead of the pass clock: the re-read dates from
+        // before the change, and still counts as its read.
+        reads.put(id.clone(), Some(t(25)), None);
+        assert!(!reads.forget_older_than(&id, t(30)), "one re-read per change");
+        assert!(reads.fresh(&id, Some(t(40))).is_some());
     }
 }
