@@ -16,6 +16,16 @@
 //! `cargo bench --bench scaling -- --export DIR` also writes each trace as
 //! a history CSV (`ballast replay --csv`), with target tracking's tasks as
 //! what happened.
+//!
+//! `cargo bench --bench scaling -- --goals` measures issue 17's goals
+//! instead: on the three traces and on every history under
+//! `tests/fixtures/replay/` (`invented/`, `held-out/`), the shipped policy
+//! against target tracking and the HPA, one line per history with the
+//! verdict (task-minutes no more than the HPA's, minutes above 90 % and
+//! actions no more than target tracking's). `--variant NAME` (repeatable)
+//! adds a policy of benches/scaling-variants.yaml to the lines; `--only
+//! HISTORY` keeps the named histories (like `invented/square`); `--show
+//! HISTORY` prints every policy's actions and hot minutes there (stderr).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use ballast::cloud::sim::SimConfig;
 use ballast::desired::{DesiredState, load_str};
+use ballast::simulate::history::History;
 use ballast::simulate::replay::{self, Policy, Run, Score, Setup};
 use ballast::simulate::traces::{self, Trace};
 
@@ -214,7 +225,99 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime").block_on(f)
 }
 
+/// A history of `tests/fixtures/replay/`, replayed as `ballast replay
+/// --csv FILE tests/fixtures/replay/bench-world` replays it.
+fn history_setup(path: &std::path::Path) -> Setup {
+    let history = History::read_csv(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let world = desired_for(&EXAMPLE);
+    Setup::for_history(&history, world.services[0].id.clone(), TARGET_CPU)
+}
+
+/// Issue 17's goals, one line per history (see the module's doc).
+fn goals(variants: &[String], show: &[String], only: &[String]) {
+    let started = Instant::now();
+    let mut histories: Vec<(String, Setup)> = traces::all().iter().map(|t| (t.name.to_string(), setup(t))).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay");
+    for dir in ["invented", "held-out"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            histories.push((format!("{dir}/{stem}"), history_setup(&p)));
+        }
+    }
+    let extra: Vec<&Variant> = variants
+        .iter()
+        .map(|n| VARIANTS.iter().find(|v| &v.name == n).unwrap_or_else(|| panic!("no variant named {n:?}")))
+        .collect();
+    println!("task-minutes / minutes CPU > 90 % / scaling actions; goals: tm <= HPA, hot <= TT, actions <= TT\n");
+    let mut head = format!("| {:<24} | {:>17} | {:>17} | {:>17} |", "history", "ballast", "target tracking", "HPA");
+    for v in &extra {
+        let _ = write!(head, " {:>17} |", v.name);
+    }
+    println!("{head} goals (ballast) |");
+    let fmt = |s: &Score| format!("{:.0} / {} / {}", s.task_minutes, s.minutes_cpu_above90, s.scaling_actions);
+    let verdict = |b: &Score, t: &Score, h: &Score| {
+        let mut missed = Vec::new();
+        if b.task_minutes > h.task_minutes {
+            missed.push(format!("tm {:.0} > {:.0}", b.task_minutes, h.task_minutes));
+        }
+        if b.minutes_cpu_above90 > t.minutes_cpu_above90 {
+            missed.push(format!("hot {} > {}", b.minutes_cpu_above90, t.minutes_cpu_above90));
+        }
+        if b.scaling_actions > t.scaling_actions {
+            missed.push(format!("actions {} > {}", b.scaling_actions, t.scaling_actions));
+        }
+        if missed.is_empty() { "all met".to_string() } else { missed.join(", ") }
+    };
+    for (name, setup) in histories.iter().filter(|(n, _)| only.is_empty() || only.contains(n)) {
+        let mut policies = headline(setup);
+        policies.extend(extra.iter().map(|v| ballast(v)));
+        let runs: Vec<Run> = policies.iter().map(|p| block_on(replay::run(setup, p))).collect();
+        if show.iter().any(|s| s == name) {
+            for r in &runs {
+                for a in r.actions.iter().filter(|a| a.t >= 0) {
+                    eprintln!(
+                        "{name} {:<20} t={:>7.2} {:>2} -> {:<2} {}",
+                        r.policy,
+                        a.t as f64 / 60.0,
+                        a.from,
+                        a.to,
+                        a.why
+                    );
+                }
+                for (t, v) in r.datapoints.iter().filter(|(t, v)| *t >= 0 && *v > replay::HOT_CPU) {
+                    eprintln!("{name} {:<20} hot minute at t={:>7.2}: {v:.1} %", r.policy, *t as f64 / 60.0);
+                }
+            }
+        }
+        let scores: Vec<Score> = runs.iter().map(|r| replay::score(setup, r)).collect();
+        let (b, t, h) = (&scores[0], &scores[1], &scores[2]);
+        let mut line = format!("| {:<24} | {:>17} | {:>17} | {:>17} |", name, fmt(b), fmt(t), fmt(h));
+        for s in &scores[3..] {
+            let _ = write!(line, " {} ({}) |", fmt(s), verdict(s, t, h));
+        }
+        println!("{line} {} |", verdict(b, t, h));
+    }
+    println!("\n(simulated in {:.1} s of wall time)", started.elapsed().as_secs_f64());
+}
+
 fn main() {
+    {
+        let args: Vec<String> = std::env::args().collect();
+        if args.iter().any(|a| a == "--goals") {
+            let variants: Vec<String> = args.windows(2).filter(|w| w[0] == "--variant").map(|w| w[1].clone()).collect();
+            let named = |flag: &str| -> Vec<String> {
+                args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
+            };
+            goals(&variants, &named("--show"), &named("--only"));
+            return;
+        }
+    }
     let export: Option<std::path::PathBuf> = {
         let args: Vec<String> = std::env::args().collect();
         args.iter().position(|a| a == "--export").and_then(|i| args.get(i + 1)).map(Into::into)

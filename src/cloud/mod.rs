@@ -21,7 +21,7 @@
 //! | other scalers | Application Auto Scaling DescribeScalableTargets (ecs namespace), 50 resource ids per call |
 //! | target groups | ELBv2 DescribeTargetGroups once per name (then cached by ARN), 20 names per call; DescribeTargetHealth once per target group |
 //! | alarms | CloudWatch DescribeAlarms, 100 names per call |
-//! | CPU | CloudWatch GetMetricData, 500 queries per call; with the pass time in the scope, at most once per metric period (60 s) per service |
+//! | CPU | CloudWatch GetMetricData, 500 queries per call; with the pass time in the scope, at most once per metric period (60 s) per service, and again once an alarm on the service's CPU changed state since the read (it saw a newer datapoint) |
 //! | task protection | per cluster with services in `scope.protection`: ECS GetTaskProtection for the RUNNING tasks, 100 per call; with the pass time in the scope, reused for 5 minutes unless ballast changed a task's protection in the cluster or a task is new |
 //! | groups | Auto Scaling DescribeAutoScalingGroups, 50 names per call |
 //! | termination hooks | Auto Scaling DescribeLifecycleHooks, one per group whose document declares `terminationHook` |

@@ -6,7 +6,13 @@
 //!
 //! - **CPU** (GetMetricData): CloudWatch's `AWS/ECS CPUUtilization` has one
 //!   datapoint per minute; reading it more often than once per period
-//!   returns the same datapoint.
+//!   returns the same datapoint. Unless an alarm on the service's CPU
+//!   changed state after the read ([`alarmed_since`]): CloudWatch then has
+//!   the datapoint the alarm fired on, and a decision sized from the older
+//!   one would take two steps where one does (a high alarm in ALARM with a
+//!   CPU read still under its threshold asks for one task, and the next
+//!   read for the rest, a minute later). At most one extra read per alarm
+//!   state change.
 //! - **Task protection** (GetTaskProtection): only UpdateTaskProtection
 //!   changes it, and ballast is the one that calls it for the tasks it
 //!   manages. A read is reused for [`PROTECTION_REUSE`], unless ballast
@@ -21,7 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::time::{Duration, SystemTime};
 
-use crate::observed::MetricSample;
+use crate::desired::ServiceId;
+use crate::observed::{MetricSample, ObservedAlarm};
 
 /// One CloudWatch metric period: the CPU read is reused within it.
 pub const METRIC_PERIOD: Duration = Duration::from_secs(60);
@@ -40,11 +47,15 @@ struct Entry<V> {
 #[derive(Debug, Clone)]
 pub struct Reads<K, V, const PERIOD_SECS: u64> {
     entries: HashMap<K, Entry<V>>,
+    /// Per key, the newest change a read was forgotten for: each change
+    /// makes at most one read stale, whatever the skew between the pass
+    /// clock and the cloud's timestamps.
+    changes: HashMap<K, SystemTime>,
 }
 
 impl<K, V, const PERIOD_SECS: u64> Default for Reads<K, V, PERIOD_SECS> {
     fn default() -> Self {
-        Reads { entries: HashMap::new() }
+        Reads { entries: HashMap::new(), changes: HashMap::new() }
     }
 }
 
@@ -62,6 +73,25 @@ impl<K: Eq + Hash, V, const PERIOD_SECS: u64> Reads<K, V, PERIOD_SECS> {
         if let Some(at) = now {
             self.entries.insert(key, Entry { at, value });
         }
+    }
+
+    /// Forget a read made before `t`, a change that happened after it (a
+    /// newer value is known to exist); whether there was one. Each `t`
+    /// does so once: a read made after it by the pass clock, but before it
+    /// by a cloud's clock that runs ahead, stays.
+    pub fn forget_older_than(&mut self, key: &K, t: SystemTime) -> bool
+    where
+        K: Clone,
+    {
+        if self.changes.get(key).is_some_and(|seen| *seen >= t) {
+            return false;
+        }
+        self.changes.insert(key.clone(), t);
+        let older = self.entries.get(key).is_some_and(|e| e.at < t);
+        if older {
+            self.entries.remove(key);
+        }
+        older
     }
 
     /// Forget a read that a write made stale.
@@ -93,6 +123,27 @@ impl ProtectionReads {
     }
 }
 
+/// The latest state change of an alarm on `service`'s CPU metric
+/// (`AWS/ECS` `CPUUtilization` by its cluster and service name) among
+/// `alarms`: a CPU read older than it has missed the datapoint the alarm
+/// evaluated.
+pub fn alarmed_since<'a>(
+    service: &ServiceId,
+    alarms: impl IntoIterator<Item = &'a ObservedAlarm>,
+) -> Option<SystemTime> {
+    let dims =
+        |a: &ObservedAlarm, k: &str| a.definition.dimensions.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    alarms
+        .into_iter()
+        .filter(|a| a.definition.namespace == "AWS/ECS" && a.definition.metric_name == "CPUUtilization")
+        .filter(|a| {
+            dims(a, "ClusterName").as_deref() == Some(service.cluster.as_str())
+                && dims(a, "ServiceName").as_deref() == Some(service.service.as_str())
+        })
+        .map(|a| a.state_updated)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +173,32 @@ mod tests {
         assert!(r.covering("r", "c", ["t1"], Some(t(10))).is_some());
         assert!(r.covering("r", "c", ["t1", "t2"], Some(t(10))).is_none(), "a new task is read");
         assert!(r.covering("r", "c", ["t1"], Some(t(300))).is_none(), "after five minutes it is read again");
+    }
+
+    #[test]
+    fn an_alarm_on_the_service_cpu_that_changed_state_after_the_read_makes_it_stale() {
+        use crate::observed::{AlarmDefinition, AlarmState};
+        let id = ServiceId { region: "us-east-2".into(), cluster: "appCluster".into(), service: "appService".into() };
+        let other = ServiceId { service: "other".into(), ..id.clone() };
+        let alarm = |service: &ServiceId, updated| ObservedAlarm {
+            definition: AlarmDefinition::service_cpu("high", service, 70.0),
+            state: AlarmState::Alarm,
+            state_updated: updated,
+            arn: String::new(),
+            managed_by_ballast: None,
+        };
+        let alarms = [alarm(&id, t(30)), alarm(&other, t(50))];
+        assert_eq!(alarmed_since(&id, &alarms), Some(t(30)), "only the service's own alarms count");
+        let mut reads: CpuReads<ServiceId> = CpuReads::default();
+        reads.put(id.clone(), Some(t(10)), Some(MetricSample { value: 50.0, at: t(0) }));
+        assert!(!reads.forget_older_than(&id, t(5)), "a read after the change stays");
+        assert!(reads.fresh(&id, Some(t(40))).is_some());
+        assert!(reads.forget_older_than(&id, t(30)), "a read before the change goes");
+        assert_eq!(reads.fresh(&id, Some(t(40))), None, "and the next pass reads the newer datapoint");
+        // A cloud clock ahead of the pass clock: the re-read dates from
+        // before the change, and still counts as its read.
+        reads.put(id.clone(), Some(t(25)), None);
+        assert!(!reads.forget_older_than(&id, t(30)), "one re-read per change");
+        assert!(reads.fresh(&id, Some(t(40))).is_some());
     }
 }

@@ -498,7 +498,7 @@ async fn each_pass_adds_a_chart_point_with_what_it_observed() {
     let last = svc.samples.back().expect("a chart point");
     assert_eq!(last.at, st.last_pass.finished_at.unwrap());
     assert_eq!((last.running, last.desired, last.target), (Some(2), Some(2), Some(2)));
-    assert_eq!((last.high, last.low), (Some(66.0), Some(54.0)), "the example's alarm thresholds");
+    assert_eq!((last.high, last.low), (Some(70.0), Some(54.0)), "the example's alarm thresholds");
     assert!(last.cpu.is_some(), "the simulated cloud reports CPU");
     assert!(
         st.resources

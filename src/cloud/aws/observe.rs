@@ -23,7 +23,7 @@ use futures_util::{StreamExt, stream};
 use super::cloudwatch::{alarm_tags, describe_alarms, metric_data};
 use super::map::{self, ContainerInstanceInfo, TargetGroupInfo};
 use super::{AwsCloud, RegionClients};
-use crate::cloud::{CloudError, Scope};
+use crate::cloud::{CloudError, Scope, reuse};
 use crate::desired::{GroupId, ServiceId, TargetGroupId, TargetGroupRef};
 use crate::observed::{Observed, ObservedService, ObservedTargetGroup, ProtectionRead, ResourceError, TaskStatus};
 
@@ -207,7 +207,7 @@ struct ClusterView {
 async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tally: &Tally) -> Observed {
     let rc = cloud.region(region);
     let group_names: Vec<String> = part.groups.iter().map(|(g, _)| g.name.clone()).collect();
-    let (clusters, scalable, target_groups, alarms, cpu, groups) = tokio::join!(
+    let (clusters, scalable, target_groups, alarms, mut cpu, groups) = tokio::join!(
         observe_clusters(&rc, part, tally),
         scalable_targets(&rc, &part.services, tally),
         target_groups(cloud, &rc, region, &part.target_groups, tally),
@@ -237,6 +237,21 @@ async fn observe_region(cloud: &AwsCloud, region: &str, part: &RegionScope, tall
                 wanted.insert(td.to_string());
             }
         }
+    }
+    // A CPU read reused from an earlier pass is read again when an alarm
+    // on it changed state since: CloudWatch has a newer datapoint
+    // (crate::cloud::reuse).
+    let stale: Vec<ServiceId> = part
+        .cpu
+        .iter()
+        .filter(|id| {
+            let since = reuse::alarmed_since(id, alarms.values().filter_map(|a| a.as_ref().ok()));
+            since.is_some_and(|t| cloud.inner.cpu_reads.lock().unwrap().forget_older_than(id, t))
+        })
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        cpu.extend(metric_data(cloud, &rc, &stale, part.now, tally).await);
     }
     let (_, alarms, protection, hooks) = tokio::join!(
         task_definitions(cloud, &rc, &wanted, tally),

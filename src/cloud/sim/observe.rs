@@ -281,6 +281,10 @@ fn observe_region(world: &mut World, scope: &Scope, region: &str, out: &mut Obse
     // CPU, 500 queries per GetMetricData, at most once per metric period.
     let mut cpu: Vec<ServiceId> = Vec::new();
     for id in scope.cpu.iter().filter(in_region) {
+        let alarms = out.alarms.iter().filter(|((r, _), _)| r == region).filter_map(|(_, a)| a.as_ref().ok());
+        if let Some(t) = crate::cloud::reuse::alarmed_since(id, alarms) {
+            world.api.cpu_reads.forget_older_than(id, t);
+        }
         match world.api.cpu_reads.fresh(id, scope.now) {
             Some(sample) => {
                 out.cpu.insert(id.clone(), Ok(*sample));

@@ -480,6 +480,51 @@ fn cpu_is_load_shared_by_running_tasks_averaged_over_the_period() {
     assert_eq!(f.sim.cpu(&id).unwrap().at, start + secs(60), "no datapoint after the tasks stopped");
 }
 
+/// The CPU read is reused within a metric period, unless an alarm on the
+/// service's CPU changed state since: it fired on a newer datapoint, which
+/// a decision must size its step from (BENCHMARKS.md, issue 17's goals).
+#[tokio::test]
+async fn a_reused_cpu_read_is_read_again_once_an_alarm_on_it_changed_state() {
+    let f = Fixture::new(&app(2), false, SimConfig::default());
+    let id = sid("appService");
+    let start = f.sim.now();
+    f.apply(put_alarm(cpu_alarm("high", 70.0, 1, 1, MissingData::Missing))).await.unwrap();
+    f.sim.set_load(&id, 100.0).unwrap(); // 50 % per task
+    let scope = |now| Scope {
+        alarms: vec![(REGION.to_string(), "high".to_string())],
+        cpu: vec![id.clone()],
+        now: Some(now),
+        ..Scope::default()
+    };
+    let cpu = |o: &Observed| o.cpu[&id].clone().unwrap().map(|s| (s.value, s.at));
+    // The first datapoint (50 %) puts the alarm in OK; then the load doubles.
+    f.advance(secs(60));
+    f.sim.set_load(&id, 200.0).unwrap();
+    f.advance(secs(50));
+    f.sim.reset_calls();
+    let o = f.sim.observe(&scope(f.sim.now())).await.unwrap();
+    assert_eq!(cpu(&o), Some((50.0, start)));
+    assert_eq!(f.sim.call_count("GetMetricData"), 1);
+    f.advance(secs(5));
+    let o = f.sim.observe(&scope(f.sim.now())).await.unwrap();
+    assert_eq!(cpu(&o), Some((50.0, start)), "reused within the period");
+    assert_eq!(f.sim.call_count("GetMetricData"), 1);
+
+    // At the end of the period the alarm fires on the new datapoint, 10 s
+    // after the read: 15 s after it, the CPU is read again.
+    f.advance(secs(10));
+    let o = f.sim.observe(&scope(f.sim.now())).await.unwrap();
+    let alarm = o.alarms[&(REGION.to_string(), "high".to_string())].as_ref().unwrap();
+    assert_eq!((alarm.state, alarm.state_updated), (AlarmState::Alarm, start + secs(120)));
+    assert_eq!(cpu(&o), Some((100.0, start + secs(60))), "the datapoint the alarm fired on");
+    assert_eq!(f.sim.call_count("GetMetricData"), 2);
+    // Then reused again: the alarm has not changed since.
+    f.advance(secs(15));
+    let o = f.sim.observe(&scope(f.sim.now())).await.unwrap();
+    assert_eq!(cpu(&o), Some((100.0, start + secs(60))));
+    assert_eq!(f.sim.call_count("GetMetricData"), 2);
+}
+
 #[tokio::test]
 async fn alarms_evaluate_m_of_n_and_reset_on_put() {
     let f = Fixture::new(&app(2), false, SimConfig::default());

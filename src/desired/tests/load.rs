@@ -45,7 +45,7 @@ fn the_example_desired_state_loads_clean_and_says_what_the_article_built() {
         ]
     );
     let cpu = s.scaling.as_ref().unwrap();
-    assert_eq!((cpu.scale_out.threshold, cpu.scale_in.threshold, cpu.target_cpu), (66.0, 54.0, Some(60.0)));
+    assert_eq!((cpu.scale_out.threshold, cpu.scale_in.threshold, cpu.target_cpu), (70.0, 54.0, Some(60.0)));
     assert!(cpu.scale_in.period >= Duration::from_secs(60));
     let c = &state.capacities[0];
     assert_eq!(c.group.name, "ecsAutoScalingGroup");
