@@ -894,8 +894,7 @@ impl<'a> Planner<'a> {
             // (its last instances) comes after them, and is held whenever
             // they are; any other zone change comes before the capacity
             // change, so that new instances may launch in a new zone.
-            let after_terminations = d.subnets_rely_on_terminations();
-            if !after_terminations {
+            if !d.subnets_rely_on_terminations() {
                 proposals.extend(zone_change.take());
             }
             if let Some(to) = d.set_capacity {
