@@ -1,4 +1,12 @@
 //! Auto Scaling capacity that follows the tasks, and zones on demand.
+//!
+//! A scale-in terminates empty instances only, chosen so that the zones
+//! that stay are left balanced (`choose_empty`): with `AZRebalance`
+//! suspended nothing else evens them out. An on-demand subnet no longer
+//! needed leaves once no instance may be in it, in the same pass as its
+//! last instance's termination and after it (`zones`); a pass that does
+//! not make those terminations does not remove it either
+//! ([`CapacityDecision::keep_instances`]).
 
 use std::time::SystemTime;
 
