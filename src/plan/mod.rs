@@ -844,7 +844,7 @@ impl<'a> Planner<'a> {
                 d.held.push(HoldReason::Scaling(format!(
                     "capacity scale-in waits while service {svc} deploys (ECS places its new tasks and stops the old)"
                 )));
-                d.terminate.clear();
+                d.keep_instances();
                 d.set_capacity = d.set_capacity.filter(|to| *to > group.desired_capacity);
             }
             for h in &d.held {
@@ -875,20 +875,29 @@ impl<'a> Planner<'a> {
                 };
                 proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
             }
+            let mut zone_change = None;
             if let Some(to) = &d.subnets {
                 let change =
                     Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
                 let reason = format!("zones needed for {} instance(s)", d.needed);
                 let p = Proposal::new(key.clone(), change, reason);
                 match (az_rebalance, cap.suspend_az_rebalance) {
-                    (false, _) => proposals.push((p, subnets_field.clone())),
+                    (false, _) => zone_change = Some((p, subnets_field.clone())),
                     // Suspended this pass: the zone change follows once
                     // the suspension reads back.
                     (true, true) => self.hold(key.clone(), HoldReason::Safety(Safety::AzRebalanceActive)),
                     (true, false) => {
-                        proposals.push((Proposal { conflict: Some(Conflict::AzRebalance), ..p }, subnets_field.clone()))
+                        zone_change =
+                            Some((Proposal { conflict: Some(Conflict::AzRebalance), ..p }, subnets_field.clone()))
                     }
                 }
+            }
+            // A subnet removal that relies on this pass's terminations
+            // (its last instances) comes after them, and is held whenever
+            // they are; any other zone change comes before the capacity
+            // change, so that new instances may launch in a new zone.
+            if !d.subnets_rely_on_terminations() {
+                proposals.extend(zone_change.take());
             }
             if let Some(to) = d.set_capacity {
                 let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
@@ -898,6 +907,14 @@ impl<'a> Planner<'a> {
                 let change = Change::TerminateInstance { group: cap.group.clone(), instance_id: id.clone() };
                 let reason = format!("{}; instance {id} has no tasks", d.message);
                 proposals.push((Proposal::new(key.clone(), change, reason), capacity_field.clone()));
+            }
+            if let Some((p, field)) = zone_change {
+                let field = FieldCheck {
+                    contested: field.contested.or_else(|| capacity_field.contested.clone()),
+                    unconfirmed: field.unconfirmed.or_else(|| capacity_field.unconfirmed.clone()),
+                };
+                let reason = format!("{}; the removed subnet's last instance(s) terminate first", p.reason);
+                proposals.push((Proposal { reason, ..p }, field));
             }
             self.out.capacity.insert(cap.group.clone(), d);
             for (p, field) in proposals {

@@ -1577,15 +1577,21 @@ fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
     fn group<'o>(o: &'o mut Observed, gid: &GroupId) -> &'o mut ObservedGroup {
         o.groups.get_mut(gid).and_then(|g| g.as_mut().ok()).expect("the group was read")
     }
-    group(&mut o, &gid).instances[2].tasks = Some(0);
-    svc_mut(&mut o).tasks.truncate(2);
     let removes_b = |p: &Plan| {
         p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
     };
+    // i-3 still runs a task (the service's third, being scaled in).
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(!removes_b(&p), "i-3 is still in subnet-b: {:#?}", p.changes);
-    assert_eq!(terminated(&p), ["i-3"], "the empty instance of the on-demand subnet");
     assert!(p.holds.iter().any(|h| h.message().contains("stays until its 1 instance(s) are gone")), "{:#?}", p.holds);
+
+    // Empty: it terminates, and the subnet goes in the same pass, after it.
+    group(&mut o, &gid).instances[2].tasks = Some(0);
+    svc_mut(&mut o).tasks.truncate(2);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(terminated(&p), ["i-3"], "the empty instance of the on-demand subnet");
+    assert_eq!(kinds(&p)[..2], [ChangeKind::Capacity, ChangeKind::Subnets], "{:#?}", p.changes);
+    assert!(removes_b(&p));
 
     // Gone: the subnet follows.
     group(&mut o, &gid).instances.pop();
@@ -1600,6 +1606,172 @@ fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
     let p = plan(&d, &o, Memory::default(), t0());
     assert!(!removes_b(&p), "{:#?}", p.changes);
     assert!(p.holds.iter().any(|h| h.message().contains("not registered with ECS yet")), "{:#?}", p.holds);
+}
+
+/// Issue 15 item 4: a scale-in takes the empty instances of a subnet going
+/// away first, then one of the zone with the most instances, counted again
+/// after each pick, so the zones that stay are left balanced; an instance
+/// whose subnet ECS does not report comes last.
+#[test]
+fn capacity_scale_in_keeps_the_zones_that_stay_balanced() {
+    let cap = capacity(
+        "asg",
+        vec![
+            Zone::always_on("subnet-a", "us-east-2a"),
+            Zone::always_on("subnet-b", "us-east-2b"),
+            Zone::on_demand("subnet-c", "us-east-2c", 5),
+        ],
+        10,
+    );
+    // Instance i-1, i-2, ... in each zone (None: its subnet is not known),
+    // with its tasks; the scale-in goes down to `needed`.
+    let chosen = |layout: &[(Option<&str>, u32)], needed: u32| {
+        let mut group = capacity_group(layout.len() as u32);
+        group.subnets = vec!["subnet-a".into(), "subnet-b".into(), "subnet-c".into()];
+        for (i, (zone, tasks)) in group.instances.iter_mut().zip(layout) {
+            match zone {
+                Some(zone) => place(i, zone),
+                None => i.subnet = None,
+            }
+            i.tasks = Some(*tasks);
+        }
+        capacity::decide(&cap, &group, needed, 1, &mut memory::CapacityMemory::default(), t0()).terminate
+    };
+    let (a, b, c) = (Some("us-east-2a"), Some("us-east-2b"), Some("us-east-2c"));
+
+    // a 3, b 2, the on-demand c 1 (not needed for 4): c's goes, then a's,
+    // though b's empty instance sorts first. a 2, b 2 are left.
+    let layout = [(b, 0), (b, 1), (a, 1), (a, 1), (a, 0), (c, 0)];
+    assert_eq!(chosen(&layout, 4), ["i-6", "i-5"]);
+
+    // a 4, b 3, three to go: a, then a and b are even (a sorts first),
+    // then b: a 2, b 2 are left. Counted once, all three would be a's.
+    let layout = [(a, 0), (a, 0), (a, 0), (a, 1), (b, 0), (b, 0), (b, 1)];
+    assert_eq!(chosen(&layout, 4), ["i-1", "i-2", "i-5"]);
+
+    // An instance ECS reports no subnet for could be in any zone: the
+    // empty one of a known zone goes first, it only after.
+    let layout = [(None, 0), (a, 1), (a, 0), (b, 1), (b, 1)];
+    assert_eq!(chosen(&layout, 4), ["i-3"]);
+    assert_eq!(chosen(&layout, 3), ["i-3", "i-1"]);
+}
+
+/// Issue 15 item 4: an on-demand subnet no longer needed goes in the same
+/// pass as its last instance, after it; not while another instance may
+/// still be there, nor within the cooldown, nor without that termination.
+#[test]
+fn an_on_demand_subnet_goes_in_the_same_pass_as_its_last_instance() {
+    // 2 tasks on i-1 and i-2 in zone a; i-3, in the on-demand subnet-b
+    // (needed above 2 instances), is empty.
+    let world = || {
+        let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+        if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+            g.instances[2].tasks = Some(0);
+        }
+        let svc = svc_mut(&mut o);
+        svc.tasks.truncate(2);
+        (svc.desired_count, svc.running_count) = (2, 2);
+        (d, o, gid)
+    };
+    fn group<'o>(o: &'o mut Observed, gid: &GroupId) -> &'o mut ObservedGroup {
+        o.groups.get_mut(gid).and_then(|g| g.as_mut().ok()).expect("the group was read")
+    }
+    let removes_b = |p: &Plan| {
+        p.changes.iter().any(|c| matches!(&c.change, Change::SetGroupSubnets { to, .. } if to == &["subnet-a"]))
+    };
+    let b_stays = |p: &Plan, until: &str| {
+        let hold = format!("on-demand subnet subnet-b stays until {until}");
+        p.holds.iter().any(|h| h.message() == hold)
+    };
+
+    let (d, o, gid) = world();
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(terminated(&p), ["i-3"]);
+    assert_eq!(kinds(&p), [ChangeKind::Capacity, ChangeKind::Subnets], "the termination first: {:#?}", p.changes);
+    assert!(removes_b(&p));
+    assert!(p.changes[1].reason.contains("last instance(s) terminate first"), "{}", p.changes[1].reason);
+    assert!(!p.holds.iter().any(|h| h.message().contains("subnet-b")), "{:#?}", p.holds);
+
+    // Another instance of subnet-b: in standby (it may come back), or
+    // terminating while a task of ours on it drains. Once drained, it no
+    // longer keeps the subnet.
+    let mut other = group(&mut world().1, &gid).instances[2].clone();
+    other.id = "i-4".into();
+    for (state, tasks, until) in [
+        (Lifecycle::Standby, 0, "its 1 instance(s) are gone"),
+        (Lifecycle::TerminatingWait, 1, "its 1 instance(s) are gone (1 terminating, waiting for their tasks to drain)"),
+        (Lifecycle::TerminatingWait, 0, ""),
+    ] {
+        let (d, mut o, gid) = world();
+        group(&mut o, &gid).instances.push(ObservedInstance {
+            lifecycle_state: state.clone(),
+            tasks: Some(tasks),
+            ..other.clone()
+        });
+        if tasks > 0 {
+            let svc = svc_mut(&mut o);
+            svc.tasks.push(task(4, TaskStatus::Running));
+            svc.running_count = 3;
+        }
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(terminated(&p), ["i-3"], "{state:?}: {:#?}", p.changes);
+        if until.is_empty() {
+            assert!(removes_b(&p), "{state:?} drained: {:#?}", p.changes);
+        } else {
+            assert!(!removes_b(&p), "{state:?}: {:#?}", p.changes);
+            assert!(b_stays(&p, until), "{state:?}: {:#?}", p.holds);
+        }
+    }
+
+    // An instance not registered with ECS yet may be in subnet-b.
+    let (d, mut o, gid) = world();
+    let unjoined =
+        ObservedInstance { id: "i-9".into(), lifecycle_state: Lifecycle::Pending, subnet: None, tasks: None, ..other };
+    group(&mut o, &gid).instances.push(unjoined);
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!((terminated(&p), removes_b(&p)), (vec!["i-3"], false), "{:#?}", p.changes);
+    assert!(b_stays(
+        &p,
+        "1 instance(s) not registered with ECS yet are placed (their subnet is unknown until they are)"
+    ));
+
+    // Needed a minute ago: the instance goes, the subnet stays for the cooldown.
+    let (d, o, gid) = world();
+    let mut m = Memory::default();
+    let needed_at = [("subnet-b".to_string(), t0() - Duration::from_secs(60))].into();
+    m.capacity.insert(gid.clone(), memory::CapacityMemory { last_change: None, subnet_needed_at: needed_at });
+    let p = plan(&d, &o, m, t0());
+    assert_eq!((terminated(&p), removes_b(&p)), (vec!["i-3"], false), "{:#?}", p.changes);
+    assert!(b_stays(&p, "the scale-in cooldown passes"), "{:#?}", p.holds);
+
+    // The termination is not made this pass, so neither is the removal,
+    // and the hold says what the subnet waits for: a deployment in the
+    // cluster, the group's capacity contested.
+    let (d, mut o, _) = world();
+    svc_mut(&mut o).deploying = true;
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert!(terminated(&p).is_empty() && !removes_b(&p), "deploying: {:#?}", p.changes);
+    assert!(b_stays(&p, "its 1 instance(s) are gone"), "deploying: {:#?}", p.holds);
+
+    let (d, o, gid) = world();
+    let mut m = Memory::default();
+    let contested = memory::FieldMemory {
+        reverts: vec![t0(); FightPolicy::default().max_reverts].into(),
+        contested_since: Some(t0()),
+        ..memory::FieldMemory::default()
+    };
+    m.fields.insert(Field::Capacity(gid), contested);
+    let p = plan(&d, &o, m, t0());
+    assert!(terminated(&p).is_empty() && !removes_b(&p), "contested: {:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.kind() == HoldKind::Contested), "{:#?}", p.holds);
+
+    // AZRebalance still active: suspended first; the instance goes, the
+    // subnet once the suspension reads back.
+    let (d, mut o, gid) = world();
+    group(&mut o, &gid).suspended_processes.clear();
+    let p = plan(&d, &o, Memory::default(), t0());
+    assert_eq!(kinds(&p), [ChangeKind::Processes, ChangeKind::Capacity], "{:#?}", p.changes);
+    assert!(p.holds.iter().any(|h| h.reason == HoldReason::Safety(Safety::AzRebalanceActive)), "{:#?}", p.holds);
 }
 
 /// Issue 15: an instance is empty only when no task is left on it, and no

@@ -342,6 +342,41 @@ async fn complete_lifecycle_action_ends_the_wait_and_a_dead_instance_loses_its_t
     assert_eq!(w.running_on(&ids[1]), 0);
 }
 
+/// Removing a subnet changes where the group launches; an instance already
+/// terminating there goes on with its termination and lifecycle action.
+/// Rebalancing after a zone change replaces the instances the group still
+/// counts, and with AZRebalance suspended nothing moves at all
+/// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/suspend-resume-considerations.html).
+/// ballast removes an on-demand subnet in the pass that terminates its
+/// last instance, and drains that instance through the hook.
+#[tokio::test]
+async fn a_subnet_removed_while_its_last_instance_terminates_leaves_the_termination_alone() {
+    for suspended in [true, false] {
+        let w = World::with_service(3, 3, SimConfig::default());
+        if suspended {
+            w.sim.suspend_processes(&gid(), &["AZRebalance"]).unwrap();
+        }
+        w.sim.put_termination_hook(&gid(), secs(3600)).unwrap();
+        let ids = w.ids();
+        assert_eq!(w.active_zones(), ["us-east-1a", "us-east-1b", "us-east-1a"]);
+        w.apply(Change::TerminateInstance { group: gid(), instance_id: ids[1].clone() }).await.unwrap();
+        w.apply(Change::SetGroupSubnets { group: gid(), from: subnets(&["a", "b"]), to: subnets(&["a"]) })
+            .await
+            .unwrap();
+        w.advance(secs(120));
+        let waiting = w.instance(&ids[1]).unwrap();
+        assert_eq!(waiting.lifecycle_state, Lifecycle::TerminatingWait, "suspended {suspended}");
+        assert_eq!(w.running_on(&ids[1]), 1, "suspended {suspended}: its task still serves while it drains");
+        assert_eq!(w.active_zones(), ["us-east-1a", "us-east-1a"], "suspended {suspended}: nothing launched or moved");
+        assert_eq!(w.group().desired_capacity, 2);
+
+        w.sim.complete_lifecycle_action(&gid(), &ids[1]).unwrap();
+        assert_eq!(w.instance(&ids[1]).unwrap().lifecycle_state, Lifecycle::Terminating);
+        w.advance(secs(120));
+        assert_eq!(w.active_zones(), ["us-east-1a", "us-east-1a"], "suspended {suspended}");
+    }
+}
+
 // ---- ELBv2 RegisterTargets ------------------------------------------------------
 
 #[tokio::test]
