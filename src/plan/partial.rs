@@ -569,6 +569,7 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
             }),
             Change::PutAlarm { .. }
             | Change::TagAlarm { .. }
+            | Change::MarkSurge { .. }
             | Change::SetDesiredCapacity { .. }
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. }

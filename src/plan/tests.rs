@@ -84,6 +84,8 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             scaling_marks: Default::default(),
             protection: ProtectionRead::NotAsked,
             primary_deployment: None,
+            maximum_percent: None,
+            surge_mark: None,
         }),
     );
     o.target_groups.insert(
@@ -1066,12 +1068,12 @@ fn the_plan_carries_the_count_it_steers_toward_after_the_gate() {
     let d = desired_with(service(TaskCount::Fixed(3)));
     let mut o = world(&d, 2);
     let p = plan(&d, &o, Memory::default(), t0());
-    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(3) }]);
+    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(3), surge: 0 }]);
 
     // Held by a conflict: ballast steers toward nothing but what is there.
     svc_mut(&mut o).scalable_target = true;
     let p = plan(&d, &o, Memory::default(), t0());
-    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(2) }]);
+    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(2), surge: 0 }]);
 
     // Unread: nothing is known.
     o.services.insert(service_id(), Err(ResourceError::Unavailable("DescribeServices: throttled".into())));
