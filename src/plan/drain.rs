@@ -43,7 +43,7 @@
 //!   new task while every old one is protected, so the old tasks the floor
 //!   holds would wait for a first drain to make room, then drain in a
 //!   second one. While old tasks are protected, ballast raises the desired
-//!   count by as many as the floor holds ([`surge_wanted`]): ECS starts
+//!   count by as many as the floor holds ([`deployment_room`]): ECS starts
 //!   that many new tasks at once, and every old task drains in one round.
 //!   The surge comes off in the pass that unprotects the last old tasks,
 //!   so ECS stops exactly those. It is read back from the surge mark (the
@@ -414,20 +414,43 @@ pub fn protected_old(service: &ObservedService, released: &[String], now: System
         as u32
 }
 
-/// The surge a deploying service's desired count should carry above
-/// `base` (the count it should have): as many new tasks as the tightest
-/// bound group's floor holds old ones back (its `minHealthy`, or `base`),
-/// never more than the `protected_old` tasks still in the way. None when
-/// ECS has room of its own (`maximumPercent` above 100, or unread), when
-/// no group is bound (the old tasks go at once), or when ballast does not
-/// keep the tasks' protection.
-pub fn surge_wanted(bindings: &[TargetGroupBinding], service: &ObservedService, base: u32, protected_old: u32) -> u32 {
-    let no_room = service.maximum_percent.is_some_and(|p| p <= 100);
-    if !service.deploying || !no_room || service.protection == ProtectionRead::NotAsked {
-        return 0;
+/// The tasks a deploying service runs above its count while it hands its
+/// old tasks over, and who asks for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeploymentRoom {
+    /// Added to the desired count by ballast: `maximumPercent` 100 lets
+    /// ECS start no task above it.
+    pub surge: u32,
+    /// Started by ECS itself within `maximumPercent`, without a count
+    /// change: only instances must be planned for them.
+    pub by_ecs: u32,
+}
+
+/// The tasks a deploying service needs above `base` (the count it should
+/// have): as many new tasks as the tightest bound group's floor holds old
+/// ones back (its `minHealthy`, or `base`), never more than the
+/// `protected_old` tasks still in the way. With `maximumPercent` at 100
+/// ballast surges the count by that many; above 100, ECS starts as many
+/// as its room allows by itself. Nothing when `maximumPercent` was not
+/// read, when no group is bound (the old tasks go at once), or when
+/// ballast does not keep the tasks' protection.
+pub fn deployment_room(
+    bindings: &[TargetGroupBinding],
+    service: &ObservedService,
+    base: u32,
+    protected_old: u32,
+) -> DeploymentRoom {
+    if !service.deploying || service.protection == ProtectionRead::NotAsked {
+        return DeploymentRoom::default();
     }
     let floor = bindings.iter().map(|b| b.min_healthy.unwrap_or(base).max(1)).max().unwrap_or(0);
-    protected_old.min(floor)
+    let need = protected_old.min(floor);
+    match service.maximum_percent {
+        Some(p) if p <= 100 => DeploymentRoom { surge: need, by_ecs: 0 },
+        // ECS rounds the upper limit down.
+        Some(p) => DeploymentRoom { surge: 0, by_ecs: need.min((base * p / 100).saturating_sub(base)) },
+        None => DeploymentRoom::default(),
+    }
 }
 
 /// The surge in the desired count ECS has, read from the surge mark: the

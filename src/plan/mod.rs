@@ -106,9 +106,12 @@ pub struct ServicePlan {
     /// holds the change. `None` when the service was not read.
     pub target: Option<u32>,
     /// Tasks a deployment adds above `target` for the time it hands its
-    /// old tasks over ([`drain::surge_wanted`]): ECS's desired count is
+    /// old tasks over ([`drain::deployment_room`]): ECS's desired count is
     /// `target + surge`, and instances are planned for both.
     pub surge: u32,
+    /// Tasks ECS starts above its count by itself for such a deployment
+    /// (within `maximumPercent`): instances are planned for them too.
+    pub by_ecs: u32,
 }
 
 /// One pass's plan.
@@ -260,7 +263,7 @@ impl<'a> Planner<'a> {
                 (count, Drainable::Unread(_)) if self.live_service(&svc.id).is_ok_and(|o| o.deploying) => {
                     // The hand-over may have taken old tasks out of groups
                     // that were read: they stay out until it can decide.
-                    count_changes.extend(count);
+                    self.push_count(svc, count, decided.surge, &mut count_changes);
                     if let Ok(observed) = self.live_service(&svc.id) {
                         let kept = drain::old_tasks_kept_out(observed);
                         if !kept.tasks.is_empty() {
@@ -278,7 +281,7 @@ impl<'a> Planner<'a> {
                     self.keep_out(svc);
                 }
                 (count, Drainable::Waits) => {
-                    count_changes.extend(count);
+                    self.push_count(svc, count, decided.surge, &mut count_changes);
                     self.keep_out(svc);
                 }
                 (count, Drainable::Yes(observed)) => {
@@ -293,9 +296,10 @@ impl<'a> Planner<'a> {
                         other => (other, None),
                     };
                     let counts = CountChanges { raise: count, scale_in, surge: decided.surge };
-                    decided.surge = self.drain(svc, observed, target, counts, &mut count_changes);
+                    let room = self.drain(svc, observed, target, counts, &mut count_changes);
+                    (decided.surge, decided.by_ecs) = (room.surge, room.by_ecs);
                 }
-                (count, _) => count_changes.extend(count),
+                (count, _) => self.push_count(svc, count, decided.surge, &mut count_changes),
             }
             self.out.services.push(decided);
         }
@@ -476,7 +480,7 @@ impl<'a> Planner<'a> {
             (TaskCount::Range { min, max }, None) => current.clamp(min, max),
         };
         let field = self.check_field(|| Field::DesiredCount(svc.id.clone()), ecs_count.into());
-        let decided = ServicePlan { observed: Some(ecs_count), target: Some(target), surge };
+        let decided = ServicePlan { observed: Some(ecs_count), target: Some(target), surge, by_ecs: 0 };
         if target == current {
             return (decided, None);
         }
@@ -594,7 +598,8 @@ impl<'a> Planner<'a> {
     /// by drain, and a deployment's hand-over with its surge: its changes
     /// go into `count_changes`, the leaving tasks to the targets planner.
     /// `target` is the count the service should have, without a surge.
-    /// Returns the surge ECS's count carries after this pass.
+    /// Returns the surge ECS's count carries after this pass, and the
+    /// tasks ECS starts above it by itself.
     fn drain(
         &mut self,
         svc: &'a Service,
@@ -602,7 +607,7 @@ impl<'a> Planner<'a> {
         target: u32,
         counts: CountChanges,
         count_changes: &mut Vec<PlannedChange>,
-    ) -> u32 {
+    ) -> drain::DeploymentRoom {
         let CountChanges { raise, scale_in, surge } = counts;
         let view = self.without_terminating(&svc.id, observed);
         let observed = view.as_ref().unwrap_or(observed);
@@ -611,7 +616,7 @@ impl<'a> Planner<'a> {
         // (no deployment, so no surge).
         if scale_in.is_none() && !self.out.memory.drains.contains_key(&svc.id) && drain::settled(observed, self.now) {
             count_changes.extend(raise);
-            return surge;
+            return drain::DeploymentRoom { surge, by_ecs: 0 };
         }
         let groups = &self.bound_groups(svc)[..];
         let mut since = self.out.memory.drains.remove(&svc.id).unwrap_or_default();
@@ -677,11 +682,9 @@ impl<'a> Planner<'a> {
         // pass's releases: it comes off with the last of them, in the same
         // step, so ECS stops exactly those and starts no task for them.
         let protected_old = drain::protected_old(observed, &released, self.now);
-        let wanted = match observed.primary_deployment {
-            Some(_) => drain::surge_wanted(&svc.target_groups, observed, target, protected_old),
-            // No deployment to name in the mark: no surge.
-            None => 0,
-        };
+        let room = drain::deployment_room(&svc.target_groups, observed, target, protected_old);
+        // No deployment to name in the mark: no surge.
+        let wanted = if observed.primary_deployment.is_some() { room.surge } else { 0 };
         let surge = self.surge(svc, observed, (surge, wanted), raise, count_changes);
         if let (Some(to), Some(mut pc)) = (d.lower_to, scale_in)
             && let Change::SetDesiredCount { from, .. } = pc.change
@@ -699,10 +702,28 @@ impl<'a> Planner<'a> {
         if !d.leaving.tasks.is_empty() {
             self.leaving.insert(svc.id.clone(), d.leaving);
         }
-        surge
+        drain::DeploymentRoom { surge, by_ecs: room.by_ecs }
     }
 
-    /// Set ECS's count to `target` plus the `wanted` surge (`read` is the
+    /// A count change decided without the drain (an input it needs is
+    /// unread, or ballast does not drain the service): while ECS's count
+    /// carries a surge, the change keeps it, and its mark is written first.
+    fn push_count(
+        &mut self,
+        svc: &'a Service,
+        count: Option<PlannedChange>,
+        surge: u32,
+        count_changes: &mut Vec<PlannedChange>,
+    ) {
+        match (count, self.live_service(&svc.id)) {
+            (Some(pc), Ok(observed)) if surge > 0 => {
+                self.surge(svc, observed, (surge, surge), Some(pc), count_changes);
+            }
+            (count, _) => count_changes.extend(count),
+        }
+    }
+
+    /// Set ECS's count to the base count plus the `wanted` surge (`read` is the
     /// one it carries), with `raise` (the admitted change of the base
     /// count) folded in. While a surge is or was carried, the surge mark
     /// is written first, naming the new count's base and the old one's: a
@@ -718,16 +739,18 @@ impl<'a> Planner<'a> {
         count_changes: &mut Vec<PlannedChange>,
     ) -> u32 {
         let from = observed.desired_count;
+        if read == 0 && wanted == 0 {
+            count_changes.extend(raise);
+            return 0;
+        }
         let (base, pc) = match raise {
-            Some(pc) if read == wanted => {
-                count_changes.push(pc);
-                return read;
-            }
             Some(mut pc) => {
                 let Change::SetDesiredCount { to, .. } = &mut pc.change else { return read };
                 let base = *to - read;
                 *to = base + wanted;
-                pc.reason = format!("{}; {}", pc.reason, surge_reason(wanted));
+                if read != wanted {
+                    pc.reason = format!("{}; {}", pc.reason, surge_reason(wanted));
+                }
                 (base, pc)
             }
             None if read == wanted => return read,
@@ -775,6 +798,7 @@ impl<'a> Planner<'a> {
                         None => format!("the Auto Scaling group {} was not read", cap.group),
                         Some(Ok(_)) => format!("the capacity of {} could not be planned this pass", cap.group),
                     };
+                    let mut dropped = Vec::new();
                     count_changes.retain(|pc| {
                         let Change::SetDesiredCount { service, from, to } = &pc.change else { return true };
                         if !in_cluster(service) || to <= from {
@@ -785,8 +809,13 @@ impl<'a> Planner<'a> {
                             pc.change
                         ));
                         self.out.holds.push(Hold { resource: pc.resource.clone(), reason });
+                        dropped.push(service.clone());
                         false
                     });
+                    // A mark goes with the count it describes.
+                    count_changes.retain(
+                        |pc| !matches!(&pc.change, Change::MarkSurge { service, .. } if dropped.contains(service)),
+                    );
                     continue;
                 }
             };
@@ -830,6 +859,17 @@ impl<'a> Planner<'a> {
                 }
                 *to != *from
             });
+            // A count cut to nothing leaves its mark nothing to describe.
+            let counted: Vec<ServiceId> = count_changes
+                .iter()
+                .filter_map(|pc| match &pc.change {
+                    Change::SetDesiredCount { service, .. } => Some(service.clone()),
+                    _ => None,
+                })
+                .collect();
+            count_changes.retain(
+                |pc| !matches!(&pc.change, Change::MarkSurge { service, .. } if cut.contains_key(service) && !counted.contains(service)),
+            );
             for pc in count_changes.iter_mut() {
                 if let Change::MarkSurge { service, mark, .. } = &mut pc.change
                     && let Some(by) = cut.get(service)
@@ -880,7 +920,7 @@ impl<'a> Planner<'a> {
                             );
                         }
                         // A deployment's surge needs instances too.
-                        tasks += decided.target.unwrap_or(o.desired_count) + decided.surge;
+                        tasks += decided.target.unwrap_or(o.desired_count) + decided.surge + decided.by_ecs;
                         sizes.extend(o.task_size);
                         if o.deploying {
                             deploying.push(&svc.id);

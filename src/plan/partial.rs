@@ -92,6 +92,9 @@ struct Shape {
     worker: bool,
     instances: Instances,
     scale_in_cooldown: u64,
+    /// deploy/'s deployment configuration (0 % / 100 %): a deployment
+    /// leaves ECS no room, and ballast surges it.
+    no_room: bool,
 }
 
 impl Shape {
@@ -172,10 +175,22 @@ fn shape() -> impl Strategy<Value = Shape> {
         any::<bool>(),
         instances,
         prop_oneof![Just(60u64), Just(300)],
+        any::<bool>(),
     )
         .prop_map(
-            |(count, exclusive, min_healthy, deregistrations, count_change, worker, instances, scale_in_cooldown)| {
+            |(
+                count,
+                exclusive,
+                min_healthy,
+                deregistrations,
+                count_change,
+                worker,
+                instances,
+                scale_in_cooldown,
+                no_room,
+            )| {
                 Shape {
+                    no_room,
                     count,
                     exclusive,
                     min_healthy,
@@ -567,9 +582,14 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
                         && matches!(&h.reason, HoldReason::Budget(Budget::Deregistrations { target, .. }) if target == t)
                 })
             }),
+            // A mark describes the count change that follows it in the
+            // same plan, which the rule for counts checks.
+            Change::MarkSurge { service, mark, .. } => partial.changes.iter().any(|c| {
+                matches!(&c.change, Change::SetDesiredCount { service: s, to, .. }
+                    if s == service && mark.counts.first().is_some_and(|(count, _)| count == to))
+            }),
             Change::PutAlarm { .. }
             | Change::TagAlarm { .. }
-            | Change::MarkSurge { .. }
             | Change::SetDesiredCapacity { .. }
             | Change::TerminateInstance { .. }
             | Change::SetGroupSubnets { .. }
@@ -610,6 +630,10 @@ proptest! {
         last in faults(),
     ) {
         let mut run = Run::new(shape.desired(), drift, seed);
+        if shape.no_room {
+            let id = run.service(0).clone();
+            run.sim.set_deployment_configuration(&id, 0, 100).expect("the service exists");
+        }
         let clean = Faults { fail: Vec::new(), throttle_every: 0 };
         for _ in 0..warm_up {
             run.pass(&clean, false)?;
