@@ -92,9 +92,6 @@ struct Shape {
     worker: bool,
     instances: Instances,
     scale_in_cooldown: u64,
-    /// deploy/'s deployment configuration (0 % / 100 %): a deployment
-    /// leaves ECS no room, and ballast surges it.
-    no_room: bool,
 }
 
 impl Shape {
@@ -175,22 +172,10 @@ fn shape() -> impl Strategy<Value = Shape> {
         any::<bool>(),
         instances,
         prop_oneof![Just(60u64), Just(300)],
-        any::<bool>(),
     )
         .prop_map(
-            |(
-                count,
-                exclusive,
-                min_healthy,
-                deregistrations,
-                count_change,
-                worker,
-                instances,
-                scale_in_cooldown,
-                no_room,
-            )| {
+            |(count, exclusive, min_healthy, deregistrations, count_change, worker, instances, scale_in_cooldown)| {
                 Shape {
-                    no_room,
                     count,
                     exclusive,
                     min_healthy,
@@ -628,9 +613,13 @@ proptest! {
         warm_up in 0usize..4,
         events in proptest::collection::vec(event(), 1..30),
         last in faults(),
+        // deploy/'s deployment configuration (0 % / 100 %): a deployment
+        // leaves ECS no room, and ballast surges it. Drawn last, so the
+        // cases of the seeds kept in proptest-regressions stay the same.
+        no_room in any::<bool>(),
     ) {
         let mut run = Run::new(shape.desired(), drift, seed);
-        if shape.no_room {
+        if no_room {
             let id = run.service(0).clone();
             run.sim.set_deployment_configuration(&id, 0, 100).expect("the service exists");
         }
