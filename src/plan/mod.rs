@@ -745,8 +745,11 @@ impl<'a> Planner<'a> {
         }
         let (base, pc) = match raise {
             Some(mut pc) => {
-                let Change::SetDesiredCount { to, .. } = &mut pc.change else { return read };
-                let base = *to - read;
+                let Change::SetDesiredCount { to, .. } = &mut pc.change else {
+                    count_changes.push(pc);
+                    return read;
+                };
+                let base = to.saturating_sub(read);
                 *to = base + wanted;
                 if read != wanted {
                     pc.reason = format!("{}; {}", pc.reason, surge_reason(wanted));
@@ -765,11 +768,14 @@ impl<'a> Planner<'a> {
                 }
             }
         };
-        let Change::SetDesiredCount { to, .. } = pc.change else { return read };
-        self.surge_growth.insert(svc.id.clone(), wanted.saturating_sub(read));
         // A surge is or was carried, so the deployment is named (`read`
         // and `wanted` both need it).
-        let Some(primary) = &observed.primary_deployment else { return read };
+        let (Change::SetDesiredCount { to, .. }, Some(primary)) = (&pc.change, &observed.primary_deployment) else {
+            count_changes.push(pc);
+            return read;
+        };
+        let to = *to;
+        self.surge_growth.insert(svc.id.clone(), wanted.saturating_sub(read));
         let mark = SurgeMark { deployment: primary.clone(), counts: vec![(to, base), (from, from - read)] };
         let change = Change::MarkSurge { service: svc.id.clone(), service_arn: observed.arn.clone(), mark };
         let reason = "the desired count that follows carries a deployment's surge (or drops it): the mark tells its \
@@ -875,8 +881,8 @@ impl<'a> Planner<'a> {
                     && let Some(by) = cut.get(service)
                     && let Some((count, base)) = mark.counts.first_mut()
                 {
-                    *count -= by;
-                    *base -= by;
+                    *count = count.saturating_sub(*by);
+                    *base = base.saturating_sub(*by);
                 }
             }
         }
