@@ -584,8 +584,8 @@ impl std::fmt::Display for Handover {
             if self.new == 0 {
                 write!(
                     f,
-                    "no new task has started (ECS needs room for one: a maximumPercent above 100, or a lower \
-                     minHealthy on the binding)"
+                    "no new task has started (ECS needs room for one: an instance that can take it, for the \
+                     surge or within maximumPercent)"
                 )?;
             } else {
                 write!(f, "waiting for a new task to become healthy")?;
