@@ -151,6 +151,9 @@ pub struct Handover {
     /// At the floor while a new task has not become healthy for
     /// [`STALL_AFTER`]: reported as a condition and a metric.
     pub stalled: bool,
+    /// The tasks ballast adds to the desired count meanwhile
+    /// ([`deployment_room`]), once this pass's changes are applied.
+    pub surge: u32,
 }
 
 /// A scale-in in progress: what it waits for.
@@ -401,6 +404,7 @@ fn choose_for_handover<'t>(
         draining: 0,
         left: Duration::ZERO,
         stalled,
+        surge: 0,
     };
     (chosen, handover)
 }
@@ -574,6 +578,9 @@ impl std::fmt::Display for Handover {
         )?;
         if let Some(p) = progress(self.draining, self.left) {
             write!(f, ", {p}")?;
+        }
+        if self.surge > 0 {
+            write!(f, "; desired count raised by {} for the new task(s) meanwhile", self.surge)?;
         }
         if self.held > 0 {
             write!(

@@ -697,7 +697,7 @@ impl<'a> Planner<'a> {
             self.hold(key.clone(), HoldReason::Draining(w.clone()));
         }
         if let Some(h) = &d.deployment {
-            self.hold(key, HoldReason::Deploying(h.clone()));
+            self.hold(key, HoldReason::Deploying(drain::Handover { surge, ..h.clone() }));
         }
         if !d.leaving.tasks.is_empty() {
             self.leaving.insert(svc.id.clone(), d.leaving);

@@ -2269,6 +2269,8 @@ mod drain {
         assert!(mark_at < count_at, "the mark is written before the count it describes");
         assert_eq!(deregistered(&p), vec!["i-1".to_string(), "i-2".to_string(), "i-3".to_string()]);
         assert_eq!(p.services[0].surge, 1);
+        let message = deployment_hold(&p).message();
+        assert!(message.contains("desired count raised by 1 for the new task(s) meanwhile"), "{message}");
         apply_surge(&mut o, &p);
         let mem = p.memory;
 
