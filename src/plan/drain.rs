@@ -459,15 +459,19 @@ pub fn deployment_room(
 
 /// The surge in the desired count ECS has, read from the surge mark: the
 /// base count ballast marked for that count during the deployment in
-/// progress. 0 outside a deployment, for another deployment's mark, or
-/// for a count ballast did not mark (someone else set it).
+/// progress. A mark of an earlier deployment counts only by its newest
+/// count, the one ballast set last (a deployment that replaced another
+/// mid-surge inherits its surge; a surge that ended left its base there,
+/// no surge). 0 outside a deployment, or for a count ballast did not mark
+/// (someone else set it).
 pub fn read_surge(service: &ObservedService) -> u32 {
     let (Some(mark), Some(primary)) = (&service.surge_mark, &service.primary_deployment) else { return 0 };
-    if !service.deploying || &mark.deployment != primary {
+    if !service.deploying {
         return 0;
     }
+    let counts = if &mark.deployment == primary { &mark.counts[..] } else { &mark.counts[..1.min(mark.counts.len())] };
     let count = service.desired_count;
-    mark.counts.iter().find(|(c, _)| *c == count).map_or(0, |(c, base)| c.saturating_sub(*base))
+    counts.iter().find(|(c, _)| *c == count).map_or(0, |(c, base)| c.saturating_sub(*base))
 }
 
 /// Whether the task's target is healthy in the group: the load balancer

@@ -2325,6 +2325,23 @@ mod drain {
     }
 
     #[test]
+    fn a_deployment_that_replaces_one_mid_surge_inherits_its_surge() {
+        let (d, mut o) = surge_world(4, Some(1));
+        let p = plan(&d, &o, Memory::default(), t0());
+        apply_surge(&mut o, &p);
+        // A second deployment starts: every task so far is older.
+        svc_mut(&mut o).primary_deployment = Some("ecs-svc/newer".into());
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(10));
+        assert!(count_changes(&p).is_empty(), "the surge is not applied twice: {:#?}", p.changes);
+        assert_eq!((p.services[0].target, p.services[0].surge), (Some(4), 1));
+        // An earlier deployment's older count means nothing: the count
+        // ballast set last is the one the mark stands for.
+        svc_mut(&mut o).desired_count = 4;
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(20));
+        assert_eq!(count_changes(&p), vec![(4, 5)], "{:#?}", p.changes);
+    }
+
+    #[test]
     fn no_surge_where_ecs_has_room_or_no_old_task_is_protected() {
         // maximumPercent 200: ECS starts the new tasks itself.
         let (d, mut o) = surge_world(4, Some(1));
