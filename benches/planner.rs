@@ -100,6 +100,8 @@ fn build(n: usize) -> (DesiredState, Observed) {
                 scaling_marks: Default::default(),
                 protection: ProtectionRead::Read,
                 primary_deployment: None,
+                maximum_percent: None,
+                surge_mark: None,
             }),
         );
         desired.services.push(Service {

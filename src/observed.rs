@@ -70,6 +70,25 @@ pub struct ObservedService {
     /// The ID of the service's PRIMARY deployment (`ecs-svc/…`), what
     /// ECS writes as `startedBy` on the tasks it starts for it.
     pub primary_deployment: Option<String>,
+    /// The deployment configuration's `maximumPercent`, where read: how
+    /// many tasks (as a percentage of the desired count) a deployment may
+    /// run at once. At 100 a deployment can start no new task until an
+    /// old one stops.
+    pub maximum_percent: Option<u32>,
+    /// The counts ballast set while surging a deployment, read back from
+    /// the service's tags ([`crate::cloud::marks`]).
+    pub surge_mark: Option<SurgeMark>,
+}
+
+/// The desired counts ballast set during a deployment and the base count
+/// each stands for (the count without the deployment's surge): the newest
+/// first. Only the named deployment's counts mean anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SurgeMark {
+    /// The deployment (`ecs-svc/…`) the counts were set during.
+    pub deployment: String,
+    /// (desired count, base count), newest first.
+    pub counts: Vec<(u32, u32)>,
 }
 
 /// Whether a service's task scale-in protection was read this pass.

@@ -2093,3 +2093,26 @@ async fn an_instance_in_terminating_wait_is_completed_only_after_its_targets_are
     assert_eq!(m.cloud.api_calls().since(&before).of("CompleteLifecycleAction"), 1);
     assert!(!observed_group(&m).await.instances.iter().any(|i| i.id == victim), "terminated");
 }
+
+/// The surge mark goes over the wire as the service's tag and reads back
+/// as written; the deployment configuration's maximumPercent is read.
+#[tokio::test]
+async fn a_surge_mark_is_written_as_a_tag_and_read_back() {
+    let m = seeded_with(2, test_options()).await;
+    let svc = observed_service(&m).await;
+    assert_eq!(svc.surge_mark, None);
+    let mark = ballast::observed::SurgeMark { deployment: "ecs-svc/1".into(), counts: vec![(3, 2), (2, 2)] };
+    let change = Change::MarkSurge { service: m.system.service_id(), service_arn: svc.arn.clone(), mark: mark.clone() };
+    m.cloud.apply(&change).await.unwrap();
+    let tags = m.actors.ecs.list_tags_for_resource().resource_arn(&svc.arn).send().await.unwrap();
+    let value = tags.tags().iter().find(|t| t.key() == Some(marks::DEPLOYMENT_SURGE)).and_then(|t| t.value());
+    assert_eq!(value, Some("ecs-svc/1 3=2 2=2"), "{:?}", tags.tags());
+    assert_eq!(observed_service(&m).await.surge_mark, Some(mark));
+
+    // deploy/'s configuration, as the stack sets it.
+    let config =
+        aws_sdk_ecs::types::DeploymentConfiguration::builder().minimum_healthy_percent(0).maximum_percent(100).build();
+    let req = m.actors.ecs.update_service().cluster(&m.system.service_id().cluster).service(&svc.arn);
+    req.deployment_configuration(config).send().await.unwrap();
+    assert_eq!(observed_service(&m).await.maximum_percent, Some(100));
+}

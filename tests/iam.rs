@@ -1488,6 +1488,13 @@ fn args_from(dir: &Path, stack: &Stack) -> Args {
         service_marks: [marks::LAST_SCALE_OUT, marks::LAST_SCALE_IN]
             .iter()
             .map(|k| (k.to_string(), marks::scaling_value(MARK_TIME, 4)))
+            .chain([(
+                marks::DEPLOYMENT_SURGE.to_string(),
+                marks::surge_value(&ballast::observed::SurgeMark {
+                    deployment: "ecs-svc/1".into(),
+                    counts: vec![(5, 4), (4, 4)],
+                }),
+            )])
             .collect(),
         group_marks: [(marks::LAST_CAPACITY_CHANGE.to_string(), marks::capacity_value(MARK_TIME))].into(),
         lease_tables: stack.task_environment("BallastTaskDefinition", "BALLAST_LEASE_TABLE").into_iter().collect(),

@@ -12,13 +12,19 @@
 //! | `ballast.dev/last-scale-out` | ECS service | `<RFC 3339 UTC time> <count>`, e.g. `2026-11-29T10:00:00Z 4` |
 //! | `ballast.dev/last-scale-in` | ECS service | likewise |
 //! | `ballast.dev/last-capacity-change` | Auto Scaling group | `<RFC 3339 UTC time>` |
+//! | `ballast.dev/deployment-surge` | ECS service | `<deployment id> <count>=<base> [<count>=<base>]`, e.g. `ecs-svc/123 5=4 4=4` |
 //!
+//! The surge mark says which desired counts ballast set during a
+//! deployment stand for which base count (the count without the surge,
+//! docs/decisions.md, "A deployment surges by the floor's shortfall"): the
+//! newest write first, then the one before it, so that a count write that
+//! failed after its mark was written is still told apart.
 //! Times are written in whole seconds, rounded up, so that a restart never
 //! ends a cooldown early. A value that does not parse is taken as absent.
 
 use std::time::{Duration, SystemTime};
 
-use crate::observed::ScalingMarks;
+use crate::observed::{ScalingMarks, SurgeMark};
 
 /// The last scale-out ballast made on a service.
 pub const LAST_SCALE_OUT: &str = "ballast.dev/last-scale-out";
@@ -27,6 +33,10 @@ pub const LAST_SCALE_IN: &str = "ballast.dev/last-scale-in";
 /// The last capacity change ballast made on an Auto Scaling group, in
 /// either direction.
 pub const LAST_CAPACITY_CHANGE: &str = "ballast.dev/last-capacity-change";
+
+/// The desired counts ballast set during a deployment, and the base
+/// count each stands for.
+pub const DEPLOYMENT_SURGE: &str = "ballast.dev/deployment-surge";
 
 /// The tag a desired-count change from `from` to `to` leaves, if any.
 pub fn scaling_key(from: u32, to: u32) -> Option<&'static str> {
@@ -77,6 +87,30 @@ pub fn scaling_marks<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
     marks
 }
 
+/// The value of the surge mark.
+pub fn surge_value(mark: &SurgeMark) -> String {
+    let mut value = mark.deployment.clone();
+    for (count, base) in &mark.counts {
+        value.push_str(&format!(" {count}={base}"));
+    }
+    value
+}
+
+/// The surge mark among a service's tags, (key, value) pairs; absent
+/// when malformed.
+pub fn surge_mark<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<SurgeMark> {
+    let (_, value) = tags.into_iter().find(|(key, _)| *key == DEPLOYMENT_SURGE)?;
+    let mut words = value.split_whitespace();
+    let deployment = words.next()?.to_string();
+    let counts = words
+        .map(|w| {
+            let (count, base) = w.split_once('=')?;
+            Some((count.parse().ok()?, base.parse().ok()?))
+        })
+        .collect::<Option<Vec<(u32, u32)>>>()?;
+    (!counts.is_empty()).then_some(SurgeMark { deployment, counts })
+}
+
 /// The capacity mark among a group's tags, (key, value) pairs.
 pub fn last_capacity_change<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<SystemTime> {
     tags.into_iter().find(|(key, _)| *key == LAST_CAPACITY_CHANGE).and_then(|(_, value)| parse_time(value))
@@ -107,6 +141,9 @@ mod tests {
         let marks = scaling_marks([(LAST_SCALE_OUT, scaling_value(t, 4).as_str()), ("Name", "app")]);
         assert_eq!(marks, ScalingMarks { last_out: Some((t, 4)), last_in: None });
         assert_eq!(last_capacity_change([("x", "y"), (LAST_CAPACITY_CHANGE, capacity_value(t).as_str())]), Some(t));
+        let mark = SurgeMark { deployment: "ecs-svc/1".into(), counts: vec![(5, 4), (4, 4)] };
+        assert_eq!(surge_value(&mark), "ecs-svc/1 5=4 4=4");
+        assert_eq!(surge_mark([("Name", "app"), (DEPLOYMENT_SURGE, surge_value(&mark).as_str())]), Some(mark));
     }
 
     #[test]
@@ -118,6 +155,9 @@ mod tests {
             assert_eq!(scaling_marks([(LAST_SCALE_OUT, bad)]), ScalingMarks::default(), "{bad:?}");
         }
         assert_eq!(last_capacity_change([(LAST_CAPACITY_CHANGE, "soon")]), None);
+        for bad in ["", "ecs-svc/1", "ecs-svc/1 5", "ecs-svc/1 5=x", "ecs-svc/1 5=4 -1=2"] {
+            assert_eq!(surge_mark([(DEPLOYMENT_SURGE, bad)]), None, "{bad:?}");
+        }
         assert_eq!(last_capacity_change([]), None);
     }
 }

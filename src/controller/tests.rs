@@ -264,12 +264,18 @@ mod safety {
                             let before = tg.map(|(t, _)| healthy(&sim, t));
                             // The tasks the service should keep serving: since issue 15 a
                             // scale-in drains the leaving tasks while they still serve, so
-                            // no more than the declared count.
+                            // no more than the declared count; and a deployment's new tasks
+                            // run beside the old ones (within maximumPercent, or by ballast's
+                            // surge), so no more than ECS's count without the surge.
                             let declared = desired.services[0].tasks.max() as usize;
-                            let serving = sim
-                                .service(&id)
+                            let service = sim.service(&id);
+                            let count = service
+                                .as_ref()
+                                .map_or(0, |s| s.desired_count - crate::plan::drain::read_surge(s)) as usize;
+                            let serving = service
                                 .map_or(0, |s| s.tasks.iter().filter(|t| t.is_serving()).count())
-                                .min(declared);
+                                .min(declared)
+                                .min(count);
                             if let Change::DeregisterTargets { targets, .. } = &pc.change {
                                 prop_assert!(!targets.contains(&foreign), "deregistered a foreign target");
                             }

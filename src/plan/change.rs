@@ -48,6 +48,10 @@ pub enum Change {
     /// Auto Scaling CompleteLifecycleAction(CONTINUE) for ballast's hook:
     /// no task is left on the instance, it may terminate.
     CompleteLifecycleAction { group: GroupId, instance_id: String },
+    /// ECS TagResource([`crate::cloud::marks::DEPLOYMENT_SURGE`]) on the
+    /// service: which desired counts ballast set during a deployment stand
+    /// for which base count, written before the count it describes.
+    MarkSurge { service: ServiceId, service_arn: String, mark: crate::observed::SurgeMark },
 }
 
 /// What kind of change, as a stable metric label.
@@ -64,6 +68,7 @@ pub enum ChangeKind {
     Processes,
     LifecycleHook,
     Termination,
+    SurgeMark,
 }
 
 impl ChangeKind {
@@ -79,6 +84,7 @@ impl ChangeKind {
             ChangeKind::Processes => "processes",
             ChangeKind::LifecycleHook => "lifecycle_hook",
             ChangeKind::Termination => "termination",
+            ChangeKind::SurgeMark => "surge_mark",
         }
     }
 }
@@ -98,6 +104,7 @@ impl Change {
             Change::DrainContainerInstance { .. }
             | Change::RecordLifecycleActionHeartbeat { .. }
             | Change::CompleteLifecycleAction { .. } => ChangeKind::Termination,
+            Change::MarkSurge { .. } => ChangeKind::SurgeMark,
         }
     }
 }
@@ -132,6 +139,15 @@ impl std::fmt::Display for Change {
                 )
             }
             Change::TagAlarm { name, .. } => write!(f, "alarm {name}: tag managed-by=ballast"),
+            Change::MarkSurge { service, mark, .. } => {
+                let (count, base) = mark.counts.first().copied().unwrap_or_default();
+                write!(
+                    f,
+                    "service {service}: mark desired count {count} as base {base} plus a surge of {} during {}",
+                    count.saturating_sub(base),
+                    mark.deployment
+                )
+            }
             Change::SetDesiredCapacity { group, from, to } => {
                 write!(f, "auto scaling group {group}: desired capacity {from} -> {to}")
             }

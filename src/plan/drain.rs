@@ -37,8 +37,17 @@
 //!   it (the binding's `minHealthy`, or the count the service should
 //!   have: a new task healthy first), or at once if it is healthy in no
 //!   group; drained, its protection comes off and the deployment stops
-//!   it. No count changes. A deployment held at the floor while a new
-//!   task stays unhealthy for [`STALL_AFTER`] is reported as stalled.
+//!   it. A deployment held at the floor while a new task stays unhealthy
+//!   for [`STALL_AFTER`] is reported as stalled.
+//! - **A deployment's surge**: with `maximumPercent` at 100, ECS starts no
+//!   new task while every old one is protected, so the old tasks the floor
+//!   holds would wait for a first drain to make room, then drain in a
+//!   second one. While old tasks are protected, ballast raises the desired
+//!   count by as many as the floor holds ([`deployment_room`]): ECS starts
+//!   that many new tasks at once, and every old task drains in one round.
+//!   The surge comes off in the pass that unprotects the last old tasks,
+//!   so ECS stops exactly those. It is read back from the surge mark (the
+//!   service's tag, [`read_surge`]), never from memory.
 //!
 //! The same per-task steps (take out of every group, wait, release) are
 //! what an instance drain needs: they ask for a task to leave through
@@ -50,7 +59,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use crate::desired::TargetGroupBinding;
-use crate::observed::{ObservedService, ObservedTargetGroup, ObservedTask, TargetHealth, TaskStatus};
+use crate::observed::{ObservedService, ObservedTargetGroup, ObservedTask, ProtectionRead, TargetHealth, TaskStatus};
 
 /// How long ballast protects a serving task at a time (UpdateTaskProtection's
 /// `expiresInMinutes`). Short enough that a controller that is gone lets
@@ -142,6 +151,9 @@ pub struct Handover {
     /// At the floor while a new task has not become healthy for
     /// [`STALL_AFTER`]: reported as a condition and a metric.
     pub stalled: bool,
+    /// The tasks ballast adds to the desired count meanwhile
+    /// ([`deployment_room`]), once this pass's changes are applied.
+    pub surge: u32,
 }
 
 /// A scale-in in progress: what it waits for.
@@ -172,6 +184,8 @@ pub struct DrainInput<'a> {
     pub zone_of: &'a dyn Fn(&str) -> Option<(String, bool)>,
     /// No task may be chosen (a deployment is rolling): protection only.
     pub no_scale_in: bool,
+    /// The deployment's surge in the desired count ECS has ([`read_surge`]).
+    pub surge: u32,
     pub now: SystemTime,
 }
 
@@ -341,7 +355,7 @@ fn choose_for_handover<'t>(
     // Without bound groups ballast routes nothing to the tasks (ECS's own
     // load-balancer integration drains them before it stops them, if
     // any): every old task is handed over at once.
-    let desired = input.service.desired_count.max(input.target);
+    let desired = input.service.desired_count.saturating_sub(input.surge).max(input.target);
     let healthy_in_group = |t: &ObservedTask, g: Option<usize>| g.is_some_and(|i| is_healthy_in(t, input.groups[i]));
     let groups: Vec<Option<usize>> =
         if input.groups.is_empty() { vec![None] } else { (0..input.groups.len()).map(Some).collect() };
@@ -390,8 +404,74 @@ fn choose_for_handover<'t>(
         draining: 0,
         left: Duration::ZERO,
         stalled,
+        surge: 0,
     };
     (chosen, handover)
+}
+
+/// The live tasks of older deployments ECS cannot stop yet: protected
+/// from scale-in, not among `released` (unprotected this pass).
+pub fn protected_old(service: &ObservedService, released: &[String], now: SystemTime) -> u32 {
+    let protected = |t: &&ObservedTask| t.protected_until.is_some_and(|until| until > now);
+    let live = service.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running);
+    live.filter(|t| is_older_deployment(service, t)).filter(protected).filter(|t| !released.contains(&t.arn)).count()
+        as u32
+}
+
+/// The tasks a deploying service runs above its count while it hands its
+/// old tasks over, and who asks for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeploymentRoom {
+    /// Added to the desired count by ballast: `maximumPercent` 100 lets
+    /// ECS start no task above it.
+    pub surge: u32,
+    /// Started by ECS itself within `maximumPercent`, without a count
+    /// change: only instances must be planned for them.
+    pub by_ecs: u32,
+}
+
+/// The tasks a deploying service needs above `base` (the count it should
+/// have): as many new tasks as the tightest bound group's floor holds old
+/// ones back (its `minHealthy`, or `base`), never more than the
+/// `protected_old` tasks still in the way. With `maximumPercent` at 100
+/// ballast surges the count by that many; above 100, ECS starts as many
+/// as its room allows by itself. Nothing when `maximumPercent` was not
+/// read, when no group is bound (the old tasks go at once), or when
+/// ballast does not keep the tasks' protection.
+pub fn deployment_room(
+    bindings: &[TargetGroupBinding],
+    service: &ObservedService,
+    base: u32,
+    protected_old: u32,
+) -> DeploymentRoom {
+    if !service.deploying || service.protection == ProtectionRead::NotAsked {
+        return DeploymentRoom::default();
+    }
+    let floor = bindings.iter().map(|b| b.min_healthy.unwrap_or(base).max(1)).max().unwrap_or(0);
+    let need = protected_old.min(floor);
+    match service.maximum_percent {
+        Some(p) if p <= 100 => DeploymentRoom { surge: need, by_ecs: 0 },
+        // ECS rounds the upper limit down.
+        Some(p) => DeploymentRoom { surge: 0, by_ecs: need.min((base * p / 100).saturating_sub(base)) },
+        None => DeploymentRoom::default(),
+    }
+}
+
+/// The surge in the desired count ECS has, read from the surge mark: the
+/// base count ballast marked for that count during the deployment in
+/// progress. A mark of an earlier deployment counts only by its newest
+/// count, the one ballast set last (a deployment that replaced another
+/// mid-surge inherits its surge; a surge that ended left its base there,
+/// no surge). 0 outside a deployment, or for a count ballast did not mark
+/// (someone else set it).
+pub fn read_surge(service: &ObservedService) -> u32 {
+    let (Some(mark), Some(primary)) = (&service.surge_mark, &service.primary_deployment) else { return 0 };
+    if !service.deploying {
+        return 0;
+    }
+    let counts = if &mark.deployment == primary { &mark.counts[..] } else { &mark.counts[..1.min(mark.counts.len())] };
+    let count = service.desired_count;
+    counts.iter().find(|(c, _)| *c == count).map_or(0, |(c, base)| c.saturating_sub(*base))
 }
 
 /// Whether the task's target is healthy in the group: the load balancer
@@ -503,6 +583,9 @@ impl std::fmt::Display for Handover {
         if let Some(p) = progress(self.draining, self.left) {
             write!(f, ", {p}")?;
         }
+        if self.surge > 0 {
+            write!(f, "; desired count raised by {} for the new task(s) meanwhile", self.surge)?;
+        }
         if self.held > 0 {
             write!(
                 f,
@@ -512,8 +595,8 @@ impl std::fmt::Display for Handover {
             if self.new == 0 {
                 write!(
                     f,
-                    "no new task has started (ECS needs room for one: a maximumPercent above 100, or a lower \
-                     minHealthy on the binding)"
+                    "no new task has started (ECS needs room for one: an instance that can take it, for the \
+                     surge or within maximumPercent)"
                 )?;
             } else {
                 write!(f, "waiting for a new task to become healthy")?;

@@ -326,6 +326,7 @@ impl Memory {
             // remember. Protection is read back too (the write makes the
             // next read fresh).
             Change::TagAlarm { .. }
+            | Change::MarkSurge { .. }
             | Change::SuspendProcesses { .. }
             | Change::SetTaskProtection { .. }
             | Change::PutLifecycleHook { .. }

@@ -35,7 +35,7 @@ pub use report::{ResourceReport, reports};
 use crate::desired::{DesiredState, GroupId, Service, ServiceId, TargetGroupId, TaskCount};
 use crate::observed::{
     AZ_REBALANCE, AlarmState, Observed, ObservedInstance, ObservedService, ProtectionRead, ResourceError,
-    ServiceStatus, TaskSize, TaskStatus,
+    ServiceStatus, SurgeMark, TaskSize, TaskStatus,
 };
 use gate::{Admission, Budget, Conflict, Contested, Proposal, Safety, Unconfirmed};
 use memory::{Field, FieldState, FieldValue};
@@ -105,6 +105,13 @@ pub struct ServicePlan {
     /// the observed one while a conflict, a contested field or `suspend`
     /// holds the change. `None` when the service was not read.
     pub target: Option<u32>,
+    /// Tasks a deployment adds above `target` for the time it hands its
+    /// old tasks over ([`drain::deployment_room`]): ECS's desired count is
+    /// `target + surge`, and instances are planned for both.
+    pub surge: u32,
+    /// Tasks ECS starts above its count by itself for such a deployment
+    /// (within `maximumPercent`): instances are planned for them too.
+    pub by_ecs: u32,
 }
 
 /// One pass's plan.
@@ -163,6 +170,7 @@ pub fn plan_with(
         out: Plan { memory, ..Plan::default() },
         leaving: BTreeMap::new(),
         terminating: BTreeMap::new(),
+        surge_growth: BTreeMap::new(),
     }
     .run()
 }
@@ -180,6 +188,20 @@ struct Planner<'a> {
     /// ([`terminations`]): out of their groups, and not the service's
     /// drain's to choose or protect.
     terminating: BTreeMap<ServiceId, drain::Leaving>,
+    /// How much a deployment's surge grows this pass, by service: the part
+    /// of a count change capacity does not cut.
+    surge_growth: BTreeMap<ServiceId, u32>,
+}
+
+/// A drained service's count changes as the gate admitted them, for
+/// [`Planner::drain`] to complete with the deployment's surge.
+struct CountChanges {
+    /// A change that raises the count (or keeps it, in base terms).
+    raise: Option<PlannedChange>,
+    /// A scale-in, which goes by drain.
+    scale_in: Option<PlannedChange>,
+    /// The surge in ECS's count as read ([`drain::read_surge`]).
+    surge: u32,
 }
 
 /// Whether a service's scale-in goes by drain, and what it has to go on.
@@ -222,7 +244,7 @@ impl<'a> Planner<'a> {
                     match self.admit(p) {
                         Some(pc) => Some(pc),
                         None => {
-                            decided.target = decided.observed;
+                            decided.target = decided.observed.map(|o| o.saturating_sub(decided.surge));
                             if unconfirmed && matches!(drainable, Drainable::Yes(_)) {
                                 drainable = Drainable::Waits;
                             }
@@ -241,7 +263,7 @@ impl<'a> Planner<'a> {
                 (count, Drainable::Unread(_)) if self.live_service(&svc.id).is_ok_and(|o| o.deploying) => {
                     // The hand-over may have taken old tasks out of groups
                     // that were read: they stay out until it can decide.
-                    count_changes.extend(count);
+                    self.push_count(svc, count, decided.surge, &mut count_changes);
                     if let Ok(observed) = self.live_service(&svc.id) {
                         let kept = drain::old_tasks_kept_out(observed);
                         if !kept.tasks.is_empty() {
@@ -261,22 +283,25 @@ impl<'a> Planner<'a> {
                 // A drain may be under way that this pass cannot see
                 // through: what is out stays out.
                 (count, Drainable::Waits | Drainable::Unread(_)) => {
-                    count_changes.extend(count);
+                    self.push_count(svc, count, decided.surge, &mut count_changes);
                     self.keep_out(svc);
                 }
                 (count, Drainable::Yes(observed)) => {
+                    // In base terms: without the deployment's surge.
                     let target = match &count {
                         Some(PlannedChange { change: Change::SetDesiredCount { to, .. }, .. }) => *to,
                         _ => observed.desired_count,
-                    };
+                    }
+                    .saturating_sub(decided.surge);
                     let (count, scale_in) = match count {
                         Some(pc) if scale_in(&pc.change) => (None, Some(pc)),
                         other => (other, None),
                     };
-                    count_changes.extend(count);
-                    self.drain(svc, observed, target, scale_in, &mut count_changes);
+                    let counts = CountChanges { raise: count, scale_in, surge: decided.surge };
+                    let room = self.drain(svc, observed, target, counts, &mut count_changes);
+                    (decided.surge, decided.by_ecs) = (room.surge, room.by_ecs);
                 }
-                (count, _) => count_changes.extend(count),
+                (count, _) => self.push_count(svc, count, decided.surge, &mut count_changes),
             }
             self.out.services.push(decided);
         }
@@ -384,7 +409,10 @@ impl<'a> Planner<'a> {
                 return (ServicePlan::default(), None);
             }
         };
-        let current = observed.desired_count;
+        // ECS's count less the deployment's surge: what scaling decides on.
+        let surge = drain::read_surge(observed);
+        let ecs_count = observed.desired_count;
+        let current = ecs_count - surge;
         let target = match (svc.tasks, &svc.scaling) {
             (TaskCount::Fixed(n), _) => n,
             (TaskCount::Range { min, max }, Some(policy)) => {
@@ -453,8 +481,8 @@ impl<'a> Planner<'a> {
             }
             (TaskCount::Range { min, max }, None) => current.clamp(min, max),
         };
-        let field = self.check_field(|| Field::DesiredCount(svc.id.clone()), current.into());
-        let decided = ServicePlan { observed: Some(current), target: Some(target) };
+        let field = self.check_field(|| Field::DesiredCount(svc.id.clone()), ecs_count.into());
+        let decided = ServicePlan { observed: Some(ecs_count), target: Some(target), surge, by_ecs: 0 };
         if target == current {
             return (decided, None);
         }
@@ -476,7 +504,7 @@ impl<'a> Planner<'a> {
             limits.push(HoldReason::Budget(Budget::DesiredCount { per_pass, from: current, now: to, target }));
             reason = format!("{reason} (stepping by the budget of {per_pass})");
         }
-        let change = Change::SetDesiredCount { service: svc.id.clone(), from: current, to };
+        let change = Change::SetDesiredCount { service: svc.id.clone(), from: ecs_count, to: to + surge };
         let p = Proposal {
             conflict: (observed.scalable_target && !svc.take_over.desired_count).then_some(Conflict::ScalableTarget),
             contested: field.contested,
@@ -568,23 +596,29 @@ impl<'a> Planner<'a> {
     }
 
     /// Keep the service's tasks protected and drive its scale-in
-    /// (`scale_in`, the admitted count change, when one is wanted) by
-    /// drain: its changes go into `count_changes`, the leaving tasks to
-    /// the targets planner.
+    /// (`counts.scale_in`, the admitted count change, when one is wanted)
+    /// by drain, and a deployment's hand-over with its surge: its changes
+    /// go into `count_changes`, the leaving tasks to the targets planner.
+    /// `target` is the count the service should have, without a surge.
+    /// Returns the surge ECS's count carries after this pass, and the
+    /// tasks ECS starts above it by itself.
     fn drain(
         &mut self,
         svc: &'a Service,
         observed: &'a ObservedService,
         target: u32,
-        scale_in: Option<PlannedChange>,
+        counts: CountChanges,
         count_changes: &mut Vec<PlannedChange>,
-    ) {
+    ) -> drain::DeploymentRoom {
+        let CountChanges { raise, scale_in, surge } = counts;
         let view = self.without_terminating(&svc.id, observed);
         let observed = view.as_ref().unwrap_or(observed);
         // The path of every converged pass, without allocating: nothing
-        // leaves, nothing is draining, every serving task is protected.
+        // leaves, nothing is draining, every serving task is protected
+        // (no deployment, so no surge).
         if scale_in.is_none() && !self.out.memory.drains.contains_key(&svc.id) && drain::settled(observed, self.now) {
-            return;
+            count_changes.extend(raise);
+            return drain::DeploymentRoom { surge, by_ecs: 0 };
         }
         let groups = &self.bound_groups(svc)[..];
         let mut since = self.out.memory.drains.remove(&svc.id).unwrap_or_default();
@@ -596,6 +630,7 @@ impl<'a> Planner<'a> {
             per_pass: svc.budget.max_deregistrations_per_pass,
             zone_of: &zone_of,
             no_scale_in: observed.deploying,
+            surge,
             now: self.now,
         };
         let d = drain::plan_drain(&input, &mut since);
@@ -603,7 +638,7 @@ impl<'a> Planner<'a> {
             self.out.memory.drains.insert(svc.id.clone(), since);
         }
         let key = ResourceKey::service(&svc.id);
-        if observed.deploying && observed.desired_count > target {
+        if observed.deploying && observed.desired_count - surge > target {
             let why = "scale-in waits until the deployment in progress is done: ballast drains only the tasks it                        chooses, and the deployment is replacing them";
             self.hold(key.clone(), HoldReason::Scaling(why.to_string()));
         }
@@ -636,11 +671,23 @@ impl<'a> Planner<'a> {
             };
             proposals.push(Proposal::new(key.clone(), change, reason));
         }
+        let mut released = Vec::new();
         for p in proposals {
             if let Some(pc) = self.admit(p) {
+                if let Change::SetTaskProtection { tasks, minutes: None, .. } = &pc.change {
+                    released.extend(tasks.iter().cloned());
+                }
                 count_changes.push(pc);
             }
         }
+        // The surge follows the old tasks still protected after this
+        // pass's releases: it comes off with the last of them, in the same
+        // step, so ECS stops exactly those and starts no task for them.
+        let protected_old = drain::protected_old(observed, &released, self.now);
+        let room = drain::deployment_room(&svc.target_groups, observed, target, protected_old);
+        // No deployment to name in the mark: no surge.
+        let wanted = if observed.primary_deployment.is_some() { room.surge } else { 0 };
+        let surge = self.surge(svc, observed, (surge, wanted), raise, count_changes);
         if let (Some(to), Some(mut pc)) = (d.lower_to, scale_in)
             && let Change::SetDesiredCount { from, .. } = pc.change
         {
@@ -652,11 +699,92 @@ impl<'a> Planner<'a> {
             self.hold(key.clone(), HoldReason::Draining(w.clone()));
         }
         if let Some(h) = &d.deployment {
-            self.hold(key, HoldReason::Deploying(h.clone()));
+            self.hold(key, HoldReason::Deploying(drain::Handover { surge, ..h.clone() }));
         }
         if !d.leaving.tasks.is_empty() {
             self.leaving.insert(svc.id.clone(), d.leaving);
         }
+        drain::DeploymentRoom { surge, by_ecs: room.by_ecs }
+    }
+
+    /// A count change decided without the drain (an input it needs is
+    /// unread, or ballast does not drain the service): while ECS's count
+    /// carries a surge, the change keeps it, and its mark is written first.
+    fn push_count(
+        &mut self,
+        svc: &'a Service,
+        count: Option<PlannedChange>,
+        surge: u32,
+        count_changes: &mut Vec<PlannedChange>,
+    ) {
+        match (count, self.live_service(&svc.id)) {
+            (Some(pc), Ok(observed)) if surge > 0 => {
+                self.surge(svc, observed, (surge, surge), Some(pc), count_changes);
+            }
+            (count, _) => count_changes.extend(count),
+        }
+    }
+
+    /// Set ECS's count to the base count plus the `wanted` surge (`read` is the
+    /// one it carries), with `raise` (the admitted change of the base
+    /// count) folded in. While a surge is or was carried, the surge mark
+    /// is written first, naming the new count's base and the old one's: a
+    /// restarted controller reads the surge back from it, and a count
+    /// write that fails after its mark leaves a count the mark still
+    /// describes. Returns the surge ECS's count carries once applied.
+    fn surge(
+        &mut self,
+        svc: &'a Service,
+        observed: &ObservedService,
+        (read, wanted): (u32, u32),
+        raise: Option<PlannedChange>,
+        count_changes: &mut Vec<PlannedChange>,
+    ) -> u32 {
+        let from = observed.desired_count;
+        if read == 0 && wanted == 0 {
+            count_changes.extend(raise);
+            return 0;
+        }
+        let (base, pc) = match raise {
+            Some(mut pc) => {
+                let Change::SetDesiredCount { to, .. } = &mut pc.change else {
+                    count_changes.push(pc);
+                    return read;
+                };
+                let base = to.saturating_sub(read);
+                *to = base + wanted;
+                if read != wanted {
+                    pc.reason = format!("{}; {}", pc.reason, surge_reason(wanted));
+                }
+                (base, pc)
+            }
+            None if read == wanted => return read,
+            None => {
+                let base = from - read;
+                let to = base + wanted;
+                let change = Change::SetDesiredCount { service: svc.id.clone(), from, to };
+                let reason = surge_reason(wanted);
+                match self.admit(Proposal::new(ResourceKey::service(&svc.id), change, reason)) {
+                    Some(pc) => (base, pc),
+                    None => return read,
+                }
+            }
+        };
+        // A surge is or was carried, so the deployment is named (`read`
+        // and `wanted` both need it).
+        let (Change::SetDesiredCount { to, .. }, Some(primary)) = (&pc.change, &observed.primary_deployment) else {
+            count_changes.push(pc);
+            return read;
+        };
+        let to = *to;
+        self.surge_growth.insert(svc.id.clone(), wanted.saturating_sub(read));
+        let mark = SurgeMark { deployment: primary.clone(), counts: vec![(to, base), (from, from - read)] };
+        let change = Change::MarkSurge { service: svc.id.clone(), service_arn: observed.arn.clone(), mark };
+        let reason = "the desired count that follows carries a deployment's surge (or drops it): the mark tells its \
+                      base count to a controller that starts afresh";
+        count_changes.push(PlannedChange { resource: ResourceKey::service(&svc.id), change, reason: reason.into() });
+        count_changes.push(pc);
+        wanted
     }
 
     /// Tasks never outrun instances: where a Capacity document covers the
@@ -678,6 +806,7 @@ impl<'a> Planner<'a> {
                         None => format!("the Auto Scaling group {} was not read", cap.group),
                         Some(Ok(_)) => format!("the capacity of {} could not be planned this pass", cap.group),
                     };
+                    let mut dropped = Vec::new();
                     count_changes.retain(|pc| {
                         let Change::SetDesiredCount { service, from, to } = &pc.change else { return true };
                         if !in_cluster(service) || to <= from {
@@ -688,8 +817,13 @@ impl<'a> Planner<'a> {
                             pc.change
                         ));
                         self.out.holds.push(Hold { resource: pc.resource.clone(), reason });
+                        dropped.push(service.clone());
                         false
                     });
+                    // A mark goes with the count it describes.
+                    count_changes.retain(
+                        |pc| !matches!(&pc.change, Change::MarkSurge { service, .. } if dropped.contains(service)),
+                    );
                     continue;
                 }
             };
@@ -708,23 +842,51 @@ impl<'a> Planner<'a> {
                 .sum::<u64>()
                 + u64::from(d.other_tasks);
             let mut room = (u64::from(instances) * u64::from(d.per_instance)).saturating_sub(committed);
+            // Counts cut below: their surge marks follow.
+            let mut cut: BTreeMap<ServiceId, u32> = BTreeMap::new();
             count_changes.retain_mut(|pc| {
                 let Change::SetDesiredCount { service, from, to } = &mut pc.change else { return true };
                 if !in_cluster(service) || *to <= *from {
                     return true;
                 }
-                let wanted = *to - *from;
+                // A deployment's surge is not cut: the capacity planned for
+                // it comes together, and until it is placed ECS only waits
+                // (the hand-over then takes the old way). Cutting it would
+                // leave a count its surge mark does not describe.
+                let surge = self.surge_growth.get(service).copied().unwrap_or(0);
+                let wanted = (*to - *from).saturating_sub(surge);
                 let allowed = (wanted as u64).min(room) as u32;
                 room -= u64::from(allowed);
                 if allowed < wanted {
-                    let fit = *from + allowed;
+                    let fit = *to - (wanted - allowed);
                     let budget = Budget::Instances { instances, fit, service: service.clone(), target: *to, max_size };
                     self.out.holds.push(Hold { resource: pc.resource.clone(), reason: HoldReason::Budget(budget) });
                     pc.reason = format!("{} (limited to what the Auto Scaling group holds this pass)", pc.reason);
                     *to = fit;
+                    cut.insert(service.clone(), wanted - allowed);
                 }
                 *to != *from
             });
+            // A count cut to nothing leaves its mark nothing to describe.
+            let counted: Vec<ServiceId> = count_changes
+                .iter()
+                .filter_map(|pc| match &pc.change {
+                    Change::SetDesiredCount { service, .. } => Some(service.clone()),
+                    _ => None,
+                })
+                .collect();
+            count_changes.retain(
+                |pc| !matches!(&pc.change, Change::MarkSurge { service, .. } if cut.contains_key(service) && !counted.contains(service)),
+            );
+            for pc in count_changes.iter_mut() {
+                if let Change::MarkSurge { service, mark, .. } = &mut pc.change
+                    && let Some(by) = cut.get(service)
+                    && let Some((count, base)) = mark.counts.first_mut()
+                {
+                    *count = count.saturating_sub(*by);
+                    *base = base.saturating_sub(*by);
+                }
+            }
         }
     }
 
@@ -765,7 +927,8 @@ impl<'a> Planner<'a> {
                                     .map(|h| format!("{key}: {}", h.message())),
                             );
                         }
-                        tasks += decided.target.unwrap_or(o.desired_count);
+                        // A deployment's surge needs instances too.
+                        tasks += decided.target.unwrap_or(o.desired_count) + decided.surge + decided.by_ecs;
                         sizes.extend(o.task_size);
                         if o.deploying {
                             deploying.push(&svc.id);
@@ -932,6 +1095,18 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+    }
+}
+
+/// Why a deploying service's count carries a surge (or no longer does).
+fn surge_reason(surge: u32) -> String {
+    if surge == 0 {
+        "the deployment's old tasks are handed to ECS: its surge comes off, so ECS stops exactly them".to_string()
+    } else {
+        format!(
+            "{surge} task(s) of surge while the deployment replaces protected old tasks: maximumPercent leaves ECS \
+             no room to start new ones, and the floor keeps old ones serving until new ones are healthy"
+        )
     }
 }
 

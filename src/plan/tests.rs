@@ -92,6 +92,8 @@ fn world(desired: &DesiredState, count: u32) -> Observed {
             scaling_marks: Default::default(),
             protection: ProtectionRead::NotAsked,
             primary_deployment: None,
+            maximum_percent: None,
+            surge_mark: None,
         }),
     );
     o.target_groups.insert(
@@ -1110,12 +1112,12 @@ fn the_plan_carries_the_count_it_steers_toward_after_the_gate() {
     let d = desired_with(service(TaskCount::Fixed(3)));
     let mut o = world(&d, 2);
     let p = plan(&d, &o, Memory::default(), t0());
-    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(3) }]);
+    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(3), surge: 0, by_ecs: 0 }]);
 
     // Held by a conflict: ballast steers toward nothing but what is there.
     svc_mut(&mut o).scalable_target = true;
     let p = plan(&d, &o, Memory::default(), t0());
-    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(2) }]);
+    assert_eq!(p.services, vec![ServicePlan { observed: Some(2), target: Some(2), surge: 0, by_ecs: 0 }]);
 
     // Unread: nothing is known.
     o.services.insert(service_id(), Err(ResourceError::Unavailable("DescribeServices: throttled".into())));
@@ -2392,6 +2394,240 @@ mod drain {
         let hold = deployment_hold(&p);
         assert_eq!(hold.kind(), HoldKind::Safety, "{}", hold.message());
         assert!(hold.message().contains("stalled"), "{}", hold.message());
+    }
+
+    /// `deploying_world` as deploy/ runs it: maximumPercent 100, and the
+    /// binding's `minHealthy: 1`, every old task deregistered as the floor allows.
+    fn surge_world(count: u32, min_healthy: Option<u32>) -> (DesiredState, Observed) {
+        let mut s = service(TaskCount::Fixed(count));
+        s.target_groups[0].min_healthy = min_healthy;
+        s.budget.max_deregistrations_per_pass = 10;
+        let d = desired_with(s);
+        let mut o = deploying_world(&d, count);
+        svc_mut(&mut o).maximum_percent = Some(100);
+        (d, o)
+    }
+
+    fn count_changes(p: &Plan) -> Vec<(u32, u32)> {
+        p.changes
+            .iter()
+            .filter_map(|c| match c.change {
+                Change::SetDesiredCount { from, to, .. } => Some((from, to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn marks(p: &Plan) -> Vec<Vec<(u32, u32)>> {
+        p.changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Change::MarkSurge { mark, .. } => Some(mark.counts.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What ECS reads back once the plan's mark and count are applied.
+    fn apply_surge(o: &mut Observed, p: &Plan) {
+        let svc = svc_mut(o);
+        for c in &p.changes {
+            match &c.change {
+                Change::MarkSurge { mark, .. } => svc.surge_mark = Some(mark.clone()),
+                Change::SetDesiredCount { to, .. } => svc.desired_count = *to,
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_deployment_without_room_surges_by_the_floor_and_hands_every_old_task_over_in_one_drain() {
+        let (d, mut o) = surge_world(4, Some(1));
+
+        // 1. ECS has no room: the count rises by the one task the floor
+        // holds back, marked first; three old tasks leave at once.
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(count_changes(&p), vec![(4, 5)], "{:#?}", p.changes);
+        assert_eq!(marks(&p), vec![vec![(5, 4), (4, 4)]]);
+        let mark_at = p.changes.iter().position(|c| c.change.kind() == ChangeKind::SurgeMark);
+        let count_at = p.changes.iter().position(|c| c.change.kind() == ChangeKind::DesiredCount);
+        assert!(mark_at < count_at, "the mark is written before the count it describes");
+        assert_eq!(deregistered(&p), vec!["i-1".to_string(), "i-2".to_string(), "i-3".to_string()]);
+        assert_eq!(p.services[0].surge, 1);
+        let message = deployment_hold(&p).message();
+        assert!(message.contains("desired count raised by 1 for the new task(s) meanwhile"), "{message}");
+        apply_surge(&mut o, &p);
+        let mem = p.memory;
+
+        // 2. Applied, the surge reads back from the mark: nothing more to
+        // change, whatever the memory (a restart).
+        for memory in [mem.clone(), Memory::default()] {
+            let p = plan(&d, &o, memory, t0() + Duration::from_secs(10));
+            assert!(count_changes(&p).is_empty(), "the surge is not applied twice: {:#?}", p.changes);
+            assert_eq!(p.services[0].target, Some(4));
+        }
+
+        // 3. The new task is healthy: the last old task leaves too, before
+        // the first three have drained (one drain in all).
+        let svc = svc_mut(&mut o);
+        svc.tasks.push(ObservedTask { protected_until: Some(t0() + Duration::from_secs(3600)), ..new_task(5) });
+        let targets = &mut tg_mut(&mut o).targets;
+        for t in targets.iter_mut().take(3) {
+            t.health = TargetHealth::Draining;
+        }
+        targets.push(target(5, TargetHealth::Healthy));
+        let p = plan(&d, &o, mem, t0() + Duration::from_secs(60));
+        assert_eq!(deregistered(&p), vec!["i-4".to_string()], "{:#?}", p.changes);
+        assert!(count_changes(&p).is_empty(), "{:#?}", p.changes);
+
+        // 4. The first three drained: released, the surge stays (one old
+        // task is still protected), so ECS replaces them.
+        tg_mut(&mut o).targets.retain(|t| t.target.id == "i-4" || t.target.id == "i-5");
+        tg_mut(&mut o).targets[0].health = TargetHealth::Draining;
+        let lag = crate::desired::DEFAULT_PROPAGATION_LAG;
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(320));
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(320) + lag);
+        assert_eq!(protection_changes(&p), vec![(vec![arn(1), arn(2), arn(3)], None)], "{:#?}", p.changes);
+        assert!(count_changes(&p).is_empty(), "{:#?}", p.changes);
+        let svc = svc_mut(&mut o);
+        svc.tasks.retain(|t| t.arn != arn(1) && t.arn != arn(2) && t.arn != arn(3));
+        for n in 6..=8 {
+            svc.tasks.push(ObservedTask { protected_until: Some(t0() + Duration::from_secs(3600)), ..new_task(n) });
+        }
+        tg_mut(&mut o).targets.extend((6..=8).map(|n| target(n, TargetHealth::Healthy)));
+
+        // 5. The last one drained: released and the surge off in the same
+        // plan, the release first, the mark before the count.
+        tg_mut(&mut o).targets.retain(|t| t.target.id != "i-4");
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(380));
+        let p = plan(&d, &o, p.memory, t0() + Duration::from_secs(380) + lag);
+        assert_eq!(protection_changes(&p), vec![(vec![arn(4)], None)], "{:#?}", p.changes);
+        assert_eq!(count_changes(&p), vec![(5, 4)], "{:#?}", p.changes);
+        assert_eq!(marks(&p), vec![vec![(4, 4), (5, 4)]]);
+        let kinds: Vec<ChangeKind> = p.changes.iter().map(|c| c.change.kind()).collect();
+        assert_eq!(kinds, vec![ChangeKind::TaskProtection, ChangeKind::SurgeMark, ChangeKind::DesiredCount]);
+        assert_eq!(p.services[0].surge, 0);
+    }
+
+    #[test]
+    fn a_deployment_that_replaces_one_mid_surge_inherits_its_surge() {
+        let (d, mut o) = surge_world(4, Some(1));
+        let p = plan(&d, &o, Memory::default(), t0());
+        apply_surge(&mut o, &p);
+        // A second deployment starts: every task so far is older.
+        svc_mut(&mut o).primary_deployment = Some("ecs-svc/newer".into());
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(10));
+        assert!(count_changes(&p).is_empty(), "the surge is not applied twice: {:#?}", p.changes);
+        assert_eq!((p.services[0].target, p.services[0].surge), (Some(4), 1));
+        // An earlier deployment's older count means nothing: the count
+        // ballast set last is the one the mark stands for.
+        svc_mut(&mut o).desired_count = 4;
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(20));
+        assert_eq!(count_changes(&p), vec![(4, 5)], "{:#?}", p.changes);
+    }
+
+    #[test]
+    fn no_surge_where_ecs_has_room_or_no_old_task_is_protected() {
+        // maximumPercent 200: ECS starts the new tasks itself.
+        let (d, mut o) = surge_world(4, Some(1));
+        svc_mut(&mut o).maximum_percent = Some(200);
+        assert!(count_changes(&plan(&d, &o, Memory::default(), t0())).is_empty());
+        // Unknown: ECS's default (200) is the likelier.
+        svc_mut(&mut o).maximum_percent = None;
+        assert!(count_changes(&plan(&d, &o, Memory::default(), t0())).is_empty());
+        // No old task is protected: ECS may stop them, it needs no room.
+        svc_mut(&mut o).maximum_percent = Some(100);
+        for t in &mut svc_mut(&mut o).tasks {
+            t.protected_until = None;
+        }
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert!(count_changes(&p).is_empty(), "{:#?}", p.changes);
+    }
+
+    #[test]
+    fn the_surge_is_as_large_as_the_floor_holds_back() {
+        // No minHealthy: the floor is the count, every old task waits for a
+        // new one, so as many new ones start at once.
+        let (d, o) = surge_world(3, None);
+        assert_eq!(count_changes(&plan(&d, &o, Memory::default(), t0())), vec![(3, 6)]);
+        let (d, o) = surge_world(4, Some(2));
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(count_changes(&p), vec![(4, 6)]);
+        assert_eq!(deregistered(&p).len(), 2, "{:#?}", p.changes);
+        // minHealthy 0 still keeps one healthy target.
+        let (d, o) = surge_world(4, Some(0));
+        assert_eq!(count_changes(&plan(&d, &o, Memory::default(), t0())), vec![(4, 5)]);
+    }
+
+    #[test]
+    fn a_count_change_during_the_surge_keeps_it_and_is_marked() {
+        let (mut d, mut o) = surge_world(4, Some(1));
+        let p = plan(&d, &o, Memory::default(), t0());
+        apply_surge(&mut o, &p);
+        // An edit to 6 during the deployment: the surge comes on top, and
+        // the mark names the new base; a restart reads it back.
+        d.services[0].tasks = TaskCount::Fixed(6);
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(10));
+        assert_eq!(count_changes(&p), vec![(5, 7)], "{:#?}", p.changes);
+        assert_eq!(marks(&p), vec![vec![(7, 6), (5, 4)]]);
+        apply_surge(&mut o, &p);
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(20));
+        assert!(count_changes(&p).is_empty(), "{:#?}", p.changes);
+        assert_eq!(p.services[0].target, Some(6));
+
+        // A range: the base count (6, not ECS's 7) is what it keeps.
+        d.services[0].tasks = TaskCount::Range { min: 2, max: 10 };
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(30));
+        assert!(count_changes(&p).is_empty(), "{:#?}", p.changes);
+
+        // The mark written, the count write failed: the count is still the
+        // one the mark names second, and reads as its base.
+        svc_mut(&mut o).desired_count = 5;
+        let p = plan(&d, &o, Memory::default(), t0() + Duration::from_secs(40));
+        assert_eq!(p.services[0].target, Some(4), "{:#?}", p.services);
+    }
+
+    #[test]
+    fn a_deployment_gets_instances_for_its_new_tasks_and_its_surge_is_not_cut() {
+        let cap = capacity(
+            "ecsAutoScalingGroup",
+            vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
+            2,
+        );
+        let mut s = service(TaskCount::Fixed(4));
+        s.target_groups[0].min_healthy = Some(1);
+        let (d, mut o) = with_group(s, &cap, 4, 4, &["subnet-a"]);
+        let svc = svc_mut(&mut o);
+        svc.protection = ProtectionRead::Read;
+        svc.deploying = true;
+        svc.primary_deployment = Some("ecs-svc/new".into());
+        svc.maximum_percent = Some(100);
+        for t in &mut svc.tasks {
+            t.started_by = Some("ecs-svc/old".into());
+            t.protected_until = Some(t0() + Duration::from_secs(3600));
+        }
+        let p = plan(&d, &o, Memory::default(), t0());
+        let changes: Vec<String> = p.changes.iter().map(|c| c.change.to_string()).collect();
+        assert!(changes.iter().any(|c| c.contains("desired capacity 4 -> 5")), "{changes:#?}");
+        assert_eq!(count_changes(&p), vec![(4, 5)], "{changes:#?}");
+        // At the group's MaxSize: still surged (ECS places it if a task
+        // stops), never cut to a count the mark does not describe.
+        o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap().max_size = 4;
+        let p = plan(&d, &o, Memory::default(), t0());
+        assert_eq!(count_changes(&p), vec![(4, 5)], "{:#?}", p.changes);
+        assert_eq!(marks(&p), vec![vec![(5, 4), (4, 4)]]);
+
+        // maximumPercent 200: ECS starts the new task itself, no count
+        // changes, but the instance for it is planned (found by a variant
+        // of the rolling deployment: without it the hand-over took two
+        // drains, as ECS had nowhere to place the new task).
+        o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap().max_size = 10;
+        svc_mut(&mut o).maximum_percent = Some(200);
+        let p = plan(&d, &o, Memory::default(), t0());
+        let changes: Vec<String> = p.changes.iter().map(|c| c.change.to_string()).collect();
+        assert!(changes.iter().any(|c| c.contains("desired capacity 4 -> 5")), "{changes:#?}");
+        assert!(count_changes(&p).is_empty() && marks(&p).is_empty(), "{changes:#?}");
+        assert_eq!((p.services[0].surge, p.services[0].by_ecs), (0, 1));
     }
 }
 

@@ -119,11 +119,12 @@ pub fn kind_key(kind: ChangeKind) -> &'static str {
         ChangeKind::TaskProtection => "taskProtection",
         ChangeKind::LifecycleHook => "lifecycleHook",
         ChangeKind::Termination => "termination",
+        ChangeKind::SurgeMark => "surgeMark",
     }
 }
 
 /// Every change kind, for a `changesApplied` that lists each.
-pub const KINDS: [ChangeKind; 10] = [
+pub const KINDS: [ChangeKind; 11] = [
     ChangeKind::DesiredCount,
     ChangeKind::RegisterTargets,
     ChangeKind::DeregisterTargets,
@@ -134,6 +135,7 @@ pub const KINDS: [ChangeKind; 10] = [
     ChangeKind::TaskProtection,
     ChangeKind::LifecycleHook,
     ChangeKind::Termination,
+    ChangeKind::SurgeMark,
 ];
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -396,3 +396,41 @@ fn an_instance_aws_terminates_through_the_hook_loses_no_request() {
         assert!(event.converged_after_seconds.is_some(), "{event:?}");
     }
 }
+
+/// Issue 15's deployment goal: the shipped rolling deployment (deploy/'s
+/// 0 % / 100 %, `minHealthy: 1`) loses no request and settles within the
+/// time ECS's own load-balancer integration needs plus one deregistration
+/// delay, at the shipped propagation lag and at 120 s; and a controller
+/// restarted in the middle of the surge reads it back from its mark
+/// rather than surging again. With maximumPercent 200 ECS starts the new
+/// task itself (no surge), once ballast has planned an instance for it.
+#[test]
+fn a_rolling_deployment_surges_and_settles_within_one_drain_of_ecs() {
+    let text = std::fs::read_to_string(manifest_dir().join("scenarios/rolling-deployment.yaml")).unwrap();
+    let restart = format!("{text}    - at: 16m\n      restartController: {{}}\n");
+    let room = Some((0, 200));
+    for (text, lag, deployment) in
+        [(&text, None, None), (&text, Some(secs(120)), None), (&restart, None, None), (&text, None, room)]
+    {
+        let mut s = load(text).unwrap();
+        if let Some(lag) = lag {
+            s.aws.sim.deregistration_propagation_lag = lag;
+        }
+        if deployment.is_some() {
+            s.aws.deployment = deployment;
+        }
+        let ecs = run_blocking(&s, &RunOptions { targets: TargetManager::Ecs });
+        let report = run_blocking(&s, &RunOptions::default());
+        assert_eq!(report.failed_requests, 0.0, "lag {lag:?}: {}", report.render());
+        let settled = |r: &Report| {
+            let deploy = r.events.iter().find(|e| e.kind == "deploy").expect("the deployment");
+            deploy.settled_after_seconds.expect("settled")
+        };
+        let budget = settled(&ecs) + s.aws.sim.deregistration_delay;
+        assert!(settled(&report) <= budget, "lag {lag:?}: {:?} > {budget:?}: {}", settled(&report), report.render());
+        // Up once, down once: a restart does not surge again.
+        let marks = if deployment.is_some() { 0 } else { 2 };
+        assert_eq!(report.changes_applied["surgeMark"], marks, "lag {lag:?}: {}", report.render());
+        assert_eq!(report.changes_failed, 0, "{}", report.render());
+    }
+}

@@ -36,6 +36,16 @@ pub(super) async fn apply(cloud: &AwsCloud, change: &Change) -> Result<(), Cloud
             }
             Ok(())
         }
+        Change::MarkSurge { service, service_arn, mark } => {
+            // Unlike the scaling marks, a surge mark that is not written
+            // fails the change: the count it describes is not set either.
+            let rc = cloud.region(&service.region);
+            let tag =
+                aws_sdk_ecs::types::Tag::builder().key(marks::DEPLOYMENT_SURGE).value(marks::surge_value(mark)).build();
+            let req = rc.ecs.tag_resource().resource_arn(service_arn).tags(tag);
+            rc.call(&rc.buckets.ecs_write, "ecs", "TagResource", || req.clone().send()).await?;
+            Ok(())
+        }
         Change::RegisterTargets { region, target_group_arn, targets } => {
             let rc = cloud.region(region);
             for chunk in targets.chunks(TARGETS_PER_CALL) {

@@ -105,6 +105,11 @@ pub fn service(s: &ecs::Service) -> ObservedService {
             .find(|d| d.status() == Some("PRIMARY"))
             .and_then(|d| d.id())
             .map(str::to_string),
+        maximum_percent: s
+            .deployment_configuration()
+            .and_then(|c| c.maximum_percent())
+            .and_then(|p| u32::try_from(p).ok()),
+        surge_mark: marks::surge_mark(s.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())))),
     }
 }
 

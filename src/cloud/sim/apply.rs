@@ -34,6 +34,12 @@ pub(super) fn apply(world: &mut World, change: &Change) -> Result<(), CloudError
             }
             result
         }
+        Change::MarkSurge { service, mark, .. } => world.api("ecs", "TagResource", true, |w| {
+            let svc =
+                w.services.get_mut(service).ok_or_else(|| CloudError::NotFound(format!("ECS service {service}")))?;
+            svc.tags.insert(marks::DEPLOYMENT_SURGE.to_string(), marks::surge_value(mark));
+            Ok(())
+        }),
         Change::RegisterTargets { target_group_arn, targets, .. } => {
             world
                 .api("elasticloadbalancing", "RegisterTargets", true, |w| w.register_targets(target_group_arn, targets))

@@ -110,6 +110,7 @@ impl World {
             }
             Change::SetGroupSubnets { .. }
             | Change::TagAlarm { .. }
+            | Change::MarkSurge { .. }
             | Change::SuspendProcesses { .. }
             | Change::PutLifecycleHook { .. }
             | Change::DrainContainerInstance { .. }

@@ -521,6 +521,8 @@ impl World {
             scaling_marks: marks::scaling_marks(service.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             protection: ProtectionRead::NotAsked,
             primary_deployment: Some(deployment_id(service.deployment)),
+            maximum_percent: Some(service.maximum_percent),
+            surge_mark: marks::surge_mark(service.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }
 
