@@ -13,10 +13,13 @@ use std::time::SystemTime;
 use std::collections::BTreeMap;
 
 use crate::desired::{Capacity, TasksPerInstance, ZoneMode};
-use crate::observed::{Lifecycle, ObservedGroup, ObservedInstance, TaskSize};
+use crate::observed::{AZ_REBALANCE, Lifecycle, ObservedGroup, ObservedInstance, TaskSize, TaskStatus};
 
-use super::gate::{GroupSize, HoldReason};
-use super::memory::CapacityMemory;
+use super::FieldCheck;
+use super::gate::{Budget, Conflict, GroupSize, Hold, HoldReason, Proposal, Safety};
+use super::memory::{self, CapacityMemory, Field, FieldValue};
+use super::{Change, PlannedChange, ResourceKey};
+use crate::desired::ServiceId;
 
 /// What the capacity planner decided for one group.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -355,4 +358,325 @@ fn zones(
     }
     let changes = super::memory::subnets_fingerprint(&ordered) != super::memory::subnets_fingerprint(&group.subnets);
     Zones { subnets: changes.then_some(ordered), held }
+}
+
+impl super::Planner<'_> {
+    /// Tasks never outrun instances: where a Capacity document covers the
+    /// cluster, a scale-out the gate admitted is cut to what the group
+    /// holds once this pass's capacity change is made (instances may still
+    /// be launching, but the capacity comes first or together, never after
+    /// tasks are stuck pending). This is the last limit of the gate's order.
+    pub(super) fn fit_scale_outs_to_capacity(&mut self, count_changes: &mut Vec<PlannedChange>) {
+        for cap in &self.desired.capacities {
+            let in_cluster = |id: &ServiceId| id.region == cap.group.region && id.cluster == cap.cluster;
+            let (d, group) = match (self.out.capacity.get(&cap.group), self.observed.groups.get(&cap.group)) {
+                (Some(d), Some(Ok(group))) => (d, group),
+                // Without a capacity plan (the group or a service of the
+                // cluster unread), a scale-out cannot be sized to instances:
+                // it waits, and says why.
+                (_, group) => {
+                    let why = match group {
+                        Some(Err(e)) => format!("the Auto Scaling group {} could not be read: {e}", cap.group),
+                        None => format!("the Auto Scaling group {} was not read", cap.group),
+                        Some(Ok(_)) => format!("the capacity of {} could not be planned this pass", cap.group),
+                    };
+                    let mut dropped = Vec::new();
+                    count_changes.retain(|pc| {
+                        let Change::SetDesiredCount { service, from, to } = &pc.change else { return true };
+                        if !in_cluster(service) || to <= from {
+                            return true;
+                        }
+                        let reason = HoldReason::Unobserved(format!(
+                            "not applying: {}: {why}; tasks never outrun the instances planned for them",
+                            pc.change
+                        ));
+                        self.out.holds.push(Hold { resource: pc.resource.clone(), reason });
+                        dropped.push(service.clone());
+                        false
+                    });
+                    // A mark goes with the count it describes.
+                    count_changes.retain(
+                        |pc| !matches!(&pc.change, Change::MarkSurge { service, .. } if dropped.contains(service)),
+                    );
+                    continue;
+                }
+            };
+            let instances = d.set_capacity.unwrap_or(group.desired_capacity);
+            // At the group's MaxSize no more instances come: the hold says
+            // what must change rather than "as instances are added".
+            let max_size = (d.needed > group.max_size && instances >= group.max_size).then_some(group.max_size);
+            // Tasks the cluster runs now, other services' included; tasks
+            // being scaled in still hold their instances until they stop.
+            let committed: u64 = self
+                .desired
+                .services
+                .iter()
+                .filter(|s| in_cluster(&s.id))
+                .filter_map(|s| self.live_service(&s.id).ok().map(|o| u64::from(o.desired_count)))
+                .sum::<u64>()
+                + u64::from(d.other_tasks);
+            let mut room = (u64::from(instances) * u64::from(d.per_instance)).saturating_sub(committed);
+            // Counts cut below: their surge marks follow.
+            let mut cut: BTreeMap<ServiceId, u32> = BTreeMap::new();
+            count_changes.retain_mut(|pc| {
+                let Change::SetDesiredCount { service, from, to } = &mut pc.change else { return true };
+                if !in_cluster(service) || *to <= *from {
+                    return true;
+                }
+                // A deployment's surge is not cut: the capacity planned for
+                // it comes together, and until it is placed ECS only waits
+                // (the hand-over then takes the old way). Cutting it would
+                // leave a count its surge mark does not describe.
+                let surge = self.surge_growth.get(service).copied().unwrap_or(0);
+                let wanted = (*to - *from).saturating_sub(surge);
+                let allowed = (wanted as u64).min(room) as u32;
+                room -= u64::from(allowed);
+                if allowed < wanted {
+                    let fit = *to - (wanted - allowed);
+                    let budget = Budget::Instances { instances, fit, service: service.clone(), target: *to, max_size };
+                    self.out.holds.push(Hold { resource: pc.resource.clone(), reason: HoldReason::Budget(budget) });
+                    pc.reason = format!("{} (limited to what the Auto Scaling group holds this pass)", pc.reason);
+                    *to = fit;
+                    cut.insert(service.clone(), wanted - allowed);
+                }
+                *to != *from
+            });
+            // A count cut to nothing leaves its mark nothing to describe.
+            let counted: Vec<ServiceId> = count_changes
+                .iter()
+                .filter_map(|pc| match &pc.change {
+                    Change::SetDesiredCount { service, .. } => Some(service.clone()),
+                    _ => None,
+                })
+                .collect();
+            count_changes.retain(
+                |pc| !matches!(&pc.change, Change::MarkSurge { service, .. } if cut.contains_key(service) && !counted.contains(service)),
+            );
+            for pc in count_changes.iter_mut() {
+                if let Change::MarkSurge { service, mark, .. } = &mut pc.change
+                    && let Some(by) = cut.get(service)
+                    && let Some((count, base)) = mark.counts.first_mut()
+                {
+                    *count = count.saturating_sub(*by);
+                    *base = base.saturating_sub(*by);
+                }
+            }
+        }
+    }
+
+    pub(super) fn plan_capacities(&mut self) {
+        for cap in &self.desired.capacities {
+            let key = ResourceKey::group(&cap.group);
+            let Some(group) = self.read(|| key.clone(), self.observed.groups.get(&cap.group)) else { continue };
+            // Tasks of the cluster: the counts ballast steers its services
+            // toward (what ECS has where a hold keeps it), and the tasks of
+            // other services on the group's instances. Every service of the
+            // cluster must have been read: one unread service's tasks would
+            // count as none, and its instances look empty.
+            let mut tasks = 0u32;
+            let mut ours_on_instances = 0u32;
+            // Our tasks not yet stopped, by instance: ECS's count of an
+            // instance's tasks leaves out the ones still stopping.
+            let mut ours_by_instance: BTreeMap<&str, u32> = BTreeMap::new();
+            let mut deploying: Vec<&ServiceId> = Vec::new();
+            let mut sizes: Vec<TaskSize> = Vec::new();
+            let mut unread = Vec::new();
+            // Services whose count is held because its alarms or CPU could
+            // not be read: the group must not follow the held count.
+            let mut undecided = Vec::new();
+            let anything_unread = !self.out.is_complete();
+            for (svc, decided) in self.desired.services.iter().zip(&self.out.services) {
+                if svc.id.region != cap.group.region || svc.id.cluster != cap.cluster {
+                    continue;
+                }
+                match self.live_service(&svc.id) {
+                    Ok(o) => {
+                        // Only a pass with unread inputs builds keys here.
+                        if anything_unread {
+                            let key = ResourceKey::service(&svc.id);
+                            undecided.extend(
+                                self.out
+                                    .unread()
+                                    .filter(|h| h.resource == key)
+                                    .map(|h| format!("{key}: {}", h.message())),
+                            );
+                        }
+                        // A deployment's surge needs instances too.
+                        tasks += decided.target.unwrap_or(o.desired_count) + decided.surge + decided.by_ecs;
+                        sizes.extend(o.task_size);
+                        if o.deploying {
+                            deploying.push(&svc.id);
+                        }
+                        for t in o.tasks.iter().filter(|t| t.last_status != TaskStatus::Stopped) {
+                            let Some(i) = t.instance_id.as_deref() else { continue };
+                            if group.instances.iter().any(|g| g.id == i) {
+                                ours_on_instances += 1;
+                                *ours_by_instance.entry(i).or_default() += 1;
+                            }
+                        }
+                    }
+                    Err(why) => unread.push(why),
+                }
+            }
+            if !unread.is_empty() {
+                self.hold(key, waits_for_cluster(&cap.cluster, "service", "read; unread", &unread));
+                continue;
+            }
+            // An instance ECS counts empty while one of our tasks on it is
+            // still stopping (draining, in its SIGTERM grace) is not empty.
+            let still_stopping = |i: &ObservedInstance| {
+                i.tasks.is_some_and(|n| n < ours_by_instance.get(i.id.as_str()).copied().unwrap_or(0))
+            };
+            let adjusted;
+            let group = if group.instances.iter().any(still_stopping) {
+                let mut g = group.clone();
+                for i in g.instances.iter_mut().filter(|i| still_stopping(i)) {
+                    i.tasks = ours_by_instance.get(i.id.as_str()).copied();
+                }
+                adjusted = g;
+                &adjusted
+            } else {
+                group
+            };
+            let on_instances: u32 = group.instances.iter().filter_map(|i| i.tasks).sum();
+            let other_tasks = on_instances.saturating_sub(ours_on_instances);
+            tasks += other_tasks;
+            let per_instance = match per_instance(cap, &sizes) {
+                Ok(n) => n,
+                Err(msg) => {
+                    self.hold(key, HoldReason::Unobserved(msg));
+                    continue;
+                }
+            };
+            let now = self.now;
+            let mem =
+                self.out.memory.capacity.entry(cap.group.clone()).or_insert_with(|| {
+                    memory::CapacityMemory::from_mark(group.last_capacity_change, &group.subnets, now)
+                });
+            // Undecided, the decision only sizes this pass's scale-outs to
+            // the instances there are, and leaves the timers alone.
+            let mut scratch;
+            let mem = if undecided.is_empty() {
+                mem
+            } else {
+                scratch = mem.clone();
+                &mut scratch
+            };
+            let mut d = decide(cap, group, tasks, per_instance, mem, self.now);
+            if other_tasks > 0 {
+                d.other_tasks = other_tasks;
+                d.message = format!("{} ({other_tasks} of the tasks are other services')", d.message);
+            }
+            if !undecided.is_empty() {
+                self.hold(key, waits_for_cluster(&cap.cluster, "count", "decided", &undecided));
+                (d.set_capacity, d.subnets) = (None, None);
+                d.terminate.clear();
+                self.out.capacity.insert(cap.group.clone(), d);
+                continue;
+            }
+            let scales_in = !d.terminate.is_empty() || d.set_capacity.is_some_and(|to| to < group.desired_capacity);
+            if scales_in && let Some(svc) = deploying.first() {
+                // Its new tasks are being placed and its old ones drained:
+                // an instance taken now may be where they go.
+                d.held.push(HoldReason::Scaling(format!(
+                    "capacity scale-in waits while service {svc} deploys (ECS places its new tasks and stops the old)"
+                )));
+                d.keep_instances();
+                d.set_capacity = d.set_capacity.filter(|to| *to > group.desired_capacity);
+            }
+            for h in &d.held {
+                self.hold(key.clone(), h.clone());
+            }
+            let subnets_now = memory::subnets_fingerprint(&group.subnets);
+            let subnets_field = self.check_field(|| Field::Subnets(cap.group.clone()), FieldValue::Text(subnets_now));
+            let capacity_field = self.check_field(|| Field::Capacity(cap.group.clone()), group.desired_capacity.into());
+            let mut proposals = Vec::new();
+            let az_rebalance = group.az_rebalance_active();
+            if az_rebalance && cap.suspend_az_rebalance {
+                let change =
+                    Change::SuspendProcesses { group: cap.group.clone(), processes: vec![AZ_REBALANCE.to_string()] };
+                let reason = "ballast sizes this group: AZRebalance would launch and terminate instances by itself, \
+                              stopping their tasks without a drain";
+                proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
+            }
+            if let Some(hook) = &cap.termination_hook
+                && group.termination_hook.as_ref() != Some(hook)
+            {
+                let create = group.termination_hook.is_none();
+                let change = Change::PutLifecycleHook { group: cap.group.clone(), hook: hook.clone(), create };
+                let reason = if create {
+                    "the document declares a termination hook: instances Auto Scaling terminates wait while their \
+                     tasks drain"
+                } else {
+                    "the group's termination hook differs from the document's"
+                };
+                proposals.push((Proposal::new(key.clone(), change, reason), FieldCheck::default()));
+            }
+            let mut zone_change = None;
+            if let Some(to) = &d.subnets {
+                let change =
+                    Change::SetGroupSubnets { group: cap.group.clone(), from: group.subnets.clone(), to: to.clone() };
+                let reason = format!("zones needed for {} instance(s)", d.needed);
+                let p = Proposal::new(key.clone(), change, reason);
+                match (az_rebalance, cap.suspend_az_rebalance) {
+                    (false, _) => zone_change = Some((p, subnets_field.clone())),
+                    // Suspended this pass: the zone change follows once
+                    // the suspension reads back.
+                    (true, true) => self.hold(key.clone(), HoldReason::Safety(Safety::AzRebalanceActive)),
+                    (true, false) => {
+                        zone_change =
+                            Some((Proposal { conflict: Some(Conflict::AzRebalance), ..p }, subnets_field.clone()))
+                    }
+                }
+            }
+            // A subnet removal that relies on this pass's terminations
+            // (its last instances) comes after them, and is held whenever
+            // they are; any other zone change comes before the capacity
+            // change, so that new instances may launch in a new zone.
+            if !d.subnets_rely_on_terminations() {
+                proposals.extend(zone_change.take());
+            }
+            if let Some(to) = d.set_capacity {
+                let change = Change::SetDesiredCapacity { group: cap.group.clone(), from: group.desired_capacity, to };
+                proposals.push((Proposal::new(key.clone(), change, d.message.clone()), capacity_field.clone()));
+            }
+            for id in &d.terminate {
+                let change = Change::TerminateInstance { group: cap.group.clone(), instance_id: id.clone() };
+                let reason = format!("{}; instance {id} has no tasks", d.message);
+                proposals.push((Proposal::new(key.clone(), change, reason), capacity_field.clone()));
+            }
+            if let Some((p, field)) = zone_change {
+                let field = FieldCheck {
+                    contested: field.contested.or_else(|| capacity_field.contested.clone()),
+                    unconfirmed: field.unconfirmed.or_else(|| capacity_field.unconfirmed.clone()),
+                };
+                let reason = format!("{}; the removed subnet's last instance(s) terminate first", p.reason);
+                proposals.push((Proposal { reason, ..p }, field));
+            }
+            self.out.capacity.insert(cap.group.clone(), d);
+            for (p, field) in proposals {
+                let p = Proposal {
+                    conflict: (group.managed_scaling && !cap.take_over_managed_scaling)
+                        .then_some(Conflict::ManagedScaling)
+                        .or(p.conflict),
+                    contested: field.contested,
+                    unconfirmed: field.unconfirmed,
+                    suspended: cap.suspend,
+                    ..p
+                };
+                if let Some(pc) = self.admit(p) {
+                    self.out.changes.push(pc);
+                }
+            }
+        }
+    }
+}
+
+/// Capacity's hold while some input of its cluster (`what`: a service's
+/// reads, a count's decision) is missing: `missing` names each.
+fn waits_for_cluster(cluster: &str, what: &str, state: &str, missing: &[String]) -> HoldReason {
+    HoldReason::Unobserved(format!(
+        "capacity waits until every {what} of cluster {cluster} is {state}: {}",
+        missing.join("; ")
+    ))
 }

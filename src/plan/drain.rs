@@ -58,8 +58,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use crate::desired::TargetGroupBinding;
-use crate::observed::{ObservedService, ObservedTargetGroup, ObservedTask, ProtectionRead, TargetHealth, TaskStatus};
+use super::gate::Proposal;
+use super::{Change, PlannedChange, ResourceKey};
+use crate::desired::{Service, TargetGroupBinding};
+use crate::observed::{
+    ObservedService, ObservedTargetGroup, ObservedTask, ProtectionRead, SurgeMark, TargetHealth, TaskStatus,
+};
 
 /// How long ballast protects a serving task at a time (UpdateTaskProtection's
 /// `expiresInMinutes`). Short enough that a controller that is gone lets
@@ -611,5 +615,104 @@ impl std::fmt::Display for Handover {
             )?;
         }
         Ok(())
+    }
+}
+
+impl<'a> super::Planner<'a> {
+    /// A count change decided without the drain (an input it needs is
+    /// unread, or ballast does not drain the service): while ECS's count
+    /// carries a surge, the change keeps it, and its mark is written first.
+    pub(super) fn push_count(
+        &mut self,
+        svc: &'a Service,
+        count: Option<PlannedChange>,
+        surge: u32,
+        count_changes: &mut Vec<PlannedChange>,
+    ) {
+        match (count, self.live_service(&svc.id)) {
+            (Some(pc), Ok(observed)) if surge > 0 => {
+                self.surge(svc, observed, (surge, surge), Some(pc), count_changes);
+            }
+            (count, _) => count_changes.extend(count),
+        }
+    }
+
+    /// Set ECS's count to the base count plus the `wanted` surge (`read` is the
+    /// one it carries), with `raise` (the admitted change of the base
+    /// count) folded in. While a surge is or was carried, the surge mark
+    /// is written first, naming the new count's base and the old one's: a
+    /// restarted controller reads the surge back from it, and a count
+    /// write that fails after its mark leaves a count the mark still
+    /// describes. Returns the surge ECS's count carries once applied.
+    pub(super) fn surge(
+        &mut self,
+        svc: &'a Service,
+        observed: &ObservedService,
+        (read, wanted): (u32, u32),
+        raise: Option<PlannedChange>,
+        count_changes: &mut Vec<PlannedChange>,
+    ) -> u32 {
+        let from = observed.desired_count;
+        if read == 0 && wanted == 0 {
+            count_changes.extend(raise);
+            return 0;
+        }
+        let (base, pc) = match raise {
+            Some(mut pc) => {
+                let Change::SetDesiredCount { to, .. } = &mut pc.change else {
+                    count_changes.push(pc);
+                    return read;
+                };
+                let base = to.saturating_sub(read);
+                *to = base + wanted;
+                if read != wanted {
+                    pc.reason = format!("{}; {}", pc.reason, surge_reason(wanted));
+                }
+                (base, pc)
+            }
+            None if read == wanted => return read,
+            None => {
+                let base = from - read;
+                let to = base + wanted;
+                let change = Change::SetDesiredCount { service: svc.id.clone(), from, to };
+                let reason = surge_reason(wanted);
+                match self.admit(Proposal::new(ResourceKey::service(&svc.id), change, reason)) {
+                    Some(pc) => (base, pc),
+                    None => return read,
+                }
+            }
+        };
+        // A surge is or was carried, so the deployment is named (`read`
+        // and `wanted` both need it).
+        let (Change::SetDesiredCount { to, .. }, Some(primary)) = (&pc.change, &observed.primary_deployment) else {
+            count_changes.push(pc);
+            return read;
+        };
+        let to = *to;
+        self.surge_growth.insert(svc.id.clone(), wanted.saturating_sub(read));
+        // A count that stays (the base grew into the surge as it came off)
+        // is not written again: the mark alone tells its new base.
+        let counts = if to == from { vec![(to, base)] } else { vec![(to, base), (from, from - read)] };
+        let mark = SurgeMark { deployment: primary.clone(), counts };
+        let change = Change::MarkSurge { service: svc.id.clone(), service_arn: observed.arn.clone(), mark };
+        let reason = "the desired count that follows carries a deployment's surge (or drops it): the mark tells its \
+                      base count to a controller that starts afresh";
+        count_changes.push(PlannedChange { resource: ResourceKey::service(&svc.id), change, reason: reason.into() });
+        if to != from {
+            count_changes.push(pc);
+        }
+        wanted
+    }
+}
+
+/// Why a deploying service's count carries a surge (or no longer does).
+fn surge_reason(surge: u32) -> String {
+    if surge == 0 {
+        "the deployment's old tasks are handed to ECS: its surge comes off, so ECS stops exactly them".to_string()
+    } else {
+        format!(
+            "{surge} task(s) of surge while the deployment replaces protected old tasks: maximumPercent leaves ECS \
+             no room to start new ones, and the floor keeps old ones serving until new ones are healthy"
+        )
     }
 }

@@ -568,11 +568,15 @@ fn no_change_beyond(complete: &Plan, partial: &Plan) -> Result<(), TestCaseError
                 })
             }),
             // A mark describes the count change that follows it in the
-            // same plan, which the rule for counts checks.
-            Change::MarkSurge { service, mark, .. } => partial.changes.iter().any(|c| {
-                matches!(&c.change, Change::SetDesiredCount { service: s, to, .. }
-                    if s == service && mark.counts.first().is_some_and(|(count, _)| count == to))
-            }),
+            // same plan, which the rule for counts checks; alone (the count
+            // stays, its base changes) the complete read must make it too.
+            Change::MarkSurge { service, mark, .. } => {
+                made(&|c| c == &pc.change)
+                    || partial.changes.iter().any(|c| {
+                        matches!(&c.change, Change::SetDesiredCount { service: s, to, .. }
+                            if s == service && mark.counts.first().is_some_and(|(count, _)| count == to))
+                    })
+            }
             Change::PutAlarm { .. }
             | Change::TagAlarm { .. }
             | Change::SetDesiredCapacity { .. }

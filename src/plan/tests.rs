@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 
+use super::gate::Safety;
 use super::*;
 use crate::desired::*;
 use crate::observed::*;
