@@ -56,9 +56,11 @@ fn run_with_lag(file: &str, targets: TargetManager, lag: Option<Duration>) -> (R
     (report, started.elapsed())
 }
 
-/// The longest time any event of the run took to converge again
-/// (`never` when one did not).
-fn completion(report: &Report) -> String {
+/// The longest time from an event to the state that follows it, over the
+/// scenario's events (`never` when one did not get there): `settled` picks
+/// the settle time (the operation done, nothing left to change), else the
+/// convergence time (the plan empty once).
+fn completion(report: &Report, settled: bool) -> String {
     if report.events.is_empty() {
         // A load-driven scenario: no event to measure from.
         return "(no event)".to_string();
@@ -66,9 +68,9 @@ fn completion(report: &Report) -> String {
     report
         .events
         .iter()
-        .map(|e| e.converged_after_seconds)
+        .map(|e| if settled { e.settled_after_seconds } else { e.converged_after_seconds })
         .try_fold(Duration::ZERO, |worst, e| Some(worst.max(e?)))
-        .map_or_else(|| "never".to_string(), |d| format!("{} s", d.as_secs()))
+        .map_or_else(|| "never".to_string(), |d| format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60))
 }
 
 /// Peak resident memory of this process, from /proc (Linux).
@@ -97,9 +99,9 @@ fn main() {
         println!("## Disruption: failed requests per scenario, {title}\n");
         println!(
             "| scenario | load | failed (ballast) | failed (ECS integration) | served (ballast) | \
-             converged after (ballast) | converged after (ECS) |"
+             converged after (ballast) | converged after (ECS) | settled after (ballast) | settled after (ECS) |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for file in SCENARIOS {
             let (ours, _) = run_with_lag(file, TargetManager::Ballast, lag);
             let (ecs, _) = run_with_lag(file, TargetManager::Ecs, lag);
@@ -110,12 +112,14 @@ fn main() {
                 "curve (see the scenario)"
             };
             println!(
-                "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                "| {name} | {load} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} |",
                 ours.failed_requests,
                 ecs.failed_requests,
                 ours.served_requests,
-                completion(&ours),
-                completion(&ecs),
+                completion(&ours, false),
+                completion(&ecs, false),
+                completion(&ours, true),
+                completion(&ecs, true),
             );
         }
         println!();
