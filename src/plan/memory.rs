@@ -322,14 +322,15 @@ impl Memory {
             Change::SetGroupSubnets { group, to, .. } => {
                 self.written(Field::Subnets(group.clone()), FieldValue::Text(subnets_fingerprint(to)), now);
             }
-            // The tag (the suspension) is read back next pass; nothing to
-            // remember. Protection is read back too (the write makes the
-            // next read fresh).
-            Change::TagAlarm { .. }
-            | Change::MarkSurge { .. }
-            | Change::SuspendProcesses { .. }
-            | Change::SetTaskProtection { .. }
-            | Change::PutLifecycleHook { .. }
+            // Tags (an alarm's, the surge mark) and the suspension are read
+            // back next pass: nothing to remember.
+            Change::TagAlarm { .. } | Change::MarkSurge { .. } | Change::SuspendProcesses { .. } => {}
+            // Protection is read back too (the write makes the next read
+            // fresh).
+            Change::SetTaskProtection { .. } => {}
+            // The hook, the container instance and the lifecycle state are
+            // read each pass.
+            Change::PutLifecycleHook { .. }
             | Change::DrainContainerInstance { .. }
             | Change::CompleteLifecycleAction { .. } => {}
             Change::RecordLifecycleActionHeartbeat { instance_id, .. } => {

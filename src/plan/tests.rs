@@ -585,6 +585,17 @@ fn capacity(group: &str, zones: Vec<Zone>, max_change_per_pass: u32) -> Capacity
     }
 }
 
+/// Group `asg` with two always-on zones (subnet-a, subnet-b) and subnet-c
+/// on demand above `above` instances.
+pub(in crate::plan) fn three_zones(above: u32, max_change_per_pass: u32) -> Capacity {
+    let zones = vec![
+        Zone::always_on("subnet-a", "us-east-2a"),
+        Zone::always_on("subnet-b", "us-east-2b"),
+        Zone::on_demand("subnet-c", "us-east-2c", above),
+    ];
+    capacity("asg", zones, max_change_per_pass)
+}
+
 /// Two tasks on two instances in one zone, the high alarm firing, and an
 /// on-demand second zone for more than two instances: the next pass adds
 /// the zone, an instance and a task. `suspended`: the group's suspended
@@ -1293,6 +1304,19 @@ fn cluster_world(tasks: TaskCount, n: u32) -> (DesiredState, Observed, GroupId) 
     (d, o, cap.group)
 }
 
+/// [`cluster_world`] with 2 tasks on its 3 instances: i-1 and i-2 (zone a)
+/// hold one each, i-3 (the on-demand subnet-b) is empty.
+fn third_instance_empty() -> (DesiredState, Observed, GroupId) {
+    let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
+    if let Some(Ok(g)) = o.groups.get_mut(&gid) {
+        g.instances[2].tasks = Some(0);
+    }
+    let svc = svc_mut(&mut o);
+    svc.tasks.truncate(2);
+    (svc.desired_count, svc.running_count) = (2, 2);
+    (d, o, gid)
+}
+
 #[test]
 fn capacity_is_held_while_a_service_of_the_cluster_is_unread() {
     // 3 tasks on 3 instances; one task just stopped (its instance looks
@@ -1617,15 +1641,7 @@ fn on_demand_subnets_go_by_the_subnets_ecs_reports_not_the_zone_text() {
 /// whose subnet ECS does not report comes last.
 #[test]
 fn capacity_scale_in_keeps_the_zones_that_stay_balanced() {
-    let cap = capacity(
-        "asg",
-        vec![
-            Zone::always_on("subnet-a", "us-east-2a"),
-            Zone::always_on("subnet-b", "us-east-2b"),
-            Zone::on_demand("subnet-c", "us-east-2c", 5),
-        ],
-        10,
-    );
+    let cap = three_zones(5, 10);
     // Instance i-1, i-2, ... in each zone (None: its subnet is not known),
     // with its tasks; the scale-in goes down to `needed`.
     let chosen = |layout: &[(Option<&str>, u32)], needed: u32| {
@@ -1666,16 +1682,7 @@ fn capacity_scale_in_keeps_the_zones_that_stay_balanced() {
 fn an_on_demand_subnet_goes_in_the_same_pass_as_its_last_instance() {
     // 2 tasks on i-1 and i-2 in zone a; i-3, in the on-demand subnet-b
     // (needed above 2 instances), is empty.
-    let world = || {
-        let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
-        if let Some(Ok(g)) = o.groups.get_mut(&gid) {
-            g.instances[2].tasks = Some(0);
-        }
-        let svc = svc_mut(&mut o);
-        svc.tasks.truncate(2);
-        (svc.desired_count, svc.running_count) = (2, 2);
-        (d, o, gid)
-    };
+    let world = third_instance_empty;
     fn group<'o>(o: &'o mut Observed, gid: &GroupId) -> &'o mut ObservedGroup {
         o.groups.get_mut(gid).and_then(|g| g.as_mut().ok()).expect("the group was read")
     }
@@ -1784,11 +1791,7 @@ fn capacity_scale_in_spares_stopping_tasks_and_deployments() {
     // 2 tasks on 3 instances (one per instance); i-3 is empty, the rest
     // wants 2: i-3 goes.
     let empty_third = || {
-        let (d, mut o, gid) = cluster_world(TaskCount::Fixed(2), 3);
-        if let Some(Ok(g)) = o.groups.get_mut(&gid) {
-            g.instances[2].tasks = Some(0);
-        }
-        svc_mut(&mut o).tasks.truncate(2);
+        let (d, o, _) = third_instance_empty();
         (d, o)
     };
     let (d, o) = empty_third();
@@ -2207,15 +2210,7 @@ mod drain {
     fn on_demand_zones_go_first_then_the_fullest_zone() {
         let mut s = service(TaskCount::Fixed(2));
         s.target_groups[0].propagation_lag = Duration::ZERO;
-        let cap = capacity(
-            "asg",
-            vec![
-                Zone::always_on("subnet-a", "us-east-2a"),
-                Zone::always_on("subnet-b", "us-east-2b"),
-                Zone::on_demand("subnet-c", "us-east-2c", 2),
-            ],
-            5,
-        );
+        let cap = three_zones(2, 5);
         let (d, mut o) = with_group(s, &cap, 5, 5, &["subnet-a", "subnet-b", "subnet-c"]);
         {
             let svc = svc_mut(&mut o);
@@ -2632,13 +2627,10 @@ mod drain {
     }
 }
 
-/// Issue 15 item 3: an instance in `Terminating:Wait` (ballast's hook) is
-/// drained step by step: its task's target out (with a heartbeat), then,
-/// after the propagation lag, DRAINING; the lifecycle action completes only
-/// once no task is left. The replacement ECS starts meanwhile is registered,
-/// not taken for a scale-in.
-#[test]
-fn a_terminating_instance_is_drained_then_completed() {
+/// A world with ballast's termination hook on an always-on group of
+/// `instances` instances holding `tasks` tasks (one each), ballast managing
+/// their protection, and instance `i-{terminating}` in `Terminating:Wait`.
+fn terminating_world(s: Service, tasks: u32, instances: u32, terminating: usize) -> (DesiredState, Observed, GroupId) {
     let hook = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
     let cap = Capacity {
         termination_hook: Some(hook.clone()),
@@ -2648,17 +2640,27 @@ fn a_terminating_instance_is_drained_then_completed() {
             2,
         )
     };
-    // A fourth instance, where ECS places the replacement.
-    let (d, mut o) = with_group(service(TaskCount::Fixed(3)), &cap, 3, 4, &["subnet-a"]);
+    let (d, mut o) = with_group(s, &cap, tasks, instances, &["subnet-a"]);
     // ballast manages the tasks' protection: the service's own drain runs.
     svc_mut(&mut o).protection = ProtectionRead::Read;
-    {
-        let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
-        g.termination_hook = Some(hook.clone());
-        let i = &mut g.instances[2];
-        i.lifecycle_state = Lifecycle::TerminatingWait;
-        i.container_instance = Some(crate::observed::ContainerInstance { arn: "arn:ci/3".into(), draining: false });
-    }
+    let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+    g.termination_hook = Some(hook);
+    let i = &mut g.instances[terminating - 1];
+    i.lifecycle_state = Lifecycle::TerminatingWait;
+    let arn = format!("arn:ci/{terminating}");
+    i.container_instance = Some(crate::observed::ContainerInstance { arn, draining: false });
+    (d, o, cap.group)
+}
+
+/// Issue 15 item 3: an instance in `Terminating:Wait` (ballast's hook) is
+/// drained step by step: its task's target out (with a heartbeat), then,
+/// after the propagation lag, DRAINING; the lifecycle action completes only
+/// once no task is left. The replacement ECS starts meanwhile is registered,
+/// not taken for a scale-in.
+#[test]
+fn a_terminating_instance_is_drained_then_completed() {
+    // A fourth instance, where ECS places the replacement.
+    let (d, mut o, gid) = terminating_world(service(TaskCount::Fixed(3)), 3, 4, 3);
     let of = |p: &Plan| p.changes.iter().map(|c| c.change.to_string()).collect::<Vec<_>>();
     let terminating = |p: &Plan| p.holds.iter().any(|h| matches!(h.reason, HoldReason::Terminating(_)));
 
@@ -2690,7 +2692,7 @@ fn a_terminating_instance_is_drained_then_completed() {
 
     // ECS stopped the task: the action completes.
     svc_mut(&mut o).tasks.retain(|t| t.instance_id.as_deref() != Some("i-3"));
-    let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
+    let g = o.groups.get_mut(&gid).unwrap().as_mut().unwrap();
     g.instances[2].tasks = Some(0);
     g.instances[2].container_instance.as_mut().unwrap().draining = true;
     let p = plan(&d, &o, p.memory, later + Duration::from_secs(15));
@@ -2707,31 +2709,14 @@ fn a_terminating_instance_is_drained_then_completed() {
 /// over an hour, its protection lapsed, and a deployment stopped it.)
 #[test]
 fn a_terminating_instance_task_the_floor_keeps_stays_protected() {
-    let hook = TerminationHook { heartbeat_timeout: Duration::from_secs(600), default_result: "CONTINUE".into() };
-    let cap = Capacity {
-        termination_hook: Some(hook.clone()),
-        ..capacity(
-            "ecsAutoScalingGroup",
-            vec![Zone { subnet: "subnet-a".into(), zone: None, mode: ZoneMode::AlwaysOn }],
-            2,
-        )
-    };
     let mut s = service(TaskCount::Fixed(2));
     for b in &mut s.target_groups {
         b.min_healthy = Some(2);
     }
-    let (d, mut o) = with_group(s, &cap, 2, 3, &["subnet-a"]);
-    svc_mut(&mut o).protection = ProtectionRead::Read;
+    let (d, mut o, _) = terminating_world(s, 2, 3, 2);
     // Both tasks protected for another 20 minutes: below the renewal threshold.
     for t in &mut svc_mut(&mut o).tasks {
         t.protected_until = Some(t0() + Duration::from_secs(20 * 60));
-    }
-    {
-        let g = o.groups.get_mut(&cap.group).unwrap().as_mut().unwrap();
-        g.termination_hook = Some(hook.clone());
-        let i = &mut g.instances[1];
-        i.lifecycle_state = Lifecycle::TerminatingWait;
-        i.container_instance = Some(crate::observed::ContainerInstance { arn: "arn:ci/2".into(), draining: false });
     }
     let p = plan(&d, &o, Memory::default(), t0());
     let protected: Vec<String> = p
