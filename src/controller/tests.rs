@@ -747,6 +747,9 @@ mod drain {
         Restart,
         Outage(u64),
         Deploy,
+        /// AWS terminates an instance of the group (the example declares
+        /// ballast's termination hook).
+        Terminate,
     }
 
     fn event() -> impl Strategy<Value = Event> {
@@ -758,6 +761,7 @@ mod drain {
             1 => Just(Event::Restart),
             1 => (10u64..180).prop_map(Event::Outage),
             1 => Just(Event::Deploy),
+            1 => Just(Event::Terminate),
         ]
     }
 
@@ -791,6 +795,10 @@ mod drain {
                             b.sim.set_unreachable(false);
                         }
                         Event::Deploy => b.sim.deploy(&id).unwrap(),
+                        Event::Terminate => {
+                            let group = b.ctl.desired().capacities[0].group.clone();
+                            b.sim.terminate_instances_by_aws(&group, 1, None).unwrap();
+                        }
                     }
                     run_for(&mut b, &id, 30).await?;
                 }
