@@ -501,7 +501,16 @@ impl super::Planner<'_> {
                                     .map(|h| format!("{key}: {}", h.message())),
                             );
                         }
-                        // A deployment's surge needs instances too.
+                        // A deployment's surge needs instances too; while a
+                        // bound group is unread its hand-over (and so the
+                        // room its new tasks need) cannot be planned.
+                        if o.deploying && self.bound_groups(svc).len() < svc.target_groups.len() {
+                            undecided.push(format!(
+                                "{}: the deployment's new tasks cannot be planned while a bound target group is \
+                                 unread",
+                                ResourceKey::service(&svc.id)
+                            ));
+                        }
                         tasks += decided.target.unwrap_or(o.desired_count) + decided.surge + decided.by_ecs;
                         sizes.extend(o.task_size);
                         if o.deploying {
