@@ -73,6 +73,12 @@ pub const PROTECTION_MINUTES: u32 = 60;
 /// Protection is renewed once less than this is left.
 pub const RENEW_BELOW: Duration = Duration::from_secs(30 * 60);
 
+/// Whether the task's protection must be renewed this pass: none, or it
+/// ends within [`RENEW_BELOW`].
+pub fn protection_due(task: &ObservedTask, now: SystemTime) -> bool {
+    task.protected_until.is_none_or(|until| until < now + RENEW_BELOW)
+}
+
 /// Every task that stays must be protected at least this much longer when
 /// the desired count drops: ECS acts on the new count at once.
 const PROTECTED_MARGIN: Duration = Duration::from_secs(60);
@@ -223,7 +229,7 @@ pub fn plan_drain(input: &DrainInput<'_>, since: &mut BTreeMap<String, SystemTim
     let staying: Vec<&ObservedTask> =
         live.iter().copied().filter(|t| !chosen_arns.contains(t.arn.as_str()) && carries_traffic(t)).collect();
     for t in &staying {
-        if t.protected_until.is_none_or(|until| until < now + RENEW_BELOW) {
+        if protection_due(t, now) {
             out.protect.push(t.arn.clone());
         }
     }
@@ -494,7 +500,7 @@ pub fn settled(service: &ObservedService, now: SystemTime) -> bool {
     let live = service.tasks.iter().filter(|t| t.desired_status == TaskStatus::Running);
     !service.deploying
         && live.clone().count() as u32 <= service.desired_count
-        && live.filter(|t| t.is_serving()).all(|t| t.protected_until.is_some_and(|u| u >= now + RENEW_BELOW))
+        && live.filter(|t| t.is_serving()).all(|t| !protection_due(t, now))
 }
 
 /// While a scale-in waits for an input it needs, the serving tasks already

@@ -110,7 +110,7 @@ pub fn plan_instance(
             out.leaving.entry(view.id.clone()).or_default().insert(t.arn.clone());
             let route = routing(t, &view.groups);
             let serving = matches!(route, Routing::Routed | Routing::Draining);
-            if serving && t.protected_until.is_none_or(|until| until < now + drain::RENEW_BELOW) {
+            if serving && drain::protection_due(t, now) {
                 out.protect.entry(view.id.clone()).or_default().push(t.arn.clone());
             }
             let drained = match route {
